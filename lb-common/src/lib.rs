@@ -1,0 +1,329 @@
+//! Keys, values and constants shared by the XDP program (`lb-ebpf`) and the
+//! daemon (`lb-userspace`).
+//!
+//! Every type is `#[repr(C)]` and derives `bytemuck::Pod`, which refuses hidden
+//! padding: padding is an explicit `_pad` field, and each layout is pinned by a
+//! size assertion so the kernel and userspace can never disagree silently.
+//!
+//! Addresses: an IPv4 address occupies `addr[0]` with `addr[1..4]` zero, an IPv6
+//! address all four words; both in network byte order, exactly as the bytes
+//! stand in the packet. `family` tells the two apart (`FAMILY_V4`/`FAMILY_V6`).
+//! Ports are network byte order too.
+#![no_std]
+
+use core::mem::size_of;
+
+use bytemuck::{Pod, Zeroable};
+
+/// Slots in one Maglev lookup table. Prime, as Maglev requires; 65537 keeps the
+/// imbalance between reals well under 1% for up to a few hundred reals.
+pub const RING_SIZE: u32 = 65537;
+/// Default number of services (VIP, port, protocol); raised at load time.
+pub const MAX_SERVICES: u32 = 64;
+/// Default number of real servers over all services; raised at load time.
+pub const MAX_REALS: u32 = 4096;
+/// Default size of the flow table (LRU).
+pub const MAX_FLOWS: u32 = 1 << 20;
+/// Default size of the source-IP persistence table (LRU).
+pub const MAX_PERSIST: u32 = 1 << 18;
+/// Default number of IP datagrams whose later fragments can be followed (LRU).
+pub const MAX_FRAGMENTS: u32 = 1 << 14;
+
+/// A ring slot holding no real: the service has no real that takes new flows.
+pub const NO_REAL: u32 = u32::MAX;
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Map names, as the XDP object declares them.
+pub mod maps {
+    pub const SERVICES: &str = "SERVICES";
+    pub const RINGS: &str = "RINGS";
+    pub const REALS: &str = "REALS";
+    pub const FLOWS: &str = "FLOWS";
+    pub const PERSIST: &str = "PERSIST";
+    pub const FRAGMENTS: &str = "FRAGMENTS";
+    pub const SERVICE_STATS: &str = "SERVICE_STATS";
+    pub const REAL_STATS: &str = "REAL_STATS";
+    pub const REASON_STATS: &str = "REASON_STATS";
+}
+
+/// Key of `SERVICES`. `port` 0 means every port of the VIP.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct ServiceKey {
+    /// VIP, network byte order (see the crate docs for IPv4).
+    pub addr: [u32; 4],
+    /// Network byte order; 0 = all ports.
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+const _: () = assert!(size_of::<ServiceKey>() == 20);
+
+/// Value of `SERVICES`.
+///
+/// The daemon publishes a new Maglev table by writing it into the ring that is
+/// not in use and then replacing this value with `ring` pointing at it; a hash
+/// map update swaps the whole value at once, so the XDP program reads either
+/// the old table or the new one, never a mix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Service {
+    /// Index into `SERVICE_STATS`, unique per service.
+    pub id: u32,
+    /// The ring in use: `RINGS[ring * RING_SIZE .. (ring + 1) * RING_SIZE]`.
+    pub ring: u32,
+    /// Source-IP persistence in seconds (LVS `persistence_timeout`); 0 = off.
+    pub persist_timeout_s: u32,
+}
+const _: () = assert!(size_of::<Service>() == 12);
+
+/// The two rings of service `id`: it alternates between them.
+pub const fn rings_of(id: u32) -> [u32; 2] {
+    [id * 2, id * 2 + 1]
+}
+
+/// Value of `REALS`, indexed by the real's number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Real {
+    pub mac: [u8; 6],
+    /// `REAL_UP` when the real may receive packets (healthy and MAC known).
+    pub flags: u16,
+}
+const _: () = assert!(size_of::<Real>() == 8);
+
+pub const REAL_UP: u16 = 1;
+
+/// Key of `FLOWS`: the packet's 5-tuple as it arrives from the client.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct FlowKey {
+    /// Network byte order.
+    pub src: [u32; 4],
+    /// Network byte order.
+    pub dst: [u32; 4],
+    /// Network byte order.
+    pub sport: u16,
+    /// Network byte order.
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<FlowKey>() == 40);
+
+impl FlowKey {
+    /// The hash that indexes a service's Maglev ring. Userspace computes the
+    /// same one to explain where a flow goes.
+    #[inline(always)]
+    pub fn hash(&self) -> u32 {
+        let w = [
+            self.src[0],
+            self.src[1],
+            self.src[2],
+            self.src[3],
+            self.dst[0],
+            self.dst[1],
+            self.dst[2],
+            self.dst[3],
+            (self.sport as u32) << 16 | self.dport as u32,
+            (self.proto as u32) << 8 | self.family as u32,
+        ];
+        let mut h: u32 = 0x9747_b28c;
+        let mut i = 0;
+        while i < w.len() {
+            h = (h ^ w[i]).wrapping_mul(0x5bd1_e995);
+            h ^= h >> 15;
+            i += 1;
+        }
+        fmix32(h)
+    }
+}
+
+/// MurmurHash3's finaliser: every input bit affects every output bit.
+#[inline(always)]
+pub const fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// Value of `FLOWS` and `PERSIST`: which real a flow or a client is bound to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Binding {
+    pub real: u32,
+    /// `FLOW_CLOSING` once a TCP FIN or RST has been seen (flows only).
+    pub flags: u32,
+    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE) of the last packet,
+    /// refreshed at most once per `TOUCH_INTERVAL_NS` to spare cache lines.
+    pub last_seen_ns: u64,
+}
+const _: () = assert!(size_of::<Binding>() == 16);
+
+pub const FLOW_CLOSING: u32 = 1;
+pub const TOUCH_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Key of `PERSIST`: one client of one service.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct PersistKey {
+    /// Network byte order.
+    pub client: [u32; 4],
+    pub service: u32,
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(size_of::<PersistKey>() == 24);
+
+/// Key of `FRAGMENTS`: one fragmented IP datagram.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+pub struct FragmentKey {
+    /// Network byte order.
+    pub src: [u32; 4],
+    /// Network byte order.
+    pub dst: [u32; 4],
+    /// IPv4 identification (widened) or IPv6 fragment header identification.
+    pub id: u32,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(size_of::<FragmentKey>() == 40);
+
+/// Value of `FRAGMENTS`: the ports the first fragment carried.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FragmentPorts {
+    /// Network byte order.
+    pub sport: u16,
+    /// Network byte order.
+    pub dport: u16,
+}
+const _: () = assert!(size_of::<FragmentPorts>() == 4);
+
+/// Per-CPU counters of `SERVICE_STATS`, `REAL_STATS` and `REASON_STATS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Flows (or persistence bindings) created; unused in `REASON_STATS`.
+    pub new_flows: u64,
+}
+const _: () = assert!(size_of::<Counters>() == 24);
+
+/// Why the XDP program returned what it did: the index into `REASON_STATS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Sent to a real server (`XDP_TX`).
+    Forwarded = 0,
+    /// An ICMP error about a VIP flow, sent to the real that owns the flow.
+    ForwardedIcmpError,
+    /// Not IPv4 or IPv6 (ARP, LLDP, ...): `XDP_PASS`.
+    PassNotIp,
+    /// IP, but not for a configured service (the node's own traffic, VRRP,
+    /// other ports, ICMP that is not an error about a VIP flow): `XDP_PASS`.
+    PassNotService,
+    /// For a service, but no real can take it (all down, MAC unknown): `XDP_PASS`.
+    PassNoReal,
+    /// A later fragment whose first fragment was not seen: `XDP_PASS`.
+    PassFragment,
+    /// IPv6 extension headers beyond what the program follows: `XDP_PASS`.
+    PassExtHeaders,
+    /// Truncated or inconsistent headers: `XDP_PASS`, the kernel drops them
+    /// and counts them in its own statistics.
+    PassMalformed,
+}
+
+impl Reason {
+    pub const COUNT: u32 = 8;
+    pub const ALL: [Reason; Reason::COUNT as usize] = [
+        Reason::Forwarded,
+        Reason::ForwardedIcmpError,
+        Reason::PassNotIp,
+        Reason::PassNotService,
+        Reason::PassNoReal,
+        Reason::PassFragment,
+        Reason::PassExtHeaders,
+        Reason::PassMalformed,
+    ];
+
+    /// A name for metrics and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::Forwarded => "forwarded",
+            Reason::ForwardedIcmpError => "forwarded_icmp_error",
+            Reason::PassNotIp => "pass_not_ip",
+            Reason::PassNotService => "pass_not_service",
+            Reason::PassNoReal => "pass_no_real",
+            Reason::PassFragment => "pass_fragment",
+            Reason::PassExtHeaders => "pass_ext_headers",
+            Reason::PassMalformed => "pass_malformed",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+
+    // SAFETY: all of these are `Pod` (checked by bytemuck's derive: no padding,
+    // every bit pattern valid), which is what aya::Pod requires.
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for Real {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for Binding {}
+    unsafe impl aya::Pod for PersistKey {}
+    unsafe impl aya::Pod for FragmentKey {}
+    unsafe impl aya::Pod for FragmentPorts {}
+    unsafe impl aya::Pod for Counters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_table_is_complete_and_ordered() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn flow_hash_depends_on_every_field() {
+        let base = FlowKey {
+            src: [0x0a00_0001, 0, 0, 0],
+            dst: [0x0a00_0064, 0, 0, 0],
+            sport: 1234,
+            dport: 80,
+            proto: PROTO_TCP,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        };
+        let h = base.hash();
+        let variants = [
+            FlowKey { src: [0x0a00_0002, 0, 0, 0], ..base },
+            FlowKey { dst: [0x0a00_0065, 0, 0, 0], ..base },
+            FlowKey { sport: 1235, ..base },
+            FlowKey { dport: 81, ..base },
+            FlowKey { proto: PROTO_UDP, ..base },
+            FlowKey { family: FAMILY_V6, ..base },
+        ];
+        for v in variants {
+            assert_ne!(v.hash(), h, "{v:?}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers shared by the kernel and end-to-end tests.
