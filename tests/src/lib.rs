@@ -1,1 +1,4 @@
-//! Helpers shared by the kernel and end-to-end tests.
+//! Helpers shared by the kernel (`BPF_PROG_TEST_RUN`) tests, the end-to-end
+//! tests in network namespaces, the demo and the data-plane benchmark.
+
+pub mod packet;

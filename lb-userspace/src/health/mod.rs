@@ -1,0 +1,1 @@
+//! Real-server health checks (keepalived TCP_CHECK, HTTP_GET, MISC_CHECK).

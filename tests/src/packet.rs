@@ -1,0 +1,1 @@
+//! Packet builders for the kernel tests and the benchmark.
