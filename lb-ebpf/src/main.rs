@@ -1,11 +1,100 @@
+//! xdpvs: a layer-4 load balancer in direct-routing mode.
+//!
+//! A packet for a service (VIP, port, protocol) keeps its IP and transport
+//! headers; only the Ethernet addresses change: source = our MAC (the frame's
+//! old destination), destination = the chosen real server, and it leaves by
+//! `XDP_TX`. Everything else goes to the kernel stack with `XDP_PASS`. Every
+//! verdict is counted in `REASON_STATS` under its `Reason`.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+mod balance;
+mod fragments;
+mod maps;
+mod parse;
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::xdp,
+    maps::PerCpuArray,
+    programs::XdpContext,
+};
+use lb_common::{Counters, Reason};
+
+use crate::maps::{REAL_STATS, REASON_STATS, SERVICE_STATS};
 
 #[xdp]
-pub fn xdpvs(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
+pub fn xdpvs(ctx: XdpContext) -> u32 {
+    match try_balance(&ctx) {
+        Ok(action) => action,
+        Err(()) => xdp_action::XDP_ABORTED,
+    }
+}
+
+/// `Err` only when `REASON_STATS` lacks a reason's slot: the object and
+/// `lb_common` disagree, which `XDP_ABORTED` makes visible in the
+/// `xdp:xdp_exception` tracepoint.
+#[inline(always)]
+fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
+    let (action, reason) = match forward(ctx) {
+        Ok(reason) => (xdp_action::XDP_TX, reason),
+        Err(reason) => (xdp_action::XDP_PASS, reason),
+    };
+    let stats = REASON_STATS.get_ptr_mut(reason as u32).ok_or(())?;
+    // SAFETY: this CPU's slot of a per-CPU map; nothing else writes it now.
+    unsafe { count(stats, frame_len(ctx), false) };
+    Ok(action)
+}
+
+/// Rewrites the frame for its real server; `Err` carries the pass reason.
+#[inline(always)]
+fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
+    let mut pkt = parse::packet(ctx)?;
+    let d = balance::balance(&mut pkt)?;
+    let start = ctx.data();
+    if start + 12 > ctx.data_end() {
+        return Err(Reason::PassMalformed);
+    }
+    let macs = start as *mut [u8; 6];
+    // SAFETY: both addresses are inside the frame (checked just above).
+    unsafe {
+        *macs.add(1) = *macs;
+        *macs = d.mac;
+    }
+    let len = frame_len(ctx);
+    // A service id or real number beyond the stats maps is a daemon bug that
+    // must not stop traffic: those packets just go uncounted.
+    count_at(&SERVICE_STATS, d.service_id, len, d.new_flow);
+    count_at(&REAL_STATS, d.real, len, d.new_flow);
+    Ok(if pkt.icmp_error {
+        Reason::ForwardedIcmpError
+    } else {
+        Reason::Forwarded
+    })
+}
+
+#[inline(always)]
+fn frame_len(ctx: &XdpContext) -> u64 {
+    (ctx.data_end() - ctx.data()) as u64
+}
+
+#[inline(always)]
+fn count_at(map: &PerCpuArray<Counters>, index: u32, len: u64, new_flow: bool) {
+    if let Some(c) = map.get_ptr_mut(index) {
+        // SAFETY: this CPU's slot of a per-CPU map.
+        unsafe { count(c, len, new_flow) };
+    }
+}
+
+/// # Safety
+/// `c` must point to this CPU's slot of a per-CPU counters map.
+#[inline(always)]
+unsafe fn count(c: *mut Counters, len: u64, new_flow: bool) {
+    // SAFETY: guaranteed by the caller.
+    let c = unsafe { &mut *c };
+    c.packets += 1;
+    c.bytes += len;
+    c.new_flows += new_flow as u64;
 }
 
 #[cfg(not(test))]

@@ -1,9 +1,14 @@
 //! xdpvs userspace: configuration, control plane and the data plane's driver.
 //!
-//! The pure parts (`config`, `maglev`, `vrrp` state machine and codec, health
-//! hysteresis) do no I/O and read no clock; the rest drives them.
+//! The pure parts (`config`, `maglev`, `dataplane::reconcile`, the `vrrp`
+//! state machine and codec, health hysteresis) do no I/O and read no clock;
+//! the rest drives them.
 
+pub mod api;
 pub mod config;
+pub mod daemon;
+pub mod dataplane;
 pub mod health;
 pub mod maglev;
+pub mod neighbour;
 pub mod vrrp;

@@ -1,1 +1,196 @@
-fn main() {}
+//! `cargo xtask`: builds, tests, runs, demonstrates and benchmarks xdpvs,
+//! installing what each step needs first.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Build, test and run xdpvs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the XDP object (lb-ebpf) and the benchmark baseline.
+    BuildEbpf,
+    /// Build the XDP object and a release `target/release/xdpvs` that embeds it.
+    Build,
+    /// Build, then run `xdpvs ARGS` (needs root or CAP_BPF + CAP_NET_ADMIN).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Every test: unit, kernel (BPF_PROG_TEST_RUN) and end-to-end (root).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The whole system in network namespaces, with a built-in config (root).
+    Demo,
+    /// Data-plane ns/packet beside a MAC-swap baseline (root).
+    Bench,
+}
+
+fn main() {
+    if let Err(e) = dispatch(Cli::parse().command) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(task: Task) -> Result<()> {
+    match task {
+        Task::BuildEbpf => {
+            let objects = build_ebpf()?;
+            println!("{}", objects.xdpvs.display());
+            Ok(())
+        }
+        Task::Build => build().map(drop),
+        Task::Run { args } => {
+            let artifacts = build()?;
+            let status = Command::new(&artifacts.xdpvs).args(&args).status()?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Test { args } => test(&args),
+        Task::Demo => tests_binary("demo"),
+        Task::Bench => tests_binary("bench"),
+    }
+}
+
+/// The XDP objects: the balancer, the benchmark baseline, and the pass-through
+/// program test topologies put on veth peers.
+struct Objects {
+    xdpvs: PathBuf,
+    baseline: PathBuf,
+    pass: PathBuf,
+}
+
+struct Artifacts {
+    objects: Objects,
+    xdpvs: PathBuf,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+pub fn step(what: &str) {
+    eprintln!("xtask: {what}");
+}
+
+pub fn cmd(program: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args);
+    c
+}
+
+pub fn run(mut c: Command) -> Result<()> {
+    let status = c
+        .status()
+        .with_context(|| format!("could not start {:?}", c.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed ({status})", c.get_program());
+    }
+    Ok(())
+}
+
+fn build_ebpf() -> Result<Objects> {
+    setup::rust_src()?;
+    setup::bpf_linker()?;
+    step("building the XDP program (lb-ebpf, bpfel-unknown-none)");
+    let root = root();
+    let target_dir = root.join("target/ebpf");
+    let mut c = cmd(
+        "cargo",
+        &[
+            "+nightly",
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "lb-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ],
+    );
+    c.arg("--target-dir").arg(&target_dir).current_dir(&root);
+    // The outer `cargo xtask` sets these for the stable toolchain; the nested
+    // nightly build must pick its own.
+    for var in ["RUSTC", "RUSTUP_TOOLCHAIN", "CARGO"] {
+        c.env_remove(var);
+    }
+    run(c).context("building lb-ebpf")?;
+    let out = target_dir.join("bpfel-unknown-none/release");
+    Ok(Objects {
+        xdpvs: out.join("lb-ebpf"),
+        baseline: out.join("mac-swap"),
+        pass: out.join("xdp-pass"),
+    })
+}
+
+fn build() -> Result<Artifacts> {
+    let objects = build_ebpf()?;
+    step("building target/release/xdpvs with the XDP program embedded");
+    let mut c = cmd("cargo", &["build", "--quiet", "--release", "--package", "lb-userspace"]);
+    c.env("XDPVS_EBPF_OBJECT", &objects.xdpvs).current_dir(root());
+    run(c)?;
+    Ok(Artifacts {
+        objects,
+        xdpvs: root().join("target/release/xdpvs"),
+    })
+}
+
+fn with_artifacts(c: &mut Command, a: &Artifacts) {
+    c.env("XDPVS_EBPF_OBJECT", &a.objects.xdpvs)
+        .env("XDPVS_BASELINE_OBJECT", &a.objects.baseline)
+        .env("XDPVS_PASS_OBJECT", &a.objects.pass)
+        .env("XDPVS_BIN", &a.xdpvs)
+        .current_dir(root());
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    setup::packages(setup::TEST_PACKAGES)?;
+    let artifacts = build()?;
+    if !is_root() {
+        step("not root: the kernel and end-to-end tests will say they are skipped");
+    }
+    step("running every test (unit, kernel, end to end)");
+    let mut c = cmd("cargo", &["test", "--workspace", "--exclude", "lb-ebpf"]);
+    c.args(extra);
+    with_artifacts(&mut c, &artifacts);
+    run(c).context("tests failed")
+}
+
+fn tests_binary(name: &str) -> Result<()> {
+    setup::packages(setup::TEST_PACKAGES)?;
+    let artifacts = build()?;
+    if !is_root() {
+        bail!("`cargo xtask {name}` needs root (network namespaces, BPF)");
+    }
+    step(&format!("building and running the {name}"));
+    let mut c = cmd("cargo", &["run", "--quiet", "--release", "--package", "tests", "--bin", name]);
+    with_artifacts(&mut c, &artifacts);
+    run(c)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}

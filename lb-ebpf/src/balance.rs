@@ -1,0 +1,186 @@
+//! Choosing the real: service lookup, then the flow table, then source-IP
+//! persistence, then the service's Maglev ring.
+
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use lb_common::{
+    Binding, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_UP, RING_SIZE, Reason, Service,
+    ServiceKey, TOUCH_INTERVAL_NS,
+};
+
+use crate::{
+    fragments,
+    maps::{FLOWS, PERSIST, REALS, RINGS, SERVICES},
+    parse::{Fragment, Packet},
+};
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// Where a packet goes.
+pub struct Decision {
+    pub real: u32,
+    pub mac: [u8; 6],
+    pub service_id: u32,
+    pub new_flow: bool,
+}
+
+/// CLOCK_MONOTONIC_COARSE, as `Binding::last_seen_ns` documents: a tick's
+/// precision is plenty for timeouts in seconds and it is cheaper to read.
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: a helper without arguments, allowed in XDP programs.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// The service for the packet's destination: exact port first, then port 0.
+#[inline(always)]
+fn service(key: &FlowKey) -> Option<Service> {
+    let mut skey = ServiceKey {
+        addr: key.dst,
+        port: key.dport,
+        proto: key.proto,
+        family: key.family,
+    };
+    if let Some(s) = SERVICES.get_ptr(skey) {
+        // SAFETY: a pointer to a live map value, copied at once (12 bytes).
+        return Some(unsafe { *s });
+    }
+    skey.port = 0;
+    // SAFETY: as above.
+    SERVICES.get_ptr(skey).map(|s| unsafe { *s })
+}
+
+/// The MAC address of real `real` if it may receive packets.
+#[inline(always)]
+fn up_real(real: u32) -> Option<[u8; 6]> {
+    let r = REALS.get(real)?;
+    (r.flags & REAL_UP != 0).then_some(r.mac)
+}
+
+/// Balances a parsed packet. Data packets create flow and persistence entries;
+/// ICMP errors and later fragments only follow existing state.
+#[inline(always)]
+pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+    if let Fragment::Later(id) = pkt.fragment {
+        fragments::fill_later(&mut pkt.key, id)?;
+    }
+    let key = &pkt.key;
+    let svc = service(key).ok_or(Reason::PassNotService)?;
+    if let Fragment::First(id) = pkt.fragment {
+        fragments::record_first(key, id);
+    }
+    let now = now_ns();
+
+    if let Some(flow) = FLOWS.get_ptr_mut(key) {
+        // SAFETY: a pointer to a live map value. Concurrent writers on other
+        // CPUs write whole fields of the same flow; a lost update of
+        // `last_seen_ns` or `flags` is harmless.
+        let flow = unsafe { &mut *flow };
+        if let Some(mac) = up_real(flow.real) {
+            if !pkt.icmp_error {
+                touch(flow, &svc, key, now, pkt.closing);
+            }
+            return Ok(Decision {
+                real: flow.real,
+                mac,
+                service_id: svc.id,
+                new_flow: false,
+            });
+        }
+        // The real went down: pick again below and overwrite the entry.
+    }
+
+    let record = !pkt.icmp_error && matches!(pkt.fragment, Fragment::No | Fragment::First(_));
+    let (real, mac) = pick(&svc, key, now, record)?;
+    let mut new_flow = false;
+    if record {
+        let binding = Binding {
+            real,
+            flags: if pkt.closing { FLOW_CLOSING } else { 0 },
+            last_seen_ns: now,
+        };
+        new_flow = FLOWS.insert(key, binding, 0).is_ok();
+    }
+    Ok(Decision {
+        real,
+        mac,
+        service_id: svc.id,
+        new_flow,
+    })
+}
+
+/// Keeps an established flow (and its client's persistence) fresh, writing
+/// only when something changes so the cache line stays shared between CPUs.
+#[inline(always)]
+fn touch(flow: &mut Binding, svc: &Service, key: &FlowKey, now: u64, closing: bool) {
+    if now.wrapping_sub(flow.last_seen_ns) > TOUCH_INTERVAL_NS {
+        flow.last_seen_ns = now;
+        if svc.persist_timeout_s != 0
+            && let Some(p) = PERSIST.get_ptr_mut(persist_key(key, svc))
+        {
+            // SAFETY: a pointer to a live map value; one u64 store.
+            unsafe { (*p).last_seen_ns = now };
+        }
+    }
+    if closing && flow.flags & FLOW_CLOSING == 0 {
+        flow.flags |= FLOW_CLOSING;
+    }
+}
+
+#[inline(always)]
+fn persist_key(key: &FlowKey, svc: &Service) -> PersistKey {
+    PersistKey {
+        client: key.src,
+        service: svc.id,
+        family: key.family,
+        _pad: [0; 3],
+    }
+}
+
+/// A real for a flow the table does not know (or whose real is down):
+/// the client's persistence binding if fresh and up, else the ring.
+#[inline(always)]
+fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, [u8; 6]), Reason> {
+    if svc.persist_timeout_s == 0 {
+        return ring_pick(svc, key);
+    }
+    let pkey = persist_key(key, svc);
+    if let Some(p) = PERSIST.get_ptr_mut(pkey) {
+        // SAFETY: a pointer to a live map value.
+        let p = unsafe { &mut *p };
+        let timeout_ns = svc.persist_timeout_s as u64 * NS_PER_S;
+        if now.wrapping_sub(p.last_seen_ns) < timeout_ns
+            && let Some(mac) = up_real(p.real)
+        {
+            if record {
+                p.last_seen_ns = now;
+            }
+            return Ok((p.real, mac));
+        }
+    }
+    let (real, mac) = ring_pick(svc, key)?;
+    if record {
+        let binding = Binding {
+            real,
+            flags: 0,
+            last_seen_ns: now,
+        };
+        // Failing only loses stickiness for this client's next flow.
+        let _ = PERSIST.insert(pkey, binding, 0);
+    }
+    Ok((real, mac))
+}
+
+/// The Maglev slot for the flow's hash in the service's current ring.
+#[inline(always)]
+fn ring_pick(svc: &Service, key: &FlowKey) -> Result<(u32, [u8; 6]), Reason> {
+    let slot = svc
+        .ring
+        .wrapping_mul(RING_SIZE)
+        .wrapping_add(key.hash() % RING_SIZE);
+    let real = *RINGS.get(slot).ok_or(Reason::PassNoReal)?;
+    if real == NO_REAL {
+        return Err(Reason::PassNoReal);
+    }
+    let mac = up_real(real).ok_or(Reason::PassNoReal)?;
+    Ok((real, mac))
+}

@@ -1,0 +1,55 @@
+//! Every map of the XDP program. Names are the `lb_common::maps` constants
+//! (the `#[map]` macro names a map after its static); sizes are the
+//! `lb_common` defaults, which the daemon may raise at load time.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use lb_common::{
+    Binding, Counters, FlowKey, FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS,
+    MAX_PERSIST, MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Reason, Real, Service,
+    ServiceKey,
+};
+
+/// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
+/// Written only by the daemon.
+#[map]
+pub static SERVICES: HashMap<ServiceKey, Service> = HashMap::with_max_entries(MAX_SERVICES, 0);
+
+/// Two Maglev tables per service, back to back: slot `i` of ring `r` is
+/// `RINGS[r * RING_SIZE + i]`, holding a `REALS` index or `NO_REAL`.
+#[map]
+pub static RINGS: Array<u32> = Array::with_max_entries(MAX_SERVICES * 2 * RING_SIZE, 0);
+
+/// Real servers by number: MAC address and `REAL_UP`.
+#[map]
+pub static REALS: Array<Real> = Array::with_max_entries(MAX_REALS, 0);
+
+/// Connection table: the arriving 5-tuple to its real. LRU, so idle flows age
+/// out under pressure without a sweeper.
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, Binding> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+
+/// Source-IP persistence: (client, service) to the real chosen for it.
+#[map]
+pub static PERSIST: LruHashMap<PersistKey, Binding> =
+    LruHashMap::with_max_entries(MAX_PERSIST, 0);
+
+/// Ports of fragmented datagrams, recorded from the first fragment so the
+/// later ones (which carry no L4 header) follow it.
+#[map]
+pub static FRAGMENTS: LruHashMap<FragmentKey, FragmentPorts> =
+    LruHashMap::with_max_entries(MAX_FRAGMENTS, 0);
+
+/// Per-service counters, indexed by `Service::id`.
+#[map]
+pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
+
+/// Per-real counters, indexed like `REALS`.
+#[map]
+pub static REAL_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_REALS, 0);
+
+/// Per-verdict counters, indexed by `Reason`.
+#[map]
+pub static REASON_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(Reason::COUNT, 0);

@@ -1,0 +1,24 @@
+//! Embeds the XDP object that `cargo xtask build` passes in `XDPVS_EBPF_OBJECT`.
+//!
+//! Without it the binary still builds for unit tests and clippy, and then needs
+//! `--bpf-object FILE` at run time; a release build without it is refused, so an
+//! xdpvs with no data plane can never be shipped by accident.
+
+use std::{env, path::Path};
+
+fn main() {
+    println!("cargo::rerun-if-env-changed=XDPVS_EBPF_OBJECT");
+    println!("cargo::rustc-check-cfg=cfg(xdpvs_embedded)");
+    match env::var("XDPVS_EBPF_OBJECT") {
+        Ok(path) if Path::new(&path).is_file() => {
+            println!("cargo::rerun-if-changed={path}");
+            println!("cargo::rustc-env=XDPVS_EBPF_OBJECT={path}");
+            println!("cargo::rustc-cfg=xdpvs_embedded");
+        }
+        Ok(path) => panic!("XDPVS_EBPF_OBJECT={path} is not a file: run `cargo xtask build-ebpf`"),
+        Err(_) if env::var("PROFILE").as_deref() == Ok("release") => panic!(
+            "a release xdpvs must embed its XDP program: build it with `cargo xtask build`"
+        ),
+        Err(_) => {}
+    }
+}

@@ -1,0 +1,150 @@
+//! `ipvsadm -L -n` layouts, column for column, so scripts that parse
+//! ipvsadm's output keep working against xdpvs.
+
+use std::{fmt::Write as _, net::IpAddr};
+
+use super::protocol::ServiceStatus;
+
+/// ipvsadm prints this version; scripts match on the header line.
+const HEADER: &str = "IP Virtual Server version 1.2.1";
+
+fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// `ipvsadm -L -n`.
+pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
+    let mut out = format!("{HEADER} (size={table_size})\n");
+    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    for s in services {
+        let _ = write!(out, "{}  {} {}", s.protocol, endpoint(s.vip, s.port), s.scheduler);
+        if s.persistence_timeout > 0 {
+            let _ = write!(out, " persistent {}", s.persistence_timeout);
+        }
+        out.push('\n');
+        for r in &s.reals {
+            // A real that is down is not in IPVS's table at all.
+            if !r.healthy {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                endpoint(r.addr, r.port),
+                "Route",
+                r.weight,
+                r.active_flows,
+                r.inactive_flows
+            );
+        }
+    }
+    out
+}
+
+/// `ipvsadm -L -n --stats`. Out* columns are 0: in direct routing the replies
+/// never cross the balancer.
+pub fn stats(services: &[ServiceStatus], table_size: u32) -> String {
+    let mut out = format!("{HEADER} (size={table_size})\n");
+    out.push_str("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n");
+    out.push_str("  -> RemoteAddress:Port\n");
+    let row = |out: &mut String, name: String, t: &super::protocol::Traffic| {
+        let _ = write!(out, "{name:<33}");
+        for n in [t.new_flows, t.packets, 0, t.bytes, 0] {
+            out.push_str(&large(n));
+        }
+        out.push('\n');
+    };
+    for s in services {
+        row(&mut out, format!("{}  {}", s.protocol, endpoint(s.vip, s.port)), &s.traffic);
+        for r in s.reals.iter().filter(|r| r.healthy) {
+            row(&mut out, format!("  -> {}", endpoint(r.addr, r.port)), &r.traffic);
+        }
+    }
+    out
+}
+
+/// ipvsadm's 9-column numbers: exact below 10^8, then K, M, G, T.
+fn large(n: u64) -> String {
+    const STEPS: [(u64, u64, char); 4] = [
+        (1_000_000_000, 1_000, 'K'),
+        (100_000_000_000, 1_000_000, 'M'),
+        (100_000_000_000_000, 1_000_000_000, 'G'),
+        (u64::MAX, 1_000_000_000_000, 'T'),
+    ];
+    if n < 100_000_000 {
+        return format!("{n:>9}");
+    }
+    let (_, div, unit) = STEPS.iter().find(|(below, _, _)| n < *below).copied().unwrap_or(STEPS[3]);
+    format!("{:>8}{unit}", n / div)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{super::protocol::*, *};
+
+    fn sample() -> Vec<ServiceStatus> {
+        let real = |addr: &str, weight, flows, packets, bytes| RealStatus {
+            addr: addr.parse().unwrap(),
+            port: 80,
+            weight,
+            healthy: true,
+            mac: None,
+            active_flows: flows,
+            inactive_flows: 0,
+            traffic: Traffic { packets, bytes, new_flows: flows },
+        };
+        vec![ServiceStatus {
+            protocol: "TCP".into(),
+            vip: "10.95.84.63".parse().unwrap(),
+            port: 80,
+            scheduler: "wlc".into(),
+            persistence_timeout: 0,
+            traffic: Traffic { packets: 36, bytes: 2464, new_flows: 6 },
+            reals: vec![real("10.95.84.69", 1, 2, 12, 825), real("10.95.84.74", 2, 4, 24, 1639)],
+        }]
+    }
+
+    #[test]
+    fn list_matches_ipvsadm_columns() {
+        let text = list(&sample(), 4096);
+        let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  10.95.84.63:80 wlc\n\
+  -> 10.95.84.69:80               Route   1      2          0         \n\
+  -> 10.95.84.74:80               Route   2      4          0         \n";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn stats_matches_ipvsadm_columns() {
+        let text = stats(&sample(), 4096);
+        let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
+  -> RemoteAddress:Port\n\
+TCP  10.95.84.63:80                      6       36        0     2464        0\n\
+  -> 10.95.84.69:80                      2       12        0      825        0\n\
+  -> 10.95.84.74:80                      4       24        0     1639        0\n";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn large_numbers_use_ipvsadm_units() {
+        assert_eq!(large(99_999_999), " 99999999");
+        assert_eq!(large(1_030_000_000), "    1030M");
+        assert_eq!(large(863_494_000), "  863494K");
+        assert_eq!(large(150_000_000_000), "     150G");
+    }
+
+    #[test]
+    fn persistent_services_show_the_flag_and_v6_is_bracketed() {
+        let mut s = sample();
+        s[0].persistence_timeout = 300;
+        s[0].vip = "2001:db8::1".parse().unwrap();
+        assert!(list(&s, 4096).contains("TCP  [2001:db8::1]:80 wlc persistent 300\n"));
+    }
+}

@@ -1,0 +1,102 @@
+//! The daemon's handles on the XDP program's maps: applies the reconciler's
+//! writes and reads the per-CPU counters.
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, Map, MapData, PerCpuArray},
+};
+use lb_common::{Binding, Counters, FlowKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps};
+
+use super::reconcile::Write;
+
+pub struct Maps {
+    services: HashMap<MapData, ServiceKey, Service>,
+    rings: Array<MapData, u32>,
+    reals: Array<MapData, Real>,
+    flows: HashMap<MapData, FlowKey, Binding>,
+    service_stats: PerCpuArray<MapData, Counters>,
+    real_stats: PerCpuArray<MapData, Counters>,
+    reason_stats: PerCpuArray<MapData, Counters>,
+}
+
+fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
+    ebpf.take_map(name).ok_or_else(|| anyhow!("the XDP object has no map {name}"))
+}
+
+impl Maps {
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
+        Ok(Self {
+            services: take(ebpf, maps::SERVICES)?.try_into()?,
+            rings: take(ebpf, maps::RINGS)?.try_into()?,
+            reals: take(ebpf, maps::REALS)?.try_into()?,
+            flows: take(ebpf, maps::FLOWS)?.try_into()?,
+            service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
+            real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
+            reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
+        })
+    }
+
+    /// Applies writes in order; the reconciler orders them so that every
+    /// prefix is a state the XDP program can run on.
+    pub fn apply(&mut self, writes: &[Write]) -> Result<()> {
+        for w in writes {
+            match w {
+                Write::Real { index, real } => {
+                    self.reals.set(*index, real, 0).with_context(|| format!("REALS[{index}]"))?
+                }
+                Write::RingSlots { ring, slots } => {
+                    let base = ring * RING_SIZE;
+                    for (pos, real) in slots {
+                        self.rings
+                            .set(base + pos, real, 0)
+                            .with_context(|| format!("RINGS[{}]", base + pos))?;
+                    }
+                }
+                Write::Service { key, service } => {
+                    self.services.insert(key, service, 0).context("SERVICES insert")?
+                }
+                Write::DeleteService { key } => {
+                    self.services.remove(key).context("SERVICES remove")?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn service_counters(&self, id: u32) -> Result<Counters> {
+        sum(&self.service_stats, id)
+    }
+
+    pub fn real_counters(&self, index: u32) -> Result<Counters> {
+        sum(&self.real_stats, index)
+    }
+
+    pub fn reason_counters(&self) -> Result<Vec<(Reason, Counters)>> {
+        Reason::ALL
+            .iter()
+            .map(|r| Ok((*r, sum(&self.reason_stats, *r as u32)?)))
+            .collect()
+    }
+
+    /// Flows by real index: (active, inactive), counted as ipvsadm does for
+    /// DR: a TCP flow is active until its FIN or RST has been seen.
+    pub fn flow_counts(&self) -> Result<std::collections::HashMap<u32, (u64, u64)>> {
+        let mut counts = std::collections::HashMap::new();
+        for entry in self.flows.iter() {
+            let (_, b) = entry.context("reading FLOWS")?;
+            let c: &mut (u64, u64) = counts.entry(b.real).or_default();
+            if b.flags & lb_common::FLOW_CLOSING == 0 { c.0 += 1 } else { c.1 += 1 }
+        }
+        Ok(counts)
+    }
+}
+
+fn sum(map: &PerCpuArray<MapData, Counters>, index: u32) -> Result<Counters> {
+    let values = map.get(&index, 0).with_context(|| format!("counters[{index}]"))?;
+    Ok(values.iter().fold(Counters::default(), |a, c| Counters {
+        packets: a.packets + c.packets,
+        bytes: a.bytes + c.bytes,
+        new_flows: a.new_flows + c.new_flows,
+    }))
+}

@@ -1,0 +1,517 @@
+//! The reconciler's pure core: from the desired services, the real servers'
+//! health and the MACs known so far, it computes the map writes that bring the
+//! kernel to that state, in an order the XDP program can observe safely.
+//!
+//! It owns every map index: service ids, real numbers, and which of a
+//! service's two rings is live. A new Maglev table is written into the ring
+//! not in use and then published by one `SERVICES` update (see
+//! `lb_common::Service`), so the XDP program never reads a half-written ring.
+//! Only the ring positions that differ from what that ring already holds are
+//! written.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    net::IpAddr,
+};
+
+use lb_common::{REAL_UP, RING_SIZE, Real, Service, ServiceKey, rings_of};
+use thiserror::Error;
+
+use super::keys::{Mac, Proto, service_key};
+use crate::maglev;
+
+/// One virtual service as the configuration (or the admin API) wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub vip: IpAddr,
+    /// 0 = every port.
+    pub port: u16,
+    pub proto: Proto,
+    pub persist_timeout_s: u32,
+    pub reals: Vec<RealSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealSpec {
+    pub addr: IpAddr,
+    pub port: u16,
+    /// 0 = no new flows, existing flows continue (drain).
+    pub weight: u32,
+    /// False while health checks say it is down: no packets at all.
+    pub healthy: bool,
+}
+
+/// Identity of a service: what the XDP program looks up.
+pub type ServiceId = (IpAddr, u16, Proto);
+/// Identity of a real within a service.
+pub type RealId = (IpAddr, u16);
+
+/// One change to the kernel's maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Real { index: u32, real: Real },
+    RingSlots { ring: u32, slots: Vec<(u32, u32)> },
+    Service { key: ServiceKey, service: Service },
+    DeleteService { key: ServiceKey },
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ReconcileError {
+    #[error("too many services: the data plane holds {0}")]
+    TooManyServices(u32),
+    #[error("too many real servers: the data plane holds {0}")]
+    TooManyReals(u32),
+}
+
+/// A real as the kernel has it.
+#[derive(Debug, Clone)]
+struct RealState {
+    spec: RealSpec,
+    index: u32,
+    written: Real,
+}
+
+#[derive(Debug)]
+struct ServiceState {
+    spec: ServiceSpec,
+    id: u32,
+    reals: BTreeMap<RealId, RealState>,
+    /// What each of the two rings holds in the kernel.
+    rings: [Vec<u32>; 2],
+    live: usize,
+    written: Option<Service>,
+}
+
+impl ServiceState {
+    fn key(&self) -> ServiceKey {
+        service_key(self.spec.vip, self.spec.port, self.spec.proto)
+    }
+}
+
+/// Allocates indices first-in first-out, so a freed index is reused as late
+/// as possible: a flow-table entry that still names it is then long evicted.
+#[derive(Debug)]
+struct Indices {
+    free: VecDeque<u32>,
+    capacity: u32,
+}
+
+impl Indices {
+    fn new(capacity: u32) -> Self {
+        Self { free: (0..capacity).collect(), capacity }
+    }
+}
+
+#[derive(Debug)]
+pub struct Reconciler {
+    services: BTreeMap<ServiceId, ServiceState>,
+    macs: HashMap<IpAddr, Mac>,
+    service_ids: Indices,
+    real_indices: Indices,
+}
+
+impl Reconciler {
+    pub fn new(max_services: u32, max_reals: u32) -> Self {
+        Self {
+            services: BTreeMap::new(),
+            macs: HashMap::new(),
+            service_ids: Indices::new(max_services),
+            real_indices: Indices::new(max_reals),
+        }
+    }
+
+    /// Replaces the whole desired set of services.
+    pub fn set_services(&mut self, specs: Vec<ServiceSpec>) -> Result<Vec<Write>, ReconcileError> {
+        let wanted: BTreeMap<ServiceId, ServiceSpec> =
+            specs.into_iter().map(|s| ((s.vip, s.port, s.proto), s)).collect();
+        let mut removed = Vec::new();
+        self.services.retain(|id, state| {
+            let keep = wanted.contains_key(id);
+            if !keep {
+                removed.push((state.key(), state.id, state.reals.values().map(|r| r.index).collect::<Vec<_>>()));
+            }
+            keep
+        });
+        for (id, spec) in wanted {
+            match self.services.get_mut(&id) {
+                Some(state) => state.spec = spec,
+                None => {
+                    let sid = self
+                        .service_ids
+                        .free
+                        .pop_front()
+                        .ok_or(ReconcileError::TooManyServices(self.service_ids.capacity))?;
+                    self.services.insert(
+                        id,
+                        ServiceState {
+                            spec,
+                            id: sid,
+                            reals: BTreeMap::new(),
+                            rings: [Vec::new(), Vec::new()],
+                            live: 1,
+                            written: None,
+                        },
+                    );
+                }
+            }
+        }
+        let mut writes = self.sync()?;
+        for (key, id, reals) in removed {
+            writes.push(Write::DeleteService { key });
+            self.service_ids.free.push_back(id);
+            for index in reals {
+                writes.push(Write::Real { index, real: Real::default() });
+                self.real_indices.free.push_back(index);
+            }
+        }
+        Ok(writes)
+    }
+
+    /// Records a real's MAC address (`None`: no longer known).
+    pub fn set_mac(&mut self, addr: IpAddr, mac: Option<Mac>) -> Result<Vec<Write>, ReconcileError> {
+        match mac {
+            Some(mac) => self.macs.insert(addr, mac),
+            None => self.macs.remove(&addr),
+        };
+        self.sync()
+    }
+
+    /// Every real address the data plane needs a MAC for.
+    pub fn real_addresses(&self) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self
+            .services
+            .values()
+            .flat_map(|s| s.spec.reals.iter().map(|r| r.addr))
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+
+    /// The number and live ring of a service, and the numbers of its reals.
+    pub fn service_index(&self, id: &ServiceId) -> Option<(u32, u32, Vec<(RealId, u32)>)> {
+        self.services.get(id).map(|s| {
+            let ring = rings_of(s.id)[s.live];
+            (s.id, ring, s.reals.iter().map(|(rid, r)| (*rid, r.index)).collect())
+        })
+    }
+
+    /// Brings every service's reals, ring and entry to the desired state.
+    fn sync(&mut self) -> Result<Vec<Write>, ReconcileError> {
+        let mut ups = Vec::new();
+        let mut publish = Vec::new();
+        let mut downs = Vec::new();
+        for state in self.services.values_mut() {
+            // Reals that left the spec: unpublished after the new ring is live.
+            let wanted: BTreeMap<RealId, &RealSpec> =
+                state.spec.reals.iter().map(|r| ((r.addr, r.port), r)).collect();
+            state.reals.retain(|rid, r| {
+                let keep = wanted.contains_key(rid);
+                if !keep {
+                    downs.push(Write::Real { index: r.index, real: Real::default() });
+                    self.real_indices.free.push_back(r.index);
+                }
+                keep
+            });
+            for (rid, spec) in wanted {
+                let real = match state.reals.get_mut(&rid) {
+                    Some(real) => real,
+                    None => {
+                        let index = self
+                            .real_indices
+                            .free
+                            .pop_front()
+                            .ok_or(ReconcileError::TooManyReals(self.real_indices.capacity))?;
+                        state.reals.entry(rid).or_insert(RealState {
+                            spec: spec.clone(),
+                            index,
+                            written: Real::default(),
+                        })
+                    }
+                };
+                real.spec = spec.clone();
+                let want = match self.macs.get(&spec.addr) {
+                    Some(mac) if spec.healthy => Real { mac: *mac, flags: REAL_UP },
+                    Some(mac) => Real { mac: *mac, flags: 0 },
+                    None => Real::default(),
+                };
+                if want != real.written {
+                    let write = Write::Real { index: real.index, real: want };
+                    if want.flags & REAL_UP != 0 { ups.push(write) } else { downs.push(write) }
+                    real.written = want;
+                }
+            }
+            publish.extend(Self::publish(state));
+        }
+        ups.extend(publish);
+        ups.extend(downs);
+        Ok(ups)
+    }
+
+    /// Writes a changed Maglev table into the spare ring and makes it live.
+    fn publish(state: &mut ServiceState) -> Vec<Write> {
+        let backends: Vec<maglev::Backend> = state
+            .reals
+            .values()
+            .filter(|r| r.written.flags & REAL_UP != 0 && r.spec.weight > 0)
+            .map(|r| maglev::Backend {
+                id: r.index,
+                seed: maglev::seed_of(r.spec.addr, r.spec.port),
+                weight: r.spec.weight,
+            })
+            .collect();
+        let table = maglev::build(&backends, RING_SIZE);
+        let mut writes = Vec::new();
+        let live_unchanged = state.rings[state.live] == table;
+        if !live_unchanged {
+            let spare = 1 - state.live;
+            let ring = rings_of(state.id)[spare];
+            let slots = if state.rings[spare].is_empty() {
+                // Never written: the kernel's array starts zeroed, not NO_REAL.
+                table.iter().enumerate().map(|(i, r)| (i as u32, *r)).collect()
+            } else {
+                maglev::changed(&state.rings[spare], &table)
+            };
+            writes.push(Write::RingSlots { ring, slots });
+            state.rings[spare] = table;
+            state.live = spare;
+        }
+        let service = Service {
+            id: state.id,
+            ring: rings_of(state.id)[state.live],
+            persist_timeout_s: state.spec.persist_timeout_s,
+        };
+        if state.written != Some(service) {
+            writes.push(Write::Service { key: state.key(), service });
+            state.written = Some(service);
+        }
+        writes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use lb_common::NO_REAL;
+
+    use super::*;
+
+    /// The maps as the kernel would hold them after the writes so far.
+    #[derive(Default)]
+    struct Kernel {
+        services: HashMap<ServiceKey, Service>,
+        rings: HashMap<u32, u32>,
+        reals: HashMap<u32, Real>,
+    }
+
+    impl Kernel {
+        /// Applies writes one by one, checking after each that the XDP program
+        /// could never send a packet to a real that is not up.
+        fn apply(&mut self, writes: &[Write]) {
+            for w in writes {
+                match w {
+                    Write::Real { index, real } => {
+                        self.reals.insert(*index, *real);
+                    }
+                    Write::RingSlots { ring, slots } => {
+                        for (pos, real) in slots {
+                            self.rings.insert(ring * RING_SIZE + pos, *real);
+                        }
+                    }
+                    Write::Service { key, service } => {
+                        self.services.insert(*key, *service);
+                    }
+                    Write::DeleteService { key } => {
+                        self.services.remove(key);
+                    }
+                }
+                self.check_live_rings();
+            }
+        }
+
+        fn check_live_rings(&self) {
+            for s in self.services.values() {
+                for pos in 0..RING_SIZE {
+                    let real = self.rings.get(&(s.ring * RING_SIZE + pos)).copied().unwrap_or(0);
+                    if real != NO_REAL {
+                        let r = self.reals.get(&real).copied().unwrap_or_default();
+                        assert_eq!(r.flags & REAL_UP, REAL_UP, "live ring of service {} names real {real}, not up", s.id);
+                    }
+                }
+            }
+        }
+
+        fn live_ring(&self, key: &ServiceKey) -> Vec<u32> {
+            let s = self.services[key];
+            (0..RING_SIZE).map(|p| self.rings.get(&(s.ring * RING_SIZE + p)).copied().unwrap_or(0)).collect()
+        }
+    }
+
+    const MAC1: Mac = [2, 0, 0, 0, 0, 1];
+    const MAC2: Mac = [2, 0, 0, 0, 0, 2];
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn spec(weights: &[(u32, bool)]) -> ServiceSpec {
+        ServiceSpec {
+            vip: ip("10.0.0.100"),
+            port: 80,
+            proto: Proto::Tcp,
+            persist_timeout_s: 0,
+            reals: weights
+                .iter()
+                .enumerate()
+                .map(|(i, (weight, healthy))| RealSpec {
+                    addr: ip(&format!("10.0.0.{}", 11 + i)),
+                    port: 80,
+                    weight: *weight,
+                    healthy: *healthy,
+                })
+                .collect(),
+        }
+    }
+
+    fn key() -> ServiceKey {
+        service_key(ip("10.0.0.100"), 80, Proto::Tcp)
+    }
+
+    fn share(ring: &[u32], real: u32) -> f64 {
+        ring.iter().filter(|r| **r == real).count() as f64 / ring.len() as f64
+    }
+
+    #[test]
+    fn a_service_without_known_macs_publishes_an_empty_ring() {
+        let mut rec = Reconciler::new(4, 16);
+        let mut k = Kernel::default();
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        assert!(k.live_ring(&key()).iter().all(|r| *r == NO_REAL));
+        assert!(k.reals.is_empty(), "no real is written before its MAC is known");
+    }
+
+    #[test]
+    fn reals_join_as_their_macs_become_known() {
+        let mut rec = Reconciler::new(4, 16);
+        let mut k = Kernel::default();
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (3, true)])]).unwrap());
+        k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+        let ring = k.live_ring(&key());
+        assert!(ring.iter().all(|r| *r == 0), "only real 0 is known");
+        k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+        let ring = k.live_ring(&key());
+        assert!((share(&ring, 0) - 0.25).abs() < 0.01, "{}", share(&ring, 0));
+        assert!((share(&ring, 1) - 0.75).abs() < 0.01);
+        assert_eq!(k.reals[&1], Real { mac: MAC2, flags: REAL_UP });
+    }
+
+    #[test]
+    fn the_live_ring_is_never_written_in_place() {
+        let mut rec = Reconciler::new(4, 16);
+        rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap();
+        rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
+        for _ in 0..3 {
+            let live = rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp)).unwrap().1;
+            let writes = rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap();
+            let writes2 = rec.set_mac(ip("10.0.0.12"), None).unwrap();
+            for w in writes.iter().chain(&writes2) {
+                if let Write::RingSlots { ring, .. } = w {
+                    assert_ne!(*ring, live, "wrote the live ring");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_down_real_leaves_the_ring_before_it_is_marked_down() {
+        let mut rec = Reconciler::new(4, 16);
+        let mut k = Kernel::default();
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+        k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+        let writes = rec.set_services(vec![spec(&[(1, true), (1, false)])]).unwrap();
+        let publish = writes.iter().position(|w| matches!(w, Write::Service { .. })).unwrap();
+        let down = writes.iter().position(|w| matches!(w, Write::Real { index: 1, .. })).unwrap();
+        assert!(publish < down, "{writes:?}");
+        k.apply(&writes);
+        assert_eq!(k.reals[&1].flags, 0);
+        assert!(k.live_ring(&key()).iter().all(|r| *r == 0));
+    }
+
+    #[test]
+    fn weight_zero_drains_the_real_stays_up() {
+        let mut rec = Reconciler::new(4, 16);
+        let mut k = Kernel::default();
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+        k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (0, true)])]).unwrap());
+        assert_eq!(k.reals[&1].flags, REAL_UP, "existing flows keep going to a drained real");
+        assert_eq!(share(&k.live_ring(&key()), 1), 0.0, "no new flows to a drained real");
+    }
+
+    #[test]
+    fn an_unchanged_state_writes_nothing() {
+        let mut rec = Reconciler::new(4, 16);
+        rec.set_services(vec![spec(&[(1, true), (2, true)])]).unwrap();
+        rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
+        assert_eq!(rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap(), vec![]);
+        assert_eq!(rec.set_services(vec![spec(&[(1, true), (2, true)])]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_removed_service_is_deleted_and_its_numbers_reused_last() {
+        let mut rec = Reconciler::new(2, 4);
+        let mut k = Kernel::default();
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+        k.apply(&rec.set_services(vec![]).unwrap());
+        assert!(k.services.is_empty());
+        assert_eq!(k.reals[&0], Real::default());
+        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        let (id, _, reals) = rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp)).unwrap();
+        assert_eq!(id, 1, "service numbers are reused first-in first-out");
+        assert_eq!(reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(), vec![2, 3]);
+    }
+
+    #[test]
+    fn capacity_errors_are_reported() {
+        let mut rec = Reconciler::new(1, 1);
+        let mut two = spec(&[(1, true)]);
+        two.port = 443;
+        assert_eq!(rec.set_services(vec![spec(&[(1, true)]), two]), Err(ReconcileError::TooManyServices(1)));
+        let mut rec = Reconciler::new(1, 1);
+        assert_eq!(rec.set_services(vec![spec(&[(1, true), (1, true)])]), Err(ReconcileError::TooManyReals(1)));
+    }
+
+    #[test]
+    fn every_intermediate_state_is_safe_under_churn() {
+        let mut rec = Reconciler::new(4, 64);
+        let mut k = Kernel::default();
+        let macs = [MAC1, MAC2, [2, 0, 0, 0, 0, 3]];
+        let mut seed = 0x1234_5678u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for _ in 0..40 {
+            match next() % 3 {
+                0 => {
+                    let reals: Vec<(u32, bool)> = (0..3).map(|_| (next() % 3, next() % 4 != 0)).collect();
+                    k.apply(&rec.set_services(vec![spec(&reals)]).unwrap());
+                }
+                1 => {
+                    let i = (next() % 3) as usize;
+                    k.apply(&rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), Some(macs[i])).unwrap());
+                }
+                _ => {
+                    let i = next() % 3;
+                    k.apply(&rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), None).unwrap());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Real servers' MAC addresses, from the kernel's neighbour table.
+//!
+//! The XDP program bypasses the kernel, so the kernel never resolves the reals
+//! on its own. This task asks it to (an `RTM_NEWNEIGH` with `NTF_USE`, which
+//! makes the kernel send ARP / neighbour solicitations as if it had a packet
+//! to send), follows the table through its multicast group, and refreshes
+//! every entry periodically so none goes stale and is collected. It reports a
+//! MAC when it becomes known or changes, and `None` when it is lost (failed
+//! resolution or deleted entry): a real with no MAC gets no traffic.
+
+use std::{collections::HashMap, ffi::CString, net::IpAddr, time::Duration};
+
+use anyhow::{Context as _, Result, bail};
+use futures::{StreamExt as _, TryStreamExt as _};
+use log::{debug, info, warn};
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlag, NeighbourMessage, NeighbourState},
+};
+use netlink_sys::{AsyncSocket as _, SocketAddr};
+use rtnetlink::{Handle, constants::RTMGRP_NEIGH};
+use tokio::sync::{mpsc, watch};
+
+use crate::dataplane::keys::{Mac, format_mac};
+
+/// How often unresolved reals are asked for again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How often resolved reals are refreshed; well under the kernel's default
+/// `gc_stale_time` (60 s) so no entry is ever garbage-collected.
+const REFRESH: Duration = Duration::from_secs(20);
+
+pub type MacUpdate = (IpAddr, Option<Mac>);
+
+pub fn ifindex(interface: &str) -> Result<u32> {
+    let name = CString::new(interface).context("interface name contains a NUL byte")?;
+    // SAFETY: `name` is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        bail!("no interface named {interface}");
+    }
+    Ok(index)
+}
+
+/// Resolves and follows the MACs of `wanted` on `interface` until `wanted` is
+/// closed, reporting changes on `updates`.
+pub async fn resolve(
+    interface: String,
+    mut wanted: watch::Receiver<Vec<IpAddr>>,
+    updates: mpsc::Sender<MacUpdate>,
+) -> Result<()> {
+    let index = ifindex(&interface)?;
+    let (mut conn, handle, mut events) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&SocketAddr::new(0, RTMGRP_NEIGH))
+        .context("subscribing to neighbour events")?;
+    tokio::spawn(conn);
+
+    let mut known: HashMap<IpAddr, Mac> = HashMap::new();
+    let mut retry = tokio::time::interval(RETRY);
+    let mut refresh = tokio::time::interval(REFRESH);
+    let mut addrs = wanted.borrow_and_update().clone();
+    for msg in dump(&handle).await? {
+        note(&msg, index, &addrs, &mut known, &updates).await;
+    }
+    loop {
+        tokio::select! {
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                addrs = wanted.borrow_and_update().clone();
+                known.retain(|a, _| addrs.contains(a));
+                for msg in dump(&handle).await? {
+                    note(&msg, index, &addrs, &mut known, &updates).await;
+                }
+                retry.reset_immediately();
+            }
+            Some((msg, _)) = events.next() => {
+                if let NetlinkPayload::InnerMessage(m) = msg.payload {
+                    match m {
+                        RouteNetlinkMessage::NewNeighbour(n) => {
+                            note(&n, index, &addrs, &mut known, &updates).await;
+                        }
+                        RouteNetlinkMessage::DelNeighbour(n) => {
+                            if let Some(addr) = destination(&n).filter(|a| n.header.ifindex == index && addrs.contains(a))
+                                && known.remove(&addr).is_some()
+                            {
+                                info!("real {addr}: neighbour entry deleted, resolving again");
+                                let _ = updates.send((addr, None)).await;
+                                solicit(&handle, index, addr).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ = retry.tick() => {
+                for addr in addrs.iter().filter(|a| !known.contains_key(a)) {
+                    solicit(&handle, index, *addr).await;
+                }
+            }
+            _ = refresh.tick() => {
+                for addr in known.keys() {
+                    solicit(&handle, index, *addr).await;
+                }
+            }
+        }
+    }
+}
+
+async fn dump(handle: &Handle) -> Result<Vec<NeighbourMessage>> {
+    handle
+        .neighbours()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .context("reading the neighbour table")
+}
+
+/// Asks the kernel to resolve `addr` on `index` (or to refresh its entry).
+async fn solicit(handle: &Handle, index: u32, addr: IpAddr) {
+    let request = handle
+        .neighbours()
+        .add(index, addr)
+        .state(NeighbourState::None)
+        .flags(vec![NeighbourFlag::Use])
+        .replace();
+    if let Err(e) = request.execute().await {
+        warn!("real {addr}: asking the kernel to resolve it failed: {e}");
+    }
+}
+
+fn destination(msg: &NeighbourMessage) -> Option<IpAddr> {
+    msg.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    })
+}
+
+/// The MAC an entry gives, if its state makes it usable.
+fn usable_mac(msg: &NeighbourMessage) -> Option<Mac> {
+    let usable = matches!(
+        msg.header.state,
+        NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+            | NeighbourState::Noarp
+    );
+    if !usable {
+        return None;
+    }
+    msg.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::LinkLocalAddress(l) => l.as_slice().try_into().ok(),
+        _ => None,
+    })
+}
+
+async fn note(
+    msg: &NeighbourMessage,
+    index: u32,
+    addrs: &[IpAddr],
+    known: &mut HashMap<IpAddr, Mac>,
+    updates: &mpsc::Sender<MacUpdate>,
+) {
+    let Some(addr) = destination(msg).filter(|a| msg.header.ifindex == index && addrs.contains(a)) else {
+        return;
+    };
+    match usable_mac(msg) {
+        Some(mac) if known.get(&addr) != Some(&mac) => {
+            info!("real {addr} is at {}", format_mac(&mac));
+            known.insert(addr, mac);
+            let _ = updates.send((addr, Some(mac))).await;
+        }
+        Some(_) => {}
+        None if msg.header.state == NeighbourState::Failed && known.remove(&addr).is_some() => {
+            warn!("real {addr}: neighbour resolution failed, it gets no traffic");
+            let _ = updates.send((addr, None)).await;
+        }
+        None => debug!("real {addr}: neighbour state {:?}", msg.header.state),
+    }
+}
