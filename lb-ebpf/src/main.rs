@@ -7,18 +7,15 @@
 //! verdict is counted in `REASON_STATS` under its `Reason`.
 #![no_std]
 #![no_main]
+// Packet loads are written as BPF instructions (see `parse`).
+#![feature(asm_experimental_arch)]
 
 mod balance;
 mod fragments;
 mod maps;
 mod parse;
 
-use aya_ebpf::{
-    bindings::xdp_action,
-    macros::xdp,
-    maps::PerCpuArray,
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::PerCpuArray, programs::XdpContext};
 use lb_common::{Counters, Reason};
 
 use crate::maps::{REAL_STATS, REASON_STATS, SERVICE_STATS};

@@ -7,9 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FlowKey, FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS,
-    MAX_PERSIST, MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Reason, Real, Service,
-    ServiceKey,
+    Binding, Counters, FlowKey, FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST,
+    MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -33,8 +32,7 @@ pub static FLOWS: LruHashMap<FlowKey, Binding> = LruHashMap::with_max_entries(MA
 
 /// Source-IP persistence: (client, service) to the real chosen for it.
 #[map]
-pub static PERSIST: LruHashMap<PersistKey, Binding> =
-    LruHashMap::with_max_entries(MAX_PERSIST, 0);
+pub static PERSIST: LruHashMap<PersistKey, Binding> = LruHashMap::with_max_entries(MAX_PERSIST, 0);
 
 /// Ports of fragmented datagrams, recorded from the first fragment so the
 /// later ones (which carry no L4 header) follow it.

@@ -9,8 +9,6 @@
 //! the frame carries padding. Fields are read as byte arrays: the packet has no
 //! alignment guarantee, and keys keep network byte order.
 
-use core::mem::size_of;
-
 use aya_ebpf::programs::XdpContext;
 use lb_common::{FAMILY_V4, FAMILY_V6, FlowKey, PROTO_TCP, PROTO_UDP, Reason};
 
@@ -67,71 +65,66 @@ pub struct Packet {
     pub fragment: Fragment,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Ipv4Hdr {
-    version_ihl: u8,
-    _tos: u8,
-    tot_len: [u8; 2],
-    id: [u8; 2],
-    frag_off: [u8; 2],
-    _ttl: u8,
-    proto: u8,
-    _check: [u8; 2],
-    src: [u8; 4],
-    dst: [u8; 4],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Ipv6Hdr {
-    version_tc_flow: [u8; 4],
-    payload_len: [u8; 2],
-    next_header: u8,
-    _hop_limit: u8,
-    src: [[u8; 4]; 4],
-    dst: [[u8; 4]; 4],
-}
-
-const IPV4_MIN_HLEN: usize = size_of::<Ipv4Hdr>();
-const IPV6_HLEN: usize = size_of::<Ipv6Hdr>();
+const IPV4_MIN_HLEN: usize = 20;
+const IPV6_HLEN: usize = 40;
 const TCP_MIN_HLEN: usize = 20;
 const UDP_HLEN: usize = 8;
 
-/// A pointer to a `T` at `off` bytes into the frame, if the frame holds it.
+/// The frame address `off` bytes in, if the frame holds `len` bytes there.
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Result<*const T, Reason> {
-    let start = ctx.data();
-    if start + off + size_of::<T>() > ctx.data_end() {
+fn at(ctx: &XdpContext, off: usize, len: usize) -> Result<usize, Reason> {
+    let p = ctx.data() + off;
+    if p + len > ctx.data_end() {
         return Err(Reason::PassMalformed);
     }
-    Ok((start + off) as *const T)
+    Ok(p)
 }
 
-/// Reads a `T` made of bytes (no alignment needed) at `off`.
-#[inline(always)]
-fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Result<T, Reason> {
-    // SAFETY: `ptr_at` checked the bounds; `T` is a byte array or a struct of
-    // byte arrays, so any alignment is fine.
-    Ok(unsafe { *ptr_at::<T>(ctx, off)? })
+/// Loads of packet bytes, written as BPF instructions: packet fields have no
+/// alignment guarantee, Rust would split an unaligned read into byte loads,
+/// and the BPF target has no unaligned-load lowering. The kernel allows
+/// unaligned packet loads on the architectures that run this (those with
+/// efficient unaligned access), which is what C XDP programs rely on too.
+/// Values stay in network byte order (the bytes as they stand).
+///
+/// # Safety
+/// `p` must come from [`at`] with enough bytes checked for the load.
+macro_rules! load {
+    ($name:ident, $ty:ty, $insn:literal) => {
+        #[inline(always)]
+        unsafe fn $name(p: usize) -> $ty {
+            let v: u64;
+            // SAFETY: the caller checked `p` against `data_end`.
+            unsafe {
+                core::arch::asm!(
+                    $insn,
+                    out(reg) v,
+                    in(reg) p,
+                    options(pure, readonly, nostack, preserves_flags)
+                );
+            }
+            v as $ty
+        }
+    };
 }
-
-#[inline(always)]
-fn word(b: [u8; 4]) -> u32 {
-    u32::from_ne_bytes(b)
-}
+load!(load8, u8, "{0} = *(u8 *)({1} + 0)");
+load!(load16, u16, "{0} = *(u16 *)({1} + 0)");
+load!(load32, u32, "{0} = *(u32 *)({1} + 0)");
 
 /// Parses the frame up to the transport ports.
 #[inline(always)]
 pub fn packet(ctx: &XdpContext) -> Result<Packet, Reason> {
+    // SAFETY (all loads below): each address comes from `at` with the
+    // loaded bytes included in the checked length.
+    let eth = at(ctx, 0, ETH_HLEN)?;
+    let mut ether_type = u16::from_be(unsafe { load16(eth + 12) });
     let mut l3 = ETH_HLEN;
-    let mut ether_type = u16::from_be_bytes(read(ctx, 12)?);
     // Tags are left in place: the real server sits on the same VLAN.
     if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
-        ether_type = u16::from_be_bytes(read(ctx, l3 + 2)?);
+        ether_type = u16::from_be(unsafe { load16(at(ctx, l3, VLAN_HLEN)? + 2) });
         l3 += VLAN_HLEN;
         if ether_type == ETH_P_8021Q {
-            ether_type = u16::from_be_bytes(read(ctx, l3 + 2)?);
+            ether_type = u16::from_be(unsafe { load16(at(ctx, l3, VLAN_HLEN)? + 2) });
             l3 += VLAN_HLEN;
         }
     }
@@ -142,44 +135,65 @@ pub fn packet(ctx: &XdpContext) -> Result<Packet, Reason> {
     }
 }
 
-/// Checks an IPv4 header at `l3` and returns it with its length (IHL * 4).
+/// The fields of an IPv4 header the balancer uses.
+struct Ipv4 {
+    ihl: usize,
+    tot_len: usize,
+    id: u32,
+    frag_off: u16,
+    proto: u8,
+    src: u32,
+    dst: u32,
+}
+
+/// Checks an IPv4 header (options included) at `l3` and reads it.
 #[inline(always)]
-fn ipv4_header(ctx: &XdpContext, l3: usize) -> Result<(Ipv4Hdr, usize), Reason> {
-    let h: Ipv4Hdr = read(ctx, l3)?;
-    let ihl = ((h.version_ihl & 0x0f) as usize) * 4;
-    if h.version_ihl >> 4 != 4 || ihl < IPV4_MIN_HLEN {
+fn ipv4_header(ctx: &XdpContext, l3: usize) -> Result<Ipv4, Reason> {
+    let h = at(ctx, l3, IPV4_MIN_HLEN)?;
+    // SAFETY: the 20-byte header was checked.
+    let version_ihl = unsafe { load8(h) };
+    let ihl = ((version_ihl & 0x0f) as usize) * 4;
+    if version_ihl >> 4 != 4 || ihl < IPV4_MIN_HLEN {
         return Err(Reason::PassMalformed);
     }
     // The options must be in the frame too.
-    ptr_at::<u8>(ctx, l3 + ihl - 1)?;
-    Ok((h, ihl))
+    at(ctx, l3, ihl)?;
+    // SAFETY: as above.
+    unsafe {
+        Ok(Ipv4 {
+            ihl,
+            tot_len: u16::from_be(load16(h + 2)) as usize,
+            id: u16::from_be(load16(h + 4)) as u32,
+            frag_off: u16::from_be(load16(h + 6)),
+            proto: load8(h + 9),
+            src: load32(h + 12),
+            dst: load32(h + 16),
+        })
+    }
 }
 
 #[inline(always)]
 fn ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
-    let (h, ihl) = ipv4_header(ctx, l3)?;
-    let tot_len = u16::from_be_bytes(h.tot_len) as usize;
-    if tot_len < ihl || l3 + tot_len > ctx.data_end() - ctx.data() {
+    let h = ipv4_header(ctx, l3)?;
+    if h.tot_len < h.ihl || l3 + h.tot_len > ctx.data_end() - ctx.data() {
         return Err(Reason::PassMalformed);
     }
     let key = FlowKey {
-        src: [word(h.src), 0, 0, 0],
-        dst: [word(h.dst), 0, 0, 0],
+        src: [h.src, 0, 0, 0],
+        dst: [h.dst, 0, 0, 0],
         proto: h.proto,
         family: FAMILY_V4,
         ..FlowKey::default()
     };
-    let frag_off = u16::from_be_bytes(h.frag_off);
-    let id = u16::from_be_bytes(h.id) as u32;
-    let fragment = if frag_off & IP_OFFSET != 0 {
-        Fragment::Later(id)
-    } else if frag_off & IP_MF != 0 {
-        Fragment::First(id)
+    let fragment = if h.frag_off & IP_OFFSET != 0 {
+        Fragment::Later(h.id)
+    } else if h.frag_off & IP_MF != 0 {
+        Fragment::First(h.id)
     } else {
         Fragment::No
     };
-    let l4 = l3 + ihl;
-    let l4_len = tot_len - ihl;
+    let l4 = l3 + h.ihl;
+    let l4_len = h.tot_len - h.ihl;
     match (h.proto, fragment) {
         (_, Fragment::Later(_)) => Ok(unported(key, fragment)),
         (PROTO_ICMP, _) => icmp4(ctx, l4, l4_len),
@@ -187,27 +201,56 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
     }
 }
 
+/// Reads the two addresses of an IPv6 header at `h` (checked by the caller).
+///
+/// # Safety
+/// `h` must come from [`at`] with `IPV6_HLEN` bytes.
+#[inline(always)]
+unsafe fn ipv6_addrs(h: usize, key: &mut FlowKey) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        key.src = [
+            load32(h + 8),
+            load32(h + 12),
+            load32(h + 16),
+            load32(h + 20),
+        ];
+        key.dst = [
+            load32(h + 24),
+            load32(h + 28),
+            load32(h + 32),
+            load32(h + 36),
+        ];
+    }
+}
+
 #[inline(always)]
 fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
-    let h: Ipv6Hdr = read(ctx, l3)?;
-    let payload_len = u16::from_be_bytes(h.payload_len) as usize;
+    let h = at(ctx, l3, IPV6_HLEN)?;
+    // SAFETY (all loads below): addresses from `at`, lengths covered.
+    let (version, payload_len, mut next) = unsafe {
+        (
+            load8(h) >> 4,
+            u16::from_be(load16(h + 4)) as usize,
+            load8(h + 6),
+        )
+    };
     let end = l3 + IPV6_HLEN + payload_len;
-    if h.version_tc_flow[0] >> 4 != 6 || end > ctx.data_end() - ctx.data() {
+    if version != 6 || end > ctx.data_end() - ctx.data() {
         return Err(Reason::PassMalformed);
     }
     let mut key = FlowKey {
-        src: h.src.map(word),
-        dst: h.dst.map(word),
         family: FAMILY_V6,
         ..FlowKey::default()
     };
-    let mut next = h.next_header;
+    unsafe { ipv6_addrs(h, &mut key) };
     let mut off = l3 + IPV6_HLEN;
     let mut fragment = Fragment::No;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
-                let [nh, len]: [u8; 2] = read(ctx, off)?;
+                let e = at(ctx, off, 2)?;
+                let (nh, len) = unsafe { (load8(e), load8(e + 1)) };
                 off += (len as usize + 1) * 8;
                 if off > end {
                     return Err(Reason::PassMalformed);
@@ -215,14 +258,19 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
                 next = nh;
             }
             IPV6_FRAGMENT => {
-                let f: [u8; 8] = read(ctx, off)?;
+                let f = at(ctx, off, 8)?;
                 off += 8;
                 if off > end {
                     return Err(Reason::PassMalformed);
                 }
-                next = f[0];
-                let frag_off = u16::from_be_bytes([f[2], f[3]]);
-                let id = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+                let (nh, frag_off, id) = unsafe {
+                    (
+                        load8(f),
+                        u16::from_be(load16(f + 2)),
+                        u32::from_be(load32(f + 4)),
+                    )
+                };
+                next = nh;
                 if frag_off & IPV6_FRAG_OFFSET != 0 {
                     key.proto = next;
                     return Ok(unported(key, Fragment::Later(id)));
@@ -250,7 +298,17 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
 fn is_ipv6_ext_header(next: u8) -> bool {
     matches!(
         next,
-        IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_FRAGMENT | IPV6_DEST_OPTS | 50 | 51 | 135 | 139 | 140 | 253 | 254
+        IPV6_HOP_BY_HOP
+            | IPV6_ROUTING
+            | IPV6_FRAGMENT
+            | IPV6_DEST_OPTS
+            | 50
+            | 51
+            | 135
+            | 139
+            | 140
+            | 253
+            | 254
     )
 }
 
@@ -277,22 +335,23 @@ fn transport(
     let mut closing = false;
     match key.proto {
         PROTO_TCP => {
-            let t: [u8; TCP_MIN_HLEN] = read(ctx, l4)?;
-            let doff = ((t[12] >> 4) as usize) * 4;
+            let t = at(ctx, l4, TCP_MIN_HLEN)?;
+            // SAFETY: the 20-byte header was checked.
+            let (doff, flags) = unsafe { (((load8(t + 12) >> 4) as usize) * 4, load8(t + 13)) };
             if l4_len < TCP_MIN_HLEN || doff < TCP_MIN_HLEN || doff > l4_len {
                 return Err(Reason::PassMalformed);
             }
-            key.sport = u16::from_ne_bytes([t[0], t[1]]);
-            key.dport = u16::from_ne_bytes([t[2], t[3]]);
-            closing = t[13] & (TCP_FIN | TCP_RST) != 0;
+            // SAFETY: as above.
+            unsafe { (key.sport, key.dport) = (load16(t), load16(t + 2)) };
+            closing = flags & (TCP_FIN | TCP_RST) != 0;
         }
         PROTO_UDP => {
-            let u: [u8; UDP_HLEN] = read(ctx, l4)?;
+            let u = at(ctx, l4, UDP_HLEN)?;
             if l4_len < UDP_HLEN {
                 return Err(Reason::PassMalformed);
             }
-            key.sport = u16::from_ne_bytes([u[0], u[1]]);
-            key.dport = u16::from_ne_bytes([u[2], u[3]]);
+            // SAFETY: the 8-byte header was checked.
+            unsafe { (key.sport, key.dport) = (load16(u), load16(u + 2)) };
         }
         _ => return Err(Reason::PassNotService),
     }
@@ -306,11 +365,12 @@ fn transport(
 
 /// The flow an ICMP error quotes: the quoted packet went from VIP:vport to
 /// client:cport, so the tuple is reversed into the client's direction.
+/// `ports` is the address of the quoted transport header (4 bytes checked).
 #[inline(always)]
-fn quoted(mut key: FlowKey, ports: [u8; 4]) -> Packet {
+fn quoted(mut key: FlowKey, ports: usize) -> Packet {
     core::mem::swap(&mut key.src, &mut key.dst);
-    key.sport = u16::from_ne_bytes([ports[2], ports[3]]);
-    key.dport = u16::from_ne_bytes([ports[0], ports[1]]);
+    // SAFETY: the caller checked 4 bytes at `ports`.
+    unsafe { (key.dport, key.sport) = (load16(ports), load16(ports + 2)) };
     Packet {
         key,
         icmp_error: true,
@@ -323,31 +383,33 @@ fn quoted(mut key: FlowKey, ports: [u8; 4]) -> Packet {
 /// exceeded quoting a TCP or UDP packet; any other ICMP is not ours.
 #[inline(always)]
 fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
-    let [icmp_type, ..]: [u8; ICMP_HLEN] = read(ctx, l4)?;
+    let icmp = at(ctx, l4, ICMP_HLEN)?;
     if l4_len < ICMP_HLEN {
         return Err(Reason::PassMalformed);
     }
+    // SAFETY: the ICMP header was checked.
+    let icmp_type = unsafe { load8(icmp) };
     if icmp_type != ICMP_DEST_UNREACH && icmp_type != ICMP_TIME_EXCEEDED {
         return Err(Reason::PassNotService);
     }
     let inner = l4 + ICMP_HLEN;
-    let (h, ihl) = ipv4_header(ctx, inner)?;
+    let h = ipv4_header(ctx, inner)?;
     // The quote must hold the inner header and both ports.
-    if l4_len < ICMP_HLEN + ihl + 4 {
+    let ports = at(ctx, inner + h.ihl, 4)?;
+    if l4_len < ICMP_HLEN + h.ihl + 4 {
         return Err(Reason::PassMalformed);
     }
-    let offset = u16::from_be_bytes(h.frag_off) & IP_OFFSET;
-    if offset != 0 || (h.proto != PROTO_TCP && h.proto != PROTO_UDP) {
+    if h.frag_off & IP_OFFSET != 0 || (h.proto != PROTO_TCP && h.proto != PROTO_UDP) {
         return Err(Reason::PassNotService);
     }
     let key = FlowKey {
-        src: [word(h.src), 0, 0, 0],
-        dst: [word(h.dst), 0, 0, 0],
+        src: [h.src, 0, 0, 0],
+        dst: [h.dst, 0, 0, 0],
         proto: h.proto,
         family: FAMILY_V4,
         ..FlowKey::default()
     };
-    Ok(quoted(key, read(ctx, inner + ihl)?))
+    Ok(quoted(key, ports))
 }
 
 /// ICMPv6 errors (RFC 4443 types 1-3) quoting a TCP or UDP packet. The quoted
@@ -355,27 +417,33 @@ fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
 /// from a VIP sends none.
 #[inline(always)]
 fn icmp6(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
-    let [icmp_type, ..]: [u8; ICMP_HLEN] = read(ctx, l4)?;
+    let icmp = at(ctx, l4, ICMP_HLEN)?;
     if l4_len < ICMP_HLEN {
         return Err(Reason::PassMalformed);
     }
+    // SAFETY: the ICMP header was checked.
+    let icmp_type = unsafe { load8(icmp) };
     if !ICMPV6_ERRORS.contains(&icmp_type) {
         return Err(Reason::PassNotService);
     }
-    let inner = l4 + ICMP_HLEN;
-    let h: Ipv6Hdr = read(ctx, inner)?;
-    if h.version_tc_flow[0] >> 4 != 6 || l4_len < ICMP_HLEN + IPV6_HLEN + 4 {
+    let inner = at(ctx, l4 + ICMP_HLEN, IPV6_HLEN + 4)?;
+    if l4_len < ICMP_HLEN + IPV6_HLEN + 4 {
         return Err(Reason::PassMalformed);
     }
-    if h.next_header != PROTO_TCP && h.next_header != PROTO_UDP {
+    // SAFETY: the inner header and the ports were checked.
+    let (version, next) = unsafe { (load8(inner) >> 4, load8(inner + 6)) };
+    if version != 6 {
+        return Err(Reason::PassMalformed);
+    }
+    if next != PROTO_TCP && next != PROTO_UDP {
         return Err(Reason::PassNotService);
     }
-    let key = FlowKey {
-        src: h.src.map(word),
-        dst: h.dst.map(word),
-        proto: h.next_header,
+    let mut key = FlowKey {
+        proto: next,
         family: FAMILY_V6,
         ..FlowKey::default()
     };
-    Ok(quoted(key, read(ctx, inner + IPV6_HLEN)?))
+    // SAFETY: as above.
+    unsafe { ipv6_addrs(inner, &mut key) };
+    Ok(quoted(key, inner + IPV6_HLEN))
 }

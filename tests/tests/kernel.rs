@@ -1,0 +1,1326 @@
+//! The XDP program in the kernel, through `BPF_PROG_TEST_RUN` (aya `TestRun`),
+//! in the manner of Katran's tester: named cases of input packet, map state,
+//! expected verdict and expected output bytes. A mismatch fails the test with
+//! the offset of the first differing byte and both packets in hex.
+//!
+//! The maps are filled the way the daemon's reconciler fills them: services,
+//! reals, and ring slots `RINGS[ring * RING_SIZE + i]`.
+//!
+//! Each test needs root; without it, it says so and returns.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+};
+use lb_common::{
+    Binding, Counters, FAMILY_V4, FAMILY_V6, FLOW_CLOSING, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP,
+    PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, maps, rings_of,
+};
+use tests::packet::{
+    ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
+    ICMP_ECHO_REQUEST, ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, IPV6_DEST_OPTS, IPV6_HOP_BY_HOP, Ipv4, Ipv6, TCP_ACK,
+    TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Vlan, arp_request, ethernet, frame, icmpv4, icmpv6, tcp,
+    to_hex, udp,
+};
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+/// The load balancer's MAC: frames for a VIP arrive addressed to it.
+const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The router the client's packets come through.
+const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
+
+const VIP4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const OTHER4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7);
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+
+const R1: u32 = 1;
+const R2: u32 = 2;
+const R3: u32 = 3;
+
+fn real_mac(real: u32) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x01, real as u8]
+}
+
+/// Returns false (after saying why) when the tests cannot run.
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
+        return false;
+    }
+    true
+}
+
+/// The compiled object: `XDPVS_EBPF_OBJECT`, else the default build output.
+fn object_path() -> String {
+    std::env::var("XDPVS_EBPF_OBJECT").unwrap_or_else(|_| {
+        format!(
+            "{}/../target/ebpf/bpfel-unknown-none/release/lb-ebpf",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+/// CLOCK_MONOTONIC_COARSE, the program's clock.
+fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn addr(ip: IpAddr) -> [u32; 4] {
+    match ip {
+        IpAddr::V4(a) => [u32::from_ne_bytes(a.octets()), 0, 0, 0],
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            std::array::from_fn(|i| {
+                u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+            })
+        }
+    }
+}
+
+fn family(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 }
+}
+
+fn service_key(vip: IpAddr, port: u16, proto: u8) -> ServiceKey {
+    ServiceKey {
+        addr: addr(vip),
+        port: port.to_be(),
+        proto,
+        family: family(vip),
+    }
+}
+
+fn flow_key(client: IpAddr, cport: u16, vip: IpAddr, vport: u16, proto: u8) -> FlowKey {
+    FlowKey {
+        src: addr(client),
+        dst: addr(vip),
+        sport: cport.to_be(),
+        dport: vport.to_be(),
+        proto,
+        family: family(vip),
+        _pad: [0; 2],
+    }
+}
+
+/// The ring slot a data packet of flow `key` lands on.
+fn ring_slot(key: &FlowKey) -> u32 {
+    key.hash() % RING_SIZE
+}
+
+/// The frame the program must send: MACs rewritten, nothing else.
+fn rewritten(input: &[u8], real: u32) -> Vec<u8> {
+    let mut out = input.to_vec();
+    out[6..12].copy_from_slice(&input[0..6]);
+    out[0..6].copy_from_slice(&real_mac(real));
+    out
+}
+
+/// Builds client packets to a VIP.
+fn tcp_frame(client: IpAddr, cport: u16, vip: IpAddr, vport: u16, flags: u8) -> Vec<u8> {
+    let seg = tcp(client, vip, cport, vport, flags, b"GET / HTTP/1.0\r\n\r\n");
+    frame(
+        LB_MAC,
+        ROUTER_MAC,
+        &ip_packet(client, vip, IPPROTO_TCP, &seg),
+    )
+}
+
+fn udp_frame(client: IpAddr, cport: u16, vip: IpAddr, vport: u16) -> Vec<u8> {
+    let seg = udp(client, vip, cport, vport, b"query");
+    frame(
+        LB_MAC,
+        ROUTER_MAC,
+        &ip_packet(client, vip, IPPROTO_UDP, &seg),
+    )
+}
+
+fn ip_packet(src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => Ipv4::new(s, d, proto).build(payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => Ipv6::new(s, d, proto).build(payload),
+        _ => panic!("mixed families {src} {dst}"),
+    }
+}
+
+/// What a case expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// `XDP_TX` to this real, counted as `Reason::Forwarded`.
+    Tx(u32),
+    /// `XDP_TX` to this real, counted as `Reason::ForwardedIcmpError`.
+    IcmpTx(u32),
+    /// `XDP_PASS`, frame untouched, counted under this reason.
+    Pass(Reason),
+}
+
+struct Case {
+    name: &'static str,
+    input: Vec<u8>,
+    expect: Expect,
+}
+
+fn case(name: &'static str, input: Vec<u8>, expect: Expect) -> Case {
+    Case {
+        name,
+        input,
+        expect,
+    }
+}
+
+/// The loaded program and its maps.
+struct Lb {
+    ebpf: Ebpf,
+}
+
+impl Lb {
+    fn load() -> Self {
+        let path = object_path();
+        let mut ebpf = EbpfLoader::new()
+            .load_file(&path)
+            .unwrap_or_else(|e| panic!("loading {path} (build it first, see TOOLCHAIN.md): {e}"));
+        let prog: &mut Xdp = ebpf
+            .program_mut("xdpvs")
+            .expect("program xdpvs in the object")
+            .try_into()
+            .expect("xdpvs is an XDP program");
+        if let Err(e) = prog.load() {
+            match e {
+                ProgramError::LoadError { verifier_log, .. } => {
+                    panic!("verifier rejected xdpvs:\n{verifier_log}")
+                }
+                e => panic!("loading xdpvs: {e}"),
+            }
+        }
+        Self { ebpf }
+    }
+
+    fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
+        let prog: &Xdp = self
+            .ebpf
+            .program("xdpvs")
+            .expect("program xdpvs")
+            .try_into()
+            .expect("XDP program");
+        let mut out = vec![0u8; input.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(input),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    fn hash<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> HashMap<&mut MapData, K, V> {
+        HashMap::try_from(
+            self.ebpf
+                .map_mut(name)
+                .unwrap_or_else(|| panic!("map {name}")),
+        )
+        .unwrap_or_else(|e| panic!("map {name}: {e}"))
+    }
+
+    fn array<V: aya::Pod>(&mut self, name: &str) -> Array<&mut MapData, V> {
+        Array::try_from(
+            self.ebpf
+                .map_mut(name)
+                .unwrap_or_else(|| panic!("map {name}")),
+        )
+        .unwrap_or_else(|e| panic!("map {name}: {e}"))
+    }
+
+    fn service(&mut self, key: ServiceKey, svc: Service) {
+        self.hash(maps::SERVICES)
+            .insert(key, svc, 0)
+            .expect("SERVICES insert");
+    }
+
+    fn real(&mut self, real: u32, up: bool) {
+        let value = Real {
+            mac: real_mac(real),
+            flags: if up { REAL_UP } else { 0 },
+        };
+        self.array(maps::REALS)
+            .set(real, value, 0)
+            .expect("REALS set");
+    }
+
+    /// Fills every slot of `ring` with `slot(i)`.
+    fn ring(&mut self, ring: u32, slot: impl Fn(u32) -> u32) {
+        let mut rings = self.array::<u32>(maps::RINGS);
+        for i in 0..RING_SIZE {
+            rings
+                .set(ring * RING_SIZE + i, slot(i), 0)
+                .expect("RINGS set");
+        }
+    }
+
+    /// A service at `id` using its first ring, filled by `slot`.
+    fn service_with_ring(
+        &mut self,
+        key: ServiceKey,
+        id: u32,
+        persist_timeout_s: u32,
+        slot: impl Fn(u32) -> u32,
+    ) {
+        let ring = rings_of(id)[0];
+        self.ring(ring, slot);
+        self.service(
+            key,
+            Service {
+                id,
+                ring,
+                persist_timeout_s,
+            },
+        );
+    }
+
+    fn flow(&mut self, key: &FlowKey) -> Option<Binding> {
+        self.hash::<FlowKey, Binding>(maps::FLOWS).get(key, 0).ok()
+    }
+
+    fn set_flow(&mut self, key: FlowKey, binding: Binding) {
+        self.hash(maps::FLOWS)
+            .insert(key, binding, 0)
+            .expect("FLOWS insert");
+    }
+
+    fn flow_count(&mut self) -> usize {
+        self.hash::<FlowKey, Binding>(maps::FLOWS).keys().count()
+    }
+
+    fn persist(&mut self, key: &PersistKey) -> Option<Binding> {
+        self.hash::<PersistKey, Binding>(maps::PERSIST)
+            .get(key, 0)
+            .ok()
+    }
+
+    fn set_persist(&mut self, key: PersistKey, binding: Binding) {
+        self.hash(maps::PERSIST)
+            .insert(key, binding, 0)
+            .expect("PERSIST insert");
+    }
+
+    /// A counter summed over the CPUs.
+    fn counters(&self, map: &str, index: u32) -> Counters {
+        let m: PerCpuArray<&MapData, Counters> =
+            PerCpuArray::try_from(self.ebpf.map(map).unwrap_or_else(|| panic!("map {map}")))
+                .expect("per-CPU array");
+        let per_cpu = m
+            .get(&index, 0)
+            .unwrap_or_else(|e| panic!("{map}[{index}]: {e}"));
+        per_cpu.iter().fold(Counters::default(), |a, c| Counters {
+            packets: a.packets + c.packets,
+            bytes: a.bytes + c.bytes,
+            new_flows: a.new_flows + c.new_flows,
+        })
+    }
+
+    fn reason(&self, reason: Reason) -> Counters {
+        self.counters(maps::REASON_STATS, reason as u32)
+    }
+
+    /// Runs a case; returns a description of what went wrong, if anything.
+    fn check(&mut self, c: &Case) -> Result<(), String> {
+        let reason = match c.expect {
+            Expect::Tx(_) => Reason::Forwarded,
+            Expect::IcmpTx(_) => Reason::ForwardedIcmpError,
+            Expect::Pass(r) => r,
+        };
+        let before = self.reason(reason);
+        let (action, out) = self.run(&c.input);
+        let (want_action, want) = match c.expect {
+            Expect::Tx(real) | Expect::IcmpTx(real) => (XDP_TX, rewritten(&c.input, real)),
+            Expect::Pass(_) => (XDP_PASS, c.input.clone()),
+        };
+        if action != want_action {
+            return Err(format!(
+                "{}: verdict {} ({}), want {} ({:?})",
+                c.name,
+                action,
+                action_name(action),
+                want_action,
+                c.expect
+            ));
+        }
+        diff(&out, &want).map_err(|d| format!("{}: output differs: {d}", c.name))?;
+        let after = self.reason(reason);
+        let len = c.input.len() as u64;
+        if after.packets != before.packets + 1 || after.bytes != before.bytes + len {
+            return Err(format!(
+                "{}: REASON_STATS[{}] went from {before:?} to {after:?}, want +1 packet, +{len} bytes",
+                c.name,
+                reason.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs every case and fails with all the mismatches at once.
+    fn check_all(&mut self, cases: &[Case]) {
+        let failures: Vec<String> = cases.iter().filter_map(|c| self.check(c).err()).collect();
+        assert!(
+            failures.is_empty(),
+            "{} of {} cases failed:\n\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n\n")
+        );
+    }
+
+    /// Runs a packet that must be forwarded and returns the real it went to.
+    fn forwarded_to(&self, input: &[u8]) -> u32 {
+        let (action, out) = self.run(input);
+        assert_eq!(
+            action,
+            XDP_TX,
+            "verdict {} for\n{}",
+            action_name(action),
+            to_hex(input)
+        );
+        let mac: [u8; 6] = out[0..6].try_into().expect("6 bytes");
+        let real = u32::from(mac[5]);
+        assert_eq!(
+            mac,
+            real_mac(real),
+            "destination MAC {mac:02x?} is no real's"
+        );
+        diff(&out, &rewritten(input, real)).unwrap_or_else(|d| panic!("output differs: {d}"));
+        real
+    }
+}
+
+fn action_name(action: u32) -> &'static str {
+    match action {
+        0 => "XDP_ABORTED",
+        1 => "XDP_DROP",
+        XDP_PASS => "XDP_PASS",
+        XDP_TX => "XDP_TX",
+        _ => "?",
+    }
+}
+
+/// `Err` with the first differing offset and both packets in hex.
+fn diff(got: &[u8], want: &[u8]) -> Result<(), String> {
+    if got == want {
+        return Ok(());
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    Err(format!(
+        "first difference at byte {at} (got {} bytes, want {})\ngot:\n{}\nwant:\n{}",
+        got.len(),
+        want.len(),
+        to_hex(got),
+        to_hex(want)
+    ))
+}
+
+/// Services shared by the table: reals 1 and 2 up, real 3 down.
+/// - id 0: VIP4 TCP 80, id 1: VIP4 UDP 53, id 2: VIP6 TCP 80, id 3: VIP6 UDP
+///   53, all on real 1;
+/// - id 4: VIP4 TCP all ports, on real 2.
+fn table_world() -> Lb {
+    let mut lb = Lb::load();
+    lb.real(R1, true);
+    lb.real(R2, true);
+    lb.real(R3, false);
+    lb.service_with_ring(service_key(VIP4.into(), 80, PROTO_TCP), 0, 0, |_| R1);
+    lb.service_with_ring(service_key(VIP4.into(), 53, PROTO_UDP), 1, 0, |_| R1);
+    lb.service_with_ring(service_key(VIP6.into(), 80, PROTO_TCP), 2, 0, |_| R1);
+    lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 3, 0, |_| R1);
+    lb.service_with_ring(service_key(VIP4.into(), 0, PROTO_TCP), 4, 0, |_| R2);
+    lb
+}
+
+fn vlan(tpid: u16, id: u16) -> Vlan {
+    Vlan { tpid, tci: id }
+}
+
+/// `frame` with the Ethernet header of `f` replaced by one with tags.
+fn tagged(f: &[u8], vlans: &[Vlan]) -> Vec<u8> {
+    let ether_type = u16::from_be_bytes([f[12], f[13]]);
+    ethernet(LB_MAC, ROUTER_MAC, vlans, ether_type, &f[14..])
+}
+
+fn v4_tcp(cport: u16, vport: u16) -> Vec<u8> {
+    tcp_frame(CLIENT4.into(), cport, VIP4.into(), vport, TCP_SYN)
+}
+
+fn v6_tcp(cport: u16, vport: u16) -> Vec<u8> {
+    tcp_frame(CLIENT6.into(), cport, VIP6.into(), vport, TCP_SYN)
+}
+
+/// An ICMPv4 error from a router about a packet the real sent from the VIP.
+fn icmp4_error(icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let router = Ipv4Addr::new(192, 0, 2, 1);
+    let m = icmpv4(icmp_type, code, 1400, quoted);
+    frame(
+        LB_MAC,
+        ROUTER_MAC,
+        &Ipv4::new(router, VIP4, IPPROTO_ICMP).build(&m),
+    )
+}
+
+fn icmp6_error(icmp_type: u8, quoted: &[u8]) -> Vec<u8> {
+    let m = icmpv6(ROUTER6, VIP6, icmp_type, 0, 1280, quoted);
+    frame(
+        LB_MAC,
+        ROUTER_MAC,
+        &Ipv6::new(ROUTER6, VIP6, IPPROTO_ICMPV6).build(&m),
+    )
+}
+
+/// The packet a real sent from VIP:vport to client:cport, as an ICMP error
+/// quotes it.
+fn reply4(cport: u16, vport: u16, proto: u8) -> Vec<u8> {
+    let seg = match proto {
+        IPPROTO_TCP => tcp(
+            VIP4.into(),
+            CLIENT4.into(),
+            vport,
+            cport,
+            TCP_ACK | TCP_PSH,
+            &[0; 1400],
+        ),
+        _ => udp(VIP4.into(), CLIENT4.into(), vport, cport, &[0; 1400]),
+    };
+    // Routers quote the IP header and at least 8 bytes; Linux quotes more.
+    Ipv4::new(VIP4, CLIENT4, proto).build(&seg)[..548].to_vec()
+}
+
+fn reply6(cport: u16, vport: u16) -> Vec<u8> {
+    let seg = tcp(
+        VIP6.into(),
+        CLIENT6.into(),
+        vport,
+        cport,
+        TCP_ACK | TCP_PSH,
+        &[0; 1400],
+    );
+    Ipv6::new(VIP6, CLIENT6, IPPROTO_TCP).build(&seg)[..1184].to_vec()
+}
+
+/// A copy of `f` with bytes `at..` replaced by `bytes`.
+fn patched(f: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut p = f.to_vec();
+    p[at..at + bytes.len()].copy_from_slice(bytes);
+    p
+}
+
+#[test]
+fn kernel_table_root() {
+    if !is_root() {
+        return;
+    }
+    let mut lb = table_world();
+    use Expect::{IcmpTx, Pass, Tx};
+    use Reason::{PassExtHeaders, PassMalformed, PassNotIp, PassNotService};
+
+    let v4 = v4_tcp(40000, 80);
+    let v6 = v6_tcp(40000, 80);
+    let v4_ip = &v4[14..];
+    let v6_ip = &v6[14..];
+    let c4: IpAddr = CLIENT4.into();
+    let vip4: IpAddr = VIP4.into();
+    let c6: IpAddr = CLIENT6.into();
+    let vip6: IpAddr = VIP6.into();
+
+    let with_options = {
+        let mut ip = Ipv4::new(CLIENT4, VIP4, IPPROTO_TCP);
+        // Record route (7) with room for one address, then end of options.
+        ip.options = vec![7, 7, 4, 0, 0, 0, 0, 0];
+        frame(
+            LB_MAC,
+            ROUTER_MAC,
+            &ip.build(&tcp(c4, vip4, 40001, 80, TCP_SYN, b"x")),
+        )
+    };
+    let v6_ext = |ext: Vec<ExtHeader>, cport: u16| {
+        let mut ip = Ipv6::new(CLIENT6, VIP6, IPPROTO_TCP);
+        ip.ext = ext;
+        frame(
+            LB_MAC,
+            ROUTER_MAC,
+            &ip.build(&tcp(c6, vip6, cport, 80, TCP_SYN, b"x")),
+        )
+    };
+    let hbh = || ExtHeader::options(IPV6_HOP_BY_HOP, 1);
+    let dst_opts = |units| ExtHeader::options(IPV6_DEST_OPTS, units);
+    let vrrp = {
+        let advert = [0x21, 51, 100, 1, 0, 1, 0, 0, 10, 0, 0, 100];
+        let mut ip = Ipv4::new(
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(224, 0, 0, 18),
+            IPPROTO_VRRP,
+        );
+        ip.ttl = 255;
+        frame([0x01, 0, 0x5e, 0, 0, 0x12], ROUTER_MAC, &ip.build(&advert))
+    };
+    let vrrp_to_vip = frame(
+        LB_MAC,
+        ROUTER_MAC,
+        &Ipv4::new(CLIENT4, VIP4, IPPROTO_VRRP).build(&[0x21; 20]),
+    );
+    let arp = ethernet(
+        [0xff; 6],
+        ROUTER_MAC,
+        &[],
+        ETH_P_ARP,
+        &arp_request(ROUTER_MAC, CLIENT4, VIP4),
+    );
+    let echo = frame(
+        LB_MAC,
+        ROUTER_MAC,
+        &Ipv4::new(CLIENT4, VIP4, IPPROTO_ICMP).build(&icmpv4(ICMP_ECHO_REQUEST, 0, 1, b"ping")),
+    );
+    let short_l4 = |proto: u8, seg: &[u8], keep: usize| {
+        frame(
+            LB_MAC,
+            ROUTER_MAC,
+            &Ipv4::new(CLIENT4, VIP4, proto).build(&seg[..keep]),
+        )
+    };
+    let tcp4 = tcp(c4, vip4, 40002, 80, TCP_SYN, b"");
+    let udp4 = udp(c4, vip4, 40002, 53, b"q");
+    let ext_truncated = {
+        // A hop-by-hop header claiming 16 bytes where the payload has 8.
+        let mut ip = Ipv6::new(CLIENT6, VIP6, 59);
+        ip.ext = vec![hbh()];
+        let mut p = frame(LB_MAC, ROUTER_MAC, &ip.build(&[]));
+        p[14 + 40 + 1] = 1;
+        p
+    };
+
+    let cases = vec![
+        // Service traffic, forwarded with only the MACs changed.
+        case("v4 tcp to vip", v4.clone(), Tx(R1)),
+        case("v4 udp to vip", udp_frame(c4, 40000, vip4, 53), Tx(R1)),
+        case("v6 tcp to vip", v6.clone(), Tx(R1)),
+        case("v6 udp to vip", udp_frame(c6, 40000, vip6, 53), Tx(R1)),
+        case(
+            "v4 tcp fin to vip",
+            tcp_frame(c4, 40003, vip4, 80, TCP_FIN | TCP_ACK),
+            Tx(R1),
+        ),
+        case(
+            "port-0 service takes other ports",
+            v4_tcp(40000, 8080),
+            Tx(R2),
+        ),
+        case("ipv4 options forwarded", with_options, Tx(R1)),
+        case(
+            "v6 hop-by-hop, routing, dest opts forwarded",
+            v6_ext(vec![hbh(), ExtHeader::routing(), dst_opts(2)], 40010),
+            Tx(R1),
+        ),
+        case(
+            "v6 four ext headers forwarded",
+            v6_ext(
+                vec![hbh(), dst_opts(1), ExtHeader::routing(), dst_opts(1)],
+                40011,
+            ),
+            Tx(R1),
+        ),
+        case(
+            "v6 five ext headers",
+            v6_ext(
+                vec![
+                    hbh(),
+                    dst_opts(1),
+                    ExtHeader::routing(),
+                    dst_opts(1),
+                    dst_opts(1),
+                ],
+                40012,
+            ),
+            Pass(PassExtHeaders),
+        ),
+        case(
+            "v6 ESP after hop-by-hop",
+            {
+                let mut ip = Ipv6::new(CLIENT6, VIP6, 50);
+                ip.ext = vec![hbh()];
+                frame(LB_MAC, ROUTER_MAC, &ip.build(&[0; 16]))
+            },
+            Pass(PassExtHeaders),
+        ),
+        case(
+            "802.1Q tag kept",
+            tagged(&v4, &[vlan(ETH_P_8021Q, 100)]),
+            Tx(R1),
+        ),
+        case(
+            "QinQ 88a8+8100 tags kept",
+            tagged(&v6, &[vlan(ETH_P_8021AD, 10), vlan(ETH_P_8021Q, 100)]),
+            Tx(R1),
+        ),
+        case(
+            "QinQ 8100+8100 tags kept",
+            tagged(&v4, &[vlan(ETH_P_8021Q, 10), vlan(ETH_P_8021Q, 100)]),
+            Tx(R1),
+        ),
+        case(
+            "three tags",
+            tagged(
+                &v4,
+                &[
+                    vlan(ETH_P_8021AD, 1),
+                    vlan(ETH_P_8021Q, 2),
+                    vlan(ETH_P_8021Q, 3),
+                ],
+            ),
+            Pass(PassNotIp),
+        ),
+        // Not service traffic.
+        case(
+            "non-vip address",
+            tcp_frame(c4, 40000, OTHER4.into(), 80, TCP_SYN),
+            Pass(PassNotService),
+        ),
+        case(
+            "vip, wrong udp port",
+            udp_frame(c4, 40000, vip4, 54),
+            Pass(PassNotService),
+        ),
+        case(
+            "vip6, wrong tcp port",
+            v6_tcp(40000, 81),
+            Pass(PassNotService),
+        ),
+        case("arp", arp, Pass(PassNotIp)),
+        case("vrrp advert", vrrp, Pass(PassNotService)),
+        case("vrrp to the vip", vrrp_to_vip, Pass(PassNotService)),
+        case("icmp echo to the vip", echo, Pass(PassNotService)),
+        // ICMP errors with no flow: the ring's pick for the reversed tuple.
+        case(
+            "icmp frag needed, tcp",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(41000, 80, IPPROTO_TCP),
+            ),
+            IcmpTx(R1),
+        ),
+        case(
+            "icmp port unreachable, udp",
+            icmp4_error(ICMP_DEST_UNREACH, 3, &reply4(41000, 53, IPPROTO_UDP)),
+            IcmpTx(R1),
+        ),
+        case(
+            "icmp time exceeded, port-0 service",
+            icmp4_error(11, 0, &reply4(41000, 8080, IPPROTO_TCP)),
+            IcmpTx(R2),
+        ),
+        case(
+            "icmpv6 packet too big",
+            icmp6_error(ICMPV6_PACKET_TOO_BIG, &reply6(41000, 80)),
+            IcmpTx(R1),
+        ),
+        case(
+            "icmp error about a non-service port",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(41000, 9, IPPROTO_UDP),
+            ),
+            Pass(PassNotService),
+        ),
+        case(
+            "icmpv6 echo request",
+            frame(
+                LB_MAC,
+                ROUTER_MAC,
+                &Ipv6::new(CLIENT6, VIP6, IPPROTO_ICMPV6)
+                    .build(&icmpv6(CLIENT6, VIP6, 128, 0, 1, b"ping")),
+            ),
+            Pass(PassNotService),
+        ),
+        // Truncated or inconsistent: never forwarded. (BPF_PROG_TEST_RUN
+        // refuses frames shorter than an Ethernet header, so the shortest
+        // frame tried is the bare header.)
+        case(
+            "ethernet header only",
+            v4[..14].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case(
+            "vlan tag cut",
+            tagged(&v4, &[vlan(ETH_P_8021Q, 100)])[..16].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case(
+            "second vlan tag cut",
+            tagged(&v4, &[vlan(ETH_P_8021AD, 1), vlan(ETH_P_8021Q, 100)])[..20].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv4 header cut",
+            v4[..14 + 12].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv4 options cut",
+            patched(&v4[..14 + 22], 14, &[0x46]),
+            Pass(PassMalformed),
+        ),
+        case("ipv4 ihl 4", patched(&v4, 14, &[0x44]), Pass(PassMalformed)),
+        case(
+            "ipv4 version 5",
+            patched(&v4, 14, &[0x55]),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv4 total length below header",
+            patched(&v4, 16, &[0, 19]),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv4 total length beyond frame",
+            patched(&v4, 16, &(v4_ip.len() as u16 + 1).to_be_bytes()),
+            Pass(PassMalformed),
+        ),
+        case(
+            "frame cut inside tcp header",
+            v4[..14 + 20 + 10].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case(
+            "tcp header cut (consistent lengths)",
+            short_l4(IPPROTO_TCP, &tcp4, 10),
+            Pass(PassMalformed),
+        ),
+        case(
+            "tcp data offset 4",
+            patched(&v4, 14 + 20 + 12, &[0x40]),
+            Pass(PassMalformed),
+        ),
+        case(
+            "tcp data offset past the segment",
+            patched(&v4, 14 + 20 + 12, &[0xf0]),
+            Pass(PassMalformed),
+        ),
+        case(
+            "udp header cut (consistent lengths)",
+            short_l4(IPPROTO_UDP, &udp4, 4),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv6 header cut",
+            v6[..14 + 30].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv6 payload length beyond frame",
+            patched(&v6, 14 + 4, &(v6_ip.len() as u16).to_be_bytes()),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv6 tcp header cut",
+            v6[..14 + 40 + 12].to_vec(),
+            Pass(PassMalformed),
+        ),
+        case("ipv6 ext header cut", ext_truncated, Pass(PassMalformed)),
+        case(
+            "icmp quote without inner ports",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(41000, 80, IPPROTO_TCP)[..20],
+            ),
+            Pass(PassMalformed),
+        ),
+        case(
+            "icmp quote cut in inner header",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(41000, 80, IPPROTO_TCP)[..10],
+            ),
+            Pass(PassMalformed),
+        ),
+        case(
+            "icmp header cut",
+            frame(
+                LB_MAC,
+                ROUTER_MAC,
+                &Ipv4::new(CLIENT4, VIP4, IPPROTO_ICMP).build(&[3, 4, 0, 0]),
+            ),
+            Pass(PassMalformed),
+        ),
+        case(
+            "icmpv6 quote cut in inner header",
+            icmp6_error(ICMPV6_PACKET_TOO_BIG, &reply6(41000, 80)[..30]),
+            Pass(PassMalformed),
+        ),
+        case(
+            "icmpv6 quote without inner ports",
+            icmp6_error(ICMPV6_PACKET_TOO_BIG, &reply6(41000, 80)[..42]),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv6 ethertype, ipv4 inside",
+            ethernet(LB_MAC, ROUTER_MAC, &[], ETH_P_IPV6, v4_ip),
+            Pass(PassMalformed),
+        ),
+        case(
+            "ipv4 ethertype, ipv6 inside",
+            ethernet(LB_MAC, ROUTER_MAC, &[], ETH_P_IP, v6_ip),
+            Pass(PassMalformed),
+        ),
+    ];
+    lb.check_all(&cases);
+}
+
+/// A world with one service per family for the stateful tests: VIP4 UDP 53
+/// (id 0), VIP6 UDP 53 (id 1), VIP4 TCP 80 (id 2), reals 1-3 up, rings
+/// filled by `slot`.
+fn stateful_world(persist_timeout_s: u32, slot: impl Fn(u32) -> u32 + Copy) -> Lb {
+    let mut lb = Lb::load();
+    for r in [R1, R2, R3] {
+        lb.real(r, true);
+    }
+    lb.service_with_ring(
+        service_key(VIP4.into(), 53, PROTO_UDP),
+        0,
+        persist_timeout_s,
+        slot,
+    );
+    lb.service_with_ring(
+        service_key(VIP6.into(), 53, PROTO_UDP),
+        1,
+        persist_timeout_s,
+        slot,
+    );
+    lb.service_with_ring(
+        service_key(VIP4.into(), 80, PROTO_TCP),
+        2,
+        persist_timeout_s,
+        slot,
+    );
+    lb
+}
+
+fn binding(real: u32, last_seen_ns: u64) -> Binding {
+    Binding {
+        real,
+        flags: 0,
+        last_seen_ns,
+    }
+}
+
+#[test]
+fn fragments_follow_their_first_fragment_root() {
+    if !is_root() {
+        return;
+    }
+    // Alternate reals so that a lookup with the wrong ports would likely
+    // land elsewhere; the flow entry is then moved to real 3 (in no ring) to
+    // prove the later fragment used the first fragment's ports.
+    let mut lb = stateful_world(0, |i| if i.is_multiple_of(2) { R1 } else { R2 });
+    let (c4, vip4, c6, vip6): (IpAddr, IpAddr, IpAddr, IpAddr) =
+        (CLIENT4.into(), VIP4.into(), CLIENT6.into(), VIP6.into());
+
+    let seg4 = udp(c4, vip4, 5000, 53, &[0x55; 64]);
+    let ip4 = Ipv4 {
+        id: 0x4242,
+        ..Ipv4::new(CLIENT4, VIP4, IPPROTO_UDP)
+    };
+    let frames =
+        |(a, b): (Vec<u8>, Vec<u8>)| (frame(LB_MAC, ROUTER_MAC, &a), frame(LB_MAC, ROUTER_MAC, &b));
+    let (first4, later4) = frames(ip4.fragments(&seg4, 32));
+    let seg6 = udp(c6, vip6, 5000, 53, &[0x66; 64]);
+    let (first6, later6) =
+        frames(Ipv6::new(CLIENT6, VIP6, IPPROTO_UDP).fragments(&seg6, 32, 0xdead_beef));
+
+    for (name, first, later, key) in [
+        (
+            "v4",
+            &first4,
+            &later4,
+            flow_key(c4, 5000, vip4, 53, PROTO_UDP),
+        ),
+        (
+            "v6",
+            &first6,
+            &later6,
+            flow_key(c6, 5000, vip6, 53, PROTO_UDP),
+        ),
+    ] {
+        let real = lb.forwarded_to(first);
+        let flow = lb
+            .flow(&key)
+            .unwrap_or_else(|| panic!("{name}: the first fragment records the flow"));
+        assert_eq!(flow.real, real, "{name}");
+        lb.set_flow(key, binding(R3, coarse_now_ns()));
+        let flows = lb.flow_count();
+        assert_eq!(
+            lb.forwarded_to(later),
+            R3,
+            "{name}: the later fragment follows the flow"
+        );
+        assert_eq!(
+            lb.flow_count(),
+            flows,
+            "{name}: a later fragment creates no flow"
+        );
+    }
+
+    let orphan4 = Ipv4 { id: 0x4343, ..ip4 }.fragments(&seg4, 32).1;
+    let orphan6 = Ipv6::new(CLIENT6, VIP6, IPPROTO_UDP)
+        .fragments(&seg6, 32, 7)
+        .1;
+    lb.check_all(&[
+        case(
+            "v4 orphan later fragment",
+            frame(LB_MAC, ROUTER_MAC, &orphan4),
+            Expect::Pass(Reason::PassFragment),
+        ),
+        case(
+            "v6 orphan later fragment",
+            frame(LB_MAC, ROUTER_MAC, &orphan6),
+            Expect::Pass(Reason::PassFragment),
+        ),
+    ]);
+}
+
+#[test]
+fn icmp_errors_follow_the_flow_root() {
+    if !is_root() {
+        return;
+    }
+    // The ring says real 1 for everything; the flows say real 2.
+    let mut lb = stateful_world(0, |_| R1);
+    let vip6: IpAddr = VIP6.into();
+    lb.service_with_ring(service_key(vip6, 80, PROTO_TCP), 3, 0, |_| R1);
+    lb.set_flow(
+        flow_key(CLIENT4.into(), 41000, VIP4.into(), 80, PROTO_TCP),
+        binding(R2, coarse_now_ns()),
+    );
+    lb.set_flow(
+        flow_key(CLIENT6.into(), 41000, vip6, 80, PROTO_TCP),
+        binding(R2, coarse_now_ns()),
+    );
+    let flows = lb.flow_count();
+    lb.check_all(&[
+        case(
+            "icmp frag needed to the flow's real",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(41000, 80, IPPROTO_TCP),
+            ),
+            Expect::IcmpTx(R2),
+        ),
+        case(
+            "icmpv6 packet too big to the flow's real",
+            icmp6_error(ICMPV6_PACKET_TOO_BIG, &reply6(41000, 80)),
+            Expect::IcmpTx(R2),
+        ),
+        case(
+            "icmp frag needed, no flow: the ring's real",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(41001, 80, IPPROTO_TCP),
+            ),
+            Expect::IcmpTx(R1),
+        ),
+    ]);
+    assert_eq!(lb.flow_count(), flows, "ICMP errors create no flows");
+}
+
+#[test]
+fn weights_split_new_flows_root() {
+    if !is_root() {
+        return;
+    }
+    // Real 1 has weight 1, real 2 weight 3: one slot in four is real 1's.
+    let lb = stateful_world(0, |i| if i.is_multiple_of(4) { R1 } else { R2 });
+    let flows = 4000u32;
+    let mut to_r1 = 0;
+    for n in 0..flows {
+        let client = Ipv4Addr::from(0xc633_6400 + n / 1000);
+        let f = udp_frame(client.into(), 10000 + (n % 1000) as u16, VIP4.into(), 53);
+        match lb.forwarded_to(&f) {
+            R1 => to_r1 += 1,
+            R2 => {}
+            r => panic!("flow {n} went to real {r}, which is in no ring"),
+        }
+    }
+    let share = f64::from(to_r1) / f64::from(flows);
+    assert!(
+        (0.22..=0.28).contains(&share),
+        "real 1 got {to_r1} of {flows} flows ({share:.3}), want about 0.25"
+    );
+    let new1 = lb.counters(maps::REAL_STATS, R1).new_flows;
+    let new2 = lb.counters(maps::REAL_STATS, R2).new_flows;
+    assert_eq!(
+        (new1, new2),
+        (u64::from(to_r1), u64::from(flows - to_r1)),
+        "REAL_STATS new_flows"
+    );
+    assert_eq!(
+        lb.counters(maps::SERVICE_STATS, 0).new_flows,
+        u64::from(flows),
+        "SERVICE_STATS new_flows"
+    );
+}
+
+#[test]
+fn drained_and_down_reals_root() {
+    if !is_root() {
+        return;
+    }
+    // Real 2 has weight 0: in no ring slot, but up.
+    let mut lb = stateful_world(0, |_| R1);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let old = flow_key(c4, 1000, vip4, 53, PROTO_UDP);
+    lb.set_flow(old, binding(R2, coarse_now_ns()));
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, 1000, vip4, 53)),
+        R2,
+        "a draining real keeps its flows"
+    );
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, 1001, vip4, 53)),
+        R1,
+        "a draining real gets no new flow"
+    );
+
+    // Real 2 goes down: its flow moves to the ring's pick and the table says so.
+    lb.real(R2, false);
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, 1000, vip4, 53)),
+        R1,
+        "a flow of a down real is re-picked"
+    );
+    assert_eq!(
+        lb.flow(&old).map(|b| b.real),
+        Some(R1),
+        "FLOWS updated after the re-pick"
+    );
+
+    // Every real down, or a ring of NO_REAL: never forwarded.
+    lb.real(R1, false);
+    lb.set_flow(old, binding(R1, coarse_now_ns()));
+    lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 1, 0, |_| NO_REAL);
+    let no_real = Expect::Pass(Reason::PassNoReal);
+    lb.check_all(&[
+        case(
+            "flow to a down real, ring's real down",
+            udp_frame(c4, 1000, vip4, 53),
+            no_real,
+        ),
+        case(
+            "new flow, ring's real down",
+            udp_frame(c4, 1002, vip4, 53),
+            no_real,
+        ),
+        case(
+            "ring of NO_REAL",
+            udp_frame(CLIENT6.into(), 1000, VIP6.into(), 53),
+            no_real,
+        ),
+        case(
+            "icmp error, flow's real down",
+            icmp4_error(
+                ICMP_DEST_UNREACH,
+                ICMP_FRAG_NEEDED,
+                &reply4(1000, 53, IPPROTO_UDP),
+            ),
+            no_real,
+        ),
+    ]);
+    // A real zeroed in REALS (as the kernel creates it) is down too.
+    lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 1, 0, |_| 0);
+    lb.check_all(&[case(
+        "ring of an unset real",
+        udp_frame(CLIENT6.into(), 1000, VIP6.into(), 53),
+        no_real,
+    )]);
+}
+
+#[test]
+fn source_ip_persistence_root() {
+    if !is_root() {
+        return;
+    }
+    const TIMEOUT_S: u32 = 300;
+    let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
+    let mut lb = stateful_world(TIMEOUT_S, ring);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let ring_real = |cport: u16| ring(ring_slot(&flow_key(c4, cport, vip4, 53, PROTO_UDP)));
+
+    // Two source ports the ring alone would send to different reals.
+    let first = 2000u16;
+    let second = (2001..3000)
+        .find(|&p| ring_real(p) != ring_real(first))
+        .expect("a port the ring sends elsewhere");
+    let real = lb.forwarded_to(&udp_frame(c4, first, vip4, 53));
+    assert_eq!(real, ring_real(first));
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, second, vip4, 53)),
+        real,
+        "same client, same real"
+    );
+    let pkey = PersistKey {
+        client: addr(c4),
+        service: 0,
+        family: FAMILY_V4,
+        _pad: [0; 3],
+    };
+    assert_eq!(
+        lb.persist(&pkey).map(|b| b.real),
+        Some(real),
+        "PERSIST binding"
+    );
+
+    // A binding older than the timeout is replaced by the ring's pick.
+    let now = coarse_now_ns();
+    let stale = now
+        .checked_sub(2 * u64::from(TIMEOUT_S) * 1_000_000_000)
+        .expect("uptime beyond twice the timeout");
+    let third = (3000..4000)
+        .find(|&p| ring_real(p) != real)
+        .expect("a port the ring sends elsewhere");
+    lb.set_persist(pkey, binding(real, stale));
+    let picked = lb.forwarded_to(&udp_frame(c4, third, vip4, 53));
+    assert_eq!(picked, ring_real(third), "a stale binding does not decide");
+    let renewed = lb.persist(&pkey).expect("binding recorded again");
+    assert_eq!(renewed.real, picked, "the stale binding is replaced");
+    assert!(renewed.last_seen_ns >= now, "and renewed");
+
+    // A fresh binding to a down real does not decide either.
+    lb.set_persist(pkey, binding(R3, coarse_now_ns()));
+    lb.real(R3, false);
+    let fourth = 4000;
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, fourth, vip4, 53)),
+        ring_real(fourth)
+    );
+}
+
+#[test]
+fn flow_entries_root() {
+    if !is_root() {
+        return;
+    }
+    let mut lb = stateful_world(0, |_| R1);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let key = flow_key(c4, 3000, vip4, 80, PROTO_TCP);
+    let start = coarse_now_ns();
+    lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_SYN));
+    let flow = lb.flow(&key).expect("a SYN records its flow");
+    assert_eq!((flow.real, flow.flags), (R1, 0));
+    assert!(flow.last_seen_ns >= start, "last_seen set");
+
+    // Recent: not rewritten. Older than TOUCH_INTERVAL_NS: refreshed.
+    let recent = coarse_now_ns() - 1000;
+    lb.set_flow(key, binding(R1, recent));
+    lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_ACK));
+    assert_eq!(
+        lb.flow(&key).map(|b| b.last_seen_ns),
+        Some(recent),
+        "a recent flow is not rewritten"
+    );
+    let old = recent - 2 * lb_common::TOUCH_INTERVAL_NS;
+    lb.set_flow(key, binding(R1, old));
+    lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_ACK));
+    let touched = lb.flow(&key).expect("flow");
+    assert!(
+        touched.last_seen_ns >= recent,
+        "an idle flow is refreshed: {touched:?}"
+    );
+
+    lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_FIN | TCP_ACK));
+    assert_eq!(
+        lb.flow(&key).map(|b| b.flags),
+        Some(FLOW_CLOSING),
+        "FIN marks the flow closing"
+    );
+    let rst = flow_key(c4, 3001, vip4, 80, PROTO_TCP);
+    lb.forwarded_to(&tcp_frame(c4, 3001, vip4, 80, TCP_RST));
+    assert_eq!(
+        lb.flow(&rst).map(|b| b.flags),
+        Some(FLOW_CLOSING),
+        "RST on a new flow"
+    );
+}
+
+#[test]
+fn counters_root() {
+    if !is_root() {
+        return;
+    }
+    let lb = stateful_world(0, |_| R2);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let syn = tcp_frame(c4, 5000, vip4, 80, TCP_SYN);
+    let ack = tcp_frame(c4, 5000, vip4, 80, TCP_ACK);
+    let other = udp_frame(c4, 5000, vip4, 54);
+    for f in [&syn, &ack, &ack] {
+        lb.forwarded_to(f);
+    }
+    let (action, _) = lb.run(&other);
+    assert_eq!(action, XDP_PASS);
+    let bytes = (syn.len() + 2 * ack.len()) as u64;
+    let want = Counters {
+        packets: 3,
+        bytes,
+        new_flows: 1,
+    };
+    assert_eq!(
+        lb.counters(maps::SERVICE_STATS, 2),
+        want,
+        "SERVICE_STATS[2]"
+    );
+    assert_eq!(lb.counters(maps::REAL_STATS, R2), want, "REAL_STATS[2]");
+    assert_eq!(
+        lb.counters(maps::REAL_STATS, R1),
+        Counters::default(),
+        "REAL_STATS[1]"
+    );
+    assert_eq!(
+        lb.counters(maps::SERVICE_STATS, 0),
+        Counters::default(),
+        "SERVICE_STATS[0]"
+    );
+    assert_eq!(
+        lb.reason(Reason::Forwarded),
+        Counters {
+            new_flows: 0,
+            ..want
+        },
+        "REASON_STATS[forwarded]"
+    );
+    assert_eq!(
+        lb.reason(Reason::PassNotService),
+        Counters {
+            packets: 1,
+            bytes: other.len() as u64,
+            new_flows: 0
+        },
+        "REASON_STATS[pass_not_service]"
+    );
+}
