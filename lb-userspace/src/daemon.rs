@@ -181,11 +181,11 @@ impl State {
         let mut out = Vec::new();
         for s in &self.services {
             let id = (s.spec.vip, s.spec.port, s.spec.proto);
-            let Some((sid, _, indices)) = self.reconciler.service_index(&id) else { continue };
+            let Some(index) = self.reconciler.service_index(&id) else { continue };
             let mut reals = Vec::new();
             for r in &s.spec.reals {
-                let index = indices.iter().find(|(rid, _)| *rid == (r.addr, r.port)).map(|(_, i)| *i);
-                let (traffic, (active, inactive)) = match index {
+                let number = index.reals.iter().find(|(rid, _)| *rid == (r.addr, r.port)).map(|(_, i)| *i);
+                let (traffic, (active, inactive)) = match number {
                     Some(i) => (traffic(self.maps.real_counters(i)?), flows.get(&i).copied().unwrap_or_default()),
                     None => (Traffic::default(), (0, 0)),
                 };
@@ -206,7 +206,7 @@ impl State {
                 port: s.spec.port,
                 scheduler: s.scheduler.clone(),
                 persistence_timeout: s.spec.persist_timeout_s,
-                traffic: traffic(self.maps.service_counters(sid)?),
+                traffic: traffic(self.maps.service_counters(index.id)?),
                 reals,
             });
         }

@@ -111,24 +111,28 @@ mod tests {
     #[test]
     fn list_matches_ipvsadm_columns() {
         let text = list(&sample(), 4096);
-        let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
-Prot LocalAddress:Port Scheduler Flags\n\
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-TCP  10.95.84.63:80 wlc\n\
-  -> 10.95.84.69:80               Route   1      2          0         \n\
-  -> 10.95.84.74:80               Route   2      4          0         \n";
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  10.95.84.63:80 wlc\n",
+            "  -> 10.95.84.69:80               Route   1      2          0         \n",
+            "  -> 10.95.84.74:80               Route   2      4          0         \n",
+        );
         assert_eq!(text, expected);
     }
 
     #[test]
     fn stats_matches_ipvsadm_columns() {
         let text = stats(&sample(), 4096);
-        let expected = "IP Virtual Server version 1.2.1 (size=4096)\n\
-Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
-  -> RemoteAddress:Port\n\
-TCP  10.95.84.63:80                      6       36        0     2464        0\n\
-  -> 10.95.84.69:80                      2       12        0      825        0\n\
-  -> 10.95.84.74:80                      4       24        0     1639        0\n";
+        let expected = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+            "  -> RemoteAddress:Port\n",
+            "TCP  10.95.84.63:80                      6       36        0     2464        0\n",
+            "  -> 10.95.84.69:80                      2       12        0      825        0\n",
+            "  -> 10.95.84.74:80                      4       24        0     1639        0\n",
+        );
         assert_eq!(text, expected);
     }
 

@@ -84,14 +84,14 @@ pub fn load(object: &[u8], sizes: Sizes) -> Result<Ebpf> {
         .checked_mul(2 * RING_SIZE)
         .ok_or_else(|| anyhow!("{} services do not fit one ring array", sizes.services))?;
     let mut ebpf = EbpfLoader::new()
-        .set_max_entries(maps::SERVICES, sizes.services)
-        .set_max_entries(maps::SERVICE_STATS, sizes.services)
-        .set_max_entries(maps::RINGS, rings)
-        .set_max_entries(maps::REALS, sizes.reals)
-        .set_max_entries(maps::REAL_STATS, sizes.reals)
-        .set_max_entries(maps::FLOWS, sizes.flows)
-        .set_max_entries(maps::PERSIST, sizes.persist)
-        .set_max_entries(maps::FRAGMENTS, sizes.fragments)
+        .map_max_entries(maps::SERVICES, sizes.services)
+        .map_max_entries(maps::SERVICE_STATS, sizes.services)
+        .map_max_entries(maps::RINGS, rings)
+        .map_max_entries(maps::REALS, sizes.reals)
+        .map_max_entries(maps::REAL_STATS, sizes.reals)
+        .map_max_entries(maps::FLOWS, sizes.flows)
+        .map_max_entries(maps::PERSIST, sizes.persist)
+        .map_max_entries(maps::FRAGMENTS, sizes.fragments)
         .load(object)
         .context("loading the XDP object")?;
     program(&mut ebpf)?.load().context("the kernel refused the XDP program")?;

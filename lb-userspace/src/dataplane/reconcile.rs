@@ -46,6 +46,14 @@ pub type ServiceId = (IpAddr, u16, Proto);
 /// Identity of a real within a service.
 pub type RealId = (IpAddr, u16);
 
+/// A service's numbers in the maps: its id, its live ring, its reals'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceIndex {
+    pub id: u32,
+    pub ring: u32,
+    pub reals: Vec<(RealId, u32)>,
+}
+
 /// One change to the kernel's maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
@@ -80,6 +88,9 @@ struct ServiceState {
     rings: [Vec<u32>; 2],
     live: usize,
     written: Option<Service>,
+    /// The reals (number, seed, weight) the live ring was built from: an
+    /// unchanged set skips the rebuild.
+    built_from: Option<Vec<(u32, u64, u32)>>,
 }
 
 impl ServiceState {
@@ -150,6 +161,7 @@ impl Reconciler {
                             rings: [Vec::new(), Vec::new()],
                             live: 1,
                             written: None,
+                            built_from: None,
                         },
                     );
                 }
@@ -188,11 +200,12 @@ impl Reconciler {
         addrs
     }
 
-    /// The number and live ring of a service, and the numbers of its reals.
-    pub fn service_index(&self, id: &ServiceId) -> Option<(u32, u32, Vec<(RealId, u32)>)> {
-        self.services.get(id).map(|s| {
-            let ring = rings_of(s.id)[s.live];
-            (s.id, ring, s.reals.iter().map(|(rid, r)| (*rid, r.index)).collect())
+    /// Where a service stands in the maps.
+    pub fn service_index(&self, id: &ServiceId) -> Option<ServiceIndex> {
+        self.services.get(id).map(|s| ServiceIndex {
+            id: s.id,
+            ring: rings_of(s.id)[s.live],
+            reals: s.reals.iter().map(|(rid, r)| (*rid, r.index)).collect(),
         })
     }
 
@@ -201,6 +214,8 @@ impl Reconciler {
         let mut ups = Vec::new();
         let mut publish = Vec::new();
         let mut downs = Vec::new();
+        // Freed only after this pass, so no index changes hands within it.
+        let mut freed = Vec::new();
         for state in self.services.values_mut() {
             // Reals that left the spec: unpublished after the new ring is live.
             let wanted: BTreeMap<RealId, &RealSpec> =
@@ -209,7 +224,7 @@ impl Reconciler {
                 let keep = wanted.contains_key(rid);
                 if !keep {
                     downs.push(Write::Real { index: r.index, real: Real::default() });
-                    self.real_indices.free.push_back(r.index);
+                    freed.push(r.index);
                 }
                 keep
             });
@@ -231,8 +246,8 @@ impl Reconciler {
                 };
                 real.spec = spec.clone();
                 let want = match self.macs.get(&spec.addr) {
-                    Some(mac) if spec.healthy => Real { mac: *mac, flags: REAL_UP },
-                    Some(mac) => Real { mac: *mac, flags: 0 },
+                    Some(mac) if spec.healthy => Real { mac: *mac, flags: REAL_UP, service: state.id },
+                    Some(mac) => Real { mac: *mac, flags: 0, service: state.id },
                     None => Real::default(),
                 };
                 if want != real.written {
@@ -243,6 +258,7 @@ impl Reconciler {
             }
             publish.extend(Self::publish(state));
         }
+        self.real_indices.free.extend(freed);
         ups.extend(publish);
         ups.extend(downs);
         Ok(ups)
@@ -250,31 +266,23 @@ impl Reconciler {
 
     /// Writes a changed Maglev table into the spare ring and makes it live.
     fn publish(state: &mut ServiceState) -> Vec<Write> {
-        let backends: Vec<maglev::Backend> = state
+        let members: Vec<(u32, u64, u32)> = state
             .reals
             .values()
             .filter(|r| r.written.flags & REAL_UP != 0 && r.spec.weight > 0)
-            .map(|r| maglev::Backend {
-                id: r.index,
-                seed: maglev::seed_of(r.spec.addr, r.spec.port),
-                weight: r.spec.weight,
-            })
+            .map(|r| (r.index, maglev::seed_of(r.spec.addr, r.spec.port), r.spec.weight))
             .collect();
-        let table = maglev::build(&backends, RING_SIZE);
         let mut writes = Vec::new();
-        let live_unchanged = state.rings[state.live] == table;
-        if !live_unchanged {
-            let spare = 1 - state.live;
-            let ring = rings_of(state.id)[spare];
-            let slots = if state.rings[spare].is_empty() {
-                // Never written: the kernel's array starts zeroed, not NO_REAL.
-                table.iter().enumerate().map(|(i, r)| (i as u32, *r)).collect()
-            } else {
-                maglev::changed(&state.rings[spare], &table)
-            };
-            writes.push(Write::RingSlots { ring, slots });
-            state.rings[spare] = table;
-            state.live = spare;
+        if state.built_from.as_ref() != Some(&members) {
+            let backends: Vec<maglev::Backend> = members
+                .iter()
+                .map(|&(id, seed, weight)| maglev::Backend { id, seed, weight })
+                .collect();
+            let table = maglev::build(&backends, RING_SIZE);
+            state.built_from = Some(members);
+            if state.rings[state.live] != table {
+                Self::write_spare(state, table, &mut writes);
+            }
         }
         let service = Service {
             id: state.id,
@@ -286,6 +294,20 @@ impl Reconciler {
             state.written = Some(service);
         }
         writes
+    }
+
+    /// Brings the spare ring to `table` and makes it the live one.
+    fn write_spare(state: &mut ServiceState, table: Vec<u32>, writes: &mut Vec<Write>) {
+        let spare = 1 - state.live;
+        let slots = if state.rings[spare].is_empty() {
+            // Never written: the kernel's array starts zeroed, not NO_REAL.
+            table.iter().enumerate().map(|(i, r)| (i as u32, *r)).collect()
+        } else {
+            maglev::changed(&state.rings[spare], &table)
+        };
+        writes.push(Write::RingSlots { ring: rings_of(state.id)[spare], slots });
+        state.rings[spare] = table;
+        state.live = spare;
     }
 }
 
@@ -403,7 +425,7 @@ mod tests {
         let ring = k.live_ring(&key());
         assert!((share(&ring, 0) - 0.25).abs() < 0.01, "{}", share(&ring, 0));
         assert!((share(&ring, 1) - 0.75).abs() < 0.01);
-        assert_eq!(k.reals[&1], Real { mac: MAC2, flags: REAL_UP });
+        assert_eq!(k.reals[&1], Real { mac: MAC2, flags: REAL_UP, service: 0 });
     }
 
     #[test]
@@ -411,15 +433,20 @@ mod tests {
         let mut rec = Reconciler::new(4, 16);
         rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap();
         rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
-        for _ in 0..3 {
-            let live = rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp)).unwrap().1;
-            let writes = rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap();
-            let writes2 = rec.set_mac(ip("10.0.0.12"), None).unwrap();
-            for w in writes.iter().chain(&writes2) {
+        let id = (ip("10.0.0.100"), 80, Proto::Tcp);
+        for i in 0..6 {
+            let live = rec.service_index(&id).unwrap().ring;
+            let mac = (i % 2 == 0).then_some(MAC2);
+            let writes = rec.set_mac(ip("10.0.0.12"), mac).unwrap();
+            let mut wrote_ring = false;
+            for w in &writes {
                 if let Write::RingSlots { ring, .. } = w {
                     assert_ne!(*ring, live, "wrote the live ring");
+                    wrote_ring = true;
                 }
             }
+            assert!(wrote_ring, "each change of members changes the table");
+            assert_ne!(rec.service_index(&id).unwrap().ring, live, "the new ring is live");
         }
     }
 
@@ -470,9 +497,9 @@ mod tests {
         assert!(k.services.is_empty());
         assert_eq!(k.reals[&0], Real::default());
         k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
-        let (id, _, reals) = rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp)).unwrap();
-        assert_eq!(id, 1, "service numbers are reused first-in first-out");
-        assert_eq!(reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(), vec![2, 3]);
+        let index = rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp)).unwrap();
+        assert_eq!(index.id, 1, "service numbers are reused first-in first-out");
+        assert_eq!(index.reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(), vec![2, 3]);
     }
 
     #[test]

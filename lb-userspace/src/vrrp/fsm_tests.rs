@@ -1,0 +1,581 @@
+//! Scenario tables: (time in µs, input, exact actions), each citing what it
+//! checks. Times: v3, advert_int 1 s; Skew_Time for priority 100 is
+//! 156/256 s = 609_375 µs, for 200 it is 56/256 s = 218_750 µs.
+
+use std::net::Ipv4Addr;
+
+use Action::*;
+use Input::*;
+use TimerKind::*;
+
+use super::*;
+
+pub(super) const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+pub(super) const PEER_HI: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+pub(super) const PEER_LO: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0));
+pub(super) const S: u64 = 1_000_000;
+pub(super) const DOWN_100: u64 = 3 * S + 609_375;
+pub(super) const DOWN_200: u64 = 3 * S + 218_750;
+
+pub(super) struct Step {
+    at: u64,
+    input: Input,
+    want: Vec<Action>,
+    why: &'static str,
+}
+
+pub(super) fn step(at: u64, input: Input, want: Vec<Action>, why: &'static str) -> Step {
+    Step {
+        at,
+        input,
+        want,
+        why,
+    }
+}
+
+/// Runs a table on a fresh instance and returns it for further checks.
+pub(super) fn run(cfg: FsmConfig, base: Instant, steps: Vec<Step>) -> Fsm {
+    let mut fsm = Fsm::new(cfg);
+    for (i, s) in steps.into_iter().enumerate() {
+        let got = fsm.handle(base + Duration::from_micros(s.at), s.input);
+        assert_eq!(
+            got, s.want,
+            "step {i} at {} µs ({:?}): {}",
+            s.at, s.input, s.why
+        );
+    }
+    fsm
+}
+
+pub(super) fn cfg(priority: u8) -> FsmConfig {
+    FsmConfig::new(Version::V3, 51, priority, ME)
+}
+
+pub(super) fn advert(from: IpAddr, priority: u8) -> Input {
+    AdvertReceived {
+        from,
+        priority,
+        max_advert_int: Duration::from_secs(1),
+    }
+}
+
+pub(super) struct T(pub(super) Instant);
+impl T {
+    pub(super) fn at(&self, us: u64) -> Instant {
+        self.0 + Duration::from_micros(us)
+    }
+    pub(super) fn arm(&self, kind: TimerKind, us: u64) -> Action {
+        ArmTimer {
+            kind,
+            at: self.at(us),
+        }
+    }
+    /// Everything a takeover at `us` emits with keepalived's default garp.
+    pub(super) fn takeover(&self, us: u64, prio: u8, from: State) -> Vec<Action> {
+        vec![
+            SendAdvert { priority: prio },
+            AddVips { accept: false },
+            SendGratuitous { count: 5 },
+            self.arm(Advert, us + S),
+            self.arm(GarpDelay, us + 5 * S),
+            StateChanged {
+                from,
+                to: State::Master,
+            },
+            Notify(NotifyEvent::Master),
+        ]
+    }
+    pub(super) fn startup_backup(&self, down: u64) -> Vec<Action> {
+        vec![
+            self.arm(MasterDown, down),
+            StateChanged {
+                from: State::Initialize,
+                to: State::Backup,
+            },
+            Notify(NotifyEvent::Backup),
+        ]
+    }
+}
+
+pub(super) fn t() -> T {
+    T(Instant::now())
+}
+
+/// An instance of priority `prio` that became master at 0 (owner path
+/// skipped: startup, then master-down at DOWN).
+pub(super) fn master_steps(t: &T, prio: u8, down: u64) -> Vec<Step> {
+    vec![
+        step(
+            0,
+            Startup,
+            t.startup_backup(down),
+            "RFC 5798 §6.4.1: non-owner starts Backup",
+        ),
+        step(
+            down,
+            TimerFired(MasterDown),
+            t.takeover(down, prio, State::Backup),
+            "RFC 5798 §6.4.2",
+        ),
+    ]
+}
+
+#[test]
+fn startup_backup_then_master_down() {
+    let t = t();
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        DOWN_100 + S,
+        TimerFired(Advert),
+        vec![
+            SendAdvert { priority: 100 },
+            t.arm(Advert, DOWN_100 + 2 * S),
+        ],
+        "RFC 5798 §6.4.3: Adver_Timer fires -> advert, re-arm",
+    ));
+    let fsm = run(cfg(100), t.0, steps);
+    assert_eq!(fsm.state(), State::Master);
+}
+
+#[test]
+fn owner_goes_straight_to_master() {
+    let t = t();
+    run(
+        cfg(255),
+        t.0,
+        vec![step(
+            0,
+            Startup,
+            t.takeover(0, 255, State::Initialize),
+            "RFC 5798 §6.4.1 owner",
+        )],
+    );
+}
+
+#[test]
+fn v2_skew_is_in_seconds() {
+    // RFC 3768 §6.1: Skew_Time = (256 - Priority) / 256 s, whatever the interval.
+    let t = t();
+    let cfg = FsmConfig {
+        advert_int: Duration::from_secs(2),
+        ..FsmConfig::new(Version::V2, 51, 100, ME)
+    };
+    let fsm = run(
+        cfg,
+        t.0,
+        vec![step(
+            0,
+            Startup,
+            t.startup_backup(6 * S + 609_375),
+            "RFC 3768 §6.4.1",
+        )],
+    );
+    assert_eq!(fsm.skew_time(), Duration::from_micros(609_375));
+}
+
+#[test]
+fn v3_skew_scales_with_interval() {
+    // RFC 5798 §6.1: (256 - 100) * 0.5 s / 256 = 304_687.5 µs.
+    let cfg = FsmConfig {
+        advert_int: Duration::from_millis(500),
+        ..cfg(100)
+    };
+    let fsm = Fsm::new(cfg);
+    assert_eq!(fsm.skew_time(), Duration::from_micros(304_687));
+    assert_eq!(fsm.master_down_interval(), Duration::from_micros(1_804_687));
+}
+
+#[test]
+fn backup_accepts_higher_master_and_restarts_timer() {
+    let t = t();
+    run(
+        cfg(100),
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_100), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert(PEER_HI, 200),
+                vec![t.arm(MasterDown, S + DOWN_100)],
+                "RFC 5798 §6.4.2 reset timer",
+            ),
+            step(
+                S + DOWN_100 - 1,
+                TimerFired(MasterDown),
+                vec![],
+                "stale fire before the deadline is ignored",
+            ),
+            step(
+                2 * S,
+                advert(PEER_LO, 100),
+                vec![t.arm(MasterDown, 2 * S + DOWN_100)],
+                "equal priority accepted",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn master_yields_to_higher_priority() {
+    let t = t();
+    let at = DOWN_100 + 300_000;
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        at,
+        advert(PEER_LO, 200),
+        vec![
+            CancelTimer(Advert),
+            CancelTimer(GarpDelay),
+            RemoveVips,
+            t.arm(MasterDown, at + DOWN_100),
+            StateChanged {
+                from: State::Master,
+                to: State::Backup,
+            },
+            Notify(NotifyEvent::Backup),
+        ],
+        "RFC 5798 §6.4.3: higher priority -> Backup",
+    ));
+    let fsm = run(cfg(100), t.0, steps);
+    assert_eq!(fsm.last_master(), Some((PEER_LO, 200)));
+}
+
+#[test]
+fn backup_preempts_lower_master() {
+    let t = t();
+    run(
+        cfg(200),
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_200), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert(PEER_HI, 100),
+                vec![],
+                "RFC 5798 §6.4.2: lower priority discarded (preempt)",
+            ),
+            step(2 * S, advert(PEER_HI, 100), vec![], "still discarded"),
+            step(
+                DOWN_200,
+                TimerFired(MasterDown),
+                t.takeover(DOWN_200, 200, State::Backup),
+                "preemption",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn nopreempt_keeps_lower_master() {
+    let t = t();
+    let cfg = FsmConfig {
+        preempt: false,
+        ..cfg(200)
+    };
+    run(
+        cfg,
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_200), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, S + DOWN_200)],
+                "Preempt_Mode false",
+            ),
+            step(
+                2 * S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, 2 * S + DOWN_200)],
+                "Preempt_Mode false",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn preempt_delay_accepts_lower_master_until_it_expires() {
+    let t = t();
+    let cfg = FsmConfig {
+        preempt_delay: Duration::from_secs(2),
+        ..cfg(200)
+    };
+    run(
+        cfg,
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_200), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, S + DOWN_200)],
+                "keepalived: delay starts",
+            ),
+            step(
+                2 * S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, 2 * S + DOWN_200)],
+                "within delay",
+            ),
+            step(3 * S, advert(PEER_HI, 100), vec![], "delay over: discarded"),
+            step(4 * S, advert(PEER_HI, 100), vec![], "discarded"),
+            step(
+                2 * S + DOWN_200,
+                TimerFired(MasterDown),
+                t.takeover(2 * S + DOWN_200, 200, State::Backup),
+                "preempt",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn preempt_delay_restarts_after_higher_master() {
+    let t = t();
+    let cfg = FsmConfig {
+        preempt_delay: Duration::from_secs(2),
+        ..cfg(200)
+    };
+    run(
+        cfg,
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_200), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, S + DOWN_200)],
+                "delay starts (ends 3 s)",
+            ),
+            step(
+                2 * S,
+                advert(PEER_HI, 250),
+                vec![t.arm(MasterDown, 2 * S + DOWN_200)],
+                "higher: delay reset",
+            ),
+            step(
+                3 * S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, 3 * S + DOWN_200)],
+                "delay starts again",
+            ),
+            step(
+                4 * S,
+                advert(PEER_HI, 100),
+                vec![t.arm(MasterDown, 4 * S + DOWN_200)],
+                "within new delay",
+            ),
+            step(5 * S, advert(PEER_HI, 100), vec![], "new delay over"),
+        ],
+    );
+}
+
+#[test]
+fn equal_priority_tie_break_by_address() {
+    // RFC 5798 §6.4.3: equal priority and a greater primary address wins.
+    let t = t();
+    let at = DOWN_100 + 100_000;
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        at,
+        advert(PEER_LO, 100),
+        vec![
+            SendAdvert { priority: 100 },
+            SendGratuitous { count: 5 },
+            t.arm(GarpLowerPrio, at + 5 * S),
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ],
+        "equal priority, lower address: stay Master (keepalived answers at once)",
+    ));
+    steps.push(step(
+        at + 1,
+        advert(ME, 100),
+        vec![],
+        "own address: looped advert ignored",
+    ));
+    steps.push(step(
+        at + 2,
+        advert(PEER_HI, 100),
+        vec![
+            CancelTimer(Advert),
+            CancelTimer(GarpDelay),
+            CancelTimer(GarpLowerPrio),
+            RemoveVips,
+            t.arm(MasterDown, at + 2 + DOWN_100),
+            StateChanged {
+                from: State::Master,
+                to: State::Backup,
+            },
+            Notify(NotifyEvent::Backup),
+        ],
+        "equal priority, higher address: Backup",
+    ));
+    run(cfg(100), t.0, steps);
+}
+
+#[test]
+fn lower_prio_rfc_strict() {
+    let t = t();
+    let garp = GarpConfig {
+        lower_prio_repeat: 0,
+        ..GarpConfig::default()
+    };
+    let cfg = FsmConfig {
+        lower_prio_no_advert: true,
+        garp,
+        ..cfg(100)
+    };
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        DOWN_100 + 1,
+        advert(PEER_HI, 50),
+        vec![Notify(NotifyEvent::MasterRxLowerPri)],
+        "RFC 5798 §6.4.3: discard (lower_prio_no_advert)",
+    ));
+    run(cfg, t.0, steps);
+}
+
+#[test]
+fn master_answers_priority_zero() {
+    let t = t();
+    let at = DOWN_100 + 400_000;
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        at,
+        advert(PEER_HI, 0),
+        vec![SendAdvert { priority: 100 }, t.arm(Advert, at + S)],
+        "RFC 5798 §6.4.3: priority 0 -> send advert, reset Adver_Timer",
+    ));
+    steps.push(step(
+        DOWN_100 + S,
+        TimerFired(Advert),
+        vec![],
+        "the replaced deadline is stale",
+    ));
+    run(cfg(100), t.0, steps);
+}
+
+#[test]
+fn backup_priority_zero_sets_skew() {
+    let t = t();
+    run(
+        cfg(100),
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_100), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert(PEER_HI, 200),
+                vec![t.arm(MasterDown, S + DOWN_100)],
+                "RFC 5798 §6.4.2",
+            ),
+            step(
+                2 * S,
+                advert(PEER_HI, 0),
+                vec![t.arm(MasterDown, 2 * S + 609_375)],
+                "priority 0 -> Skew_Time",
+            ),
+            step(
+                2 * S + 609_375,
+                TimerFired(MasterDown),
+                t.takeover(2 * S + 609_375, 100, State::Backup),
+                "take over",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn v3_backup_learns_master_interval() {
+    let t = t();
+    let slow = AdvertReceived {
+        from: PEER_HI,
+        priority: 200,
+        max_advert_int: Duration::from_millis(500),
+    };
+    // 3 * 0.5 s + 156 * 0.5 s / 256
+    let down = 1_500_000 + 304_687;
+    let mut fsm = run(
+        cfg(100),
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_100), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                slow,
+                vec![t.arm(MasterDown, S + down)],
+                "RFC 5798 §6.4.2: Master_Adver_Interval learned",
+            ),
+            step(
+                S + down,
+                TimerFired(MasterDown),
+                t.takeover(S + down, 100, State::Backup),
+                "RFC 5798 §6.4.2",
+            ),
+        ],
+    );
+    // As Master the configured interval is ours again (keepalived become_master).
+    assert_eq!(fsm.master_adver_int(), Duration::from_secs(1));
+    let got = fsm.handle(t.at(S + down + S), TimerFired(Advert));
+    assert_eq!(
+        got,
+        vec![
+            SendAdvert { priority: 100 },
+            t.arm(Advert, S + down + 2 * S)
+        ]
+    );
+}
+
+#[test]
+fn v2_backup_does_not_learn_interval() {
+    let t = t();
+    let cfg = FsmConfig::new(Version::V2, 51, 100, ME);
+    let odd = AdvertReceived {
+        from: PEER_HI,
+        priority: 200,
+        max_advert_int: Duration::from_secs(3),
+    };
+    run(
+        cfg,
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_100), "RFC 3768 §6.4.1"),
+            step(
+                S,
+                odd,
+                vec![t.arm(MasterDown, S + DOWN_100)],
+                "RFC 3768 §6.4.2: own Advertisement_Interval",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn v3_master_yielding_learns_interval() {
+    // RFC 5798 §6.4.3: Master -> Backup takes the new master's interval.
+    let t = t();
+    let at = DOWN_100 + 1;
+    let fast = AdvertReceived {
+        from: PEER_LO,
+        priority: 200,
+        max_advert_int: Duration::from_millis(500),
+    };
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        at,
+        fast,
+        vec![
+            CancelTimer(Advert),
+            CancelTimer(GarpDelay),
+            RemoveVips,
+            t.arm(MasterDown, at + 1_500_000 + 304_687),
+            StateChanged {
+                from: State::Master,
+                to: State::Backup,
+            },
+            Notify(NotifyEvent::Backup),
+        ],
+        "RFC 5798 §6.4.3",
+    ));
+    run(cfg(100), t.0, steps);
+}

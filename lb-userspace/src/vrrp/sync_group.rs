@@ -1,0 +1,219 @@
+//! `vrrp_sync_group`: members fail over together (keepalived vrrp_sync.c).
+//!
+//! Level-triggered and pure: after any member's `Fsm::handle`, the daemon
+//! takes a `MemberView` of every member, calls `decide`, feeds each
+//! returned input to its member, and repeats until `decide` returns
+//! nothing (at most three rounds: fault, then backup/master).
+//!
+//! Rules, as keepalived applies them:
+//! - a member in its own fault puts every other member in Fault;
+//! - a Backup member that hears a live master keeps the group Backup:
+//!   members that are Master are forced to Backup (no priority 0);
+//! - a member goes Master only once every Backup member wants to
+//!   (members are built with `FsmConfig::sync_group = true`, so their
+//!   master-down timer only sets `wants_master`).
+
+use super::fsm::{Fsm, Input, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberView {
+    pub state: State,
+    pub own_fault: bool,
+    pub group_fault: bool,
+    pub wants_master: bool,
+}
+
+impl From<&Fsm> for MemberView {
+    fn from(fsm: &Fsm) -> Self {
+        MemberView {
+            state: fsm.state(),
+            own_fault: fsm.own_fault(),
+            group_fault: fsm.group_fault(),
+            wants_master: fsm.wants_master(),
+        }
+    }
+}
+
+/// Inputs to feed, as (member index, input).
+pub fn decide(members: &[MemberView]) -> Vec<(usize, Input)> {
+    let faulted = members.iter().filter(|m| m.own_fault).count();
+    let faults: Vec<(usize, Input)> = members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let others_faulted = faulted > usize::from(m.own_fault);
+            (m.group_fault != others_faulted).then_some((i, Input::GroupFault(others_faulted)))
+        })
+        .collect();
+    if !faults.is_empty() || faulted > 0 {
+        return faults;
+    }
+    if members
+        .iter()
+        .any(|m| matches!(m.state, State::Initialize | State::Fault))
+    {
+        return Vec::new();
+    }
+    let backups = || {
+        members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.state == State::Backup)
+    };
+    if backups().any(|(_, m)| !m.wants_master) {
+        members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.state == State::Master)
+            .map(|(i, _)| (i, Input::GroupForceBackup))
+            .collect()
+    } else {
+        backups().map(|(i, _)| (i, Input::GroupGoMaster)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::{IpAddr, Ipv4Addr},
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+    use crate::vrrp::{
+        fsm::{FsmConfig, TimerKind},
+        packet::Version,
+    };
+
+    fn view(state: State, wants_master: bool) -> MemberView {
+        MemberView {
+            state,
+            own_fault: false,
+            group_fault: false,
+            wants_master,
+        }
+    }
+
+    #[test]
+    fn own_fault_spreads_and_clears() {
+        let faulted = MemberView {
+            own_fault: true,
+            ..view(State::Fault, false)
+        };
+        let members = [
+            faulted,
+            view(State::Master, false),
+            view(State::Backup, false),
+        ];
+        assert_eq!(
+            decide(&members),
+            vec![(1, Input::GroupFault(true)), (2, Input::GroupFault(true))]
+        );
+        let held = MemberView {
+            group_fault: true,
+            ..view(State::Fault, false)
+        };
+        assert_eq!(
+            decide(&[faulted, held, held]),
+            vec![],
+            "stable while the fault lasts"
+        );
+        let recovered = view(State::Backup, false);
+        assert_eq!(
+            decide(&[recovered, held, held]),
+            vec![(1, Input::GroupFault(false)), (2, Input::GroupFault(false))]
+        );
+    }
+
+    #[test]
+    fn one_member_losing_mastership_takes_the_group() {
+        let members = [
+            view(State::Backup, false),
+            view(State::Master, false),
+            view(State::Master, false),
+        ];
+        assert_eq!(
+            decide(&members),
+            vec![(1, Input::GroupForceBackup), (2, Input::GroupForceBackup)]
+        );
+    }
+
+    #[test]
+    fn master_only_when_every_backup_wants_it() {
+        let half = [view(State::Backup, true), view(State::Backup, false)];
+        assert_eq!(decide(&half), vec![]);
+        let all = [
+            view(State::Backup, true),
+            view(State::Backup, true),
+            view(State::Master, false),
+        ];
+        assert_eq!(
+            decide(&all),
+            vec![(0, Input::GroupGoMaster), (1, Input::GroupGoMaster)]
+        );
+        assert_eq!(decide(&[view(State::Master, false); 2]), vec![]);
+        assert_eq!(
+            decide(&[view(State::Initialize, false), view(State::Backup, true)]),
+            vec![]
+        );
+    }
+
+    /// Two real instances: when one goes to Fault the other, Master, is
+    /// forced down too (keepalived vrrp_sync_fault), and both come back.
+    #[test]
+    fn group_of_two_fails_over_together() {
+        let base = Instant::now();
+        let mk = |vrid| {
+            let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+            Fsm::new(FsmConfig {
+                sync_group: true,
+                ..FsmConfig::new(Version::V3, vrid, 100, addr)
+            })
+        };
+        let mut group = [mk(1), mk(2)];
+        let settle = |group: &mut [Fsm; 2], now: Instant| {
+            for _ in 0..4 {
+                let views: Vec<MemberView> = group.iter().map(MemberView::from).collect();
+                let inputs = decide(&views);
+                if inputs.is_empty() {
+                    return;
+                }
+                for (i, input) in inputs {
+                    let _ = group[i].handle(now, input);
+                }
+            }
+            panic!("sync group did not settle");
+        };
+        for m in &mut group {
+            let _ = m.handle(base, Input::Startup);
+        }
+        let down = base + group[0].master_down_interval();
+        let _ = group[0].handle(down, Input::TimerFired(TimerKind::MasterDown));
+        settle(&mut group, down);
+        assert_eq!(
+            group.iter().map(Fsm::state).collect::<Vec<_>>(),
+            [State::Backup; 2],
+            "member 2 not ready"
+        );
+        let _ = group[1].handle(down, Input::TimerFired(TimerKind::MasterDown));
+        settle(&mut group, down);
+        assert_eq!(
+            group.iter().map(Fsm::state).collect::<Vec<_>>(),
+            [State::Master; 2]
+        );
+
+        let later = down + Duration::from_secs(1);
+        let _ = group[1].handle(later, Input::FaultChanged(true));
+        settle(&mut group, later);
+        assert_eq!(
+            group.iter().map(Fsm::state).collect::<Vec<_>>(),
+            [State::Fault; 2]
+        );
+        let _ = group[1].handle(later, Input::FaultChanged(false));
+        settle(&mut group, later);
+        assert_eq!(
+            group.iter().map(Fsm::state).collect::<Vec<_>>(),
+            [State::Backup; 2]
+        );
+    }
+}
