@@ -29,6 +29,12 @@ pub const MAX_PERSIST: u32 = 1 << 18;
 /// Default number of IP datagrams whose later fragments can be followed (LRU).
 pub const MAX_FRAGMENTS: u32 = 1 << 14;
 
+/// Slots per CPU of `FLOW_CACHE`. A power of two: the slot is
+/// `FlowKey::hash() & (FLOW_CACHE_SIZE - 1)`. Fixed at build time (the XDP
+/// program masks with it), unlike the other sizes.
+pub const FLOW_CACHE_SIZE: u32 = 1 << 14;
+const _: () = assert!(FLOW_CACHE_SIZE.is_power_of_two());
+
 /// A ring slot holding no real: the service has no real that takes new flows.
 pub const NO_REAL: u32 = u32::MAX;
 
@@ -49,6 +55,7 @@ pub mod maps {
     pub const SERVICE_STATS: &str = "SERVICE_STATS";
     pub const REAL_STATS: &str = "REAL_STATS";
     pub const REASON_STATS: &str = "REASON_STATS";
+    pub const FLOW_CACHE: &str = "FLOW_CACHE";
 }
 
 /// Key of `SERVICES`. `port` 0 means every port of the VIP.
@@ -94,8 +101,12 @@ pub struct Real {
     pub mac: [u8; 6],
     /// `REAL_UP` when the real may receive packets (healthy and MAC known).
     pub flags: u16,
+    /// The `Service::id` this real belongs to. State that names a real by
+    /// number (flows, persistence, caches) is only followed when the service
+    /// matches, so a number reused by another service is never followed.
+    pub service: u32,
 }
-const _: () = assert!(size_of::<Real>() == 8);
+const _: () = assert!(size_of::<Real>() == 12);
 
 pub const REAL_UP: u16 = 1;
 
@@ -171,6 +182,25 @@ const _: () = assert!(size_of::<Binding>() == 16);
 
 pub const FLOW_CLOSING: u32 = 1;
 pub const TOUCH_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Value of `FLOW_CACHE`, a per-CPU direct-mapped cache of `FLOWS` decisions
+/// that lets established flows skip the `SERVICES` and `FLOWS` lookups.
+/// Written only by the XDP program; a zeroed entry matches no packet
+/// (`key.family` is never 0 in a packet's key).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FlowCacheEntry {
+    /// The whole flow key, compared exactly (first, so it is 8-byte aligned).
+    pub key: FlowKey,
+    /// The `REALS` index the flow goes to.
+    pub real: u32,
+    /// The `Service::id` the flow belongs to; the real must still belong to it.
+    pub service: u32,
+    /// `bpf_ktime_get_coarse_ns` when the slow path last decided this flow:
+    /// after `TOUCH_INTERVAL_NS` the next packet takes the slow path again.
+    pub checked_ns: u64,
+}
+const _: () = assert!(size_of::<FlowCacheEntry>() == 56);
 
 /// Key of `PERSIST`: one client of one service.
 #[repr(C)]
@@ -289,6 +319,7 @@ mod user {
     unsafe impl aya::Pod for FragmentKey {}
     unsafe impl aya::Pod for FragmentPorts {}
     unsafe impl aya::Pod for Counters {}
+    unsafe impl aya::Pod for FlowCacheEntry {}
 }
 
 #[cfg(test)]

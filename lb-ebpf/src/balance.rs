@@ -1,26 +1,43 @@
-//! Choosing the real: service lookup, then the flow table, then source-IP
-//! persistence, then the service's Maglev ring.
+//! Choosing the real: the per-CPU flow cache (see `cache`), else the slow
+//! path: service lookup, then the flow table, then source-IP persistence,
+//! then the service's Maglev ring.
+//!
+//! A real reached by number from state (`FLOW_CACHE`, `FLOWS`, `PERSIST`) or
+//! from a ring is used only if it is up and `REALS[real].service` is the
+//! packet's service, so a real number reused by another service is never
+//! followed.
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    Binding, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_UP, RING_SIZE, Reason, Service,
+    Binding, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service,
     ServiceKey, TOUCH_INTERVAL_NS,
 };
 
 use crate::{
-    fragments,
+    cache, fragments,
     maps::{FLOWS, PERSIST, REALS, RINGS, SERVICES},
     parse::{Fragment, Packet},
 };
 
 const NS_PER_S: u64 = 1_000_000_000;
 
+/// A MAC address as the two words it is written into the frame with: bytes
+/// 0-3 and 4-5, in memory order.
+#[derive(Clone, Copy)]
+pub struct Mac {
+    pub head: u32,
+    pub tail: u16,
+}
+
 /// Where a packet goes.
 pub struct Decision {
     pub real: u32,
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub service_id: u32,
     pub new_flow: bool,
+    /// The clock as the decision read it (0 on the fast path, which does not
+    /// record it).
+    pub now: u64,
 }
 
 /// CLOCK_MONOTONIC_COARSE, as `Binding::last_seen_ns` documents: a tick's
@@ -29,6 +46,48 @@ pub struct Decision {
 fn now_ns() -> u64 {
     // SAFETY: a helper without arguments, allowed in XDP programs.
     unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// Balances a parsed packet: the flow cache for plain data packets of a known
+/// flow, the slow path ([`decide`]) for everything else.
+#[inline(always)]
+pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+    let cacheable =
+        matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
+    if !cacheable {
+        return decide(pkt);
+    }
+    let Some(entry) = cache::slot(pkt) else {
+        return decide(pkt);
+    };
+    // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
+    // this program runs on this CPU.
+    let entry = unsafe { &mut *entry };
+    let cached = cache::same_flow(pkt, entry);
+    if cached
+        && cache::fresh(entry, now_ns())
+        && let Some(mac) = up_real(entry.real, entry.service)
+    {
+        return Ok(Decision {
+            real: entry.real,
+            mac,
+            service_id: entry.service,
+            new_flow: false,
+            now: 0,
+        });
+    }
+    match decide(pkt) {
+        Ok(d) => {
+            cache::fill(entry, pkt, &d, d.now);
+            Ok(d)
+        }
+        Err(reason) => {
+            if cached {
+                cache::invalidate(entry);
+            }
+            Err(reason)
+        }
+    }
 }
 
 /// The service for the packet's destination: exact port first, then port 0.
@@ -49,17 +108,27 @@ fn service(key: &FlowKey) -> Option<Service> {
     SERVICES.get_ptr(skey).map(|s| unsafe { *s })
 }
 
-/// The MAC address of real `real` if it may receive packets.
+/// The MAC address of real `real` if it may receive packets of service
+/// `service`: up, and (still) that service's.
 #[inline(always)]
-fn up_real(real: u32) -> Option<[u8; 6]> {
-    let r = REALS.get(real)?;
-    (r.flags & REAL_UP != 0).then_some(r.mac)
+fn up_real(real: u32, service: u32) -> Option<Mac> {
+    let r = REALS.get_ptr(real)?;
+    // SAFETY: a pointer to a live, 4-byte aligned `Real`; the MAC is its
+    // first six bytes, read as a u32 and the u16 after it.
+    unsafe {
+        let r = &*r;
+        let words = (r as *const Real).cast::<u32>();
+        (r.flags & REAL_UP != 0 && r.service == service).then(|| Mac {
+            head: *words,
+            tail: *words.add(1).cast::<u16>(),
+        })
+    }
 }
 
-/// Balances a parsed packet. Data packets create flow and persistence entries;
-/// ICMP errors and later fragments only follow existing state.
+/// The slow path. Data packets create flow and persistence entries; ICMP
+/// errors and later fragments only follow existing state.
 #[inline(always)]
-pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     if let Fragment::Later(id) = pkt.fragment {
         fragments::fill_later(&mut pkt.key, id)?;
     }
@@ -75,7 +144,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
         // CPUs write whole fields of the same flow; a lost update of
         // `last_seen_ns` or `flags` is harmless.
         let flow = unsafe { &mut *flow };
-        if let Some(mac) = up_real(flow.real) {
+        if let Some(mac) = up_real(flow.real, svc.id) {
             if !pkt.icmp_error {
                 touch(flow, &svc, key, now, pkt.closing);
             }
@@ -84,9 +153,11 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
                 mac,
                 service_id: svc.id,
                 new_flow: false,
+                now,
             });
         }
-        // The real went down: pick again below and overwrite the entry.
+        // The real went down or is no longer this service's: pick again below
+        // and overwrite the entry.
     }
 
     let record = !pkt.icmp_error && matches!(pkt.fragment, Fragment::No | Fragment::First(_));
@@ -105,6 +176,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
         mac,
         service_id: svc.id,
         new_flow,
+        now,
     })
 }
 
@@ -127,19 +199,24 @@ fn touch(flow: &mut Binding, svc: &Service, key: &FlowKey, now: u64, closing: bo
 }
 
 #[inline(always)]
+#[expect(
+    clippy::field_reassign_with_default,
+    reason = "a struct literal zeroes `_pad` with a call to a byte-loop memset"
+)]
 fn persist_key(key: &FlowKey, svc: &Service) -> PersistKey {
-    PersistKey {
-        client: key.src,
-        service: svc.id,
-        family: key.family,
-        _pad: [0; 3],
-    }
+    // From zero, not with `_pad: [0; 3]`: LLVM turns that into a call to a
+    // byte-loop `memset`, the whole-key zeroing into plain stores.
+    let mut pkey = PersistKey::default();
+    pkey.client = key.src;
+    pkey.service = svc.id;
+    pkey.family = key.family;
+    pkey
 }
 
 /// A real for a flow the table does not know (or whose real is down):
 /// the client's persistence binding if fresh and up, else the ring.
 #[inline(always)]
-fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, [u8; 6]), Reason> {
+fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Mac), Reason> {
     if svc.persist_timeout_s == 0 {
         return ring_pick(svc, key);
     }
@@ -149,7 +226,7 @@ fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, [u
         let p = unsafe { &mut *p };
         let timeout_ns = svc.persist_timeout_s as u64 * NS_PER_S;
         if now.wrapping_sub(p.last_seen_ns) < timeout_ns
-            && let Some(mac) = up_real(p.real)
+            && let Some(mac) = up_real(p.real, svc.id)
         {
             if record {
                 p.last_seen_ns = now;
@@ -172,7 +249,7 @@ fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, [u
 
 /// The Maglev slot for the flow's hash in the service's current ring.
 #[inline(always)]
-fn ring_pick(svc: &Service, key: &FlowKey) -> Result<(u32, [u8; 6]), Reason> {
+fn ring_pick(svc: &Service, key: &FlowKey) -> Result<(u32, Mac), Reason> {
     let slot = svc
         .ring
         .wrapping_mul(RING_SIZE)
@@ -181,6 +258,6 @@ fn ring_pick(svc: &Service, key: &FlowKey) -> Result<(u32, [u8; 6]), Reason> {
     if real == NO_REAL {
         return Err(Reason::PassNoReal);
     }
-    let mac = up_real(real).ok_or(Reason::PassNoReal)?;
+    let mac = up_real(real, svc.id).ok_or(Reason::PassNoReal)?;
     Ok((real, mac))
 }

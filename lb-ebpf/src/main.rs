@@ -5,12 +5,17 @@
 //! old destination), destination = the chosen real server, and it leaves by
 //! `XDP_TX`. Everything else goes to the kernel stack with `XDP_PASS`. Every
 //! verdict is counted in `REASON_STATS` under its `Reason`.
+//!
+//! Established flows take the fast path: a per-CPU flow cache hit skips the
+//! `SERVICES` and `FLOWS` lookups (`cache` explains when it is trusted);
+//! everything else takes the slow path in `balance`.
 #![no_std]
 #![no_main]
 // Packet loads are written as BPF instructions (see `parse`).
 #![feature(asm_experimental_arch)]
 
 mod balance;
+mod cache;
 mod fragments;
 mod maps;
 mod parse;
@@ -52,11 +57,14 @@ fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
     if start + 12 > ctx.data_end() {
         return Err(Reason::PassMalformed);
     }
-    let macs = start as *mut [u8; 6];
     // SAFETY: both addresses are inside the frame (checked just above).
     unsafe {
-        *macs.add(1) = *macs;
-        *macs = d.mac;
+        // Source = the frame's destination (our MAC), destination = the real.
+        let (head, tail) = (parse::load32(start), parse::load16(start + 4));
+        parse::store32(start + 6, head);
+        parse::store16(start + 10, tail);
+        parse::store32(start, d.mac.head);
+        parse::store16(start + 4, d.mac.tail);
     }
     let len = frame_len(ctx);
     // A service id or real number beyond the stats maps is a daemon bug that

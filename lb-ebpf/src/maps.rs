@@ -7,8 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FlowKey, FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST,
-    MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey,
+    Binding, Counters, FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey, FragmentKey, FragmentPorts,
+    MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Real,
+    Reason, Service, ServiceKey,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -26,7 +27,11 @@ pub static RINGS: Array<u32> = Array::with_max_entries(MAX_SERVICES * 2 * RING_S
 pub static REALS: Array<Real> = Array::with_max_entries(MAX_REALS, 0);
 
 /// Connection table: the arriving 5-tuple to its real. LRU, so idle flows age
-/// out under pressure without a sweeper.
+/// out under pressure without a sweeper. One common LRU list, not per-CPU
+/// lists (`BPF_F_NO_COMMON_LRU`): measured with the bench, per-CPU lists were
+/// no faster, even with every CPU inserting at once (the common list already
+/// hands out free nodes from per-CPU batches), and they split the capacity
+/// between CPUs, so one busy CPU would evict while others have room.
 #[map]
 pub static FLOWS: LruHashMap<FlowKey, Binding> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
@@ -51,3 +56,9 @@ pub static REAL_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX
 /// Per-verdict counters, indexed by `Reason`.
 #[map]
 pub static REASON_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
+
+/// Per-CPU cache of `FLOWS` decisions, slot `FlowKey::hash() & (FLOW_CACHE_SIZE
+/// - 1)`: the established-flow fast path (see `cache`).
+#[map]
+pub static FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
+    PerCpuArray::with_max_entries(FLOW_CACHE_SIZE, 0);

@@ -40,6 +40,7 @@ const IP_OFFSET: u16 = 0x1fff;
 const IPV6_FRAG_OFFSET: u16 = 0xfff8;
 const IPV6_FRAG_MORE: u16 = 0x0001;
 const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 
 /// Where a packet stands in IP fragmentation.
@@ -53,7 +54,9 @@ pub enum Fragment {
     Later(u32),
 }
 
-/// What the balancer needs from a packet.
+/// What the balancer needs from a packet. `key` is first and the struct is
+/// 8-byte aligned so the flow cache can compare the key as five `u64` words.
+#[repr(C, align(8))]
 pub struct Packet {
     /// The 5-tuple as the client sent it. For an ICMP error this is the quoted
     /// packet's tuple reversed (the quoted packet went from the VIP to the
@@ -62,6 +65,8 @@ pub struct Packet {
     pub icmp_error: bool,
     /// A TCP FIN or RST.
     pub closing: bool,
+    /// A TCP SYN: the first packet of a connection.
+    pub syn: bool,
     pub fragment: Fragment,
 }
 
@@ -92,7 +97,7 @@ fn at(ctx: &XdpContext, off: usize, len: usize) -> Result<usize, Reason> {
 macro_rules! load {
     ($name:ident, $ty:ty, $insn:literal) => {
         #[inline(always)]
-        unsafe fn $name(p: usize) -> $ty {
+        pub(crate) unsafe fn $name(p: usize) -> $ty {
             let v: u64;
             // SAFETY: the caller checked `p` against `data_end`.
             unsafe {
@@ -110,6 +115,30 @@ macro_rules! load {
 load!(load8, u8, "{0} = *(u8 *)({1} + 0)");
 load!(load16, u16, "{0} = *(u16 *)({1} + 0)");
 load!(load32, u32, "{0} = *(u32 *)({1} + 0)");
+
+/// Stores into the packet, for the same reason as [`load!`]: a 6-byte MAC
+/// address becomes one 4-byte and one 2-byte store instead of six.
+///
+/// # Safety
+/// `p` must come from [`at`] (or an equivalent check) with enough bytes.
+macro_rules! store {
+    ($name:ident, $ty:ty, $insn:literal) => {
+        #[inline(always)]
+        pub(crate) unsafe fn $name(p: usize, v: $ty) {
+            // SAFETY: the caller checked `p` against `data_end`.
+            unsafe {
+                core::arch::asm!(
+                    $insn,
+                    in(reg) p,
+                    in(reg) v as u64,
+                    options(nostack, preserves_flags)
+                );
+            }
+        }
+    };
+}
+store!(store16, u16, "*(u16 *)({0} + 0) = {1}");
+store!(store32, u32, "*(u32 *)({0} + 0) = {1}");
 
 /// Parses the frame up to the transport ports.
 #[inline(always)]
@@ -319,6 +348,7 @@ fn unported(key: FlowKey, fragment: Fragment) -> Packet {
         key,
         icmp_error: false,
         closing: false,
+        syn: false,
         fragment,
     }
 }
@@ -332,7 +362,7 @@ fn transport(
     l4_len: usize,
     fragment: Fragment,
 ) -> Result<Packet, Reason> {
-    let mut closing = false;
+    let (mut closing, mut syn) = (false, false);
     match key.proto {
         PROTO_TCP => {
             let t = at(ctx, l4, TCP_MIN_HLEN)?;
@@ -344,6 +374,7 @@ fn transport(
             // SAFETY: as above.
             unsafe { (key.sport, key.dport) = (load16(t), load16(t + 2)) };
             closing = flags & (TCP_FIN | TCP_RST) != 0;
+            syn = flags & TCP_SYN != 0;
         }
         PROTO_UDP => {
             let u = at(ctx, l4, UDP_HLEN)?;
@@ -359,6 +390,7 @@ fn transport(
         key,
         icmp_error: false,
         closing,
+        syn,
         fragment,
     })
 }
@@ -375,6 +407,7 @@ fn quoted(mut key: FlowKey, ports: usize) -> Packet {
         key,
         icmp_error: true,
         closing: false,
+        syn: false,
         fragment: Fragment::No,
     }
 }

@@ -110,6 +110,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut maps = Maps::new(&mut ebpf)?;
     let mut reconciler = Reconciler::new(sizes.services, sizes.reals);
     maps.apply(&reconciler.set_services(services.iter().map(|s| s.spec.clone()).collect())?)?;
+    // VRRP starts once XDP forwards, so a new master serves at once.
+    let ha = crate::ha::Ha::start(&config).await?;
 
     let (wanted_tx, wanted_rx) = watch::channel(reconciler.real_addresses());
     let (mac_tx, mut macs) = mpsc::channel(256);
@@ -136,6 +138,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = sigterm.recv() => break,
         }
     }
+    // Handover first: a stopping master keeps its VIPs, so XDP keeps
+    // forwarding until the new master has spoken.
+    ha.shutdown().await;
     info!("stopping: detaching XDP from {}", args.interface);
     drop(wanted_tx);
     drop(ebpf);
@@ -162,8 +167,10 @@ impl State {
             .set_mac(addr, mac)
             .map_err(anyhow::Error::from)
             .and_then(|writes| self.maps.apply(&writes));
-        if let Err(e) = applied {
-            error!("updating the data plane for real {addr}: {e:#}");
+        match (applied, mac) {
+            (Err(e), _) => error!("updating the data plane for real {addr}: {e:#}"),
+            (Ok(()), Some(m)) => info!("real {addr} is at {}: it takes traffic", format_mac(&m)),
+            (Ok(()), None) => warn!("real {addr}: MAC unknown, it gets no traffic"),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod ha;
 pub mod health;
 pub mod maglev;
 pub mod neighbour;

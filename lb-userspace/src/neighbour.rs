@@ -173,7 +173,7 @@ async fn note(
     };
     match usable_mac(msg) {
         Some(mac) if known.get(&addr) != Some(&mac) => {
-            info!("real {addr} is at {}", format_mac(&mac));
+            debug!("real {addr} is at {}", format_mac(&mac));
             known.insert(addr, mac);
             let _ = updates.send((addr, Some(mac))).await;
         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the kernel (`BPF_PROG_TEST_RUN`) tests, the end-to-end
 //! tests in network namespaces, the demo and the data-plane benchmark.
 
+pub mod keepalived;
 pub mod netns;
 pub mod packet;
 pub mod topology;

@@ -90,6 +90,11 @@ impl DrLab {
             pass: Vec::new(),
         };
         this.client = this.host("client", CLIENT)?;
+        // veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); a
+        // frame that native XDP sends on with XDP_TX has lost that note and
+        // would reach the real with a partial checksum. A real NIC fills the
+        // checksum in on the client's side, so do that here too.
+        sh("ip", &["netns", "exec", &this.client, "ethtool", "-K", "eth0", "tx", "off"])?;
         for i in 0..lb_count {
             let ns = this.host(&format!("lb{}", i + 1), lb_addr(i))?;
             this.attach_pass(&format!("p-lb{}", i + 1))?;

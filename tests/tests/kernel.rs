@@ -12,12 +12,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Binding, Counters, FAMILY_V4, FAMILY_V6, FLOW_CLOSING, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP,
-    PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, maps, rings_of,
+    Binding, Counters, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE, FLOW_CLOSING, FlowCacheEntry,
+    FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP, PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service,
+    ServiceKey, maps, rings_of,
 };
 use tests::packet::{
     ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
@@ -45,6 +46,12 @@ const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
 const R1: u32 = 1;
 const R2: u32 = 2;
 const R3: u32 = 3;
+const R4: u32 = 4;
+/// The table world's reals of its UDP and IPv6 services (a real belongs to
+/// one service).
+const R_UDP4: u32 = 11;
+const R_TCP6: u32 = 21;
+const R_UDP6: u32 = 31;
 
 fn real_mac(real: u32) -> [u8; 6] {
     [0x02, 0, 0, 0, 0x01, real as u8]
@@ -191,6 +198,7 @@ struct Lb {
 
 impl Lb {
     fn load() -> Self {
+        pin_to_current_cpu();
         let path = object_path();
         let mut ebpf = EbpfLoader::new()
             .load_file(&path)
@@ -253,11 +261,19 @@ impl Lb {
             .expect("SERVICES insert");
     }
 
-    fn real(&mut self, real: u32, up: bool) {
-        let value = Real {
-            mac: real_mac(real),
-            flags: if up { REAL_UP } else { 0 },
-        };
+    /// Real `real` of service `service`, up or down.
+    fn real(&mut self, real: u32, service: u32, up: bool) {
+        self.set_real(
+            real,
+            Real {
+                mac: real_mac(real),
+                flags: if up { REAL_UP } else { 0 },
+                service,
+            },
+        );
+    }
+
+    fn set_real(&mut self, real: u32, value: Real) {
         self.array(maps::REALS)
             .set(real, value, 0)
             .expect("REALS set");
@@ -301,6 +317,32 @@ impl Lb {
         self.hash(maps::FLOWS)
             .insert(key, binding, 0)
             .expect("FLOWS insert");
+    }
+
+    fn remove_flow(&mut self, key: &FlowKey) {
+        self.hash::<FlowKey, Binding>(maps::FLOWS)
+            .remove(key)
+            .expect("FLOWS remove");
+    }
+
+    fn remove_service(&mut self, key: &ServiceKey) {
+        self.hash::<ServiceKey, Service>(maps::SERVICES)
+            .remove(key)
+            .expect("SERVICES remove");
+    }
+
+    /// Empties every CPU's flow cache, so the next packet of any flow takes
+    /// the slow path.
+    fn clear_flow_cache(&mut self) {
+        let cpus = aya::util::nr_cpus().expect("number of CPUs");
+        let mut cache: PerCpuArray<&mut MapData, FlowCacheEntry> =
+            PerCpuArray::try_from(self.ebpf.map_mut(maps::FLOW_CACHE).expect("map FLOW_CACHE"))
+                .expect("FLOW_CACHE is a per-CPU array");
+        for i in 0..FLOW_CACHE_SIZE {
+            let empty = PerCpuValues::try_from(vec![FlowCacheEntry::default(); cpus])
+                .expect("per-CPU values");
+            cache.set(i, empty, 0).expect("FLOW_CACHE set");
+        }
     }
 
     fn flow_count(&mut self) -> usize {
@@ -408,6 +450,22 @@ impl Lb {
     }
 }
 
+/// Keeps the test's thread on one CPU: `BPF_PROG_TEST_RUN` runs the program
+/// on the caller's CPU, and the flow cache is per CPU, so a test that fills it
+/// must read it back from the same CPU.
+fn pin_to_current_cpu() {
+    // SAFETY: sched_getcpu has no preconditions; a zeroed cpu_set_t is a
+    // valid empty set, which CPU_SET and sched_setaffinity only read and write.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        let rc = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(rc, 0, "sched_setaffinity");
+    }
+}
+
 fn action_name(action: u32) -> &'static str {
     match action {
         0 => "XDP_ABORTED",
@@ -437,19 +495,21 @@ fn diff(got: &[u8], want: &[u8]) -> Result<(), String> {
     ))
 }
 
-/// Services shared by the table: reals 1 and 2 up, real 3 down.
-/// - id 0: VIP4 TCP 80, id 1: VIP4 UDP 53, id 2: VIP6 TCP 80, id 3: VIP6 UDP
-///   53, all on real 1;
+/// Services shared by the table, each on one real that is up (real 3, of
+/// service 0, is down):
+/// - id 0: VIP4 TCP 80 on real 1, id 1: VIP4 UDP 53 on real 11, id 2: VIP6
+///   TCP 80 on real 21, id 3: VIP6 UDP 53 on real 31;
 /// - id 4: VIP4 TCP all ports, on real 2.
 fn table_world() -> Lb {
     let mut lb = Lb::load();
-    lb.real(R1, true);
-    lb.real(R2, true);
-    lb.real(R3, false);
+    for (real, service) in [(R1, 0), (R_UDP4, 1), (R_TCP6, 2), (R_UDP6, 3), (R2, 4)] {
+        lb.real(real, service, true);
+    }
+    lb.real(R3, 0, false);
     lb.service_with_ring(service_key(VIP4.into(), 80, PROTO_TCP), 0, 0, |_| R1);
-    lb.service_with_ring(service_key(VIP4.into(), 53, PROTO_UDP), 1, 0, |_| R1);
-    lb.service_with_ring(service_key(VIP6.into(), 80, PROTO_TCP), 2, 0, |_| R1);
-    lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 3, 0, |_| R1);
+    lb.service_with_ring(service_key(VIP4.into(), 53, PROTO_UDP), 1, 0, |_| R_UDP4);
+    lb.service_with_ring(service_key(VIP6.into(), 80, PROTO_TCP), 2, 0, |_| R_TCP6);
+    lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 3, 0, |_| R_UDP6);
     lb.service_with_ring(service_key(VIP4.into(), 0, PROTO_TCP), 4, 0, |_| R2);
     lb
 }
@@ -616,9 +676,9 @@ fn kernel_table_root() {
     let cases = vec![
         // Service traffic, forwarded with only the MACs changed.
         case("v4 tcp to vip", v4.clone(), Tx(R1)),
-        case("v4 udp to vip", udp_frame(c4, 40000, vip4, 53), Tx(R1)),
-        case("v6 tcp to vip", v6.clone(), Tx(R1)),
-        case("v6 udp to vip", udp_frame(c6, 40000, vip6, 53), Tx(R1)),
+        case("v4 udp to vip", udp_frame(c4, 40000, vip4, 53), Tx(R_UDP4)),
+        case("v6 tcp to vip", v6.clone(), Tx(R_TCP6)),
+        case("v6 udp to vip", udp_frame(c6, 40000, vip6, 53), Tx(R_UDP6)),
         case(
             "v4 tcp fin to vip",
             tcp_frame(c4, 40003, vip4, 80, TCP_FIN | TCP_ACK),
@@ -633,7 +693,7 @@ fn kernel_table_root() {
         case(
             "v6 hop-by-hop, routing, dest opts forwarded",
             v6_ext(vec![hbh(), ExtHeader::routing(), dst_opts(2)], 40010),
-            Tx(R1),
+            Tx(R_TCP6),
         ),
         case(
             "v6 four ext headers forwarded",
@@ -641,7 +701,7 @@ fn kernel_table_root() {
                 vec![hbh(), dst_opts(1), ExtHeader::routing(), dst_opts(1)],
                 40011,
             ),
-            Tx(R1),
+            Tx(R_TCP6),
         ),
         case(
             "v6 five ext headers",
@@ -674,7 +734,7 @@ fn kernel_table_root() {
         case(
             "QinQ 88a8+8100 tags kept",
             tagged(&v6, &[vlan(ETH_P_8021AD, 10), vlan(ETH_P_8021Q, 100)]),
-            Tx(R1),
+            Tx(R_TCP6),
         ),
         case(
             "QinQ 8100+8100 tags kept",
@@ -726,7 +786,7 @@ fn kernel_table_root() {
         case(
             "icmp port unreachable, udp",
             icmp4_error(ICMP_DEST_UNREACH, 3, &reply4(41000, 53, IPPROTO_UDP)),
-            IcmpTx(R1),
+            IcmpTx(R_UDP4),
         ),
         case(
             "icmp time exceeded, port-0 service",
@@ -736,7 +796,7 @@ fn kernel_table_root() {
         case(
             "icmpv6 packet too big",
             icmp6_error(ICMPV6_PACKET_TOO_BIG, &reply6(41000, 80)),
-            IcmpTx(R1),
+            IcmpTx(R_TCP6),
         ),
         case(
             "icmp error about a non-service port",
@@ -894,12 +954,13 @@ fn kernel_table_root() {
 }
 
 /// A world with one service per family for the stateful tests: VIP4 UDP 53
-/// (id 0), VIP6 UDP 53 (id 1), VIP4 TCP 80 (id 2), reals 1-3 up, rings
-/// filled by `slot`.
-fn stateful_world(persist_timeout_s: u32, slot: impl Fn(u32) -> u32 + Copy) -> Lb {
+/// (id 0), VIP6 UDP 53 (id 1), VIP4 TCP 80 (id 2), rings filled by `slot`.
+/// Reals 1-3 are up and belong to service `owner`: only its ring may name
+/// them.
+fn stateful_world(owner: u32, persist_timeout_s: u32, slot: impl Fn(u32) -> u32 + Copy) -> Lb {
     let mut lb = Lb::load();
     for r in [R1, R2, R3] {
-        lb.real(r, true);
+        lb.real(r, owner, true);
     }
     lb.service_with_ring(
         service_key(VIP4.into(), 53, PROTO_UDP),
@@ -938,7 +999,7 @@ fn fragments_follow_their_first_fragment_root() {
     // Alternate reals so that a lookup with the wrong ports would likely
     // land elsewhere; the flow entry is then moved to real 3 (in no ring) to
     // prove the later fragment used the first fragment's ports.
-    let mut lb = stateful_world(0, |i| if i.is_multiple_of(2) { R1 } else { R2 });
+    let mut lb = stateful_world(0, 0, |i| if i.is_multiple_of(2) { R1 } else { R2 });
     let (c4, vip4, c6, vip6): (IpAddr, IpAddr, IpAddr, IpAddr) =
         (CLIENT4.into(), VIP4.into(), CLIENT6.into(), VIP6.into());
 
@@ -954,20 +1015,26 @@ fn fragments_follow_their_first_fragment_root() {
     let (first6, later6) =
         frames(Ipv6::new(CLIENT6, VIP6, IPPROTO_UDP).fragments(&seg6, 32, 0xdead_beef));
 
-    for (name, first, later, key) in [
+    for (name, service, first, later, key) in [
         (
             "v4",
+            0,
             &first4,
             &later4,
             flow_key(c4, 5000, vip4, 53, PROTO_UDP),
         ),
         (
             "v6",
+            1,
             &first6,
             &later6,
             flow_key(c6, 5000, vip6, 53, PROTO_UDP),
         ),
     ] {
+        // The reals move to the service under test (a real has one service).
+        for r in [R1, R2, R3] {
+            lb.real(r, service, true);
+        }
         let real = lb.forwarded_to(first);
         let flow = lb
             .flow(&key)
@@ -1010,17 +1077,21 @@ fn icmp_errors_follow_the_flow_root() {
     if !is_root() {
         return;
     }
-    // The ring says real 1 for everything; the flows say real 2.
-    let mut lb = stateful_world(0, |_| R1);
+    // The rings say real 1 (IPv6: 21) for everything; the flows say real 2
+    // (IPv6: 22).
+    let mut lb = stateful_world(2, 0, |_| R1);
     let vip6: IpAddr = VIP6.into();
-    lb.service_with_ring(service_key(vip6, 80, PROTO_TCP), 3, 0, |_| R1);
+    let (ring6, flow6) = (R_TCP6, R_TCP6 + 1);
+    lb.real(ring6, 3, true);
+    lb.real(flow6, 3, true);
+    lb.service_with_ring(service_key(vip6, 80, PROTO_TCP), 3, 0, |_| ring6);
     lb.set_flow(
         flow_key(CLIENT4.into(), 41000, VIP4.into(), 80, PROTO_TCP),
         binding(R2, coarse_now_ns()),
     );
     lb.set_flow(
         flow_key(CLIENT6.into(), 41000, vip6, 80, PROTO_TCP),
-        binding(R2, coarse_now_ns()),
+        binding(flow6, coarse_now_ns()),
     );
     let flows = lb.flow_count();
     lb.check_all(&[
@@ -1036,7 +1107,7 @@ fn icmp_errors_follow_the_flow_root() {
         case(
             "icmpv6 packet too big to the flow's real",
             icmp6_error(ICMPV6_PACKET_TOO_BIG, &reply6(41000, 80)),
-            Expect::IcmpTx(R2),
+            Expect::IcmpTx(flow6),
         ),
         case(
             "icmp frag needed, no flow: the ring's real",
@@ -1057,7 +1128,7 @@ fn weights_split_new_flows_root() {
         return;
     }
     // Real 1 has weight 1, real 2 weight 3: one slot in four is real 1's.
-    let lb = stateful_world(0, |i| if i.is_multiple_of(4) { R1 } else { R2 });
+    let lb = stateful_world(0, 0, |i| if i.is_multiple_of(4) { R1 } else { R2 });
     let flows = 4000u32;
     let mut to_r1 = 0;
     for n in 0..flows {
@@ -1094,7 +1165,7 @@ fn drained_and_down_reals_root() {
         return;
     }
     // Real 2 has weight 0: in no ring slot, but up.
-    let mut lb = stateful_world(0, |_| R1);
+    let mut lb = stateful_world(0, 0, |_| R1);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let old = flow_key(c4, 1000, vip4, 53, PROTO_UDP);
     lb.set_flow(old, binding(R2, coarse_now_ns()));
@@ -1110,7 +1181,7 @@ fn drained_and_down_reals_root() {
     );
 
     // Real 2 goes down: its flow moves to the ring's pick and the table says so.
-    lb.real(R2, false);
+    lb.real(R2, 0, false);
     assert_eq!(
         lb.forwarded_to(&udp_frame(c4, 1000, vip4, 53)),
         R1,
@@ -1123,7 +1194,7 @@ fn drained_and_down_reals_root() {
     );
 
     // Every real down, or a ring of NO_REAL: never forwarded.
-    lb.real(R1, false);
+    lb.real(R1, 0, false);
     lb.set_flow(old, binding(R1, coarse_now_ns()));
     lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 1, 0, |_| NO_REAL);
     let no_real = Expect::Pass(Reason::PassNoReal);
@@ -1169,7 +1240,7 @@ fn source_ip_persistence_root() {
     }
     const TIMEOUT_S: u32 = 300;
     let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
-    let mut lb = stateful_world(TIMEOUT_S, ring);
+    let mut lb = stateful_world(0, TIMEOUT_S, ring);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let ring_real = |cport: u16| ring(ring_slot(&flow_key(c4, cport, vip4, 53, PROTO_UDP)));
 
@@ -1214,7 +1285,7 @@ fn source_ip_persistence_root() {
 
     // A fresh binding to a down real does not decide either.
     lb.set_persist(pkey, binding(R3, coarse_now_ns()));
-    lb.real(R3, false);
+    lb.real(R3, 0, false);
     let fourth = 4000;
     assert_eq!(
         lb.forwarded_to(&udp_frame(c4, fourth, vip4, 53)),
@@ -1227,7 +1298,7 @@ fn flow_entries_root() {
     if !is_root() {
         return;
     }
-    let mut lb = stateful_world(0, |_| R1);
+    let mut lb = stateful_world(2, 0, |_| R1);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let key = flow_key(c4, 3000, vip4, 80, PROTO_TCP);
     let start = coarse_now_ns();
@@ -1247,6 +1318,15 @@ fn flow_entries_root() {
     );
     let old = recent - 2 * lb_common::TOUCH_INTERVAL_NS;
     lb.set_flow(key, binding(R1, old));
+    lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_ACK));
+    assert_eq!(
+        lb.flow(&key).map(|b| b.last_seen_ns),
+        Some(old),
+        "the cache serves the flow: FLOWS is not read, so not refreshed"
+    );
+    // The slow path refreshes FLOWS once per TOUCH_INTERVAL_NS; emptying the
+    // cache stands for the interval passing.
+    lb.clear_flow_cache();
     lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_ACK));
     let touched = lb.flow(&key).expect("flow");
     assert!(
@@ -1274,7 +1354,7 @@ fn counters_root() {
     if !is_root() {
         return;
     }
-    let lb = stateful_world(0, |_| R2);
+    let lb = stateful_world(2, 0, |_| R2);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let syn = tcp_frame(c4, 5000, vip4, 80, TCP_SYN);
     let ack = tcp_frame(c4, 5000, vip4, 80, TCP_ACK);
@@ -1323,4 +1403,157 @@ fn counters_root() {
         },
         "REASON_STATS[pass_not_service]"
     );
+}
+
+#[test]
+fn real_of_another_service_root() {
+    if !is_root() {
+        return;
+    }
+    // Real 4 is up but belongs to service 1: a flow of service 0 naming it
+    // (a number the daemon reused) is re-picked from service 0's ring.
+    let mut lb = stateful_world(0, 0, |_| R1);
+    lb.real(R4, 1, true);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let key = flow_key(c4, 6000, vip4, 53, PROTO_UDP);
+    lb.set_flow(key, binding(R4, coarse_now_ns()));
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, 6000, vip4, 53)),
+        R1,
+        "a flow naming another service's real is re-picked"
+    );
+    assert_eq!(lb.flow(&key).map(|b| b.real), Some(R1), "and FLOWS says so");
+
+    // The same for a persistence binding.
+    let mut lb = stateful_world(0, 300, |_| R1);
+    lb.real(R4, 1, true);
+    let pkey = PersistKey {
+        client: addr(c4),
+        service: 0,
+        family: FAMILY_V4,
+        _pad: [0; 3],
+    };
+    lb.set_persist(pkey, binding(R4, coarse_now_ns()));
+    assert_eq!(
+        lb.forwarded_to(&udp_frame(c4, 6001, vip4, 53)),
+        R1,
+        "a binding to another service's real does not decide"
+    );
+
+    // And for a ring that names it: never forwarded there.
+    let mut lb = stateful_world(0, 0, |_| R4);
+    lb.real(R4, 1, true);
+    lb.check_all(&[case(
+        "ring naming another service's real",
+        udp_frame(c4, 6002, vip4, 53),
+        Expect::Pass(Reason::PassNoReal),
+    )]);
+}
+
+#[test]
+fn flow_cache_root() {
+    if !is_root() {
+        return;
+    }
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let skey = service_key(vip4, 53, PROTO_UDP);
+    let ring2 = rings_of(0)[1];
+    // Service 0 moves to a ring of real 2 behind the cache's back.
+    let to_real2 = |lb: &mut Lb| {
+        lb.ring(ring2, |_| R2);
+        lb.service(
+            skey,
+            Service {
+                id: 0,
+                ring: ring2,
+                persist_timeout_s: 0,
+            },
+        );
+    };
+
+    // The cache is used: with the FLOWS entry gone and the ring changed, the
+    // cached flow still goes to its real, and the slow path (which would
+    // record a new flow) is not taken.
+    let mut lb = stateful_world(0, 0, |_| R1);
+    let key = flow_key(c4, 7000, vip4, 53, PROTO_UDP);
+    let f = udp_frame(c4, 7000, vip4, 53);
+    assert_eq!(lb.forwarded_to(&f), R1, "first packet: the ring's real");
+    lb.remove_flow(&key);
+    to_real2(&mut lb);
+    assert_eq!(lb.forwarded_to(&f), R1, "cached: still real 1");
+    assert_eq!(lb.flow(&key), None, "cached: FLOWS not written");
+    assert_eq!(
+        lb.counters(maps::REAL_STATS, R1),
+        Counters {
+            packets: 2,
+            bytes: 2 * f.len() as u64,
+            new_flows: 1
+        },
+        "cache hits are counted"
+    );
+    // Once TOUCH_INTERVAL_NS has passed the slow path decides again.
+    std::thread::sleep(std::time::Duration::from_nanos(
+        lb_common::TOUCH_INTERVAL_NS + 100_000_000,
+    ));
+    assert_eq!(lb.forwarded_to(&f), R2, "refreshed: the new ring's real");
+    assert_eq!(
+        lb.flow(&key).map(|b| b.real),
+        Some(R2),
+        "refreshed: recorded again"
+    );
+
+    // A FIN is not served from the cache: it reaches FLOWS.
+    let mut lb = stateful_world(2, 0, |_| R1);
+    let tkey = flow_key(c4, 7001, vip4, 80, PROTO_TCP);
+    let ack = tcp_frame(c4, 7001, vip4, 80, TCP_ACK);
+    assert_eq!(lb.forwarded_to(&ack), R1);
+    assert_eq!(lb.forwarded_to(&ack), R1, "cached");
+    lb.forwarded_to(&tcp_frame(c4, 7001, vip4, 80, TCP_FIN | TCP_ACK));
+    assert_eq!(
+        lb.flow(&tkey).map(|b| b.flags),
+        Some(FLOW_CLOSING),
+        "FIN of a cached flow marks FLOWS"
+    );
+
+    // The cached real goes down: re-picked at once.
+    let mut lb = stateful_world(0, 0, |_| R1);
+    assert_eq!(lb.forwarded_to(&f), R1);
+    assert_eq!(lb.forwarded_to(&f), R1, "cached");
+    to_real2(&mut lb);
+    lb.real(R1, 0, false);
+    assert_eq!(lb.forwarded_to(&f), R2, "cached real down: re-picked");
+    assert_eq!(lb.flow(&key).map(|b| b.real), Some(R2), "FLOWS re-pointed");
+
+    // The cached real's number is reused by another service: re-picked.
+    let mut lb = stateful_world(0, 0, |_| R1);
+    assert_eq!(lb.forwarded_to(&f), R1);
+    to_real2(&mut lb);
+    lb.real(R1, 1, true);
+    assert_eq!(
+        lb.forwarded_to(&f),
+        R2,
+        "cached real now another service's: re-picked"
+    );
+
+    // The service is deleted and the daemon zeroes its reals: the cached
+    // flow falls to the slow path, which passes it.
+    let mut lb = stateful_world(0, 0, |_| R1);
+    assert_eq!(lb.forwarded_to(&f), R1);
+    lb.remove_service(&skey);
+    for r in [R1, R2, R3] {
+        lb.set_real(r, Real::default());
+    }
+    lb.check_all(&[case(
+        "cached flow of a deleted service",
+        f.clone(),
+        Expect::Pass(Reason::PassNotService),
+    )]);
+    // The refused entry is invalidated: a real that comes back under another
+    // service is not used from the cache either.
+    lb.real(R1, 0, true);
+    lb.check_all(&[case(
+        "after the pass, still not served from the cache",
+        f.clone(),
+        Expect::Pass(Reason::PassNotService),
+    )]);
 }

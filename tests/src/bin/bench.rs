@@ -29,6 +29,8 @@ const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+/// Clients of the parallel new-flow run, apart from `CLIENT`'s flows.
+const CLIENT_PARALLEL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 const OTHER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 
 /// Where the source address and port of `packet`'s frames sit.
@@ -89,23 +91,23 @@ fn best_of(prog: &Xdp, packet: &[u8], want: u32) -> Result<f64> {
 }
 
 /// The mean kernel-reported duration over `count` distinct packets, each run
-/// once: flow `n` comes from a different (address, port).
+/// once: flow `n` (from `first` on) comes from a different (address, port).
 fn per_distinct_packet(
     prog: &Xdp,
     template: &[u8],
-    count: u32,
+    (first, count): (u32, u32),
     want: u32,
     label: &str,
 ) -> Result<f64> {
     let mut packet = template.to_vec();
     let mut total_ns = 0u128;
     let started = Instant::now();
-    for n in 0..count {
+    for n in first..first + count {
         let addr = u32::from(CLIENT) + (n >> 16);
         packet[SRC_ADDR_AT..SRC_ADDR_AT + 4].copy_from_slice(&addr.to_be_bytes());
         packet[SRC_PORT_AT..SRC_PORT_AT + 2].copy_from_slice(&(n as u16).to_be_bytes());
         total_ns += per_packet(prog, &packet, 1, want)? as u128;
-        if n > 0 && n % 250_000 == 0 {
+        if n > first && (n - first) % 250_000 == 0 {
             println!(
                 "  {label}: {n} packets, {:.1} s",
                 started.elapsed().as_secs_f64()
@@ -113,6 +115,51 @@ fn per_distinct_packet(
         }
     }
     Ok(total_ns as f64 / f64::from(count))
+}
+
+/// [`per_distinct_packet`] on every CPU at once, each CPU with its own
+/// `count` flows: what a shared lock in the flow table costs under load.
+fn per_distinct_packet_parallel(
+    prog: &Xdp,
+    template: &[u8],
+    count: u32,
+    want: u32,
+    label: &str,
+) -> Result<(usize, f64)> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let means = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..cpus)
+            .map(|cpu| {
+                s.spawn(move || {
+                    pin_to(cpu)?;
+                    let flows = (cpu as u32 * count, count);
+                    per_distinct_packet(prog, template, flows, want, &format!("{label}, cpu {cpu}"))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .map_err(|_| anyhow::anyhow!("{label}: a thread panicked"))?
+            })
+            .collect::<Result<Vec<f64>>>()
+    })?;
+    Ok((cpus, means.iter().sum::<f64>() / means.len() as f64))
+}
+
+/// Pins the calling thread to `cpu`, so that `BPF_PROG_TEST_RUN` runs there.
+fn pin_to(cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// One VIP:80/TCP service whose ring spreads over `REALS` reals.
@@ -125,6 +172,7 @@ fn configure(lb: &mut Ebpf) -> Result<()> {
             Real {
                 mac,
                 flags: REAL_UP,
+                service: 0,
             },
             0,
         )?;
@@ -155,11 +203,15 @@ fn configure(lb: &mut Ebpf) -> Result<()> {
 }
 
 fn packet(dst: Ipv4Addr, flags: u8) -> Vec<u8> {
-    let seg = tcp(CLIENT.into(), dst.into(), 40000, 80, flags, &[0; 18]);
+    packet_from(CLIENT, dst, flags)
+}
+
+fn packet_from(src: Ipv4Addr, dst: Ipv4Addr, flags: u8) -> Vec<u8> {
+    let seg = tcp(src.into(), dst.into(), 40000, 80, flags, &[0; 18]);
     frame(
         LB_MAC,
         ROUTER_MAC,
-        &Ipv4::new(CLIENT, dst, IPPROTO_TCP).build(&seg),
+        &Ipv4::new(src, dst, IPPROTO_TCP).build(&seg),
     )
 }
 
@@ -175,6 +227,10 @@ fn main() -> Result<()> {
     println!("loading the objects and filling the maps ({REALS} reals, ring of {RING_SIZE} slots)");
     let mut lb = load(&object("XDPVS_EBPF_OBJECT", "lb-ebpf"), "xdpvs")?;
     configure(&mut lb)?;
+    let new_flows = match std::env::var("XDPVS_BENCH_NEW_FLOWS") {
+        Ok(n) => n.parse().context("XDPVS_BENCH_NEW_FLOWS")?,
+        Err(_) => NEW_FLOWS,
+    };
     let base = load(&object("XDPVS_BASELINE_OBJECT", "mac-swap"), "mac_swap")?;
     let (lb, base) = (xdp(&lb, "xdpvs")?, xdp(&base, "mac_swap")?);
 
@@ -189,10 +245,15 @@ fn main() -> Result<()> {
     let est = best_of(lb, &established, XDP_TX)?;
     println!("non-VIP packet, repeat {REPEAT}, best of {ROUNDS}");
     let other = best_of(lb, &non_vip, XDP_PASS)?;
-    println!("baseline, {NEW_FLOWS} distinct packets with repeat 1");
-    let base_one = per_distinct_packet(base, &syn, NEW_FLOWS, XDP_TX, "baseline")?;
-    println!("new flows, {NEW_FLOWS} distinct packets with repeat 1");
-    let new = per_distinct_packet(lb, &syn, NEW_FLOWS, XDP_TX, "new flows")?;
+    println!("baseline, {new_flows} distinct packets with repeat 1");
+    let base_one = per_distinct_packet(base, &syn, (0, new_flows), XDP_TX, "baseline")?;
+    println!("new flows, {new_flows} distinct packets with repeat 1");
+    let new = per_distinct_packet(lb, &syn, (0, new_flows), XDP_TX, "new flows")?;
+    println!("the same on every CPU at once, {new_flows} distinct packets each");
+    let (cpus, base_par) = per_distinct_packet_parallel(base, &syn, new_flows, XDP_TX, "baseline")?;
+    // Flows beyond the ones recorded above: each CPU inserts its own.
+    let par_syn = packet_from(CLIENT_PARALLEL, VIP, TCP_SYN);
+    let (_, new_par) = per_distinct_packet_parallel(lb, &par_syn, new_flows, XDP_TX, "new flows")?;
 
     println!();
     println!("A new flow cannot be repeated on one buffer (the first run records it), so");
@@ -211,6 +272,18 @@ fn main() -> Result<()> {
     row("non-VIP packet (repeat)", other, base_rep, "");
     row("mac-swap baseline (repeat 1)", base_one, base_one, "");
     row("new flow, 64 reals (repeat 1)", new, base_one, "<= 3x");
+    row(
+        &format!("mac-swap baseline ({cpus} CPUs, r. 1)"),
+        base_par,
+        base_par,
+        "",
+    );
+    row(
+        &format!("new flow ({cpus} CPUs at once, r. 1)"),
+        new_par,
+        base_par,
+        "<= 3x",
+    );
     println!("\ntotal {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

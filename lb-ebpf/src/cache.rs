@@ -1,0 +1,101 @@
+//! The per-CPU flow cache: the fast path for established flows (Katran's and
+//! Cilium's per-CPU cache in front of the shared flow table, direct-mapped).
+//!
+//! `FLOW_CACHE` holds, per CPU, `FLOW_CACHE_SIZE` entries indexed by the flow
+//! key (see [`slot`]). An entry is the whole `FlowKey`, the real and the
+//! service the slow path chose, and when. A packet that may use the cache (not
+//! a fragment, not an ICMP error, not a TCP SYN, FIN or RST) and whose key
+//! equals its slot's key word for word is forwarded to the cached real with no
+//! `SERVICES` and no `FLOWS` lookup, provided that:
+//! - `REALS[real]` is up and still belongs to the cached service. A real that
+//!   goes down, the reals of a deleted service (the daemon zeroes them) and a
+//!   real number reused by another service all fail this at once, and the
+//!   slow path re-picks or passes;
+//! - the slow path decided less than `TOUCH_INTERVAL_NS` ago. Once per interval
+//!   a packet of each cached flow takes the slow path, which looks the flow up
+//!   in `FLOWS` (keeping it recent in the LRU and its `last_seen_ns` fresh, so
+//!   a long-lived flow served from here is not evicted or timed out there),
+//!   refreshes persistence and sees what the daemon changed while the real
+//!   stayed up (a new, more specific service; a `FLOWS` entry deleted). Such
+//!   changes reach a cached flow within one interval.
+//!
+//! The slow path refills the slot after every decision for a packet that could
+//! have used it (the newer flow wins a collision), and invalidates it when it
+//! passes such a packet of the cached flow, so a real the slow path refused is
+//! never used from here. FIN and RST take the slow path so that
+//! `FLOW_CLOSING` reaches `FLOWS`; ICMP errors are counted apart, and
+//! fragments need `FRAGMENTS`. A SYN opens a flow, so it neither reads nor
+//! fills the cache: the slow path must record it anyway, a flow is cached from
+//! its second packet on, and a SYN flood cannot evict established flows.
+
+use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey, TOUCH_INTERVAL_NS};
+
+use crate::{balance::Decision, maps::FLOW_CACHE, parse::Packet};
+
+/// This CPU's slot for `pkt`'s flow.
+///
+/// The index is a multiplicative hash of the key's five words folded into
+/// one, not `FlowKey::hash`: the ring needs that hash only for new flows, and
+/// its ten rounds cost more than the rest of the fast path's arithmetic.
+/// Colliding flows only cost each other trips through the slow path.
+#[inline(always)]
+pub fn slot(pkt: &Packet) -> Option<*mut FlowCacheEntry> {
+    // SAFETY: `Packet` is `align(8)` with the key first.
+    let w = unsafe { words(&pkt.key) };
+    let folded = w[0] ^ w[1].rotate_left(17) ^ w[2] ^ w[3].rotate_left(17) ^ w[4].rotate_left(32);
+    let index =
+        folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FLOW_CACHE_SIZE.trailing_zeros());
+    FLOW_CACHE.get_ptr_mut(index as u32)
+}
+
+/// The 40-byte key as five words.
+///
+/// # Safety
+/// `key` must be 8-byte aligned.
+#[inline(always)]
+unsafe fn words(key: &FlowKey) -> &[u64; 5] {
+    // SAFETY: same size; alignment guaranteed by the caller.
+    unsafe { &*(key as *const FlowKey).cast::<[u64; 5]>() }
+}
+
+/// Whether `entry` caches `pkt`'s flow.
+#[inline(always)]
+pub fn same_flow(pkt: &Packet, entry: &FlowCacheEntry) -> bool {
+    // SAFETY: `Packet` is `align(8)` with the key first; `FlowCacheEntry`
+    // holds a u64, so it is 8-byte aligned too, also with the key first.
+    let (a, b) = unsafe { (words(&pkt.key), words(&entry.key)) };
+    (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) == 0
+}
+
+/// Whether the slow path decided `entry` recently enough to trust it.
+#[inline(always)]
+pub fn fresh(entry: &FlowCacheEntry, now: u64) -> bool {
+    now.wrapping_sub(entry.checked_ns) < TOUCH_INTERVAL_NS
+}
+
+/// Records the slow path's decision for `pkt`'s flow.
+#[inline(always)]
+pub fn fill(entry: &mut FlowCacheEntry, pkt: &Packet, d: &Decision, now: u64) {
+    // Word by word: a struct copy would be a byte loop (`memcpy`) in BPF.
+    // SAFETY: both keys are 8-byte aligned (see `same_flow`).
+    let (from, to) = unsafe {
+        (
+            words(&pkt.key),
+            &mut *(&mut entry.key as *mut FlowKey).cast::<[u64; 5]>(),
+        )
+    };
+    to[0] = from[0];
+    to[1] = from[1];
+    to[2] = from[2];
+    to[3] = from[3];
+    to[4] = from[4];
+    entry.real = d.real;
+    entry.service = d.service_id;
+    entry.checked_ns = now;
+}
+
+/// Makes `entry` match no packet: the slow path refused its flow.
+#[inline(always)]
+pub fn invalidate(entry: &mut FlowCacheEntry) {
+    entry.key.family = 0;
+}

@@ -1,0 +1,380 @@
+//! One VRRP instance's task: adverts in (socket → decode → FSM), timers,
+//! tracking and sync-group inputs in, and the FSM's actions carried out
+//! (adverts out, VIPs, gratuitous ARP / NA, notify scripts).
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Instant,
+};
+
+use log::{info, warn};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    addresses::{Addresses, Vip},
+    announce::Announcer,
+    scripts::{Notifier, notify_argv, split_command, state_word},
+    socket::{Received, VrrpSocket},
+};
+use crate::{
+    config::Notify,
+    vrrp::{
+        fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
+        packet::{Advert, Auth, DecodeError, Expect},
+        sync_group::{MemberView, decide},
+        track::Effective,
+    },
+};
+
+/// What `Ha::status` reports for one instance.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub state: String,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    /// Us while master; the last master heard from while backup.
+    pub master: Option<IpAddr>,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    /// Dropped packets by `DecodeError::reason()` (and `unknown_peer`).
+    pub bad_packets: BTreeMap<String, u64>,
+    pub transitions: u64,
+}
+
+pub type SharedStatus = Arc<Mutex<InstanceStatus>>;
+
+/// The instance's place in a `vrrp_sync_group`.
+pub struct GroupLink {
+    pub index: usize,
+    pub views: Arc<Mutex<Vec<MemberView>>>,
+    pub members: Vec<mpsc::UnboundedSender<Input>>,
+}
+
+/// Everything one instance runs with.
+pub struct Instance {
+    pub name: String,
+    pub fsm: Fsm,
+    pub socket: VrrpSocket,
+    pub auth: Auth,
+    /// Advertised (`virtual_ipaddress`) and all managed addresses.
+    pub advertised: Vec<IpAddr>,
+    pub managed: Vec<Vip>,
+    pub addresses: Addresses,
+    pub announcer: Announcer,
+    pub notify: Notify,
+    pub notifier: Notifier,
+    pub tracking: watch::Receiver<Effective>,
+    pub inputs: mpsc::UnboundedReceiver<Input>,
+    pub group: Option<GroupLink>,
+    pub status: SharedStatus,
+    pub timers: Timers,
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Initialize => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+        State::Fault => "FAULT",
+    }
+}
+
+impl Instance {
+    fn status(&self) -> std::sync::MutexGuard<'_, InstanceStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs until the state machine reports `Stopped`.
+    pub async fn run(mut self) {
+        let first = *self.tracking.borrow_and_update();
+        self.apply_tracking(first).await;
+        self.feed(Input::Startup).await;
+        let mut stopped = false;
+        let mut tracking_open = true;
+        while !stopped {
+            let next = self.timers.next().map(tokio::time::Instant::from_std);
+            let actions = tokio::select! {
+                input = self.inputs.recv() => {
+                    // Every sender gone: the daemon is going away; hand over.
+                    self.step(input.unwrap_or(Input::Shutdown))
+                }
+                received = self.socket.recv() => match received {
+                    Ok(r) => self.received(r),
+                    Err(e) => {
+                        warn!("{}: {e}", self.name);
+                        Vec::new()
+                    }
+                },
+                () = sleep_until(next), if next.is_some() => {
+                    let now = Instant::now();
+                    let mut out = Vec::new();
+                    for kind in self.timers.take_due(now) {
+                        out.extend(self.step(Input::TimerFired(kind)));
+                    }
+                    out
+                }
+                changed = self.tracking.changed(), if tracking_open => {
+                    if changed.is_err() {
+                        tracking_open = false;
+                        Vec::new()
+                    } else {
+                        let eff = *self.tracking.borrow_and_update();
+                        self.tracking_inputs(eff)
+                    }
+                }
+            };
+            stopped = self.perform(actions).await;
+        }
+        info!("{}: stopped", self.name);
+    }
+
+    async fn apply_tracking(&mut self, eff: Effective) {
+        let actions = self.tracking_inputs(eff);
+        self.perform(actions).await;
+    }
+
+    fn tracking_inputs(&mut self, eff: Effective) -> Vec<Action> {
+        let mut out = self.step(Input::PriorityChanged(eff.priority));
+        if eff.fault != self.fsm.own_fault() {
+            out.extend(self.step(Input::FaultChanged(eff.fault)));
+        }
+        out
+    }
+
+    async fn feed(&mut self, input: Input) {
+        let actions = self.step(input);
+        self.perform(actions).await;
+    }
+
+    /// One input through the FSM, then the sync group's reaction to it.
+    fn step(&mut self, input: Input) -> Vec<Action> {
+        let actions = self.fsm.handle(Instant::now(), input);
+        if let Some(g) = &self.group {
+            let mut views = g.views.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = views.get_mut(g.index) {
+                *v = MemberView::from(&self.fsm);
+            }
+            // A member may see a decision twice (views update as members
+            // handle them); every group input is idempotent.
+            for (i, input) in decide(&views) {
+                if let Some(tx) = g.members.get(i) {
+                    let _ = tx.send(input);
+                }
+            }
+        }
+        actions
+    }
+
+    fn received(&mut self, r: Received) -> Vec<Action> {
+        let (meta, payload) = match r {
+            Received::Packet { meta, payload } => (meta, payload),
+            Received::Own => return Vec::new(),
+            Received::UnknownPeer => {
+                self.count_bad("unknown_peer");
+                return Vec::new();
+            }
+            Received::BadIp(e) => {
+                self.count_bad(e.reason());
+                return Vec::new();
+            }
+        };
+        let cfg = self.fsm.config();
+        let expect = Expect {
+            version: cfg.version,
+            vrid: cfg.vrid,
+            auth: self.auth,
+            advert_int: cfg.advert_int,
+            addrs: Some(&self.advertised),
+        };
+        match Advert::decode(&meta, &payload, &expect) {
+            Ok(advert) => {
+                self.status().adverts_received += 1;
+                self.step(Input::AdvertReceived {
+                    from: meta.src,
+                    priority: advert.priority,
+                    max_advert_int: advert.advert_int,
+                })
+            }
+            // Another instance's VRID on the same link: not ours to count.
+            Err(DecodeError::WrongVrid { .. }) => Vec::new(),
+            Err(e) => {
+                self.count_bad(e.reason());
+                Vec::new()
+            }
+        }
+    }
+
+    fn count_bad(&self, reason: &str) {
+        *self
+            .status()
+            .bad_packets
+            .entry(reason.to_string())
+            .or_default() += 1;
+    }
+
+    /// Carries out actions in order; true once the instance has stopped.
+    async fn perform(&mut self, actions: Vec<Action>) -> bool {
+        let mut stopped = false;
+        for action in actions {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(priority),
+                Action::AddVips { .. } => {
+                    if let Err(e) = self.addresses.add(&self.managed).await {
+                        warn!("{}: {e}", self.name);
+                    }
+                }
+                Action::RemoveVips => {
+                    if let Err(e) = self.addresses.remove(&self.managed).await {
+                        warn!("{}: {e}", self.name);
+                    }
+                }
+                Action::SendGratuitous { count } => {
+                    self.announcer.send(count);
+                }
+                Action::ArmTimer { kind, at } => self.timers.arm(kind, at),
+                Action::CancelTimer(kind) => self.timers.cancel(kind),
+                Action::StateChanged { from, to } => {
+                    info!("{}: {} -> {}", self.name, state_name(from), state_name(to));
+                    self.status().transitions += 1;
+                }
+                Action::Notify(event) => self.notify(event),
+                Action::Stopped => stopped = true,
+            }
+        }
+        self.refresh_status();
+        stopped
+    }
+
+    fn send_advert(&mut self, priority: u8) {
+        let cfg = self.fsm.config();
+        let advert = Advert {
+            version: cfg.version,
+            vrid: cfg.vrid,
+            priority,
+            advert_int: cfg.advert_int,
+            addrs: self.advertised.clone(),
+            auth: self.auth,
+        };
+        let src = self.socket.src();
+        for dst in self.socket.destinations() {
+            let sent = advert
+                .encode(src, dst)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| self.socket.send(dst, &bytes).map_err(|e| e.to_string()));
+            match sent {
+                Ok(()) => self.status().adverts_sent += 1,
+                Err(e) => warn!("{}: advert to {dst}: {e}", self.name),
+            }
+        }
+    }
+
+    fn notify(&self, event: NotifyEvent) {
+        let specific = match event {
+            NotifyEvent::Master => &self.notify.master,
+            NotifyEvent::Backup => &self.notify.backup,
+            NotifyEvent::Fault => &self.notify.fault,
+            NotifyEvent::Stop => &self.notify.stop,
+            NotifyEvent::MasterRxLowerPri => &None,
+        };
+        if let Some(script) = specific {
+            self.notifier.run(split_command(script));
+        }
+        if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
+            let priority = Some(self.fsm.priority());
+            self.notifier
+                .run(notify_argv(script, "INSTANCE", &self.name, word, priority));
+        }
+    }
+
+    fn refresh_status(&self) {
+        let state = self.fsm.state();
+        let master = match state {
+            State::Master => Some(self.socket.src()),
+            _ => self.fsm.last_master().map(|(a, _)| a),
+        };
+        let mut s = self.status();
+        s.state = state_name(state).into();
+        s.effective_priority = self.fsm.priority();
+        s.master = master;
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The state machine's timers as deadlines: at most one per `TimerKind`
+/// (`ArmTimer` replaces, `CancelTimer` clears), fired in deadline order.
+#[derive(Debug, Default)]
+pub struct Timers {
+    armed: Vec<(TimerKind, Instant)>,
+}
+
+impl Timers {
+    pub fn arm(&mut self, kind: TimerKind, at: Instant) {
+        self.cancel(kind);
+        self.armed.push((kind, at));
+    }
+
+    pub fn cancel(&mut self, kind: TimerKind) {
+        self.armed.retain(|(k, _)| *k != kind);
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Instant> {
+        self.armed.iter().map(|(_, at)| *at).min()
+    }
+
+    /// Removes and returns the timers due at `now`, earliest first.
+    pub fn take_due(&mut self, now: Instant) -> Vec<TimerKind> {
+        let mut due: Vec<(TimerKind, Instant)> = self
+            .armed
+            .iter()
+            .copied()
+            .filter(|(_, at)| *at <= now)
+            .collect();
+        self.armed.retain(|(_, at)| *at > now);
+        due.sort_by_key(|(_, at)| *at);
+        due.into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn one_deadline_per_kind_in_order() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Timers::default();
+        assert_eq!(t.next(), None);
+        t.arm(TimerKind::MasterDown, t0 + 3 * s);
+        t.arm(TimerKind::GarpDelay, t0 + 2 * s);
+        t.arm(TimerKind::MasterDown, t0 + 5 * s);
+        assert_eq!(
+            t.next(),
+            Some(t0 + 2 * s),
+            "re-arming replaced the 3 s deadline"
+        );
+        t.arm(TimerKind::Advert, t0 + s);
+        assert_eq!(t.take_due(t0), vec![], "nothing due yet");
+        assert_eq!(
+            t.take_due(t0 + 2 * s),
+            vec![TimerKind::Advert, TimerKind::GarpDelay]
+        );
+        t.cancel(TimerKind::MasterDown);
+        assert_eq!(t.next(), None);
+    }
+}

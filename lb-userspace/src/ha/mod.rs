@@ -1,0 +1,417 @@
+//! The VRRP runtime: drives one pure `vrrp::fsm::Fsm` per `vrrp_instance`
+//! with real sockets, timers, netlink and scripts, keepalived-compatibly.
+//!
+//! `Ha::start` cleans VIPs a crashed run left behind, starts the checks
+//! (`vrrp_script`, `track_interface`), then one task per instance (see
+//! `instance`). `Ha::shutdown` is the planned handover: each master sends
+//! priority 0 and keeps its VIPs until a new master speaks.
+
+mod addresses;
+mod announce;
+mod instance;
+mod scripts;
+mod socket;
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use log::{info, warn};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+pub use self::instance::InstanceStatus;
+use self::{
+    addresses::{Addresses, Vip},
+    announce::Announcer,
+    instance::{GroupLink, Instance, Timers},
+    scripts::{Check, Notifier, Source, spawn_check, spawn_link, spawn_tracker, split_command},
+    socket::{Endpoint, VrrpSocket},
+};
+use crate::{
+    config::{self, Config, VrrpInstance},
+    vrrp::{
+        fsm::{Fsm, FsmConfig, GarpConfig, Input},
+        packet::{Auth, Version},
+        sync_group::MemberView,
+    },
+};
+
+/// Extra wait beyond the longest Master_Down_Interval for the handover.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(1);
+
+struct Running {
+    inputs: mpsc::UnboundedSender<Input>,
+    task: JoinHandle<()>,
+    status: instance::SharedStatus,
+    /// Master_Down_Interval: the handover's upper bound.
+    down_interval: Duration,
+}
+
+/// The VRRP instances of one daemon.
+pub struct Ha {
+    running: Vec<Running>,
+    /// Checks, link pollers, trackers and the notify worker.
+    helpers: Vec<JoinHandle<()>>,
+}
+
+/// The addresses an instance manages, `dev` defaulting to its interface.
+fn vips_of(inst: &VrrpInstance) -> (Vec<Vip>, Vec<Vip>) {
+    let conv = |list: &[config::VipAddress]| -> Vec<Vip> {
+        list.iter()
+            .map(|v| Vip {
+                addr: v.addr,
+                prefix: v.prefix,
+                dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
+                label: v.label.clone(),
+            })
+            .collect()
+    };
+    (conv(&inst.vips), conv(&inst.excluded_vips))
+}
+
+/// The instance's address family: its peers', else its first VIP's.
+fn wants_v6(inst: &VrrpInstance) -> bool {
+    inst.unicast_peers
+        .first()
+        .or(inst.unicast_src_ip.as_ref())
+        .or(inst.mcast_src_ip.as_ref())
+        .or(inst.vips.first().map(|v| &v.addr))
+        .is_some_and(IpAddr::is_ipv6)
+}
+
+/// The interface's first IPv4 address, or its IPv6 link-local one.
+fn primary_address(dev: &str, v6: bool) -> Option<IpAddr> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = head;
+    // SAFETY: walking the list getifaddrs returned, reading only set fields.
+    unsafe {
+        while !cur.is_null() && found.is_none() {
+            let ifa = &*cur;
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name).to_string_lossy();
+            if name == dev && !ifa.ifa_addr.is_null() {
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET if !v6 => {
+                        let sa = &*ifa.ifa_addr.cast::<libc::sockaddr_in>();
+                        found = Some(IpAddr::from(sa.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 if v6 => {
+                        let sa = &*ifa.ifa_addr.cast::<libc::sockaddr_in6>();
+                        let a = std::net::Ipv6Addr::from(sa.sin6_addr.s6_addr);
+                        if a.is_unicast_link_local() {
+                            found = Some(IpAddr::V6(a));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    found
+}
+
+fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmConfig> {
+    let version = match inst.version {
+        2 => Version::V2,
+        3 => Version::V3,
+        v => bail!("{}: VRRP version {v} is not supported", inst.name),
+    };
+    let g = &inst.garp;
+    Ok(FsmConfig {
+        advert_int: inst.advert_int,
+        preempt: inst.preempt,
+        preempt_delay: inst.preempt_delay,
+        start_as_master: inst.initial_state == config::InitialState::Master,
+        sync_group: in_group,
+        garp: GarpConfig {
+            master_delay: g.master_delay,
+            master_repeat: g.master_repeat,
+            master_refresh: g.master_refresh.unwrap_or_default(),
+            master_refresh_repeat: g.master_refresh_repeat,
+            ..GarpConfig::default()
+        },
+        ..FsmConfig::new(version, inst.vrid, inst.priority, src)
+    })
+}
+
+impl Ha {
+    /// Starts every configured instance; with none, an `Ha` that does nothing.
+    pub async fn start(config: &Config) -> Result<Ha> {
+        let mut ha = Ha {
+            running: Vec::new(),
+            helpers: Vec::new(),
+        };
+        if config.vrrp_instances.is_empty() {
+            return Ok(ha);
+        }
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+        ha.helpers.push(tokio::spawn(conn));
+        let addresses = Addresses::new(handle);
+        let all: Vec<Vip> = config
+            .vrrp_instances
+            .iter()
+            .flat_map(|i| {
+                let (v, x) = vips_of(i);
+                v.into_iter().chain(x)
+            })
+            .collect();
+        for v in addresses
+            .remove_stale(&all)
+            .await
+            .context("removing stale VIPs")?
+        {
+            info!("removed stale VIP {}/{} from {}", v.addr, v.prefix, v.dev);
+        }
+        let (notifier, task) = Notifier::spawn();
+        ha.helpers.push(task);
+
+        let mut checks = HashMap::new();
+        for s in &config.vrrp_scripts {
+            let used = config
+                .vrrp_instances
+                .iter()
+                .any(|i| i.track_scripts.iter().any(|t| t.name == s.name));
+            if !used {
+                continue;
+            }
+            if s.user.is_some() {
+                warn!(
+                    "vrrp_script {}: `user` is not supported; the script runs as xdpvs's user",
+                    s.name
+                );
+            }
+            let (rx, task) = spawn_check(Check {
+                name: s.name.clone(),
+                argv: split_command(&s.script),
+                interval: s.interval,
+                timeout: s.timeout,
+                rise: s.rise,
+                fall: s.fall,
+            });
+            ha.helpers.push(task);
+            checks.insert(s.name.clone(), (rx, s.weight));
+        }
+
+        // Sync groups: shared member views and each member's input channel.
+        let channels: Vec<_> = config
+            .vrrp_instances
+            .iter()
+            .map(|_| mpsc::unbounded_channel())
+            .collect();
+        let mut links: HashMap<usize, GroupLink> = HashMap::new();
+        for g in &config.sync_groups {
+            let members: Vec<usize> = g
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let found = config.vrrp_instances.iter().position(|i| &i.name == m);
+                    if found.is_none() {
+                        warn!("vrrp_sync_group {}: no vrrp_instance {m}", g.name);
+                    }
+                    found
+                })
+                .collect();
+            let views = Arc::new(Mutex::new(vec![
+                MemberView {
+                    state: crate::vrrp::fsm::State::Initialize,
+                    own_fault: false,
+                    group_fault: false,
+                    wants_master: false,
+                };
+                members.len()
+            ]));
+            let senders: Vec<_> = members.iter().map(|&m| channels[m].0.clone()).collect();
+            for (index, &m) in members.iter().enumerate() {
+                links.insert(
+                    m,
+                    GroupLink {
+                        index,
+                        views: views.clone(),
+                        members: senders.clone(),
+                    },
+                );
+            }
+        }
+
+        for (i, (inst, (tx, rx))) in config.vrrp_instances.iter().zip(channels).enumerate() {
+            let mut sources = vec![];
+            // keepalived tracks the instance's own interface unless told not to.
+            let mut links_to_watch: Vec<(String, i32)> = vec![(inst.interface.clone(), 0)];
+            links_to_watch.extend(
+                inst.track_interfaces
+                    .iter()
+                    .map(|t| (t.name.clone(), t.weight.unwrap_or(0))),
+            );
+            for (dev, weight) in links_to_watch {
+                let (state, task) = spawn_link(dev);
+                ha.helpers.push(task);
+                sources.push(Source { state, weight });
+            }
+            for t in &inst.track_scripts {
+                let Some((state, weight)) = checks.get(&t.name) else {
+                    warn!(
+                        "{}: track_script {} is not a vrrp_script",
+                        inst.name, t.name
+                    );
+                    continue;
+                };
+                sources.push(Source {
+                    state: state.clone(),
+                    weight: t.weight.unwrap_or(*weight),
+                });
+            }
+            let (tracking, task) = spawn_tracker(inst.priority, sources);
+            ha.helpers.push(task);
+            let running = Self::start_instance(
+                inst,
+                addresses.clone(),
+                notifier.clone(),
+                tracking,
+                tx,
+                rx,
+                links.remove(&i),
+            )
+            .with_context(|| format!("vrrp_instance {}", inst.name))?;
+            ha.running.push(running);
+        }
+        Ok(ha)
+    }
+
+    fn start_instance(
+        inst: &VrrpInstance,
+        addresses: Addresses,
+        notifier: Notifier,
+        tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
+        tx: mpsc::UnboundedSender<Input>,
+        inputs: mpsc::UnboundedReceiver<Input>,
+        group: Option<GroupLink>,
+    ) -> Result<Running> {
+        let v6 = wants_v6(inst);
+        let src = inst
+            .unicast_src_ip
+            .or(inst.mcast_src_ip)
+            .or_else(|| primary_address(&inst.interface, v6))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} has no {} address to send from",
+                    inst.interface,
+                    if v6 { "IPv6 link-local" } else { "IPv4" }
+                )
+            })?;
+        let ifindex = crate::neighbour::ifindex(&inst.interface)?;
+        let socket = VrrpSocket::open(Endpoint {
+            interface: inst.interface.clone(),
+            ifindex,
+            src,
+            unicast_peers: inst.unicast_peers.clone(),
+        })?;
+        let (vips, excluded) = vips_of(inst);
+        let advertised = vips
+            .iter()
+            .map(|v| v.addr)
+            .filter(|a| a.is_ipv6() == v6)
+            .collect();
+        let managed: Vec<Vip> = vips.into_iter().chain(excluded).collect();
+        let announcer = Announcer::new(&managed)?;
+        let fsm = Fsm::new(fsm_config(inst, src, group.is_some())?);
+        let down_interval = fsm.master_down_interval();
+        let auth = match (&inst.auth, fsm.config().version) {
+            (Some(config::Auth::Pass(p)), Version::V2) => Auth::pass(p),
+            _ => Auth::None,
+        };
+        let status = Arc::new(Mutex::new(InstanceStatus {
+            name: inst.name.clone(),
+            interface: inst.interface.clone(),
+            vrid: inst.vrid,
+            state: "INIT".into(),
+            base_priority: inst.priority,
+            effective_priority: inst.priority,
+            ..InstanceStatus::default()
+        }));
+        info!(
+            "{}: VRID {} on {} from {src}, priority {}",
+            inst.name, inst.vrid, inst.interface, inst.priority
+        );
+        let instance = Instance {
+            name: inst.name.clone(),
+            fsm,
+            socket,
+            auth,
+            advertised,
+            managed,
+            addresses,
+            announcer,
+            notify: inst.notify.clone(),
+            notifier,
+            tracking,
+            inputs,
+            group,
+            status: status.clone(),
+            timers: Timers::default(),
+        };
+        let task = tokio::spawn(instance.run());
+        Ok(Running {
+            inputs: tx,
+            task,
+            status,
+            down_interval,
+        })
+    }
+
+    /// Planned handover; returns when every instance has stopped, or after
+    /// the longest Master_Down_Interval plus a second.
+    pub async fn shutdown(self) {
+        let bound = self
+            .running
+            .iter()
+            .map(|r| r.down_interval)
+            .max()
+            .unwrap_or_default()
+            + SHUTDOWN_SLACK;
+        for r in &self.running {
+            let _ = r.inputs.send(Input::Shutdown);
+        }
+        let deadline = tokio::time::Instant::now() + bound;
+        for mut r in self.running {
+            let name = r
+                .status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .name
+                .clone();
+            match tokio::time::timeout_at(deadline, &mut r.task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!("{name}: {e}"),
+                Err(_) => {
+                    warn!("{name}: did not stop within {bound:?}");
+                    r.task.abort();
+                }
+            }
+        }
+        for h in self.helpers {
+            h.abort();
+        }
+    }
+
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.running
+            .iter()
+            .map(|r| {
+                r.status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
+            .collect()
+    }
+}

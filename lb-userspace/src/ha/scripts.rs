@@ -1,0 +1,354 @@
+//! What feeds an instance's priority and fault state, and what it tells the
+//! outside world: `vrrp_script` checks (interval, timeout, rise/fall),
+//! `track_interface` link state, and the `notify*` scripts.
+//!
+//! Checks publish their up/down state on a `watch` channel that every
+//! tracking instance reads. Notify scripts go through one bounded queue to a
+//! worker, so a slow or hung script never delays an advert.
+
+use std::{process::Stdio, sync::Arc, time::Duration};
+
+use log::{debug, info, warn};
+use tokio::{
+    process::Command,
+    sync::{Semaphore, mpsc, watch},
+    task::JoinHandle,
+};
+
+use crate::vrrp::{
+    fsm::NotifyEvent,
+    track::{Effective, Tracked, effective},
+};
+
+/// How often `track_interface` reads the link state.
+const LINK_POLL: Duration = Duration::from_millis(200);
+/// Notify scripts running at once; more wait in the queue.
+const NOTIFY_PARALLEL: usize = 4;
+/// Queued notifications beyond which new ones are dropped (and logged).
+const NOTIFY_QUEUE: usize = 64;
+/// A notify script still running after this is killed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Splits a script line into words as keepalived does: blanks separate,
+/// single or double quotes group (no other shell syntax).
+pub fn split_command(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// keepalived's state word for the generic `notify` script.
+pub fn state_word(event: NotifyEvent) -> Option<&'static str> {
+    match event {
+        NotifyEvent::Master => Some("MASTER"),
+        NotifyEvent::Backup => Some("BACKUP"),
+        NotifyEvent::Fault => Some("FAULT"),
+        NotifyEvent::Stop => Some("STOP"),
+        NotifyEvent::MasterRxLowerPri => None,
+    }
+}
+
+/// The generic `notify` script's command line: the script's own words,
+/// then `INSTANCE|GROUP name state priority`.
+pub fn notify_argv(
+    script: &str,
+    kind: &str,
+    name: &str,
+    state: &str,
+    priority: Option<u8>,
+) -> Vec<String> {
+    let mut argv = split_command(script);
+    argv.extend([kind.to_string(), name.to_string(), state.to_string()]);
+    argv.extend(priority.map(|p| p.to_string()));
+    argv
+}
+
+/// rise/fall hysteresis of one check; starts up (keepalived without `init_fail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hysteresis {
+    up: bool,
+    streak: u32,
+    rise: u32,
+    fall: u32,
+}
+
+impl Hysteresis {
+    pub fn new(rise: u32, fall: u32) -> Self {
+        Hysteresis {
+            up: true,
+            streak: 0,
+            rise: rise.max(1),
+            fall: fall.max(1),
+        }
+    }
+
+    pub fn up(&self) -> bool {
+        self.up
+    }
+
+    /// Records one result; true when the state flipped.
+    pub fn observe(&mut self, ok: bool) -> bool {
+        if ok == self.up {
+            self.streak = 0;
+            return false;
+        }
+        self.streak += 1;
+        if self.streak >= if ok { self.rise } else { self.fall } {
+            self.up = ok;
+            self.streak = 0;
+            return true;
+        }
+        false
+    }
+}
+
+/// A `vrrp_script` as the runner needs it.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+/// Runs `argv` in its own process group; true on exit status 0 in time.
+/// On timeout the whole group is killed, so a script's children go too.
+async fn run_once(argv: &[String], timeout: Duration) -> bool {
+    let Some((program, args)) = argv.split_first() else {
+        return false;
+    };
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            debug!("{program}: {e}");
+            return false;
+        }
+    };
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => status.success(),
+        Ok(Err(_)) => false,
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // SAFETY: signalling the process group our child leads.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            let _ = child.wait().await;
+            false
+        }
+    }
+}
+
+/// Starts a check; its state is on the returned channel.
+pub fn spawn_check(check: Check) -> (watch::Receiver<bool>, JoinHandle<()>) {
+    let mut state = Hysteresis::new(check.rise, check.fall);
+    let (tx, rx) = watch::channel(state.up());
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(check.interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let ok = run_once(&check.argv, check.timeout).await;
+            if state.observe(ok) {
+                info!(
+                    "vrrp_script {}: {}",
+                    check.name,
+                    if state.up() { "succeeded" } else { "failed" }
+                );
+                let _ = tx.send(state.up());
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Whether /sys/class/net/IF/operstate says the link can carry traffic.
+/// `unknown` (dummy, lo, some tunnels) counts as up, as keepalived does.
+pub fn link_up(operstate: &str) -> bool {
+    !matches!(
+        operstate.trim(),
+        "down" | "lowerlayerdown" | "notpresent" | ""
+    )
+}
+
+fn read_link(dev: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{dev}/operstate")).is_ok_and(|s| link_up(&s))
+}
+
+/// Follows one interface's link state by polling (missing = down).
+pub fn spawn_link(dev: String) -> (watch::Receiver<bool>, JoinHandle<()>) {
+    let (tx, rx) = watch::channel(read_link(&dev));
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(LINK_POLL);
+        loop {
+            tick.tick().await;
+            let up = read_link(&dev);
+            if *tx.borrow() != up {
+                info!(
+                    "track_interface {dev}: link {}",
+                    if up { "up" } else { "down" }
+                );
+                let _ = tx.send(up);
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// One tracked check or link feeding an instance's priority.
+pub struct Source {
+    pub state: watch::Receiver<bool>,
+    /// keepalived: 0 means fault while down.
+    pub weight: i32,
+}
+
+fn current(base: u8, sources: &[Source]) -> Effective {
+    let tracked: Vec<Tracked> = sources
+        .iter()
+        .map(|s| Tracked {
+            weight: s.weight,
+            reverse: false,
+            up: *s.state.borrow(),
+        })
+        .collect();
+    effective(base, &tracked)
+}
+
+/// Follows `sources` and publishes the instance's effective priority and
+/// fault (`vrrp::track::effective`) whenever one of them changes.
+pub fn spawn_tracker(
+    base: u8,
+    mut sources: Vec<Source>,
+) -> (watch::Receiver<Effective>, JoinHandle<()>) {
+    let (tx, rx) = watch::channel(current(base, &sources));
+    let task = tokio::spawn(async move {
+        while !sources.is_empty() {
+            let changes = sources.iter_mut().map(|s| Box::pin(s.state.changed()));
+            let (changed, _, _) = futures::future::select_all(changes).await;
+            if changed.is_err() {
+                return;
+            }
+            tx.send_if_modified(|old| {
+                let new = current(base, &sources);
+                std::mem::replace(old, new) != new
+            });
+        }
+        // Nothing tracked: keep the channel open, its value never changes.
+        std::future::pending::<()>().await;
+    });
+    (rx, task)
+}
+
+/// Runs notify scripts off the instances' tasks, a few at a time.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: mpsc::Sender<Vec<String>>,
+}
+
+impl Notifier {
+    pub fn spawn() -> (Notifier, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Vec<String>>(NOTIFY_QUEUE);
+        let task = tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(NOTIFY_PARALLEL));
+            while let Some(argv) = rx.recv().await {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    if !run_once(&argv, NOTIFY_TIMEOUT).await {
+                        warn!("notify script {argv:?} failed");
+                    }
+                    drop(permit);
+                });
+            }
+        });
+        (Notifier { tx }, task)
+    }
+
+    /// Queues a script; never waits.
+    pub fn run(&self, argv: Vec<String>) {
+        if argv.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tx.try_send(argv) {
+            warn!("notify script dropped ({e})");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_and_quotes() {
+        assert_eq!(split_command("/bin/true"), ["/bin/true"]);
+        assert_eq!(
+            split_command("  /x.sh  a 'b c' \"d\"\"e\" ''"),
+            ["/x.sh", "a", "b c", "de", ""]
+        );
+        assert!(split_command("   ").is_empty());
+    }
+
+    #[test]
+    fn generic_notify_arguments() {
+        let argv = notify_argv("/n.sh --log", "INSTANCE", "VI_1", "MASTER", Some(100));
+        assert_eq!(
+            argv,
+            ["/n.sh", "--log", "INSTANCE", "VI_1", "MASTER", "100"]
+        );
+        assert_eq!(
+            notify_argv("/n.sh", "GROUP", "G", "FAULT", None),
+            ["/n.sh", "GROUP", "G", "FAULT"]
+        );
+        assert_eq!(state_word(NotifyEvent::Stop), Some("STOP"));
+        assert_eq!(state_word(NotifyEvent::MasterRxLowerPri), None);
+    }
+
+    #[test]
+    fn rise_and_fall() {
+        let mut h = Hysteresis::new(2, 3);
+        assert!(h.up(), "starts up");
+        assert!(
+            !h.observe(false) && !h.observe(false),
+            "two failures are not three"
+        );
+        assert!(!h.observe(true), "a success resets the streak");
+        let flips: Vec<bool> = [false, false, false]
+            .into_iter()
+            .map(|ok| h.observe(ok))
+            .collect();
+        assert_eq!(flips, [false, false, true]);
+        assert!(!h.up());
+        assert!(!h.observe(true) && h.observe(true) && h.up(), "rise 2");
+    }
+
+    #[test]
+    fn operstate_words() {
+        assert!(link_up("up\n") && link_up("unknown"));
+        assert!(!link_up("down\n") && !link_up("lowerlayerdown") && !link_up(""));
+    }
+}

@@ -1,0 +1,321 @@
+//! VRRP end to end (root): xdpvs against a real keepalived and against
+//! itself, in network namespaces, with measured failover times printed
+//! beside the RFC bounds (advert_int 1 s, so Master_Down_Interval is
+//! 3 s + Skew_Time, and Skew_Time is (256 - priority)/256 s).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use tests::{
+    keepalived::{
+        self, Vrrp, has_vip, mac_of, master_down_interval, neigh_mac, skew_time, wait_vip,
+    },
+    netns::{in_netns, is_root},
+    topology::{DrLab, VIP, http_get},
+};
+
+/// Scheduling, polling and process start-up on a loaded 2-core runner.
+const SLACK: Duration = Duration::from_millis(1500);
+const XDP_MODE: &str = "native";
+
+fn skip() -> bool {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, XDP, raw sockets)");
+        return true;
+    }
+    false
+}
+
+fn report(what: &str, took: Duration, bound_name: &str, bound: Duration) {
+    println!(
+        "{what}: {:.2} s (RFC {bound_name} {:.2} s)",
+        took.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+}
+
+/// SIGTERMs lb1's xdpvs and times how soon `ns` holds the VIP, from the
+/// signal (`Lab::stop` itself returns only once xdpvs has exited).
+fn handover(lab: &mut DrLab, ns: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    let ns = ns.to_string();
+    let watcher = thread::spawn(move || wait_vip(&ns, true, timeout));
+    lab.lab.stop("xdpvs-lb1", libc::SIGTERM)?;
+    watcher
+        .join()
+        .map_err(|_| anyhow::anyhow!("watcher panicked"))?
+}
+
+/// xdpvs (priority 100, lb1) against keepalived (99, lb2).
+fn against_keepalived(version: u8) {
+    let mut lab = DrLab::build(&format!("k{version}"), 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let ours = Vrrp::new(version, 100);
+    keepalived::start(
+        &mut lab.lab,
+        "keepalived",
+        &lb2,
+        &Vrrp::new(version, 99).conf(),
+    )
+    .expect("keepalived");
+    lab.start_xdpvs(0, &ours.conf(), XDP_MODE).expect("xdpvs");
+    let kd_down = master_down_interval(version, 99);
+    let our_down = master_down_interval(version, 100);
+    let startup = our_down + kd_down + SLACK;
+    wait_vip(&lb1, true, startup).expect("xdpvs (100) becomes master");
+    wait_vip(&lb2, false, startup).expect("keepalived (99) backs off");
+
+    lab.lab
+        .stop("xdpvs-lb1", libc::SIGKILL)
+        .expect("kill -9 xdpvs");
+    let took = wait_vip(&lb2, true, kd_down + SLACK).expect("keepalived takes over after a crash");
+    report(
+        &format!("v{version} kill -9 xdpvs -> keepalived master"),
+        took,
+        "Master_Down_Interval(99)",
+        kd_down,
+    );
+    assert!(has_vip(&lb1), "a SIGKILLed process cannot remove its VIP");
+
+    lab.start_xdpvs(0, &ours.conf(), XDP_MODE)
+        .expect("restarting xdpvs");
+    let took = wait_vip(&lb2, false, our_down + SLACK).expect("xdpvs preempts back");
+    report(
+        &format!("v{version} xdpvs restart -> preempts keepalived"),
+        took,
+        "Master_Down_Interval(100)",
+        our_down,
+    );
+    wait_vip(&lb1, true, SLACK).expect("the VIP is back on lb1");
+
+    let skew = skew_time(version, 99);
+    let took = handover(&mut lab, &lb2, skew + SLACK).expect("keepalived takes over on priority 0");
+    assert!(!has_vip(&lb1), "a stopped xdpvs released its VIP");
+    report(
+        &format!("v{version} SIGTERM xdpvs -> keepalived master"),
+        took,
+        "Skew_Time(99)",
+        skew,
+    );
+
+    let polite = Vrrp {
+        preempt: false,
+        ..ours
+    };
+    lab.start_xdpvs(0, &polite.conf(), XDP_MODE)
+        .expect("xdpvs with nopreempt");
+    thread::sleep(our_down + SLACK);
+    assert!(
+        has_vip(&lb2) && !has_vip(&lb1),
+        "nopreempt: keepalived stays master"
+    );
+    lab.lab
+        .alive("keepalived")
+        .expect("keepalived still running");
+}
+
+#[test]
+fn keepalived_interop_v2_pass_auth_root() {
+    if !skip() {
+        against_keepalived(2);
+    }
+}
+
+#[test]
+fn keepalived_interop_v3_root() {
+    if !skip() {
+        against_keepalived(3);
+    }
+}
+
+/// Requests through the VIP on a loop until told to stop; (ok, failed).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(lab: &DrLab) -> Self {
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (s, o, f, ns) = (stop.clone(), ok.clone(), failed.clone(), lab.client.clone());
+        let thread = thread::spawn(move || {
+            in_netns(&ns, move || {
+                while !s.load(Ordering::Relaxed) {
+                    match http_get(SocketAddr::from((VIP, 80))) {
+                        Ok(_) => o.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => f.fetch_add(1, Ordering::Relaxed),
+                    };
+                    thread::sleep(Duration::from_millis(20));
+                }
+            })
+            .expect("client namespace");
+        });
+        Load {
+            stop,
+            ok,
+            failed,
+            thread,
+        }
+    }
+
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("load thread");
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[test]
+fn two_xdpvs_nodes_keep_serving_root() {
+    if skip() {
+        return;
+    }
+    let mut lab = DrLab::build("ff", 2, 2).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let (first, second) = (
+        Vrrp {
+            reals: 2,
+            ..Vrrp::new(3, 100)
+        },
+        Vrrp {
+            reals: 2,
+            ..Vrrp::new(3, 99)
+        },
+    );
+    lab.start_xdpvs(1, &second.conf(), XDP_MODE)
+        .expect("xdpvs on lb2");
+    lab.start_xdpvs(0, &first.conf(), XDP_MODE)
+        .expect("xdpvs on lb1");
+    let (down1, down2) = (master_down_interval(3, 100), master_down_interval(3, 99));
+    wait_vip(&lb1, true, down1 + down2 + SLACK).expect("lb1 becomes master");
+    wait_vip(&lb2, false, down1 + SLACK).expect("lb2 backs off");
+    let warm = lab
+        .requests(SocketAddr::from((VIP, 80)), 5)
+        .expect("client");
+    assert!(
+        warm.iter().all(Result::is_ok),
+        "service through lb1: {warm:?}"
+    );
+    let mac2 = mac_of(&lab.lab, &lb2).expect("lb2 MAC");
+
+    let load = Load::start(&lab);
+    thread::sleep(Duration::from_millis(300));
+    lab.lab
+        .stop("xdpvs-lb1", libc::SIGKILL)
+        .expect("kill -9 lb1");
+    let took = wait_vip(&lb2, true, down2 + SLACK).expect("lb2 takes over");
+    thread::sleep(Duration::from_secs(1));
+    let (ok, failed) = load.finish();
+    report(
+        "kill -9 xdpvs master -> xdpvs backup master",
+        took,
+        "Master_Down_Interval(99)",
+        down2,
+    );
+    println!("  requests during the crash: {ok} ok, {failed} failed");
+    // Requests fail only while nobody serves: one per ~20 ms at most.
+    let bound = ((down2 + SLACK).as_millis() / 20) as usize;
+    assert!(
+        failed <= bound,
+        "{failed} failures, more than the {bound} a {down2:?} gap allows"
+    );
+    assert_eq!(
+        neigh_mac(&lab.lab, &lab.client).as_deref(),
+        Some(mac2.as_str()),
+        "gratuitous ARP moved the client to lb2"
+    );
+    let after = lab
+        .requests(SocketAddr::from((VIP, 80)), 5)
+        .expect("client");
+    assert!(
+        after.iter().all(Result::is_ok),
+        "service through lb2: {after:?}"
+    );
+
+    lab.start_xdpvs(0, &first.conf(), XDP_MODE)
+        .expect("restarting lb1");
+    wait_vip(&lb2, false, down1 + SLACK).expect("lb1 preempts back");
+    wait_vip(&lb1, true, SLACK).expect("VIP on lb1 again");
+    let mac1 = mac_of(&lab.lab, &lb1).expect("lb1 MAC");
+    tests::netns::wait_for(SLACK, || match neigh_mac(&lab.lab, &lab.client) {
+        Some(m) if m == mac1 => Ok(()),
+        other => anyhow::bail!("client's VIP entry is {other:?}"),
+    })
+    .expect("client back on lb1");
+
+    let load = Load::start(&lab);
+    thread::sleep(Duration::from_millis(300));
+    let skew = skew_time(3, 99);
+    let took = handover(&mut lab, &lb2, skew + SLACK).expect("lb2 takes over on priority 0");
+    thread::sleep(Duration::from_secs(1));
+    let (ok, failed) = load.finish();
+    report(
+        "SIGTERM xdpvs master -> xdpvs backup master",
+        took,
+        "Skew_Time(99)",
+        skew,
+    );
+    println!("  requests during the handover: {ok} ok, {failed} failed");
+    assert_eq!(failed, 0, "a planned handover loses no request");
+    assert!(ok > 0);
+}
+
+#[test]
+fn tracked_script_moves_the_vip_root() {
+    if skip() {
+        return;
+    }
+    let mut lab = DrLab::build("ts", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let flag = lab.lab.dir.join("healthy");
+    std::fs::write(&flag, "").expect("flag file");
+    let ours = Vrrp {
+        track_file: Some(flag.clone()),
+        ..Vrrp::new(3, 100)
+    };
+    keepalived::start(&mut lab.lab, "keepalived", &lb2, &Vrrp::new(3, 95).conf())
+        .expect("keepalived");
+    lab.start_xdpvs(0, &ours.conf(), XDP_MODE).expect("xdpvs");
+    let (ours_down, theirs_down) = (master_down_interval(3, 100), master_down_interval(3, 95));
+    wait_vip(&lb1, true, ours_down + theirs_down + SLACK).expect("xdpvs master");
+    wait_vip(&lb2, false, ours_down + SLACK).expect("keepalived backup");
+
+    std::fs::remove_file(&flag).expect("failing the check");
+    // One check interval, then keepalived (95 > 90) preempts after its
+    // Master_Down_Interval of ignoring our lower-priority adverts.
+    let took = wait_vip(&lb2, true, Duration::from_secs(1) + theirs_down + SLACK)
+        .expect("VIP moves to keepalived");
+    wait_vip(&lb1, false, SLACK).expect("xdpvs releases the VIP");
+    report(
+        "track_script failed -> keepalived (95) master",
+        took,
+        "interval + Master_Down_Interval(95)",
+        Duration::from_secs(1) + theirs_down,
+    );
+
+    std::fs::write(&flag, "").expect("restoring the check");
+    let took =
+        wait_vip(&lb1, true, Duration::from_secs(1) + ours_down + SLACK).expect("VIP moves back");
+    wait_vip(&lb2, false, SLACK).expect("keepalived backs off");
+    report(
+        "track_script recovered -> xdpvs (100) master",
+        took,
+        "interval + Master_Down_Interval(100)",
+        Duration::from_secs(1) + ours_down,
+    );
+}
