@@ -16,9 +16,9 @@ fn main() {
             println!("cargo::rustc-cfg=xdpvs_embedded");
         }
         Ok(path) => panic!("XDPVS_EBPF_OBJECT={path} is not a file: run `cargo xtask build-ebpf`"),
-        Err(_) if env::var("PROFILE").as_deref() == Ok("release") => panic!(
-            "a release xdpvs must embed its XDP program: build it with `cargo xtask build`"
-        ),
+        Err(_) if env::var("PROFILE").as_deref() == Ok("release") => {
+            panic!("a release xdpvs must embed its XDP program: build it with `cargo xtask build`")
+        }
         Err(_) => {}
     }
 }

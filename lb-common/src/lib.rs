@@ -346,12 +346,27 @@ mod tests {
         };
         let h = base.hash();
         let variants = [
-            FlowKey { src: [0x0a00_0002, 0, 0, 0], ..base },
-            FlowKey { dst: [0x0a00_0065, 0, 0, 0], ..base },
-            FlowKey { sport: 1235, ..base },
+            FlowKey {
+                src: [0x0a00_0002, 0, 0, 0],
+                ..base
+            },
+            FlowKey {
+                dst: [0x0a00_0065, 0, 0, 0],
+                ..base
+            },
+            FlowKey {
+                sport: 1235,
+                ..base
+            },
             FlowKey { dport: 81, ..base },
-            FlowKey { proto: PROTO_UDP, ..base },
-            FlowKey { family: FAMILY_V6, ..base },
+            FlowKey {
+                proto: PROTO_UDP,
+                ..base
+            },
+            FlowKey {
+                family: FAMILY_V6,
+                ..base
+            },
         ];
         for v in variants {
             assert_ne!(v.hash(), h, "{v:?}");

@@ -12,4 +12,5 @@ pub mod ha;
 pub mod health;
 pub mod maglev;
 pub mod neighbour;
+pub mod services;
 pub mod vrrp;

@@ -16,7 +16,9 @@ use log::{debug, info, warn};
 use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::{
     RouteNetlinkMessage,
-    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlag, NeighbourMessage, NeighbourState},
+    neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourFlag, NeighbourMessage, NeighbourState,
+    },
 };
 use netlink_sys::{AsyncSocket as _, SocketAddr};
 use rtnetlink::{Handle, constants::RTMGRP_NEIGH};
@@ -50,7 +52,8 @@ pub async fn resolve(
     updates: mpsc::Sender<MacUpdate>,
 ) -> Result<()> {
     let index = ifindex(&interface)?;
-    let (mut conn, handle, mut events) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    let (mut conn, handle, mut events) =
+        rtnetlink::new_connection().context("opening rtnetlink")?;
     conn.socket_mut()
         .socket_mut()
         .bind(&SocketAddr::new(0, RTMGRP_NEIGH))
@@ -168,7 +171,8 @@ async fn note(
     known: &mut HashMap<IpAddr, Mac>,
     updates: &mpsc::Sender<MacUpdate>,
 ) {
-    let Some(addr) = destination(msg).filter(|a| msg.header.ifindex == index && addrs.contains(a)) else {
+    let Some(addr) = destination(msg).filter(|a| msg.header.ifindex == index && addrs.contains(a))
+    else {
         return;
     };
     match usable_mac(msg) {

@@ -63,7 +63,12 @@ impl Lab {
         let dir = std::env::temp_dir().join(&prefix);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        Ok(Self { prefix, dir, namespaces: Vec::new(), children: Vec::new() })
+        Ok(Self {
+            prefix,
+            dir,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+        })
     }
 
     /// Creates namespace `name` (its full name is returned) with `lo` up.
@@ -166,7 +171,9 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Result<T>) -> Resul
     loop {
         match f() {
             Ok(v) => return Ok(v),
-            Err(e) if Instant::now() >= deadline => return Err(e.context(format!("still failing after {timeout:?}"))),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!("still failing after {timeout:?}")));
+            }
             Err(_) => thread::sleep(Duration::from_millis(50)),
         }
     }

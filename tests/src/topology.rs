@@ -47,15 +47,23 @@ impl Artifacts {
     pub fn from_env() -> Result<Self> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let path = |var: &str, default: &str| {
-            std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| root.join(default))
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join(default))
         };
         let a = Self {
             xdpvs: path("XDPVS_BIN", "target/release/xdpvs"),
-            pass_object: path("XDPVS_PASS_OBJECT", "target/ebpf/bpfel-unknown-none/release/xdp-pass"),
+            pass_object: path(
+                "XDPVS_PASS_OBJECT",
+                "target/ebpf/bpfel-unknown-none/release/xdp-pass",
+            ),
         };
         for p in [&a.xdpvs, &a.pass_object] {
             if !p.is_file() {
-                bail!("{} is missing: run the tests with `cargo xtask test`", p.display());
+                bail!(
+                    "{} is missing: run the tests with `cargo xtask test`",
+                    p.display()
+                );
             }
         }
         Ok(a)
@@ -94,7 +102,19 @@ impl DrLab {
         // frame that native XDP sends on with XDP_TX has lost that note and
         // would reach the real with a partial checksum. A real NIC fills the
         // checksum in on the client's side, so do that here too.
-        sh("ip", &["netns", "exec", &this.client, "ethtool", "-K", "eth0", "tx", "off"])?;
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &this.client,
+                "ethtool",
+                "-K",
+                "eth0",
+                "tx",
+                "off",
+            ],
+        )?;
         for i in 0..lb_count {
             let ns = this.host(&format!("lb{}", i + 1), lb_addr(i))?;
             this.attach_pass(&format!("p-lb{}", i + 1))?;
@@ -103,8 +123,12 @@ impl DrLab {
         for i in 0..real_count {
             let name = format!("rs{}", i + 1);
             let ns = this.host(&name, real_addr(i))?;
-            this.lab.ip(&ns, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-            for s in ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"] {
+            this.lab
+                .ip(&ns, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+            for s in [
+                "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.all.arp_announce=2",
+            ] {
                 this.lab.sysctl(&ns, s)?;
             }
             this.reals.push(ns);
@@ -117,9 +141,16 @@ impl DrLab {
     fn host(&mut self, name: &str, addr: Ipv4Addr) -> Result<String> {
         let ns = self.lab.netns(name)?;
         let port = format!("p-{name}");
-        self.lab.ip(&self.sw, &["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-        self.lab.ip(&self.sw, &["link", "set", &port, "master", "br0", "up"])?;
-        self.lab.ip(&ns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
+        self.lab.ip(
+            &self.sw,
+            &[
+                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+        )?;
+        self.lab
+            .ip(&self.sw, &["link", "set", &port, "master", "br0", "up"])?;
+        self.lab
+            .ip(&ns, &["addr", "add", &format!("{addr}/24"), "dev", "eth0"])?;
         self.lab.ip(&ns, &["link", "set", "eth0", "up"])?;
         Ok(ns)
     }
@@ -156,12 +187,19 @@ impl DrLab {
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf)?;
         let ns = self.reals[i].clone();
-        self.lab.spawn(&name, &ns, "/usr/sbin/nginx".as_ref(), &["-c", &conf_path.to_string_lossy()])?;
+        self.lab.spawn(
+            &name,
+            &ns,
+            "/usr/sbin/nginx".as_ref(),
+            &["-c", &conf_path.to_string_lossy()],
+        )?;
         let addr = SocketAddr::from((real_addr(i), 80));
         wait_for(Duration::from_secs(10), || {
-            in_netns(&ns, move || TcpStream::connect_timeout(&addr, Duration::from_millis(200)))?
-                .map(drop)
-                .context("nginx not answering")
+            in_netns(&ns, move || {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+            })?
+            .map(drop)
+            .context("nginx not answering")
         })
     }
 
@@ -221,7 +259,9 @@ impl DrLab {
     /// connection that the client closes first (so no 5-tuple is reused).
     /// Returns the bodies ("<real> <client address seen>").
     pub fn requests(&self, addr: SocketAddr, count: usize) -> Result<Vec<Result<String>>> {
-        in_netns(&self.client, move || (0..count).map(|_| http_get(addr)).collect())
+        in_netns(&self.client, move || {
+            (0..count).map(|_| http_get(addr)).collect()
+        })
     }
 }
 
@@ -249,7 +289,10 @@ pub fn http_get(addr: SocketAddr) -> Result<String> {
                 .parse()?;
             if buf.len() >= end + 4 + len {
                 if !text.starts_with("HTTP/1.1 200") {
-                    bail!("unexpected response: {}", text.lines().next().unwrap_or_default());
+                    bail!(
+                        "unexpected response: {}",
+                        text.lines().next().unwrap_or_default()
+                    );
                 }
                 return Ok(text[end + 4..end + 4 + len].trim().to_string());
             }

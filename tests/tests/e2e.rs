@@ -27,8 +27,14 @@ fn tally(bodies: Vec<anyhow::Result<String>>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for (i, body) in bodies.into_iter().enumerate() {
         let body = body.unwrap_or_else(|e| panic!("request {i} failed: {e:#}"));
-        let (real, seen) = body.split_once(' ').unwrap_or_else(|| panic!("odd body {body:?}"));
-        assert_eq!(seen, CLIENT.to_string(), "the real must see the client's address");
+        let (real, seen) = body
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("odd body {body:?}"));
+        assert_eq!(
+            seen,
+            CLIENT.to_string(),
+            "the real must see the client's address"
+        );
         *counts.entry(real.to_string()).or_default() += 1;
     }
     counts
@@ -52,15 +58,30 @@ fn weighted_split(mode: &str, requests: usize) {
     let weights = [1, 3];
     let mut lab = DrLab::build(&mode[..1], 1, 2).expect("building the lab");
     // The LB node answers ARP for the VIP; the reals hold it on lo only.
-    lab.lab.ip(&lab.lbs[0], &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).expect("VIP on lb1");
-    lab.start_xdpvs(0, &config(weights), mode).expect("starting xdpvs");
+    lab.lab
+        .ip(
+            &lab.lbs[0],
+            &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
+        )
+        .expect("VIP on lb1");
+    lab.start_xdpvs(0, &config(weights), mode)
+        .expect("starting xdpvs");
 
-    let counts = tally(lab.requests(SocketAddr::from((VIP, 80)), requests).expect("client"));
-    let got = [counts.get("rs1").copied().unwrap_or(0), counts.get("rs2").copied().unwrap_or(0)];
+    let counts = tally(
+        lab.requests(SocketAddr::from((VIP, 80)), requests)
+            .expect("client"),
+    );
+    let got = [
+        counts.get("rs1").copied().unwrap_or(0),
+        counts.get("rs2").copied().unwrap_or(0),
+    ];
     assert_eq!(got[0] + got[1], requests, "{counts:?}");
     // Binomial: 5 standard deviations either side of the weight share.
     let p = weights[0] as f64 / (weights[0] + weights[1]) as f64;
-    let (mean, sd) = (requests as f64 * p, (requests as f64 * p * (1.0 - p)).sqrt());
+    let (mean, sd) = (
+        requests as f64 * p,
+        (requests as f64 * p * (1.0 - p)).sqrt(),
+    );
     assert!(
         (got[0] as f64 - mean).abs() <= 5.0 * sd,
         "rs1 got {} of {requests}, expected {mean:.0} ± {:.0} for weights {weights:?}",
@@ -71,11 +92,22 @@ fn weighted_split(mode: &str, requests: usize) {
     // The balancer's own counters: one flow per connection, all by XDP.
     let stats = lab.adm(0, &["-L", "-n", "--stats"]).expect("xdpvs adm");
     println!("{stats}");
-    assert_eq!(conns(&stats, &real_addr(0).to_string()), got[0] as u64, "{stats}");
-    assert_eq!(conns(&stats, &real_addr(1).to_string()), got[1] as u64, "{stats}");
+    assert_eq!(
+        conns(&stats, &real_addr(0).to_string()),
+        got[0] as u64,
+        "{stats}"
+    );
+    assert_eq!(
+        conns(&stats, &real_addr(1).to_string()),
+        got[1] as u64,
+        "{stats}"
+    );
     let list = lab.adm(0, &["-L", "-n"]).expect("xdpvs adm");
     assert!(list.contains(&format!("TCP  {VIP}:80 wrr")), "{list}");
-    assert!(list.contains(&format!("  -> {}:80", real_addr(0))), "{list}");
+    assert!(
+        list.contains(&format!("  -> {}:80", real_addr(0))),
+        "{list}"
+    );
 }
 
 #[test]

@@ -146,8 +146,12 @@ fn build_ebpf() -> Result<Objects> {
 fn build() -> Result<Artifacts> {
     let objects = build_ebpf()?;
     step("building target/release/xdpvs with the XDP program embedded");
-    let mut c = cmd("cargo", &["build", "--quiet", "--release", "--package", "lb-userspace"]);
-    c.env("XDPVS_EBPF_OBJECT", &objects.xdpvs).current_dir(root());
+    let mut c = cmd(
+        "cargo",
+        &["build", "--quiet", "--release", "--package", "lb-userspace"],
+    );
+    c.env("XDPVS_EBPF_OBJECT", &objects.xdpvs)
+        .current_dir(root());
     run(c)?;
     Ok(Artifacts {
         objects,
@@ -183,7 +187,18 @@ fn tests_binary(name: &str) -> Result<()> {
         bail!("`cargo xtask {name}` needs root (network namespaces, BPF)");
     }
     step(&format!("building and running the {name}"));
-    let mut c = cmd("cargo", &["run", "--quiet", "--release", "--package", "tests", "--bin", name]);
+    let mut c = cmd(
+        "cargo",
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "tests",
+            "--bin",
+            name,
+        ],
+    );
     with_artifacts(&mut c, &artifacts);
     run(c)
 }

@@ -20,15 +20,24 @@ const LLVM_FEATURE: &str = "llvm-22";
 pub const TEST_PACKAGES: &[&str] = &["iproute2", "ethtool", "nginx", "keepalived", "procps"];
 
 pub fn rust_src() -> Result<()> {
-    let out = cmd("rustup", &["component", "list", "--toolchain", "nightly", "--installed"])
-        .output()
-        .context("rustup is not on PATH: install Rust with rustup")?;
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")) {
+    let out = cmd(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )
+    .output()
+    .context("rustup is not on PATH: install Rust with rustup")?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
+    {
         return Ok(());
     }
     step("installing the nightly rust-src component (about 30 s)");
-    run(cmd("rustup", &["component", "add", "rust-src", "--toolchain", "nightly"]))
-        .context("could not install rust-src for the nightly toolchain")
+    run(cmd(
+        "rustup",
+        &["component", "add", "rust-src", "--toolchain", "nightly"],
+    ))
+    .context("could not install rust-src for the nightly toolchain")
 }
 
 fn cargo_bin_dir() -> PathBuf {
@@ -65,14 +74,20 @@ pub fn bpf_linker() -> Result<()> {
     let mut found = None;
     for entry in fs::read_dir(&sysroot_lib)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with("libLLVM.so") {
             relink(&path, &lib.join(name))?;
             found = Some(path);
         }
     }
     let Some(llvm) = found else {
-        bail!("no libLLVM.so in {}: the nightly toolchain is incomplete", sysroot_lib.display());
+        bail!(
+            "no libLLVM.so in {}: the nightly toolchain is incomplete",
+            sysroot_lib.display()
+        );
     };
     relink(&llvm, &lib.join("libLLVM.so"))?;
     let mut install = cmd(
@@ -112,9 +127,17 @@ pub fn packages(packages: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    step(&format!("installing Debian packages: {}", missing.join(" ")));
+    step(&format!(
+        "installing Debian packages: {}",
+        missing.join(" ")
+    ));
     run(cmd("apt-get", &["update", "-qq"])).context("apt-get update failed (are you root?)")?;
-    let mut install = cmd("apt-get", &["install", "-y", "-qq", "--no-install-recommends"]);
-    install.args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    let mut install = cmd(
+        "apt-get",
+        &["install", "-y", "-qq", "--no-install-recommends"],
+    );
+    install
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
     run(install).context("apt-get install failed")
 }

@@ -13,14 +13,19 @@ use super::protocol::{Request, Response};
 
 pub fn call(socket: &Path, request: &Request) -> Result<Response> {
     let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!("cannot reach the xdpvs daemon at {} (is `xdpvs run` running?)", socket.display())
+        format!(
+            "cannot reach the xdpvs daemon at {} (is `xdpvs run` running?)",
+            socket.display()
+        )
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).context("reading the daemon's answer")?;
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .context("reading the daemon's answer")?;
     match serde_json::from_str(&answer).context("the daemon's answer is not understood")? {
         Response::Error { message } => bail!("{message}"),
         response => Ok(response),

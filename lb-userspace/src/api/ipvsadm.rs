@@ -1,9 +1,9 @@
 //! `ipvsadm -L -n` layouts, column for column, so scripts that parse
 //! ipvsadm's output keep working against xdpvs.
 
-use std::{fmt::Write as _, net::IpAddr};
+use std::{fmt::Write as _, net::IpAddr, time::Duration};
 
-use super::protocol::ServiceStatus;
+use super::protocol::{RealStatus, ServiceStatus, Traffic};
 
 /// ipvsadm prints this version; scripts match on the header line.
 const HEADER: &str = "IP Virtual Server version 1.2.1";
@@ -15,28 +15,37 @@ fn endpoint(addr: IpAddr, port: u16) -> String {
     }
 }
 
+/// As keepalived does with IPVS: a down real leaves the table, unless
+/// `inhibit_on_failure` keeps it there with weight 0.
+fn listed(r: &RealStatus) -> bool {
+    r.healthy || r.inhibit_on_failure
+}
+
 /// `ipvsadm -L -n`.
 pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
     let mut out = format!("{HEADER} (size={table_size})\n");
     out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
     out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     for s in services {
-        let _ = write!(out, "{}  {} {}", s.protocol, endpoint(s.vip, s.port), s.scheduler);
+        let _ = write!(
+            out,
+            "{}  {} {}",
+            s.protocol,
+            endpoint(s.vip, s.port),
+            s.scheduler
+        );
         if s.persistence_timeout > 0 {
             let _ = write!(out, " persistent {}", s.persistence_timeout);
         }
         out.push('\n');
-        for r in &s.reals {
-            // A real that is down is not in IPVS's table at all.
-            if !r.healthy {
-                continue;
-            }
+        for r in s.reals.iter().filter(|r| listed(r)) {
+            let weight = if r.healthy { r.weight } else { 0 };
             let _ = writeln!(
                 out,
                 "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
                 endpoint(r.addr, r.port),
                 "Route",
-                r.weight,
+                weight,
                 r.active_flows,
                 r.inactive_flows
             );
@@ -49,9 +58,11 @@ pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
 /// never cross the balancer.
 pub fn stats(services: &[ServiceStatus], table_size: u32) -> String {
     let mut out = format!("{HEADER} (size={table_size})\n");
-    out.push_str("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n");
+    out.push_str(
+        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+    );
     out.push_str("  -> RemoteAddress:Port\n");
-    let row = |out: &mut String, name: String, t: &super::protocol::Traffic| {
+    let row = |out: &mut String, name: String, t: &Traffic| {
         let _ = write!(out, "{name:<33}");
         for n in [t.new_flows, t.packets, 0, t.bytes, 0] {
             out.push_str(&large(n));
@@ -59,9 +70,75 @@ pub fn stats(services: &[ServiceStatus], table_size: u32) -> String {
         out.push('\n');
     };
     for s in services {
-        row(&mut out, format!("{}  {}", s.protocol, endpoint(s.vip, s.port)), &s.traffic);
-        for r in s.reals.iter().filter(|r| r.healthy) {
-            row(&mut out, format!("  -> {}", endpoint(r.addr, r.port)), &r.traffic);
+        row(
+            &mut out,
+            format!("{}  {}", s.protocol, endpoint(s.vip, s.port)),
+            &s.traffic,
+        );
+        for r in s.reals.iter().filter(|r| listed(r)) {
+            row(
+                &mut out,
+                format!("  -> {}", endpoint(r.addr, r.port)),
+                &r.traffic,
+            );
+        }
+    }
+    out
+}
+
+/// `ipvsadm -L -n --rate`: per-second rates between two readings.
+pub fn rate(
+    before: &[ServiceStatus],
+    after: &[ServiceStatus],
+    interval: Duration,
+    table_size: u32,
+) -> String {
+    let mut out = format!("{HEADER} (size={table_size})\n");
+    out.push_str(
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n",
+    );
+    out.push_str("  -> RemoteAddress:Port\n");
+    let secs = interval.as_secs_f64().max(f64::EPSILON);
+    let per_s = |a: u64, b: u64| (b.saturating_sub(a) as f64 / secs).round() as u64;
+    let row = |out: &mut String, name: String, a: &Traffic, b: &Traffic| {
+        let _ = write!(out, "{name:<33}");
+        for n in [
+            per_s(a.new_flows, b.new_flows),
+            per_s(a.packets, b.packets),
+            0,
+            per_s(a.bytes, b.bytes),
+            0,
+        ] {
+            out.push_str(&large(n));
+        }
+        out.push('\n');
+    };
+    for s in after {
+        let Some(old) = before
+            .iter()
+            .find(|o| (o.vip, o.port, &o.protocol) == (s.vip, s.port, &s.protocol))
+        else {
+            continue;
+        };
+        row(
+            &mut out,
+            format!("{}  {}", s.protocol, endpoint(s.vip, s.port)),
+            &old.traffic,
+            &s.traffic,
+        );
+        for r in s.reals.iter().filter(|r| listed(r)) {
+            let prev = old
+                .reals
+                .iter()
+                .find(|o| (o.addr, o.port) == (r.addr, r.port))
+                .map(|o| o.traffic.clone())
+                .unwrap_or_default();
+            row(
+                &mut out,
+                format!("  -> {}", endpoint(r.addr, r.port)),
+                &prev,
+                &r.traffic,
+            );
         }
     }
     out
@@ -78,7 +155,11 @@ fn large(n: u64) -> String {
     if n < 100_000_000 {
         return format!("{n:>9}");
     }
-    let (_, div, unit) = STEPS.iter().find(|(below, _, _)| n < *below).copied().unwrap_or(STEPS[3]);
+    let (_, div, unit) = STEPS
+        .iter()
+        .find(|(below, _, _)| n < *below)
+        .copied()
+        .unwrap_or(STEPS[3]);
     format!("{:>8}{unit}", n / div)
 }
 
@@ -92,10 +173,16 @@ mod tests {
             port: 80,
             weight,
             healthy: true,
+            inhibit_on_failure: false,
+            last_check: None,
             mac: None,
             active_flows: flows,
             inactive_flows: 0,
-            traffic: Traffic { packets, bytes, new_flows: flows },
+            traffic: Traffic {
+                packets,
+                bytes,
+                new_flows: flows,
+            },
         };
         vec![ServiceStatus {
             protocol: "TCP".into(),
@@ -103,8 +190,15 @@ mod tests {
             port: 80,
             scheduler: "wlc".into(),
             persistence_timeout: 0,
-            traffic: Traffic { packets: 36, bytes: 2464, new_flows: 6 },
-            reals: vec![real("10.95.84.69", 1, 2, 12, 825), real("10.95.84.74", 2, 4, 24, 1639)],
+            traffic: Traffic {
+                packets: 36,
+                bytes: 2464,
+                new_flows: 6,
+            },
+            reals: vec![
+                real("10.95.84.69", 1, 2, 12, 825),
+                real("10.95.84.74", 2, 4, 24, 1639),
+            ],
         }]
     }
 
@@ -134,6 +228,33 @@ mod tests {
             "  -> 10.95.84.74:80                      4       24        0     1639        0\n",
         );
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn rate_is_the_difference_per_second() {
+        let before = sample();
+        let mut after = sample();
+        after[0].traffic = Traffic {
+            packets: 36 + 200,
+            bytes: 2464 + 30_000,
+            new_flows: 6 + 10,
+        };
+        let text = rate(&before, &after, Duration::from_secs(2), 4096);
+        assert!(text.contains(
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n"
+        ));
+        assert!(
+            text.contains(
+                "TCP  10.95.84.63:80                      5      100        0    15000        0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  -> 10.95.84.69:80                      0        0        0        0        0\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

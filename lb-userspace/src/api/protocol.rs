@@ -5,23 +5,93 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+/// A service as ipvsadm names it: `-t VIP:PORT` or `-u VIP:PORT`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// "TCP" or "UDP".
+    pub udp: bool,
+    pub vip: IpAddr,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RealRef {
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     /// Every service with its reals and counters.
     List,
+    /// `ctl status`: services, reals with health, VRRP instances.
+    Status,
+    AddService {
+        service: ServiceRef,
+        scheduler: String,
+        persistence_timeout: u32,
+    },
+    EditService {
+        service: ServiceRef,
+        scheduler: Option<String>,
+        persistence_timeout: Option<u32>,
+    },
+    DeleteService {
+        service: ServiceRef,
+    },
+    AddReal {
+        service: ServiceRef,
+        real: RealRef,
+        weight: u32,
+    },
+    /// `adm -e`, `ctl weight`, `ctl drain` (weight 0).
+    SetWeight {
+        service: ServiceRef,
+        real: RealRef,
+        weight: u32,
+    },
+    DeleteReal {
+        service: ServiceRef,
+        real: RealRef,
+    },
+    /// `adm -Z`.
+    ZeroCounters,
+    /// `adm -C`.
+    Clear,
+    Reload,
+    /// Where a flow from `client` to `vip` goes now, and why.
+    Explain {
+        udp: bool,
+        client: IpAddr,
+        client_port: u16,
+        vip: IpAddr,
+        port: u16,
+    },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
+    Done {
+        message: String,
+    },
     List {
         services: Vec<ServiceStatus>,
         reasons: Vec<ReasonCount>,
         /// Capacity of the flow table (ipvsadm's `size=`).
         flow_table_size: u32,
     },
-    Error { message: String },
+    Status {
+        services: Vec<ServiceStatus>,
+        instances: serde_json::Value,
+    },
+    Explain {
+        text: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,8 +118,12 @@ pub struct ServiceStatus {
 pub struct RealStatus {
     pub addr: IpAddr,
     pub port: u16,
+    /// The weight in force (runtime, check or configured).
     pub weight: u32,
     pub healthy: bool,
+    /// A down real with `inhibit_on_failure` stays listed with weight 0.
+    pub inhibit_on_failure: bool,
+    pub last_check: Option<String>,
     pub mac: Option<String>,
     /// Flows in the flow table with no FIN/RST seen.
     pub active_flows: u64,

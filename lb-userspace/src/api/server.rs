@@ -18,9 +18,11 @@ pub type ApiCall = (Request, oneshot::Sender<Response>);
 /// Binds `path` (replacing a stale socket) and serves it until the daemon ends.
 pub fn spawn(path: &Path, calls: mpsc::Sender<ApiCall>) -> Result<()> {
     if path.exists() {
-        fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+        fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
     tokio::spawn(async move {
         loop {
@@ -45,11 +47,17 @@ async fn serve(stream: UnixStream, calls: mpsc::Sender<ApiCall>) {
                 if calls.send((request, tx)).await.is_err() {
                     return;
                 }
-                rx.await.unwrap_or(Response::Error { message: "the daemon is stopping".into() })
+                rx.await.unwrap_or(Response::Error {
+                    message: "the daemon is stopping".into(),
+                })
             }
-            Err(e) => Response::Error { message: format!("bad request: {e}") },
+            Err(e) => Response::Error {
+                message: format!("bad request: {e}"),
+            },
         };
-        let Ok(mut text) = serde_json::to_string(&response) else { return };
+        let Ok(mut text) = serde_json::to_string(&response) else {
+            return;
+        };
         text.push('\n');
         if write.write_all(text.as_bytes()).await.is_err() {
             return;

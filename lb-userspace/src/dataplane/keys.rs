@@ -57,7 +57,12 @@ pub fn addr_words(addr: IpAddr) -> ([u32; 4], u8) {
 
 pub fn service_key(vip: IpAddr, port: u16, proto: Proto) -> ServiceKey {
     let (addr, family) = addr_words(vip);
-    ServiceKey { addr, port: port.to_be(), proto: proto.number(), family }
+    ServiceKey {
+        addr,
+        port: port.to_be(),
+        proto: proto.number(),
+        family,
+    }
 }
 
 /// The flow-table key of a packet from `client` to `vip`.
@@ -76,7 +81,10 @@ pub fn flow_key(proto: Proto, client: IpAddr, cport: u16, vip: IpAddr, vport: u1
 }
 
 pub fn format_mac(mac: &Mac) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]

@@ -60,7 +60,9 @@ impl FromStr for AttachMode {
             "auto" => Ok(Self::Auto),
             "native" | "driver" => Ok(Self::Native),
             "generic" | "skb" => Ok(Self::Generic),
-            _ => Err(format!("unknown XDP mode {s:?}: expected auto, native or generic")),
+            _ => Err(format!(
+                "unknown XDP mode {s:?}: expected auto, native or generic"
+            )),
         }
     }
 }
@@ -94,7 +96,9 @@ pub fn load(object: &[u8], sizes: Sizes) -> Result<Ebpf> {
         .map_max_entries(maps::FRAGMENTS, sizes.fragments)
         .load(object)
         .context("loading the XDP object")?;
-    program(&mut ebpf)?.load().context("the kernel refused the XDP program")?;
+    program(&mut ebpf)?
+        .load()
+        .context("the kernel refused the XDP program")?;
     Ok(ebpf)
 }
 
@@ -126,7 +130,11 @@ pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<Atta
             }
         }
     }
-    let got = if mode == AttachMode::Generic { AttachMode::Generic } else { AttachMode::Native };
+    let got = if mode == AttachMode::Generic {
+        AttachMode::Generic
+    } else {
+        AttachMode::Native
+    };
     info!("XDP attached to {interface} ({got})");
     Ok(got)
 }

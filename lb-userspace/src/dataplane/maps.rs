@@ -2,11 +2,14 @@
 //! writes and reads the per-CPU counters.
 
 use anyhow::{Context as _, Result, anyhow};
+use aya::maps::PerCpuValues;
 use aya::{
     Ebpf,
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
-use lb_common::{Binding, Counters, FlowKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps};
+use lb_common::{
+    Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps,
+};
 
 use super::reconcile::Write;
 
@@ -15,13 +18,15 @@ pub struct Maps {
     rings: Array<MapData, u32>,
     reals: Array<MapData, Real>,
     flows: HashMap<MapData, FlowKey, Binding>,
+    persist: HashMap<MapData, PersistKey, Binding>,
     service_stats: PerCpuArray<MapData, Counters>,
     real_stats: PerCpuArray<MapData, Counters>,
     reason_stats: PerCpuArray<MapData, Counters>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
-    ebpf.take_map(name).ok_or_else(|| anyhow!("the XDP object has no map {name}"))
+    ebpf.take_map(name)
+        .ok_or_else(|| anyhow!("the XDP object has no map {name}"))
 }
 
 impl Maps {
@@ -31,6 +36,7 @@ impl Maps {
             rings: take(ebpf, maps::RINGS)?.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
             flows: take(ebpf, maps::FLOWS)?.try_into()?,
+            persist: take(ebpf, maps::PERSIST)?.try_into()?,
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
             reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
@@ -42,9 +48,10 @@ impl Maps {
     pub fn apply(&mut self, writes: &[Write]) -> Result<()> {
         for w in writes {
             match w {
-                Write::Real { index, real } => {
-                    self.reals.set(*index, real, 0).with_context(|| format!("REALS[{index}]"))?
-                }
+                Write::Real { index, real } => self
+                    .reals
+                    .set(*index, real, 0)
+                    .with_context(|| format!("REALS[{index}]"))?,
                 Write::RingSlots { ring, slots } => {
                     let base = ring * RING_SIZE;
                     for (pos, real) in slots {
@@ -53,9 +60,10 @@ impl Maps {
                             .with_context(|| format!("RINGS[{}]", base + pos))?;
                     }
                 }
-                Write::Service { key, service } => {
-                    self.services.insert(key, service, 0).context("SERVICES insert")?
-                }
+                Write::Service { key, service } => self
+                    .services
+                    .insert(key, service, 0)
+                    .context("SERVICES insert")?,
                 Write::DeleteService { key } => {
                     self.services.remove(key).context("SERVICES remove")?
                 }
@@ -79,6 +87,35 @@ impl Maps {
             .collect()
     }
 
+    /// `adm -Z`: every counter back to zero.
+    pub fn zero_counters(&mut self) -> Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow!("{what}: {e}"))?;
+        for map in [
+            &mut self.service_stats,
+            &mut self.real_stats,
+            &mut self.reason_stats,
+        ] {
+            for i in 0..map.len() {
+                let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])?;
+                map.set(i, zeros, 0)
+                    .with_context(|| format!("zeroing counters[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flow(&self, key: &FlowKey) -> Option<Binding> {
+        self.flows.get(key, 0).ok()
+    }
+
+    pub fn persistence(&self, key: &PersistKey) -> Option<Binding> {
+        self.persist.get(key, 0).ok()
+    }
+
+    pub fn ring_slot(&self, ring: u32, slot: u32) -> Result<u32> {
+        Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
+    }
+
     /// Flows by real index: (active, inactive), counted as ipvsadm does for
     /// DR: a TCP flow is active until its FIN or RST has been seen.
     pub fn flow_counts(&self) -> Result<std::collections::HashMap<u32, (u64, u64)>> {
@@ -86,14 +123,20 @@ impl Maps {
         for entry in self.flows.iter() {
             let (_, b) = entry.context("reading FLOWS")?;
             let c: &mut (u64, u64) = counts.entry(b.real).or_default();
-            if b.flags & lb_common::FLOW_CLOSING == 0 { c.0 += 1 } else { c.1 += 1 }
+            if b.flags & lb_common::FLOW_CLOSING == 0 {
+                c.0 += 1
+            } else {
+                c.1 += 1
+            }
         }
         Ok(counts)
     }
 }
 
 fn sum(map: &PerCpuArray<MapData, Counters>, index: u32) -> Result<Counters> {
-    let values = map.get(&index, 0).with_context(|| format!("counters[{index}]"))?;
+    let values = map
+        .get(&index, 0)
+        .with_context(|| format!("counters[{index}]"))?;
     Ok(values.iter().fold(Counters::default(), |a, c| Counters {
         packets: a.packets + c.packets,
         bytes: a.bytes + c.bytes,

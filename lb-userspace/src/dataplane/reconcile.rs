@@ -109,7 +109,10 @@ struct Indices {
 
 impl Indices {
     fn new(capacity: u32) -> Self {
-        Self { free: (0..capacity).collect(), capacity }
+        Self {
+            free: (0..capacity).collect(),
+            capacity,
+        }
     }
 }
 
@@ -133,13 +136,19 @@ impl Reconciler {
 
     /// Replaces the whole desired set of services.
     pub fn set_services(&mut self, specs: Vec<ServiceSpec>) -> Result<Vec<Write>, ReconcileError> {
-        let wanted: BTreeMap<ServiceId, ServiceSpec> =
-            specs.into_iter().map(|s| ((s.vip, s.port, s.proto), s)).collect();
+        let wanted: BTreeMap<ServiceId, ServiceSpec> = specs
+            .into_iter()
+            .map(|s| ((s.vip, s.port, s.proto), s))
+            .collect();
         let mut removed = Vec::new();
         self.services.retain(|id, state| {
             let keep = wanted.contains_key(id);
             if !keep {
-                removed.push((state.key(), state.id, state.reals.values().map(|r| r.index).collect::<Vec<_>>()));
+                removed.push((
+                    state.key(),
+                    state.id,
+                    state.reals.values().map(|r| r.index).collect::<Vec<_>>(),
+                ));
             }
             keep
         });
@@ -172,7 +181,10 @@ impl Reconciler {
             writes.push(Write::DeleteService { key });
             self.service_ids.free.push_back(id);
             for index in reals {
-                writes.push(Write::Real { index, real: Real::default() });
+                writes.push(Write::Real {
+                    index,
+                    real: Real::default(),
+                });
                 self.real_indices.free.push_back(index);
             }
         }
@@ -180,7 +192,11 @@ impl Reconciler {
     }
 
     /// Records a real's MAC address (`None`: no longer known).
-    pub fn set_mac(&mut self, addr: IpAddr, mac: Option<Mac>) -> Result<Vec<Write>, ReconcileError> {
+    pub fn set_mac(
+        &mut self,
+        addr: IpAddr,
+        mac: Option<Mac>,
+    ) -> Result<Vec<Write>, ReconcileError> {
         match mac {
             Some(mac) => self.macs.insert(addr, mac),
             None => self.macs.remove(&addr),
@@ -218,12 +234,19 @@ impl Reconciler {
         let mut freed = Vec::new();
         for state in self.services.values_mut() {
             // Reals that left the spec: unpublished after the new ring is live.
-            let wanted: BTreeMap<RealId, &RealSpec> =
-                state.spec.reals.iter().map(|r| ((r.addr, r.port), r)).collect();
+            let wanted: BTreeMap<RealId, &RealSpec> = state
+                .spec
+                .reals
+                .iter()
+                .map(|r| ((r.addr, r.port), r))
+                .collect();
             state.reals.retain(|rid, r| {
                 let keep = wanted.contains_key(rid);
                 if !keep {
-                    downs.push(Write::Real { index: r.index, real: Real::default() });
+                    downs.push(Write::Real {
+                        index: r.index,
+                        real: Real::default(),
+                    });
                     freed.push(r.index);
                 }
                 keep
@@ -246,13 +269,28 @@ impl Reconciler {
                 };
                 real.spec = spec.clone();
                 let want = match self.macs.get(&spec.addr) {
-                    Some(mac) if spec.healthy => Real { mac: *mac, flags: REAL_UP, service: state.id },
-                    Some(mac) => Real { mac: *mac, flags: 0, service: state.id },
+                    Some(mac) if spec.healthy => Real {
+                        mac: *mac,
+                        flags: REAL_UP,
+                        service: state.id,
+                    },
+                    Some(mac) => Real {
+                        mac: *mac,
+                        flags: 0,
+                        service: state.id,
+                    },
                     None => Real::default(),
                 };
                 if want != real.written {
-                    let write = Write::Real { index: real.index, real: want };
-                    if want.flags & REAL_UP != 0 { ups.push(write) } else { downs.push(write) }
+                    let write = Write::Real {
+                        index: real.index,
+                        real: want,
+                    };
+                    if want.flags & REAL_UP != 0 {
+                        ups.push(write)
+                    } else {
+                        downs.push(write)
+                    }
                     real.written = want;
                 }
             }
@@ -270,7 +308,13 @@ impl Reconciler {
             .reals
             .values()
             .filter(|r| r.written.flags & REAL_UP != 0 && r.spec.weight > 0)
-            .map(|r| (r.index, maglev::seed_of(r.spec.addr, r.spec.port), r.spec.weight))
+            .map(|r| {
+                (
+                    r.index,
+                    maglev::seed_of(r.spec.addr, r.spec.port),
+                    r.spec.weight,
+                )
+            })
             .collect();
         let mut writes = Vec::new();
         if state.built_from.as_ref() != Some(&members) {
@@ -290,7 +334,10 @@ impl Reconciler {
             persist_timeout_s: state.spec.persist_timeout_s,
         };
         if state.written != Some(service) {
-            writes.push(Write::Service { key: state.key(), service });
+            writes.push(Write::Service {
+                key: state.key(),
+                service,
+            });
             state.written = Some(service);
         }
         writes
@@ -301,11 +348,18 @@ impl Reconciler {
         let spare = 1 - state.live;
         let slots = if state.rings[spare].is_empty() {
             // Never written: the kernel's array starts zeroed, not NO_REAL.
-            table.iter().enumerate().map(|(i, r)| (i as u32, *r)).collect()
+            table
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as u32, *r))
+                .collect()
         } else {
             maglev::changed(&state.rings[spare], &table)
         };
-        writes.push(Write::RingSlots { ring: rings_of(state.id)[spare], slots });
+        writes.push(Write::RingSlots {
+            ring: rings_of(state.id)[spare],
+            slots,
+        });
         state.rings[spare] = table;
         state.live = spare;
     }
@@ -355,10 +409,19 @@ mod tests {
         fn check_live_rings(&self) {
             for s in self.services.values() {
                 for pos in 0..RING_SIZE {
-                    let real = self.rings.get(&(s.ring * RING_SIZE + pos)).copied().unwrap_or(0);
+                    let real = self
+                        .rings
+                        .get(&(s.ring * RING_SIZE + pos))
+                        .copied()
+                        .unwrap_or(0);
                     if real != NO_REAL {
                         let r = self.reals.get(&real).copied().unwrap_or_default();
-                        assert_eq!(r.flags & REAL_UP, REAL_UP, "live ring of service {} names real {real}, not up", s.id);
+                        assert_eq!(
+                            r.flags & REAL_UP,
+                            REAL_UP,
+                            "live ring of service {} names real {real}, not up",
+                            s.id
+                        );
                     }
                 }
             }
@@ -366,7 +429,14 @@ mod tests {
 
         fn live_ring(&self, key: &ServiceKey) -> Vec<u32> {
             let s = self.services[key];
-            (0..RING_SIZE).map(|p| self.rings.get(&(s.ring * RING_SIZE + p)).copied().unwrap_or(0)).collect()
+            (0..RING_SIZE)
+                .map(|p| {
+                    self.rings
+                        .get(&(s.ring * RING_SIZE + p))
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect()
         }
     }
 
@@ -408,16 +478,25 @@ mod tests {
     fn a_service_without_known_macs_publishes_an_empty_ring() {
         let mut rec = Reconciler::new(4, 16);
         let mut k = Kernel::default();
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+        );
         assert!(k.live_ring(&key()).iter().all(|r| *r == NO_REAL));
-        assert!(k.reals.is_empty(), "no real is written before its MAC is known");
+        assert!(
+            k.reals.is_empty(),
+            "no real is written before its MAC is known"
+        );
     }
 
     #[test]
     fn reals_join_as_their_macs_become_known() {
         let mut rec = Reconciler::new(4, 16);
         let mut k = Kernel::default();
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (3, true)])]).unwrap());
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (3, true)])])
+                .unwrap(),
+        );
         k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
         let ring = k.live_ring(&key());
         assert!(ring.iter().all(|r| *r == 0), "only real 0 is known");
@@ -425,13 +504,21 @@ mod tests {
         let ring = k.live_ring(&key());
         assert!((share(&ring, 0) - 0.25).abs() < 0.01, "{}", share(&ring, 0));
         assert!((share(&ring, 1) - 0.75).abs() < 0.01);
-        assert_eq!(k.reals[&1], Real { mac: MAC2, flags: REAL_UP, service: 0 });
+        assert_eq!(
+            k.reals[&1],
+            Real {
+                mac: MAC2,
+                flags: REAL_UP,
+                service: 0
+            }
+        );
     }
 
     #[test]
     fn the_live_ring_is_never_written_in_place() {
         let mut rec = Reconciler::new(4, 16);
-        rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap();
+        rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap();
         rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
         let id = (ip("10.0.0.100"), 80, Proto::Tcp);
         for i in 0..6 {
@@ -446,7 +533,11 @@ mod tests {
                 }
             }
             assert!(wrote_ring, "each change of members changes the table");
-            assert_ne!(rec.service_index(&id).unwrap().ring, live, "the new ring is live");
+            assert_ne!(
+                rec.service_index(&id).unwrap().ring,
+                live,
+                "the new ring is live"
+            );
         }
     }
 
@@ -454,12 +545,23 @@ mod tests {
     fn a_down_real_leaves_the_ring_before_it_is_marked_down() {
         let mut rec = Reconciler::new(4, 16);
         let mut k = Kernel::default();
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+        );
         k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
         k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
-        let writes = rec.set_services(vec![spec(&[(1, true), (1, false)])]).unwrap();
-        let publish = writes.iter().position(|w| matches!(w, Write::Service { .. })).unwrap();
-        let down = writes.iter().position(|w| matches!(w, Write::Real { index: 1, .. })).unwrap();
+        let writes = rec
+            .set_services(vec![spec(&[(1, true), (1, false)])])
+            .unwrap();
+        let publish = writes
+            .iter()
+            .position(|w| matches!(w, Write::Service { .. }))
+            .unwrap();
+        let down = writes
+            .iter()
+            .position(|w| matches!(w, Write::Real { index: 1, .. }))
+            .unwrap();
         assert!(publish < down, "{writes:?}");
         k.apply(&writes);
         assert_eq!(k.reals[&1].flags, 0);
@@ -470,36 +572,65 @@ mod tests {
     fn weight_zero_drains_the_real_stays_up() {
         let mut rec = Reconciler::new(4, 16);
         let mut k = Kernel::default();
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+        );
         k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
         k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (0, true)])]).unwrap());
-        assert_eq!(k.reals[&1].flags, REAL_UP, "existing flows keep going to a drained real");
-        assert_eq!(share(&k.live_ring(&key()), 1), 0.0, "no new flows to a drained real");
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (0, true)])])
+                .unwrap(),
+        );
+        assert_eq!(
+            k.reals[&1].flags, REAL_UP,
+            "existing flows keep going to a drained real"
+        );
+        assert_eq!(
+            share(&k.live_ring(&key()), 1),
+            0.0,
+            "no new flows to a drained real"
+        );
     }
 
     #[test]
     fn an_unchanged_state_writes_nothing() {
         let mut rec = Reconciler::new(4, 16);
-        rec.set_services(vec![spec(&[(1, true), (2, true)])]).unwrap();
+        rec.set_services(vec![spec(&[(1, true), (2, true)])])
+            .unwrap();
         rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
         assert_eq!(rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap(), vec![]);
-        assert_eq!(rec.set_services(vec![spec(&[(1, true), (2, true)])]).unwrap(), vec![]);
+        assert_eq!(
+            rec.set_services(vec![spec(&[(1, true), (2, true)])])
+                .unwrap(),
+            vec![]
+        );
     }
 
     #[test]
     fn a_removed_service_is_deleted_and_its_numbers_reused_last() {
         let mut rec = Reconciler::new(2, 4);
         let mut k = Kernel::default();
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+        );
         k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
         k.apply(&rec.set_services(vec![]).unwrap());
         assert!(k.services.is_empty());
         assert_eq!(k.reals[&0], Real::default());
-        k.apply(&rec.set_services(vec![spec(&[(1, true), (1, true)])]).unwrap());
-        let index = rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp)).unwrap();
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+        );
+        let index = rec
+            .service_index(&(ip("10.0.0.100"), 80, Proto::Tcp))
+            .unwrap();
         assert_eq!(index.id, 1, "service numbers are reused first-in first-out");
-        assert_eq!(index.reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            index.reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
     }
 
     #[test]
@@ -507,9 +638,15 @@ mod tests {
         let mut rec = Reconciler::new(1, 1);
         let mut two = spec(&[(1, true)]);
         two.port = 443;
-        assert_eq!(rec.set_services(vec![spec(&[(1, true)]), two]), Err(ReconcileError::TooManyServices(1)));
+        assert_eq!(
+            rec.set_services(vec![spec(&[(1, true)]), two]),
+            Err(ReconcileError::TooManyServices(1))
+        );
         let mut rec = Reconciler::new(1, 1);
-        assert_eq!(rec.set_services(vec![spec(&[(1, true), (1, true)])]), Err(ReconcileError::TooManyReals(1)));
+        assert_eq!(
+            rec.set_services(vec![spec(&[(1, true), (1, true)])]),
+            Err(ReconcileError::TooManyReals(1))
+        );
     }
 
     #[test]
@@ -527,16 +664,23 @@ mod tests {
         for _ in 0..40 {
             match next() % 3 {
                 0 => {
-                    let reals: Vec<(u32, bool)> = (0..3).map(|_| (next() % 3, next() % 4 != 0)).collect();
+                    let reals: Vec<(u32, bool)> =
+                        (0..3).map(|_| (next() % 3, next() % 4 != 0)).collect();
                     k.apply(&rec.set_services(vec![spec(&reals)]).unwrap());
                 }
                 1 => {
                     let i = (next() % 3) as usize;
-                    k.apply(&rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), Some(macs[i])).unwrap());
+                    k.apply(
+                        &rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), Some(macs[i]))
+                            .unwrap(),
+                    );
                 }
                 _ => {
                     let i = next() % 3;
-                    k.apply(&rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), None).unwrap());
+                    k.apply(
+                        &rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), None)
+                            .unwrap(),
+                    );
                 }
             }
         }

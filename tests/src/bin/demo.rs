@@ -36,9 +36,13 @@ fn demo() -> Result<()> {
     );
     println!("== building the lab: client, lb1, rs1, rs2 on one bridge (namespaces)");
     let mut lab = DrLab::build("demo", 1, 2)?;
-    lab.lab.ip(&lab.lbs[0], &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"])?;
+    lab.lab.ip(
+        &lab.lbs[0],
+        &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
+    )?;
     println!("== xdpvs config (lb1):\n{config}");
-    lab.start_xdpvs(0, &config, "native").context("starting xdpvs")?;
+    lab.start_xdpvs(0, &config, "native")
+        .context("starting xdpvs")?;
     println!("== xdpvs is forwarding with native XDP on lb1/eth0");
 
     println!("== {REQUESTS} HTTP requests from the client to {VIP}:80, one connection each");
@@ -49,7 +53,11 @@ fn demo() -> Result<()> {
     let mut failed = 0;
     for body in bodies {
         match body {
-            Ok(b) => *counts.entry(b.split(' ').next().unwrap_or_default().to_string()).or_default() += 1,
+            Ok(b) => {
+                *counts
+                    .entry(b.split(' ').next().unwrap_or_default().to_string())
+                    .or_default() += 1
+            }
             Err(_) => failed += 1,
         }
     }
@@ -59,10 +67,19 @@ fn demo() -> Result<()> {
         let name = format!("rs{}", i + 1);
         let got = counts.get(&name).copied().unwrap_or(0);
         let expected = REQUESTS as f64 * *w as f64 / total_weight as f64;
-        println!("  {name} {:<9} {w:>4} {expected:>9.0} {got:>9}", real_addr(i));
+        println!(
+            "  {name} {:<9} {w:>4} {expected:>9.0} {got:>9}",
+            real_addr(i)
+        );
     }
-    println!("  failed requests: {failed}; {:.0} requests/s", REQUESTS as f64 / elapsed.as_secs_f64());
-    println!("\n== xdpvs adm -L -n --stats (on lb1)\n{}", lab.adm(0, &["-L", "-n", "--stats"])?);
+    println!(
+        "  failed requests: {failed}; {:.0} requests/s",
+        REQUESTS as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "\n== xdpvs adm -L -n --stats (on lb1)\n{}",
+        lab.adm(0, &["-L", "-n", "--stats"])?
+    );
     println!("== cleaning up");
     Ok(())
 }

@@ -1,0 +1,169 @@
+//! `xdpvs ctl`: status, drain, weight, reload and explain.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use xdpvs::api::{
+    client::call,
+    protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
+};
+
+use super::DEFAULT_SOCKET;
+
+#[derive(Args)]
+pub struct Ctl {
+    #[command(subcommand)]
+    command: CtlCommand,
+    #[arg(long, default_value = DEFAULT_SOCKET, global = true)]
+    socket: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Services, reals with health and last check, VRRP instances.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Weight 0 for a real: no new flows, existing flows continue.
+    Drain {
+        service: SocketAddr,
+        real: SocketAddr,
+        #[arg(long)]
+        udp: bool,
+    },
+    /// Set a real's weight until the next reload.
+    Weight {
+        service: SocketAddr,
+        real: SocketAddr,
+        weight: u32,
+        #[arg(long)]
+        udp: bool,
+    },
+    /// Re-read the configuration and apply the difference.
+    Reload,
+    /// Which real a flow goes to now, and why: `explain tcp CLIENT:PORT VIP:PORT`.
+    Explain {
+        proto: String,
+        client: SocketAddr,
+        vip: SocketAddr,
+    },
+}
+
+fn service(addr: SocketAddr, udp: bool) -> ServiceRef {
+    ServiceRef {
+        udp,
+        vip: addr.ip(),
+        port: addr.port(),
+    }
+}
+
+fn real(addr: SocketAddr) -> RealRef {
+    RealRef {
+        addr: addr.ip(),
+        port: addr.port(),
+    }
+}
+
+pub fn run(c: Ctl) -> Result<ExitCode> {
+    let request = match c.command {
+        CtlCommand::Status { json } => {
+            let Response::Status {
+                services,
+                instances,
+            } = call(&c.socket, &Request::Status)?
+            else {
+                bail!("unexpected answer from the daemon");
+            };
+            if json {
+                let all = serde_json::json!({ "services": services, "vrrp_instances": instances });
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                print!("{}", status_text(&services, &instances));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        CtlCommand::Drain {
+            service: s,
+            real: r,
+            udp,
+        } => Request::SetWeight {
+            service: service(s, udp),
+            real: real(r),
+            weight: 0,
+        },
+        CtlCommand::Weight {
+            service: s,
+            real: r,
+            weight,
+            udp,
+        } => Request::SetWeight {
+            service: service(s, udp),
+            real: real(r),
+            weight,
+        },
+        CtlCommand::Reload => Request::Reload,
+        CtlCommand::Explain { proto, client, vip } => {
+            let udp = match proto.to_ascii_lowercase().as_str() {
+                "tcp" => false,
+                "udp" => true,
+                other => bail!("protocol {other}: expected tcp or udp"),
+            };
+            Request::Explain {
+                udp,
+                client: client.ip(),
+                client_port: client.port(),
+                vip: vip.ip(),
+                port: vip.port(),
+            }
+        }
+    };
+    match call(&c.socket, &request)? {
+        Response::Done { message } | Response::Explain { text: message } => println!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for s in services {
+        out.push_str(&format!(
+            "{} {}:{} ({}",
+            s.protocol, s.vip, s.port, s.scheduler
+        ));
+        if s.persistence_timeout > 0 {
+            out.push_str(&format!(", persistent {}s", s.persistence_timeout));
+        }
+        out.push_str(")\n");
+        for r in &s.reals {
+            out.push_str(&format!(
+                "  {}:{}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",
+                r.addr,
+                r.port,
+                if r.healthy { "UP  " } else { "DOWN" },
+                r.weight,
+                r.mac.as_deref().unwrap_or("unknown"),
+                r.active_flows,
+                r.inactive_flows,
+                r.last_check.as_deref().unwrap_or("-"),
+            ));
+        }
+    }
+    for i in instances.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "VRRP {} on {} vrid {}: {} priority {} (base {}), master {}, adverts sent {} received {}\n",
+            i["name"].as_str().unwrap_or("?"),
+            i["interface"].as_str().unwrap_or("?"),
+            i["vrid"],
+            i["state"].as_str().unwrap_or("?"),
+            i["effective_priority"],
+            i["base_priority"],
+            i["master"].as_str().unwrap_or("-"),
+            i["adverts_sent"],
+            i["adverts_received"],
+        ));
+    }
+    out
+}

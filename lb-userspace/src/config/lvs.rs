@@ -1,0 +1,382 @@
+//! `virtual_server` and `real_server` blocks with their health checks.
+
+use std::{net::SocketAddr, time::Duration};
+
+use super::{
+    diag::Diagnostics,
+    model::{
+        HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url, VirtualServer,
+    },
+    tree::Node,
+    values::{command, flag, int, ip, ip_text, one, port_text, secs},
+};
+
+/// keepalived's defaults (keepalived.conf(5)).
+const DELAY_LOOP: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+const RETRY: u32 = 1;
+
+/// Schedulers IPVS knows; all are served by weighted Maglev.
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
+];
+
+/// Keywords xdpvs reads past without acting on them.
+const IGNORED: &[&str] = &[
+    "quorum",
+    "quorum_up",
+    "quorum_down",
+    "hysteresis",
+    "omega",
+    "ha_suspend",
+    "virtualhost",
+    "ops",
+    "retry",
+    "smtp_alert",
+    "lvs_method",
+    "lb_algo_flags",
+    "persistence_granularity",
+    "lvs_sched",
+    "notify_up",
+    "notify_down",
+    "uthreshold",
+    "lthreshold",
+    "warmup",
+    "sh-port",
+    "sh-fallback",
+];
+
+pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
+    match n.arg(0) {
+        Some("fwmark") => {
+            d.error(
+                &n.at,
+                "virtual_server fwmark is not supported: xdpvs balances by VIP, port and protocol",
+            );
+            return None;
+        }
+        Some("group") => {
+            d.error(&n.at, "virtual_server group is not supported yet: list each VIP as its own virtual_server");
+            return None;
+        }
+        _ => {}
+    }
+    let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
+        (Some(a), Some(p)) if n.args.len() == 2 => (a, p),
+        _ => {
+            d.error(
+                &n.at,
+                "virtual_server needs an IP address and a port: `virtual_server 10.0.0.100 80 {`",
+            );
+            return None;
+        }
+    };
+    let mut vs = VirtualServer {
+        addr,
+        port,
+        protocol: Protocol::Tcp,
+        delay_loop: DELAY_LOOP,
+        scheduler: "wlc".into(),
+        persistence_timeout: 0,
+        sorry_server: None,
+        alpha: false,
+        reals: Vec::new(),
+        location: n.at.clone(),
+    };
+    let mut scheduler_at = None;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "delay_loop" => vs.delay_loop = secs(k, 1, d).unwrap_or(vs.delay_loop),
+            "lb_algo" | "lvs_sched" => {
+                if let Some(s) = one(k, d) {
+                    if !SCHEDULERS.contains(&s) {
+                        d.warn(&k.at, format!("lb_algo {s}: not an IPVS scheduler name; weighted Maglev is used"));
+                    }
+                    vs.scheduler = s.to_string();
+                    scheduler_at = Some(k.at.clone());
+                }
+            }
+            "lb_kind" | "lvs_method" => match one(k, d) {
+                Some("DR") => {}
+                Some(kind @ ("NAT" | "TUN")) => d.error(
+                    &k.at,
+                    format!("lb_kind {kind} is not supported: xdpvs forwards in direct-routing mode (lb_kind DR)"),
+                ),
+                Some(other) => d.error(&k.at, format!("lb_kind {other}: expected DR")),
+                None => {}
+            },
+            "persistence_timeout" => vs.persistence_timeout = int(k, 0, u32::MAX, d).unwrap_or(0),
+            "protocol" => match one(k, d) {
+                Some(p) if p.eq_ignore_ascii_case("tcp") => vs.protocol = Protocol::Tcp,
+                Some(p) if p.eq_ignore_ascii_case("udp") => vs.protocol = Protocol::Udp,
+                Some(p) => d.error(&k.at, format!("protocol {p}: xdpvs balances TCP or UDP")),
+                None => {}
+            },
+            "sorry_server" => match (k.arg(0).and_then(ip_text), k.arg(1).and_then(port_text)) {
+                (Some(a), Some(p)) => vs.sorry_server = Some(SocketAddr::new(a, p)),
+                _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
+            },
+            "alpha" => vs.alpha = flag(k, d),
+            "real_server" => {
+                if let Some(r) = real_server(k, &vs, d) {
+                    if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {
+                        d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
+                    } else {
+                        vs.reals.push(r);
+                    }
+                }
+            }
+            other if IGNORED.contains(&other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
+            other => d.warn(&k.at, format!("unknown keyword {other} in virtual_server, ignored")),
+        }
+    }
+    if let Some(at) = scheduler_at {
+        d.note(
+            &at,
+            format!(
+                "lb_algo {} is served by weighted Maglev consistent hashing",
+                vs.scheduler
+            ),
+        );
+    }
+    Some(vs)
+}
+
+fn real_server(n: &Node, vs: &VirtualServer, d: &mut Diagnostics) -> Option<RealServer> {
+    let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
+        (Some(a), Some(p)) => (a, p),
+        (Some(a), None) if n.args.len() == 1 => (a, vs.port),
+        _ => {
+            d.error(
+                &n.at,
+                "real_server needs an IP address and a port: `real_server 10.0.0.11 80 {`",
+            );
+            return None;
+        }
+    };
+    if addr.is_ipv4() != vs.addr.is_ipv4() {
+        d.error(
+            &n.at,
+            "real_server and virtual_server must be of the same address family in direct routing",
+        );
+        return None;
+    }
+    if port != vs.port && vs.port != 0 {
+        // Direct routing rewrites no port: the real must listen on the VIP's.
+        d.warn(&n.at, format!("real_server port {port} differs from the service's {}: in direct routing packets keep port {}", vs.port, vs.port));
+    }
+    let mut r = RealServer {
+        addr,
+        port,
+        weight: 1,
+        inhibit_on_failure: false,
+        checks: Vec::new(),
+        location: n.at.clone(),
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
+            "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
+            "TCP_CHECK" => r.checks.push(HealthCheck::TcpCheck(tcp_check(k, d))),
+            "HTTP_GET" => r.checks.push(HealthCheck::HttpGet(http_check(k, d))),
+            "MISC_CHECK" => r
+                .checks
+                .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
+            "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK"
+            | "BFD_CHECK" => d.warn(
+                &k.at,
+                format!(
+                    "{}: not supported yet, ignored (the real is not checked by it)",
+                    k.keyword
+                ),
+            ),
+            "notify_up" | "notify_down" | "uthreshold" | "lthreshold" => d.warn(
+                &k.at,
+                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+            ),
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in real_server, ignored"),
+            ),
+        }
+    }
+    Some(r)
+}
+
+/// The settings TCP_CHECK and HTTP_GET share; true when `k` was one of them.
+struct Connect {
+    ip: Option<std::net::IpAddr>,
+    port: Option<u16>,
+    bindto: Option<std::net::IpAddr>,
+    timeout: Duration,
+    retry: u32,
+    delay: Duration,
+}
+
+impl Connect {
+    fn new() -> Self {
+        Self {
+            ip: None,
+            port: None,
+            bindto: None,
+            timeout: CONNECT_TIMEOUT,
+            retry: RETRY,
+            delay: DELAY_BEFORE_RETRY,
+        }
+    }
+
+    fn read(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+        match k.keyword.as_str() {
+            "connect_ip" => self.ip = ip(k, d),
+            "connect_port" => self.port = int(k, 1, 65535, d),
+            "bindto" => self.bindto = ip(k, d),
+            "connect_timeout" => self.timeout = secs(k, 1, d).unwrap_or(CONNECT_TIMEOUT),
+            // `nb_get_retry` is the older spelling.
+            "retry" | "nb_get_retry" => self.retry = int(k, 0, 1000, d).unwrap_or(RETRY),
+            "delay_before_retry" => self.delay = secs(k, 0, d).unwrap_or(DELAY_BEFORE_RETRY),
+            "warmup" | "bind_port" | "bind_if" | "fwmark" | "alpha" => d.warn(
+                &k.at,
+                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+            ),
+            _ => return false,
+        }
+        true
+    }
+}
+
+fn tcp_check(n: &Node, d: &mut Diagnostics) -> TcpCheck {
+    let mut c = Connect::new();
+    for k in n.block.iter().flatten() {
+        if !c.read(k, d) {
+            d.warn(
+                &k.at,
+                format!("unknown keyword {} in TCP_CHECK, ignored", k.keyword),
+            );
+        }
+    }
+    TcpCheck {
+        connect_ip: c.ip,
+        connect_port: c.port,
+        bindto: c.bindto,
+        connect_timeout: c.timeout,
+        retry: c.retry,
+        delay_before_retry: c.delay,
+    }
+}
+
+fn http_check(n: &Node, d: &mut Diagnostics) -> HttpCheck {
+    let mut c = Connect::new();
+    let mut urls = Vec::new();
+    for k in n.block.iter().flatten() {
+        if k.keyword == "url" {
+            urls.extend(url(k, d));
+        } else if !c.read(k, d) {
+            d.warn(
+                &k.at,
+                format!("unknown keyword {} in HTTP_GET, ignored", k.keyword),
+            );
+        }
+    }
+    if urls.is_empty() {
+        d.error(&n.at, "HTTP_GET needs at least one url { path ... } block");
+    }
+    HttpCheck {
+        urls,
+        connect_ip: c.ip,
+        connect_port: c.port,
+        bindto: c.bindto,
+        connect_timeout: c.timeout,
+        retry: c.retry,
+        delay_before_retry: c.delay,
+    }
+}
+
+fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
+    let mut path = None;
+    let mut u = Url {
+        path: String::new(),
+        status_codes: Vec::new(),
+        digest: None,
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "path" => path = one(k, d).map(String::from),
+            "status_code" => {
+                for a in &k.args {
+                    match a.text.parse::<u16>() {
+                        Ok(c) if (100..=599).contains(&c) => u.status_codes.push(c),
+                        _ => d.error(
+                            &k.at,
+                            format!(
+                                "status_code {}: must be an HTTP status from 100 to 599",
+                                a.text
+                            ),
+                        ),
+                    }
+                }
+            }
+            "digest" => match one(k, d) {
+                Some(h) if h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                    u.digest = Some(h.to_ascii_lowercase())
+                }
+                Some(h) => d.error(
+                    &k.at,
+                    format!("digest {h}: must be 32 hex digits (an MD5, as genhash prints)"),
+                ),
+                None => {}
+            },
+            "virtualhost" | "regex" | "regex_no_match" | "regex_options" => {
+                d.warn(&k.at, format!("{}: not supported yet, ignored", k.keyword))
+            }
+            other => d.warn(&k.at, format!("unknown keyword {other} in url, ignored")),
+        }
+    }
+    match path {
+        Some(p) => {
+            u.path = p;
+            Some(u)
+        }
+        None => {
+            d.error(&n.at, "url needs a path");
+            None
+        }
+    }
+}
+
+fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<MiscCheck> {
+    let mut path = None;
+    // keepalived: the script may run for up to delay_loop by default.
+    let mut m = MiscCheck {
+        misc_path: String::new(),
+        misc_timeout: delay_loop,
+        misc_dynamic: false,
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "misc_path" => path = command(k, d),
+            "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
+            "misc_dynamic" => m.misc_dynamic = flag(k, d),
+            "user" | "warmup" | "retry" | "delay_before_retry" => d.warn(
+                &k.at,
+                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+            ),
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in MISC_CHECK, ignored"),
+            ),
+        }
+    }
+    match path {
+        Some(p) => {
+            m.misc_path = p;
+            Some(m)
+        }
+        None => {
+            d.error(&n.at, "MISC_CHECK needs misc_path");
+            None
+        }
+    }
+}

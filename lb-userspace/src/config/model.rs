@@ -1,0 +1,247 @@
+//! What xdpvs understood from a configuration, with defaults filled in.
+//! Serialized as the JSON `xdpvs check FILE --json` prints (see `mod.rs`).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use serde::{Serialize, Serializer};
+
+use super::diag::Location;
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn opt_secs<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Config {
+    pub global: GlobalDefs,
+    pub vrrp_scripts: Vec<VrrpScript>,
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub sync_groups: Vec<SyncGroup>,
+    pub virtual_servers: Vec<VirtualServer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlobalDefs {
+    /// `vrrp_version`: the default for instances (keepalived's default is 2).
+    pub vrrp_version: u8,
+    pub router_id: Option<String>,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        Self {
+            vrrp_version: 2,
+            router_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VirtualServer {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    #[serde(serialize_with = "secs")]
+    pub delay_loop: Duration,
+    /// The configured `lb_algo`; every scheduler is served by weighted Maglev.
+    pub scheduler: String,
+    /// Seconds; 0 = off.
+    pub persistence_timeout: u32,
+    pub sorry_server: Option<SocketAddr>,
+    /// Reals start down until their first successful check.
+    pub alpha: bool,
+    pub reals: Vec<RealServer>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RealServer {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    pub inhibit_on_failure: bool,
+    pub checks: Vec<HealthCheck>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HealthCheck {
+    TcpCheck(TcpCheck),
+    HttpGet(HttpCheck),
+    MiscCheck(MiscCheck),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpCheck {
+    pub connect_ip: Option<IpAddr>,
+    pub connect_port: Option<u16>,
+    pub bindto: Option<IpAddr>,
+    #[serde(serialize_with = "secs")]
+    pub connect_timeout: Duration,
+    pub retry: u32,
+    #[serde(serialize_with = "secs")]
+    pub delay_before_retry: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpCheck {
+    pub urls: Vec<Url>,
+    pub connect_ip: Option<IpAddr>,
+    pub connect_port: Option<u16>,
+    pub bindto: Option<IpAddr>,
+    #[serde(serialize_with = "secs")]
+    pub connect_timeout: Duration,
+    pub retry: u32,
+    #[serde(serialize_with = "secs")]
+    pub delay_before_retry: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Url {
+    pub path: String,
+    /// Accepted status codes; empty = any 2xx.
+    pub status_codes: Vec<u16>,
+    /// MD5 of the body, lower-case hex (keepalived's `genhash`).
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MiscCheck {
+    pub misc_path: String,
+    #[serde(serialize_with = "secs")]
+    pub misc_timeout: Duration,
+    pub misc_dynamic: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InitialState {
+    Master,
+    Backup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "password")]
+pub enum Auth {
+    #[serde(rename = "PASS")]
+    Pass(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VipAddress {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub dev: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackScript {
+    pub name: String,
+    pub weight: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackInterface {
+    pub name: String,
+    pub weight: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Notify {
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    pub stop: Option<String>,
+    /// `notify`: called with `INSTANCE name state priority`.
+    pub any: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GarpSettings {
+    #[serde(serialize_with = "secs")]
+    pub master_delay: Duration,
+    pub master_repeat: u32,
+    #[serde(serialize_with = "opt_secs")]
+    pub master_refresh: Option<Duration>,
+    pub master_refresh_repeat: u32,
+}
+
+impl Default for GarpSettings {
+    /// keepalived's defaults.
+    fn default() -> Self {
+        Self {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            master_refresh: None,
+            master_refresh_repeat: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub initial_state: InitialState,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    #[serde(serialize_with = "secs")]
+    pub advert_int: Duration,
+    pub version: u8,
+    pub preempt: bool,
+    #[serde(serialize_with = "secs")]
+    pub preempt_delay: Duration,
+    pub mcast_src_ip: Option<IpAddr>,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    pub auth: Option<Auth>,
+    pub vips: Vec<VipAddress>,
+    pub excluded_vips: Vec<VipAddress>,
+    pub track_scripts: Vec<TrackScript>,
+    pub track_interfaces: Vec<TrackInterface>,
+    pub notify: Notify,
+    pub garp: GarpSettings,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VrrpScript {
+    pub name: String,
+    pub script: String,
+    #[serde(serialize_with = "secs")]
+    pub interval: Duration,
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+    pub weight: i32,
+    pub rise: u32,
+    pub fall: u32,
+    pub user: Option<String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncGroup {
+    pub name: String,
+    pub members: Vec<String>,
+    pub notify: Notify,
+    pub location: Location,
+}

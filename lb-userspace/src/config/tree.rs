@@ -1,0 +1,265 @@
+//! Statements and blocks: `keyword args... [{ statements }]`.
+//!
+//! A statement ends at the end of its line or at `{`. Block keywords may
+//! have their name on the following lines (`vrrp_script\n  chk\n{`), and a
+//! `{` alone on the next line opens the previous statement's block.
+//! `keyword=value` is read as `keyword value`, with a warning.
+
+use super::{
+    diag::{Diagnostics, Location},
+    lexer::Token,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub keyword: String,
+    pub args: Vec<Token>,
+    pub block: Option<Vec<Node>>,
+    pub at: Location,
+}
+
+impl Node {
+    pub fn arg(&self, i: usize) -> Option<&str> {
+        self.args.get(i).map(|t| t.text.as_str())
+    }
+}
+
+/// Keywords that always own a block, so their arguments may run over lines.
+const BLOCKS: &[&str] = &[
+    "global_defs",
+    "vrrp_script",
+    "vrrp_instance",
+    "vrrp_sync_group",
+    "virtual_server",
+    "virtual_server_group",
+    "real_server",
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "DNS_CHECK",
+    "SMTP_CHECK",
+    "UDP_CHECK",
+    "PING_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
+    "url",
+    "authentication",
+    "virtual_ipaddress",
+    "virtual_ipaddress_excluded",
+    "virtual_routes",
+    "virtual_rules",
+    "unicast_peer",
+    "track_script",
+    "track_interface",
+    "track_file",
+    "group",
+    "notification_email",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+    "linkbeat_interfaces",
+    "garp_group",
+];
+
+pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
+    let mut tokens = split_assignments(tokens, diags).into_iter().peekable();
+    let mut top = Vec::new();
+    loop {
+        statements(&mut tokens, &mut top, diags);
+        match tokens.next() {
+            // A `}` that closes nothing; go on after it.
+            Some(t) => diags.error(&t.at, "`}` closes no block"),
+            None => return top,
+        }
+    }
+}
+
+type Tokens = std::iter::Peekable<std::vec::IntoIter<Token>>;
+
+fn is_brace(t: &Token, brace: &str) -> bool {
+    !t.quoted && t.text == brace
+}
+
+/// Reads statements into `out` until a `}` (left unread) or the end.
+fn statements(tokens: &mut Tokens, out: &mut Vec<Node>, diags: &mut Diagnostics) {
+    while let Some(t) = tokens.peek() {
+        if is_brace(t, "}") {
+            return;
+        }
+        let Some(t) = tokens.next() else { return };
+        if is_brace(&t, "{") {
+            // `{` alone: opens the block of the statement just read.
+            let owner = match out.pop() {
+                Some(prev) if prev.block.is_none() => prev,
+                other => {
+                    out.extend(other);
+                    diags.error(&t.at, "`{` opens a block with no keyword");
+                    Node {
+                        keyword: String::new(),
+                        args: Vec::new(),
+                        block: None,
+                        at: t.at.clone(),
+                    }
+                }
+            };
+            out.push(block(owner, tokens, diags));
+            continue;
+        }
+        let is_block = BLOCKS.contains(&t.text.as_str());
+        let mut node = Node {
+            keyword: t.text.clone(),
+            args: Vec::new(),
+            block: None,
+            at: t.at.clone(),
+        };
+        let mut line_end = t.line_end;
+        let mut opens = false;
+        while let Some(next) = tokens.peek() {
+            if is_brace(next, "}") {
+                break;
+            }
+            if is_brace(next, "{") {
+                tokens.next();
+                opens = true;
+                break;
+            }
+            // Block keywords may carry their (at most two) arguments over lines.
+            if line_end && (!is_block || node.args.len() >= 2) {
+                break;
+            }
+            let Some(arg) = tokens.next() else { break };
+            line_end = arg.line_end;
+            node.args.push(arg);
+        }
+        out.push(if opens {
+            block(node, tokens, diags)
+        } else {
+            node
+        });
+    }
+}
+
+/// Reads the body of `owner`'s block, whose `{` was just read.
+fn block(mut owner: Node, tokens: &mut Tokens, diags: &mut Diagnostics) -> Node {
+    let mut kids = Vec::new();
+    statements(tokens, &mut kids, diags);
+    if tokens.next().is_none() {
+        diags.error(
+            &owner.at,
+            format!("block `{}` opened here is never closed", owner.keyword),
+        );
+    }
+    owner.block = Some(kids);
+    owner
+}
+
+fn split_assignments(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Token> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut statement_start = true;
+    for t in tokens {
+        let start = statement_start;
+        statement_start = t.line_end || (!t.quoted && (t.text == "{" || t.text == "}"));
+        match t.text.split_once('=') {
+            Some((k, v)) if start && !t.quoted && !k.is_empty() => {
+                diags.warn(&t.at, format!("`{}` read as `{k} {v}`", t.text));
+                let line_end = t.line_end && v.is_empty();
+                out.push(Token {
+                    text: k.to_string(),
+                    quoted: false,
+                    line_end,
+                    at: t.at.clone(),
+                });
+                if !v.is_empty() {
+                    out.push(Token {
+                        text: v.to_string(),
+                        quoted: false,
+                        line_end: t.line_end,
+                        at: t.at,
+                    });
+                }
+            }
+            _ => out.push(t),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::Path, sync::Arc};
+
+    use super::*;
+    use crate::config::lexer::lex;
+
+    fn tree(text: &str) -> (Vec<Node>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let t = lex(text, &Arc::from(Path::new("t.conf")), &mut d);
+        (parse(t, &mut d), d)
+    }
+
+    fn shape(nodes: &[Node]) -> String {
+        nodes
+            .iter()
+            .map(|n| {
+                let args: Vec<&str> = n.args.iter().map(|a| a.text.as_str()).collect();
+                match &n.block {
+                    Some(kids) => format!("{}({})[{}]", n.keyword, args.join(","), shape(kids)),
+                    None => format!("{}({})", n.keyword, args.join(",")),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    #[test]
+    fn statements_end_at_line_end_and_blocks_nest() {
+        let (t, d) = tree(
+            "virtual_server 10.0.0.1 80 {\n delay_loop 6\n real_server 10.0.0.2 80 {\n weight 1\n }\n}\n",
+        );
+        assert_eq!(
+            shape(&t),
+            "virtual_server(10.0.0.1,80)[delay_loop(6);real_server(10.0.0.2,80)[weight(1)]]"
+        );
+        assert!(d.0.is_empty());
+    }
+
+    #[test]
+    fn block_names_and_braces_on_later_lines() {
+        let (t, _) = tree("vrrp_script\n  chk_nginx\n{\n  script \"pidof nginx\"\n}\n");
+        assert_eq!(shape(&t), "vrrp_script(chk_nginx)[script(pidof nginx)]");
+    }
+
+    #[test]
+    fn assignments_are_split_with_a_warning() {
+        let (t, d) = tree("real_server 1.2.3.4 80 {\n weight=3\n}\n");
+        assert_eq!(shape(&t), "real_server(1.2.3.4,80)[weight(3)]");
+        assert_eq!(d.warnings().count(), 1);
+    }
+
+    #[test]
+    fn one_line_blocks() {
+        let (t, _) = tree(
+            "unicast_peer { 10.0.0.2 10.0.0.3 }\nvirtual_ipaddress { 10.0.0.100/24 dev eth0 }\n",
+        );
+        assert_eq!(
+            shape(&t),
+            "unicast_peer()[10.0.0.2(10.0.0.3)];virtual_ipaddress()[10.0.0.100/24(dev,eth0)]"
+        );
+    }
+
+    #[test]
+    fn unbalanced_braces_name_their_line() {
+        let (_, d) = tree("global_defs {\n router_id x\n");
+        let e: Vec<String> = d.errors().map(|e| e.to_string()).collect();
+        assert_eq!(
+            e,
+            ["t.conf:1: error: block `global_defs` opened here is never closed"]
+        );
+        let (_, d) = tree("a 1\n}\n");
+        assert_eq!(
+            d.errors().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ["t.conf:2: error: `}` closes no block"]
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Reading one statement's value, with a precise error when it is wrong.
+
+use std::{net::IpAddr, str::FromStr, time::Duration};
+
+use super::{diag::Diagnostics, tree::Node};
+
+/// The statement's single argument; an error names the keyword when missing.
+pub fn one<'n>(n: &'n Node, d: &mut Diagnostics) -> Option<&'n str> {
+    match n.args.as_slice() {
+        [v] => Some(v.text.as_str()),
+        [] => {
+            d.error(&n.at, format!("{} needs a value", n.keyword));
+            None
+        }
+        [v, ..] => {
+            d.warn(
+                &n.at,
+                format!("{}: extra values after {:?} ignored", n.keyword, v.text),
+            );
+            Some(v.text.as_str())
+        }
+    }
+}
+
+/// An integer within `lo..=hi`.
+pub fn int<T>(n: &Node, lo: T, hi: T, d: &mut Diagnostics) -> Option<T>
+where
+    T: FromStr + PartialOrd + Copy + std::fmt::Display,
+{
+    let v = one(n, d)?;
+    match v.parse::<T>() {
+        Ok(x) if x >= lo && x <= hi => Some(x),
+        _ => {
+            d.error(
+                &n.at,
+                format!(
+                    "{} {v}: must be a whole number from {lo} to {hi}",
+                    n.keyword
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Seconds, whole or decimal (`advert_int 0.5`), at least `min_ms` ms.
+pub fn secs(n: &Node, min_ms: u64, d: &mut Diagnostics) -> Option<Duration> {
+    let v = one(n, d)?;
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s * 1000.0 >= min_ms as f64 && s < 1e9 => {
+            Some(Duration::from_secs_f64(s))
+        }
+        _ => {
+            let floor = if min_ms == 0 {
+                "0".to_string()
+            } else {
+                format!("{}", min_ms as f64 / 1000.0)
+            };
+            d.error(
+                &n.at,
+                format!(
+                    "{} {v}: must be a number of seconds, at least {floor}",
+                    n.keyword
+                ),
+            );
+            None
+        }
+    }
+}
+
+pub fn ip_text(text: &str) -> Option<IpAddr> {
+    text.parse().ok()
+}
+
+pub fn ip(n: &Node, d: &mut Diagnostics) -> Option<IpAddr> {
+    let v = one(n, d)?;
+    let parsed = ip_text(v);
+    if parsed.is_none() {
+        d.error(&n.at, format!("{} {v}: not an IP address", n.keyword));
+    }
+    parsed
+}
+
+pub fn port_text(text: &str) -> Option<u16> {
+    text.parse().ok()
+}
+
+/// The script or command of `script`, `notify_*`, `misc_path`: all arguments.
+pub fn command(n: &Node, d: &mut Diagnostics) -> Option<String> {
+    if n.args.is_empty() {
+        d.error(&n.at, format!("{} needs a command", n.keyword));
+        return None;
+    }
+    Some(
+        n.args
+            .iter()
+            .map(|a| a.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// A flag keyword takes no value.
+pub fn flag(n: &Node, d: &mut Diagnostics) -> bool {
+    if !n.args.is_empty() {
+        d.warn(
+            &n.at,
+            format!(
+                "{} takes no value; the rest of the line is ignored",
+                n.keyword
+            ),
+        );
+    }
+    true
+}

@@ -1,0 +1,468 @@
+//! `global_defs`, `vrrp_script`, `vrrp_instance` and `vrrp_sync_group`.
+
+use std::time::Duration;
+
+use super::{
+    diag::Diagnostics,
+    model::{
+        Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
+        TrackScript, VipAddress, VrrpInstance, VrrpScript,
+    },
+    tree::Node,
+    values::{command, flag, int, ip, ip_text, one, secs},
+};
+
+/// global_defs keywords that concern mail, SNMP, scripts' security and
+/// other things xdpvs does not do.
+const GLOBAL_IGNORED: &[&str] = &[
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_connect_timeout",
+    "smtp_helo",
+    "enable_script_security",
+    "script_user",
+    "lvs_id",
+    "lvs_sync_daemon",
+    "enable_traps",
+    "enable_snmp_vrrp",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_strict",
+    "vrrp_garp_interval",
+    "vrrp_gna_interval",
+    "vrrp_iptables",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
+    "max_auto_priority",
+    "vrrp_garp_master_delay",
+    "vrrp_garp_master_repeat",
+    "vrrp_garp_master_refresh",
+    "dynamic_interfaces",
+    "process_names",
+    "checker_process_name",
+    "vrrp_process_name",
+    "vrrp_no_swap",
+    "checker_no_swap",
+];
+
+pub fn global_defs(n: &Node, d: &mut Diagnostics) -> GlobalDefs {
+    let mut g = GlobalDefs::default();
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
+            "router_id" => g.router_id = one(k, d).map(String::from),
+            other if GLOBAL_IGNORED.contains(&other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in global_defs, ignored"),
+            ),
+        }
+    }
+    g
+}
+
+fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
+    match n.args.as_slice() {
+        [one] => Some(one.text.clone()),
+        _ => {
+            d.error(&n.at, format!("{what} needs one name"));
+            None
+        }
+    }
+}
+
+pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
+    let name = name(n, "vrrp_script", d)?;
+    let mut script = None;
+    let (mut interval, mut timeout) = (Duration::from_secs(1), None);
+    let mut s = VrrpScript {
+        name,
+        script: String::new(),
+        interval,
+        timeout: interval,
+        weight: 0,
+        rise: 1,
+        fall: 1,
+        user: None,
+        location: n.at.clone(),
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "script" => script = command(k, d),
+            "interval" => interval = secs(k, 1, d).unwrap_or(interval),
+            "timeout" => timeout = secs(k, 1, d),
+            "weight" => {
+                s.weight = int(k, -253, 253, d).unwrap_or(0);
+                if k.arg(1) == Some("reverse") {
+                    d.warn(
+                        &k.at,
+                        "weight ... reverse is not supported yet; read as a plain weight",
+                    );
+                }
+            }
+            "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
+            "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
+            "user" => s.user = k.arg(0).map(String::from),
+            "init_fail" => s.rise = s.rise.max(1),
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in vrrp_script, ignored"),
+            ),
+        }
+    }
+    let Some(script) = script else {
+        d.error(&n.at, format!("vrrp_script {} needs a script", s.name));
+        return None;
+    };
+    s.script = script;
+    s.interval = interval;
+    // keepalived: a script may run for up to its interval by default.
+    s.timeout = timeout.unwrap_or(interval);
+    Some(s)
+}
+
+/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd ..] [scope ..]`.
+fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
+    let (addr_text, prefix_text) = match k.keyword.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (k.keyword.as_str(), None),
+    };
+    let Some(addr) = ip_text(addr_text) else {
+        d.error(
+            &k.at,
+            format!("virtual_ipaddress {}: not an IP address", k.keyword),
+        );
+        return None;
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix_text.map(str::parse::<u8>) {
+        None => max,
+        Some(Ok(p)) if p <= max => p,
+        Some(_) => {
+            d.error(
+                &k.at,
+                format!("virtual_ipaddress {}: prefix must be 0 to {max}", k.keyword),
+            );
+            return None;
+        }
+    };
+    let mut v = VipAddress {
+        addr,
+        prefix,
+        dev: None,
+        label: None,
+    };
+    let mut args = k.args.iter();
+    while let Some(a) = args.next() {
+        match a.text.as_str() {
+            "dev" => v.dev = args.next().map(|t| t.text.clone()),
+            "label" => v.label = args.next().map(|t| t.text.clone()),
+            "brd" | "broadcast" | "scope" | "preferred_lft" => {
+                args.next();
+            }
+            "no_track" | "home" | "nodad" | "noprefixroute" => {}
+            other => d.warn(
+                &k.at,
+                format!("virtual_ipaddress: {other} not understood, ignored"),
+            ),
+        }
+    }
+    Some(v)
+}
+
+fn tracked(k: &Node, d: &mut Diagnostics) -> (String, Option<i32>) {
+    let weight = match k.args.as_slice() {
+        [] => None,
+        [w, v, ..] if w.text == "weight" => match v.text.parse::<i32>() {
+            Ok(x) if (-254..=254).contains(&x) => Some(x),
+            _ => {
+                d.error(
+                    &k.at,
+                    format!("{} weight {}: must be from -254 to 254", k.keyword, v.text),
+                );
+                None
+            }
+        },
+        _ => {
+            d.warn(
+                &k.at,
+                format!(
+                    "{}: expected `NAME [weight N]`, the rest is ignored",
+                    k.keyword
+                ),
+            );
+            None
+        }
+    };
+    (k.keyword.clone(), weight)
+}
+
+fn notify(notify: &mut Notify, k: &Node, d: &mut Diagnostics) -> bool {
+    let slot = match k.keyword.as_str() {
+        "notify_master" => &mut notify.master,
+        "notify_backup" => &mut notify.backup,
+        "notify_fault" => &mut notify.fault,
+        "notify_stop" => &mut notify.stop,
+        "notify" => &mut notify.any,
+        _ => return false,
+    };
+    *slot = command(k, d);
+    true
+}
+
+pub fn vrrp_instance(n: &Node, default_version: u8, d: &mut Diagnostics) -> Option<VrrpInstance> {
+    let name = name(n, "vrrp_instance", d)?;
+    let mut i = VrrpInstance {
+        name,
+        initial_state: InitialState::Backup,
+        interface: String::new(),
+        vrid: 0,
+        priority: 100,
+        advert_int: Duration::from_secs(1),
+        version: default_version,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        mcast_src_ip: None,
+        unicast_src_ip: None,
+        unicast_peers: Vec::new(),
+        auth: None,
+        vips: Vec::new(),
+        excluded_vips: Vec::new(),
+        track_scripts: Vec::new(),
+        track_interfaces: Vec::new(),
+        notify: Notify::default(),
+        garp: GarpSettings::default(),
+        location: n.at.clone(),
+    };
+    let mut vrid_seen = false;
+    for k in n.block.iter().flatten() {
+        if notify(&mut i.notify, k, d) {
+            continue;
+        }
+        match k.keyword.as_str() {
+            "state" => match one(k, d) {
+                Some("MASTER") => i.initial_state = InitialState::Master,
+                Some("BACKUP") => i.initial_state = InitialState::Backup,
+                Some(s) => d.error(&k.at, format!("state {s}: expected MASTER or BACKUP")),
+                None => {}
+            },
+            "interface" => i.interface = one(k, d).unwrap_or_default().to_string(),
+            "virtual_router_id" => {
+                vrid_seen = true;
+                i.vrid = int(k, 1u8, 255u8, d).unwrap_or(0);
+            }
+            "priority" => i.priority = int(k, 1u8, 255u8, d).unwrap_or(100),
+            "advert_int" => i.advert_int = secs(k, 10, d).unwrap_or(i.advert_int),
+            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(default_version),
+            "nopreempt" => i.preempt = !flag(k, d),
+            "preempt" => i.preempt = flag(k, d),
+            "preempt_delay" => i.preempt_delay = secs(k, 0, d).unwrap_or_default(),
+            "mcast_src_ip" => i.mcast_src_ip = ip(k, d),
+            "unicast_src_ip" => i.unicast_src_ip = ip(k, d),
+            "unicast_peer" => {
+                for p in k.block.iter().flatten() {
+                    for w in std::iter::once(p.keyword.as_str())
+                        .chain(p.args.iter().map(|a| a.text.as_str()))
+                    {
+                        match ip_text(w) {
+                            Some(a) => i.unicast_peers.push(a),
+                            // `min_ttl`/`max_ttl` and their values.
+                            None if w.parse::<u8>().is_ok() || w.ends_with("_ttl") => {}
+                            None => d.error(&p.at, format!("unicast_peer {w}: not an IP address")),
+                        }
+                    }
+                }
+            }
+            "authentication" => i.auth = authentication(k, d),
+            "virtual_ipaddress" => i
+                .vips
+                .extend(k.block.iter().flatten().filter_map(|v| vip(v, d))),
+            "virtual_ipaddress_excluded" => i
+                .excluded_vips
+                .extend(k.block.iter().flatten().filter_map(|v| vip(v, d))),
+            "track_script" => {
+                for t in k.block.iter().flatten() {
+                    let (name, weight) = tracked(t, d);
+                    i.track_scripts.push(TrackScript { name, weight });
+                }
+            }
+            "track_interface" => {
+                for t in k.block.iter().flatten() {
+                    let (name, weight) = tracked(t, d);
+                    i.track_interfaces.push(TrackInterface { name, weight });
+                }
+            }
+            "garp_master_delay" => {
+                i.garp.master_delay = secs(k, 0, d).unwrap_or(i.garp.master_delay)
+            }
+            "garp_master_repeat" => i.garp.master_repeat = int(k, 1, 255, d).unwrap_or(5),
+            "garp_master_refresh" => {
+                i.garp.master_refresh = secs(k, 0, d).filter(|r| !r.is_zero());
+            }
+            "garp_master_refresh_repeat" => {
+                i.garp.master_refresh_repeat = int(k, 1, 255, d).unwrap_or(1)
+            }
+            "dont_track_primary"
+            | "accept"
+            | "no_accept"
+            | "smtp_alert"
+            | "use_vmac"
+            | "vmac_xmit_base"
+            | "native_ipv6"
+            | "skip_check_adv_addr"
+            | "strict_mode"
+            | "debug"
+            | "garp_lower_prio_delay"
+            | "garp_lower_prio_repeat"
+            | "lower_prio_no_advert"
+            | "higher_prio_send_advert"
+            | "kernel_rx_buf_size"
+            | "virtual_routes"
+            | "virtual_rules"
+            | "track_file"
+            | "track_process"
+            | "notify_master_rx_lower_pri" => d.warn(
+                &k.at,
+                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+            ),
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in vrrp_instance, ignored"),
+            ),
+        }
+    }
+    if i.interface.is_empty() {
+        d.error(
+            &n.at,
+            format!("vrrp_instance {} needs an interface", i.name),
+        );
+    }
+    if !vrid_seen {
+        d.error(
+            &n.at,
+            format!("vrrp_instance {} needs a virtual_router_id", i.name),
+        );
+    }
+    if i.vips.is_empty() {
+        d.error(
+            &n.at,
+            format!("vrrp_instance {} has no virtual_ipaddress", i.name),
+        );
+    }
+    if i.version == 2 && i.vips.iter().any(|v| v.addr.is_ipv6()) {
+        d.error(
+            &n.at,
+            format!(
+                "vrrp_instance {}: IPv6 addresses need VRRP version 3 (`version 3`)",
+                i.name
+            ),
+        );
+    }
+    if i.version == 3 && i.auth.is_some() {
+        d.warn(
+            &n.at,
+            format!(
+                "vrrp_instance {}: VRRPv3 has no authentication; ignored",
+                i.name
+            ),
+        );
+        i.auth = None;
+    }
+    if i.version == 2 && i.advert_int.subsec_millis() != 0 {
+        d.error(
+            &n.at,
+            format!(
+                "vrrp_instance {}: VRRPv2 advert_int is whole seconds",
+                i.name
+            ),
+        );
+    }
+    Some(i)
+}
+
+fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
+    let mut kind = None;
+    let mut pass = None;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "auth_type" => kind = one(k, d).map(|s| (s.to_string(), k.at.clone())),
+            "auth_pass" => pass = one(k, d).map(String::from),
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in authentication, ignored"),
+            ),
+        }
+    }
+    match kind {
+        Some((t, _)) if t == "PASS" => match pass {
+            Some(p) => {
+                if p.len() > 8 {
+                    d.warn(&n.at, "auth_pass is longer than 8 characters: only the first 8 are used, as keepalived does");
+                }
+                Some(Auth::Pass(p))
+            }
+            None => {
+                d.error(&n.at, "auth_type PASS needs auth_pass");
+                None
+            }
+        },
+        Some((t, at)) if t == "AH" => {
+            d.error(
+                &at,
+                "auth_type AH is not supported: use PASS, or VRRP version 3 without authentication",
+            );
+            None
+        }
+        Some((t, at)) => {
+            d.error(&at, format!("auth_type {t}: expected PASS"));
+            None
+        }
+        None => {
+            d.error(&n.at, "authentication needs auth_type");
+            None
+        }
+    }
+}
+
+pub fn sync_group(n: &Node, d: &mut Diagnostics) -> Option<SyncGroup> {
+    let name = name(n, "vrrp_sync_group", d)?;
+    let mut g = SyncGroup {
+        name,
+        members: Vec::new(),
+        notify: Notify::default(),
+        location: n.at.clone(),
+    };
+    for k in n.block.iter().flatten() {
+        if notify(&mut g.notify, k, d) {
+            continue;
+        }
+        match k.keyword.as_str() {
+            "group" => {
+                for m in k.block.iter().flatten() {
+                    g.members.push(m.keyword.clone());
+                    g.members.extend(m.args.iter().map(|a| a.text.clone()));
+                }
+            }
+            "smtp_alert"
+            | "global_tracking"
+            | "sync_group_tracking_weight"
+            | "track_script"
+            | "track_interface" => d.warn(
+                &k.at,
+                format!(
+                    "{}: not acted on by xdpvs in a sync group, ignored",
+                    k.keyword
+                ),
+            ),
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in vrrp_sync_group, ignored"),
+            ),
+        }
+    }
+    Some(g)
+}

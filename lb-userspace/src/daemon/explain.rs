@@ -1,0 +1,83 @@
+//! `xdpvs ctl explain`: which real a flow goes to now, and why.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use lb_common::{NO_REAL, PersistKey, RING_SIZE};
+
+use super::state::State;
+use crate::dataplane::keys::{Proto, addr_words, flow_key};
+
+pub fn explain(
+    state: &State,
+    proto: Proto,
+    client: (IpAddr, u16),
+    vip: (IpAddr, u16),
+) -> Result<String> {
+    let exact = (vip.0, vip.1, proto);
+    let any_port = (vip.0, 0, proto);
+    let Some((id, index)) = [exact, any_port]
+        .into_iter()
+        .find_map(|id| state.reconciler.service_index(&id).map(|i| (id, i)))
+    else {
+        return Ok(format!(
+            "{proto} {}:{} is no service: the kernel gets it (XDP_PASS)",
+            vip.0, vip.1
+        ));
+    };
+    let name_of = |number: u32| {
+        index
+            .reals
+            .iter()
+            .find(|(_, n)| *n == number)
+            .map(|((a, p), _)| format!("{a}:{p}"))
+            .unwrap_or_else(|| format!("real #{number} (not of this service)"))
+    };
+    let key = flow_key(proto, client.0, client.1, vip.0, vip.1);
+    let service = format!("service {proto} {}:{}", id.0, id.1);
+    if let Some(flow) = state.maps.flow(&key) {
+        let closing = if flow.flags & lb_common::FLOW_CLOSING != 0 {
+            ", closing (FIN/RST seen)"
+        } else {
+            ""
+        };
+        return Ok(format!(
+            "{service}: flow table entry → {}{closing}",
+            name_of(flow.real)
+        ));
+    }
+    let persist_timeout = state
+        .table
+        .services
+        .get(&id)
+        .map_or(0, |s| s.persistence_timeout);
+    if persist_timeout > 0 {
+        let (client_words, family) = addr_words(client.0);
+        let pkey = PersistKey {
+            client: client_words,
+            service: index.id,
+            family,
+            _pad: [0; 3],
+        };
+        if let Some(p) = state.maps.persistence(&pkey) {
+            return Ok(format!(
+                "{service}: no flow yet; client {} is bound to {} (persistence_timeout {persist_timeout}s, if still fresh)",
+                client.0,
+                name_of(p.real)
+            ));
+        }
+    }
+    let slot = key.hash() % RING_SIZE;
+    let real = state.maps.ring_slot(index.ring, slot)?;
+    Ok(if real == NO_REAL {
+        format!(
+            "{service}: no flow yet; ring slot {slot} is empty (no real up): the kernel gets it"
+        )
+    } else {
+        format!(
+            "{service}: no flow yet; Maglev ring {} slot {slot} → {}",
+            index.ring,
+            name_of(real)
+        )
+    })
+}

@@ -1,0 +1,292 @@
+//! The daemon's state and everything that changes it: MACs, reloads, the
+//! admin API. Every change goes through `apply`, which hands the desired
+//! services to the reconciler and its writes to the maps.
+
+use std::{collections::HashMap, net::IpAddr, path::PathBuf};
+
+use anyhow::{Context as _, Result};
+use log::{error, info, warn};
+use tokio::sync::watch;
+
+use super::{explain, load_config};
+use crate::{
+    api::protocol::{
+        RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
+    },
+    dataplane::{
+        keys::{Mac, Proto, format_mac},
+        loader::Sizes,
+        maps::Maps,
+        reconcile::{Reconciler, ServiceId},
+    },
+    ha::Ha,
+    services::Table,
+};
+
+pub struct State {
+    pub table: Table,
+    pub maps: Maps,
+    pub reconciler: Reconciler,
+    macs: HashMap<IpAddr, Mac>,
+    sizes: Sizes,
+    /// The reals whose MACs the neighbour task must resolve.
+    wanted: watch::Sender<Vec<IpAddr>>,
+    config_path: PathBuf,
+}
+
+fn service_id(s: &ServiceRef) -> ServiceId {
+    (s.vip, s.port, if s.udp { Proto::Udp } else { Proto::Tcp })
+}
+
+fn real_id(r: &RealRef) -> (IpAddr, u16) {
+    (r.addr, r.port)
+}
+
+fn traffic(c: lb_common::Counters) -> Traffic {
+    Traffic {
+        packets: c.packets,
+        bytes: c.bytes,
+        new_flows: c.new_flows,
+    }
+}
+
+impl State {
+    pub fn new(
+        table: Table,
+        maps: Maps,
+        reconciler: Reconciler,
+        sizes: Sizes,
+        wanted: watch::Sender<Vec<IpAddr>>,
+        config_path: PathBuf,
+    ) -> Self {
+        Self {
+            table,
+            maps,
+            reconciler,
+            macs: HashMap::new(),
+            sizes,
+            wanted,
+            config_path,
+        }
+    }
+
+    /// Brings the maps to the table's state.
+    pub fn apply(&mut self) -> Result<()> {
+        let writes = self.reconciler.set_services(self.table.specs())?;
+        self.maps.apply(&writes)?;
+        self.wanted.send_replace(self.reconciler.real_addresses());
+        Ok(())
+    }
+
+    pub fn mac_changed(&mut self, addr: IpAddr, mac: Option<Mac>) {
+        match mac {
+            Some(m) => self.macs.insert(addr, m),
+            None => self.macs.remove(&addr),
+        };
+        let applied = self
+            .reconciler
+            .set_mac(addr, mac)
+            .map_err(anyhow::Error::from)
+            .and_then(|writes| self.maps.apply(&writes));
+        match (applied, mac) {
+            (Err(e), _) => error!("updating the data plane for real {addr}: {e:#}"),
+            (Ok(()), Some(m)) => info!("real {addr} is at {}: it takes traffic", format_mac(&m)),
+            (Ok(()), None) => warn!("real {addr}: MAC unknown, it gets no traffic"),
+        }
+    }
+
+    /// Re-reads the configuration and applies the difference; a refused
+    /// configuration changes nothing.
+    pub fn reload(&mut self) -> Result<String> {
+        let config = load_config(&self.config_path)
+            .context("reload refused, keeping the running configuration")?;
+        let mut next = self.table.clone();
+        let overridden = next.reload(&config);
+        let previous = std::mem::replace(&mut self.table, next);
+        if let Err(e) = self.apply() {
+            self.table = previous;
+            return Err(e.context("reload could not be applied, keeping the running configuration"));
+        }
+        for o in &overridden {
+            warn!("reload: {o}");
+        }
+        let message = format!(
+            "reloaded {}: {} services{}",
+            self.config_path.display(),
+            self.table.services.len(),
+            if overridden.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", overridden.join("; "))
+            }
+        );
+        info!("{message}");
+        Ok(message)
+    }
+
+    pub fn answer(&mut self, request: Request, ha: &Ha) -> Response {
+        let done = |message: String| Response::Done { message };
+        let result = match request {
+            Request::List => self.services().map(|services| Response::List {
+                services,
+                reasons: self.reasons(),
+                flow_table_size: self.sizes.flows,
+            }),
+            Request::Status => self.services().map(|services| Response::Status {
+                services,
+                instances: serde_json::to_value(ha.status()).unwrap_or_default(),
+            }),
+            Request::Reload => self.reload().map(done),
+            Request::Explain {
+                udp,
+                client,
+                client_port,
+                vip,
+                port,
+            } => {
+                let proto = if udp { Proto::Udp } else { Proto::Tcp };
+                explain::explain(self, proto, (client, client_port), (vip, port))
+                    .map(|text| Response::Explain { text })
+            }
+            Request::ZeroCounters => self
+                .maps
+                .zero_counters()
+                .map(|()| done("counters zeroed".into())),
+            change => self.change(change).map(done),
+        };
+        result.unwrap_or_else(|e| Response::Error {
+            message: format!("{e:#}"),
+        })
+    }
+
+    /// A runtime change to the table, applied at once; it holds until reload.
+    fn change(&mut self, request: Request) -> Result<String> {
+        let before = self.table.clone();
+        let message = match request {
+            Request::AddService {
+                service,
+                scheduler,
+                persistence_timeout,
+            } => {
+                self.table
+                    .add_service(service_id(&service), scheduler, persistence_timeout)?;
+                "service added".to_string()
+            }
+            Request::EditService {
+                service,
+                scheduler,
+                persistence_timeout,
+            } => {
+                self.table
+                    .edit_service(&service_id(&service), scheduler, persistence_timeout)?;
+                "service edited".to_string()
+            }
+            Request::DeleteService { service } => {
+                self.table.delete_service(&service_id(&service))?;
+                "service deleted".to_string()
+            }
+            Request::AddReal {
+                service,
+                real,
+                weight,
+            } => {
+                self.table
+                    .add_real(&service_id(&service), real_id(&real), weight)?;
+                "real server added".to_string()
+            }
+            Request::SetWeight {
+                service,
+                real,
+                weight,
+            } => {
+                self.table
+                    .set_weight(&service_id(&service), &real_id(&real), weight)?;
+                if weight == 0 {
+                    "real server draining (weight 0)".to_string()
+                } else {
+                    format!("weight set to {weight}")
+                }
+            }
+            Request::DeleteReal { service, real } => {
+                self.table
+                    .delete_real(&service_id(&service), &real_id(&real))?;
+                "real server deleted".to_string()
+            }
+            Request::Clear => {
+                self.table.clear();
+                "every service cleared".to_string()
+            }
+            other => anyhow::bail!("unexpected request {other:?}"),
+        };
+        if let Err(e) = self.apply() {
+            self.table = before;
+            return Err(e);
+        }
+        info!("admin: {message}");
+        Ok(format!("{message} (until the next reload)"))
+    }
+
+    fn reasons(&self) -> Vec<ReasonCount> {
+        match self.maps.reason_counters() {
+            Ok(r) => r
+                .into_iter()
+                .map(|(r, c)| ReasonCount {
+                    reason: r.name().into(),
+                    packets: c.packets,
+                    bytes: c.bytes,
+                })
+                .collect(),
+            Err(e) => {
+                warn!("reading verdict counters: {e:#}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn services(&self) -> Result<Vec<ServiceStatus>> {
+        let flows = self.maps.flow_counts()?;
+        let mut out = Vec::new();
+        for s in self.table.services.values() {
+            let Some(index) = self.reconciler.service_index(&s.id()) else {
+                continue;
+            };
+            let mut reals = Vec::new();
+            for r in s.reals.values() {
+                let number = index
+                    .reals
+                    .iter()
+                    .find(|(rid, _)| *rid == (r.addr, r.port))
+                    .map(|(_, i)| *i);
+                let (traffic, (active, inactive)) = match number {
+                    Some(i) => (
+                        traffic(self.maps.real_counters(i)?),
+                        flows.get(&i).copied().unwrap_or_default(),
+                    ),
+                    None => (Traffic::default(), (0, 0)),
+                };
+                reals.push(RealStatus {
+                    addr: r.addr,
+                    port: r.port,
+                    weight: r.weight(),
+                    healthy: r.healthy,
+                    inhibit_on_failure: r.inhibit_on_failure,
+                    last_check: r.last_check.clone(),
+                    mac: self.macs.get(&r.addr).map(format_mac),
+                    active_flows: active,
+                    inactive_flows: inactive,
+                    traffic,
+                });
+            }
+            out.push(ServiceStatus {
+                protocol: s.proto.to_string(),
+                vip: s.vip,
+                port: s.port,
+                scheduler: s.scheduler.clone(),
+                persistence_timeout: s.persistence_timeout,
+                traffic: traffic(self.maps.service_counters(index.id)?),
+                reals,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,346 @@
+//! The daemon's desired state: every service and real as the configuration
+//! describes it, with what happened since — health-check results, runtime
+//! changes from the admin API — folded in. Pure: the daemon feeds it events
+//! and hands `specs()` to the reconciler.
+//!
+//! A runtime change (`adm -a/-e/-d`, `ctl weight/drain`) holds until the next
+//! reload, which reports each one it overrides.
+
+use std::{collections::BTreeMap, fmt, net::IpAddr};
+
+use thiserror::Error;
+
+use crate::{
+    config::{Config, Protocol, VirtualServer},
+    dataplane::{
+        keys::Proto,
+        reconcile::{RealId, RealSpec, ServiceId, ServiceSpec},
+    },
+};
+
+/// A real as the daemon sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Real {
+    pub addr: IpAddr,
+    pub port: u16,
+    /// From the configuration (or `adm -a`).
+    pub config_weight: u32,
+    /// Set at run time (`adm -e`, `ctl weight`, `ctl drain`).
+    pub runtime_weight: Option<u32>,
+    /// Set by a MISC_CHECK with `misc_dynamic`.
+    pub check_weight: Option<u32>,
+    pub healthy: bool,
+    /// Shown with weight 0 while down instead of leaving the table.
+    pub inhibit_on_failure: bool,
+    /// The last check result, for `ctl status`.
+    pub last_check: Option<String>,
+    /// Added at run time, not in the configuration.
+    pub runtime: bool,
+}
+
+impl Real {
+    pub fn weight(&self) -> u32 {
+        self.runtime_weight
+            .or(self.check_weight)
+            .unwrap_or(self.config_weight)
+    }
+
+    fn spec(&self) -> RealSpec {
+        RealSpec {
+            addr: self.addr,
+            port: self.port,
+            weight: self.weight(),
+            healthy: self.healthy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+    pub scheduler: String,
+    pub persistence_timeout: u32,
+    pub reals: BTreeMap<RealId, Real>,
+    /// Added at run time (`adm -A`), not in the configuration.
+    pub runtime: bool,
+    /// Changed at run time (`adm -E`).
+    pub edited: bool,
+}
+
+impl Service {
+    pub fn id(&self) -> ServiceId {
+        (self.vip, self.port, self.proto)
+    }
+
+    pub fn spec(&self) -> ServiceSpec {
+        ServiceSpec {
+            vip: self.vip,
+            port: self.port,
+            proto: self.proto,
+            persist_timeout_s: self.persistence_timeout,
+            reals: self.reals.values().map(Real::spec).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TableError {
+    #[error("no service {0}")]
+    NoService(Endpoint),
+    #[error("service {0} already exists")]
+    ServiceExists(Endpoint),
+    #[error("no real server {1} in service {0}")]
+    NoReal(Endpoint, Endpoint),
+    #[error("real server {1} already exists in service {0}")]
+    RealExists(Endpoint, Endpoint),
+}
+
+/// An address and port, printed as ipvsadm prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint(pub IpAddr, pub u16);
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
+        }
+    }
+}
+
+fn proto_of(p: &Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
+}
+
+fn service_of(vs: &VirtualServer) -> Service {
+    Service {
+        vip: vs.addr,
+        port: vs.port,
+        proto: proto_of(&vs.protocol),
+        scheduler: vs.scheduler.clone(),
+        persistence_timeout: vs.persistence_timeout,
+        reals: vs
+            .reals
+            .iter()
+            .map(|r| {
+                let real = Real {
+                    addr: r.addr,
+                    port: r.port,
+                    config_weight: r.weight,
+                    runtime_weight: None,
+                    check_weight: None,
+                    // keepalived's `alpha`: start down until the first success.
+                    healthy: !vs.alpha,
+                    inhibit_on_failure: r.inhibit_on_failure,
+                    last_check: None,
+                    runtime: false,
+                };
+                ((r.addr, r.port), real)
+            })
+            .collect(),
+        runtime: false,
+        edited: false,
+    }
+}
+
+/// Every service, keyed as the data plane keys them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    pub services: BTreeMap<ServiceId, Service>,
+}
+
+impl Table {
+    pub fn from_config(config: &Config) -> Self {
+        let services = config
+            .virtual_servers
+            .iter()
+            .map(service_of)
+            .map(|s| (s.id(), s))
+            .collect();
+        Self { services }
+    }
+
+    pub fn specs(&self) -> Vec<ServiceSpec> {
+        self.services.values().map(Service::spec).collect()
+    }
+
+    /// Replaces the table by the configuration's. Services and reals that stay
+    /// keep their health; every runtime change is dropped and reported.
+    pub fn reload(&mut self, config: &Config) -> Vec<String> {
+        let mut next = Self::from_config(config);
+        let mut overridden = Vec::new();
+        for (id, old) in &self.services {
+            let name = format!("{} {}", old.proto, Endpoint(old.vip, old.port));
+            if old.runtime {
+                overridden.push(format!("service {name} added at run time is removed"));
+            } else if old.edited {
+                overridden.push(format!("service {name} edited at run time is reset"));
+            }
+            let new = next.services.get_mut(id);
+            for (rid, real) in &old.reals {
+                let kept = new.as_ref().and_then(|s| s.reals.get(rid)).is_some();
+                if real.runtime {
+                    overridden.push(format!(
+                        "real {} of {name} added at run time is removed",
+                        Endpoint(rid.0, rid.1)
+                    ));
+                } else if let Some(w) = real.runtime_weight.filter(|_| kept) {
+                    overridden.push(format!(
+                        "real {} of {name}: run-time weight {w} is replaced by the configured weight",
+                        Endpoint(rid.0, rid.1)
+                    ));
+                }
+            }
+            if let Some(new) = new {
+                for (rid, real) in new.reals.iter_mut() {
+                    if let Some(old_real) = old.reals.get(rid) {
+                        real.healthy = old_real.healthy;
+                        real.check_weight = old_real.check_weight;
+                        real.last_check = old_real.last_check.clone();
+                    }
+                }
+            }
+        }
+        *self = next;
+        overridden
+    }
+
+    fn service_mut(&mut self, id: &ServiceId) -> Result<&mut Service, TableError> {
+        self.services
+            .get_mut(id)
+            .ok_or(TableError::NoService(Endpoint(id.0, id.1)))
+    }
+
+    pub fn real_mut(&mut self, id: &ServiceId, rid: &RealId) -> Result<&mut Real, TableError> {
+        let service = self.service_mut(id)?;
+        service.reals.get_mut(rid).ok_or(TableError::NoReal(
+            Endpoint(id.0, id.1),
+            Endpoint(rid.0, rid.1),
+        ))
+    }
+
+    /// `adm -A`.
+    pub fn add_service(
+        &mut self,
+        id: ServiceId,
+        scheduler: String,
+        persistence_timeout: u32,
+    ) -> Result<(), TableError> {
+        if self.services.contains_key(&id) {
+            return Err(TableError::ServiceExists(Endpoint(id.0, id.1)));
+        }
+        let service = Service {
+            vip: id.0,
+            port: id.1,
+            proto: id.2,
+            scheduler,
+            persistence_timeout,
+            reals: BTreeMap::new(),
+            runtime: true,
+            edited: false,
+        };
+        self.services.insert(id, service);
+        Ok(())
+    }
+
+    /// `adm -E`.
+    pub fn edit_service(
+        &mut self,
+        id: &ServiceId,
+        scheduler: Option<String>,
+        persistence_timeout: Option<u32>,
+    ) -> Result<(), TableError> {
+        let s = self.service_mut(id)?;
+        if let Some(sched) = scheduler {
+            s.scheduler = sched;
+        }
+        if let Some(p) = persistence_timeout {
+            s.persistence_timeout = p;
+        }
+        s.edited = true;
+        Ok(())
+    }
+
+    /// `adm -D`.
+    pub fn delete_service(&mut self, id: &ServiceId) -> Result<(), TableError> {
+        self.services
+            .remove(id)
+            .map(drop)
+            .ok_or(TableError::NoService(Endpoint(id.0, id.1)))
+    }
+
+    /// `adm -a`: a real added at run time has no health check and starts up.
+    pub fn add_real(&mut self, id: &ServiceId, rid: RealId, weight: u32) -> Result<(), TableError> {
+        let s = self.service_mut(id)?;
+        if s.reals.contains_key(&rid) {
+            return Err(TableError::RealExists(
+                Endpoint(id.0, id.1),
+                Endpoint(rid.0, rid.1),
+            ));
+        }
+        let real = Real {
+            addr: rid.0,
+            port: rid.1,
+            config_weight: weight,
+            runtime_weight: None,
+            check_weight: None,
+            healthy: true,
+            inhibit_on_failure: false,
+            last_check: None,
+            runtime: true,
+        };
+        s.reals.insert(rid, real);
+        Ok(())
+    }
+
+    /// `adm -e`, `ctl weight`, `ctl drain` (weight 0).
+    pub fn set_weight(
+        &mut self,
+        id: &ServiceId,
+        rid: &RealId,
+        weight: u32,
+    ) -> Result<(), TableError> {
+        self.real_mut(id, rid)?.runtime_weight = Some(weight);
+        Ok(())
+    }
+
+    /// `adm -d`: the real leaves the ring; its flows are placed again.
+    pub fn delete_real(&mut self, id: &ServiceId, rid: &RealId) -> Result<(), TableError> {
+        let s = self.service_mut(id)?;
+        s.reals.remove(rid).map(drop).ok_or(TableError::NoReal(
+            Endpoint(id.0, id.1),
+            Endpoint(rid.0, rid.1),
+        ))
+    }
+
+    /// `adm -C`.
+    pub fn clear(&mut self) {
+        self.services.clear();
+    }
+
+    /// A health check's verdict; returns whether anything changed.
+    pub fn set_health(
+        &mut self,
+        id: &ServiceId,
+        rid: &RealId,
+        healthy: bool,
+        weight: Option<u32>,
+        reason: String,
+    ) -> bool {
+        let Ok(real) = self.real_mut(id, rid) else {
+            return false;
+        };
+        let changed = real.healthy != healthy || (weight.is_some() && real.check_weight != weight);
+        real.healthy = healthy;
+        if weight.is_some() {
+            real.check_weight = weight;
+        }
+        real.last_check = Some(reason);
+        changed
+    }
+}
