@@ -344,3 +344,88 @@ impl Table {
         changed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_str;
+
+    fn table(text: &str) -> Table {
+        Table::from_config(&parse_str(text, Path::new("t.conf")).unwrap_or_else(|e| panic!("{e}")).config)
+    }
+
+    const TWO_REALS: &str = "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  weight 1\n }\n real_server 10.0.0.12 80 {\n  weight 3\n }\n}\n";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn id() -> ServiceId {
+        (ip("10.0.0.100"), 80, Proto::Tcp)
+    }
+
+    fn weights(t: &Table) -> Vec<(u32, bool)> {
+        t.specs()[0].reals.iter().map(|r| (r.weight, r.healthy)).collect()
+    }
+
+    #[test]
+    fn runtime_weight_wins_until_reload_which_says_so() {
+        let mut t = table(TWO_REALS);
+        t.set_weight(&id(), &(ip("10.0.0.12"), 80), 0).unwrap();
+        assert_eq!(weights(&t), [(1, true), (0, true)]);
+        let config = parse_str(TWO_REALS, Path::new("t.conf")).unwrap().config;
+        let report = t.reload(&config);
+        assert_eq!(weights(&t), [(1, true), (3, true)]);
+        assert_eq!(report, ["real 10.0.0.12:80 of TCP 10.0.0.100:80: run-time weight 0 is replaced by the configured weight"]);
+    }
+
+    #[test]
+    fn reload_keeps_health_of_reals_that_stay() {
+        let mut t = table(TWO_REALS);
+        assert!(t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "connection refused".into()));
+        let changed = TWO_REALS.replace("weight 3", "weight 5");
+        t.reload(&parse_str(&changed, Path::new("t.conf")).unwrap().config);
+        assert_eq!(weights(&t), [(1, false), (5, true)]);
+        assert_eq!(t.services[&id()].reals[&(ip("10.0.0.11"), 80)].last_check.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn check_weight_applies_unless_the_operator_set_one() {
+        let mut t = table(TWO_REALS);
+        let r = (ip("10.0.0.11"), 80);
+        assert!(t.set_health(&id(), &r, true, Some(7), "script exit 9".into()));
+        assert_eq!(weights(&t)[0], (7, true));
+        t.set_weight(&id(), &r, 2).unwrap();
+        assert_eq!(weights(&t)[0], (2, true));
+        assert!(!t.set_health(&id(), &r, true, Some(7), "script exit 9".into()), "nothing changed");
+    }
+
+    #[test]
+    fn alpha_starts_reals_down() {
+        let t = table("virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n }\n}\n");
+        assert_eq!(weights(&t), [(1, false)]);
+    }
+
+    #[test]
+    fn admin_changes_and_their_errors() {
+        let mut t = table(TWO_REALS);
+        let udp = (ip("10.0.0.100"), 53, Proto::Udp);
+        t.add_service(udp, "rr".into(), 0).unwrap();
+        assert_eq!(t.add_service(udp, "rr".into(), 0), Err(TableError::ServiceExists(Endpoint(udp.0, 53))));
+        t.add_real(&udp, (ip("10.0.0.21"), 53), 2).unwrap();
+        assert_eq!(
+            t.add_real(&udp, (ip("10.0.0.21"), 53), 2).unwrap_err().to_string(),
+            "real server 10.0.0.21:53 already exists in service 10.0.0.100:53"
+        );
+        t.edit_service(&udp, Some("sh".into()), Some(60)).unwrap();
+        assert_eq!(t.services[&udp].persistence_timeout, 60);
+        t.delete_real(&udp, &(ip("10.0.0.21"), 53)).unwrap();
+        assert_eq!(t.delete_service(&(ip("10.0.0.1"), 1, Proto::Tcp)).unwrap_err().to_string(), "no service 10.0.0.1:1");
+        let report = t.reload(&parse_str(TWO_REALS, Path::new("t.conf")).unwrap().config);
+        assert_eq!(report, ["service UDP 10.0.0.100:53 added at run time is removed"]);
+        t.clear();
+        assert!(t.specs().is_empty());
+    }
+}
