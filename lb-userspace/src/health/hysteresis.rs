@@ -1,0 +1,110 @@
+//! When a real changes state, keepalived's way: checked every `delay_loop`;
+//! a failure is retried `retry` times, `delay_before_retry` apart, before the
+//! real is declared down; one success brings it back. Pure: the caller
+//! passes the time.
+
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub delay_loop: Duration,
+    pub retry: u32,
+    pub delay_before_retry: Duration,
+}
+
+/// What one attempt led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// `Some(up)` when the real changed state.
+    pub transition: Option<bool>,
+    /// When to run the next attempt.
+    pub next_in: Duration,
+    /// For a transition to down: from the first failed attempt to now.
+    pub detected_in: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    policy: Policy,
+    up: bool,
+    failures: u32,
+    first_failure: Option<Instant>,
+}
+
+impl Tracker {
+    /// `up`: the state before the first check (down with keepalived's `alpha`).
+    pub fn new(policy: Policy, up: bool) -> Self {
+        Self { policy, up, failures: 0, first_failure: None }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    pub fn observe(&mut self, ok: bool, now: Instant) -> Step {
+        let p = self.policy;
+        if ok {
+            let transition = (!self.up).then_some(true);
+            self.up = true;
+            self.failures = 0;
+            self.first_failure = None;
+            return Step { transition, next_in: p.delay_loop, detected_in: None };
+        }
+        let first = *self.first_failure.get_or_insert(now);
+        self.failures += 1;
+        if !self.up {
+            return Step { transition: None, next_in: p.delay_loop, detected_in: None };
+        }
+        if self.failures <= p.retry {
+            return Step { transition: None, next_in: p.delay_before_retry, detected_in: None };
+        }
+        self.up = false;
+        Step { transition: Some(false), next_in: p.delay_loop, detected_in: Some(now - first) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy =
+        Policy { delay_loop: Duration::from_secs(6), retry: 2, delay_before_retry: Duration::from_secs(1) };
+
+    #[test]
+    fn down_after_retry_plus_one_failures_spaced_by_delay_before_retry() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(POLICY, true);
+        let s = t.observe(false, t0);
+        assert_eq!((s.transition, s.next_in), (None, Duration::from_secs(1)));
+        let s = t.observe(false, t0 + Duration::from_secs(1));
+        assert_eq!((s.transition, s.next_in), (None, Duration::from_secs(1)));
+        let s = t.observe(false, t0 + Duration::from_secs(2));
+        assert_eq!(s.transition, Some(false));
+        assert_eq!(s.next_in, Duration::from_secs(6), "a down real is checked every delay_loop");
+        assert_eq!(s.detected_in, Some(Duration::from_secs(2)));
+        assert!(!t.is_up());
+        assert_eq!(t.observe(false, t0 + Duration::from_secs(8)).transition, None, "already down");
+    }
+
+    #[test]
+    fn one_success_resets_the_count_and_brings_it_back() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(POLICY, true);
+        t.observe(false, t0);
+        t.observe(false, t0);
+        assert_eq!(t.observe(true, t0).transition, None, "never went down");
+        assert_eq!(t.observe(false, t0).transition, None, "count started again");
+        t.observe(false, t0);
+        assert_eq!(t.observe(false, t0).transition, Some(false));
+        let s = t.observe(true, t0);
+        assert_eq!((s.transition, s.next_in), (Some(true), Duration::from_secs(6)));
+    }
+
+    #[test]
+    fn retry_zero_fails_at_once_and_alpha_starts_down() {
+        let mut t = Tracker::new(Policy { retry: 0, ..POLICY }, true);
+        assert_eq!(t.observe(false, Instant::now()).transition, Some(false));
+        let mut t = Tracker::new(POLICY, false);
+        assert_eq!(t.observe(true, Instant::now()).transition, Some(true));
+    }
+}

@@ -1,0 +1,151 @@
+//! Runs every real's checks concurrently, one task per real: a hung real or
+//! script holds only its own task (every attempt is bounded by its timeout),
+//! and nothing here can delay the daemon's main loop, which only receives
+//! the events.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use super::{
+    hysteresis::{Policy, Tracker},
+    probe::{Outcome, Probe},
+};
+use crate::dataplane::reconcile::{RealId, ServiceId};
+
+pub struct CheckSpec {
+    pub service: ServiceId,
+    pub real: RealId,
+    pub probes: Vec<Box<dyn Probe>>,
+    pub policy: Policy,
+    /// State before the first result (false with `alpha`).
+    pub start_up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEvent {
+    pub service: ServiceId,
+    pub real: RealId,
+    pub up: bool,
+    /// Set by MISC_CHECK `misc_dynamic`.
+    pub weight: Option<u32>,
+    /// "connection refused", "status 500", "script exit 1", "ok".
+    pub reason: String,
+    /// From the first failed attempt to the decision (down only).
+    pub detected_in: Option<Duration>,
+    /// When the decision was taken: the daemon measures the time to the maps.
+    pub decided_at: Instant,
+}
+
+/// Combines one attempt of every check of a real: up only if all are.
+fn combine(probes: &[Box<dyn Probe>], outcomes: Vec<Outcome>) -> (bool, Option<u32>, String) {
+    let mut weight = None;
+    for (p, o) in probes.iter().zip(outcomes) {
+        match o {
+            Outcome::Up => {}
+            Outcome::UpWithWeight(w) => weight = Some(w),
+            Outcome::Down(f) => return (false, None, format!("{}: {f}", p.describe())),
+        }
+    }
+    (true, weight, "ok".to_string())
+}
+
+async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>) {
+    let mut tracker = Tracker::new(spec.policy, spec.start_up);
+    let mut weight = None;
+    loop {
+        let outcomes = join_all(spec.probes.iter().map(|p| p.run())).await;
+        let (ok, w, reason) = combine(&spec.probes, outcomes);
+        let now = Instant::now();
+        let step = tracker.observe(ok, now);
+        let weight_changed = ok && w != weight;
+        if ok {
+            weight = w;
+        }
+        if step.transition.is_some() || weight_changed {
+            let event = HealthEvent {
+                service: spec.service,
+                real: spec.real,
+                up: tracker.is_up(),
+                weight,
+                reason,
+                detected_in: step.detected_in,
+                decided_at: now,
+            };
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(step.next_in).await;
+    }
+}
+
+/// The running checks; dropping it stops them all.
+pub struct Runner {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    pub fn spawn(specs: Vec<CheckSpec>, events: mpsc::Sender<HealthEvent>) -> Self {
+        Self { tasks: specs.into_iter().map(|s| tokio::spawn(watch(s, events.clone()))).collect() }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::{dataplane::keys::Proto, health::misc::MiscProbe};
+
+    fn spec(real: u8, command: &str, timeout_ms: u64) -> CheckSpec {
+        let ip: IpAddr = [10, 0, 0, real].into();
+        CheckSpec {
+            service: (ip, 80, Proto::Tcp),
+            real: (ip, 80),
+            probes: vec![Box::new(MiscProbe {
+                command: command.into(),
+                timeout: Duration::from_millis(timeout_ms),
+                dynamic: false,
+            })],
+            policy: Policy { delay_loop: Duration::from_millis(100), retry: 0, delay_before_retry: Duration::from_millis(50) },
+            start_up: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hung_check_does_not_delay_another() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let start = Instant::now();
+        let _runner = Runner::spawn(vec![spec(1, "sleep 30", 20_000), spec(2, "exit 1", 500)], tx);
+        let event = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(event.real.0, IpAddr::from([10, 0, 0, 2]));
+        assert!(!event.up);
+        assert!(event.reason.ends_with("script exit 1"), "{}", event.reason);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn recovery_is_reported() {
+        let flag = std::env::temp_dir().join(format!("xdpvs-runner-{}", std::process::id()));
+        let _ = std::fs::remove_file(&flag);
+        let (tx, mut rx) = mpsc::channel(8);
+        let _runner = Runner::spawn(vec![spec(3, &format!("test -e {}", flag.display()), 500)], tx);
+        let down = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        assert!(!down.up);
+        std::fs::write(&flag, b"").unwrap();
+        let up = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let _ = std::fs::remove_file(&flag);
+        assert!(up.up);
+        assert_eq!(up.reason, "ok");
+    }
+}
