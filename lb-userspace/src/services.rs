@@ -6,7 +6,11 @@
 //! A runtime change (`adm -a/-e/-d`, `ctl weight/drain`) holds until the next
 //! reload, which reports each one it overrides.
 
-use std::{collections::BTreeMap, fmt, net::IpAddr};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, SocketAddr},
+};
 
 use thiserror::Error;
 
@@ -63,6 +67,8 @@ pub struct Service {
     pub scheduler: String,
     pub persistence_timeout: u32,
     pub reals: BTreeMap<RealId, Real>,
+    /// Takes the traffic while no real can (`sorry_server`).
+    pub sorry_server: Option<SocketAddr>,
     /// Added at run time (`adm -A`), not in the configuration.
     pub runtime: bool,
     /// Changed at run time (`adm -E`).
@@ -74,13 +80,23 @@ impl Service {
         (self.vip, self.port, self.proto)
     }
 
+    /// Whether the sorry server stands in: no real is up with a weight.
+    pub fn sorry(&self) -> Option<SocketAddr> {
+        let serving = self.reals.values().any(|r| r.healthy && r.weight() > 0);
+        self.sorry_server.filter(|_| !serving)
+    }
+
     pub fn spec(&self) -> ServiceSpec {
+        let mut reals: Vec<RealSpec> = self.reals.values().map(Real::spec).collect();
+        if let Some(sorry) = self.sorry() {
+            reals.push(RealSpec { addr: sorry.ip(), port: sorry.port(), weight: 1, healthy: true });
+        }
         ServiceSpec {
             vip: self.vip,
             port: self.port,
             proto: self.proto,
             persist_timeout_s: self.persistence_timeout,
-            reals: self.reals.values().map(Real::spec).collect(),
+            reals,
         }
     }
 }
@@ -143,6 +159,7 @@ fn service_of(vs: &VirtualServer) -> Service {
                 ((r.addr, r.port), real)
             })
             .collect(),
+        sorry_server: vs.sorry_server,
         runtime: false,
         edited: false,
     }
@@ -241,6 +258,7 @@ impl Table {
             scheduler,
             persistence_timeout,
             reals: BTreeMap::new(),
+            sorry_server: None,
             runtime: true,
             edited: false,
         };
@@ -400,6 +418,17 @@ mod tests {
         t.set_weight(&id(), &r, 2).unwrap();
         assert_eq!(weights(&t)[0], (2, true));
         assert!(!t.set_health(&id(), &r, true, Some(7), "script exit 9".into()), "nothing changed");
+    }
+
+    #[test]
+    fn the_sorry_server_stands_in_while_no_real_can() {
+        let mut t = table("virtual_server 10.0.0.100 80 {\n sorry_server 10.0.0.99 80\n real_server 10.0.0.11 80 {\n }\n}\n");
+        let addrs = |t: &Table| t.specs()[0].reals.iter().map(|r| r.addr).collect::<Vec<_>>();
+        assert_eq!(addrs(&t), [ip("10.0.0.11")]);
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "refused".into());
+        assert_eq!(addrs(&t), [ip("10.0.0.11"), ip("10.0.0.99")]);
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), true, None, "ok".into());
+        assert_eq!(addrs(&t), [ip("10.0.0.11")]);
     }
 
     #[test]

@@ -19,7 +19,11 @@ use tokio::{
 
 use self::state::State;
 use crate::{
-    api::server::{self, ApiCall},
+    api::{
+        protocol::{Request, Response},
+        server::{self, ApiCall},
+    },
+    health::runner::{HealthEvent, Runner},
     config::{self, Config},
     dataplane::{
         loader::{self, AttachMode, Sizes},
@@ -68,6 +72,14 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
     }
 }
 
+/// Applies the configuration file again and restarts the health checks.
+/// VRRP instances keep running as they are: changing them needs a restart.
+fn reload(state: &mut State, checks: &mut Runner, events: &mpsc::Sender<HealthEvent>) -> Result<String> {
+    let (message, config) = state.reload()?;
+    *checks = Runner::spawn(state.check_specs(&config), events.clone());
+    Ok(message)
+}
+
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = load_config(&args.config)?;
     let sizes = Sizes::default();
@@ -88,6 +100,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // VRRP starts once XDP forwards, so a new master serves at once.
     let ha = Ha::start(&config).await?;
 
+    let (health_tx, mut health) = mpsc::channel(256);
+    let mut checks = Runner::spawn(state.check_specs(&config), health_tx.clone());
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
     tokio::spawn(async move {
@@ -109,11 +123,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
     loop {
         tokio::select! {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
+            Some(event) = health.recv() => state.health(event),
             Some((request, reply)) = api.recv() => {
-                let _ = reply.send(state.answer(request, &ha));
+                let answer = match request {
+                    Request::Reload => match reload(&mut state, &mut checks, &health_tx) {
+                        Ok(message) => Response::Done { message },
+                        Err(e) => Response::Error { message: format!("{e:#}") },
+                    },
+                    request => state.answer(request, &ha),
+                };
+                let _ = reply.send(answer);
             }
             _ = sighup.recv() => {
-                if let Err(e) = state.reload() {
+                if let Err(e) = reload(&mut state, &mut checks, &health_tx) {
                     error!("{e:#}");
                 }
             }

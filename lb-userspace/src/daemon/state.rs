@@ -10,6 +10,12 @@ use tokio::sync::watch;
 
 use super::{explain, load_config};
 use crate::{
+    config::{Config, Protocol},
+    health::{
+        self,
+        runner::{CheckSpec, HealthEvent},
+    },
+    services::Endpoint,
     api::protocol::{
         RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
     },
@@ -95,9 +101,56 @@ impl State {
         }
     }
 
+    /// A health check's verdict: applied at once, logged with its reason, how
+    /// long detection took and how long the maps took after the decision.
+    pub fn health(&mut self, e: HealthEvent) {
+        let rid = Endpoint(e.real.0, e.real.1);
+        let service = format!("{} {}", e.service.2, Endpoint(e.service.0, e.service.1));
+        if !self.table.set_health(&e.service, &e.real, e.up, e.weight, e.reason.clone()) {
+            return;
+        }
+        if let Err(err) = self.apply() {
+            error!("real {rid} of {service}: updating the data plane: {err:#}");
+            return;
+        }
+        let to_maps = e.decided_at.elapsed();
+        let detection = e.detected_in.map(|d| format!(", detected in {d:.1?}")).unwrap_or_default();
+        let weight = e.weight.map(|w| format!(", weight {w}")).unwrap_or_default();
+        if e.up {
+            info!("real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision", e.reason);
+        } else {
+            warn!("real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision", e.reason);
+        }
+        if let Some(s) = self.table.services.get(&e.service).and_then(|s| s.sorry()) {
+            warn!("{service}: no real can take traffic, sorry server {s} stands in");
+        }
+    }
+
+    /// The health checks the table needs, each starting from the real's
+    /// current state so a reload does not make it flap.
+    pub fn check_specs(&self, config: &Config) -> Vec<CheckSpec> {
+        let mut specs = Vec::new();
+        for vs in &config.virtual_servers {
+            let proto = match vs.protocol {
+                Protocol::Tcp => Proto::Tcp,
+                Protocol::Udp => Proto::Udp,
+            };
+            for real in &vs.reals {
+                let Some(mut spec) = health::spec_for(vs, real, proto) else { continue };
+                let current = self.table.services.get(&spec.service).and_then(|s| s.reals.get(&spec.real));
+                if let Some(r) = current {
+                    spec.start_up = r.healthy;
+                }
+                specs.push(spec);
+            }
+        }
+        specs
+    }
+
     /// Re-reads the configuration and applies the difference; a refused
-    /// configuration changes nothing.
-    pub fn reload(&mut self) -> Result<String> {
+    /// configuration changes nothing. Returns the new configuration so its
+    /// checks can be started.
+    pub fn reload(&mut self) -> Result<(String, Config)> {
         let config = load_config(&self.config_path)
             .context("reload refused, keeping the running configuration")?;
         let mut next = self.table.clone();
@@ -121,7 +174,7 @@ impl State {
             }
         );
         info!("{message}");
-        Ok(message)
+        Ok((message, config))
     }
 
     pub fn answer(&mut self, request: Request, ha: &Ha) -> Response {
@@ -136,7 +189,8 @@ impl State {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
             }),
-            Request::Reload => self.reload().map(done),
+            // The daemon loop answers it: it also restarts the checks.
+            Request::Reload => Err(anyhow::anyhow!("reload is handled by the daemon loop")),
             Request::Explain {
                 udp,
                 client,
