@@ -255,6 +255,14 @@ impl DrLab {
         sh(&self.artifacts.xdpvs.to_string_lossy(), &all)
     }
 
+    /// `xdpvs ctl ARGS` against LB node `lb`.
+    pub fn ctl(&self, lb: usize, args: &[&str]) -> Result<String> {
+        let socket = self.socket(lb);
+        let mut all = vec!["ctl", "--socket", socket.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        sh(&self.artifacts.xdpvs.to_string_lossy(), &all)
+    }
+
     /// `count` HTTP requests from the client to `addr`, each on a new
     /// connection that the client closes first (so no 5-tuple is reused).
     /// Returns the bodies ("<real> <client address seen>").

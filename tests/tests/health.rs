@@ -1,0 +1,131 @@
+//! End to end in network namespaces (root): health checks take a failed real
+//! out of service and bring it back, a reload changes weights for new flows
+//! only, and `xdpvs adm -L -n` shows the table throughout.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    time::{Duration, Instant},
+};
+
+use tests::{
+    netns::{in_netns, is_root, wait_for},
+    topology::{DrLab, VIP, real_addr},
+};
+
+fn config(weights: [u32; 2]) -> String {
+    let real = |i: usize, w: u32| {
+        format!(
+            "    real_server {} 80 {{\n        weight {w}\n        HTTP_GET {{\n            url {{\n                path /\n                status_code 200\n            }}\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
+            real_addr(i)
+        )
+    };
+    format!(
+        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n{}{}}}\n",
+        real(0, weights[0]),
+        real(1, weights[1])
+    )
+}
+
+fn vip() -> SocketAddr {
+    SocketAddr::from((VIP, 80))
+}
+
+/// Which reals answered `n` fresh connections, and how many failed.
+fn spread(lab: &DrLab, n: usize) -> ([usize; 2], usize) {
+    let mut counts = [0; 2];
+    let mut failed = 0;
+    for body in lab.requests(vip(), n).expect("client") {
+        match body.as_deref().map(|b| b.split(' ').next().unwrap_or_default()) {
+            Ok("rs1") => counts[0] += 1,
+            Ok("rs2") => counts[1] += 1,
+            _ => failed += 1,
+        }
+    }
+    (counts, failed)
+}
+
+/// One request on an open keep-alive connection; returns the real's name.
+fn ask(stream: &mut TcpStream) -> std::io::Result<String> {
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
+    let mut buf = [0u8; 512];
+    let n = stream.read(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    Ok(body.split(' ').next().unwrap_or_default().to_string())
+}
+
+/// A keep-alive connection from the client that landed on `real`.
+fn connection_to(lab: &DrLab, real: &'static str) -> TcpStream {
+    in_netns(&lab.client, move || {
+        for _ in 0..200 {
+            let mut s = TcpStream::connect_timeout(&vip(), Duration::from_secs(2)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            if ask(&mut s).expect("first request") == real {
+                return s;
+            }
+        }
+        panic!("no connection landed on {real}");
+    })
+    .expect("netns")
+}
+
+fn log_line(lab: &DrLab, needle: &str) -> anyhow::Result<String> {
+    lab.lab
+        .log("xdpvs-lb1")
+        .lines()
+        .find(|l| l.contains(needle))
+        .map(String::from)
+        .ok_or_else(|| anyhow::anyhow!("no log line with {needle:?}"))
+}
+
+#[test]
+fn failed_real_leaves_and_returns_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, XDP)");
+        return;
+    }
+    let mut lab = DrLab::build("h", 1, 2).expect("lab");
+    lab.lab.ip(&lab.lbs[0], &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).expect("VIP");
+    lab.start_xdpvs(0, &config([1, 1]), "native").expect("xdpvs");
+    let (counts, failed) = spread(&lab, 100);
+    assert!(counts[0] > 20 && counts[1] > 20 && failed == 0, "{counts:?} {failed}");
+
+    // A long-lived connection to the real that stays healthy.
+    let mut survivor = connection_to(&lab, "rs2");
+
+    lab.stop_nginx(0).expect("stop rs1");
+    let stopped = Instant::now();
+    let down = wait_for(Duration::from_secs(10), || log_line(&lab, &format!("real {}:80 of TCP {VIP}:80: DOWN", real_addr(0))))
+        .expect("rs1 detected down");
+    let detected = stopped.elapsed();
+    println!("rs1 stopped → DOWN in {detected:.2?} (bound: delay_loop 1 s + retry 1 × (0.5 s + timeout 1 s))\n{down}");
+    assert!(detected < Duration::from_secs(5), "{detected:?}");
+    let list = lab.adm(0, &["-L", "-n"]).expect("adm");
+    println!("{list}");
+    assert!(!list.contains(&format!("-> {}:80", real_addr(0))), "a down real leaves the table:\n{list}");
+
+    let (counts, failed) = spread(&lab, 100);
+    assert_eq!((counts, failed), ([0, 100], 0), "after detection every request goes to rs2 and none fails");
+    assert_eq!(ask(&mut survivor).expect("long-lived connection"), "rs2", "the healthy real's connection survives");
+
+    lab.start_nginx(0).expect("start rs1");
+    let up = wait_for(Duration::from_secs(10), || log_line(&lab, &format!("real {}:80 of TCP {VIP}:80: UP", real_addr(0))))
+        .expect("rs1 back up");
+    println!("{up}");
+    let (counts, failed) = spread(&lab, 100);
+    assert!(counts[0] > 20 && failed == 0, "rs1 takes new flows again: {counts:?}");
+
+    // Reload with new weights: new flows follow them, the open connection stays.
+    let conf = lab.lab.dir.join("xdpvs-lb1.conf");
+    std::fs::write(&conf, config([0, 1])).expect("rewrite config");
+    let reload = lab.ctl(0, &["reload"]).expect("ctl reload");
+    println!("{reload}");
+    let (counts, failed) = spread(&lab, 50);
+    assert_eq!((counts, failed), ([0, 50], 0), "weight 0 takes no new flows");
+    assert_eq!(ask(&mut survivor).expect("after reload"), "rs2");
+    let stats = lab.adm(0, &["-L", "-n", "--stats"]).expect("adm");
+    println!("{stats}");
+    let list = lab.adm(0, &["-L", "-n"]).expect("adm");
+    assert!(list.contains(&format!("  -> {}:80               Route   0", real_addr(0))), "{list}");
+}
