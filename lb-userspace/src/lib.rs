@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod ha;
 pub mod health;
 pub mod maglev;
+pub mod metrics;
 pub mod neighbour;
 pub mod services;
 pub mod vrrp;

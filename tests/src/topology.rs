@@ -29,6 +29,9 @@ use crate::netns::{Lab, in_netns, sh, wait_for};
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 100);
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 10);
 
+/// Where every LB node serves its metrics, inside its own namespace.
+pub const METRICS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9120);
+
 pub fn lb_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 100, 0, 2 + i as u8)
 }
@@ -233,6 +236,8 @@ impl DrLab {
                 mode,
                 "--socket",
                 &socket.to_string_lossy(),
+                "--metrics",
+                &METRICS.to_string(),
             ],
         )?;
         wait_for(Duration::from_secs(15), || {
@@ -253,6 +258,18 @@ impl DrLab {
         let mut all = vec!["adm", "--socket", socket.to_str().unwrap_or_default()];
         all.extend_from_slice(args);
         sh(&self.artifacts.xdpvs.to_string_lossy(), &all)
+    }
+
+    /// The Prometheus text LB node `lb` serves.
+    pub fn metrics(&self, lb: usize) -> Result<String> {
+        in_netns(&self.lbs[lb], || -> Result<String> {
+            let mut s = TcpStream::connect_timeout(&METRICS, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: lb\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })?
     }
 
     /// `xdpvs ctl ARGS` against LB node `lb`.

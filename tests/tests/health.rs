@@ -128,4 +128,12 @@ fn failed_real_leaves_and_returns_root() {
     println!("{stats}");
     let list = lab.adm(0, &["-L", "-n"]).expect("adm");
     assert!(list.contains(&format!("  -> {}:80               Route   0", real_addr(0))), "{list}");
+    let metrics = lab.metrics(0).expect("metrics");
+    for line in [
+        format!("xdpvs_real_weight{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\",real=\"{}:80\"}} 0", real_addr(0)),
+        format!("xdpvs_real_up{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\",real=\"{}:80\"}} 1", real_addr(1)),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+    }
+    assert!(metrics.contains("xdpvs_verdict_packets_total{reason=\"forwarded\"}"), "{metrics}");
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// A service as ipvsadm names it: `-t VIP:PORT` or `-u VIP:PORT`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceRef {
-    /// "TCP" or "UDP".
+    /// UDP rather than TCP.
     pub udp: bool,
     pub vip: IpAddr,
     pub port: u16,
@@ -60,6 +60,8 @@ pub enum Request {
     /// `adm -C`.
     Clear,
     Reload,
+    /// Prometheus text for `--metrics`.
+    Metrics,
     /// Where a flow from `client` to `vip` goes now, and why.
     Explain {
         udp: bool,
@@ -87,6 +89,9 @@ pub enum Response {
         instances: serde_json::Value,
     },
     Explain {
+        text: String,
+    },
+    Metrics {
         text: String,
     },
     Error {

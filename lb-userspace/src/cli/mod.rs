@@ -45,6 +45,9 @@ pub enum Command {
         /// Load this XDP object instead of the embedded one.
         #[arg(long)]
         bpf_object: Option<PathBuf>,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9120).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -67,6 +70,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             xdp_mode,
             socket,
             bpf_object,
+            metrics,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -79,6 +83,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 xdp_mode,
                 socket,
                 bpf_object,
+                metrics,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -24,6 +24,7 @@ use crate::{
         server::{self, ApiCall},
     },
     health::runner::{HealthEvent, Runner},
+    metrics,
     config::{self, Config},
     dataplane::{
         loader::{self, AttachMode, Sizes},
@@ -41,6 +42,8 @@ pub struct RunArgs {
     pub xdp_mode: AttachMode,
     pub socket: PathBuf,
     pub bpf_object: Option<PathBuf>,
+    /// Serve Prometheus metrics here.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
@@ -110,6 +113,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     let (api_tx, mut api) = mpsc::channel::<ApiCall>(16);
+    if let Some(addr) = args.metrics {
+        metrics::serve(addr, api_tx.clone()).await?;
+    }
     server::spawn(&args.socket, api_tx)?;
 
     let mut sigint = signal(SignalKind::interrupt())?;

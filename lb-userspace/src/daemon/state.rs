@@ -15,6 +15,7 @@ use crate::{
         self,
         runner::{CheckSpec, HealthEvent},
     },
+    metrics,
     services::Endpoint,
     api::protocol::{
         RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
@@ -202,6 +203,9 @@ impl State {
                 explain::explain(self, proto, (client, client_port), (vip, port))
                     .map(|text| Response::Explain { text })
             }
+            Request::Metrics => self.services().map(|services| Response::Metrics {
+                text: metrics::render(&services, &self.reasons(), &ha.status()),
+            }),
             Request::ZeroCounters => self
                 .maps
                 .zero_counters()
