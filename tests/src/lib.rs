@@ -2,6 +2,7 @@
 //! tests in network namespaces, the demo and the data-plane benchmark.
 
 pub mod keepalived;
+pub mod load;
 pub mod netns;
 pub mod packet;
 pub mod topology;

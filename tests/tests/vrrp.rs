@@ -3,22 +3,15 @@
 //! beside the RFC bounds (advert_int 1 s, so Master_Down_Interval is
 //! 3 s + Skew_Time, and Skew_Time is (256 - priority)/256 s).
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    thread,
-    time::Duration,
-};
+use std::{net::SocketAddr, thread, time::Duration};
 
 use tests::{
     keepalived::{
         self, Vrrp, has_vip, mac_of, master_down_interval, neigh_mac, skew_time, wait_vip,
     },
-    netns::{in_netns, is_root},
-    topology::{DrLab, VIP, http_get},
+    load::Load,
+    netns::is_root,
+    topology::{DrLab, VIP},
 };
 
 /// Scheduling, polling and process start-up on a loaded 2-core runner.
@@ -131,52 +124,6 @@ fn keepalived_interop_v2_pass_auth_root() {
 fn keepalived_interop_v3_root() {
     if !skip() {
         against_keepalived(3);
-    }
-}
-
-/// Requests through the VIP on a loop until told to stop; (ok, failed).
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    thread: thread::JoinHandle<()>,
-}
-
-impl Load {
-    fn start(lab: &DrLab) -> Self {
-        let (stop, ok, failed) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicUsize::new(0)),
-        );
-        let (s, o, f, ns) = (stop.clone(), ok.clone(), failed.clone(), lab.client.clone());
-        let thread = thread::spawn(move || {
-            in_netns(&ns, move || {
-                while !s.load(Ordering::Relaxed) {
-                    match http_get(SocketAddr::from((VIP, 80))) {
-                        Ok(_) => o.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => f.fetch_add(1, Ordering::Relaxed),
-                    };
-                    thread::sleep(Duration::from_millis(20));
-                }
-            })
-            .expect("client namespace");
-        });
-        Load {
-            stop,
-            ok,
-            failed,
-            thread,
-        }
-    }
-
-    fn finish(self) -> (usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("load thread");
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
     }
 }
 

@@ -1,7 +1,9 @@
 //! The daemon's handles on the XDP program's maps: applies the reconciler's
 //! writes and reads the per-CPU counters.
 
-use anyhow::{Context as _, Result, anyhow};
+use std::os::fd::{AsFd as _, OwnedFd};
+
+use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::PerCpuValues;
 use aya::{
     Ebpf,
@@ -11,11 +13,15 @@ use lb_common::{
     Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps,
 };
 
-use super::reconcile::Write;
+use log::debug;
+
+use super::{batch, reconcile::Write};
 
 pub struct Maps {
     services: HashMap<MapData, ServiceKey, Service>,
     rings: Array<MapData, u32>,
+    /// For batch writes, which aya does not offer.
+    rings_fd: OwnedFd,
     reals: Array<MapData, Real>,
     flows: HashMap<MapData, FlowKey, Binding>,
     persist: HashMap<MapData, PersistKey, Binding>,
@@ -31,9 +37,14 @@ fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
 
 impl Maps {
     pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
+        let rings = take(ebpf, maps::RINGS)?;
         Ok(Self {
             services: take(ebpf, maps::SERVICES)?.try_into()?,
-            rings: take(ebpf, maps::RINGS)?.try_into()?,
+            rings_fd: match &rings {
+                Map::Array(data) => data.fd().as_fd().try_clone_to_owned()?,
+                _ => bail!("{} is not an array", maps::RINGS),
+            },
+            rings: rings.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
             flows: take(ebpf, maps::FLOWS)?.try_into()?,
             persist: take(ebpf, maps::PERSIST)?.try_into()?,
@@ -52,14 +63,7 @@ impl Maps {
                     .reals
                     .set(*index, real, 0)
                     .with_context(|| format!("REALS[{index}]"))?,
-                Write::RingSlots { ring, slots } => {
-                    let base = ring * RING_SIZE;
-                    for (pos, real) in slots {
-                        self.rings
-                            .set(base + pos, real, 0)
-                            .with_context(|| format!("RINGS[{}]", base + pos))?;
-                    }
-                }
+                Write::RingSlots { ring, slots } => self.write_ring(*ring, slots)?,
                 Write::Service { key, service } => self
                     .services
                     .insert(key, service, 0)
@@ -67,6 +71,21 @@ impl Maps {
                 Write::DeleteService { key } => {
                     self.services.remove(key).context("SERVICES remove")?
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// One batch for the whole ring change, slot by slot if the kernel has
+    /// no batch updates for arrays.
+    fn write_ring(&mut self, ring: u32, slots: &[(u32, u32)]) -> Result<()> {
+        let base = ring * RING_SIZE;
+        let keys: Vec<u32> = slots.iter().map(|(pos, _)| base + pos).collect();
+        let values: Vec<u32> = slots.iter().map(|(_, real)| *real).collect();
+        if let Err(e) = batch::update_u32_array(&self.rings_fd, &keys, &values) {
+            debug!("batch update of RINGS failed ({e}); writing slot by slot");
+            for (k, v) in keys.iter().zip(&values) {
+                self.rings.set(*k, v, 0).with_context(|| format!("RINGS[{k}]"))?;
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! The data plane's driver: loading and attaching the XDP program, and the
 //! reconciler that owns its maps.
 
+mod batch;
 pub mod keys;
 pub mod loader;
 pub mod maps;

@@ -1,13 +1,21 @@
 //! `cargo xtask demo`: xdpvs in network namespaces with a built-in
-//! keepalived-style config. A client sends a bounded burst of HTTP requests
-//! to the VIP; the demo prints what each real received beside its weight, and
-//! the balancer's own `xdpvs adm -L -n --stats`, then cleans everything up.
+//! keepalived-style config: two LB nodes sharing the VIP by VRRP, two nginx
+//! reals with HTTP health checks. It shows the weighted split, a real
+//! failing and coming back, and the master being killed mid-traffic, with
+//! the times measured; then it cleans everything up.
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Instant};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result, bail};
 use tests::{
-    netns::is_root,
+    keepalived::{master_down_interval, wait_vip},
+    load::Load,
+    netns::{is_root, wait_for},
     topology::{DrLab, VIP, real_addr},
 };
 
@@ -21,65 +29,107 @@ fn main() {
     }
 }
 
+fn config(priority: u8) -> String {
+    let real = |i: usize| {
+        format!(
+            "  real_server {} 80 {{\n    weight {}\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n      \
+             connect_timeout 1\n      retry 1\n      delay_before_retry 0.5\n    }}\n  }}\n",
+            real_addr(i),
+            WEIGHTS[i]
+        )
+    };
+    format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 1\n  \
+         authentication {{\n    auth_type PASS\n    auth_pass demo\n  }}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+        real(0),
+        real(1)
+    )
+}
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
 fn demo() -> Result<()> {
     if !is_root() {
         bail!("the demo needs root (network namespaces, XDP)");
     }
-    let config = format!(
-        "virtual_server {VIP} 80 {{\n  delay_loop 5\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n\
-         \x20 real_server {r1} 80 {{\n    weight {w1}\n  }}\n\
-         \x20 real_server {r2} 80 {{\n    weight {w2}\n  }}\n}}\n",
-        r1 = real_addr(0),
-        r2 = real_addr(1),
-        w1 = WEIGHTS[0],
-        w2 = WEIGHTS[1],
-    );
-    println!("== building the lab: client, lb1, rs1, rs2 on one bridge (namespaces)");
-    let mut lab = DrLab::build("demo", 1, 2)?;
-    lab.lab.ip(
-        &lab.lbs[0],
-        &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
-    )?;
-    println!("== xdpvs config (lb1):\n{config}");
-    lab.start_xdpvs(0, &config, "native")
-        .context("starting xdpvs")?;
-    println!("== xdpvs is forwarding with native XDP on lb1/eth0");
+    section("building the lab: client, lb1, lb2, rs1, rs2 on one bridge (network namespaces)");
+    let mut lab = DrLab::build("demo", 2, 2)?;
+    println!("xdpvs config of lb1 (lb2 has priority 99):\n{}", config(100));
+    lab.start_xdpvs(1, &config(99), "native").context("starting xdpvs on lb2")?;
+    lab.start_xdpvs(0, &config(100), "native").context("starting xdpvs on lb1")?;
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let elected = wait_vip(&lb1, true, Duration::from_secs(10)).context("lb1 becoming master")?;
+    println!("lb1 is VRRP master and holds {VIP} ({elected:.1?} after start); lb2 is backup");
 
-    println!("== {REQUESTS} HTTP requests from the client to {VIP}:80, one connection each");
+    section(&format!("{REQUESTS} HTTP requests to {VIP}:80, one connection each"));
     let start = Instant::now();
-    let bodies = lab.requests(SocketAddr::from((VIP, 80)), REQUESTS)?;
-    let elapsed = start.elapsed();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut failed = 0;
-    for body in bodies {
-        match body {
-            Ok(b) => {
-                *counts
-                    .entry(b.split(' ').next().unwrap_or_default().to_string())
-                    .or_default() += 1
-            }
-            Err(_) => failed += 1,
-        }
-    }
-    let total_weight: u32 = WEIGHTS.iter().sum();
-    println!("\n  real          weight  expected  received");
+    let counts = tally(&lab, REQUESTS)?;
+    let total: u32 = WEIGHTS.iter().sum();
+    println!("  real                  weight  expected  received");
     for (i, w) in WEIGHTS.iter().enumerate() {
         let name = format!("rs{}", i + 1);
-        let got = counts.get(&name).copied().unwrap_or(0);
-        let expected = REQUESTS as f64 * *w as f64 / total_weight as f64;
-        println!(
-            "  {name} {:<9} {w:>4} {expected:>9.0} {got:>9}",
-            real_addr(i)
-        );
+        let expected = REQUESTS as f64 * f64::from(*w) / f64::from(total);
+        println!("  {name} {:<15} {w:>6} {expected:>9.0} {:>9}", real_addr(i), counts.get(&name).unwrap_or(&0));
     }
-    println!(
-        "  failed requests: {failed}; {:.0} requests/s",
-        REQUESTS as f64 / elapsed.as_secs_f64()
-    );
-    println!(
-        "\n== xdpvs adm -L -n --stats (on lb1)\n{}",
-        lab.adm(0, &["-L", "-n", "--stats"])?
-    );
-    println!("== cleaning up");
+    println!("  failed: {}; {:.0} requests/s", counts.get("failed").unwrap_or(&0), REQUESTS as f64 / start.elapsed().as_secs_f64());
+
+    section("rs2's nginx stops: health checks take it out");
+    lab.stop_nginx(1)?;
+    let stopped = Instant::now();
+    let line = wait_for(Duration::from_secs(10), || log_line(&lab, "rs2", "DOWN"))?;
+    println!("  {:.2?} after the stop: {}", stopped.elapsed(), tail(&line));
+    let counts = tally(&lab, 100)?;
+    println!("  100 new requests: {counts:?}");
+    lab.start_nginx(1)?;
+    let started = Instant::now();
+    let line = wait_for(Duration::from_secs(10), || log_line(&lab, "rs2", "UP"))?;
+    println!("  nginx back: {:.2?} later: {}", started.elapsed(), tail(&line));
+
+    section("kill -9 of the master (lb1) while the client sends a request every 20 ms");
+    let load = Load::start(&lab);
+    thread::sleep(Duration::from_millis(500));
+    lab.lab.stop("xdpvs-lb1", libc::SIGKILL)?;
+    let bound = master_down_interval(2, 99);
+    let took = wait_vip(&lb2, true, bound + Duration::from_secs(2)).context("lb2 taking over")?;
+    thread::sleep(Duration::from_secs(1));
+    let (ok, failed) = load.finish();
+    println!("  lb2 took the VIP {took:.2?} after the kill (Master_Down_Interval for priority 99: {bound:.2?})");
+    println!("  requests meanwhile: {ok} ok, {failed} failed");
+    let counts = tally(&lab, 100)?;
+    println!("  100 new requests through lb2: {counts:?}");
+
+    section("xdpvs adm -L -n --stats on lb2 (the new master)");
+    print!("{}", lab.adm(1, &["-L", "-n", "--stats"])?);
+    section("cleaning up");
     Ok(())
+}
+
+fn tally(lab: &DrLab, n: usize) -> Result<BTreeMap<String, usize>> {
+    let mut counts = BTreeMap::new();
+    for body in lab.requests(SocketAddr::from((VIP, 80)), n)? {
+        let key = match body {
+            Ok(b) => b.split(' ').next().unwrap_or_default().to_string(),
+            Err(_) => "failed".to_string(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    Ok(counts)
+}
+
+/// The newest lb1 log line about `real` going `state`.
+fn log_line(lab: &DrLab, real: &str, state: &str) -> Result<String> {
+    let addr = real_addr(if real == "rs1" { 0 } else { 1 });
+    let needle = format!("real {addr}:80 of TCP {VIP}:80: {state}");
+    match lab.lab.log("xdpvs-lb1").lines().rev().find(|l| l.contains(&needle)) {
+        Some(l) => Ok(l.to_string()),
+        None => bail!("no {state} yet"),
+    }
+}
+
+/// A log line without its timestamp and module.
+fn tail(line: &str) -> &str {
+    line.split_once("] ").map_or(line, |(_, t)| t)
 }
