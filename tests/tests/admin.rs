@@ -1,0 +1,90 @@
+//! End to end in network namespaces (root): ipvsadm's commands and `xdpvs
+//! ctl` change the running daemon's table, and traffic follows at once.
+
+use std::net::SocketAddr;
+
+use tests::{
+    netns::is_root,
+    topology::{CLIENT, DrLab, VIP, real_addr},
+};
+
+fn config() -> String {
+    format!(
+        "virtual_server {VIP} 80 {{\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n  \
+         real_server {} 80 {{\n    weight 1\n  }}\n  real_server {} 80 {{\n    weight 1\n  }}\n}}\n",
+        real_addr(0),
+        real_addr(1)
+    )
+}
+
+/// How many of `n` fresh connections each real answered.
+fn spread(lab: &DrLab, n: usize) -> [usize; 2] {
+    let mut counts = [0; 2];
+    for body in lab.requests(SocketAddr::from((VIP, 80)), n).expect("client") {
+        match body.expect("request").split(' ').next() {
+            Some("rs1") => counts[0] += 1,
+            Some("rs2") => counts[1] += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    counts
+}
+
+#[test]
+fn ipvsadm_commands_change_the_running_table_root() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, XDP)");
+        return;
+    }
+    let mut lab = DrLab::build("a", 1, 2).expect("lab");
+    lab.lab.ip(&lab.lbs[0], &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).expect("VIP");
+    lab.start_xdpvs(0, &config(), "native").expect("xdpvs");
+    let (vip, rs1, rs2) = (format!("{VIP}:80"), format!("{}:80", real_addr(0)), format!("{}:80", real_addr(1)));
+    let adm = |args: &[&str]| lab.adm(0, args).unwrap_or_else(|e| panic!("adm {args:?}: {e:#}"));
+
+    // -d: the real leaves; its flows are placed again, every new flow goes to rs2.
+    adm(&["-d", "-t", &vip, "-r", &rs1]);
+    assert!(!adm(&["-L", "-n"]).contains(&rs1));
+    assert_eq!(spread(&lab, 40), [0, 40]);
+    // -a with a weight: back, at three times rs2's share.
+    adm(&["-a", "-t", &vip, "-r", &rs1, "-g", "-w", "3"]);
+    assert!(adm(&["-L", "-n"]).contains(&format!("  -> {rs1:<28} Route   3")));
+    let c = spread(&lab, 200);
+    assert!(c[0] > c[1] * 2, "weights 3:1 → {c:?}");
+    // -e -w 0 and `ctl drain`: no new flows.
+    adm(&["-e", "-t", &vip, "-r", &rs1, "-w", "0"]);
+    assert_eq!(spread(&lab, 40), [0, 40]);
+    lab.ctl(0, &["weight", &vip, &rs1, "1"]).expect("ctl weight");
+    lab.ctl(0, &["drain", &vip, &rs2]).expect("ctl drain");
+    assert_eq!(spread(&lab, 40), [40, 0]);
+
+    // explain: a flow not seen yet goes by the ring, to the only real with weight.
+    let explained = lab.ctl(0, &["explain", "tcp", &format!("{CLIENT}:40000"), &vip]).expect("explain");
+    assert!(explained.contains("Maglev ring") && explained.contains(&format!("→ {rs1}")), "{explained}");
+
+    // -A / -E / -D of a UDP service; -m is refused.
+    adm(&["-A", "-u", &format!("{VIP}:53"), "-s", "rr"]);
+    adm(&["-E", "-u", &format!("{VIP}:53"), "-s", "sh", "-p", "60"]);
+    assert!(adm(&["-L", "-n"]).contains(&format!("UDP  {VIP}:53 sh persistent 60")));
+    adm(&["-D", "-u", &format!("{VIP}:53")]);
+    assert!(!adm(&["-L", "-n"]).contains("UDP"));
+    let refused = lab.adm(0, &["-a", "-t", &vip, "-r", &rs1, "-m"]).expect_err("NAT must be refused");
+    assert!(refused.to_string().contains("not supported"), "{refused:#}");
+
+    // -Z zeroes the counters; status lists health and MACs.
+    adm(&["-Z"]);
+    let stats = adm(&["-L", "-n", "--stats"]);
+    let row: Vec<&str> = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("TCP  {vip} ")))
+        .map(|l| l.split_whitespace().skip(2).collect())
+        .unwrap_or_default();
+    assert_eq!(row, ["0"; 5], "{stats}");
+    let status = lab.ctl(0, &["status"]).expect("status");
+    assert!(status.contains(&format!("{rs1}  UP")) && !status.contains("mac unknown"), "{status}");
+    println!("{status}");
+
+    // -C: nothing left, and the VIP's traffic goes to the kernel.
+    adm(&["-C"]);
+    assert!(!adm(&["-L", "-n"]).contains("TCP"));
+}
