@@ -106,9 +106,22 @@ pub fn start(lab: &mut Lab, name: &str, ns: &str, conf: &str) -> Result<u32> {
         ns,
         "/usr/sbin/keepalived".as_ref(),
         &[
-            "-n", "-l", "-D", "-P", "-f", &conf_path, "-p", &pid, "-r", &vpid,
+            "-n", "-l", "-D", "-P", "-R", "-f", &conf_path, "-p", &pid, "-r", &vpid,
         ],
     )
+}
+
+/// Crashes keepalived's VRRP process (SIGKILL to the PID in its pid file).
+/// Killing the parent instead would not do: its VRRP child is told of the
+/// parent's death and stops gracefully, with a priority-0 advert.
+pub fn crash_vrrp(lab: &Lab, name: &str) -> Result<()> {
+    let path = lab.dir.join(format!("{name}.vrrp.pid"));
+    let pid: i32 = std::fs::read_to_string(&path)?.trim().parse()?;
+    // SAFETY: kill on the PID keepalived (our child) recorded for its VRRP process.
+    if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+        bail!("kill {pid}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether `ns` holds the VIP on eth0.

@@ -111,6 +111,16 @@ fn against_keepalived(version: u8) {
     lab.lab
         .alive("keepalived")
         .expect("keepalived still running");
+
+    // The other way round: the keepalived master crashes, xdpvs takes over.
+    keepalived::crash_vrrp(&lab.lab, "keepalived").expect("kill -9 keepalived's VRRP process");
+    let took = wait_vip(&lb1, true, our_down + SLACK).expect("xdpvs takes over from keepalived");
+    report(
+        &format!("v{version} kill -9 keepalived -> xdpvs master"),
+        took,
+        "Master_Down_Interval(100)",
+        our_down,
+    );
 }
 
 #[test]

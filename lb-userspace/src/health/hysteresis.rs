@@ -34,7 +34,12 @@ pub struct Tracker {
 impl Tracker {
     /// `up`: the state before the first check (down with keepalived's `alpha`).
     pub fn new(policy: Policy, up: bool) -> Self {
-        Self { policy, up, failures: 0, first_failure: None }
+        Self {
+            policy,
+            up,
+            failures: 0,
+            first_failure: None,
+        }
     }
 
     pub fn is_up(&self) -> bool {
@@ -48,18 +53,34 @@ impl Tracker {
             self.up = true;
             self.failures = 0;
             self.first_failure = None;
-            return Step { transition, next_in: p.delay_loop, detected_in: None };
+            return Step {
+                transition,
+                next_in: p.delay_loop,
+                detected_in: None,
+            };
         }
         let first = *self.first_failure.get_or_insert(now);
         self.failures += 1;
         if !self.up {
-            return Step { transition: None, next_in: p.delay_loop, detected_in: None };
+            return Step {
+                transition: None,
+                next_in: p.delay_loop,
+                detected_in: None,
+            };
         }
         if self.failures <= p.retry {
-            return Step { transition: None, next_in: p.delay_before_retry, detected_in: None };
+            return Step {
+                transition: None,
+                next_in: p.delay_before_retry,
+                detected_in: None,
+            };
         }
         self.up = false;
-        Step { transition: Some(false), next_in: p.delay_loop, detected_in: Some(now - first) }
+        Step {
+            transition: Some(false),
+            next_in: p.delay_loop,
+            detected_in: Some(now - first),
+        }
     }
 }
 
@@ -67,8 +88,11 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    const POLICY: Policy =
-        Policy { delay_loop: Duration::from_secs(6), retry: 2, delay_before_retry: Duration::from_secs(1) };
+    const POLICY: Policy = Policy {
+        delay_loop: Duration::from_secs(6),
+        retry: 2,
+        delay_before_retry: Duration::from_secs(1),
+    };
 
     #[test]
     fn down_after_retry_plus_one_failures_spaced_by_delay_before_retry() {
@@ -80,10 +104,18 @@ mod tests {
         assert_eq!((s.transition, s.next_in), (None, Duration::from_secs(1)));
         let s = t.observe(false, t0 + Duration::from_secs(2));
         assert_eq!(s.transition, Some(false));
-        assert_eq!(s.next_in, Duration::from_secs(6), "a down real is checked every delay_loop");
+        assert_eq!(
+            s.next_in,
+            Duration::from_secs(6),
+            "a down real is checked every delay_loop"
+        );
         assert_eq!(s.detected_in, Some(Duration::from_secs(2)));
         assert!(!t.is_up());
-        assert_eq!(t.observe(false, t0 + Duration::from_secs(8)).transition, None, "already down");
+        assert_eq!(
+            t.observe(false, t0 + Duration::from_secs(8)).transition,
+            None,
+            "already down"
+        );
     }
 
     #[test]
@@ -97,7 +129,10 @@ mod tests {
         t.observe(false, t0);
         assert_eq!(t.observe(false, t0).transition, Some(false));
         let s = t.observe(true, t0);
-        assert_eq!((s.transition, s.next_in), (Some(true), Duration::from_secs(6)));
+        assert_eq!(
+            (s.transition, s.next_in),
+            (Some(true), Duration::from_secs(6))
+        );
     }
 
     #[test]
@@ -106,5 +141,58 @@ mod tests {
         assert_eq!(t.observe(false, Instant::now()).transition, Some(false));
         let mut t = Tracker::new(POLICY, false);
         assert_eq!(t.observe(true, Instant::now()).transition, Some(true));
+    }
+
+    /// Every sequence of up to 9 outcomes, for `retry` 0 to 3 and both
+    /// starting states, against a direct statement of keepalived's rule.
+    #[test]
+    fn every_short_sequence_follows_the_rule() {
+        let t0 = Instant::now();
+        let at = |k: u32| t0 + Duration::from_secs(u64::from(k));
+        for retry in 0..=3 {
+            let policy = Policy { retry, ..POLICY };
+            for start_up in [true, false] {
+                for len in 0..=9u32 {
+                    for bits in 0..(1u32 << len) {
+                        let mut tracker = Tracker::new(policy, start_up);
+                        let (mut up, mut streak, mut streak_start) = (start_up, 0, 0);
+                        for k in 0..len {
+                            let ok = bits >> k & 1 == 1;
+                            let step = tracker.observe(ok, at(k));
+                            let ctx = format!(
+                                "retry {retry}, start up {start_up}, bits {bits:b}, step {k}"
+                            );
+                            if ok {
+                                assert_eq!(step.transition, (!up).then_some(true), "{ctx}");
+                                assert_eq!(step.next_in, policy.delay_loop, "{ctx}");
+                                (up, streak) = (true, 0);
+                            } else {
+                                if streak == 0 {
+                                    streak_start = k;
+                                }
+                                streak += 1;
+                                let goes_down = up && streak == retry + 1;
+                                assert_eq!(step.transition, goes_down.then_some(false), "{ctx}");
+                                let detected = Duration::from_secs(u64::from(k - streak_start));
+                                assert_eq!(
+                                    step.detected_in,
+                                    goes_down.then_some(detected),
+                                    "{ctx}"
+                                );
+                                let retrying = up && !goes_down;
+                                let next = if retrying {
+                                    policy.delay_before_retry
+                                } else {
+                                    policy.delay_loop
+                                };
+                                assert_eq!(step.next_in, next, "{ctx}");
+                                up &= !goes_down;
+                            }
+                            assert_eq!(tracker.is_up(), up, "{ctx}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

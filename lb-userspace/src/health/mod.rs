@@ -12,11 +12,7 @@ pub mod tcp;
 use std::net::SocketAddr;
 
 use self::{
-    http::HttpProbe,
-    hysteresis::Policy,
-    misc::MiscProbe,
-    probe::Probe,
-    runner::CheckSpec,
+    http::HttpProbe, hysteresis::Policy, misc::MiscProbe, probe::Probe, runner::CheckSpec,
     tcp::TcpProbe,
 };
 use crate::{
@@ -40,7 +36,11 @@ pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<C
             HealthCheck::TcpCheck(c) => {
                 retry = retry.max(c.retry);
                 delay_before_retry = delay_before_retry.min(c.delay_before_retry);
-                probes.push(Box::new(TcpProbe { target: target(c.connect_ip, c.connect_port), bindto: c.bindto, timeout: c.connect_timeout }));
+                probes.push(Box::new(TcpProbe {
+                    target: target(c.connect_ip, c.connect_port),
+                    bindto: c.bindto,
+                    timeout: c.connect_timeout,
+                }));
             }
             HealthCheck::HttpGet(c) => {
                 retry = retry.max(c.retry);
@@ -63,7 +63,11 @@ pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<C
         service: (vs.addr, vs.port, proto),
         real: (real.addr, real.port),
         probes,
-        policy: Policy { delay_loop: vs.delay_loop, retry, delay_before_retry },
+        policy: Policy {
+            delay_loop: vs.delay_loop,
+            retry,
+            delay_before_retry,
+        },
         start_up: !vs.alpha,
     })
 }

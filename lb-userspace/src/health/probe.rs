@@ -1,6 +1,6 @@
 //! One kind of check behind one small trait, and what an attempt found.
 
-use std::{fmt, future::Future, pin::Pin, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -10,31 +10,25 @@ pub enum Outcome {
     Down(Failure),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why an attempt failed; the text goes to logs and `xdpvs ctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
+    #[error("connection refused")]
     Refused,
+    #[error("timeout after {0:?}")]
     Timeout(Duration),
+    #[error("status {0}")]
     Status(u16),
+    #[error("digest mismatch")]
     DigestMismatch,
+    #[error("bad response: {0}")]
     BadResponse(String),
+    #[error("script exit {0}")]
     Exit(i32),
+    #[error("script killed by a signal")]
     Signal,
+    #[error("{0}")]
     Io(String),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Refused => f.write_str("connection refused"),
-            Failure::Timeout(d) => write!(f, "timeout after {d:?}"),
-            Failure::Status(s) => write!(f, "status {s}"),
-            Failure::DigestMismatch => f.write_str("digest mismatch"),
-            Failure::BadResponse(w) => write!(f, "bad response: {w}"),
-            Failure::Exit(c) => write!(f, "script exit {c}"),
-            Failure::Signal => f.write_str("script killed by a signal"),
-            Failure::Io(e) => f.write_str(e),
-        }
-    }
 }
 
 impl From<std::io::Error> for Failure {
@@ -57,5 +51,43 @@ pub trait Probe: Send + Sync {
 
 /// Runs `attempt` for at most `limit`.
 pub async fn bounded(limit: Duration, attempt: impl Future<Output = Outcome>) -> Outcome {
-    tokio::time::timeout(limit, attempt).await.unwrap_or(Outcome::Down(Failure::Timeout(limit)))
+    tokio::time::timeout(limit, attempt)
+        .await
+        .unwrap_or(Outcome::Down(Failure::Timeout(limit)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_keepalived_logs_them() {
+        assert_eq!(Failure::Refused.to_string(), "connection refused");
+        assert_eq!(
+            Failure::Timeout(Duration::from_secs(2)).to_string(),
+            "timeout after 2s"
+        );
+        assert_eq!(
+            Failure::Timeout(Duration::from_millis(200)).to_string(),
+            "timeout after 200ms"
+        );
+        assert_eq!(Failure::Status(500).to_string(), "status 500");
+        assert_eq!(Failure::Exit(1).to_string(), "script exit 1");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(Failure::from(refused), Failure::Refused);
+        assert!(
+            matches!(Failure::from(std::io::Error::other("boom")), Failure::Io(m) if m == "boom")
+        );
+    }
+
+    #[tokio::test]
+    async fn bounded_stops_a_hung_attempt() {
+        let hung = std::future::pending::<Outcome>();
+        let limit = Duration::from_millis(50);
+        assert_eq!(
+            bounded(limit, hung).await,
+            Outcome::Down(Failure::Timeout(limit))
+        );
+        assert_eq!(bounded(limit, async { Outcome::Up }).await, Outcome::Up);
+    }
 }

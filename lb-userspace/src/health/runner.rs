@@ -88,7 +88,22 @@ pub struct Runner {
 
 impl Runner {
     pub fn spawn(specs: Vec<CheckSpec>, events: mpsc::Sender<HealthEvent>) -> Self {
-        Self { tasks: specs.into_iter().map(|s| tokio::spawn(watch(s, events.clone()))).collect() }
+        Self {
+            tasks: specs
+                .into_iter()
+                .map(|s| tokio::spawn(watch(s, events.clone())))
+                .collect(),
+        }
+    }
+
+    /// Stops every check and returns once all have ended: their scripts are
+    /// killed and no event of theirs can follow.
+    pub async fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            // Err(cancelled) is the expected end.
+            let _ = task.await;
+        }
     }
 }
 
@@ -108,6 +123,10 @@ mod tests {
     use crate::{dataplane::keys::Proto, health::misc::MiscProbe};
 
     fn spec(real: u8, command: &str, timeout_ms: u64) -> CheckSpec {
+        spec_with(real, command, timeout_ms, false, 0)
+    }
+
+    fn spec_with(real: u8, command: &str, timeout_ms: u64, dynamic: bool, retry: u32) -> CheckSpec {
         let ip: IpAddr = [10, 0, 0, real].into();
         CheckSpec {
             service: (ip, 80, Proto::Tcp),
@@ -115,9 +134,13 @@ mod tests {
             probes: vec![Box::new(MiscProbe {
                 command: command.into(),
                 timeout: Duration::from_millis(timeout_ms),
-                dynamic: false,
+                dynamic,
             })],
-            policy: Policy { delay_loop: Duration::from_millis(100), retry: 0, delay_before_retry: Duration::from_millis(50) },
+            policy: Policy {
+                delay_loop: Duration::from_millis(100),
+                retry,
+                delay_before_retry: Duration::from_millis(50),
+            },
             start_up: true,
         }
     }
@@ -126,8 +149,14 @@ mod tests {
     async fn a_hung_check_does_not_delay_another() {
         let (tx, mut rx) = mpsc::channel(8);
         let start = Instant::now();
-        let _runner = Runner::spawn(vec![spec(1, "sleep 30", 20_000), spec(2, "exit 1", 500)], tx);
-        let event = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let _runner = Runner::spawn(
+            vec![spec(1, "sleep 30", 20_000), spec(2, "exit 1", 500)],
+            tx,
+        );
+        let event = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(event.real.0, IpAddr::from([10, 0, 0, 2]));
         assert!(!event.up);
         assert!(event.reason.ends_with("script exit 1"), "{}", event.reason);
@@ -139,13 +168,79 @@ mod tests {
         let flag = std::env::temp_dir().join(format!("xdpvs-runner-{}", std::process::id()));
         let _ = std::fs::remove_file(&flag);
         let (tx, mut rx) = mpsc::channel(8);
-        let _runner = Runner::spawn(vec![spec(3, &format!("test -e {}", flag.display()), 500)], tx);
-        let down = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let _runner = Runner::spawn(
+            vec![spec(3, &format!("test -e {}", flag.display()), 500)],
+            tx,
+        );
+        let down = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!down.up);
         std::fs::write(&flag, b"").unwrap();
-        let up = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let up = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         let _ = std::fs::remove_file(&flag);
         assert!(up.up);
         assert_eq!(up.reason, "ok");
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<HealthEvent>) -> HealthEvent {
+        tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("no event within 2 s")
+            .expect("channel closed")
+    }
+
+    #[tokio::test]
+    async fn detection_time_spans_the_retries() {
+        let (tx, mut rx) = mpsc::channel(8);
+        // retry 2: three failures, 50 ms apart.
+        let _runner = Runner::spawn(vec![spec_with(4, "exit 1", 500, false, 2)], tx);
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        let detected = down
+            .detected_in
+            .expect("a down event carries its detection time");
+        assert!(
+            detected >= Duration::from_millis(100) && detected < Duration::from_millis(600),
+            "{detected:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dynamic_weight_is_reported_while_up() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let _runner = Runner::spawn(vec![spec_with(5, "exit 7", 500, true, 0)], tx);
+        let event = next(&mut rx).await;
+        assert_eq!((event.up, event.weight), (true, Some(5)));
+        // The same weight again is no news.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_every_check_and_its_scripts() {
+        let late = std::env::temp_dir().join(format!("xdpvs-runner-late-{}", std::process::id()));
+        let _ = std::fs::remove_file(&late);
+        let (tx, mut rx) = mpsc::channel(8);
+        let script = format!("(sleep 0.5; touch {}) & sleep 100", late.display());
+        let runner = Runner::spawn(vec![spec(6, &script, 60_000), spec(7, "exit 1", 500)], tx);
+        assert!(!next(&mut rx).await.up, "the failing check reported");
+        runner.shutdown().await;
+        // Every sender is gone with its task.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), rx.recv())
+                .await
+                .expect("channel not closed")
+                .is_none()
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(!late.exists(), "a script outlived the runner");
     }
 }

@@ -12,8 +12,15 @@ pub struct TcpProbe {
     pub timeout: Duration,
 }
 
-pub async fn connect(target: SocketAddr, bindto: Option<std::net::IpAddr>) -> std::io::Result<tokio::net::TcpStream> {
-    let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+pub async fn connect(
+    target: SocketAddr,
+    bindto: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(source) = bindto {
         socket.bind(SocketAddr::new(source, 0))?;
     }
@@ -45,20 +52,74 @@ mod tests {
     async fn listening_port_is_up_closed_port_is_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap();
-        let probe = TcpProbe { target: open, bindto: None, timeout: Duration::from_millis(500) };
+        let probe = TcpProbe {
+            target: open,
+            bindto: None,
+            timeout: Duration::from_millis(500),
+        };
         assert_eq!(probe.run().await, Outcome::Up);
         drop(listener);
         assert_eq!(probe.run().await, Outcome::Down(Failure::Refused));
     }
 
+    /// A local black hole: a listener with backlog 0 that never accepts.
+    /// Once its accept queue is full Linux drops further SYNs (it does not
+    /// refuse them), so a connect hangs until the caller gives up. Returns
+    /// the listener and the connections that filled it, to keep alive.
+    async fn black_hole() -> (TcpListener, SocketAddr, Vec<tokio::net::TcpStream>) {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let listener = socket.listen(0).unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..8 {
+            match tokio::time::timeout(Duration::from_millis(100), connect(addr, None)).await {
+                Ok(Ok(s)) => fillers.push(s),
+                Ok(Err(e)) => panic!("filling the backlog: {e}"),
+                // Full: a SYN just went unanswered.
+                Err(_) => return (listener, addr, fillers),
+            }
+        }
+        panic!("the accept queue never filled");
+    }
+
     #[tokio::test]
-    async fn an_unreachable_address_is_down_within_the_timeout() {
-        // 192.0.2.0/24 is TEST-NET-1: nothing answers, the SYN goes unanswered
-        // or the route is missing; either way the check must end at its timeout.
-        let probe = TcpProbe { target: "192.0.2.1:80".parse().unwrap(), bindto: None, timeout: Duration::from_millis(200) };
+    async fn a_black_holed_real_is_down_at_the_timeout() {
+        let (_listener, addr, _fillers) = black_hole().await;
+        let probe = TcpProbe {
+            target: addr,
+            bindto: None,
+            timeout: Duration::from_millis(200),
+        };
         let start = std::time::Instant::now();
-        let outcome = probe.run().await;
-        assert!(matches!(outcome, Outcome::Down(_)), "{outcome:?}");
-        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            probe.run().await,
+            Outcome::Down(Failure::Timeout(Duration::from_millis(200)))
+        );
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(190) && took < Duration::from_millis(600),
+            "took {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bindto_sets_the_source_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let source: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        let probe = TcpProbe {
+            target: listener.local_addr().unwrap(),
+            bindto: Some(source),
+            timeout: Duration::from_millis(500),
+        };
+        assert_eq!(probe.run().await, Outcome::Up);
+        let (_, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), source);
+        // A source address this host does not have: down, not hung.
+        let foreign = TcpProbe {
+            bindto: Some("192.0.2.1".parse().unwrap()),
+            ..probe
+        };
+        assert!(matches!(foreign.run().await, Outcome::Down(Failure::Io(_))));
     }
 }
