@@ -1,67 +1,105 @@
 //! Checks that span blocks: duplicates and references by name.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::{diag::Diagnostics, model::Config};
+use super::{
+    diag::{Diagnostics, Location},
+    model::Config,
+};
 
-pub fn across_blocks(c: &Config, d: &mut Diagnostics) {
-    let mut services = HashSet::new();
+/// A name used in one block that another block must define.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub kind: RefKind,
+    /// The block that refers, e.g. `vrrp_instance VI_1`.
+    pub from: String,
+    pub name: String,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// `track_script { NAME }` → `vrrp_script NAME`.
+    TrackScript,
+    /// `vrrp_sync_group { group { NAME } }` → `vrrp_instance NAME`.
+    SyncMember,
+}
+
+pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
+    let mut services = HashMap::new();
     for vs in &c.virtual_servers {
-        if !services.insert((vs.addr, vs.port, vs.protocol)) {
+        if let Some(first) = services.insert((vs.addr, vs.port, vs.protocol), &vs.location) {
             d.error(
                 &vs.location,
-                format!("virtual_server {} {} is defined twice", vs.addr, vs.port),
-            );
-        }
-    }
-    let mut scripts = HashSet::new();
-    for s in &c.vrrp_scripts {
-        if !scripts.insert(s.name.as_str()) {
-            d.error(
-                &s.location,
-                format!("vrrp_script {} is defined twice", s.name),
-            );
-        }
-    }
-    let mut names = HashSet::new();
-    let mut routers = HashSet::new();
-    for i in &c.vrrp_instances {
-        if !names.insert(i.name.as_str()) {
-            d.error(
-                &i.location,
-                format!("vrrp_instance {} is defined twice", i.name),
-            );
-        }
-        let v6 = i.vips.first().is_some_and(|v| v.addr.is_ipv6());
-        if i.vrid != 0 && !routers.insert((i.interface.as_str(), i.vrid, v6)) {
-            d.error(
-                &i.location,
                 format!(
-                    "vrrp_instance {}: virtual_router_id {} is already used on {}",
-                    i.name, i.vrid, i.interface
+                    "virtual_server {} {} ({}) is already defined at {first}",
+                    vs.addr, vs.port, vs.protocol
                 ),
             );
         }
-        for t in &i.track_scripts {
-            if !scripts.contains(t.name.as_str()) {
-                d.error(
-                    &i.location,
-                    format!(
-                        "vrrp_instance {}: track_script {} is not defined",
-                        i.name, t.name
-                    ),
-                );
-            }
+    }
+    let mut scripts = HashMap::new();
+    for s in &c.vrrp_scripts {
+        if let Some(first) = scripts.insert(s.name.as_str(), &s.location) {
+            d.error(
+                &s.location,
+                format!("vrrp_script {} is already defined at {first}", s.name),
+            );
         }
     }
-    for g in &c.sync_groups {
-        for m in &g.members {
-            if !names.contains(m.as_str()) {
-                d.error(
-                    &g.location,
-                    format!("vrrp_sync_group {}: no vrrp_instance {m}", g.name),
-                );
+    let mut names = HashMap::new();
+    let mut routers = HashMap::new();
+    for i in &c.vrrp_instances {
+        if let Some(first) = names.insert(i.name.as_str(), &i.location) {
+            d.error(
+                &i.location,
+                format!("vrrp_instance {} is already defined at {first}", i.name),
+            );
+        }
+        // IPv4 and IPv6 VRRP are separate protocols: the same VRID may serve both.
+        let v6 = i.vips.first().is_some_and(|v| v.addr.is_ipv6());
+        if i.vrid == 0 || i.interface.is_empty() {
+            continue; // already reported as missing
+        }
+        if let Some(other) = routers.insert((i.interface.as_str(), i.vrid, v6), i) {
+            d.error(
+                &i.location,
+                format!(
+                    "vrrp_instance {}: virtual_router_id {} on {} is already used by vrrp_instance {} ({})",
+                    i.name, i.vrid, i.interface, other.name, other.location
+                ),
+            );
+        }
+    }
+    let mut grouped = HashMap::new();
+    let mut seen_in_group = HashSet::new();
+    for r in refs {
+        match r.kind {
+            RefKind::TrackScript if !scripts.contains_key(r.name.as_str()) => d.error(
+                &r.at,
+                format!(
+                    "{}: track_script {} is not defined by any vrrp_script",
+                    r.from, r.name
+                ),
+            ),
+            RefKind::SyncMember if !names.contains_key(r.name.as_str()) => {
+                d.error(&r.at, format!("{}: no vrrp_instance {}", r.from, r.name));
             }
+            RefKind::SyncMember if !seen_in_group.insert((r.from.as_str(), r.name.as_str())) => {
+                d.warn(&r.at, format!("{}: {} is listed twice", r.from, r.name));
+            }
+            RefKind::SyncMember => {
+                // keepalived: an instance belongs to at most one sync group.
+                if let Some(other) = grouped.insert(r.name.as_str(), r.from.as_str())
+                    && other != r.from
+                {
+                    d.error(
+                        &r.at,
+                        format!("{}: vrrp_instance {} is already in {other}", r.from, r.name),
+                    );
+                }
+            }
+            RefKind::TrackScript => {}
         }
     }
 }

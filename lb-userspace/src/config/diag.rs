@@ -1,19 +1,24 @@
 //! Diagnostics with the file and line they concern.
 
-use std::{fmt, path::Path, sync::Arc};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a block or statement starts. Serialized as `"file:line"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Location {
-    pub file: Arc<Path>,
+    pub file: PathBuf,
     pub line: u32,
 }
 
 impl Location {
+    /// A whole file (line 0), for problems that concern no line of it.
     pub fn of(path: &Path) -> Self {
         Self {
-            file: Arc::from(path),
+            file: path.to_path_buf(),
             line: 0,
         }
     }
@@ -21,7 +26,7 @@ impl Location {
 
 impl Serialize for Location {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
+        s.collect_str(self)
     }
 }
 
@@ -31,32 +36,44 @@ impl fmt::Display for Location {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Information, e.g. how a keepalived setting is served by xdpvs.
     Note,
+    /// Read past or read differently from keepalived; the file still loads.
     Warning,
+    /// The file is refused.
     Error,
 }
 
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Note => "note",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// One finding. Displays as `file:line: severity: message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     pub severity: Severity,
-    pub at: Location,
+    pub file: PathBuf,
+    pub line: u32,
     pub message: String,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = match self.severity {
-            Severity::Note => "note",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
-        write!(f, "{}: {sev}: {}", self.at, self.message)
+        let (file, line, sev, msg) = (self.file.display(), self.line, self.severity, &self.message);
+        write!(f, "{file}:{line}: {sev}: {msg}")
     }
 }
 
+/// What the stages have found so far, in the order they found it.
 #[derive(Debug, Clone, Default)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
@@ -64,7 +81,8 @@ impl Diagnostics {
     fn push(&mut self, severity: Severity, at: &Location, message: impl Into<String>) {
         self.0.push(Diagnostic {
             severity,
-            at: at.clone(),
+            file: at.file.clone(),
+            line: at.line,
             message: message.into(),
         });
     }
@@ -81,12 +99,29 @@ impl Diagnostics {
         self.push(Severity::Note, at, message);
     }
 
-    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter().filter(|d| d.severity == Severity::Error)
+    /// Orders findings by file (in the order files first appear) and line,
+    /// keeping the order of findings on one line.
+    pub fn sort(&mut self) {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for d in &self.0 {
+            if !files.contains(&d.file) {
+                files.push(d.file.clone());
+            }
+        }
+        let rank = |d: &Diagnostic| files.iter().position(|f| *f == d.file);
+        self.0.sort_by_key(|d| (rank(d), d.line));
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Error)
     }
 
     #[cfg(test)]
-    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter().filter(|d| d.severity == Severity::Warning)
+    pub fn rendered(&self, severity: Severity) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|d| d.severity == severity)
+            .map(ToString::to_string)
+            .collect()
     }
 }

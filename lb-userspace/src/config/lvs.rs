@@ -11,11 +11,14 @@ use super::{
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
 };
 
-/// keepalived's defaults (keepalived.conf(5)).
+// keepalived's defaults as keepalived.conf(5) (2.x) gives them: delay_loop
+// 60 s, connect_timeout 5 s, retry 1, delay_before_retry 1 s; an absent
+// lb_algo leaves IPVS's default scheduler, wlc.
 const DELAY_LOOP: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
 const RETRY: u32 = 1;
+const SCHEDULER: &str = "wlc";
 
 /// Schedulers IPVS knows; all are served by weighted Maglev.
 const SCHEDULERS: &[&str] = &[
@@ -32,7 +35,6 @@ const IGNORED: &[&str] = &[
     "ha_suspend",
     "virtualhost",
     "ops",
-    "retry",
     "smtp_alert",
     "lvs_method",
     "lb_algo_flags",
@@ -57,7 +59,10 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             return None;
         }
         Some("group") => {
-            d.error(&n.at, "virtual_server group is not supported yet: list each VIP as its own virtual_server");
+            d.error(
+                &n.at,
+                "virtual_server group is not supported: list each VIP as its own virtual_server",
+            );
             return None;
         }
         _ => {}
@@ -77,15 +82,27 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
         port,
         protocol: Protocol::Tcp,
         delay_loop: DELAY_LOOP,
-        scheduler: "wlc".into(),
+        scheduler: SCHEDULER.into(),
         persistence_timeout: 0,
         sorry_server: None,
         alpha: false,
         reals: Vec::new(),
         location: n.at.clone(),
     };
+    if port == 0 {
+        d.error(
+            &n.at,
+            "virtual_server port 0 (every port) is not supported: xdpvs balances one port per virtual_server",
+        );
+    }
     let mut scheduler_at = None;
-    for k in n.block.iter().flatten() {
+    let blocks = n.block.as_deref().unwrap_or_default();
+    // Checker settings here are defaults for every check below, wherever they stand.
+    let defaults = Connect::new().settings(blocks, d);
+    for k in blocks
+        .iter()
+        .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
+    {
         match k.keyword.as_str() {
             "delay_loop" => vs.delay_loop = secs(k, 1, d).unwrap_or(vs.delay_loop),
             "lb_algo" | "lvs_sched" => {
@@ -97,7 +114,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
                     scheduler_at = Some(k.at.clone());
                 }
             }
-            "lb_kind" | "lvs_method" => match one(k, d) {
+            "lb_kind" | "lvs_method" => match one(k, d).map(str::to_ascii_uppercase).as_deref() {
                 Some("DR") => {}
                 Some(kind @ ("NAT" | "TUN")) => d.error(
                     &k.at,
@@ -119,7 +136,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             },
             "alpha" => vs.alpha = flag(k, d),
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, d) {
+                if let Some(r) = real_server(k, &vs, &defaults, d) {
                     if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
                     } else {
@@ -145,9 +162,16 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
     Some(vs)
 }
 
-fn real_server(n: &Node, vs: &VirtualServer, d: &mut Diagnostics) -> Option<RealServer> {
+fn real_server(
+    n: &Node,
+    vs: &VirtualServer,
+    vs_defaults: &Connect,
+    d: &mut Diagnostics,
+) -> Option<RealServer> {
     let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
-        (Some(a), Some(p)) => (a, p),
+        // Port 0 or none: the service's port, as IPVS direct routing uses it anyway.
+        (Some(a), Some(0)) if n.args.len() == 2 => (a, vs.port),
+        (Some(a), Some(p)) if n.args.len() == 2 => (a, p),
         (Some(a), None) if n.args.len() == 1 => (a, vs.port),
         _ => {
             d.error(
@@ -164,9 +188,15 @@ fn real_server(n: &Node, vs: &VirtualServer, d: &mut Diagnostics) -> Option<Real
         );
         return None;
     }
-    if port != vs.port && vs.port != 0 {
+    if port != vs.port {
         // Direct routing rewrites no port: the real must listen on the VIP's.
-        d.warn(&n.at, format!("real_server port {port} differs from the service's {}: in direct routing packets keep port {}", vs.port, vs.port));
+        d.warn(
+            &n.at,
+            format!(
+                "real_server {addr} {port}: port differs from the virtual_server's {0}; direct routing keeps port {0}",
+                vs.port
+            ),
+        );
     }
     let mut r = RealServer {
         addr,
@@ -176,12 +206,21 @@ fn real_server(n: &Node, vs: &VirtualServer, d: &mut Diagnostics) -> Option<Real
         checks: Vec::new(),
         location: n.at.clone(),
     };
-    for k in n.block.iter().flatten() {
+    let blocks = n.block.as_deref().unwrap_or_default();
+    let defaults = vs_defaults.clone().settings(blocks, d);
+    for k in blocks
+        .iter()
+        .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
+    {
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
-            "TCP_CHECK" => r.checks.push(HealthCheck::TcpCheck(tcp_check(k, d))),
-            "HTTP_GET" => r.checks.push(HealthCheck::HttpGet(http_check(k, d))),
+            "TCP_CHECK" => r
+                .checks
+                .push(HealthCheck::TcpCheck(tcp_check(k, &defaults, d))),
+            "HTTP_GET" => r
+                .checks
+                .push(HealthCheck::HttpGet(http_check(k, &defaults, d))),
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
@@ -193,7 +232,8 @@ fn real_server(n: &Node, vs: &VirtualServer, d: &mut Diagnostics) -> Option<Real
                     k.keyword
                 ),
             ),
-            "notify_up" | "notify_down" | "uthreshold" | "lthreshold" => d.warn(
+            "notify_up" | "notify_down" | "uthreshold" | "lthreshold" | "delay_loop" | "alpha"
+            | "smtp_alert" | "virtualhost" | "warmup" => d.warn(
                 &k.at,
                 format!("{}: not acted on by xdpvs, ignored", k.keyword),
             ),
@@ -206,7 +246,8 @@ fn real_server(n: &Node, vs: &VirtualServer, d: &mut Diagnostics) -> Option<Real
     Some(r)
 }
 
-/// The settings TCP_CHECK and HTTP_GET share; true when `k` was one of them.
+/// The settings TCP_CHECK and HTTP_GET share.
+#[derive(Clone)]
 struct Connect {
     ip: Option<std::net::IpAddr>,
     port: Option<u16>,
@@ -228,29 +269,53 @@ impl Connect {
         }
     }
 
+    /// What a virtual_server or real_server may set for its checks.
+    const SETTINGS: &[&str] = &[
+        "connect_timeout",
+        "retry",
+        "nb_get_retry",
+        "delay_before_retry",
+    ];
+
+    fn settings(mut self, block: &[Node], d: &mut Diagnostics) -> Self {
+        for k in block {
+            self.read(k, d);
+        }
+        self
+    }
+
+    /// Reads one of `SETTINGS`; false when `k` is not one.
     fn read(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+        match k.keyword.as_str() {
+            "connect_timeout" => self.timeout = secs(k, 1, d).unwrap_or(self.timeout),
+            // `nb_get_retry` is the older spelling.
+            "retry" | "nb_get_retry" => self.retry = int(k, 0, 1000, d).unwrap_or(self.retry),
+            "delay_before_retry" => self.delay = secs(k, 0, d).unwrap_or(self.delay),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads a setting of a check block; true when `k` was one.
+    fn read_check(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
         match k.keyword.as_str() {
             "connect_ip" => self.ip = ip(k, d),
             "connect_port" => self.port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
-            "connect_timeout" => self.timeout = secs(k, 1, d).unwrap_or(CONNECT_TIMEOUT),
-            // `nb_get_retry` is the older spelling.
-            "retry" | "nb_get_retry" => self.retry = int(k, 0, 1000, d).unwrap_or(RETRY),
-            "delay_before_retry" => self.delay = secs(k, 0, d).unwrap_or(DELAY_BEFORE_RETRY),
             "warmup" | "bind_port" | "bind_if" | "fwmark" | "alpha" => d.warn(
                 &k.at,
                 format!("{}: not acted on by xdpvs, ignored", k.keyword),
             ),
-            _ => return false,
+            _ => return self.read(k, d),
         }
         true
     }
 }
 
-fn tcp_check(n: &Node, d: &mut Diagnostics) -> TcpCheck {
-    let mut c = Connect::new();
+fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
+    let mut c = defaults.clone();
     for k in n.block.iter().flatten() {
-        if !c.read(k, d) {
+        if !c.read_check(k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in TCP_CHECK, ignored", k.keyword),
@@ -267,20 +332,22 @@ fn tcp_check(n: &Node, d: &mut Diagnostics) -> TcpCheck {
     }
 }
 
-fn http_check(n: &Node, d: &mut Diagnostics) -> HttpCheck {
-    let mut c = Connect::new();
+fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
+    let mut c = defaults.clone();
     let mut urls = Vec::new();
+    let mut url_blocks = 0;
     for k in n.block.iter().flatten() {
         if k.keyword == "url" {
+            url_blocks += 1;
             urls.extend(url(k, d));
-        } else if !c.read(k, d) {
+        } else if !c.read_check(k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in HTTP_GET, ignored", k.keyword),
             );
         }
     }
-    if urls.is_empty() {
+    if url_blocks == 0 {
         d.error(&n.at, "HTTP_GET needs at least one url { path ... } block");
     }
     HttpCheck {
@@ -306,12 +373,12 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
             "path" => path = one(k, d).map(String::from),
             "status_code" => {
                 for a in &k.args {
-                    match a.text.parse::<u16>() {
-                        Ok(c) if (100..=599).contains(&c) => u.status_codes.push(c),
-                        _ => d.error(
+                    match status_codes(&a.text) {
+                        Some(codes) => u.status_codes.extend(codes),
+                        None => d.error(
                             &k.at,
                             format!(
-                                "status_code {}: must be an HTTP status from 100 to 599",
+                                "status_code {}: must be an HTTP status from 100 to 599, or a range such as 200-299",
                                 a.text
                             ),
                         ),
@@ -346,9 +413,16 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
     }
 }
 
+/// `200` or a range `200-299`.
+fn status_codes(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let (lo, hi) = (lo.parse::<u16>().ok()?, hi.parse::<u16>().ok()?);
+    (100 <= lo && lo <= hi && hi <= 599).then_some(lo..=hi)
+}
+
 fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<MiscCheck> {
     let mut path = None;
-    // keepalived: the script may run for up to delay_loop by default.
+    // keepalived.conf(5): misc_timeout defaults to delay_loop.
     let mut m = MiscCheck {
         misc_path: String::new(),
         misc_timeout: delay_loop,

@@ -2,16 +2,43 @@
 //! acts on, with every problem reported as `file:line: severity: message`.
 //!
 //! Stages: `lexer` (tokens, comments, quotes, Unicode blanks, `include`),
-//! `tree` (statements and blocks), then `lvs` and `vrrp` read the blocks into
+//! `tree` (statements and blocks), then `vrrp` and `lvs` read the blocks into
 //! `model`, and `check` validates across blocks. Pure: no I/O beyond reading
-//! the files.
+//! the files, no clock.
 //!
-//! `xdpvs check FILE --json` prints `to_json`: an object with `global`
-//! (`vrrp_version`, `router_id`), `vrrp_scripts`, `vrrp_instances`,
-//! `sync_groups` and `virtual_servers`, each entry with every field of the
-//! model and its default filled in; durations are seconds (numbers),
-//! addresses strings, `location` is `"file:line"`, health checks carry a
-//! `type` of `TCP_CHECK`, `HTTP_GET` or `MISC_CHECK`.
+//! # JSON (`xdpvs check FILE --json` prints [`to_json`])
+//!
+//! One object, the [`Config`] with every default filled in:
+//! ```text
+//! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null },
+//!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
+//!                         "rise", "fall", "user", "location" } ],
+//!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
+//!                         "interface", "vrid", "priority", "advert_int",
+//!                         "version", "preempt", "preempt_delay",
+//!                         "mcast_src_ip", "unicast_src_ip", "unicast_peers",
+//!                         "auth": { "type": "PASS", "password" } | null,
+//!                         "vips" / "excluded_vips": [ { "addr", "prefix", "dev", "label" } ],
+//!                         "track_scripts" / "track_interfaces": [ { "name", "weight" } ],
+//!                         "notify": { "master", "backup", "fault", "stop", "any" },
+//!                         "garp": { "master_delay", "master_repeat",
+//!                                   "master_refresh", "master_refresh_repeat" },
+//!                         "location" } ],
+//!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
+//!   "virtual_servers": [ { "addr", "port", "protocol": "TCP" | "UDP",
+//!                          "delay_loop", "scheduler", "persistence_timeout",
+//!                          "sorry_server": "ip:port" | null, "alpha",
+//!                          "reals": [ { "addr", "port", "weight",
+//!                                       "inhibit_on_failure", "checks", "location" } ],
+//!                          "location" } ] }
+//! ```
+//! Durations are seconds as numbers (`0.5`), addresses are strings, absent
+//! options are `null`, `location` is `"file:line"`. A check is an object with
+//! `"type"`: `"TCP_CHECK"` (`connect_ip`, `connect_port`, `bindto`,
+//! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
+//! plus `urls`: `[{ "path", "status_codes", "digest" }]`, empty
+//! `status_codes` meaning any 2xx) or `"MISC_CHECK"` (`misc_path`,
+//! `misc_timeout`, `misc_dynamic`).
 
 mod check;
 mod diag;
@@ -22,9 +49,9 @@ mod tree;
 mod values;
 mod vrrp;
 
-use std::{fmt, path::Path, sync::Arc};
+use std::{fmt::Write as _, path::Path};
 
-use self::{diag::Diagnostics, tree::Node};
+use self::{check::Reference, diag::Diagnostics, tree::Node};
 pub use self::{
     diag::{Diagnostic, Location, Severity},
     model::*,
@@ -34,45 +61,56 @@ pub use self::{
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
-    /// Warnings and notes.
+    /// Warnings and notes, in the order of the files and lines they name.
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// A configuration refused: every error, with the warnings around them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A configuration refused: every error, with the warnings and notes around them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(diagnostics))]
 pub struct ConfigError {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let lines: Vec<String> = self.diagnostics.iter().map(Diagnostic::to_string).collect();
-        f.write_str(&lines.join("\n"))
+/// One diagnostic a line.
+fn render(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for (i, d) in diagnostics.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "\n" };
+        let _ = write!(out, "{sep}{d}");
     }
+    out
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Reads `path` and the files it includes.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::lex_file(path, &mut d);
+    let tokens = lexer::read_file(path, &mut d);
     finish(tokens, d)
 }
 
-/// Reads a configuration held in memory; `name` is used in diagnostics and
-/// `include` is resolved relative to its directory.
+/// Reads a configuration held in memory; `name` is used in diagnostics.
+/// `include` is followed relative to `name`'s directory when `name` is
+/// absolute, and never relative to the working directory.
 pub fn parse_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::lex(text, &Arc::from(name), &mut d);
+    let tokens = lexer::read_text(text, name, &mut d);
     finish(tokens, d)
+}
+
+/// The model as `xdpvs check --json` prints it (see the module doc).
+pub fn to_json(config: &Config) -> String {
+    // Plain structs of strings and numbers: serialization cannot fail.
+    serde_json::to_string_pretty(config).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
     let nodes = tree::parse(tokens, &mut d);
-    let config = build(&nodes, &mut d);
-    check::across_blocks(&config, &mut d);
-    if d.errors().next().is_some() {
+    let mut refs = Vec::new();
+    let config = build(&nodes, &mut refs, &mut d);
+    check::across_blocks(&config, &refs, &mut d);
+    d.sort();
+    if d.has_errors() {
         return Err(ConfigError { diagnostics: d.0 });
     }
     Ok(Loaded {
@@ -95,34 +133,40 @@ const IGNORED_BLOCKS: &[&str] = &[
     "bfd_instance",
     "net_namespace",
     "instance",
+    "use_pid_dir",
+    "child_wait_time",
+    "include_check",
 ];
 
-fn build(nodes: &[Node], d: &mut Diagnostics) -> Config {
+fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Config {
     let mut config = Config::default();
-    // global_defs first: it sets the instances' default VRRP version.
+    // global_defs first, wherever it is: it sets the instances' default version.
     for n in nodes.iter().filter(|n| n.keyword == "global_defs") {
-        config.global = vrrp::global_defs(n, d);
+        vrrp::global_defs(n, &mut config.global, d);
     }
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}
             "vrrp_script" => config.vrrp_scripts.extend(vrrp::vrrp_script(n, d)),
-            "vrrp_instance" => config.vrrp_instances.extend(vrrp::vrrp_instance(n, config.global.vrrp_version, d)),
-            "vrrp_sync_group" => config.sync_groups.extend(vrrp::sync_group(n, d)),
+            "vrrp_instance" => config.vrrp_instances.extend(vrrp::vrrp_instance(
+                n,
+                config.global.vrrp_version,
+                refs,
+                d,
+            )),
+            "vrrp_sync_group" => config.sync_groups.extend(vrrp::sync_group(n, refs, d)),
             "virtual_server" => config.virtual_servers.extend(lvs::virtual_server(n, d)),
-            "virtual_server_group" => {
-                d.error(&n.at, "virtual_server_group is not supported yet: list each VIP as its own virtual_server")
+            "virtual_server_group" => d.error(
+                &n.at,
+                "virtual_server_group is not supported: list each VIP as its own virtual_server",
+            ),
+            k if IGNORED_BLOCKS.contains(&k) => {
+                d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }
-            k if IGNORED_BLOCKS.contains(&k) => d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored")),
             k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),
         }
     }
     config
-}
-
-/// The model as `xdpvs check --json` prints it.
-pub fn to_json(config: &Config) -> String {
-    serde_json::to_string_pretty(config).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Serialized as the JSON `xdpvs check FILE --json` prints (see `mod.rs`).
 
 use std::{
+    fmt,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
@@ -53,6 +54,15 @@ pub enum Protocol {
     Udp,
 }
 
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualServer {
     pub addr: IpAddr,
@@ -81,6 +91,8 @@ pub struct RealServer {
     pub location: Location,
 }
 
+/// One checker of a real server, named after its keepalived block; JSON:
+/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthCheck {
@@ -186,7 +198,8 @@ pub struct GarpSettings {
 }
 
 impl Default for GarpSettings {
-    /// keepalived's defaults.
+    /// keepalived.conf(5): `garp_master_delay` 5 s, `garp_master_repeat` 5,
+    /// `garp_master_refresh` 0 (no refreshing), `garp_master_refresh_repeat` 1.
     fn default() -> Self {
         Self {
             master_delay: Duration::from_secs(5),

@@ -63,7 +63,7 @@ const BLOCKS: &[&str] = &[
 ];
 
 pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
-    let mut tokens = split_assignments(tokens, diags).into_iter().peekable();
+    let mut tokens = split_assignments(tokens, diags).into_iter();
     let mut top = Vec::new();
     loop {
         statements(&mut tokens, &mut top, diags);
@@ -75,35 +75,49 @@ pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
     }
 }
 
-type Tokens = std::iter::Peekable<std::vec::IntoIter<Token>>;
+type Tokens = std::vec::IntoIter<Token>;
 
-fn is_brace(t: &Token, brace: &str) -> bool {
-    !t.quoted && t.text == brace
+fn peek(tokens: &Tokens) -> Option<&Token> {
+    tokens.as_slice().first()
+}
+
+/// Whether a `{` comes within the next `room + 1` tokens with only names
+/// before it: a block's name written on the lines before its brace.
+fn brace_within(tokens: &Tokens, room: usize) -> bool {
+    tokens
+        .as_slice()
+        .iter()
+        .take(room + 1)
+        .take_while(|t| !t.is("}") && !BLOCKS.contains(&t.text.as_str()))
+        .any(|t| t.is("{"))
 }
 
 /// Reads statements into `out` until a `}` (left unread) or the end.
 fn statements(tokens: &mut Tokens, out: &mut Vec<Node>, diags: &mut Diagnostics) {
-    while let Some(t) = tokens.peek() {
-        if is_brace(t, "}") {
+    while let Some(t) = peek(tokens) {
+        if t.is("}") {
             return;
         }
         let Some(t) = tokens.next() else { return };
-        if is_brace(&t, "{") {
+        if t.is("{") {
             // `{` alone: opens the block of the statement just read.
-            let owner = match out.pop() {
-                Some(prev) if prev.block.is_none() => prev,
+            match out.pop() {
+                Some(prev) if prev.block.is_none() => out.push(block(prev, tokens, diags)),
                 other => {
                     out.extend(other);
-                    diags.error(&t.at, "`{` opens a block with no keyword");
-                    Node {
-                        keyword: String::new(),
+                    diags.error(
+                        &t.at,
+                        "`{` opens a block with no keyword; the block is skipped",
+                    );
+                    let orphan = Node {
+                        keyword: "{".into(),
                         args: Vec::new(),
                         block: None,
                         at: t.at.clone(),
-                    }
+                    };
+                    block(orphan, tokens, diags);
                 }
-            };
-            out.push(block(owner, tokens, diags));
+            }
             continue;
         }
         let is_block = BLOCKS.contains(&t.text.as_str());
@@ -115,28 +129,40 @@ fn statements(tokens: &mut Tokens, out: &mut Vec<Node>, diags: &mut Diagnostics)
         };
         let mut line_end = t.line_end;
         let mut opens = false;
-        while let Some(next) = tokens.peek() {
-            if is_brace(next, "}") {
+        while let Some(next) = peek(tokens) {
+            if next.is("}") {
                 break;
             }
-            if is_brace(next, "{") {
+            if next.is("{") {
                 tokens.next();
                 opens = true;
                 break;
             }
-            // Block keywords may carry their (at most two) arguments over lines.
-            if line_end && (!is_block || node.args.len() >= 2) {
+            // Block keywords may carry their (at most two) arguments over
+            // lines when a `{` follows them.
+            if line_end
+                && !(is_block && brace_within(tokens, 2usize.saturating_sub(node.args.len())))
+            {
                 break;
             }
             let Some(arg) = tokens.next() else { break };
             line_end = arg.line_end;
             node.args.push(arg);
         }
-        out.push(if opens {
-            block(node, tokens, diags)
-        } else {
-            node
-        });
+        if opens {
+            out.push(block(node, tokens, diags));
+            continue;
+        }
+        // `{` on a later line is still to come; a block keyword without one
+        // would otherwise be read as empty without a word.
+        let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
+        if is_block && !brace_follows {
+            diags.warn(
+                &node.at,
+                format!("{} without a {{ ... }} block", node.keyword),
+            );
+        }
+        out.push(node);
     }
 }
 
@@ -187,14 +213,14 @@ fn split_assignments(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Token> 
 
 #[cfg(test)]
 mod tests {
-    use std::{path::Path, sync::Arc};
+    use std::path::Path;
 
     use super::*;
-    use crate::config::lexer::lex;
+    use crate::config::{diag::Severity, lexer::lex};
 
     fn tree(text: &str) -> (Vec<Node>, Diagnostics) {
         let mut d = Diagnostics::default();
-        let t = lex(text, &Arc::from(Path::new("t.conf")), &mut d);
+        let t = lex(text, Path::new("t.conf"), &mut d);
         (parse(t, &mut d), d)
     }
 
@@ -234,7 +260,33 @@ mod tests {
     fn assignments_are_split_with_a_warning() {
         let (t, d) = tree("real_server 1.2.3.4 80 {\n weight=3\n}\n");
         assert_eq!(shape(&t), "real_server(1.2.3.4,80)[weight(3)]");
-        assert_eq!(d.warnings().count(), 1);
+        assert_eq!(
+            d.rendered(Severity::Warning),
+            ["t.conf:2: warning: `weight=3` read as `weight 3`"]
+        );
+    }
+
+    #[test]
+    fn block_keywords_without_a_block_are_warned_about() {
+        let (t, d) = tree("track_script chk\nvirtual_ipaddress\n{\n 10.0.0.1\n}\n");
+        assert_eq!(
+            shape(&t),
+            "track_script(chk);virtual_ipaddress()[10.0.0.1()]"
+        );
+        assert_eq!(
+            d.rendered(Severity::Warning),
+            ["t.conf:1: warning: track_script without a { ... } block"]
+        );
+    }
+
+    #[test]
+    fn stray_open_brace_skips_its_block() {
+        let (t, d) = tree("{\n a {\n  b\n }\n}\nc 1\n");
+        assert_eq!(shape(&t), "c(1)");
+        assert_eq!(
+            d.rendered(Severity::Error),
+            ["t.conf:1: error: `{` opens a block with no keyword; the block is skipped"]
+        );
     }
 
     #[test]
@@ -251,14 +303,13 @@ mod tests {
     #[test]
     fn unbalanced_braces_name_their_line() {
         let (_, d) = tree("global_defs {\n router_id x\n");
-        let e: Vec<String> = d.errors().map(|e| e.to_string()).collect();
         assert_eq!(
-            e,
+            d.rendered(Severity::Error),
             ["t.conf:1: error: block `global_defs` opened here is never closed"]
         );
         let (_, d) = tree("a 1\n}\n");
         assert_eq!(
-            d.errors().map(|e| e.to_string()).collect::<Vec<_>>(),
+            d.rendered(Severity::Error),
             ["t.conf:2: error: `}` closes no block"]
         );
     }

@@ -1,9 +1,16 @@
 //! `global_defs`, `vrrp_script`, `vrrp_instance` and `vrrp_sync_group`.
+//!
+//! Defaults are keepalived's, from keepalived.conf(5) (2.x): vrrp_script
+//! `interval` 1 second, `rise`/`fall` 1, `weight` 0; vrrp_instance
+//! `priority` 100, `advert_int` 1, `vrrp_version` 2, preemption on; the
+//! `garp_master_*` defaults are in `GarpSettings::default`. A script's
+//! `timeout` is not given there; keepalived falls back to the interval.
 
 use std::time::Duration;
 
 use super::{
-    diag::Diagnostics,
+    check::{RefKind, Reference},
+    diag::{Diagnostics, Location},
     model::{
         Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
         TrackScript, VipAddress, VrrpInstance, VrrpScript,
@@ -47,8 +54,8 @@ const GLOBAL_IGNORED: &[&str] = &[
     "checker_no_swap",
 ];
 
-pub fn global_defs(n: &Node, d: &mut Diagnostics) -> GlobalDefs {
-    let mut g = GlobalDefs::default();
+/// Reads one `global_defs` block into `g` (a file may have several).
+pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
@@ -62,7 +69,6 @@ pub fn global_defs(n: &Node, d: &mut Diagnostics) -> GlobalDefs {
             ),
         }
     }
-    g
 }
 
 fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
@@ -107,7 +113,10 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
             "user" => s.user = k.arg(0).map(String::from),
-            "init_fail" => s.rise = s.rise.max(1),
+            "init_fail" => d.warn(
+                &k.at,
+                "init_fail: not acted on by xdpvs yet; the script starts as passing",
+            ),
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in vrrp_script, ignored"),
@@ -120,7 +129,6 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
     };
     s.script = script;
     s.interval = interval;
-    // keepalived: a script may run for up to its interval by default.
     s.timeout = timeout.unwrap_or(interval);
     Some(s)
 }
@@ -214,7 +222,12 @@ fn notify(notify: &mut Notify, k: &Node, d: &mut Diagnostics) -> bool {
     true
 }
 
-pub fn vrrp_instance(n: &Node, default_version: u8, d: &mut Diagnostics) -> Option<VrrpInstance> {
+pub fn vrrp_instance(
+    n: &Node,
+    default_version: u8,
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Option<VrrpInstance> {
     let name = name(n, "vrrp_instance", d)?;
     let mut i = VrrpInstance {
         name,
@@ -239,17 +252,27 @@ pub fn vrrp_instance(n: &Node, default_version: u8, d: &mut Diagnostics) -> Opti
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
+    let mut vips = Vec::new();
     for k in n.block.iter().flatten() {
         if notify(&mut i.notify, k, d) {
             continue;
         }
         match k.keyword.as_str() {
-            "state" => match one(k, d) {
-                Some("MASTER") => i.initial_state = InitialState::Master,
-                Some("BACKUP") => i.initial_state = InitialState::Backup,
-                Some(s) => d.error(&k.at, format!("state {s}: expected MASTER or BACKUP")),
-                None => {}
-            },
+            "state" => {
+                let state = one(k, d).unwrap_or("BACKUP");
+                match state.to_ascii_uppercase().as_str() {
+                    "MASTER" => i.initial_state = InitialState::Master,
+                    "BACKUP" => i.initial_state = InitialState::Backup,
+                    _ => d.error(&k.at, format!("state {state}: expected MASTER or BACKUP")),
+                }
+                if matches!(state, "master" | "Master") {
+                    // keepalived compares case-sensitively and starts such an instance as BACKUP.
+                    d.warn(
+                        &k.at,
+                        format!("state {state} read as MASTER; keepalived would read BACKUP"),
+                    );
+                }
+            }
             "interface" => i.interface = one(k, d).unwrap_or_default().to_string(),
             "virtual_router_id" => {
                 vrid_seen = true;
@@ -278,15 +301,24 @@ pub fn vrrp_instance(n: &Node, default_version: u8, d: &mut Diagnostics) -> Opti
                 }
             }
             "authentication" => i.auth = authentication(k, d),
-            "virtual_ipaddress" => i
-                .vips
-                .extend(k.block.iter().flatten().filter_map(|v| vip(v, d))),
+            "virtual_ipaddress" => vips.extend(
+                k.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|v| Some((vip(v, d)?, v.at.clone()))),
+            ),
             "virtual_ipaddress_excluded" => i
                 .excluded_vips
                 .extend(k.block.iter().flatten().filter_map(|v| vip(v, d))),
             "track_script" => {
                 for t in k.block.iter().flatten() {
                     let (name, weight) = tracked(t, d);
+                    refs.push(Reference {
+                        kind: RefKind::TrackScript,
+                        from: format!("vrrp_instance {}", i.name),
+                        name: name.clone(),
+                        at: t.at.clone(),
+                    });
                     i.track_scripts.push(TrackScript { name, weight });
                 }
             }
@@ -347,13 +379,14 @@ pub fn vrrp_instance(n: &Node, default_version: u8, d: &mut Diagnostics) -> Opti
             format!("vrrp_instance {} needs a virtual_router_id", i.name),
         );
     }
+    one_family(&mut i, vips, d);
     if i.vips.is_empty() {
         d.error(
             &n.at,
             format!("vrrp_instance {} has no virtual_ipaddress", i.name),
         );
     }
-    if i.version == 2 && i.vips.iter().any(|v| v.addr.is_ipv6()) {
+    if i.version == 2 && i.vips.first().is_some_and(|v| v.addr.is_ipv6()) {
         d.error(
             &n.at,
             format!(
@@ -372,16 +405,83 @@ pub fn vrrp_instance(n: &Node, default_version: u8, d: &mut Diagnostics) -> Opti
         );
         i.auth = None;
     }
-    if i.version == 2 && i.advert_int.subsec_millis() != 0 {
-        d.error(
+    advert_int(&mut i, &n.at, d);
+    if !i.preempt && i.initial_state == InitialState::Master {
+        // keepalived.conf(5), nopreempt: "the initial state of this entry must be BACKUP".
+        d.warn(
             &n.at,
             format!(
-                "vrrp_instance {}: VRRPv2 advert_int is whole seconds",
+                "vrrp_instance {}: nopreempt only holds with state BACKUP; this node still starts as MASTER",
                 i.name
             ),
         );
     }
     Some(i)
+}
+
+/// A VRRP instance speaks for one address family, that of its first VIP;
+/// keepalived drops the others. Authors mean them to move with the
+/// instance, which is what `virtual_ipaddress_excluded` does.
+fn one_family(i: &mut VrrpInstance, vips: Vec<(VipAddress, Location)>, d: &mut Diagnostics) {
+    let Some(v6) = vips.first().map(|(v, _)| v.addr.is_ipv6()) else {
+        return;
+    };
+    for (v, at) in vips {
+        if v.addr.is_ipv6() == v6 {
+            i.vips.push(v);
+            continue;
+        }
+        d.warn(
+            &at,
+            format!(
+                "virtual_ipaddress {}: not of the instance's address family (that of its first address); handled as virtual_ipaddress_excluded",
+                v.addr
+            ),
+        );
+        i.excluded_vips.push(v);
+    }
+}
+
+/// VRRPv2 advertises whole seconds (RFC 3768 5.3.7, 8 bits); VRRPv3
+/// centiseconds (RFC 5798 5.2.7, 12 bits).
+fn advert_int(i: &mut VrrpInstance, at: &Location, d: &mut Diagnostics) {
+    let ms = i.advert_int.as_millis();
+    if i.version == 2 {
+        if !ms.is_multiple_of(1000) || !(1000..=255_000).contains(&ms) {
+            d.error(
+                at,
+                format!(
+                    "vrrp_instance {}: advert_int {}: VRRPv2 needs whole seconds from 1 to 255 (or `version 3`)",
+                    i.name,
+                    i.advert_int.as_secs_f64()
+                ),
+            );
+        }
+        return;
+    }
+    let cs = i.advert_int.as_micros().div_ceil(10_000).clamp(1, 4095);
+    let rounded = Duration::from_millis(u64::try_from(cs * 10).unwrap_or(40_950));
+    if i.advert_int > Duration::from_millis(40_950) {
+        d.error(
+            at,
+            format!(
+                "vrrp_instance {}: advert_int {}: VRRPv3 allows at most 40.95 seconds",
+                i.name,
+                i.advert_int.as_secs_f64()
+            ),
+        );
+    } else if rounded != i.advert_int {
+        d.warn(
+            at,
+            format!(
+                "vrrp_instance {}: advert_int {} read as {} (VRRPv3 counts centiseconds)",
+                i.name,
+                i.advert_int.as_secs_f64(),
+                rounded.as_secs_f64()
+            ),
+        );
+        i.advert_int = rounded;
+    }
 }
 
 fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
@@ -390,7 +490,7 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "auth_type" => kind = one(k, d).map(|s| (s.to_string(), k.at.clone())),
-            "auth_pass" => pass = one(k, d).map(String::from),
+            "auth_pass" => pass = one(k, d).map(|p| (p.to_string(), k.at.clone())),
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in authentication, ignored"),
@@ -399,9 +499,9 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
     }
     match kind {
         Some((t, _)) if t == "PASS" => match pass {
-            Some(p) => {
+            Some((p, at)) => {
                 if p.len() > 8 {
-                    d.warn(&n.at, "auth_pass is longer than 8 characters: only the first 8 are used, as keepalived does");
+                    d.warn(&at, "auth_pass is longer than 8 characters: only the first 8 are used, as keepalived does");
                 }
                 Some(Auth::Pass(p))
             }
@@ -428,7 +528,7 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
     }
 }
 
-pub fn sync_group(n: &Node, d: &mut Diagnostics) -> Option<SyncGroup> {
+pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Option<SyncGroup> {
     let name = name(n, "vrrp_sync_group", d)?;
     let mut g = SyncGroup {
         name,
@@ -443,8 +543,19 @@ pub fn sync_group(n: &Node, d: &mut Diagnostics) -> Option<SyncGroup> {
         match k.keyword.as_str() {
             "group" => {
                 for m in k.block.iter().flatten() {
-                    g.members.push(m.keyword.clone());
-                    g.members.extend(m.args.iter().map(|a| a.text.clone()));
+                    let names = std::iter::once(m.keyword.as_str())
+                        .chain(m.args.iter().map(|a| a.text.as_str()));
+                    for member in names {
+                        refs.push(Reference {
+                            kind: RefKind::SyncMember,
+                            from: format!("vrrp_sync_group {}", g.name),
+                            name: member.to_string(),
+                            at: m.at.clone(),
+                        });
+                        if !g.members.iter().any(|x| x == member) {
+                            g.members.push(member.to_string());
+                        }
+                    }
                 }
             }
             "smtp_alert"
