@@ -89,7 +89,12 @@ impl Service {
     pub fn spec(&self) -> ServiceSpec {
         let mut reals: Vec<RealSpec> = self.reals.values().map(Real::spec).collect();
         if let Some(sorry) = self.sorry() {
-            reals.push(RealSpec { addr: sorry.ip(), port: sorry.port(), weight: 1, healthy: true });
+            reals.push(RealSpec {
+                addr: sorry.ip(),
+                port: sorry.port(),
+                weight: 1,
+                healthy: true,
+            });
         }
         ServiceSpec {
             vip: self.vip,
@@ -371,7 +376,11 @@ mod tests {
     use crate::config::parse_str;
 
     fn table(text: &str) -> Table {
-        Table::from_config(&parse_str(text, Path::new("t.conf")).unwrap_or_else(|e| panic!("{e}")).config)
+        Table::from_config(
+            &parse_str(text, Path::new("t.conf"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .config,
+        )
     }
 
     const TWO_REALS: &str = "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  weight 1\n }\n real_server 10.0.0.12 80 {\n  weight 3\n }\n}\n";
@@ -385,7 +394,11 @@ mod tests {
     }
 
     fn weights(t: &Table) -> Vec<(u32, bool)> {
-        t.specs()[0].reals.iter().map(|r| (r.weight, r.healthy)).collect()
+        t.specs()[0]
+            .reals
+            .iter()
+            .map(|r| (r.weight, r.healthy))
+            .collect()
     }
 
     #[test]
@@ -396,17 +409,33 @@ mod tests {
         let config = parse_str(TWO_REALS, Path::new("t.conf")).unwrap().config;
         let report = t.reload(&config);
         assert_eq!(weights(&t), [(1, true), (3, true)]);
-        assert_eq!(report, ["real 10.0.0.12:80 of TCP 10.0.0.100:80: run-time weight 0 is replaced by the configured weight"]);
+        assert_eq!(
+            report,
+            [
+                "real 10.0.0.12:80 of TCP 10.0.0.100:80: run-time weight 0 is replaced by the configured weight"
+            ]
+        );
     }
 
     #[test]
     fn reload_keeps_health_of_reals_that_stay() {
         let mut t = table(TWO_REALS);
-        assert!(t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "connection refused".into()));
+        assert!(t.set_health(
+            &id(),
+            &(ip("10.0.0.11"), 80),
+            false,
+            None,
+            "connection refused".into()
+        ));
         let changed = TWO_REALS.replace("weight 3", "weight 5");
         t.reload(&parse_str(&changed, Path::new("t.conf")).unwrap().config);
         assert_eq!(weights(&t), [(1, false), (5, true)]);
-        assert_eq!(t.services[&id()].reals[&(ip("10.0.0.11"), 80)].last_check.as_deref(), Some("connection refused"));
+        assert_eq!(
+            t.services[&id()].reals[&(ip("10.0.0.11"), 80)]
+                .last_check
+                .as_deref(),
+            Some("connection refused")
+        );
     }
 
     #[test]
@@ -417,13 +446,24 @@ mod tests {
         assert_eq!(weights(&t)[0], (7, true));
         t.set_weight(&id(), &r, 2).unwrap();
         assert_eq!(weights(&t)[0], (2, true));
-        assert!(!t.set_health(&id(), &r, true, Some(7), "script exit 9".into()), "nothing changed");
+        assert!(
+            !t.set_health(&id(), &r, true, Some(7), "script exit 9".into()),
+            "nothing changed"
+        );
     }
 
     #[test]
     fn the_sorry_server_stands_in_while_no_real_can() {
-        let mut t = table("virtual_server 10.0.0.100 80 {\n sorry_server 10.0.0.99 80\n real_server 10.0.0.11 80 {\n }\n}\n");
-        let addrs = |t: &Table| t.specs()[0].reals.iter().map(|r| r.addr).collect::<Vec<_>>();
+        let mut t = table(
+            "virtual_server 10.0.0.100 80 {\n sorry_server 10.0.0.99 80\n real_server 10.0.0.11 80 {\n }\n}\n",
+        );
+        let addrs = |t: &Table| {
+            t.specs()[0]
+                .reals
+                .iter()
+                .map(|r| r.addr)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(addrs(&t), [ip("10.0.0.11")]);
         t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "refused".into());
         assert_eq!(addrs(&t), [ip("10.0.0.11"), ip("10.0.0.99")]);
@@ -433,7 +473,8 @@ mod tests {
 
     #[test]
     fn alpha_starts_reals_down() {
-        let t = table("virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n }\n}\n");
+        let t =
+            table("virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n }\n}\n");
         assert_eq!(weights(&t), [(1, false)]);
     }
 
@@ -442,18 +483,31 @@ mod tests {
         let mut t = table(TWO_REALS);
         let udp = (ip("10.0.0.100"), 53, Proto::Udp);
         t.add_service(udp, "rr".into(), 0).unwrap();
-        assert_eq!(t.add_service(udp, "rr".into(), 0), Err(TableError::ServiceExists(Endpoint(udp.0, 53))));
+        assert_eq!(
+            t.add_service(udp, "rr".into(), 0),
+            Err(TableError::ServiceExists(Endpoint(udp.0, 53)))
+        );
         t.add_real(&udp, (ip("10.0.0.21"), 53), 2).unwrap();
         assert_eq!(
-            t.add_real(&udp, (ip("10.0.0.21"), 53), 2).unwrap_err().to_string(),
+            t.add_real(&udp, (ip("10.0.0.21"), 53), 2)
+                .unwrap_err()
+                .to_string(),
             "real server 10.0.0.21:53 already exists in service 10.0.0.100:53"
         );
         t.edit_service(&udp, Some("sh".into()), Some(60)).unwrap();
         assert_eq!(t.services[&udp].persistence_timeout, 60);
         t.delete_real(&udp, &(ip("10.0.0.21"), 53)).unwrap();
-        assert_eq!(t.delete_service(&(ip("10.0.0.1"), 1, Proto::Tcp)).unwrap_err().to_string(), "no service 10.0.0.1:1");
+        assert_eq!(
+            t.delete_service(&(ip("10.0.0.1"), 1, Proto::Tcp))
+                .unwrap_err()
+                .to_string(),
+            "no service 10.0.0.1:1"
+        );
         let report = t.reload(&parse_str(TWO_REALS, Path::new("t.conf")).unwrap().config);
-        assert_eq!(report, ["service UDP 10.0.0.100:53 added at run time is removed"]);
+        assert_eq!(
+            report,
+            ["service UDP 10.0.0.100:53 added at run time is removed"]
+        );
         t.clear();
         assert!(t.specs().is_empty());
     }

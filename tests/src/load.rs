@@ -25,8 +25,11 @@ pub struct Load {
 
 impl Load {
     pub fn start(lab: &DrLab) -> Self {
-        let (stop, ok, failed) =
-            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
         let (s, o, f, ns) = (stop.clone(), ok.clone(), failed.clone(), lab.client.clone());
         let thread = thread::spawn(move || {
             let run = in_netns(&ns, move || {
@@ -42,13 +45,21 @@ impl Load {
                 eprintln!("load: {e:#}");
             }
         });
-        Load { stop, ok, failed, thread }
+        Load {
+            stop,
+            ok,
+            failed,
+            thread,
+        }
     }
 
     /// Stops the load; (succeeded, failed).
     pub fn finish(self) -> (usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }

@@ -20,7 +20,10 @@ fn config() -> String {
 /// How many of `n` fresh connections each real answered.
 fn spread(lab: &DrLab, n: usize) -> [usize; 2] {
     let mut counts = [0; 2];
-    for body in lab.requests(SocketAddr::from((VIP, 80)), n).expect("client") {
+    for body in lab
+        .requests(SocketAddr::from((VIP, 80)), n)
+        .expect("client")
+    {
         match body.expect("request").split(' ').next() {
             Some("rs1") => counts[0] += 1,
             Some("rs2") => counts[1] += 1,
@@ -37,10 +40,22 @@ fn ipvsadm_commands_change_the_running_table_root() {
         return;
     }
     let mut lab = DrLab::build("a", 1, 2).expect("lab");
-    lab.lab.ip(&lab.lbs[0], &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).expect("VIP");
+    lab.lab
+        .ip(
+            &lab.lbs[0],
+            &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
+        )
+        .expect("VIP");
     lab.start_xdpvs(0, &config(), "native").expect("xdpvs");
-    let (vip, rs1, rs2) = (format!("{VIP}:80"), format!("{}:80", real_addr(0)), format!("{}:80", real_addr(1)));
-    let adm = |args: &[&str]| lab.adm(0, args).unwrap_or_else(|e| panic!("adm {args:?}: {e:#}"));
+    let (vip, rs1, rs2) = (
+        format!("{VIP}:80"),
+        format!("{}:80", real_addr(0)),
+        format!("{}:80", real_addr(1)),
+    );
+    let adm = |args: &[&str]| {
+        lab.adm(0, args)
+            .unwrap_or_else(|e| panic!("adm {args:?}: {e:#}"))
+    };
 
     // -d: the real leaves; its flows are placed again, every new flow goes to rs2.
     adm(&["-d", "-t", &vip, "-r", &rs1]);
@@ -54,13 +69,19 @@ fn ipvsadm_commands_change_the_running_table_root() {
     // -e -w 0 and `ctl drain`: no new flows.
     adm(&["-e", "-t", &vip, "-r", &rs1, "-w", "0"]);
     assert_eq!(spread(&lab, 40), [0, 40]);
-    lab.ctl(0, &["weight", &vip, &rs1, "1"]).expect("ctl weight");
+    lab.ctl(0, &["weight", &vip, &rs1, "1"])
+        .expect("ctl weight");
     lab.ctl(0, &["drain", &vip, &rs2]).expect("ctl drain");
     assert_eq!(spread(&lab, 40), [40, 0]);
 
     // explain: a flow not seen yet goes by the ring, to the only real with weight.
-    let explained = lab.ctl(0, &["explain", "tcp", &format!("{CLIENT}:40000"), &vip]).expect("explain");
-    assert!(explained.contains("Maglev ring") && explained.contains(&format!("→ {rs1}")), "{explained}");
+    let explained = lab
+        .ctl(0, &["explain", "tcp", &format!("{CLIENT}:40000"), &vip])
+        .expect("explain");
+    assert!(
+        explained.contains("Maglev ring") && explained.contains(&format!("→ {rs1}")),
+        "{explained}"
+    );
 
     // -A / -E / -D of a UDP service; -m is refused.
     adm(&["-A", "-u", &format!("{VIP}:53"), "-s", "rr"]);
@@ -68,7 +89,9 @@ fn ipvsadm_commands_change_the_running_table_root() {
     assert!(adm(&["-L", "-n"]).contains(&format!("UDP  {VIP}:53 sh persistent 60")));
     adm(&["-D", "-u", &format!("{VIP}:53")]);
     assert!(!adm(&["-L", "-n"]).contains("UDP"));
-    let refused = lab.adm(0, &["-a", "-t", &vip, "-r", &rs1, "-m"]).expect_err("NAT must be refused");
+    let refused = lab
+        .adm(0, &["-a", "-t", &vip, "-r", &rs1, "-m"])
+        .expect_err("NAT must be refused");
     assert!(refused.to_string().contains("not supported"), "{refused:#}");
 
     // -Z zeroes the counters; status lists health and MACs.
@@ -81,7 +104,10 @@ fn ipvsadm_commands_change_the_running_table_root() {
         .unwrap_or_default();
     assert_eq!(row, ["0"; 5], "{stats}");
     let status = lab.ctl(0, &["status"]).expect("status");
-    assert!(status.contains(&format!("{rs1}  UP")) && !status.contains("mac unknown"), "{status}");
+    assert!(
+        status.contains(&format!("{rs1}  UP")) && !status.contains("mac unknown"),
+        "{status}"
+    );
     println!("{status}");
 
     // -C: nothing left, and the VIP's traffic goes to the kernel.

@@ -36,7 +36,10 @@ fn spread(lab: &DrLab, n: usize) -> ([usize; 2], usize) {
     let mut counts = [0; 2];
     let mut failed = 0;
     for body in lab.requests(vip(), n).expect("client") {
-        match body.as_deref().map(|b| b.split(' ').next().unwrap_or_default()) {
+        match body
+            .as_deref()
+            .map(|b| b.split(' ').next().unwrap_or_default())
+        {
             Ok("rs1") => counts[0] += 1,
             Ok("rs2") => counts[1] += 1,
             _ => failed += 1,
@@ -59,8 +62,10 @@ fn ask(stream: &mut TcpStream) -> std::io::Result<String> {
 fn connection_to(lab: &DrLab, real: &'static str) -> TcpStream {
     in_netns(&lab.client, move || {
         for _ in 0..200 {
-            let mut s = TcpStream::connect_timeout(&vip(), Duration::from_secs(2)).expect("connect");
-            s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            let mut s =
+                TcpStream::connect_timeout(&vip(), Duration::from_secs(2)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
             if ask(&mut s).expect("first request") == real {
                 return s;
             }
@@ -86,35 +91,70 @@ fn failed_real_leaves_and_returns_root() {
         return;
     }
     let mut lab = DrLab::build("h", 1, 2).expect("lab");
-    lab.lab.ip(&lab.lbs[0], &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).expect("VIP");
-    lab.start_xdpvs(0, &config([1, 1]), "native").expect("xdpvs");
+    lab.lab
+        .ip(
+            &lab.lbs[0],
+            &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
+        )
+        .expect("VIP");
+    lab.start_xdpvs(0, &config([1, 1]), "native")
+        .expect("xdpvs");
     let (counts, failed) = spread(&lab, 100);
-    assert!(counts[0] > 20 && counts[1] > 20 && failed == 0, "{counts:?} {failed}");
+    assert!(
+        counts[0] > 20 && counts[1] > 20 && failed == 0,
+        "{counts:?} {failed}"
+    );
 
     // A long-lived connection to the real that stays healthy.
     let mut survivor = connection_to(&lab, "rs2");
 
     lab.stop_nginx(0).expect("stop rs1");
     let stopped = Instant::now();
-    let down = wait_for(Duration::from_secs(10), || log_line(&lab, &format!("real {}:80 of TCP {VIP}:80: DOWN", real_addr(0))))
-        .expect("rs1 detected down");
+    let down = wait_for(Duration::from_secs(10), || {
+        log_line(
+            &lab,
+            &format!("real {}:80 of TCP {VIP}:80: DOWN", real_addr(0)),
+        )
+    })
+    .expect("rs1 detected down");
     let detected = stopped.elapsed();
-    println!("rs1 stopped → DOWN in {detected:.2?} (bound: delay_loop 1 s + retry 1 × (0.5 s + timeout 1 s))\n{down}");
+    println!(
+        "rs1 stopped → DOWN in {detected:.2?} (bound: delay_loop 1 s + retry 1 × (0.5 s + timeout 1 s))\n{down}"
+    );
     assert!(detected < Duration::from_secs(5), "{detected:?}");
     let list = lab.adm(0, &["-L", "-n"]).expect("adm");
     println!("{list}");
-    assert!(!list.contains(&format!("-> {}:80", real_addr(0))), "a down real leaves the table:\n{list}");
+    assert!(
+        !list.contains(&format!("-> {}:80", real_addr(0))),
+        "a down real leaves the table:\n{list}"
+    );
 
     let (counts, failed) = spread(&lab, 100);
-    assert_eq!((counts, failed), ([0, 100], 0), "after detection every request goes to rs2 and none fails");
-    assert_eq!(ask(&mut survivor).expect("long-lived connection"), "rs2", "the healthy real's connection survives");
+    assert_eq!(
+        (counts, failed),
+        ([0, 100], 0),
+        "after detection every request goes to rs2 and none fails"
+    );
+    assert_eq!(
+        ask(&mut survivor).expect("long-lived connection"),
+        "rs2",
+        "the healthy real's connection survives"
+    );
 
     lab.start_nginx(0).expect("start rs1");
-    let up = wait_for(Duration::from_secs(10), || log_line(&lab, &format!("real {}:80 of TCP {VIP}:80: UP", real_addr(0))))
-        .expect("rs1 back up");
+    let up = wait_for(Duration::from_secs(10), || {
+        log_line(
+            &lab,
+            &format!("real {}:80 of TCP {VIP}:80: UP", real_addr(0)),
+        )
+    })
+    .expect("rs1 back up");
     println!("{up}");
     let (counts, failed) = spread(&lab, 100);
-    assert!(counts[0] > 20 && failed == 0, "rs1 takes new flows again: {counts:?}");
+    assert!(
+        counts[0] > 20 && failed == 0,
+        "rs1 takes new flows again: {counts:?}"
+    );
 
     // Reload with new weights: new flows follow them, the open connection stays.
     let conf = lab.lab.dir.join("xdpvs-lb1.conf");
@@ -122,18 +162,37 @@ fn failed_real_leaves_and_returns_root() {
     let reload = lab.ctl(0, &["reload"]).expect("ctl reload");
     println!("{reload}");
     let (counts, failed) = spread(&lab, 50);
-    assert_eq!((counts, failed), ([0, 50], 0), "weight 0 takes no new flows");
+    assert_eq!(
+        (counts, failed),
+        ([0, 50], 0),
+        "weight 0 takes no new flows"
+    );
     assert_eq!(ask(&mut survivor).expect("after reload"), "rs2");
     let stats = lab.adm(0, &["-L", "-n", "--stats"]).expect("adm");
     println!("{stats}");
     let list = lab.adm(0, &["-L", "-n"]).expect("adm");
-    assert!(list.contains(&format!("  -> {}:80               Route   0", real_addr(0))), "{list}");
+    assert!(
+        list.contains(&format!("  -> {}:80               Route   0", real_addr(0))),
+        "{list}"
+    );
     let metrics = lab.metrics(0).expect("metrics");
     for line in [
-        format!("xdpvs_real_weight{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\",real=\"{}:80\"}} 0", real_addr(0)),
-        format!("xdpvs_real_up{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\",real=\"{}:80\"}} 1", real_addr(1)),
+        format!(
+            "xdpvs_real_weight{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\",real=\"{}:80\"}} 0",
+            real_addr(0)
+        ),
+        format!(
+            "xdpvs_real_up{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\",real=\"{}:80\"}} 1",
+            real_addr(1)
+        ),
     ] {
-        assert!(metrics.lines().any(|l| l == line), "missing {line} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line} in\n{metrics}"
+        );
     }
-    assert!(metrics.contains("xdpvs_verdict_packets_total{reason=\"forwarded\"}"), "{metrics}");
+    assert!(
+        metrics.contains("xdpvs_verdict_packets_total{reason=\"forwarded\"}"),
+        "{metrics}"
+    );
 }

@@ -23,8 +23,6 @@ use crate::{
         protocol::{Request, Response},
         server::{self, ApiCall},
     },
-    health::runner::{HealthEvent, Runner},
-    metrics,
     config::{self, Config},
     dataplane::{
         loader::{self, AttachMode, Sizes},
@@ -32,7 +30,8 @@ use crate::{
         reconcile::Reconciler,
     },
     ha::Ha,
-    neighbour,
+    health::runner::{HealthEvent, Runner},
+    metrics, neighbour,
     services::Table,
 };
 
@@ -77,7 +76,11 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 
 /// Applies the configuration file again and restarts the health checks.
 /// VRRP instances keep running as they are: changing them needs a restart.
-fn reload(state: &mut State, checks: &mut Runner, events: &mpsc::Sender<HealthEvent>) -> Result<String> {
+fn reload(
+    state: &mut State,
+    checks: &mut Runner,
+    events: &mpsc::Sender<HealthEvent>,
+) -> Result<String> {
     let (message, config) = state.reload()?;
     *checks = Runner::spawn(state.check_specs(&config), events.clone());
     Ok(message)

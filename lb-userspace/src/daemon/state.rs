@@ -10,16 +10,10 @@ use tokio::sync::watch;
 
 use super::{explain, load_config};
 use crate::{
-    config::{Config, Protocol},
-    health::{
-        self,
-        runner::{CheckSpec, HealthEvent},
-    },
-    metrics,
-    services::Endpoint,
     api::protocol::{
         RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
     },
+    config::{Config, Protocol},
     dataplane::{
         keys::{Mac, Proto, format_mac},
         loader::Sizes,
@@ -27,6 +21,12 @@ use crate::{
         reconcile::{Reconciler, ServiceId},
     },
     ha::Ha,
+    health::{
+        self,
+        runner::{CheckSpec, HealthEvent},
+    },
+    metrics,
+    services::Endpoint,
     services::Table,
 };
 
@@ -107,7 +107,10 @@ impl State {
     pub fn health(&mut self, e: HealthEvent) {
         let rid = Endpoint(e.real.0, e.real.1);
         let service = format!("{} {}", e.service.2, Endpoint(e.service.0, e.service.1));
-        if !self.table.set_health(&e.service, &e.real, e.up, e.weight, e.reason.clone()) {
+        if !self
+            .table
+            .set_health(&e.service, &e.real, e.up, e.weight, e.reason.clone())
+        {
             return;
         }
         if let Err(err) = self.apply() {
@@ -115,12 +118,24 @@ impl State {
             return;
         }
         let to_maps = e.decided_at.elapsed();
-        let detection = e.detected_in.map(|d| format!(", detected in {d:.1?}")).unwrap_or_default();
-        let weight = e.weight.map(|w| format!(", weight {w}")).unwrap_or_default();
+        let detection = e
+            .detected_in
+            .map(|d| format!(", detected in {d:.1?}"))
+            .unwrap_or_default();
+        let weight = e
+            .weight
+            .map(|w| format!(", weight {w}"))
+            .unwrap_or_default();
         if e.up {
-            info!("real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision", e.reason);
+            info!(
+                "real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision",
+                e.reason
+            );
         } else {
-            warn!("real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision", e.reason);
+            warn!(
+                "real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision",
+                e.reason
+            );
         }
         if let Some(s) = self.table.services.get(&e.service).and_then(|s| s.sorry()) {
             warn!("{service}: no real can take traffic, sorry server {s} stands in");
@@ -137,8 +152,14 @@ impl State {
                 Protocol::Udp => Proto::Udp,
             };
             for real in &vs.reals {
-                let Some(mut spec) = health::spec_for(vs, real, proto) else { continue };
-                let current = self.table.services.get(&spec.service).and_then(|s| s.reals.get(&spec.real));
+                let Some(mut spec) = health::spec_for(vs, real, proto) else {
+                    continue;
+                };
+                let current = self
+                    .table
+                    .services
+                    .get(&spec.service)
+                    .and_then(|s| s.reals.get(&spec.real));
                 if let Some(r) = current {
                     spec.start_up = r.healthy;
                 }

@@ -85,7 +85,9 @@ impl Maps {
         if let Err(e) = batch::update_u32_array(&self.rings_fd, &keys, &values) {
             debug!("batch update of RINGS failed ({e}); writing slot by slot");
             for (k, v) in keys.iter().zip(&values) {
-                self.rings.set(*k, v, 0).with_context(|| format!("RINGS[{k}]"))?;
+                self.rings
+                    .set(*k, v, 0)
+                    .with_context(|| format!("RINGS[{k}]"))?;
             }
         }
         Ok(())

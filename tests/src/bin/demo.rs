@@ -57,14 +57,21 @@ fn demo() -> Result<()> {
     }
     section("building the lab: client, lb1, lb2, rs1, rs2 on one bridge (network namespaces)");
     let mut lab = DrLab::build("demo", 2, 2)?;
-    println!("xdpvs config of lb1 (lb2 has priority 99):\n{}", config(100));
-    lab.start_xdpvs(1, &config(99), "native").context("starting xdpvs on lb2")?;
-    lab.start_xdpvs(0, &config(100), "native").context("starting xdpvs on lb1")?;
+    println!(
+        "xdpvs config of lb1 (lb2 has priority 99):\n{}",
+        config(100)
+    );
+    lab.start_xdpvs(1, &config(99), "native")
+        .context("starting xdpvs on lb2")?;
+    lab.start_xdpvs(0, &config(100), "native")
+        .context("starting xdpvs on lb1")?;
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let elected = wait_vip(&lb1, true, Duration::from_secs(10)).context("lb1 becoming master")?;
     println!("lb1 is VRRP master and holds {VIP} ({elected:.1?} after start); lb2 is backup");
 
-    section(&format!("{REQUESTS} HTTP requests to {VIP}:80, one connection each"));
+    section(&format!(
+        "{REQUESTS} HTTP requests to {VIP}:80, one connection each"
+    ));
     let start = Instant::now();
     let counts = tally(&lab, REQUESTS)?;
     let total: u32 = WEIGHTS.iter().sum();
@@ -72,21 +79,37 @@ fn demo() -> Result<()> {
     for (i, w) in WEIGHTS.iter().enumerate() {
         let name = format!("rs{}", i + 1);
         let expected = REQUESTS as f64 * f64::from(*w) / f64::from(total);
-        println!("  {name} {:<15} {w:>6} {expected:>9.0} {:>9}", real_addr(i), counts.get(&name).unwrap_or(&0));
+        println!(
+            "  {name} {:<15} {w:>6} {expected:>9.0} {:>9}",
+            real_addr(i),
+            counts.get(&name).unwrap_or(&0)
+        );
     }
-    println!("  failed: {}; {:.0} requests/s", counts.get("failed").unwrap_or(&0), REQUESTS as f64 / start.elapsed().as_secs_f64());
+    println!(
+        "  failed: {}; {:.0} requests/s",
+        counts.get("failed").unwrap_or(&0),
+        REQUESTS as f64 / start.elapsed().as_secs_f64()
+    );
 
     section("rs2's nginx stops: health checks take it out");
     lab.stop_nginx(1)?;
     let stopped = Instant::now();
     let line = wait_for(Duration::from_secs(10), || log_line(&lab, "rs2", "DOWN"))?;
-    println!("  {:.2?} after the stop: {}", stopped.elapsed(), tail(&line));
+    println!(
+        "  {:.2?} after the stop: {}",
+        stopped.elapsed(),
+        tail(&line)
+    );
     let counts = tally(&lab, 100)?;
     println!("  100 new requests: {counts:?}");
     lab.start_nginx(1)?;
     let started = Instant::now();
     let line = wait_for(Duration::from_secs(10), || log_line(&lab, "rs2", "UP"))?;
-    println!("  nginx back: {:.2?} later: {}", started.elapsed(), tail(&line));
+    println!(
+        "  nginx back: {:.2?} later: {}",
+        started.elapsed(),
+        tail(&line)
+    );
 
     section("kill -9 of the master (lb1) while the client sends a request every 20 ms");
     let load = Load::start(&lab);
@@ -96,7 +119,9 @@ fn demo() -> Result<()> {
     let took = wait_vip(&lb2, true, bound + Duration::from_secs(2)).context("lb2 taking over")?;
     thread::sleep(Duration::from_secs(1));
     let (ok, failed) = load.finish();
-    println!("  lb2 took the VIP {took:.2?} after the kill (Master_Down_Interval for priority 99: {bound:.2?})");
+    println!(
+        "  lb2 took the VIP {took:.2?} after the kill (Master_Down_Interval for priority 99: {bound:.2?})"
+    );
     println!("  requests meanwhile: {ok} ok, {failed} failed");
     let counts = tally(&lab, 100)?;
     println!("  100 new requests through lb2: {counts:?}");
@@ -123,7 +148,13 @@ fn tally(lab: &DrLab, n: usize) -> Result<BTreeMap<String, usize>> {
 fn log_line(lab: &DrLab, real: &str, state: &str) -> Result<String> {
     let addr = real_addr(if real == "rs1" { 0 } else { 1 });
     let needle = format!("real {addr}:80 of TCP {VIP}:80: {state}");
-    match lab.lab.log("xdpvs-lb1").lines().rev().find(|l| l.contains(&needle)) {
+    match lab
+        .lab
+        .log("xdpvs-lb1")
+        .lines()
+        .rev()
+        .find(|l| l.contains(&needle))
+    {
         Some(l) => Ok(l.to_string()),
         None => bail!("no {state} yet"),
     }
