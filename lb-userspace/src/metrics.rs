@@ -304,6 +304,7 @@ mod tests {
                 weight: 3,
                 healthy: true,
                 inhibit_on_failure: false,
+                draining: false,
                 last_check: None,
                 mac: None,
                 active_flows: 1,

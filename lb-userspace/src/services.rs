@@ -40,10 +40,16 @@ pub struct Real {
     pub last_check: Option<String>,
     /// Added at run time, not in the configuration.
     pub runtime: bool,
+    /// Removed from the configuration by a reload: weight 0, so it takes no
+    /// new flows, until its flows have ended (`Table::drained`).
+    pub draining: bool,
 }
 
 impl Real {
     pub fn weight(&self) -> u32 {
+        if self.draining {
+            return 0;
+        }
         self.runtime_weight
             .or(self.check_weight)
             .unwrap_or(self.config_weight)
@@ -160,6 +166,7 @@ fn service_of(vs: &VirtualServer) -> Service {
                     inhibit_on_failure: r.inhibit_on_failure,
                     last_check: None,
                     runtime: false,
+                    draining: false,
                 };
                 ((r.addr, r.port), real)
             })
@@ -224,6 +231,25 @@ impl Table {
                         real.healthy = old_real.healthy;
                         real.check_weight = old_real.check_weight;
                         real.last_check = old_real.last_check.clone();
+                    }
+                }
+                // A real the configuration no longer has drains: its flows
+                // continue, it takes no new ones, and it goes once they end.
+                for (rid, real) in &old.reals {
+                    if !real.runtime && !new.reals.contains_key(rid) {
+                        if !real.draining {
+                            overridden.push(format!(
+                                "real {} of {name} left the configuration: draining until its flows end",
+                                Endpoint(rid.0, rid.1)
+                            ));
+                        }
+                        new.reals.insert(
+                            *rid,
+                            Real {
+                                draining: true,
+                                ..real.clone()
+                            },
+                        );
                     }
                 }
             }
@@ -316,6 +342,7 @@ impl Table {
             inhibit_on_failure: false,
             last_check: None,
             runtime: true,
+            draining: false,
         };
         s.reals.insert(rid, real);
         Ok(())
@@ -339,6 +366,28 @@ impl Table {
             Endpoint(id.0, id.1),
             Endpoint(rid.0, rid.1),
         ))
+    }
+
+    /// The reals draining after a reload.
+    pub fn draining(&self) -> Vec<(ServiceId, RealId)> {
+        self.services
+            .values()
+            .flat_map(|s| {
+                s.reals
+                    .values()
+                    .filter(|r| r.draining)
+                    .map(|r| (s.id(), (r.addr, r.port)))
+            })
+            .collect()
+    }
+
+    /// A draining real whose flows have ended leaves for good.
+    pub fn drained(&mut self, id: &ServiceId, rid: &RealId) {
+        if let Some(s) = self.services.get_mut(id)
+            && s.reals.get(rid).is_some_and(|r| r.draining)
+        {
+            s.reals.remove(rid);
+        }
     }
 
     /// `adm -C`.
@@ -436,6 +485,35 @@ mod tests {
                 .as_deref(),
             Some("connection refused")
         );
+    }
+
+    #[test]
+    fn a_real_removed_by_reload_drains_then_goes() {
+        let mut t = table(TWO_REALS);
+        let one = "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n }\n}\n";
+        let report = t.reload(&parse_str(one, Path::new("t.conf")).unwrap().config);
+        assert_eq!(
+            report,
+            [
+                "real 10.0.0.12:80 of TCP 10.0.0.100:80 left the configuration: draining until its flows end"
+            ]
+        );
+        assert_eq!(weights(&t), [(1, true), (0, true)], "kept up, weight 0");
+        let gone = (ip("10.0.0.12"), 80);
+        assert_eq!(t.draining(), [(id(), gone)]);
+        // A second reload keeps it draining without saying so again.
+        assert!(
+            t.reload(&parse_str(one, Path::new("t.conf")).unwrap().config)
+                .is_empty()
+        );
+        t.drained(&id(), &gone);
+        assert_eq!(weights(&t), [(1, true)]);
+        assert!(t.draining().is_empty());
+        // Back in the configuration before it drained: a full member again.
+        let mut t = table(TWO_REALS);
+        t.reload(&parse_str(one, Path::new("t.conf")).unwrap().config);
+        t.reload(&parse_str(TWO_REALS, Path::new("t.conf")).unwrap().config);
+        assert_eq!(weights(&t), [(1, true), (3, true)]);
     }
 
     #[test]

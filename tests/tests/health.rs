@@ -13,17 +13,17 @@ use tests::{
     topology::{DrLab, VIP, real_addr},
 };
 
-fn config(weights: [u32; 2]) -> String {
+/// One service with the reals `(index, weight)`, each with an HTTP check.
+fn config(reals: &[(usize, u32)]) -> String {
     let real = |i: usize, w: u32| {
         format!(
             "    real_server {} 80 {{\n        weight {w}\n        HTTP_GET {{\n            url {{\n                path /\n                status_code 200\n            }}\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
             real_addr(i)
         )
     };
+    let body: String = reals.iter().map(|&(i, w)| real(i, w)).collect();
     format!(
-        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n{}{}}}\n",
-        real(0, weights[0]),
-        real(1, weights[1])
+        "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n{body}}}\n"
     )
 }
 
@@ -97,7 +97,7 @@ fn failed_real_leaves_and_returns_root() {
             &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
         )
         .expect("VIP");
-    lab.start_xdpvs(0, &config([1, 1]), "native")
+    lab.start_xdpvs(0, &config(&[(0, 1), (1, 1)]), "native")
         .expect("xdpvs");
     let (counts, failed) = spread(&lab, 100);
     assert!(
@@ -158,7 +158,7 @@ fn failed_real_leaves_and_returns_root() {
 
     // Reload with new weights: new flows follow them, the open connection stays.
     let conf = lab.lab.dir.join("xdpvs-lb1.conf");
-    std::fs::write(&conf, config([0, 1])).expect("rewrite config");
+    std::fs::write(&conf, config(&[(0, 0), (1, 1)])).expect("rewrite config");
     let reload = lab.ctl(0, &["reload"]).expect("ctl reload");
     println!("{reload}");
     let (counts, failed) = spread(&lab, 50);
@@ -195,4 +195,27 @@ fn failed_real_leaves_and_returns_root() {
         metrics.contains("xdpvs_verdict_packets_total{reason=\"forwarded\"}"),
         "{metrics}"
     );
+
+    // rs2 leaves the configuration: it drains. Its open connection goes on,
+    // new flows go to rs1, and once that connection is closed rs2 goes.
+    std::fs::write(&conf, config(&[(0, 1)])).expect("rewrite config");
+    let reload = lab.ctl(0, &["reload"]).expect("ctl reload");
+    assert!(reload.contains("draining until its flows end"), "{reload}");
+    assert_eq!(ask(&mut survivor).expect("draining connection"), "rs2");
+    assert_eq!(spread(&lab, 30), ([30, 0], 0));
+    assert!(
+        lab.ctl(0, &["status"])
+            .expect("status")
+            .contains("DRAINING")
+    );
+    drop(survivor);
+    let rs2 = format!("-> {}:80", real_addr(1));
+    wait_for(Duration::from_secs(10), || {
+        match lab.adm(0, &["-L", "-n"]) {
+            Ok(list) if !list.contains(&rs2) => Ok(()),
+            Ok(list) => anyhow::bail!("rs2 still listed:\n{list}"),
+            Err(e) => Err(e),
+        }
+    })
+    .expect("rs2 removed once drained");
 }

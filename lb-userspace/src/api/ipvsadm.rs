@@ -174,6 +174,7 @@ mod tests {
             weight,
             healthy: true,
             inhibit_on_failure: false,
+            draining: false,
             last_check: None,
             mac: None,
             active_flows: flows,

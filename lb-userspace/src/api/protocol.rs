@@ -128,6 +128,8 @@ pub struct RealStatus {
     pub healthy: bool,
     /// A down real with `inhibit_on_failure` stays listed with weight 0.
     pub inhibit_on_failure: bool,
+    /// Left the configuration; goes once its flows have ended.
+    pub draining: bool,
     pub last_check: Option<String>,
     pub mac: Option<String>,
     /// Flows in the flow table with no FIN/RST seen.

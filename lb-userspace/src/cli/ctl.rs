@@ -142,7 +142,11 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
                 "  {}:{}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",
                 r.addr,
                 r.port,
-                if r.healthy { "UP  " } else { "DOWN" },
+                match (r.healthy, r.draining) {
+                    (_, true) => "DRAINING",
+                    (true, false) => "UP      ",
+                    (false, false) => "DOWN    ",
+                },
                 r.weight,
                 r.mac.as_deref().unwrap_or("unknown"),
                 r.active_flows,

@@ -124,6 +124,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
     info!(
         "xdpvs running on {}; admin socket {}",
         args.interface,
@@ -133,6 +134,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         tokio::select! {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
             Some(event) = health.recv() => state.health(event),
+            _ = drain_sweep.tick() => state.sweep_drained(),
             Some((request, reply)) = api.recv() => {
                 let answer = match request {
                     Request::Reload => match reload(&mut state, &mut checks, &health_tx) {

@@ -30,6 +30,9 @@ use crate::{
     services::Table,
 };
 
+/// A draining real's flow counts as ended after this long without a packet.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct State {
     pub table: Table,
     pub maps: Maps,
@@ -139,6 +142,44 @@ impl State {
         }
         if let Some(s) = self.table.services.get(&e.service).and_then(|s| s.sorry()) {
             warn!("{service}: no real can take traffic, sorry server {s} stands in");
+        }
+    }
+
+    /// Removes the reals a reload took out once their flows have ended.
+    pub fn sweep_drained(&mut self) {
+        let mut gone = Vec::new();
+        for (sid, rid) in self.table.draining() {
+            let Some(number) = self
+                .reconciler
+                .service_index(&sid)
+                .and_then(|i| i.reals.iter().find(|(r, _)| *r == rid).map(|(_, n)| *n))
+            else {
+                continue;
+            };
+            match self.maps.live_flows(number, DRAIN_IDLE) {
+                Ok(0) => gone.push((sid, rid)),
+                Ok(_) => {}
+                Err(e) => warn!("checking the flows of a draining real: {e:#}"),
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        for (sid, rid) in &gone {
+            self.table.drained(sid, rid);
+        }
+        match self.apply() {
+            Ok(()) => {
+                for (sid, rid) in gone {
+                    info!(
+                        "real {} of {} {} drained: removed",
+                        Endpoint(rid.0, rid.1),
+                        sid.2,
+                        Endpoint(sid.0, sid.1)
+                    );
+                }
+            }
+            Err(e) => error!("removing drained reals: {e:#}"),
         }
     }
 
@@ -349,6 +390,7 @@ impl State {
                     weight: r.weight(),
                     healthy: r.healthy,
                     inhibit_on_failure: r.inhibit_on_failure,
+                    draining: r.draining,
                     last_check: r.last_check.clone(),
                     mac: self.macs.get(&r.addr).map(format_mac),
                     active_flows: active,

@@ -137,6 +137,28 @@ impl Maps {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }
 
+    /// Flows of real `index` that are still going: no FIN/RST seen and a
+    /// packet within `idle` (UDP flows never close).
+    pub fn live_flows(&self, index: u32, idle: std::time::Duration) -> Result<u64> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // The XDP program stamps flows with bpf_ktime_get_coarse_ns: the same clock.
+        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        let mut n = 0;
+        for entry in self.flows.iter() {
+            let (_, b) = entry.context("reading FLOWS")?;
+            let recent = now.saturating_sub(b.last_seen_ns) < idle.as_nanos() as u64;
+            if b.real == index && b.flags & lb_common::FLOW_CLOSING == 0 && recent {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Flows by real index: (active, inactive), counted as ipvsadm does for
     /// DR: a TCP flow is active until its FIN or RST has been seen.
     pub fn flow_counts(&self) -> Result<std::collections::HashMap<u32, (u64, u64)>> {
