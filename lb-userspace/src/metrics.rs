@@ -127,6 +127,26 @@ pub fn render(
     }
     family(
         &mut out,
+        "xdpvs_real_check_duration_seconds",
+        "gauge",
+        "How long the real's last health check took.",
+    );
+    for s in services {
+        for r in &s.reals {
+            if let Some(us) = r.check_micros {
+                let d = us as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "xdpvs_real_check_duration_seconds{{{},real=\"{}:{}\"}} {d}",
+                    svc(s),
+                    r.addr,
+                    r.port
+                );
+            }
+        }
+    }
+    family(
+        &mut out,
         "xdpvs_verdict_packets_total",
         "counter",
         "Packets by the XDP program's verdict reason.",
@@ -306,6 +326,7 @@ mod tests {
                 inhibit_on_failure: false,
                 draining: false,
                 last_check: None,
+                check_micros: None,
                 mac: None,
                 active_flows: 1,
                 inactive_flows: 1,

@@ -195,6 +195,10 @@ fn failed_real_leaves_and_returns_root() {
         metrics.contains("xdpvs_verdict_packets_total{reason=\"forwarded\"}"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("xdpvs_real_check_duration_seconds{"),
+        "{metrics}"
+    );
 
     // rs2 leaves the configuration: it drains. Its open connection goes on,
     // new flows go to rs1, and once that connection is closed rs2 goes.

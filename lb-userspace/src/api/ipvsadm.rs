@@ -176,6 +176,7 @@ mod tests {
             inhibit_on_failure: false,
             draining: false,
             last_check: None,
+            check_micros: None,
             mac: None,
             active_flows: flows,
             inactive_flows: 0,

@@ -131,6 +131,8 @@ pub struct RealStatus {
     /// Left the configuration; goes once its flows have ended.
     pub draining: bool,
     pub last_check: Option<String>,
+    /// How long the last check attempt took, in microseconds.
+    pub check_micros: Option<u64>,
     pub mac: Option<String>,
     /// Flows in the flow table with no FIN/RST seen.
     pub active_flows: u64,

@@ -83,6 +83,7 @@ fn reload(
 ) -> Result<String> {
     let (message, config) = state.reload()?;
     *checks = Runner::spawn(state.check_specs(&config), events.clone());
+    state.latencies = checks.latencies();
     Ok(message)
 }
 
@@ -108,6 +109,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
 
     let (health_tx, mut health) = mpsc::channel(256);
     let mut checks = Runner::spawn(state.check_specs(&config), health_tx.clone());
+    state.latencies = checks.latencies();
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
     tokio::spawn(async move {

@@ -2,7 +2,7 @@
 //! admin API. Every change goes through `apply`, which hands the desired
 //! services to the reconciler and its writes to the maps.
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf};
+use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::PoisonError};
 
 use anyhow::{Context as _, Result};
 use log::{error, info, warn};
@@ -23,7 +23,7 @@ use crate::{
     ha::Ha,
     health::{
         self,
-        runner::{CheckSpec, HealthEvent},
+        runner::{CheckSpec, HealthEvent, Latencies},
     },
     metrics,
     services::Endpoint,
@@ -42,6 +42,8 @@ pub struct State {
     /// The reals whose MACs the neighbour task must resolve.
     wanted: watch::Sender<Vec<IpAddr>>,
     config_path: PathBuf,
+    /// The running health checks' last attempt durations.
+    pub latencies: Latencies,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -77,6 +79,7 @@ impl State {
             sizes,
             wanted,
             config_path,
+            latencies: Latencies::default(),
         }
     }
 
@@ -392,6 +395,12 @@ impl State {
                     inhibit_on_failure: r.inhibit_on_failure,
                     draining: r.draining,
                     last_check: r.last_check.clone(),
+                    check_micros: self
+                        .latencies
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&(s.id(), (r.addr, r.port)))
+                        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                     mac: self.macs.get(&r.addr).map(format_mac),
                     active_flows: active,
                     inactive_flows: inactive,

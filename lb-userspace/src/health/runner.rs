@@ -5,6 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+
 use futures::future::join_all;
 use tokio::{sync::mpsc, task::JoinHandle};
 
@@ -51,13 +56,21 @@ fn combine(probes: &[Box<dyn Probe>], outcomes: Vec<Outcome>) -> (bool, Option<u
     (true, weight, "ok".to_string())
 }
 
-async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>) {
+/// How long each real's last attempt took, for metrics and status.
+pub type Latencies = Arc<Mutex<HashMap<(ServiceId, RealId), Duration>>>;
+
+async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>, latencies: Latencies) {
     let mut tracker = Tracker::new(spec.policy, spec.start_up);
     let mut weight = None;
     loop {
+        let started = Instant::now();
         let outcomes = join_all(spec.probes.iter().map(|p| p.run())).await;
         let (ok, w, reason) = combine(&spec.probes, outcomes);
         let now = Instant::now();
+        latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((spec.service, spec.real), now - started);
         let step = tracker.observe(ok, now);
         let weight_changed = ok && w != weight;
         if ok {
@@ -84,16 +97,22 @@ async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>) {
 /// The running checks; dropping it stops them all.
 pub struct Runner {
     tasks: Vec<JoinHandle<()>>,
+    latencies: Latencies,
 }
 
 impl Runner {
     pub fn spawn(specs: Vec<CheckSpec>, events: mpsc::Sender<HealthEvent>) -> Self {
-        Self {
-            tasks: specs
-                .into_iter()
-                .map(|s| tokio::spawn(watch(s, events.clone())))
-                .collect(),
-        }
+        let latencies = Latencies::default();
+        let tasks = specs
+            .into_iter()
+            .map(|s| tokio::spawn(watch(s, events.clone(), latencies.clone())))
+            .collect();
+        Self { tasks, latencies }
+    }
+
+    /// The duration of each real's last attempt, kept up to date.
+    pub fn latencies(&self) -> Latencies {
+        self.latencies.clone()
     }
 
     /// Stops every check and returns once all have ended: their scripts are
@@ -143,6 +162,25 @@ mod tests {
             },
             start_up: true,
         }
+    }
+
+    #[tokio::test]
+    async fn each_attempt_records_its_duration() {
+        let (tx, _rx) = mpsc::channel(8);
+        let runner = Runner::spawn(vec![spec(8, "sleep 0.2", 2_000)], tx);
+        let latencies = runner.latencies();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let took = latencies
+            .lock()
+            .unwrap()
+            .values()
+            .next()
+            .copied()
+            .expect("an attempt ended");
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(1),
+            "{took:?}"
+        );
     }
 
     #[tokio::test]
