@@ -140,6 +140,7 @@ impl Reconciler {
             .into_iter()
             .map(|s| ((s.vip, s.port, s.proto), s))
             .collect();
+        self.check_capacity(&wanted)?;
         let mut removed = Vec::new();
         self.services.retain(|id, state| {
             let keep = wanted.contains_key(id);
@@ -189,6 +190,36 @@ impl Reconciler {
             }
         }
         Ok(writes)
+    }
+
+    /// Refuses a set that needs more numbers than are free, before anything
+    /// changes, so a refused set leaves the reconciler as it was. Numbers the
+    /// set would free are not counted: they are reused last anyway.
+    fn check_capacity(
+        &self,
+        wanted: &BTreeMap<ServiceId, ServiceSpec>,
+    ) -> Result<(), ReconcileError> {
+        let new_services = wanted
+            .keys()
+            .filter(|id| !self.services.contains_key(*id))
+            .count();
+        if new_services > self.service_ids.free.len() {
+            return Err(ReconcileError::TooManyServices(self.service_ids.capacity));
+        }
+        let new_reals: usize = wanted
+            .iter()
+            .map(|(id, spec)| {
+                let known = self.services.get(id);
+                spec.reals
+                    .iter()
+                    .filter(|r| !known.is_some_and(|s| s.reals.contains_key(&(r.addr, r.port))))
+                    .count()
+            })
+            .sum();
+        if new_reals > self.real_indices.free.len() {
+            return Err(ReconcileError::TooManyReals(self.real_indices.capacity));
+        }
+        Ok(())
     }
 
     /// Records a real's MAC address (`None`: no longer known).
@@ -630,6 +661,33 @@ mod tests {
         assert_eq!(
             index.reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
             vec![2, 3]
+        );
+    }
+
+    #[test]
+    fn a_set_over_capacity_changes_nothing() {
+        let mut rec = Reconciler::new(1, 2);
+        let mut k = Kernel::default();
+        k.apply(
+            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+        );
+        let mut other = spec(&[(1, true)]);
+        other.port = 443;
+        assert_eq!(
+            rec.set_services(vec![other]),
+            Err(ReconcileError::TooManyServices(1))
+        );
+        assert!(
+            rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp))
+                .is_some(),
+            "the old service stays"
+        );
+        assert_eq!(
+            rec.set_services(vec![spec(&[(1, true), (1, true)])])
+                .unwrap(),
+            vec![],
+            "in step with the kernel"
         );
     }
 
