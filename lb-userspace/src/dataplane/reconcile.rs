@@ -572,8 +572,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_down_real_leaves_the_ring_before_it_is_marked_down() {
+    /// One service of two equal reals, both MACs known, applied.
+    fn two_reals_known() -> (Reconciler, Kernel) {
         let mut rec = Reconciler::new(4, 16);
         let mut k = Kernel::default();
         k.apply(
@@ -582,6 +582,12 @@ mod tests {
         );
         k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
         k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+        (rec, k)
+    }
+
+    #[test]
+    fn a_down_real_leaves_the_ring_before_it_is_marked_down() {
+        let (mut rec, mut k) = two_reals_known();
         let writes = rec
             .set_services(vec![spec(&[(1, true), (1, false)])])
             .unwrap();
@@ -601,14 +607,7 @@ mod tests {
 
     #[test]
     fn weight_zero_drains_the_real_stays_up() {
-        let mut rec = Reconciler::new(4, 16);
-        let mut k = Kernel::default();
-        k.apply(
-            &rec.set_services(vec![spec(&[(1, true), (1, true)])])
-                .unwrap(),
-        );
-        k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
-        k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+        let (mut rec, mut k) = two_reals_known();
         k.apply(
             &rec.set_services(vec![spec(&[(1, true), (0, true)])])
                 .unwrap(),
