@@ -1,6 +1,7 @@
 //! Helpers shared by the kernel (`BPF_PROG_TEST_RUN`) tests, the end-to-end
 //! tests in network namespaces, the demo and the data-plane benchmark.
 
+pub mod adverts;
 pub mod keepalived;
 pub mod load;
 pub mod netns;

@@ -6,12 +6,13 @@
 use std::{net::SocketAddr, thread, time::Duration};
 
 use tests::{
+    adverts::{Capture, longest_dual_master},
     keepalived::{
         self, Vrrp, has_vip, mac_of, master_down_interval, neigh_mac, skew_time, wait_vip,
     },
     load::Load,
     netns::is_root,
-    topology::{DrLab, VIP},
+    topology::{DrLab, VIP, lb_addr},
 };
 
 /// Scheduling, polling and process start-up on a loaded 2-core runner.
@@ -144,6 +145,7 @@ fn two_xdpvs_nodes_keep_serving_root() {
     }
     let mut lab = DrLab::build("ff", 2, 2).expect("building the lab");
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let adverts = Capture::start(&lab.client).expect("watching adverts from the client");
     let (first, second) = (
         Vrrp {
             reals: 2,
@@ -230,6 +232,22 @@ fn two_xdpvs_nodes_keep_serving_root() {
     println!("  requests during the handover: {ok} ok, {failed} failed");
     assert_eq!(failed, 0, "a planned handover loses no request");
     assert!(ok > 0);
+
+    // Over every election above (start, crash, preemption, handover).
+    let seen = adverts.finish().expect("advert capture");
+    let gap = Duration::from_millis(1500);
+    let dual = longest_dual_master(&seen, lb_addr(0), lb_addr(1), gap);
+    println!(
+        "  {} adverts seen; longest time both nodes advertised as master: {dual:.2?} (bound: one advert interval, 1 s)",
+        seen.len()
+    );
+    for lb in [lb_addr(0), lb_addr(1)] {
+        assert!(
+            seen.iter().any(|a| a.from == lb && a.priority > 0),
+            "no advert from {lb} seen"
+        );
+    }
+    assert!(dual <= Duration::from_secs(1), "split brain for {dual:?}");
 }
 
 #[test]
