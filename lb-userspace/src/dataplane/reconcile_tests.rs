@@ -1,0 +1,346 @@
+//! The reconciler against a model of the kernel's maps.
+
+use std::collections::HashMap;
+
+use lb_common::NO_REAL;
+
+use super::*;
+
+/// The maps as the kernel would hold them after the writes so far.
+#[derive(Default)]
+struct Kernel {
+    services: HashMap<ServiceKey, Service>,
+    rings: HashMap<u32, u32>,
+    reals: HashMap<u32, Real>,
+}
+
+impl Kernel {
+    /// Applies writes one by one, checking after each that the XDP program
+    /// could never send a packet to a real that is not up.
+    fn apply(&mut self, writes: &[Write]) {
+        for w in writes {
+            match w {
+                Write::Real { index, real } => {
+                    self.reals.insert(*index, *real);
+                }
+                Write::RingSlots { ring, slots } => {
+                    for (pos, real) in slots {
+                        self.rings.insert(ring * RING_SIZE + pos, *real);
+                    }
+                }
+                Write::Service { key, service } => {
+                    self.services.insert(*key, *service);
+                }
+                Write::DeleteService { key } => {
+                    self.services.remove(key);
+                }
+            }
+            self.check_live_rings();
+        }
+    }
+
+    fn check_live_rings(&self) {
+        for s in self.services.values() {
+            for pos in 0..RING_SIZE {
+                let real = self
+                    .rings
+                    .get(&(s.ring * RING_SIZE + pos))
+                    .copied()
+                    .unwrap_or(0);
+                if real != NO_REAL {
+                    let r = self.reals.get(&real).copied().unwrap_or_default();
+                    assert_eq!(
+                        r.flags & REAL_UP,
+                        REAL_UP,
+                        "live ring of service {} names real {real}, not up",
+                        s.id
+                    );
+                }
+            }
+        }
+    }
+
+    fn live_ring(&self, key: &ServiceKey) -> Vec<u32> {
+        let s = self.services[key];
+        (0..RING_SIZE)
+            .map(|p| {
+                self.rings
+                    .get(&(s.ring * RING_SIZE + p))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+const MAC1: Mac = [2, 0, 0, 0, 0, 1];
+const MAC2: Mac = [2, 0, 0, 0, 0, 2];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn spec(weights: &[(u32, bool)]) -> ServiceSpec {
+    ServiceSpec {
+        vip: ip("10.0.0.100"),
+        port: 80,
+        proto: Proto::Tcp,
+        persist_timeout_s: 0,
+        reals: weights
+            .iter()
+            .enumerate()
+            .map(|(i, (weight, healthy))| RealSpec {
+                addr: ip(&format!("10.0.0.{}", 11 + i)),
+                port: 80,
+                weight: *weight,
+                healthy: *healthy,
+            })
+            .collect(),
+    }
+}
+
+fn key() -> ServiceKey {
+    service_key(ip("10.0.0.100"), 80, Proto::Tcp)
+}
+
+fn share(ring: &[u32], real: u32) -> f64 {
+    ring.iter().filter(|r| **r == real).count() as f64 / ring.len() as f64
+}
+
+#[test]
+fn a_service_without_known_macs_publishes_an_empty_ring() {
+    let mut rec = Reconciler::new(4, 16);
+    let mut k = Kernel::default();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    assert!(k.live_ring(&key()).iter().all(|r| *r == NO_REAL));
+    assert!(
+        k.reals.is_empty(),
+        "no real is written before its MAC is known"
+    );
+}
+
+#[test]
+fn reals_join_as_their_macs_become_known() {
+    let mut rec = Reconciler::new(4, 16);
+    let mut k = Kernel::default();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (3, true)])])
+            .unwrap(),
+    );
+    k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+    let ring = k.live_ring(&key());
+    assert!(ring.iter().all(|r| *r == 0), "only real 0 is known");
+    k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+    let ring = k.live_ring(&key());
+    assert!((share(&ring, 0) - 0.25).abs() < 0.01, "{}", share(&ring, 0));
+    assert!((share(&ring, 1) - 0.75).abs() < 0.01);
+    assert_eq!(
+        k.reals[&1],
+        Real {
+            mac: MAC2,
+            flags: REAL_UP,
+            service: 0
+        }
+    );
+}
+
+#[test]
+fn the_live_ring_is_never_written_in_place() {
+    let mut rec = Reconciler::new(4, 16);
+    rec.set_services(vec![spec(&[(1, true), (1, true)])])
+        .unwrap();
+    rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
+    let id = (ip("10.0.0.100"), 80, Proto::Tcp);
+    for i in 0..6 {
+        let live = rec.service_index(&id).unwrap().ring;
+        let mac = (i % 2 == 0).then_some(MAC2);
+        let writes = rec.set_mac(ip("10.0.0.12"), mac).unwrap();
+        let mut wrote_ring = false;
+        for w in &writes {
+            if let Write::RingSlots { ring, .. } = w {
+                assert_ne!(*ring, live, "wrote the live ring");
+                wrote_ring = true;
+            }
+        }
+        assert!(wrote_ring, "each change of members changes the table");
+        assert_ne!(
+            rec.service_index(&id).unwrap().ring,
+            live,
+            "the new ring is live"
+        );
+    }
+}
+
+/// One service of two equal reals, both MACs known, applied.
+fn two_reals_known() -> (Reconciler, Kernel) {
+    let mut rec = Reconciler::new(4, 16);
+    let mut k = Kernel::default();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+    k.apply(&rec.set_mac(ip("10.0.0.12"), Some(MAC2)).unwrap());
+    (rec, k)
+}
+
+#[test]
+fn a_down_real_leaves_the_ring_before_it_is_marked_down() {
+    let (mut rec, mut k) = two_reals_known();
+    let writes = rec
+        .set_services(vec![spec(&[(1, true), (1, false)])])
+        .unwrap();
+    let publish = writes
+        .iter()
+        .position(|w| matches!(w, Write::Service { .. }))
+        .unwrap();
+    let down = writes
+        .iter()
+        .position(|w| matches!(w, Write::Real { index: 1, .. }))
+        .unwrap();
+    assert!(publish < down, "{writes:?}");
+    k.apply(&writes);
+    assert_eq!(k.reals[&1].flags, 0);
+    assert!(k.live_ring(&key()).iter().all(|r| *r == 0));
+}
+
+#[test]
+fn weight_zero_drains_the_real_stays_up() {
+    let (mut rec, mut k) = two_reals_known();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (0, true)])])
+            .unwrap(),
+    );
+    assert_eq!(
+        k.reals[&1].flags, REAL_UP,
+        "existing flows keep going to a drained real"
+    );
+    assert_eq!(
+        share(&k.live_ring(&key()), 1),
+        0.0,
+        "no new flows to a drained real"
+    );
+}
+
+#[test]
+fn an_unchanged_state_writes_nothing() {
+    let mut rec = Reconciler::new(4, 16);
+    rec.set_services(vec![spec(&[(1, true), (2, true)])])
+        .unwrap();
+    rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap();
+    assert_eq!(rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap(), vec![]);
+    assert_eq!(
+        rec.set_services(vec![spec(&[(1, true), (2, true)])])
+            .unwrap(),
+        vec![]
+    );
+}
+
+#[test]
+fn a_removed_service_is_deleted_and_its_numbers_reused_last() {
+    let mut rec = Reconciler::new(2, 4);
+    let mut k = Kernel::default();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    k.apply(&rec.set_mac(ip("10.0.0.11"), Some(MAC1)).unwrap());
+    k.apply(&rec.set_services(vec![]).unwrap());
+    assert!(k.services.is_empty());
+    assert_eq!(k.reals[&0], Real::default());
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    let index = rec
+        .service_index(&(ip("10.0.0.100"), 80, Proto::Tcp))
+        .unwrap();
+    assert_eq!(index.id, 1, "service numbers are reused first-in first-out");
+    assert_eq!(
+        index.reals.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+}
+
+#[test]
+fn a_set_over_capacity_changes_nothing() {
+    let mut rec = Reconciler::new(1, 2);
+    let mut k = Kernel::default();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    let mut other = spec(&[(1, true)]);
+    other.port = 443;
+    assert_eq!(
+        rec.set_services(vec![other]),
+        Err(ReconcileError::TooManyServices(1))
+    );
+    assert!(
+        rec.service_index(&(ip("10.0.0.100"), 80, Proto::Tcp))
+            .is_some(),
+        "the old service stays"
+    );
+    assert_eq!(
+        rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+        vec![],
+        "in step with the kernel"
+    );
+}
+
+#[test]
+fn capacity_errors_are_reported() {
+    let mut rec = Reconciler::new(1, 1);
+    let mut two = spec(&[(1, true)]);
+    two.port = 443;
+    assert_eq!(
+        rec.set_services(vec![spec(&[(1, true)]), two]),
+        Err(ReconcileError::TooManyServices(1))
+    );
+    let mut rec = Reconciler::new(1, 1);
+    assert_eq!(
+        rec.set_services(vec![spec(&[(1, true), (1, true)])]),
+        Err(ReconcileError::TooManyReals(1))
+    );
+}
+
+#[test]
+fn every_intermediate_state_is_safe_under_churn() {
+    let mut rec = Reconciler::new(4, 64);
+    let mut k = Kernel::default();
+    let macs = [MAC1, MAC2, [2, 0, 0, 0, 0, 3]];
+    let mut seed = 0x1234_5678u32;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for _ in 0..40 {
+        match next() % 3 {
+            0 => {
+                let reals: Vec<(u32, bool)> =
+                    (0..3).map(|_| (next() % 3, next() % 4 != 0)).collect();
+                k.apply(&rec.set_services(vec![spec(&reals)]).unwrap());
+            }
+            1 => {
+                let i = (next() % 3) as usize;
+                k.apply(
+                    &rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), Some(macs[i]))
+                        .unwrap(),
+                );
+            }
+            _ => {
+                let i = next() % 3;
+                k.apply(
+                    &rec.set_mac(ip(&format!("10.0.0.{}", 11 + i)), None)
+                        .unwrap(),
+                );
+            }
+        }
+    }
+}
