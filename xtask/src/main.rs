@@ -37,7 +37,8 @@ enum Task {
     },
     /// The whole system in network namespaces, with a built-in config (root).
     Demo,
-    /// Data-plane ns/packet beside a MAC-swap baseline (root).
+    /// Data-plane ns/packet beside a MAC-swap baseline, and end-to-end
+    /// requests per second through the VIP beside direct access (root).
     Bench,
 }
 
@@ -62,8 +63,8 @@ fn dispatch(task: Task) -> Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         Task::Test { args } => test(&args),
-        Task::Demo => tests_binary("demo"),
-        Task::Bench => tests_binary("bench"),
+        Task::Demo => tests_binaries("demo", &["demo"]),
+        Task::Bench => tests_binaries("bench", &["bench", "e2e_bench"]),
     }
 }
 
@@ -180,27 +181,31 @@ fn test(extra: &[String]) -> Result<()> {
     run(c).context("tests failed")
 }
 
-fn tests_binary(name: &str) -> Result<()> {
+/// Builds once, then runs the `tests` crate's binaries `names` in order.
+fn tests_binaries(task: &str, names: &[&str]) -> Result<()> {
     setup::packages(setup::TEST_PACKAGES)?;
     let artifacts = build()?;
     if !is_root() {
-        bail!("`cargo xtask {name}` needs root (network namespaces, BPF)");
+        bail!("`cargo xtask {task}` needs root (network namespaces, BPF)");
     }
-    step(&format!("building and running the {name}"));
-    let mut c = cmd(
-        "cargo",
-        &[
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "tests",
-            "--bin",
-            name,
-        ],
-    );
-    with_artifacts(&mut c, &artifacts);
-    run(c)
+    for name in names {
+        step(&format!("building and running {name}"));
+        let mut c = cmd(
+            "cargo",
+            &[
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "tests",
+                "--bin",
+                name,
+            ],
+        );
+        with_artifacts(&mut c, &artifacts);
+        run(c)?;
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {
