@@ -294,3 +294,64 @@ fn tracked_script_moves_the_vip_root() {
         Duration::from_secs(1) + ours_down,
     );
 }
+
+/// Two instances per node in the dual-master layout: lb1 masters VIP 1 and
+/// backs up VIP 2, lb2 the reverse; when lb1 dies, lb2 holds both.
+#[test]
+fn dual_master_layout_root() {
+    if skip() {
+        return;
+    }
+    let mut lab = DrLab::build("dm", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let vips = ["10.100.0.100", "10.100.0.101"];
+    let conf = |prio: [u8; 2]| {
+        (0..2)
+            .map(|i| {
+                format!(
+                    "vrrp_instance VI_{i} {{\n    interface eth0\n    virtual_router_id {}\n    priority {}\n    \
+                     advert_int 1\n    virtual_ipaddress {{\n        {}/32\n    }}\n}}\n",
+                    60 + i,
+                    prio[i],
+                    vips[i]
+                )
+            })
+            .collect::<String>()
+    };
+    let holds = |ns: &str, vip: &str| {
+        tests::netns::sh("ip", &["-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"])
+            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
+    };
+    lab.start_xdpvs(0, &conf([100, 90]), XDP_MODE)
+        .expect("xdpvs on lb1");
+    lab.start_xdpvs(1, &conf([90, 100]), XDP_MODE)
+        .expect("xdpvs on lb2");
+    let settled = |want: [[bool; 2]; 2]| {
+        tests::netns::wait_for(Duration::from_secs(12), || {
+            let got = [
+                [holds(&lb1, vips[0]), holds(&lb1, vips[1])],
+                [holds(&lb2, vips[0]), holds(&lb2, vips[1])],
+            ];
+            if got == want {
+                Ok(())
+            } else {
+                anyhow::bail!("VIPs held: {got:?}, want {want:?}")
+            }
+        })
+    };
+    settled([[true, false], [false, true]]).expect("each node masters its own VIP");
+    let status = lab.ctl(0, &["status"]).expect("ctl status");
+    assert!(
+        status.contains("VRRP VI_0 on eth0 vrid 60: MASTER"),
+        "{status}"
+    );
+    assert!(
+        status.contains("VRRP VI_1 on eth0 vrid 61: BACKUP"),
+        "{status}"
+    );
+    lab.lab
+        .stop("xdpvs-lb1", libc::SIGKILL)
+        .expect("kill -9 lb1");
+    settled([[true, false], [true, true]])
+        .expect("lb2 holds both (lb1's crash leaves its address behind)");
+}
