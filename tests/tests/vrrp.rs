@@ -355,3 +355,60 @@ fn dual_master_layout_root() {
     settled([[true, false], [true, true]])
         .expect("lb2 holds both (lb1's crash leaves its address behind)");
 }
+
+/// VRRPv3 over IPv6 (ff02::12, link-local sources, unsolicited NAs) with
+/// keepalived as the peer.
+#[test]
+fn keepalived_interop_v3_ipv6_root() {
+    if skip() {
+        return;
+    }
+    let mut lab = DrLab::build("k6", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let vip = "2001:db8::100";
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_instance VI_6 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 61\n    \
+             priority {prio}\n    advert_int 1\n    version 3\n    virtual_ipaddress {{\n        {vip}/64 dev eth0\n    }}\n}}\n"
+        )
+    };
+    let holds = |ns: &str| {
+        tests::netns::sh("ip", &["-n", ns, "-o", "-6", "addr", "show", "dev", "eth0"])
+            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
+    };
+    let wait = |ns: &str, want: bool, timeout: Duration| {
+        let start = std::time::Instant::now();
+        tests::netns::wait_for(timeout, || {
+            if holds(ns) == want {
+                Ok(start.elapsed())
+            } else {
+                anyhow::bail!("{ns} holds {vip}: {}", !want)
+            }
+        })
+    };
+    keepalived::start(&mut lab.lab, "keepalived", &lb2, &conf(99)).expect("keepalived");
+    lab.start_xdpvs(0, &conf(100), XDP_MODE).expect("xdpvs");
+    let (our_down, kd_down) = (master_down_interval(3, 100), master_down_interval(3, 99));
+    let startup = our_down + kd_down + SLACK;
+    wait(&lb1, true, startup).expect("xdpvs (100) becomes master over IPv6");
+    wait(&lb2, false, startup).expect("keepalived (99) backs off");
+    lab.lab
+        .stop("xdpvs-lb1", libc::SIGKILL)
+        .expect("kill -9 xdpvs");
+    let took = wait(&lb2, true, kd_down + SLACK).expect("keepalived takes over");
+    report(
+        "v3 IPv6 kill -9 xdpvs -> keepalived master",
+        took,
+        "Master_Down_Interval(99)",
+        kd_down,
+    );
+    lab.start_xdpvs(0, &conf(100), XDP_MODE)
+        .expect("restarting xdpvs");
+    let took = wait(&lb2, false, our_down + SLACK).expect("xdpvs preempts back over IPv6");
+    report(
+        "v3 IPv6 xdpvs restart -> preempts keepalived",
+        took,
+        "Master_Down_Interval(100)",
+        our_down,
+    );
+}
