@@ -8,7 +8,6 @@
 
 use std::{
     collections::BTreeMap,
-    fmt,
     net::{IpAddr, SocketAddr},
 };
 
@@ -115,26 +114,13 @@ impl Service {
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TableError {
     #[error("no service {0}")]
-    NoService(Endpoint),
+    NoService(SocketAddr),
     #[error("service {0} already exists")]
-    ServiceExists(Endpoint),
+    ServiceExists(SocketAddr),
     #[error("no real server {1} in service {0}")]
-    NoReal(Endpoint, Endpoint),
+    NoReal(SocketAddr, SocketAddr),
     #[error("real server {1} already exists in service {0}")]
-    RealExists(Endpoint, Endpoint),
-}
-
-/// An address and port, printed as ipvsadm prints them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoint(pub IpAddr, pub u16);
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
-            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),
-        }
-    }
+    RealExists(SocketAddr, SocketAddr),
 }
 
 fn proto_of(p: &Protocol) -> Proto {
@@ -204,7 +190,7 @@ impl Table {
         let mut next = Self::from_config(config);
         let mut overridden = Vec::new();
         for (id, old) in &self.services {
-            let name = format!("{} {}", old.proto, Endpoint(old.vip, old.port));
+            let name = format!("{} {}", old.proto, SocketAddr::new(old.vip, old.port));
             if old.runtime {
                 overridden.push(format!("service {name} added at run time is removed"));
             } else if old.edited {
@@ -216,12 +202,12 @@ impl Table {
                 if real.runtime {
                     overridden.push(format!(
                         "real {} of {name} added at run time is removed",
-                        Endpoint(rid.0, rid.1)
+                        SocketAddr::new(rid.0, rid.1)
                     ));
                 } else if let Some(w) = real.runtime_weight.filter(|_| kept) {
                     overridden.push(format!(
                         "real {} of {name}: run-time weight {w} is replaced by the configured weight",
-                        Endpoint(rid.0, rid.1)
+                        SocketAddr::new(rid.0, rid.1)
                     ));
                 }
             }
@@ -240,7 +226,7 @@ impl Table {
                         if !real.draining {
                             overridden.push(format!(
                                 "real {} of {name} left the configuration: draining until its flows end",
-                                Endpoint(rid.0, rid.1)
+                                SocketAddr::new(rid.0, rid.1)
                             ));
                         }
                         new.reals.insert(
@@ -261,14 +247,14 @@ impl Table {
     fn service_mut(&mut self, id: &ServiceId) -> Result<&mut Service, TableError> {
         self.services
             .get_mut(id)
-            .ok_or(TableError::NoService(Endpoint(id.0, id.1)))
+            .ok_or(TableError::NoService(SocketAddr::new(id.0, id.1)))
     }
 
     pub fn real_mut(&mut self, id: &ServiceId, rid: &RealId) -> Result<&mut Real, TableError> {
         let service = self.service_mut(id)?;
         service.reals.get_mut(rid).ok_or(TableError::NoReal(
-            Endpoint(id.0, id.1),
-            Endpoint(rid.0, rid.1),
+            SocketAddr::new(id.0, id.1),
+            SocketAddr::new(rid.0, rid.1),
         ))
     }
 
@@ -280,7 +266,7 @@ impl Table {
         persistence_timeout: u32,
     ) -> Result<(), TableError> {
         if self.services.contains_key(&id) {
-            return Err(TableError::ServiceExists(Endpoint(id.0, id.1)));
+            return Err(TableError::ServiceExists(SocketAddr::new(id.0, id.1)));
         }
         let service = Service {
             vip: id.0,
@@ -320,7 +306,7 @@ impl Table {
         self.services
             .remove(id)
             .map(drop)
-            .ok_or(TableError::NoService(Endpoint(id.0, id.1)))
+            .ok_or(TableError::NoService(SocketAddr::new(id.0, id.1)))
     }
 
     /// `adm -a`: a real added at run time has no health check and starts up.
@@ -328,8 +314,8 @@ impl Table {
         let s = self.service_mut(id)?;
         if s.reals.contains_key(&rid) {
             return Err(TableError::RealExists(
-                Endpoint(id.0, id.1),
-                Endpoint(rid.0, rid.1),
+                SocketAddr::new(id.0, id.1),
+                SocketAddr::new(rid.0, rid.1),
             ));
         }
         let real = Real {
@@ -363,8 +349,8 @@ impl Table {
     pub fn delete_real(&mut self, id: &ServiceId, rid: &RealId) -> Result<(), TableError> {
         let s = self.service_mut(id)?;
         s.reals.remove(rid).map(drop).ok_or(TableError::NoReal(
-            Endpoint(id.0, id.1),
-            Endpoint(rid.0, rid.1),
+            SocketAddr::new(id.0, id.1),
+            SocketAddr::new(rid.0, rid.1),
         ))
     }
 
@@ -563,7 +549,7 @@ mod tests {
         t.add_service(udp, "rr".into(), 0).unwrap();
         assert_eq!(
             t.add_service(udp, "rr".into(), 0),
-            Err(TableError::ServiceExists(Endpoint(udp.0, 53)))
+            Err(TableError::ServiceExists(SocketAddr::new(udp.0, 53)))
         );
         t.add_real(&udp, (ip("10.0.0.21"), 53), 2).unwrap();
         assert_eq!(

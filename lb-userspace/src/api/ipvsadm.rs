@@ -1,19 +1,12 @@
 //! `ipvsadm -L -n` layouts, column for column, so scripts that parse
 //! ipvsadm's output keep working against xdpvs.
 
-use std::{fmt::Write as _, net::IpAddr, time::Duration};
+use std::{fmt::Write as _, net::SocketAddr, time::Duration};
 
 use super::protocol::{RealStatus, ServiceStatus, Traffic};
 
 /// ipvsadm prints this version; scripts match on the header line.
 const HEADER: &str = "IP Virtual Server version 1.2.1";
-
-fn endpoint(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
 
 /// As keepalived does with IPVS: a down real leaves the table, unless
 /// `inhibit_on_failure` keeps it there with weight 0.
@@ -31,7 +24,7 @@ pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
             out,
             "{}  {} {}",
             s.protocol,
-            endpoint(s.vip, s.port),
+            SocketAddr::new(s.vip, s.port),
             s.scheduler
         );
         if s.persistence_timeout > 0 {
@@ -43,7 +36,7 @@ pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
             let _ = writeln!(
                 out,
                 "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                endpoint(r.addr, r.port),
+                SocketAddr::new(r.addr, r.port),
                 "Route",
                 weight,
                 r.active_flows,
@@ -72,13 +65,13 @@ pub fn stats(services: &[ServiceStatus], table_size: u32) -> String {
     for s in services {
         row(
             &mut out,
-            format!("{}  {}", s.protocol, endpoint(s.vip, s.port)),
+            format!("{}  {}", s.protocol, SocketAddr::new(s.vip, s.port)),
             &s.traffic,
         );
         for r in s.reals.iter().filter(|r| listed(r)) {
             row(
                 &mut out,
-                format!("  -> {}", endpoint(r.addr, r.port)),
+                format!("  -> {}", SocketAddr::new(r.addr, r.port)),
                 &r.traffic,
             );
         }
@@ -122,7 +115,7 @@ pub fn rate(
         };
         row(
             &mut out,
-            format!("{}  {}", s.protocol, endpoint(s.vip, s.port)),
+            format!("{}  {}", s.protocol, SocketAddr::new(s.vip, s.port)),
             &old.traffic,
             &s.traffic,
         );
@@ -135,7 +128,7 @@ pub fn rate(
                 .unwrap_or_default();
             row(
                 &mut out,
-                format!("  -> {}", endpoint(r.addr, r.port)),
+                format!("  -> {}", SocketAddr::new(r.addr, r.port)),
                 &prev,
                 &r.traffic,
             );

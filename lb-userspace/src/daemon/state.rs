@@ -2,7 +2,12 @@
 //! admin API. Every change goes through `apply`, which hands the desired
 //! services to the reconciler and its writes to the maps.
 
-use std::{collections::HashMap, net::IpAddr, path::PathBuf, sync::PoisonError};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::PoisonError,
+};
 
 use anyhow::{Context as _, Result};
 use log::{error, info, warn};
@@ -26,7 +31,6 @@ use crate::{
         runner::{CheckSpec, HealthEvent, Latencies},
     },
     metrics,
-    services::Endpoint,
     services::Table,
 };
 
@@ -111,8 +115,12 @@ impl State {
     /// A health check's verdict: applied at once, logged with its reason, how
     /// long detection took and how long the maps took after the decision.
     pub fn health(&mut self, e: HealthEvent) {
-        let rid = Endpoint(e.real.0, e.real.1);
-        let service = format!("{} {}", e.service.2, Endpoint(e.service.0, e.service.1));
+        let rid = SocketAddr::new(e.real.0, e.real.1);
+        let service = format!(
+            "{} {}",
+            e.service.2,
+            SocketAddr::new(e.service.0, e.service.1)
+        );
         if !self
             .table
             .set_health(&e.service, &e.real, e.up, e.weight, e.reason.clone())
@@ -176,9 +184,9 @@ impl State {
                 for (sid, rid) in gone {
                     info!(
                         "real {} of {} {} drained: removed",
-                        Endpoint(rid.0, rid.1),
+                        SocketAddr::new(rid.0, rid.1),
                         sid.2,
-                        Endpoint(sid.0, sid.1)
+                        SocketAddr::new(sid.0, sid.1)
                     );
                 }
             }
