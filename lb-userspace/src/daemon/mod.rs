@@ -2,8 +2,9 @@
 //! VRRP and keeps the maps in step with the real servers' MACs, health and
 //! the operator's changes until SIGINT or SIGTERM.
 //!
-//! One task owns the desired state, the reconciler and the maps; neighbour
-//! resolution, health checks and the admin socket send it events.
+//! One task owns the desired state, the reconciler, the maps and the health
+//! checks' lifetime; neighbour resolution, health checks and the admin socket
+//! send it events.
 
 mod explain;
 mod state;
@@ -19,10 +20,7 @@ use tokio::{
 
 use self::state::State;
 use crate::{
-    api::{
-        protocol::{Request, Response},
-        server::{self, ApiCall},
-    },
+    api::server::{self, ApiCall},
     config::{self, Config},
     dataplane::{
         loader::{self, AttachMode, Sizes},
@@ -30,9 +28,7 @@ use crate::{
         reconcile::Reconciler,
     },
     ha::Ha,
-    health::runner::{HealthEvent, Runner},
     metrics, neighbour,
-    services::Table,
 };
 
 pub struct RunArgs {
@@ -74,19 +70,6 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
     }
 }
 
-/// Applies the configuration file again and restarts the health checks.
-/// VRRP instances keep running as they are: changing them needs a restart.
-fn reload(
-    state: &mut State,
-    checks: &mut Runner,
-    events: &mpsc::Sender<HealthEvent>,
-) -> Result<String> {
-    let (message, config) = state.reload()?;
-    *checks = Runner::spawn(state.check_specs(&config), events.clone());
-    state.latencies = checks.latencies();
-    Ok(message)
-}
-
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = load_config(&args.config)?;
     let sizes = Sizes::default();
@@ -95,21 +78,19 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let maps = Maps::new(&mut ebpf)?;
     let reconciler = Reconciler::new(sizes.services, sizes.reals);
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
-    let mut state = State::new(
-        Table::from_config(&config),
+    let (health_tx, mut health) = mpsc::channel(256);
+    let mut state = State::start(
+        &config,
         maps,
         reconciler,
         sizes,
         wanted_tx,
         args.config.clone(),
-    );
-    state.apply().context("filling the data plane")?;
+        health_tx,
+    )?;
     // VRRP starts once XDP forwards, so a new master serves at once.
     let ha = Ha::start(&config).await?;
 
-    let (health_tx, mut health) = mpsc::channel(256);
-    let mut checks = Runner::spawn(state.check_specs(&config), health_tx.clone());
-    state.latencies = checks.latencies();
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
     tokio::spawn(async move {
@@ -138,17 +119,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
             Some((request, reply)) = api.recv() => {
-                let answer = match request {
-                    Request::Reload => match reload(&mut state, &mut checks, &health_tx) {
-                        Ok(message) => Response::Done { message },
-                        Err(e) => Response::Error { message: format!("{e:#}") },
-                    },
-                    request => state.answer(request, &ha),
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(state.answer(request, &ha));
             }
             _ = sighup.recv() => {
-                if let Err(e) = reload(&mut state, &mut checks, &health_tx) {
+                if let Err(e) = state.reload() {
                     error!("{e:#}");
                 }
             }

@@ -1,9 +1,8 @@
-//! The daemon's state and everything that changes it: MACs, reloads, the
-//! admin API. Every change goes through `apply`, which hands the desired
-//! services to the reconciler and its writes to the maps.
+//! The daemon's state and everything that changes it: MACs, health checks,
+//! reloads, the admin API. Every change goes through `apply`, which hands the
+//! desired services to the reconciler and its writes to the maps.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::PoisonError,
@@ -11,7 +10,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use log::{error, info, warn};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{explain, load_config};
 use crate::{
@@ -28,7 +27,7 @@ use crate::{
     ha::Ha,
     health::{
         self,
-        runner::{CheckSpec, HealthEvent, Latencies},
+        runner::{CheckSpec, HealthEvent, Runner},
     },
     metrics,
     services::Table,
@@ -41,13 +40,13 @@ pub struct State {
     pub table: Table,
     pub maps: Maps,
     pub reconciler: Reconciler,
-    macs: HashMap<IpAddr, Mac>,
     sizes: Sizes,
     /// The reals whose MACs the neighbour task must resolve.
     wanted: watch::Sender<Vec<IpAddr>>,
     config_path: PathBuf,
-    /// The running health checks' last attempt durations.
-    pub latencies: Latencies,
+    /// The health checks of the configuration in force, and where they report.
+    checks: Runner,
+    health_events: mpsc::Sender<HealthEvent>,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -67,39 +66,48 @@ fn traffic(c: lb_common::Counters) -> Traffic {
 }
 
 impl State {
-    pub fn new(
-        table: Table,
+    /// The state for `config`, its services in the maps, its checks running.
+    pub fn start(
+        config: &Config,
         maps: Maps,
         reconciler: Reconciler,
         sizes: Sizes,
         wanted: watch::Sender<Vec<IpAddr>>,
         config_path: PathBuf,
-    ) -> Self {
-        Self {
-            table,
+        health_events: mpsc::Sender<HealthEvent>,
+    ) -> Result<Self> {
+        let mut state = Self {
+            table: Table::from_config(config),
             maps,
             reconciler,
-            macs: HashMap::new(),
             sizes,
             wanted,
             config_path,
-            latencies: Latencies::default(),
-        }
+            checks: Runner::spawn(Vec::new(), health_events.clone()),
+            health_events,
+        };
+        state.apply().context("filling the data plane")?;
+        state.checks = Runner::spawn(state.check_specs(config), state.health_events.clone());
+        Ok(state)
     }
 
     /// Brings the maps to the table's state.
     pub fn apply(&mut self) -> Result<()> {
         let writes = self.reconciler.set_services(self.table.specs())?;
         self.maps.apply(&writes)?;
-        self.wanted.send_replace(self.reconciler.real_addresses());
+        let addrs = self.reconciler.real_addresses();
+        // Only a new set makes the neighbour task look again.
+        self.wanted.send_if_modified(|wanted| {
+            let changed = *wanted != addrs;
+            if changed {
+                *wanted = addrs;
+            }
+            changed
+        });
         Ok(())
     }
 
     pub fn mac_changed(&mut self, addr: IpAddr, mac: Option<Mac>) {
-        match mac {
-            Some(m) => self.macs.insert(addr, m),
-            None => self.macs.remove(&addr),
-        };
         let applied = self
             .reconciler
             .set_mac(addr, mac)
@@ -196,7 +204,7 @@ impl State {
 
     /// The health checks the table needs, each starting from the real's
     /// current state so a reload does not make it flap.
-    pub fn check_specs(&self, config: &Config) -> Vec<CheckSpec> {
+    fn check_specs(&self, config: &Config) -> Vec<CheckSpec> {
         let mut specs = Vec::new();
         for vs in &config.virtual_servers {
             let proto = match vs.protocol {
@@ -221,10 +229,10 @@ impl State {
         specs
     }
 
-    /// Re-reads the configuration and applies the difference; a refused
-    /// configuration changes nothing. Returns the new configuration so its
-    /// checks can be started.
-    pub fn reload(&mut self) -> Result<(String, Config)> {
+    /// Re-reads the configuration, applies the difference and restarts the
+    /// health checks; a refused configuration changes nothing. VRRP instances
+    /// keep running as they are: changing them takes a restart.
+    pub fn reload(&mut self) -> Result<String> {
         let config = load_config(&self.config_path)
             .context("reload refused, keeping the running configuration")?;
         let mut next = self.table.clone();
@@ -248,7 +256,8 @@ impl State {
             }
         );
         info!("{message}");
-        Ok((message, config))
+        self.checks = Runner::spawn(self.check_specs(&config), self.health_events.clone());
+        Ok(message)
     }
 
     pub fn answer(&mut self, request: Request, ha: &Ha) -> Response {
@@ -263,8 +272,7 @@ impl State {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
             }),
-            // The daemon loop answers it: it also restarts the checks.
-            Request::Reload => Err(anyhow::anyhow!("reload is handled by the daemon loop")),
+            Request::Reload => self.reload().map(done),
             Request::Explain {
                 udp,
                 client,
@@ -404,12 +412,13 @@ impl State {
                     draining: r.draining,
                     last_check: r.last_check.clone(),
                     check_micros: self
-                        .latencies
+                        .checks
+                        .latencies()
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .get(&(s.id(), (r.addr, r.port)))
                         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-                    mac: self.macs.get(&r.addr).map(format_mac),
+                    mac: self.reconciler.mac(&r.addr).as_ref().map(format_mac),
                     active_flows: active,
                     inactive_flows: inactive,
                     traffic,

@@ -235,6 +235,11 @@ impl Reconciler {
         self.sync()
     }
 
+    /// The MAC known for a real's address.
+    pub fn mac(&self, addr: &IpAddr) -> Option<Mac> {
+        self.macs.get(addr).copied()
+    }
+
     /// Every real address the data plane needs a MAC for.
     pub fn real_addresses(&self) -> Vec<IpAddr> {
         let mut addrs: Vec<IpAddr> = self
