@@ -5,7 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use super::{
     diag::Diagnostics,
     model::{
-        HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url, VirtualServer,
+        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url,
+        VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -246,26 +247,16 @@ fn real_server(
     Some(r)
 }
 
-/// The settings TCP_CHECK and HTTP_GET share.
-#[derive(Clone)]
-struct Connect {
-    ip: Option<std::net::IpAddr>,
-    port: Option<u16>,
-    bindto: Option<std::net::IpAddr>,
-    timeout: Duration,
-    retry: u32,
-    delay: Duration,
-}
-
+/// Reading the settings TCP_CHECK and HTTP_GET share.
 impl Connect {
     fn new() -> Self {
         Self {
-            ip: None,
-            port: None,
+            connect_ip: None,
+            connect_port: None,
             bindto: None,
-            timeout: CONNECT_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
             retry: RETRY,
-            delay: DELAY_BEFORE_RETRY,
+            delay_before_retry: DELAY_BEFORE_RETRY,
         }
     }
 
@@ -287,10 +278,14 @@ impl Connect {
     /// Reads one of `SETTINGS`; false when `k` is not one.
     fn read(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
         match k.keyword.as_str() {
-            "connect_timeout" => self.timeout = secs(k, 1, d).unwrap_or(self.timeout),
+            "connect_timeout" => {
+                self.connect_timeout = secs(k, 1, d).unwrap_or(self.connect_timeout)
+            }
             // `nb_get_retry` is the older spelling.
             "retry" | "nb_get_retry" => self.retry = int(k, 0, 1000, d).unwrap_or(self.retry),
-            "delay_before_retry" => self.delay = secs(k, 0, d).unwrap_or(self.delay),
+            "delay_before_retry" => {
+                self.delay_before_retry = secs(k, 0, d).unwrap_or(self.delay_before_retry)
+            }
             _ => return false,
         }
         true
@@ -299,8 +294,8 @@ impl Connect {
     /// Reads a setting of a check block; true when `k` was one.
     fn read_check(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
         match k.keyword.as_str() {
-            "connect_ip" => self.ip = ip(k, d),
-            "connect_port" => self.port = int(k, 1, 65535, d),
+            "connect_ip" => self.connect_ip = ip(k, d),
+            "connect_port" => self.connect_port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
             "warmup" | "bind_port" | "bind_if" | "fwmark" | "alpha" => d.warn(
                 &k.at,
@@ -322,14 +317,7 @@ fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
             );
         }
     }
-    TcpCheck {
-        connect_ip: c.ip,
-        connect_port: c.port,
-        bindto: c.bindto,
-        connect_timeout: c.timeout,
-        retry: c.retry,
-        delay_before_retry: c.delay,
-    }
+    TcpCheck { connect: c }
 }
 
 fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
@@ -350,15 +338,7 @@ fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
     if url_blocks == 0 {
         d.error(&n.at, "HTTP_GET needs at least one url { path ... } block");
     }
-    HttpCheck {
-        urls,
-        connect_ip: c.ip,
-        connect_port: c.port,
-        bindto: c.bindto,
-        connect_timeout: c.timeout,
-        retry: c.retry,
-        delay_before_retry: c.delay,
-    }
+    HttpCheck { urls, connect: c }
 }
 
 fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {

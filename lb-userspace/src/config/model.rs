@@ -101,9 +101,13 @@ pub enum HealthCheck {
     MiscCheck(MiscCheck),
 }
 
+/// How TCP_CHECK and HTTP_GET connect and retry; a virtual_server or
+/// real_server may set the timing for the checks beneath it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TcpCheck {
+pub struct Connect {
+    /// Defaults to the real's address.
     pub connect_ip: Option<IpAddr>,
+    /// Defaults to the real's port.
     pub connect_port: Option<u16>,
     pub bindto: Option<IpAddr>,
     #[serde(serialize_with = "secs")]
@@ -114,16 +118,16 @@ pub struct TcpCheck {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpCheck {
     pub urls: Vec<Url>,
-    pub connect_ip: Option<IpAddr>,
-    pub connect_port: Option<u16>,
-    pub bindto: Option<IpAddr>,
-    #[serde(serialize_with = "secs")]
-    pub connect_timeout: Duration,
-    pub retry: u32,
-    #[serde(serialize_with = "secs")]
-    pub delay_before_retry: Duration,
+    #[serde(flatten)]
+    pub connect: Connect,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -16,7 +16,7 @@ use self::{
     tcp::TcpProbe,
 };
 use crate::{
-    config::{HealthCheck, RealServer, VirtualServer},
+    config::{Connect, HealthCheck, RealServer, VirtualServer},
     dataplane::keys::Proto,
 };
 
@@ -25,31 +25,38 @@ pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<C
     if real.checks.is_empty() {
         return None;
     }
-    let target = |ip: Option<std::net::IpAddr>, port: Option<u16>| {
-        SocketAddr::new(ip.unwrap_or(real.addr), port.unwrap_or(real.port))
-    };
     let mut retry = 0;
     let mut delay_before_retry = vs.delay_loop;
+    // Where TCP_CHECK and HTTP_GET connect, folding their retry timing into
+    // the real's: the strictest of its checks decides.
+    let mut connect = |c: &Connect| {
+        retry = retry.max(c.retry);
+        delay_before_retry = delay_before_retry.min(c.delay_before_retry);
+        let target = SocketAddr::new(
+            c.connect_ip.unwrap_or(real.addr),
+            c.connect_port.unwrap_or(real.port),
+        );
+        (target, c.bindto, c.connect_timeout)
+    };
     let mut probes: Vec<Box<dyn Probe>> = Vec::new();
     for check in &real.checks {
         match check {
             HealthCheck::TcpCheck(c) => {
-                retry = retry.max(c.retry);
-                delay_before_retry = delay_before_retry.min(c.delay_before_retry);
+                let (target, bindto, timeout) = connect(&c.connect);
                 probes.push(Box::new(TcpProbe {
-                    target: target(c.connect_ip, c.connect_port),
-                    bindto: c.bindto,
-                    timeout: c.connect_timeout,
+                    target,
+                    bindto,
+                    timeout,
                 }));
             }
             HealthCheck::HttpGet(c) => {
-                retry = retry.max(c.retry);
-                delay_before_retry = delay_before_retry.min(c.delay_before_retry);
+                let (target, bindto, timeout) = connect(&c.connect);
+                let urls = c.urls.clone();
                 probes.push(Box::new(HttpProbe {
-                    target: target(c.connect_ip, c.connect_port),
-                    bindto: c.bindto,
-                    urls: c.urls.clone(),
-                    timeout: c.connect_timeout,
+                    target,
+                    bindto,
+                    urls,
+                    timeout,
                 }));
             }
             HealthCheck::MiscCheck(c) => probes.push(Box::new(MiscProbe {

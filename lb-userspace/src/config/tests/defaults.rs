@@ -135,20 +135,22 @@ fn service_real_and_check_defaults() {
     assert_eq!(
         *t,
         TcpCheck {
-            connect_ip: None,
-            connect_port: None,
-            bindto: None,
-            connect_timeout: five,
-            retry: 1,
-            delay_before_retry: one
+            connect: Connect {
+                connect_ip: None,
+                connect_port: None,
+                bindto: None,
+                connect_timeout: five,
+                retry: 1,
+                delay_before_retry: one
+            }
         }
     );
     assert_eq!(
         (
-            h.connect_timeout,
-            h.retry,
-            h.delay_before_retry,
-            h.connect_port
+            h.connect.connect_timeout,
+            h.connect.retry,
+            h.connect.delay_before_retry,
+            h.connect.connect_port
         ),
         (five, 1, one, None)
     );

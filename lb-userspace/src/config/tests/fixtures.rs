@@ -169,7 +169,7 @@ fn lvs_dr_services_and_checks() {
         Some("9b3a0c85a887a256d6939da88aabd8cd")
     );
     assert_eq!(
-        (h.retry, h.connect_timeout),
+        (h.connect.retry, h.connect.connect_timeout),
         (3, Duration::from_secs(2)),
         "nb_get_retry is retry"
     );
@@ -179,10 +179,14 @@ fn lvs_dr_services_and_checks() {
         panic!("{:?}", r2.checks)
     };
     assert_eq!(
-        (t.connect_port, t.bindto, t.retry),
+        (t.connect.connect_port, t.connect.bindto, t.connect.retry),
         (Some(80), Some(ip("10.1.0.2")), 2)
     );
-    assert_eq!(t.delay_before_retry, Duration::from_secs(1), "default");
+    assert_eq!(
+        t.connect.delay_before_retry,
+        Duration::from_secs(1),
+        "default"
+    );
 
     let dns = &c.virtual_servers[1];
     assert_eq!(
@@ -224,7 +228,11 @@ fn lvs_dr_services_and_checks() {
         panic!("{:?}", v6.reals[0].checks)
     };
     assert_eq!(
-        (t.connect_timeout, t.retry, t.delay_before_retry),
+        (
+            t.connect.connect_timeout,
+            t.connect.retry,
+            t.connect.delay_before_retry
+        ),
         (Duration::from_secs(3), 5, Duration::from_secs(4)),
         "retry from the real, delay_before_retry from the service"
     );
@@ -232,7 +240,11 @@ fn lvs_dr_services_and_checks() {
         panic!("{:?}", v6.reals[1].checks)
     };
     assert_eq!(
-        (t.connect_ip, t.connect_port, t.retry),
+        (
+            t.connect.connect_ip,
+            t.connect.connect_port,
+            t.connect.retry
+        ),
         (Some(ip("2001:db8::12")), Some(8443), 1)
     );
 
