@@ -12,6 +12,7 @@
 //! `XDP_TX` frames when its peer has none (see shared/TOOLCHAIN.md).
 
 use std::{
+    collections::BTreeMap,
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpStream},
     path::PathBuf,
@@ -280,6 +281,12 @@ impl DrLab {
         sh(&self.artifacts.xdpvs.to_string_lossy(), &all)
     }
 
+    /// `count` fresh connections from the client to `addr`, counted by the
+    /// real that answered (see `by_real`).
+    pub fn answers(&self, addr: SocketAddr, count: usize) -> Result<BTreeMap<String, usize>> {
+        Ok(by_real(self.requests(addr, count)?))
+    }
+
     /// `count` HTTP requests from the client to `addr`, each on a new
     /// connection that the client closes first (so no 5-tuple is reused).
     /// Returns the bodies ("<real> <client address seen>").
@@ -290,12 +297,19 @@ impl DrLab {
     }
 }
 
-/// One HTTP/1.1 GET; reads exactly the body nginx announces.
+/// One HTTP/1.1 GET on a fresh connection (closed by the client after the
+/// answer); the body is "<real> <client address seen>".
 pub fn http_get(addr: SocketAddr) -> Result<String> {
     let timeout = Duration::from_secs(2);
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
-    s.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+    exchange(&mut s)
+}
+
+/// One GET on an open connection, which stays open (keep-alive); reads
+/// exactly the body nginx announces.
+pub fn exchange(s: &mut TcpStream) -> Result<String> {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     loop {
@@ -323,4 +337,18 @@ pub fn http_get(addr: SocketAddr) -> Result<String> {
             }
         }
     }
+}
+
+/// Answers per real name ("rs1", ...) from request results, failures
+/// counted under "failed".
+pub fn by_real(bodies: Vec<Result<String>>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for body in bodies {
+        let key = match body {
+            Ok(b) => b.split(' ').next().unwrap_or_default().to_string(),
+            Err(_) => "failed".to_string(),
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
 }

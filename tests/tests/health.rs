@@ -3,14 +3,13 @@
 //! only, and `xdpvs adm -L -n` shows the table throughout.
 
 use std::{
-    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     time::{Duration, Instant},
 };
 
 use tests::{
     netns::{in_netns, is_root, wait_for},
-    topology::{DrLab, VIP, real_addr},
+    topology::{DrLab, VIP, exchange, real_addr},
 };
 
 /// One service with the reals `(index, weight)`, each with an HTTP check.
@@ -33,28 +32,14 @@ fn vip() -> SocketAddr {
 
 /// Which reals answered `n` fresh connections, and how many failed.
 fn spread(lab: &DrLab, n: usize) -> ([usize; 2], usize) {
-    let mut counts = [0; 2];
-    let mut failed = 0;
-    for body in lab.requests(vip(), n).expect("client") {
-        match body
-            .as_deref()
-            .map(|b| b.split(' ').next().unwrap_or_default())
-        {
-            Ok("rs1") => counts[0] += 1,
-            Ok("rs2") => counts[1] += 1,
-            _ => failed += 1,
-        }
-    }
-    (counts, failed)
+    let counts = lab.answers(vip(), n).expect("client");
+    let of = |k: &str| counts.get(k).copied().unwrap_or(0);
+    ([of("rs1"), of("rs2")], of("failed"))
 }
 
 /// One request on an open keep-alive connection; returns the real's name.
-fn ask(stream: &mut TcpStream) -> std::io::Result<String> {
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")?;
-    let mut buf = [0u8; 512];
-    let n = stream.read(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+fn ask(stream: &mut TcpStream) -> anyhow::Result<String> {
+    let body = exchange(stream)?;
     Ok(body.split(' ').next().unwrap_or_default().to_string())
 }
 

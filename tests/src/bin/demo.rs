@@ -133,15 +133,7 @@ fn demo() -> Result<()> {
 }
 
 fn tally(lab: &DrLab, n: usize) -> Result<BTreeMap<String, usize>> {
-    let mut counts = BTreeMap::new();
-    for body in lab.requests(SocketAddr::from((VIP, 80)), n)? {
-        let key = match body {
-            Ok(b) => b.split(' ').next().unwrap_or_default().to_string(),
-            Err(_) => "failed".to_string(),
-        };
-        *counts.entry(key).or_default() += 1;
-    }
-    Ok(counts)
+    lab.answers(SocketAddr::from((VIP, 80)), n)
 }
 
 /// The newest lb1 log line about `real` going `state`.
