@@ -116,10 +116,9 @@ pub fn render(
             for r in &s.reals {
                 let _ = writeln!(
                     out,
-                    "{name}{{{},real=\"{}:{}\"}} {}",
+                    "{name}{{{},real=\"{}\"}} {}",
                     svc(s),
-                    r.addr,
-                    r.port,
+                    SocketAddr::new(r.addr, r.port),
                     get(r)
                 );
             }
@@ -137,10 +136,9 @@ pub fn render(
                 let d = us as f64 / 1e6;
                 let _ = writeln!(
                     out,
-                    "xdpvs_real_check_duration_seconds{{{},real=\"{}:{}\"}} {d}",
+                    "xdpvs_real_check_duration_seconds{{{},real=\"{}\"}} {d}",
                     svc(s),
-                    r.addr,
-                    r.port
+                    SocketAddr::new(r.addr, r.port)
                 );
             }
         }
@@ -355,5 +353,10 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        // IPv6 reals keep their port apart from the address.
+        let mut v6 = services;
+        v6[0].reals[0].addr = "2001:db8::11".parse().unwrap();
+        let text = render(&v6, &reasons, &[]);
+        assert!(text.contains("real=\"[2001:db8::11]:80\""), "{text}");
     }
 }

@@ -130,8 +130,10 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
     let mut out = String::new();
     for s in services {
         out.push_str(&format!(
-            "{} {}:{} ({}",
-            s.protocol, s.vip, s.port, s.scheduler
+            "{} {} ({}",
+            s.protocol,
+            SocketAddr::new(s.vip, s.port),
+            s.scheduler
         ));
         if s.persistence_timeout > 0 {
             out.push_str(&format!(", persistent {}s", s.persistence_timeout));
@@ -139,9 +141,8 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
         out.push_str(")\n");
         for r in &s.reals {
             out.push_str(&format!(
-                "  {}:{}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",
-                r.addr,
-                r.port,
+                "  {}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",
+                SocketAddr::new(r.addr, r.port),
                 match (r.healthy, r.draining) {
                     (_, true) => "DRAINING",
                     (true, false) => "UP      ",

@@ -1,6 +1,6 @@
 //! `xdpvs ctl explain`: which real a flow goes to now, and why.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Result;
 use lb_common::{NO_REAL, PersistKey, RING_SIZE};
@@ -21,8 +21,8 @@ pub fn explain(
         .find_map(|id| state.reconciler.service_index(&id).map(|i| (id, i)))
     else {
         return Ok(format!(
-            "{proto} {}:{} is no service: the kernel gets it (XDP_PASS)",
-            vip.0, vip.1
+            "{proto} {} is no service: the kernel gets it (XDP_PASS)",
+            SocketAddr::new(vip.0, vip.1)
         ));
     };
     let name_of = |number: u32| {
@@ -30,11 +30,11 @@ pub fn explain(
             .reals
             .iter()
             .find(|(_, n)| *n == number)
-            .map(|((a, p), _)| format!("{a}:{p}"))
+            .map(|((a, p), _)| SocketAddr::new(*a, *p).to_string())
             .unwrap_or_else(|| format!("real #{number} (not of this service)"))
     };
     let key = flow_key(proto, client.0, client.1, vip.0, vip.1);
-    let service = format!("service {proto} {}:{}", id.0, id.1);
+    let service = format!("service {proto} {}", SocketAddr::new(id.0, id.1));
     if let Some(flow) = state.maps.flow(&key) {
         let closing = if flow.flags & lb_common::FLOW_CLOSING != 0 {
             ", closing (FIN/RST seen)"
