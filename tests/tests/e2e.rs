@@ -4,10 +4,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr};
 
-use tests::{
-    netns::is_root,
-    topology::{CLIENT, DrLab, VIP, real_addr},
-};
+use tests::topology::{CLIENT, DrLab, VIP, real_addr};
 
 fn config(weights: [u32; 2]) -> String {
     format!(
@@ -51,10 +48,6 @@ fn conns(stats: &str, real: &str) -> u64 {
 }
 
 fn weighted_split(mode: &str, requests: usize) {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, XDP)");
-        return;
-    }
     let weights = [1, 3];
     let mut lab = DrLab::build(&mode[..1], 1, 2).expect("building the lab");
     // The LB node answers ARP for the VIP; the reals hold it on lo only.
@@ -111,11 +104,13 @@ fn weighted_split(mode: &str, requests: usize) {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn weighted_split_native_xdp_root() {
     weighted_split("native", 800);
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn weighted_split_generic_xdp_root() {
     weighted_split("generic", 400);
 }

@@ -57,16 +57,6 @@ fn real_mac(real: u32) -> [u8; 6] {
     [0x02, 0, 0, 0, 0x01, real as u8]
 }
 
-/// Returns false (after saying why) when the tests cannot run.
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!("skipped: needs root (BPF_PROG_TEST_RUN)");
-        return false;
-    }
-    true
-}
-
 /// The compiled object: `XDPVS_EBPF_OBJECT`, else the default build output.
 fn object_path() -> String {
     std::env::var("XDPVS_EBPF_OBJECT").unwrap_or_else(|_| {
@@ -590,10 +580,8 @@ fn patched(f: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn kernel_table_root() {
-    if !is_root() {
-        return;
-    }
     let mut lb = table_world();
     use Expect::{IcmpTx, Pass, Tx};
     use Reason::{PassExtHeaders, PassMalformed, PassNotIp, PassNotService};
@@ -992,10 +980,8 @@ fn binding(real: u32, last_seen_ns: u64) -> Binding {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn fragments_follow_their_first_fragment_root() {
-    if !is_root() {
-        return;
-    }
     // Alternate reals so that a lookup with the wrong ports would likely
     // land elsewhere; the flow entry is then moved to real 3 (in no ring) to
     // prove the later fragment used the first fragment's ports.
@@ -1073,10 +1059,8 @@ fn fragments_follow_their_first_fragment_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn icmp_errors_follow_the_flow_root() {
-    if !is_root() {
-        return;
-    }
     // The rings say real 1 (IPv6: 21) for everything; the flows say real 2
     // (IPv6: 22).
     let mut lb = stateful_world(2, 0, |_| R1);
@@ -1123,10 +1107,8 @@ fn icmp_errors_follow_the_flow_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn weights_split_new_flows_root() {
-    if !is_root() {
-        return;
-    }
     // Real 1 has weight 1, real 2 weight 3: one slot in four is real 1's.
     let lb = stateful_world(0, 0, |i| if i.is_multiple_of(4) { R1 } else { R2 });
     let flows = 4000u32;
@@ -1160,10 +1142,8 @@ fn weights_split_new_flows_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn drained_and_down_reals_root() {
-    if !is_root() {
-        return;
-    }
     // Real 2 has weight 0: in no ring slot, but up.
     let mut lb = stateful_world(0, 0, |_| R1);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
@@ -1234,10 +1214,8 @@ fn drained_and_down_reals_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn source_ip_persistence_root() {
-    if !is_root() {
-        return;
-    }
     const TIMEOUT_S: u32 = 300;
     let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
     let mut lb = stateful_world(0, TIMEOUT_S, ring);
@@ -1294,10 +1272,8 @@ fn source_ip_persistence_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn flow_entries_root() {
-    if !is_root() {
-        return;
-    }
     let mut lb = stateful_world(2, 0, |_| R1);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let key = flow_key(c4, 3000, vip4, 80, PROTO_TCP);
@@ -1350,10 +1326,8 @@ fn flow_entries_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn counters_root() {
-    if !is_root() {
-        return;
-    }
     let lb = stateful_world(2, 0, |_| R2);
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let syn = tcp_frame(c4, 5000, vip4, 80, TCP_SYN);
@@ -1406,10 +1380,8 @@ fn counters_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn real_of_another_service_root() {
-    if !is_root() {
-        return;
-    }
     // Real 4 is up but belongs to service 1: a flow of service 0 naming it
     // (a number the daemon reused) is re-picked from service 0's ring.
     let mut lb = stateful_world(0, 0, |_| R1);
@@ -1451,10 +1423,8 @@ fn real_of_another_service_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn flow_cache_root() {
-    if !is_root() {
-        return;
-    }
     let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     let skey = service_key(vip4, 53, PROTO_UDP);
     let ring2 = rings_of(0)[1];

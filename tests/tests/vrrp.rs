@@ -11,21 +11,12 @@ use tests::{
         self, Vrrp, has_vip, mac_of, master_down_interval, neigh_mac, skew_time, wait_vip,
     },
     load::Load,
-    netns::is_root,
     topology::{DrLab, VIP, lb_addr},
 };
 
 /// Scheduling, polling and process start-up on a loaded 2-core runner.
 const SLACK: Duration = Duration::from_millis(1500);
 const XDP_MODE: &str = "native";
-
-fn skip() -> bool {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, XDP, raw sockets)");
-        return true;
-    }
-    false
-}
 
 fn report(what: &str, took: Duration, bound_name: &str, bound: Duration) {
     println!(
@@ -125,24 +116,20 @@ fn against_keepalived(version: u8) {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn keepalived_interop_v2_pass_auth_root() {
-    if !skip() {
-        against_keepalived(2);
-    }
+    against_keepalived(2);
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn keepalived_interop_v3_root() {
-    if !skip() {
-        against_keepalived(3);
-    }
+    against_keepalived(3);
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn two_xdpvs_nodes_keep_serving_root() {
-    if skip() {
-        return;
-    }
     let mut lab = DrLab::build("ff", 2, 2).expect("building the lab");
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let adverts = Capture::start(&lab.client).expect("watching adverts from the client");
@@ -251,10 +238,8 @@ fn two_xdpvs_nodes_keep_serving_root() {
 }
 
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn tracked_script_moves_the_vip_root() {
-    if skip() {
-        return;
-    }
     let mut lab = DrLab::build("ts", 2, 0).expect("building the lab");
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let flag = lab.lab.dir.join("healthy");
@@ -298,10 +283,8 @@ fn tracked_script_moves_the_vip_root() {
 /// Two instances per node in the dual-master layout: lb1 masters VIP 1 and
 /// backs up VIP 2, lb2 the reverse; when lb1 dies, lb2 holds both.
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn dual_master_layout_root() {
-    if skip() {
-        return;
-    }
     let mut lab = DrLab::build("dm", 2, 0).expect("building the lab");
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let vips = ["10.100.0.100", "10.100.0.101"];
@@ -359,10 +342,8 @@ fn dual_master_layout_root() {
 /// VRRPv3 over IPv6 (ff02::12, link-local sources, unsolicited NAs) with
 /// keepalived as the peer.
 #[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
 fn keepalived_interop_v3_ipv6_root() {
-    if skip() {
-        return;
-    }
     let mut lab = DrLab::build("k6", 2, 0).expect("building the lab");
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let vip = "2001:db8::100";
