@@ -1248,9 +1248,9 @@ fn source_ip_persistence_root() {
 
     // A binding older than the timeout is replaced by the ring's pick.
     let now = coarse_now_ns();
-    let stale = now
-        .checked_sub(2 * u64::from(TIMEOUT_S) * 1_000_000_000)
-        .expect("uptime beyond twice the timeout");
+    // The data plane ages bindings with wrapping arithmetic, so this is
+    // "twice the timeout ago" at any uptime, even just after boot.
+    let stale = now.wrapping_sub(2 * u64::from(TIMEOUT_S) * 1_000_000_000);
     let third = (3000..4000)
         .find(|&p| ring_real(p) != real)
         .expect("a port the ring sends elsewhere");
@@ -1284,7 +1284,8 @@ fn flow_entries_root() {
     assert!(flow.last_seen_ns >= start, "last_seen set");
 
     // Recent: not rewritten. Older than TOUCH_INTERVAL_NS: refreshed.
-    let recent = coarse_now_ns() - 1000;
+    // Wrapping, as the data plane ages stamps: valid at any uptime.
+    let recent = coarse_now_ns().wrapping_sub(1000);
     lb.set_flow(key, binding(R1, recent));
     lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_ACK));
     assert_eq!(
@@ -1292,7 +1293,7 @@ fn flow_entries_root() {
         Some(recent),
         "a recent flow is not rewritten"
     );
-    let old = recent - 2 * lb_common::TOUCH_INTERVAL_NS;
+    let old = recent.wrapping_sub(2 * lb_common::TOUCH_INTERVAL_NS);
     lb.set_flow(key, binding(R1, old));
     lb.forwarded_to(&tcp_frame(c4, 3000, vip4, 80, TCP_ACK));
     assert_eq!(
