@@ -133,6 +133,11 @@ impl Maps {
         self.persist.get(key, 0).ok()
     }
 
+    /// `REALS[index]` as the XDP program sees it.
+    pub fn real(&self, index: u32) -> Option<Real> {
+        self.reals.get(&index, 0).ok()
+    }
+
     pub fn ring_slot(&self, ring: u32, slot: u32) -> Result<u32> {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }
