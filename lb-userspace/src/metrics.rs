@@ -69,7 +69,7 @@ pub fn render(
         }
     }
     type RealGet = fn(&crate::api::protocol::RealStatus) -> u64;
-    let per_real: [(&str, &str, &str, RealGet); 7] = [
+    let per_real: [(&str, &str, &str, RealGet); 8] = [
         (
             "xdpvs_real_packets_total",
             "counter",
@@ -109,6 +109,13 @@ pub fn render(
         ("xdpvs_real_weight", "gauge", "The weight in force.", |r| {
             u64::from(r.weight)
         }),
+        (
+            "xdpvs_check_local_errors_total",
+            "counter",
+            "Check attempts that could not run for want of the daemon's own resources \
+             (descriptors, memory, processes); never counted against the real.",
+            |r| r.local_errors,
+        ),
     ];
     for (name, kind, help, get) in per_real {
         family(&mut out, name, kind, help);
@@ -325,6 +332,8 @@ mod tests {
                 draining: false,
                 last_check: None,
                 check_micros: None,
+                local_errors: 4,
+                last_local_error: Some("Too many open files".into()),
                 mac: None,
                 active_flows: 1,
                 inactive_flows: 1,
@@ -347,6 +356,7 @@ mod tests {
             "xdpvs_real_weight{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 3",
             "xdpvs_real_up{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 1",
             "xdpvs_verdict_packets_total{reason=\"forwarded\"} 10",
+            "xdpvs_check_local_errors_total{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 4",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
