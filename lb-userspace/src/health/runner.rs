@@ -377,7 +377,13 @@ mod tests {
                 .is_err(),
             "a local error changed the real's state"
         );
-        let counted = runner.local_errors().lock().unwrap().values().next().cloned();
+        let counted = runner
+            .local_errors()
+            .lock()
+            .unwrap()
+            .values()
+            .next()
+            .cloned();
         let counted = counted.expect("local errors counted");
         // Retried every delay_before_retry (50 ms).
         assert!(counted.count >= 4, "{counted:?}");
@@ -389,7 +395,11 @@ mod tests {
         fail_for_real.store(true, std::sync::atomic::Ordering::SeqCst);
         let down = next(&mut rx).await;
         assert!(!down.up);
-        assert!(down.reason.ends_with("connection refused"), "{}", down.reason);
+        assert!(
+            down.reason.ends_with("connection refused"),
+            "{}",
+            down.reason
+        );
     }
 
     #[tokio::test]
