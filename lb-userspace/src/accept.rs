@@ -1,6 +1,8 @@
-//! What an accept loop does when accept fails: waits, longer each time.
-//! EMFILE, ENFILE and ENOBUFS leave the pending connection queued, so a
-//! loop that retried at once would spin a core until a descriptor freed.
+//! What the daemon's listeners share: how many connections they may hold
+//! for the open-file limit in force, and what an accept loop does when
+//! accept fails: waits, longer each time. EMFILE, ENFILE and ENOBUFS leave
+//! the pending connection queued, so a loop that retried at once would
+//! spin a core until a descriptor freed.
 
 use std::time::Duration;
 
@@ -8,6 +10,27 @@ use log::warn;
 
 const FIRST: Duration = Duration::from_millis(10);
 const MOST: Duration = Duration::from_secs(1);
+
+/// The soft open-file limit in force (1,024, systemd's default, if unreadable).
+pub fn open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes to a valid rlimit.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+        0 => limit.rlim_cur,
+        _ => 1024,
+    }
+}
+
+/// At most `most` connections, and never more than `1/share` of the
+/// open-file limit: the health checks keep the rest of the descriptors.
+pub fn connection_cap(open_files: u64, share: u64, most: usize) -> usize {
+    usize::try_from(open_files / share)
+        .unwrap_or(usize::MAX)
+        .clamp(1, most)
+}
 
 #[derive(Debug, Default)]
 pub struct Backoff {
@@ -45,6 +68,15 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_stay_a_small_share_of_the_limit() {
+        assert_eq!(connection_cap(1024, 16, 64), 64);
+        assert_eq!(connection_cap(1 << 20, 16, 64), 64);
+        assert_eq!(connection_cap(256, 16, 64), 16);
+        assert_eq!(connection_cap(8, 16, 64), 1);
+        assert_eq!(connection_cap(u64::MAX, 64, 16), 16);
+    }
 
     #[test]
     fn the_wait_doubles_up_to_a_second() {

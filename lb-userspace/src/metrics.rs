@@ -277,6 +277,16 @@ pub struct Limits {
     pub render_timeout: Duration,
 }
 
+impl Limits {
+    /// The defaults, with at most 1/16 of `open_files` for connections.
+    pub fn within(open_files: u64) -> Self {
+        Self {
+            max_connections: crate::accept::connection_cap(open_files, 16, 64),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -34,7 +34,8 @@ const NOBODY: u32 = 65534;
 
 /// rs1 checked by TCP_CHECK, rs2 by HTTP_GET, each every second.
 fn config() -> String {
-    let timing = "            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n";
+    let timing =
+        "            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n";
     format!(
         "virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo wrr\n    lb_kind DR\n    protocol TCP\n\
          \x20   real_server {} 80 {{\n        weight 1\n        TCP_CHECK {{\n{timing}        }}\n    }}\n\
@@ -179,7 +180,11 @@ fn a_metrics_flood_under_1024_open_files_leaves_the_reals_up_root() {
         )
         .expect("xdpvs");
     let log = || lab.lab.log("xdpvs-lb1");
-    assert!(log().contains("open files limit: 1024 (soft = hard)"), "{}", log());
+    assert!(
+        log().contains("open files limit: 1024 (soft = hard)"),
+        "{}",
+        log()
+    );
     let status = lab.ctl(0, &["status"]).expect("status");
     assert!(both_up(&status), "{status}");
     let before = open_descriptors(pid);
@@ -191,7 +196,9 @@ fn a_metrics_flood_under_1024_open_files_leaves_the_reals_up_root() {
     // 5-second header timeout.
     while start.elapsed() < Duration::from_secs(8) {
         let asked = Instant::now();
-        let status = lab.ctl(0, &["status"]).expect("ctl status during the flood");
+        let status = lab
+            .ctl(0, &["status"])
+            .expect("ctl status during the flood");
         let took = asked.elapsed();
         assert!(took < Duration::from_secs(2), "ctl status took {took:?}");
         assert!(both_up(&status), "a real went DOWN:\n{status}\n{}", log());
@@ -235,6 +242,76 @@ fn a_metrics_flood_under_1024_open_files_leaves_the_reals_up_root() {
         "flood: 3000 connections, {reached} established; daemon descriptors {before} before, \
          at most {most_fds} during; {polls} ctl status calls, slowest {slowest:?}"
     );
+}
+
+/// The lowest descriptor number `pid` does not use: with the open-file
+/// limit set to it, its next socket() or pipe() fails with EMFILE.
+fn lowest_free_descriptor(pid: u32) -> u64 {
+    let used: std::collections::BTreeSet<u64> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|n| !used.contains(n)).unwrap_or(0)
+}
+
+/// Sets `pid`'s soft open-file limit (its hard one stays: raising that
+/// back would need CAP_SYS_RESOURCE, which a container may not have).
+fn prlimit(pid: u32, soft: u64) {
+    let out = Command::new("prlimit")
+        .args([format!("--pid={pid}"), format!("--nofile={soft}:")])
+        .output()
+        .expect("prlimit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn checks_starved_of_descriptors_are_local_errors_not_downs_root() {
+    let mut lab = lab("e");
+    let pid = lab
+        .start_xdpvs_with(0, &config(), "native", &Launch::default())
+        .expect("xdpvs");
+    let log = || lab.lab.log("xdpvs-lb1");
+    // The limit at the lowest free descriptor (the least over a few looks,
+    // in case a check held one): no new socket can be had.
+    let mut limit = u64::MAX;
+    for _ in 0..10 {
+        limit = limit.min(lowest_free_descriptor(pid));
+        thread::sleep(Duration::from_millis(30));
+    }
+    prlimit(pid, limit);
+    let starved = |i: usize| {
+        let kind = ["TCP_CHECK", "HTTP_GET"][i];
+        format!(
+            "real {r}:80 of {VIP}:80: {kind} {r}:80: could not run the check (a local error, \
+             not the real's): Too many open files (os error 24); local error 3, the real stays UP",
+            r = real_addr(i)
+        )
+    };
+    // retry 1: two real failures would have been DOWN by the third attempt.
+    let seen = wait_for(Duration::from_secs(10), || {
+        let text = log();
+        anyhow::ensure!((0..2).all(|i| text.contains(&starved(i))), "not yet");
+        Ok(text)
+    });
+    prlimit(pid, 1024);
+    let seen = seen.unwrap_or_else(|e| panic!("{e:#}\n{}", log()));
+    assert!(!seen.contains(": DOWN ("), "{seen}");
+    let status = wait_for(Duration::from_secs(10), || lab.ctl(0, &["status"]))
+        .expect("ctl status once descriptors are back");
+    assert!(both_up(&status), "{status}");
+    assert!(
+        status.contains("    local check errors: ")
+            && status.contains("(last: TCP_CHECK ")
+            && status.contains("(last: HTTP_GET "),
+        "{status}"
+    );
+    assert!(!log().contains(": DOWN ("), "{}", log());
+    println!("{status}");
 }
 
 /// Runs `xdpvs ARGS` in namespace `ns`, killed if it outlives 20 s.
@@ -310,7 +387,10 @@ impl Prober {
         let stop_c = CString::new(stop.as_os_str().as_bytes()).unwrap();
         let mut pipe = [0; 2];
         // SAFETY: pipe2 fills two descriptors.
-        assert_eq!(unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        assert_eq!(
+            unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) },
+            0
+        );
         // SAFETY: the child calls only async-signal-safe functions on memory
         // prepared before the fork, then _exits.
         let pid = unsafe { libc::fork() };

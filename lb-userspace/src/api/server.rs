@@ -231,6 +231,16 @@ pub struct Limits {
     pub max_clients: usize,
 }
 
+impl Limits {
+    /// The defaults, with at most 1/64 of `open_files` for clients.
+    pub fn within(open_files: u64) -> Self {
+        Self {
+            max_clients: crate::accept::connection_cap(open_files, 64, 16),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -120,10 +120,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     let (api_tx, mut api) = mpsc::channel::<ApiCall>(16);
+    // The listeners hold a small share of the descriptors, so a flood of
+    // connections cannot starve the health checks.
+    let open_files = crate::accept::open_files_limit();
     if let Some(listener) = metrics_listener {
-        metrics::serve(listener, api_tx.clone(), metrics::Limits::default())?;
+        metrics::serve(
+            listener,
+            api_tx.clone(),
+            metrics::Limits::within(open_files),
+        )?;
     }
-    server::spawn(admin, api_tx, group, server::Limits::default())?;
+    server::spawn(admin, api_tx, group, server::Limits::within(open_files))?;
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
