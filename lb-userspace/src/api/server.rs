@@ -273,13 +273,24 @@ pub fn spawn(
         clients: Arc::new(Semaphore::new(limits.max_clients)),
         limits,
     });
+    // Connections held at once, refused ones included: twice the clients
+    // served, so the refusals can be told why but a flood of them cannot
+    // take the descriptors (the rest wait in the kernel's backlog).
+    let held = Arc::new(Semaphore::new(server.limits.max_clients * 2));
     tokio::spawn(async move {
         let mut backoff = crate::accept::Backoff::default();
         loop {
+            let Ok(slot) = held.clone().acquire_owned().await else {
+                return;
+            };
             match listener.accept().await {
                 Ok((stream, _)) => {
                     backoff.reset();
-                    tokio::spawn(server.clone().serve(stream));
+                    let server = server.clone();
+                    tokio::spawn(async move {
+                        server.serve(stream).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => backoff.wait("admin socket", &e).await,
             }
