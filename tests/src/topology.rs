@@ -74,6 +74,17 @@ impl Artifacts {
     }
 }
 
+/// How `DrLab::start_xdpvs_with` runs the daemon.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// A command the daemon runs under (`prlimit --nofile=1024:1024`, ...).
+    pub wrapper: &'a [&'a str],
+    /// Where it serves metrics (default `METRICS`).
+    pub metrics: Option<SocketAddr>,
+    /// More `xdpvs run` options.
+    pub extra: &'a [&'a str],
+}
+
 pub struct DrLab {
     pub lab: Lab,
     pub artifacts: Artifacts,
@@ -211,36 +222,52 @@ impl DrLab {
         self.lab.stop(&format!("rs{}", i + 1), libc::SIGTERM)
     }
 
-    fn socket(&self, lb: usize) -> PathBuf {
+    /// LB node `lb`'s admin socket.
+    pub fn socket(&self, lb: usize) -> PathBuf {
         self.lab.dir.join(format!("xdpvs-lb{}.sock", lb + 1))
     }
 
     /// Starts xdpvs on LB node `lb` with `config`, and waits until every
     /// real's MAC is known (the admin table shows them up).
     pub fn start_xdpvs(&mut self, lb: usize, config: &str, mode: &str) -> Result<()> {
+        self.start_xdpvs_with(lb, config, mode, &Launch::default())
+            .map(drop)
+    }
+
+    /// `start_xdpvs`, run as `launch` says; returns the daemon's PID.
+    pub fn start_xdpvs_with(
+        &mut self,
+        lb: usize,
+        config: &str,
+        mode: &str,
+        launch: &Launch,
+    ) -> Result<u32> {
         let name = format!("xdpvs-lb{}", lb + 1);
         let conf = self.lab.dir.join(format!("{name}.conf"));
         std::fs::write(&conf, config)?;
         let socket = self.socket(lb);
-        let (ns, bin) = (self.lbs[lb].clone(), self.artifacts.xdpvs.clone());
-        self.lab.spawn(
-            &name,
-            &ns,
+        let ns = self.lbs[lb].clone();
+        let bin = self.artifacts.xdpvs.to_string_lossy().into_owned();
+        let (conf, socket) = (conf.to_string_lossy(), socket.to_string_lossy());
+        let metrics = launch.metrics.unwrap_or(METRICS).to_string();
+        let mut args: Vec<&str> = launch.wrapper.to_vec();
+        args.extend_from_slice(&[
             &bin,
-            &[
-                "run",
-                "--config",
-                &conf.to_string_lossy(),
-                "--interface",
-                "eth0",
-                "--xdp-mode",
-                mode,
-                "--socket",
-                &socket.to_string_lossy(),
-                "--metrics",
-                &METRICS.to_string(),
-            ],
-        )?;
+            "run",
+            "--config",
+            &conf,
+            "--interface",
+            "eth0",
+            "--xdp-mode",
+            mode,
+            "--socket",
+            &socket,
+            "--metrics",
+            &metrics,
+        ]);
+        args.extend_from_slice(launch.extra);
+        let (program, args) = args.split_first().expect("a program");
+        let pid = self.lab.spawn(&name, &ns, program.as_ref(), args)?;
         wait_for(Duration::from_secs(15), || {
             self.lab.alive(&name)?;
             let log = self.lab.log(&name);
@@ -250,7 +277,8 @@ impl DrLab {
             }
             Ok(())
         })
-        .with_context(|| format!("xdpvs did not become ready:\n{}", self.lab.log(&name)))
+        .with_context(|| format!("xdpvs did not become ready:\n{}", self.lab.log(&name)))?;
+        Ok(pid)
     }
 
     /// `xdpvs adm ARGS` against LB node `lb`.

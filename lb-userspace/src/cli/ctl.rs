@@ -154,6 +154,12 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
                 r.inactive_flows,
                 r.last_check.as_deref().unwrap_or("-"),
             ));
+            if let Some(last) = &r.last_local_error {
+                out.push_str(&format!(
+                    "    local check errors: {} (last: {last})\n",
+                    r.local_errors
+                ));
+            }
         }
     }
     for i in instances.as_array().into_iter().flatten() {

@@ -48,6 +48,10 @@ pub enum Command {
         /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9120).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// Members of this group may use the admin socket too (mode 0660);
+        /// without it only root may (mode 0600).
+        #[arg(long, value_name = "NAME")]
+        socket_group: Option<String>,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -71,6 +75,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             socket,
             bpf_object,
             metrics,
+            socket_group,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -84,6 +89,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 socket,
                 bpf_object,
                 metrics,
+                socket_group,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -39,6 +39,17 @@ pub struct RunArgs {
     pub bpf_object: Option<PathBuf>,
     /// Serve Prometheus metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Members of this group may use the admin socket too.
+    pub socket_group: Option<String>,
+}
+
+/// Removes the admin socket when the daemon ends, however it ends.
+struct SocketFile<'a>(&'a Path);
+
+impl Drop for SocketFile<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
 }
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
@@ -72,6 +83,16 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = load_config(&args.config)?;
+    // The sockets first: a daemon that cannot have them (another one serves
+    // them) stops here, before it touches the interface's XDP program.
+    let group = args
+        .socket_group
+        .as_deref()
+        .map(server::SocketGroup::lookup)
+        .transpose()?;
+    let admin = server::bind_admin_socket(&args.socket, group.as_ref())?;
+    let _socket_file = SocketFile(&args.socket);
+    let metrics_listener = args.metrics.map(metrics::bind_metrics).transpose()?;
     let sizes = Sizes::default();
     let mut ebpf = loader::load(&object(&args)?, sizes)?;
     loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
@@ -99,10 +120,17 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     let (api_tx, mut api) = mpsc::channel::<ApiCall>(16);
-    if let Some(addr) = args.metrics {
-        metrics::serve(addr, api_tx.clone()).await?;
+    // The listeners hold a small share of the descriptors, so a flood of
+    // connections cannot starve the health checks.
+    let open_files = crate::accept::open_files_limit();
+    if let Some(listener) = metrics_listener {
+        metrics::serve(
+            listener,
+            api_tx.clone(),
+            metrics::Limits::within(open_files),
+        )?;
     }
-    server::spawn(&args.socket, api_tx)?;
+    server::spawn(admin, api_tx, group, server::Limits::within(open_files))?;
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -135,6 +163,5 @@ pub async fn run(args: RunArgs) -> Result<()> {
     ha.shutdown().await;
     info!("stopping: detaching XDP from {}", args.interface);
     drop(ebpf);
-    let _ = std::fs::remove_file(&args.socket);
     Ok(())
 }
