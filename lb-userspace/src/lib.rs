@@ -4,6 +4,7 @@
 //! state machine and codec, health hysteresis) do no I/O and read no clock;
 //! the rest drives them.
 
+pub mod announce;
 pub mod api;
 pub mod config;
 pub mod daemon;

@@ -87,6 +87,9 @@ pub enum Response {
     Status {
         services: Vec<ServiceStatus>,
         instances: serde_json::Value,
+        /// VIPs announced for BGP (`xdpvs_announce`); empty when off.
+        #[serde(default)]
+        announcements: Vec<crate::announce::VipStatus>,
     },
     Explain {
         text: String,

@@ -36,6 +36,9 @@ pub struct GlobalDefs {
     /// `vrrp_version`: the default for instances (keepalived's default is 2).
     pub vrrp_version: u8,
     pub router_id: Option<String>,
+    /// `xdpvs_announce { ... }`: keep a host route per servable VIP for a
+    /// routing daemon (BIRD) to announce by BGP. Absent: no routes.
+    pub announce: Option<Announce>,
 }
 
 impl Default for GlobalDefs {
@@ -43,8 +46,42 @@ impl Default for GlobalDefs {
         Self {
             vrrp_version: 2,
             router_id: None,
+            announce: None,
         }
     }
+}
+
+/// Default kernel routing table of the announced VIP routes.
+pub const ANNOUNCE_TABLE: u32 = 200;
+/// Default route protocol number of the announced VIP routes (unused by
+/// iproute2's `rt_protos`; BIRD is 12, keepalived 18).
+pub const ANNOUNCE_PROTOCOL: u8 = 201;
+
+/// How VIP routes are kept (see `announce::decide`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Announce {
+    pub table: u32,
+    pub protocol: u8,
+    /// With several virtual_servers on one VIP: announce while any of them
+    /// can serve (the default) or only while all can.
+    pub require: AnnounceRequire,
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Self {
+            table: ANNOUNCE_TABLE,
+            protocol: ANNOUNCE_PROTOCOL,
+            require: AnnounceRequire::Any,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceRequire {
+    Any,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -12,8 +12,8 @@ use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
     model::{
-        Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
-        TrackScript, VipAddress, VrrpInstance, VrrpScript,
+        Announce, AnnounceRequire, Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup,
+        TrackInterface, TrackScript, VipAddress, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
@@ -60,6 +60,7 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
             "router_id" => g.router_id = one(k, d).map(String::from),
+            "xdpvs_announce" => g.announce = Some(announce(k, d)),
             other if GLOBAL_IGNORED.contains(&other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -69,6 +70,37 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             ),
         }
     }
+}
+
+/// `xdpvs_announce { table N  protocol N  require any|all }`.
+fn announce(n: &Node, d: &mut Diagnostics) -> Announce {
+    let mut a = Announce::default();
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "table" => match int(k, 1u32, u32::MAX, d) {
+                // The kernel's default, main and local tables.
+                Some(t @ 253..=255) => d.error(
+                    &k.at,
+                    format!("table {t}: a kernel table (default, main, local); choose a table of its own"),
+                ),
+                Some(t) => a.table = t,
+                None => {}
+            },
+            // Below 5 are the kernel's own (redirect, kernel, boot, static).
+            "protocol" => a.protocol = int(k, 5u8, 255u8, d).unwrap_or(a.protocol),
+            "require" => match one(k, d) {
+                Some("any") => a.require = AnnounceRequire::Any,
+                Some("all") => a.require = AnnounceRequire::All,
+                Some(other) => d.error(
+                    &k.at,
+                    format!("require {other}: must be `any` or `all` (of a VIP's virtual_servers)"),
+                ),
+                None => {}
+            },
+            other => d.error(&k.at, format!("unknown keyword {other} in xdpvs_announce")),
+        }
+    }
+    a
 }
 
 fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {

@@ -11,7 +11,8 @@ fn vrrp_instance_defaults() {
         c.global,
         GlobalDefs {
             vrrp_version: 2,
-            router_id: None
+            router_id: None,
+            announce: None,
         }
     );
     let i = &c.vrrp_instances[0];
