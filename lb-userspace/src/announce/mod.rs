@@ -41,7 +41,6 @@ pub struct VipStatus {
 }
 
 pub struct Announcer {
-    handle: Handle,
     table: RouteTable,
     desired: watch::Sender<Vec<Verdict>>,
     status: Arc<Mutex<Vec<VipStatus>>>,
@@ -58,13 +57,12 @@ impl Announcer {
         };
         let (desired, rx) = watch::channel(Vec::new());
         let status = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(keep(handle.clone(), table, rx, status.clone()));
+        tokio::spawn(keep(handle, table, rx, status.clone()));
         info!(
             "announcing servable VIPs as blackhole routes in table {} (protocol {})",
             table.table, table.protocol
         );
         Ok(Self {
-            handle,
             table,
             desired,
             status,
@@ -98,14 +96,35 @@ impl Announcer {
         }
     }
 
-    /// Removes every route of ours now (a stopping node withdraws first).
-    pub async fn withdraw_all(&self) -> Result<()> {
-        self.set(Vec::new());
-        for vip in self.table.list(&self.handle).await? {
-            self.table.remove(&self.handle, vip).await?;
-            info!("withdrew {vip}: the daemon is stopping");
+    /// A stopping node withdraws first: hands the task the `stopping`
+    /// decision, waits until it has acted on it, then sweeps the table over
+    /// a connection of its own (a dump on the task's socket would collide
+    /// with the task's).
+    pub async fn withdraw_all(&self, stopping: Vec<Verdict>) -> Result<()> {
+        let acted = |status: &[VipStatus]| {
+            status.len() == stopping.len()
+                && status
+                    .iter()
+                    .zip(&stopping)
+                    .all(|(s, v)| !s.announced && s.reason == v.reason)
+        };
+        self.set(stopping.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !acted(&self.status()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(())
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+        let conn = tokio::spawn(conn);
+        let swept = async {
+            for vip in self.table.list(&handle).await? {
+                self.table.remove(&handle, vip).await?;
+                info!("withdrew {vip}: the daemon is stopping");
+            }
+            Ok::<_, routes::RouteError>(())
+        }
+        .await;
+        conn.abort();
+        Ok(swept?)
     }
 }
 

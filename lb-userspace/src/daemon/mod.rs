@@ -162,8 +162,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     // Withdraw first (make before break): the routers move the flows to
     // the other nodes while this one still forwards what reaches it.
-    if let Some(a) = &announcer {
-        match a.withdraw_all().await {
+    if let (Some(a), Some(require)) = (&announcer, announce_require) {
+        let stopping = announce::decide(
+            &announce::service_views(&state.table),
+            &vrrp_views(&vrrp_vips, &ha),
+            require,
+            true,
+        );
+        match a.withdraw_all(stopping).await {
             Ok(()) => wait_until_quiet(&state).await,
             Err(e) => error!("withdrawing the VIP routes: {e:#}"),
         }

@@ -15,8 +15,9 @@ fn announce_block_and_its_defaults() {
             require: AnnounceRequire::Any,
         })
     );
-    let set = ok("global_defs {\n xdpvs_announce {\n  table 1000\n  protocol 99\n  require all\n }\n}\n")
-        .config;
+    let set =
+        ok("global_defs {\n xdpvs_announce {\n  table 1000\n  protocol 99\n  require all\n }\n}\n")
+            .config;
     assert_eq!(
         set.global.announce,
         Some(Announce {
@@ -30,7 +31,9 @@ fn announce_block_and_its_defaults() {
 #[test]
 fn announce_errors_name_the_line() {
     assert_eq!(
-        errors("global_defs {\n xdpvs_announce {\n  table 254\n  protocol 2\n  require most\n  via x\n }\n}\n"),
+        errors(
+            "global_defs {\n xdpvs_announce {\n  table 254\n  protocol 2\n  require most\n  via x\n }\n}\n"
+        ),
         [
             "k.conf:3: error: table 254: a kernel table (default, main, local); choose a table of its own",
             "k.conf:4: error: protocol 2: must be a whole number from 5 to 255",

@@ -1,0 +1,215 @@
+//! Active-active end to end (root): three xdpvs nodes behind a router that
+//! spreads the VIP's flows over them by ECMP, each node's BIRD announcing
+//! the VIP by BGP (with BFD) while xdpvs can serve it.
+
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use tests::{
+    ecmp::EcmpLab,
+    load::Load,
+    netns::in_netns,
+    topology::{VIP, exchange, real_addr},
+};
+
+const MODE: &str = "generic";
+
+fn vip() -> SocketAddr {
+    SocketAddr::from((VIP, 80))
+}
+
+fn config(reals: usize) -> String {
+    let real = |i: usize| {
+        format!(
+            "    real_server {} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
+            real_addr(i)
+        )
+    };
+    let body: String = (0..reals).map(real).collect();
+    format!(
+        "global_defs {{\n    xdpvs_announce {{\n    }}\n}}\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo mh\n    lb_kind DR\n    protocol TCP\n{body}}}\n"
+    )
+}
+
+/// Starts xdpvs and BIRD on every node; returns once the router has the
+/// VIP's ECMP route over all of them.
+fn start(lab: &mut EcmpLab, reals: usize) {
+    for lb in 0..lab.dr.lbs.len() {
+        lab.dr.start_xdpvs(lb, &config(reals), MODE).expect("xdpvs");
+        lab.start_node_bird(lb).expect("bird");
+    }
+    let all: Vec<usize> = (0..lab.dr.lbs.len()).collect();
+    let took = lab
+        .wait_next_hops(&all, Duration::from_secs(20))
+        .expect("every node announced");
+    println!("all {} nodes announced in {took:.2?}", all.len());
+}
+
+/// New connections each node forwarded, from `adm -L -n --stats`.
+fn conns(lab: &EcmpLab, lb: usize) -> u64 {
+    let stats = lab.dr.adm(lb, &["-L", "-n", "--stats"]).expect("adm");
+    stats
+        .lines()
+        .find(|l| l.starts_with("TCP"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no service line in\n{stats}"))
+}
+
+/// `n` keep-alive connections through the VIP, each with the real it reached.
+fn keep_alive(lab: &EcmpLab, n: usize) -> Vec<(TcpStream, String)> {
+    in_netns(&lab.dr.client, move || {
+        (0..n)
+            .map(|_| {
+                let mut s =
+                    TcpStream::connect_timeout(&vip(), Duration::from_secs(2)).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(2)))
+                    .expect("timeout");
+                let real = exchange(&mut s).expect("first request");
+                (s, real.split(' ').next().unwrap_or_default().to_string())
+            })
+            .collect()
+    })
+    .expect("netns")
+}
+
+/// How many of the connections still answer, from the same real.
+fn survivors(conns: &mut [(TcpStream, String)]) -> usize {
+    let mut kept = 0;
+    for (s, real) in conns.iter_mut() {
+        if exchange(s).is_ok_and(|body| body.split(' ').next() == Some(real.as_str())) {
+            kept += 1;
+        }
+    }
+    kept
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn three_nodes_share_the_vip_and_survive_a_crash_and_a_stop_root() {
+    let mut lab = EcmpLab::build("e", 3, 2).expect("lab");
+    start(&mut lab, 2);
+
+    // Every node carries traffic; the reals share it by weight.
+    let answers = lab.dr.answers(vip(), 300).expect("requests");
+    let per_node: Vec<u64> = (0..3).map(|lb| conns(&lab, lb)).collect();
+    println!("300 new connections: per node {per_node:?}, per real {answers:?}");
+    assert_eq!(answers.get("failed"), None, "{answers:?}");
+    assert!(
+        per_node.iter().all(|&n| n >= 45),
+        "each node forwards at least 15%: {per_node:?}"
+    );
+    assert!(
+        ["rs1", "rs2"]
+            .iter()
+            .all(|r| answers.get(*r).copied().unwrap_or(0) >= 100),
+        "weights 1:1: {answers:?}"
+    );
+
+    // A node crashes under 60 keep-alive connections.
+    let mut open = keep_alive(&lab, 60);
+    let on_node_2 = conns(&lab, 1);
+    lab.crash_node(1).expect("crash lb2");
+    let withdrawn = lab
+        .wait_next_hops(&[0, 2], Duration::from_secs(5))
+        .expect("lb2 withdrawn");
+    let kept = survivors(&mut open);
+    let after: BTreeMap<String, usize> = lab.dr.answers(vip(), 100).expect("requests");
+    println!(
+        "lb2 crashed (it had forwarded {on_node_2} connections): withdrawn in {withdrawn:.2?}; \
+         {kept}/60 keep-alive connections kept their real; 100 new requests after: {after:?}"
+    );
+    assert!(
+        withdrawn < Duration::from_secs(1),
+        "BFD bound: {withdrawn:?}"
+    );
+    assert_eq!(kept, 60, "every connection survives the crash");
+    assert_eq!(
+        after.get("failed"),
+        None,
+        "no new connection fails: {after:?}"
+    );
+
+    // A node stopped on purpose withdraws first: nothing breaks, nothing fails.
+    let load = Load::start(&lab.dr);
+    std::thread::sleep(Duration::from_millis(500));
+    lab.dr
+        .lab
+        .stop("xdpvs-lb1", libc::SIGTERM)
+        .expect("stop lb1");
+    let log = lab.dr.lab.log("xdpvs-lb1");
+    let (ok, failed) = load.finish();
+    let kept = survivors(&mut open);
+    println!(
+        "lb1 stopped with SIGTERM: {ok} requests ok, {failed} failed during the stop; \
+         {kept}/60 connections kept their real"
+    );
+    let withdrew = log.find("withdrew 10.100.0.100");
+    let gone = log.find("stopping: detaching XDP");
+    assert!(
+        withdrew.is_some() && withdrew < gone,
+        "withdrawn before the data plane goes:\n{log}"
+    );
+    lab.wait_next_hops(&[2], Duration::from_secs(2))
+        .expect("only lb3 left");
+    assert_eq!(
+        (failed, kept),
+        (0, 60),
+        "no request fails, no connection breaks"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_node_that_cannot_reach_the_reals_withdraws_root() {
+    let mut lab = EcmpLab::build("w", 2, 2).expect("lab");
+    start(&mut lab, 2);
+    // lb1's own connections to the reals fail (its checks), while its XDP
+    // program, which needs no route, could still forward.
+    let lb1 = lab.dr.lbs[0].clone();
+    for i in 0..2 {
+        lab.dr
+            .lab
+            .ip(
+                &lb1,
+                &["route", "add", "prohibit", &format!("{}/32", real_addr(i))],
+            )
+            .expect("cut lb1 off");
+    }
+    let withdrawn = lab
+        .wait_next_hops(&[1], Duration::from_secs(10))
+        .expect("lb1 withdraws");
+    let status = lab.dr.ctl(0, &["status"]).expect("ctl status");
+    println!("lb1 cut off from the reals: withdrawn in {withdrawn:.2?}\n{status}");
+    assert!(
+        status.contains(
+            "VIP 10.100.0.100: withdrawn (TCP 10.100.0.100:80: no healthy real server with weight)"
+        ),
+        "{status}"
+    );
+    let answers = lab.dr.answers(vip(), 50).expect("requests");
+    assert_eq!(answers.get("failed"), None, "lb2 serves: {answers:?}");
+
+    for i in 0..2 {
+        lab.dr
+            .lab
+            .ip(
+                &lb1,
+                &["route", "del", "prohibit", &format!("{}/32", real_addr(i))],
+            )
+            .expect("reconnect lb1");
+    }
+    let back = lab
+        .wait_next_hops(&[0, 1], Duration::from_secs(10))
+        .expect("lb1 announces again");
+    println!("lb1 reaches the reals again: announced in {back:.2?}");
+    let metrics = lab.dr.metrics(0).expect("metrics");
+    assert!(
+        metrics.contains("xdpvs_vip_announced{vip=\"10.100.0.100\"} 1"),
+        "{metrics}"
+    );
+}
