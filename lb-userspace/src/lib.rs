@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod flowsync;
 pub mod ha;
 pub mod health;
 pub mod maglev;

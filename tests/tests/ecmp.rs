@@ -22,15 +22,28 @@ fn vip() -> SocketAddr {
 }
 
 fn config(reals: usize) -> String {
-    let real = |i: usize| {
+    config_with(&vec![1; reals], "")
+}
+
+/// Every node's configuration: the same file, with flow sync between all
+/// three, and the reals' weights.
+fn synced(weights: &[u32]) -> String {
+    config_with(
+        weights,
+        "    lvs_sync_daemon eth0\n    xdpvs_sync_peers {\n        10.100.0.2\n        10.100.0.3\n        10.100.0.4\n    }\n",
+    )
+}
+
+fn config_with(weights: &[u32], global: &str) -> String {
+    let real = |(i, w): (usize, &u32)| {
         format!(
-            "    real_server {} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
+            "    real_server {} 80 {{\n        weight {w}\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
             real_addr(i)
         )
     };
-    let body: String = (0..reals).map(real).collect();
+    let body: String = weights.iter().enumerate().map(real).collect();
     format!(
-        "global_defs {{\n    xdpvs_announce {{\n    }}\n}}\n\
+        "global_defs {{\n    xdpvs_announce {{\n    }}\n{global}}}\n\
          virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo mh\n    lb_kind DR\n    protocol TCP\n{body}}}\n"
     )
 }
@@ -38,8 +51,12 @@ fn config(reals: usize) -> String {
 /// Starts xdpvs and BIRD on every node; returns once the router has the
 /// VIP's ECMP route over all of them.
 fn start(lab: &mut EcmpLab, reals: usize) {
+    start_with(lab, &config(reals));
+}
+
+fn start_with(lab: &mut EcmpLab, config: &str) {
     for lb in 0..lab.dr.lbs.len() {
-        lab.dr.start_xdpvs(lb, &config(reals), MODE).expect("xdpvs");
+        lab.dr.start_xdpvs(lb, config, MODE).expect("xdpvs");
         lab.start_node_bird(lb).expect("bird");
     }
     let all: Vec<usize> = (0..lab.dr.lbs.len()).collect();
@@ -212,4 +229,78 @@ fn a_node_that_cannot_reach_the_reals_withdraws_root() {
         metrics.contains("xdpvs_vip_announced{vip=\"10.100.0.100\"} 1"),
         "{metrics}"
     );
+}
+
+/// Rewrites node `lb`'s configuration and reloads it.
+fn reload(lab: &EcmpLab, lb: usize, config: &str) {
+    let path = lab.dr.lab.dir.join(format!("xdpvs-lb{}.conf", lb + 1));
+    std::fs::write(&path, config).expect("config");
+    lab.dr.ctl(lb, &["reload"]).expect("reload");
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn synced_flows_keep_their_real_across_a_ring_change_and_a_crash_root() {
+    let mut lab = EcmpLab::build("s", 3, 3).expect("lab");
+    start_with(&mut lab, &synced(&[1, 1, 0]));
+    let mut open = keep_alive(&lab, 60);
+    // rs3 takes traffic (weight 0 to 1): every node's ring changes, so a
+    // third of the flows that ECMP later moves would land elsewhere
+    // without their entries.
+    for lb in 0..3 {
+        reload(&lab, lb, &synced(&[1, 1, 1]));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let status = lab.dr.ctl(0, &["status"]).expect("status");
+    let on_node_2 = conns(&lab, 1);
+    lab.crash_node(1).expect("crash lb2");
+    lab.wait_next_hops(&[0, 2], Duration::from_secs(5))
+        .expect("lb2 withdrawn");
+    let kept = survivors(&mut open);
+    println!(
+        "rs3 added, then lb2 crashed (it had forwarded {on_node_2} connections): \
+         {kept}/60 keep-alive connections kept their real\n{status}"
+    );
+    assert!(status.contains("flow sync with"), "{status}");
+    assert_eq!(kept, 60, "every connection keeps its real");
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_joining_node_learns_the_flows_before_it_announces_root() {
+    let mut lab = EcmpLab::build("j", 3, 3).expect("lab");
+    for lb in 0..2 {
+        lab.dr
+            .start_xdpvs(lb, &synced(&[1, 1, 0]), MODE)
+            .expect("xdpvs");
+        lab.start_node_bird(lb).expect("bird");
+    }
+    lab.wait_next_hops(&[0, 1], Duration::from_secs(20))
+        .expect("two nodes announced");
+    let mut open = keep_alive(&lab, 60);
+    for lb in 0..2 {
+        reload(&lab, lb, &synced(&[1, 1, 1]));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // lb3 joins with the new ring; ECMP then moves a third of the flows to it.
+    lab.dr
+        .start_xdpvs(2, &synced(&[1, 1, 1]), MODE)
+        .expect("xdpvs lb3");
+    lab.start_node_bird(2).expect("bird lb3");
+    let joined = lab
+        .wait_next_hops(&[0, 1, 2], Duration::from_secs(20))
+        .expect("lb3 announced");
+    let log = lab.dr.lab.log("xdpvs-lb3");
+    let learnt = log.find("learnt the live flows of every peer");
+    let announced = log.find("announcing 10.100.0.100");
+    assert!(
+        learnt.is_some() && learnt < announced,
+        "lb3 learns the flows, then announces:\n{log}"
+    );
+    let kept = survivors(&mut open);
+    let status = lab.dr.ctl(2, &["status"]).expect("status");
+    println!(
+        "lb3 joined, announced in {joined:.2?}; {kept}/60 connections kept their real\n{status}"
+    );
+    assert_eq!(kept, 60, "flows moved to the new node keep their real");
 }

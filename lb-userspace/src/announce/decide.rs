@@ -4,7 +4,8 @@
 //! A VIP is announced while its virtual_servers can serve (any of them, or
 //! all with `require all`) and, when a VRRP instance holds the VIP, only
 //! while that instance is MASTER, so a VRRP site that also runs BGP keeps
-//! one active node per VIP. A stopping node announces nothing.
+//! one active node per VIP. A node that is still learning its peers' flows
+//! (flow sync) or is stopping announces nothing.
 
 use std::{collections::BTreeMap, net::IpAddr};
 
@@ -31,6 +32,15 @@ pub struct VrrpView {
     pub instance: String,
     pub vips: Vec<IpAddr>,
     pub master: bool,
+}
+
+/// Where the node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Learning the live flows from the sync peers.
+    Joining,
+    Running,
+    Stopping,
 }
 
 /// The decision for one VIP.
@@ -71,7 +81,7 @@ pub fn decide(
     services: &[ServiceView],
     vrrp: &[VrrpView],
     require: AnnounceRequire,
-    stopping: bool,
+    phase: Phase,
 ) -> Vec<Verdict> {
     let mut by_vip: BTreeMap<IpAddr, Vec<&ServiceView>> = BTreeMap::new();
     for s in services {
@@ -93,8 +103,13 @@ pub fn decide(
                 AnnounceRequire::All => down.is_empty(),
             };
             let holder = vrrp.iter().find(|v| v.vips.contains(&vip));
-            let (announced, reason) = if stopping {
+            let (announced, reason) = if phase == Phase::Stopping {
                 (false, "the daemon is stopping".to_string())
+            } else if phase == Phase::Joining {
+                (
+                    false,
+                    "learning the live flows from the sync peers".to_string(),
+                )
             } else if !serves {
                 (false, down.join("; "))
             } else if let Some(h) = holder.filter(|h| !h.master) {
@@ -143,7 +158,7 @@ mod tests {
             &[svc(1, 80, true), svc(2, 80, false)],
             &[],
             AnnounceRequire::Any,
-            false,
+            Phase::Running,
         );
         assert_eq!(announced(&v), [(vip(1), true), (vip(2), false)]);
         assert_eq!(v[0].reason, "can serve");
@@ -156,9 +171,9 @@ mod tests {
     #[test]
     fn several_services_on_one_vip_any_or_all() {
         let services = [svc(1, 80, true), svc(1, 443, false)];
-        let any = decide(&services, &[], AnnounceRequire::Any, false);
+        let any = decide(&services, &[], AnnounceRequire::Any, Phase::Running);
         assert_eq!(announced(&any), [(vip(1), true)]);
-        let all = decide(&services, &[], AnnounceRequire::All, false);
+        let all = decide(&services, &[], AnnounceRequire::All, Phase::Running);
         assert_eq!(announced(&all), [(vip(1), false)]);
         assert_eq!(
             all[0].reason,
@@ -168,7 +183,7 @@ mod tests {
             &[svc(1, 80, false), svc(1, 443, false)],
             &[],
             AnnounceRequire::Any,
-            false,
+            Phase::Running,
         );
         assert_eq!(announced(&none), [(vip(1), false)]);
         assert_eq!(
@@ -189,7 +204,7 @@ mod tests {
             &[svc(1, 80, true), svc(2, 80, true)],
             &[holder(false)],
             AnnounceRequire::Any,
-            false,
+            Phase::Running,
         );
         assert_eq!(announced(&backup), [(vip(1), false), (vip(2), true)]);
         assert_eq!(backup[0].reason, "vrrp_instance VI_1 is not MASTER");
@@ -197,7 +212,7 @@ mod tests {
             &[svc(1, 80, true)],
             &[holder(true)],
             AnnounceRequire::Any,
-            false,
+            Phase::Running,
         );
         assert_eq!(announced(&master), [(vip(1), true)]);
         assert_eq!(master[0].reason, "can serve; vrrp_instance VI_1 is MASTER");
@@ -206,7 +221,7 @@ mod tests {
             &[svc(1, 80, false)],
             &[holder(true)],
             AnnounceRequire::Any,
-            false,
+            Phase::Running,
         );
         assert_eq!(announced(&dead), [(vip(1), false)]);
     }
@@ -217,9 +232,21 @@ mod tests {
             &[svc(1, 80, true), svc(2, 80, true)],
             &[],
             AnnounceRequire::Any,
-            true,
+            Phase::Stopping,
         );
         assert_eq!(announced(&v), [(vip(1), false), (vip(2), false)]);
         assert!(v.iter().all(|v| v.reason == "the daemon is stopping"));
+    }
+
+    #[test]
+    fn a_joining_node_announces_once_it_has_learnt_the_flows() {
+        let v = decide(
+            &[svc(1, 80, true)],
+            &[],
+            AnnounceRequire::Any,
+            Phase::Joining,
+        );
+        assert_eq!(announced(&v), [(vip(1), false)]);
+        assert_eq!(v[0].reason, "learning the live flows from the sync peers");
     }
 }

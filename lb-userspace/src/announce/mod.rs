@@ -20,7 +20,7 @@ use rtnetlink::Handle;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-pub use self::decide::{ServiceView, Verdict, VrrpView, decide, service_views};
+pub use self::decide::{Phase, ServiceView, Verdict, VrrpView, decide, service_views};
 use self::routes::RouteTable;
 use crate::{api::protocol::Response, config::Announce};
 

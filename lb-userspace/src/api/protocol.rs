@@ -90,6 +90,9 @@ pub enum Response {
         /// VIPs announced for BGP (`xdpvs_announce`); empty when off.
         #[serde(default)]
         announcements: Vec<crate::announce::VipStatus>,
+        /// Flow sync with the other nodes (`lvs_sync_daemon`), when on.
+        #[serde(default)]
+        sync: Option<crate::flowsync::SyncStatus>,
     },
     Explain {
         text: String,

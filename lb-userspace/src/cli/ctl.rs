@@ -74,6 +74,7 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                 services,
                 instances,
                 announcements,
+                sync,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
@@ -83,11 +84,27 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                     "services": services,
                     "vrrp_instances": instances,
                     "announcements": announcements,
+                    "sync": sync,
                 });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
                 print!("{}", status_text(&services, &instances));
                 print!("{}", announcements_text(&announcements));
+                if let Some(s) = sync {
+                    println!(
+                        "flow sync with {:?}: {}, entries sent {} received {} inserted {}, datagrams refused {}",
+                        s.peers,
+                        if s.ready {
+                            "ready"
+                        } else {
+                            "learning the peers' flows"
+                        },
+                        s.entries_sent,
+                        s.entries_received,
+                        s.entries_inserted,
+                        s.datagrams_refused
+                    );
+                }
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -144,6 +144,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
     for n in nodes.iter().filter(|n| n.keyword == "global_defs") {
         vrrp::global_defs(n, &mut config.global, d);
     }
+    vrrp::sync_peers(&mut config.global, d);
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}

@@ -39,6 +39,33 @@ pub struct GlobalDefs {
     /// `xdpvs_announce { ... }`: keep a host route per servable VIP for a
     /// routing daemon (BIRD) to announce by BGP. Absent: no routes.
     pub announce: Option<Announce>,
+    /// `lvs_sync_daemon`: flow-state sync with the other nodes.
+    pub sync: Option<FlowSync>,
+    /// `xdpvs_sync_peers { ... }`, merged into `sync` once every
+    /// global_defs block is read.
+    #[serde(skip)]
+    pub sync_peers: Option<(Vec<IpAddr>, Location)>,
+}
+
+/// IPVS's sync daemon port and multicast group, which keepalived uses too.
+pub const SYNC_PORT: u16 = 8848;
+pub const SYNC_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 81);
+
+/// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [id N] [port P] [group G]`,
+/// with xdpvs's `xdpvs_sync_peers { ADDR ... }` for unicast peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowSync {
+    pub interface: String,
+    /// keepalived sends only while this instance is master; xdpvs nodes
+    /// all send and all receive, which the active-active layout needs.
+    pub instance: Option<String>,
+    pub id: u8,
+    pub port: u16,
+    /// Multicast group (IPv4) used when no unicast peers are listed.
+    pub group: std::net::Ipv4Addr,
+    /// Unicast peers; empty: the multicast group on `interface`.
+    pub peers: Vec<IpAddr>,
+    pub location: Location,
 }
 
 impl Default for GlobalDefs {
@@ -47,6 +74,8 @@ impl Default for GlobalDefs {
             vrrp_version: 2,
             router_id: None,
             announce: None,
+            sync: None,
+            sync_peers: None,
         }
     }
 }

@@ -7,21 +7,21 @@
 //! send it events.
 
 mod explain;
+mod scale_out;
 mod state;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use lb_common::Reason;
 use log::{error, info, warn};
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::{mpsc, watch},
 };
 
+use self::scale_out::ScaleOut;
 use self::state::State;
 use crate::{
-    announce::{self, Announcer, VrrpView},
     api::server::{self, ApiCall},
     config::{self, Config},
     dataplane::{
@@ -92,20 +92,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     )?;
     // VRRP starts once XDP forwards, so a new master serves at once.
     let ha = Ha::start(&config).await?;
-    let announcer = config
-        .global
-        .announce
-        .as_ref()
-        .map(Announcer::start)
-        .transpose()?;
-    let announce_require = config.global.announce.as_ref().map(|a| a.require);
-    let vrrp_vips: Vec<(String, Vec<std::net::IpAddr>)> = config
-        .vrrp_instances
-        .iter()
-        .map(|i| (i.name.clone(), i.vips.iter().map(|v| v.addr).collect()))
-        .collect();
-    // VRRP states change inside the instances' tasks: look often, act on change.
-    let mut announce_tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut scale_out = ScaleOut::start(&config, &state.maps)?;
+    let mut scale_out_tick = tokio::time::interval(scale_out::TICK);
 
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
@@ -136,21 +124,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = drain_sweep.tick() => state.sweep_drained(),
             Some((request, reply)) = api.recv() => {
                 let mut response = state.answer(request, &ha);
-                if let Some(a) = &announcer {
-                    a.annotate(&mut response);
-                }
+                scale_out.annotate(&mut response);
                 let _ = reply.send(response);
             }
-            _ = announce_tick.tick(), if announcer.is_some() => {
-                if let (Some(a), Some(require)) = (&announcer, announce_require) {
-                    a.set(announce::decide(
-                        &announce::service_views(&state.table),
-                        &vrrp_views(&vrrp_vips, &ha),
-                        require,
-                        false,
-                    ));
-                }
-            }
+            _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha),
             _ = sighup.recv() => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");
@@ -162,18 +139,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     // Withdraw first (make before break): the routers move the flows to
     // the other nodes while this one still forwards what reaches it.
-    if let (Some(a), Some(require)) = (&announcer, announce_require) {
-        let stopping = announce::decide(
-            &announce::service_views(&state.table),
-            &vrrp_views(&vrrp_vips, &ha),
-            require,
-            true,
-        );
-        match a.withdraw_all(stopping).await {
-            Ok(()) => wait_until_quiet(&state).await,
-            Err(e) => error!("withdrawing the VIP routes: {e:#}"),
-        }
-    }
+    scale_out.withdraw(&state, &ha).await;
     // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
@@ -181,54 +147,4 @@ pub async fn run(args: RunArgs) -> Result<()> {
     drop(ebpf);
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
-}
-
-/// The VRRP instances that hold VIPs, with whether each is master now.
-fn vrrp_views(vips: &[(String, Vec<std::net::IpAddr>)], ha: &Ha) -> Vec<VrrpView> {
-    let states = ha.status();
-    vips.iter()
-        .map(|(name, vips)| VrrpView {
-            instance: name.clone(),
-            vips: vips.clone(),
-            master: states
-                .iter()
-                .any(|s| s.name == *name && s.state == "MASTER"),
-        })
-        .collect()
-}
-
-/// After a withdrawal: until no packet was forwarded for `QUIET` (the
-/// routers have moved every flow), at most `WITHDRAW_DRAIN`.
-async fn wait_until_quiet(state: &State) {
-    const QUIET: std::time::Duration = std::time::Duration::from_millis(500);
-    const WITHDRAW_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
-    let forwarded = || {
-        state
-            .maps
-            .reason_counters()
-            .map(|r| {
-                r.iter()
-                    .filter(|(reason, _)| {
-                        matches!(reason, Reason::Forwarded | Reason::ForwardedIcmpError)
-                    })
-                    .map(|(_, c)| c.packets)
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
-    };
-    let started = std::time::Instant::now();
-    let mut last = forwarded();
-    while started.elapsed() < WITHDRAW_DRAIN {
-        tokio::time::sleep(QUIET).await;
-        let now = forwarded();
-        if now == last {
-            info!(
-                "withdrawn: no packet for {QUIET:?}, {:.1?} after the withdrawal",
-                started.elapsed()
-            );
-            return;
-        }
-        last = now;
-    }
-    warn!("withdrawn, still forwarding after {WITHDRAW_DRAIN:?}: stopping anyway");
 }

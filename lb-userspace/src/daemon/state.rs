@@ -272,6 +272,7 @@ impl State {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
                 announcements: Vec::new(),
+                sync: None,
             }),
             Request::Reload => self.reload().map(done),
             Request::Explain {

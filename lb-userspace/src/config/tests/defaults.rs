@@ -13,6 +13,8 @@ fn vrrp_instance_defaults() {
             vrrp_version: 2,
             router_id: None,
             announce: None,
+            sync: None,
+            sync_peers: None,
         }
     );
     let i = &c.vrrp_instances[0];
