@@ -197,7 +197,7 @@ fn json_shows_the_model_with_defaults() {
     let v: serde_json::Value = serde_json::from_str(&to_json(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v["global"],
-        serde_json::json!({"vrrp_version": 2, "router_id": null})
+        serde_json::json!({"vrrp_version": 2, "router_id": null, "announce": null, "sync": null})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");
