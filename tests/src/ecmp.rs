@@ -9,17 +9,54 @@
 //! ```
 
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::{
-    netns::wait_for,
-    topology::{DrLab, VIP, lb_addr},
+    netns::{in_netns, wait_for},
+    topology::{DrLab, VIP, exchange, lb_addr, real_addr},
 };
+
+/// Generic XDP: the router forwards the client's partially checksummed
+/// segments, which native XDP on veth would send on unfinished.
+pub const MODE: &str = "generic";
+
+/// Every node's configuration (one file for all): the VIP announced for
+/// BGP, the reals with `weights` and TCP checks, and with `sync` flow sync
+/// between the three nodes.
+pub fn config(weights: &[u32], sync: bool) -> String {
+    let real = |(i, w): (usize, &u32)| {
+        format!(
+            "    real_server {} 80 {{\n        weight {w}\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
+            real_addr(i)
+        )
+    };
+    let body: String = weights.iter().enumerate().map(real).collect();
+    let sync = if sync {
+        "    lvs_sync_daemon eth0\n    xdpvs_sync_peers {\n        10.100.0.2\n        10.100.0.3\n        10.100.0.4\n    }\n"
+    } else {
+        ""
+    };
+    format!(
+        "global_defs {{\n    xdpvs_announce {{\n    }}\n{sync}}}\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo mh\n    lb_kind DR\n    protocol TCP\n{body}}}\n"
+    )
+}
+
+/// How many of the connections still answer, from the same real.
+pub fn survivors(conns: &mut [(TcpStream, String)]) -> usize {
+    let mut kept = 0;
+    for (s, real) in conns.iter_mut() {
+        if exchange(s).is_ok_and(|body| body.split(' ').next() == Some(real.as_str())) {
+            kept += 1;
+        }
+    }
+    kept
+}
 
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 1);
 /// The client, one routed hop away from the balancers.
@@ -162,6 +199,43 @@ impl EcmpLab {
         })
         .with_context(|| format!("the router's route for {VIP}"))?;
         Ok(started.elapsed())
+    }
+
+    /// Starts xdpvs (with `config`) and BIRD on every node; returns once
+    /// the router's VIP route goes over all of them, and how long that took.
+    pub fn start_all(&mut self, config: &str) -> Result<Duration> {
+        for lb in 0..self.dr.lbs.len() {
+            self.dr.start_xdpvs(lb, config, MODE)?;
+            self.start_node_bird(lb)?;
+        }
+        let all: Vec<usize> = (0..self.dr.lbs.len()).collect();
+        self.wait_next_hops(&all, Duration::from_secs(20))
+    }
+
+    /// New connections node `lb` forwarded, from `adm -L -n --stats`.
+    pub fn conns(&self, lb: usize) -> Result<u64> {
+        let stats = self.dr.adm(lb, &["-L", "-n", "--stats"])?;
+        stats
+            .lines()
+            .find(|l| l.starts_with("TCP"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow!("no service line in\n{stats}"))
+    }
+
+    /// `n` keep-alive connections through the VIP, each with the real it reached.
+    pub fn keep_alive(&self, n: usize) -> Result<Vec<(TcpStream, String)>> {
+        let vip = SocketAddr::from((VIP, 80));
+        in_netns(&self.dr.client, move || {
+            (0..n)
+                .map(|_| {
+                    let mut s = TcpStream::connect_timeout(&vip, Duration::from_secs(2))?;
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    let real = exchange(&mut s)?;
+                    Ok((s, real.split(' ').next().unwrap_or_default().to_string()))
+                })
+                .collect()
+        })?
     }
 
     /// A node dies: link down first, so that no BGP session is closed

@@ -9,100 +9,40 @@ use std::{
 };
 
 use tests::{
-    ecmp::EcmpLab,
+    ecmp::{self, EcmpLab, MODE, survivors},
     load::Load,
-    netns::in_netns,
-    topology::{VIP, exchange, real_addr},
+    topology::{VIP, real_addr},
 };
-
-const MODE: &str = "generic";
 
 fn vip() -> SocketAddr {
     SocketAddr::from((VIP, 80))
 }
 
 fn config(reals: usize) -> String {
-    config_with(&vec![1; reals], "")
+    ecmp::config(&vec![1; reals], false)
 }
 
 /// Every node's configuration: the same file, with flow sync between all
 /// three, and the reals' weights.
 fn synced(weights: &[u32]) -> String {
-    config_with(
-        weights,
-        "    lvs_sync_daemon eth0\n    xdpvs_sync_peers {\n        10.100.0.2\n        10.100.0.3\n        10.100.0.4\n    }\n",
-    )
+    ecmp::config(weights, true)
 }
 
-fn config_with(weights: &[u32], global: &str) -> String {
-    let real = |(i, w): (usize, &u32)| {
-        format!(
-            "    real_server {} 80 {{\n        weight {w}\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 0.5\n        }}\n    }}\n",
-            real_addr(i)
-        )
-    };
-    let body: String = weights.iter().enumerate().map(real).collect();
-    format!(
-        "global_defs {{\n    xdpvs_announce {{\n    }}\n{global}}}\n\
-         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo mh\n    lb_kind DR\n    protocol TCP\n{body}}}\n"
-    )
-}
-
-/// Starts xdpvs and BIRD on every node; returns once the router has the
-/// VIP's ECMP route over all of them.
 fn start(lab: &mut EcmpLab, reals: usize) {
     start_with(lab, &config(reals));
 }
 
 fn start_with(lab: &mut EcmpLab, config: &str) {
-    for lb in 0..lab.dr.lbs.len() {
-        lab.dr.start_xdpvs(lb, config, MODE).expect("xdpvs");
-        lab.start_node_bird(lb).expect("bird");
-    }
-    let all: Vec<usize> = (0..lab.dr.lbs.len()).collect();
-    let took = lab
-        .wait_next_hops(&all, Duration::from_secs(20))
-        .expect("every node announced");
-    println!("all {} nodes announced in {took:.2?}", all.len());
+    let took = lab.start_all(config).expect("every node announced");
+    println!("all {} nodes announced in {took:.2?}", lab.dr.lbs.len());
 }
 
-/// New connections each node forwarded, from `adm -L -n --stats`.
 fn conns(lab: &EcmpLab, lb: usize) -> u64 {
-    let stats = lab.dr.adm(lb, &["-L", "-n", "--stats"]).expect("adm");
-    stats
-        .lines()
-        .find(|l| l.starts_with("TCP"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no service line in\n{stats}"))
+    lab.conns(lb).expect("adm")
 }
 
-/// `n` keep-alive connections through the VIP, each with the real it reached.
 fn keep_alive(lab: &EcmpLab, n: usize) -> Vec<(TcpStream, String)> {
-    in_netns(&lab.dr.client, move || {
-        (0..n)
-            .map(|_| {
-                let mut s =
-                    TcpStream::connect_timeout(&vip(), Duration::from_secs(2)).expect("connect");
-                s.set_read_timeout(Some(Duration::from_secs(2)))
-                    .expect("timeout");
-                let real = exchange(&mut s).expect("first request");
-                (s, real.split(' ').next().unwrap_or_default().to_string())
-            })
-            .collect()
-    })
-    .expect("netns")
-}
-
-/// How many of the connections still answer, from the same real.
-fn survivors(conns: &mut [(TcpStream, String)]) -> usize {
-    let mut kept = 0;
-    for (s, real) in conns.iter_mut() {
-        if exchange(s).is_ok_and(|body| body.split(' ').next() == Some(real.as_str())) {
-            kept += 1;
-        }
-    }
-    kept
+    lab.keep_alive(n).expect("keep-alive connections")
 }
 
 #[test]
