@@ -5,10 +5,12 @@
 //! the rest drives them.
 
 pub mod accept;
+pub mod announce;
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod flowsync;
 pub mod ha;
 pub mod health;
 pub mod maglev;

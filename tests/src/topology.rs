@@ -88,7 +88,7 @@ pub struct Launch<'a> {
 pub struct DrLab {
     pub lab: Lab,
     pub artifacts: Artifacts,
-    sw: String,
+    pub(crate) sw: String,
     pub client: String,
     pub lbs: Vec<String>,
     pub reals: Vec<String>,
@@ -97,13 +97,14 @@ pub struct DrLab {
 }
 
 impl DrLab {
-    pub fn build(tag: &str, lb_count: usize, real_count: usize) -> Result<Self> {
+    /// The bridge alone: no hosts yet.
+    pub(crate) fn bare(tag: &str) -> Result<Self> {
         let artifacts = Artifacts::from_env()?;
         let mut lab = Lab::new(tag)?;
         let sw = lab.netns("sw")?;
         lab.ip(&sw, &["link", "add", "br0", "type", "bridge"])?;
         lab.ip(&sw, &["link", "set", "br0", "up"])?;
-        let mut this = Self {
+        Ok(Self {
             lab,
             artifacts,
             sw,
@@ -111,7 +112,11 @@ impl DrLab {
             lbs: Vec::new(),
             reals: Vec::new(),
             pass: Vec::new(),
-        };
+        })
+    }
+
+    pub fn build(tag: &str, lb_count: usize, real_count: usize) -> Result<Self> {
+        let mut this = Self::bare(tag)?;
         this.client = this.host("client", CLIENT)?;
         // veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); a
         // frame that native XDP sends on with XDP_TX has lost that note and
@@ -136,24 +141,29 @@ impl DrLab {
             this.lbs.push(ns);
         }
         for i in 0..real_count {
-            let name = format!("rs{}", i + 1);
-            let ns = this.host(&name, real_addr(i))?;
-            this.lab
-                .ip(&ns, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-            for s in [
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-            ] {
-                this.lab.sysctl(&ns, s)?;
-            }
-            this.reals.push(ns);
-            this.start_nginx(i)?;
+            this.add_real(i)?;
         }
         Ok(this)
     }
 
+    /// Real server `i`: the VIP on `lo`, LVS-DR's ARP settings, nginx.
+    pub(crate) fn add_real(&mut self, i: usize) -> Result<()> {
+        let name = format!("rs{}", i + 1);
+        let ns = self.host(&name, real_addr(i))?;
+        self.lab
+            .ip(&ns, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        for s in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ] {
+            self.lab.sysctl(&ns, s)?;
+        }
+        self.reals.push(ns);
+        self.start_nginx(i)
+    }
+
     /// A host namespace with `eth0` on the bridge (its port is `p-<name>`).
-    fn host(&mut self, name: &str, addr: Ipv4Addr) -> Result<String> {
+    pub(crate) fn host(&mut self, name: &str, addr: Ipv4Addr) -> Result<String> {
         let ns = self.lab.netns(name)?;
         let port = format!("p-{name}");
         self.lab.ip(

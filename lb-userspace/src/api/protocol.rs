@@ -87,6 +87,12 @@ pub enum Response {
     Status {
         services: Vec<ServiceStatus>,
         instances: serde_json::Value,
+        /// VIPs announced for BGP (`xdpvs_announce`); empty when off.
+        #[serde(default)]
+        announcements: Vec<crate::announce::VipStatus>,
+        /// Flow sync with the other nodes (`lvs_sync_daemon`), when on.
+        #[serde(default)]
+        sync: Option<crate::flowsync::SyncStatus>,
     },
     Explain {
         text: String,

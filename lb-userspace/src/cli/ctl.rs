@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use xdpvs::announce::VipStatus;
 use xdpvs::api::{
     client::call,
     protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
@@ -72,15 +73,38 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
             let Response::Status {
                 services,
                 instances,
+                announcements,
+                sync,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
             };
             if json {
-                let all = serde_json::json!({ "services": services, "vrrp_instances": instances });
+                let all = serde_json::json!({
+                    "services": services,
+                    "vrrp_instances": instances,
+                    "announcements": announcements,
+                    "sync": sync,
+                });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
                 print!("{}", status_text(&services, &instances));
+                print!("{}", announcements_text(&announcements));
+                if let Some(s) = sync {
+                    println!(
+                        "flow sync with {:?}: {}, entries sent {} received {} inserted {}, datagrams refused {}",
+                        s.peers,
+                        if s.ready {
+                            "ready"
+                        } else {
+                            "learning the peers' flows"
+                        },
+                        s.entries_sent,
+                        s.entries_received,
+                        s.entries_inserted,
+                        s.datagrams_refused
+                    );
+                }
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -177,4 +201,27 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
         ));
     }
     out
+}
+
+fn announcements_text(announcements: &[VipStatus]) -> String {
+    announcements
+        .iter()
+        .map(|a| {
+            let error = a
+                .error
+                .as_ref()
+                .map(|e| format!(" (kernel: {e})"))
+                .unwrap_or_default();
+            format!(
+                "VIP {}: {} ({}){error}\n",
+                a.vip,
+                if a.announced {
+                    "announced"
+                } else {
+                    "withdrawn"
+                },
+                a.reason
+            )
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@
 //! send it events.
 
 mod explain;
+mod scale_out;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
+use self::scale_out::ScaleOut;
 use self::state::State;
 use crate::{
     api::server::{self, ApiCall},
@@ -111,6 +113,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     )?;
     // VRRP starts once XDP forwards, so a new master serves at once.
     let ha = Ha::start(&config).await?;
+    let mut scale_out = ScaleOut::start(&config, &state.maps)?;
+    let mut scale_out_tick = tokio::time::interval(scale_out::TICK);
 
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
@@ -147,8 +151,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
             Some((request, reply)) = api.recv() => {
-                let _ = reply.send(state.answer(request, &ha));
+                let mut response = state.answer(request, &ha);
+                scale_out.annotate(&mut response);
+                let _ = reply.send(response);
             }
+            _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha),
             _ = sighup.recv() => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");
@@ -158,7 +165,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
             _ = sigterm.recv() => break,
         }
     }
-    // Handover first: a stopping master keeps its VIPs, so XDP keeps
+    // Withdraw first (make before break): the routers move the flows to
+    // the other nodes while this one still forwards what reaches it.
+    scale_out.withdraw(&state, &ha).await;
+    // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
     info!("stopping: detaching XDP from {}", args.interface);
