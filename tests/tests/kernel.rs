@@ -192,7 +192,7 @@ impl Lb {
         let path = object_path();
         let mut ebpf = EbpfLoader::new()
             .load_file(&path)
-            .unwrap_or_else(|e| panic!("loading {path} (build it first, see TOOLCHAIN.md): {e}"));
+            .unwrap_or_else(|e| panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}"));
         let prog: &mut Xdp = ebpf
             .program_mut("xdpvs")
             .expect("program xdpvs in the object")
