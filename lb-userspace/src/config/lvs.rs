@@ -90,12 +90,6 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
         reals: Vec::new(),
         location: n.at.clone(),
     };
-    if port == 0 {
-        d.error(
-            &n.at,
-            "virtual_server port 0 (every port) is not supported: xdpvs balances one port per virtual_server",
-        );
-    }
     let mut scheduler_at = None;
     let blocks = n.block.as_deref().unwrap_or_default();
     // Checker settings here are defaults for every check below, wherever they stand.
@@ -189,7 +183,8 @@ fn real_server(
         );
         return None;
     }
-    if port != vs.port {
+    // Port 0 serves every port: the real's port is only where its checks connect.
+    if port != vs.port && vs.port != 0 {
         // Direct routing rewrites no port: the real must listen on the VIP's.
         d.warn(
             &n.at,
@@ -216,12 +211,16 @@ fn real_server(
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
-            "TCP_CHECK" => r
-                .checks
-                .push(HealthCheck::TcpCheck(tcp_check(k, &defaults, d))),
-            "HTTP_GET" => r
-                .checks
-                .push(HealthCheck::HttpGet(http_check(k, &defaults, d))),
+            "TCP_CHECK" => {
+                let c = tcp_check(k, &defaults, d);
+                needs_port(k, &r, &c.connect, d);
+                r.checks.push(HealthCheck::TcpCheck(c));
+            }
+            "HTTP_GET" => {
+                let c = http_check(k, &defaults, d);
+                needs_port(k, &r, &c.connect, d);
+                r.checks.push(HealthCheck::HttpGet(c));
+            }
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
@@ -245,6 +244,19 @@ fn real_server(
         }
     }
     Some(r)
+}
+
+/// A real of a port-0 (every port) service has no port to check by default.
+fn needs_port(k: &Node, r: &RealServer, c: &Connect, d: &mut Diagnostics) {
+    if r.port == 0 && c.connect_port.is_none() {
+        d.error(
+            &k.at,
+            format!(
+                "{} of real_server {} needs connect_port (or a port on its real_server): the virtual_server serves every port",
+                k.keyword, r.addr
+            ),
+        );
+    }
 }
 
 /// Reading the settings TCP_CHECK and HTTP_GET share.

@@ -10,7 +10,8 @@
 //!
 //! One object, the [`Config`] with every default filled in:
 //! ```text
-//! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null },
+//! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null,
+//!               "capacity": { "services", "reals", "flows" } },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
 //!                         "rise", "fall", "user", "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
@@ -43,6 +44,7 @@
 mod check;
 mod diag;
 mod lexer;
+pub mod limits;
 mod lvs;
 mod model;
 mod tree;
@@ -82,10 +84,33 @@ fn render(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-/// Reads `path` and the files it includes.
+/// How a file is read beyond its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// keepalived's `-i`/`--config-id`: lines `@ID ...` are read only when
+    /// ID is this, lines `@^ID ...` only when it is not. `None` (no id)
+    /// skips every `@ID` line. keepalived defaults it to the node name; the
+    /// command line does the same.
+    pub config_id: Option<String>,
+}
+
+impl Options {
+    fn selection(&self) -> lexer::Selection<'_> {
+        lexer::Selection {
+            config_id: self.config_id.as_deref(),
+        }
+    }
+}
+
+/// Reads `path` and the files it includes, without a config id.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_with(path, &Options::default())
+}
+
+/// Reads `path` and the files it includes.
+pub fn load_with(path: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_file(path, &mut d);
+    let tokens = lexer::read_file(path, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -93,8 +118,13 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// `include` is followed relative to `name`'s directory when `name` is
 /// absolute, and never relative to the working directory.
 pub fn parse_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
+    parse_str_with(text, name, &Options::default())
+}
+
+/// [`parse_str`] with options.
+pub fn parse_str_with(text: &str, name: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_text(text, name, &mut d);
+    let tokens = lexer::read_text(text, name, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -109,13 +139,14 @@ fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, Confi
     let mut refs = Vec::new();
     let config = build(&nodes, &mut refs, &mut d);
     check::across_blocks(&config, &refs, &mut d);
-    d.sort();
-    if d.has_errors() {
-        return Err(ConfigError { diagnostics: d.0 });
+    let refused = d.has_errors();
+    let diagnostics = d.finish();
+    if refused {
+        return Err(ConfigError { diagnostics });
     }
     Ok(Loaded {
         config,
-        diagnostics: d.0,
+        diagnostics,
     })
 }
 
@@ -154,7 +185,8 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 refs,
                 d,
             )),
-            "vrrp_sync_group" => config.sync_groups.extend(vrrp::sync_group(n, refs, d)),
+            // Read once every instance is known: old files list them bare.
+            "vrrp_sync_group" => {}
             "virtual_server" => config.virtual_servers.extend(lvs::virtual_server(n, d)),
             "virtual_server_group" => d.error(
                 &n.at,
@@ -166,6 +198,17 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
             k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),
         }
     }
+    let instances: Vec<&str> = config
+        .vrrp_instances
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let groups: Vec<SyncGroup> = nodes
+        .iter()
+        .filter(|n| n.keyword == "vrrp_sync_group")
+        .filter_map(|n| vrrp::sync_group(n, &instances, refs, d))
+        .collect();
+    config.sync_groups = groups;
     config
 }
 

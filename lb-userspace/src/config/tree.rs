@@ -8,6 +8,7 @@
 use super::{
     diag::{Diagnostics, Location},
     lexer::Token,
+    limits::MAX_DEPTH,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,15 +63,107 @@ const BLOCKS: &[&str] = &[
     "garp_group",
 ];
 
+/// Reads statements and blocks without recursion: the open blocks are a
+/// stack no deeper than `MAX_DEPTH`, so 100,000 `{` cost a loop, not the
+/// call stack.
 pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
     let mut tokens = split_assignments(tokens, diags).into_iter();
     let mut top = Vec::new();
-    loop {
-        statements(&mut tokens, &mut top, diags);
-        match tokens.next() {
-            // A `}` that closes nothing; go on after it.
-            Some(t) => diags.error(&t.at, "`}` closes no block"),
-            None => return top,
+    // Blocks opened and not yet closed, innermost last.
+    let mut open: Vec<Open> = Vec::new();
+    while let Some(t) = tokens.next() {
+        let out = open.last_mut().map_or(&mut top, |o| &mut o.kids);
+        if t.is("}") {
+            match open.pop() {
+                Some(o) => o.close(open.last_mut().map_or(&mut top, |p| &mut p.kids)),
+                // A `}` that closes nothing; go on after it.
+                None => diags.error(&t.at, "`}` closes no block"),
+            }
+            continue;
+        }
+        let at = t.at.clone();
+        let owner = if t.is("{") {
+            // `{` alone: opens the block of the statement just read.
+            match out.pop() {
+                Some(prev) if prev.block.is_none() => Some(prev),
+                other => {
+                    out.extend(other);
+                    diags.error(
+                        &t.at,
+                        "`{` opens a block with no keyword; the block is skipped",
+                    );
+                    None
+                }
+            }
+        } else {
+            match statement(t, &mut tokens, diags) {
+                (node, true) => Some(node),
+                (node, false) => {
+                    out.push(node);
+                    continue;
+                }
+            }
+        };
+        if open.len() >= MAX_DEPTH {
+            let at = owner.as_ref().map_or(at, |o| o.at.clone());
+            diags.error(
+                &at,
+                format!(
+                    "blocks nested more than {MAX_DEPTH} deep; the block opened here is skipped"
+                ),
+            );
+            skip_block(&mut tokens);
+            continue;
+        }
+        open.push(Open {
+            keep: owner.is_some(),
+            owner: owner.unwrap_or_else(|| Node {
+                keyword: "{".into(),
+                args: Vec::new(),
+                block: None,
+                at,
+            }),
+            kids: Vec::new(),
+        });
+    }
+    while let Some(o) = open.pop() {
+        diags.error(
+            &o.owner.at,
+            format!("block `{}` opened here is never closed", o.owner.keyword),
+        );
+        o.close(open.last_mut().map_or(&mut top, |p| &mut p.kids));
+    }
+    top
+}
+
+/// A block whose `{` was read and whose `}` was not yet.
+struct Open {
+    owner: Node,
+    kids: Vec<Node>,
+    /// False for a block with no keyword: read, then dropped.
+    keep: bool,
+}
+
+impl Open {
+    fn close(mut self, parent: &mut Vec<Node>) {
+        if self.keep {
+            self.owner.block = Some(self.kids);
+            parent.push(self.owner);
+        }
+    }
+}
+
+/// Reads past a block whose `{` was just read, through its matching `}`.
+fn skip_block(tokens: &mut Tokens) {
+    let mut depth = 1usize;
+    for t in tokens.by_ref() {
+        if t.is("{") {
+            depth += 1;
+        } else if t.is("}") {
+            depth -= 1;
+            if depth == 0 {
+                return;
+            }
         }
     }
 }
@@ -92,92 +185,43 @@ fn brace_within(tokens: &Tokens, room: usize) -> bool {
         .any(|t| t.is("{"))
 }
 
-/// Reads statements into `out` until a `}` (left unread) or the end.
-fn statements(tokens: &mut Tokens, out: &mut Vec<Node>, diags: &mut Diagnostics) {
-    while let Some(t) = peek(tokens) {
-        if t.is("}") {
-            return;
+/// Reads the statement `t` starts; true when it opens a block (its `{` read).
+fn statement(t: Token, tokens: &mut Tokens, diags: &mut Diagnostics) -> (Node, bool) {
+    let is_block = BLOCKS.contains(&t.text.as_str());
+    let mut line_end = t.line_end;
+    let mut node = Node {
+        keyword: t.text,
+        args: Vec::new(),
+        block: None,
+        at: t.at,
+    };
+    while let Some(next) = peek(tokens) {
+        if next.is("}") {
+            break;
         }
-        let Some(t) = tokens.next() else { return };
-        if t.is("{") {
-            // `{` alone: opens the block of the statement just read.
-            match out.pop() {
-                Some(prev) if prev.block.is_none() => out.push(block(prev, tokens, diags)),
-                other => {
-                    out.extend(other);
-                    diags.error(
-                        &t.at,
-                        "`{` opens a block with no keyword; the block is skipped",
-                    );
-                    let orphan = Node {
-                        keyword: "{".into(),
-                        args: Vec::new(),
-                        block: None,
-                        at: t.at.clone(),
-                    };
-                    block(orphan, tokens, diags);
-                }
-            }
-            continue;
+        if next.is("{") {
+            tokens.next();
+            return (node, true);
         }
-        let is_block = BLOCKS.contains(&t.text.as_str());
-        let mut node = Node {
-            keyword: t.text.clone(),
-            args: Vec::new(),
-            block: None,
-            at: t.at.clone(),
-        };
-        let mut line_end = t.line_end;
-        let mut opens = false;
-        while let Some(next) = peek(tokens) {
-            if next.is("}") {
-                break;
-            }
-            if next.is("{") {
-                tokens.next();
-                opens = true;
-                break;
-            }
-            // Block keywords may carry their (at most two) arguments over
-            // lines when a `{` follows them.
-            if line_end
-                && !(is_block && brace_within(tokens, 2usize.saturating_sub(node.args.len())))
-            {
-                break;
-            }
-            let Some(arg) = tokens.next() else { break };
-            line_end = arg.line_end;
-            node.args.push(arg);
+        // Block keywords may carry their (at most two) arguments over
+        // lines when a `{` follows them.
+        if line_end && !(is_block && brace_within(tokens, 2usize.saturating_sub(node.args.len()))) {
+            break;
         }
-        if opens {
-            out.push(block(node, tokens, diags));
-            continue;
-        }
-        // `{` on a later line is still to come; a block keyword without one
-        // would otherwise be read as empty without a word.
-        let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
-        if is_block && !brace_follows {
-            diags.warn(
-                &node.at,
-                format!("{} without a {{ ... }} block", node.keyword),
-            );
-        }
-        out.push(node);
+        let Some(arg) = tokens.next() else { break };
+        line_end = arg.line_end;
+        node.args.push(arg);
     }
-}
-
-/// Reads the body of `owner`'s block, whose `{` was just read.
-fn block(mut owner: Node, tokens: &mut Tokens, diags: &mut Diagnostics) -> Node {
-    let mut kids = Vec::new();
-    statements(tokens, &mut kids, diags);
-    if tokens.next().is_none() {
-        diags.error(
-            &owner.at,
-            format!("block `{}` opened here is never closed", owner.keyword),
+    // `{` on a later line is still to come; a block keyword without one
+    // would otherwise be read as empty without a word.
+    let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
+    if is_block && !brace_follows {
+        diags.warn(
+            &node.at,
+            format!("{} without a {{ ... }} block", node.keyword),
         );
     }
-    owner.block = Some(kids);
-    owner
+    (node, false)
 }
 
 fn split_assignments(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Token> {

@@ -12,7 +12,7 @@ use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
     model::{
-        Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
+        Auth, Capacity, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
         TrackScript, VipAddress, VrrpInstance, VrrpScript,
     },
     tree::Node,
@@ -60,6 +60,9 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
             "router_id" => g.router_id = one(k, d).map(String::from),
+            "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
+            "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
+            "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),
             other if GLOBAL_IGNORED.contains(&other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -68,6 +71,12 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 format!("unknown keyword {other} in global_defs, ignored"),
             ),
         }
+    }
+}
+
+fn capacity(k: &Node, (_, lo, hi): (&str, u32, u32), slot: &mut u32, d: &mut Diagnostics) {
+    if let Some(v) = int(k, lo, hi, d) {
+        *slot = v;
     }
 }
 
@@ -528,13 +537,35 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
     }
 }
 
-pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Option<SyncGroup> {
+/// `instances`: the names of every vrrp_instance, so that an older file's
+/// members written directly in the group are read as members.
+pub fn sync_group(
+    n: &Node,
+    instances: &[&str],
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Option<SyncGroup> {
     let name = name(n, "vrrp_sync_group", d)?;
     let mut g = SyncGroup {
         name,
         members: Vec::new(),
         notify: Notify::default(),
         location: n.at.clone(),
+    };
+    let mut member = |g: &mut SyncGroup, m: &Node| {
+        let names =
+            std::iter::once(m.keyword.as_str()).chain(m.args.iter().map(|a| a.text.as_str()));
+        for member in names {
+            refs.push(Reference {
+                kind: RefKind::SyncMember,
+                from: format!("vrrp_sync_group {}", g.name),
+                name: member.to_string(),
+                at: m.at.clone(),
+            });
+            if !g.members.iter().any(|x| x == member) {
+                g.members.push(member.to_string());
+            }
+        }
     };
     for k in n.block.iter().flatten() {
         if notify(&mut g.notify, k, d) {
@@ -543,26 +574,28 @@ pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> O
         match k.keyword.as_str() {
             "group" => {
                 for m in k.block.iter().flatten() {
-                    let names = std::iter::once(m.keyword.as_str())
-                        .chain(m.args.iter().map(|a| a.text.as_str()));
-                    for member in names {
-                        refs.push(Reference {
-                            kind: RefKind::SyncMember,
-                            from: format!("vrrp_sync_group {}", g.name),
-                            name: member.to_string(),
-                            at: m.at.clone(),
-                        });
-                        if !g.members.iter().any(|x| x == member) {
-                            g.members.push(member.to_string());
-                        }
-                    }
+                    member(&mut g, m);
                 }
+            }
+            bare if k.block.is_none() && instances.contains(&bare) => {
+                d.warn(
+                    &k.at,
+                    format!(
+                        "vrrp_sync_group {}: {bare} written directly in the group (older syntax) is read as a member; the modern form is `group {{ {bare} }}`",
+                        g.name
+                    ),
+                );
+                member(&mut g, k);
             }
             "smtp_alert"
             | "global_tracking"
             | "sync_group_tracking_weight"
             | "track_script"
-            | "track_interface" => d.warn(
+            | "track_interface"
+            | "track_file"
+            | "track_bfd"
+            | "track_process"
+            | "notify_priority_changes" => d.warn(
                 &k.at,
                 format!(
                     "{}: not acted on by xdpvs in a sync group, ignored",

@@ -39,11 +39,16 @@ pub struct RunArgs {
     pub bpf_object: Option<PathBuf>,
     /// Serve Prometheus metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// How the file is read (`--config-id`).
+    pub options: config::Options,
 }
+
+/// `--config-id`, set once at start: every reload reads the file as start did.
+static OPTIONS: std::sync::OnceLock<config::Options> = std::sync::OnceLock::new();
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
 pub fn load_config(path: &Path) -> Result<Config> {
-    match config::load(path) {
+    match config::load_with(path, OPTIONS.get_or_init(config::Options::default)) {
         Ok(loaded) => {
             for d in &loaded.diagnostics {
                 match d.severity {
@@ -71,8 +76,15 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    let _ = OPTIONS.set(args.options.clone());
     let config = load_config(&args.config)?;
-    let sizes = Sizes::default();
+    let c = config.global.capacity;
+    let sizes = Sizes {
+        services: c.services,
+        reals: c.reals,
+        flows: c.flows,
+        ..Sizes::default()
+    };
     let mut ebpf = loader::load(&object(&args)?, sizes)?;
     loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
     let maps = Maps::new(&mut ebpf)?;

@@ -11,7 +11,12 @@ fn vrrp_instance_defaults() {
         c.global,
         GlobalDefs {
             vrrp_version: 2,
-            router_id: None
+            router_id: None,
+            capacity: Capacity {
+                services: 64,
+                reals: 4096,
+                flows: 1 << 20
+            }
         }
     );
     let i = &c.vrrp_instances[0];
@@ -194,7 +199,8 @@ fn json_shows_the_model_with_defaults() {
     let v: serde_json::Value = serde_json::from_str(&to_json(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v["global"],
-        serde_json::json!({"vrrp_version": 2, "router_id": null})
+        serde_json::json!({"vrrp_version": 2, "router_id": null,
+            "capacity": {"services": 64, "reals": 4096, "flows": 1_048_576}})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");
