@@ -91,6 +91,17 @@ pub struct Dropped {
 }
 
 impl Diagnostics {
+    /// An error kept past the cap: a limit that stopped reading, which the
+    /// findings before it may otherwise hide (it happens once a load).
+    pub fn limit(&mut self, at: &Location, message: impl Into<String>) {
+        self.0.push(Diagnostic {
+            severity: Severity::Error,
+            file: at.file.to_path_buf(),
+            line: at.line,
+            message: message.into(),
+        });
+    }
+
     fn push(&mut self, severity: Severity, at: &Location, message: impl Into<String>) {
         if self.0.len() >= MAX_DIAGNOSTICS {
             match severity {

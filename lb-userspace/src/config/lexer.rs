@@ -292,7 +292,7 @@ impl<'a> Reader<'a> {
             return;
         }
         if self.files >= MAX_FILES {
-            self.diags.error(
+            self.diags.limit(
                 from,
                 format!(
                     "more than {MAX_FILES} files included: {} and the files after it not read",
@@ -361,12 +361,14 @@ impl<'a> Reader<'a> {
         }
         if self.bytes + len > MAX_TOTAL_BYTES {
             self.exhausted = true;
-            return refuse(
-                self.diags,
+            self.diags.limit(
+                from,
                 format!(
-                    "{len} bytes would bring what is read to more than {MAX_TOTAL_BYTES} bytes, the limit for all files; it and the files after it are"
+                    "{}: {len} bytes would bring what is read to more than {MAX_TOTAL_BYTES} bytes, the limit for all files; it and the files after it are not read",
+                    path.display()
                 ),
             );
+            return None;
         }
         // The file may grow after fstat: read one byte past the limit at most.
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
@@ -536,7 +538,7 @@ impl<'a> Reader<'a> {
                 }
             }
             if self.bytes + u64::try_from(out.len()).unwrap_or(u64::MAX) > MAX_TOTAL_BYTES {
-                self.diags.error(
+                self.diags.limit(
                     at,
                     format!(
                         "parameter substitution brings what is read to more than {MAX_TOTAL_BYTES} bytes; line not read"
@@ -601,6 +603,7 @@ impl<'a> Reader<'a> {
         let full = base.join(&pattern.text);
         let full = full.to_string_lossy();
         let wildcard = glob::Pattern::escape(&full) != full;
+        let mut dirs = 0;
         let mut matched: Vec<PathBuf> = match glob::glob(&full) {
             // One past the limit is enough to know it is passed.
             Ok(paths) => paths
@@ -609,6 +612,7 @@ impl<'a> Reader<'a> {
                     // A directory a wildcard matched is not meant; one named is refused on reading.
                     let skip = wildcard && p.is_dir();
                     if skip {
+                        dirs += 1;
                         self.diags.warn(
                             &pattern.at,
                             format!(
@@ -631,7 +635,7 @@ impl<'a> Reader<'a> {
             }
         };
         matched.sort();
-        if matched.is_empty() {
+        if matched.is_empty() && dirs == 0 {
             // keepalived carries on too.
             self.diags.warn(
                 &pattern.at,

@@ -6,6 +6,7 @@ mod errors;
 mod fixtures;
 mod grammar;
 mod includes;
+mod limits;
 
 use std::{
     net::IpAddr,
