@@ -35,7 +35,8 @@ fn nesting_is_bounded_without_recursion() {
         e.last().map(String::as_str),
         Some("k.conf:33: error: blocks nested more than 32 deep; the block opened here is skipped")
     );
-    assert!(started.elapsed().as_secs() < 2, "{:?}", started.elapsed());
+    // A debug build on a shared machine: the CLI test bounds the release binary.
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
 }
 
 #[test]
