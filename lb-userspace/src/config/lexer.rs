@@ -5,7 +5,8 @@
 //! `}` are tokens even when glued to a word; `#` and `!` start a comment
 //! wherever a token could start (keepalived.conf(5): "Comments start with '#'
 //! or '!' to the end of the line and can start anywhere in a line");
-//! `"..."` is one token.
+//! `"..."` is one token; `keyword=value` is read as `keyword value`, with a
+//! warning.
 //!
 //! Each line is first read as keepalived.conf(5) "ADVANCED CONFIGURATION"
 //! says: `@ID` / `@^ID` conditional lines, `$NAME=value` definitions
@@ -77,12 +78,42 @@ pub fn lex(text: &str, file: &Path, diags: &mut Diagnostics) -> Vec<Token> {
     let mut out = Vec::new();
     let mut warned = false;
     let file: Arc<Path> = file.into();
+    let mut start = true;
     for (n, line) in text.lines().enumerate() {
         let at = line_at(&file, n);
         warn_blank(line, &at, &mut warned, diags);
-        out.extend(lex_line(line, &at, diags));
+        for t in lex_line(line, &at, diags) {
+            let s = start;
+            start = t.line_end || t.is("{") || t.is("}");
+            push_split(t, s, &mut out, diags);
+        }
     }
     out
+}
+
+/// `keyword=value` starting a statement is read as `keyword value`, with a warning.
+fn push_split(t: Token, start: bool, out: &mut Vec<Token>, diags: &mut Diagnostics) {
+    match t.text.split_once('=') {
+        Some((k, v)) if start && !t.quoted && !k.is_empty() => {
+            diags.warn(&t.at, format!("`{}` read as `{k} {v}`", t.text));
+            let line_end = t.line_end && v.is_empty();
+            out.push(Token {
+                text: k.to_string(),
+                quoted: false,
+                line_end,
+                at: t.at.clone(),
+            });
+            if !v.is_empty() {
+                out.push(Token {
+                    text: v.to_string(),
+                    quoted: false,
+                    line_end: t.line_end,
+                    at: t.at,
+                });
+            }
+        }
+        _ => out.push(t),
+    }
 }
 
 fn line_at(file: &Arc<Path>, index: usize) -> Location {
@@ -564,7 +595,7 @@ impl<'a> Reader<'a> {
             let start = self.starts_statement;
             self.starts_statement = t.line_end || t.is("{") || t.is("}");
             if !(start && is_include(&t)) {
-                self.out.push(t);
+                push_split(t, start, &mut self.out, self.diags);
                 continue;
             }
             let Some(pattern) = iter.next() else {

@@ -3,7 +3,6 @@
 //! A statement ends at the end of its line or at `{`. Block keywords may
 //! have their name on the following lines (`vrrp_script\n  chk\n{`), and a
 //! `{` alone on the next line opens the previous statement's block.
-//! `keyword=value` is read as `keyword value`, with a warning.
 
 use super::{
     diag::{Diagnostics, Location},
@@ -67,7 +66,7 @@ const BLOCKS: &[&str] = &[
 /// stack no deeper than `MAX_DEPTH`, so 100,000 `{` cost a loop, not the
 /// call stack.
 pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
-    let mut tokens = split_assignments(tokens, diags).into_iter();
+    let mut tokens = tokens.into_iter();
     let mut top = Vec::new();
     // Blocks opened and not yet closed, innermost last.
     let mut open: Vec<Open> = Vec::new();
@@ -147,6 +146,7 @@ struct Open {
 impl Open {
     fn close(mut self, parent: &mut Vec<Node>) {
         if self.keep {
+            self.kids.shrink_to_fit();
             self.owner.block = Some(self.kids);
             parent.push(self.owner);
         }
@@ -201,6 +201,7 @@ fn statement(t: Token, tokens: &mut Tokens, diags: &mut Diagnostics) -> (Node, b
         }
         if next.is("{") {
             tokens.next();
+            node.args.shrink_to_fit();
             return (node, true);
         }
         // Block keywords may carry their (at most two) arguments over
@@ -221,38 +222,9 @@ fn statement(t: Token, tokens: &mut Tokens, diags: &mut Diagnostics) -> (Node, b
             format!("{} without a {{ ... }} block", node.keyword),
         );
     }
+    // A Vec grows by 4 tokens at first: most statements have one argument.
+    node.args.shrink_to_fit();
     (node, false)
-}
-
-fn split_assignments(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Token> {
-    let mut out = Vec::with_capacity(tokens.len());
-    let mut statement_start = true;
-    for t in tokens {
-        let start = statement_start;
-        statement_start = t.line_end || (!t.quoted && (t.text == "{" || t.text == "}"));
-        match t.text.split_once('=') {
-            Some((k, v)) if start && !t.quoted && !k.is_empty() => {
-                diags.warn(&t.at, format!("`{}` read as `{k} {v}`", t.text));
-                let line_end = t.line_end && v.is_empty();
-                out.push(Token {
-                    text: k.to_string(),
-                    quoted: false,
-                    line_end,
-                    at: t.at.clone(),
-                });
-                if !v.is_empty() {
-                    out.push(Token {
-                        text: v.to_string(),
-                        quoted: false,
-                        line_end: t.line_end,
-                        at: t.at,
-                    });
-                }
-            }
-            _ => out.push(t),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
