@@ -108,6 +108,10 @@ fn check_file(dir: &Dir, file: &std::path::Path, args: &[&str]) -> Run {
         .xdpvs;
     let (out, err) = (dir.0.join(".stdout"), dir.0.join(".stderr"));
     let started = Instant::now();
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also gives its resource usage"
+    )]
     let child = Command::new(bin)
         .arg("check")
         .arg(file)
