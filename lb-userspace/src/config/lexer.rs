@@ -631,8 +631,13 @@ impl<'a> Reader<'a> {
         if self.exhausted {
             return;
         }
-        let full = base.join(&pattern.text);
-        let full = full.to_string_lossy();
+        let mut full = base.join(&pattern.text).to_string_lossy().into_owned();
+        // glob(3), as keepalived uses it, reads `**` as `*`; the glob crate
+        // would walk every directory below, which a pattern could make the
+        // whole file system.
+        while full.contains("**") {
+            full = full.replace("**", "*");
+        }
         let wildcard = glob::Pattern::escape(&full) != full;
         let mut dirs = 0;
         let mut matched: Vec<PathBuf> = match glob::glob(&full) {

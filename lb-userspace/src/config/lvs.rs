@@ -91,6 +91,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
         location: n.at.clone(),
     };
     let mut scheduler_at = None;
+    let mut listed = std::collections::HashSet::new();
     let blocks = n.block.as_deref().unwrap_or_default();
     // Checker settings here are defaults for every check below, wherever they stand.
     let defaults = Connect::new().settings(blocks, d);
@@ -132,7 +133,8 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             "alpha" => vs.alpha = flag(k, d),
             "real_server" => {
                 if let Some(r) = real_server(k, &vs, &defaults, d) {
-                    if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {
+                    // A set, not a scan: a hostile file may list a million reals.
+                    if !listed.insert((r.addr, r.port)) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
                     } else {
                         vs.reals.push(r);

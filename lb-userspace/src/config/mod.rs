@@ -198,7 +198,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
             k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),
         }
     }
-    let instances: Vec<&str> = config
+    let instances: std::collections::HashSet<&str> = config
         .vrrp_instances
         .iter()
         .map(|i| i.name.as_str())

@@ -6,7 +6,7 @@
 //! `garp_master_*` defaults are in `GarpSettings::default`. A script's
 //! `timeout` is not given there; keepalived falls back to the interval.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use super::{
     check::{RefKind, Reference},
@@ -541,7 +541,7 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
 /// members written directly in the group are read as members.
 pub fn sync_group(
     n: &Node,
-    instances: &[&str],
+    instances: &HashSet<&str>,
     refs: &mut Vec<Reference>,
     d: &mut Diagnostics,
 ) -> Option<SyncGroup> {
@@ -552,6 +552,7 @@ pub fn sync_group(
         notify: Notify::default(),
         location: n.at.clone(),
     };
+    let mut seen = HashSet::new();
     let mut member = |g: &mut SyncGroup, m: &Node| {
         let names =
             std::iter::once(m.keyword.as_str()).chain(m.args.iter().map(|a| a.text.as_str()));
@@ -562,7 +563,7 @@ pub fn sync_group(
                 name: member.to_string(),
                 at: m.at.clone(),
             });
-            if !g.members.iter().any(|x| x == member) {
+            if seen.insert(member.to_string()) {
                 g.members.push(member.to_string());
             }
         }

@@ -221,3 +221,47 @@ fn the_daemon_refuses_a_file_over_a_limit() {
         )
     );
 }
+
+#[test]
+fn a_double_star_does_not_walk_the_file_system() {
+    // glob(3) reads `**` as `*`: one level, not every directory below `/`.
+    let started = Instant::now();
+    let l = parse_str(
+        "include /**/nonexistent-xdpvs.conf\n",
+        Path::new("/nonexistent-xdpvs-dir/k.conf"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(started.elapsed().as_secs() < 2, "{:?}", started.elapsed());
+    assert_eq!(
+        warnings(&l),
+        [
+            "/nonexistent-xdpvs-dir/k.conf:1: warning: include \"/**/nonexistent-xdpvs.conf\" matches no file"
+        ]
+    );
+}
+
+#[test]
+fn a_million_reals_are_checked_for_duplicates_in_linear_time() {
+    let reals: String = (0..200_000u32)
+        .map(|i| {
+            format!(
+                " real_server 10.{}.{}.{} 80 {{ }}\n",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let e = errors(&format!(
+        "virtual_server 10.0.0.1 80 {{\n{reals} real_server 10.0.0.0 80 {{ }}\n}}\n"
+    ));
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    assert_eq!(
+        e,
+        [
+            "k.conf:4098: error: virtual_server 10.0.0.1 80: more than 4096 real servers over all virtual servers (a sorry_server counts as one); raise xdpvs_max_reals in global_defs (at most 1048576)".to_string(),
+            "k.conf:200002: error: real_server 10.0.0.0 80 is listed twice in this virtual_server".to_string(),
+        ]
+    );
+}
