@@ -353,14 +353,24 @@ impl<'a> Reader<'a> {
         self.stack.pop();
     }
 
-    /// The bytes of a regular file within the limits. Opened without
-    /// blocking (a FIFO never hangs) and checked with fstat on that very
-    /// descriptor, so what is checked is what is read.
+    /// The bytes of a regular file within the limits. Anything else is
+    /// refused on its path before it is opened; then the file is opened
+    /// without blocking (a FIFO swapped in never hangs) and checked with
+    /// fstat on that very descriptor, so what is checked is what is read.
     fn read(&mut self, path: &Path, from: &Location) -> Option<Vec<u8>> {
         let refuse = |d: &mut Diagnostics, why: String| {
             d.error(from, format!("{}: {why}; not read", path.display()));
             None
         };
+        // Devices are never opened: opening one can act (a watchdog starts).
+        if let Ok(m) = std::fs::metadata(path)
+            && !m.file_type().is_file()
+        {
+            return refuse(
+                self.diags,
+                format!("{}, not a regular file", kind(m.file_type())),
+            );
+        }
         let file = match File::options()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
