@@ -4,6 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use super::{
     diag::Diagnostics,
+    keywords,
     model::{
         Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url,
         VirtualServer,
@@ -24,30 +25,6 @@ const SCHEDULER: &str = "wlc";
 /// Schedulers IPVS knows; all are served by weighted Maglev.
 const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
-
-/// Keywords xdpvs reads past without acting on them.
-const IGNORED: &[&str] = &[
-    "quorum",
-    "quorum_up",
-    "quorum_down",
-    "hysteresis",
-    "omega",
-    "ha_suspend",
-    "virtualhost",
-    "ops",
-    "smtp_alert",
-    "lvs_method",
-    "lb_algo_flags",
-    "persistence_granularity",
-    "lvs_sched",
-    "notify_up",
-    "notify_down",
-    "uthreshold",
-    "lthreshold",
-    "warmup",
-    "sh-port",
-    "sh-fallback",
 ];
 
 pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
@@ -141,7 +118,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
                     }
                 }
             }
-            other if IGNORED.contains(&other) => {
+            other if keywords::ignored("virtual_server", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
             other => d.warn(&k.at, format!("unknown keyword {other} in virtual_server, ignored")),
@@ -226,19 +203,24 @@ fn real_server(
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
-            "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK"
-            | "BFD_CHECK" => d.warn(
-                &k.at,
-                format!(
-                    "{}: not supported yet, ignored (the real is not checked by it)",
-                    k.keyword
-                ),
-            ),
-            "notify_up" | "notify_down" | "uthreshold" | "lthreshold" | "delay_loop" | "alpha"
-            | "smtp_alert" | "virtualhost" | "warmup" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            check if check.ends_with("_CHECK") || check == "SSL_GET" => {
+                if keywords::ignored("real_server", check) {
+                    d.warn(
+                        &k.at,
+                        format!(
+                            "{check}: not supported yet, ignored (the real is not checked by it)"
+                        ),
+                    );
+                } else {
+                    d.warn(
+                        &k.at,
+                        format!("unknown keyword {check} in real_server, ignored"),
+                    );
+                }
+            }
+            other if keywords::ignored("real_server", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in real_server, ignored"),
@@ -306,15 +288,14 @@ impl Connect {
     }
 
     /// Reads a setting of a check block; true when `k` was one.
-    fn read_check(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+    fn read_check(&mut self, block: &str, k: &Node, d: &mut Diagnostics) -> bool {
         match k.keyword.as_str() {
             "connect_ip" => self.connect_ip = ip(k, d),
             "connect_port" => self.connect_port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
-            "warmup" | "bind_port" | "bind_if" | "fwmark" | "alpha" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored(block, other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             _ => return self.read(k, d),
         }
         true
@@ -324,7 +305,7 @@ impl Connect {
 fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
     let mut c = defaults.clone();
     for k in n.block.iter().flatten() {
-        if !c.read_check(k, d) {
+        if !c.read_check("TCP_CHECK", k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in TCP_CHECK, ignored", k.keyword),
@@ -342,7 +323,7 @@ fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
         if k.keyword == "url" {
             url_blocks += 1;
             urls.extend(url(k, d));
-        } else if !c.read_check(k, d) {
+        } else if !c.read_check("HTTP_GET", k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in HTTP_GET, ignored", k.keyword),
@@ -389,8 +370,8 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
                 ),
                 None => {}
             },
-            "virtualhost" | "regex" | "regex_no_match" | "regex_options" => {
-                d.warn(&k.at, format!("{}: not supported yet, ignored", k.keyword))
+            other if keywords::ignored("url", other) => {
+                d.warn(&k.at, format!("{other}: not supported yet, ignored"))
             }
             other => d.warn(&k.at, format!("unknown keyword {other} in url, ignored")),
         }
@@ -427,10 +408,9 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
             "misc_path" => path = command(k, d),
             "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
             "misc_dynamic" => m.misc_dynamic = flag(k, d),
-            "user" | "warmup" | "retry" | "delay_before_retry" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored("MISC_CHECK", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in MISC_CHECK, ignored"),

@@ -43,6 +43,7 @@
 
 mod check;
 mod diag;
+mod keywords;
 mod lexer;
 pub mod limits;
 mod lvs;
@@ -150,25 +151,6 @@ fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, Confi
     })
 }
 
-/// Top-level blocks xdpvs reads past.
-const IGNORED_BLOCKS: &[&str] = &[
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "linkbeat_interfaces",
-    "garp_group",
-    "vrrp_track_file",
-    "track_file",
-    "vrrp_track_process",
-    "track_process",
-    "bfd_instance",
-    "net_namespace",
-    "instance",
-    "use_pid_dir",
-    "child_wait_time",
-    "include_check",
-];
-
 fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Config {
     let mut config = Config::default();
     // global_defs first, wherever it is: it sets the instances' default version.
@@ -192,7 +174,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 &n.at,
                 "virtual_server_group is not supported: list each VIP as its own virtual_server",
             ),
-            k if IGNORED_BLOCKS.contains(&k) => {
+            k if keywords::ignored(keywords::TOP, k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }
             k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),

@@ -11,6 +11,7 @@ use std::{collections::HashSet, time::Duration};
 use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
+    keywords,
     model::{
         Auth, Capacity, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
         TrackScript, VipAddress, VrrpInstance, VrrpScript,
@@ -18,41 +19,6 @@ use super::{
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
 };
-
-/// global_defs keywords that concern mail, SNMP, scripts' security and
-/// other things xdpvs does not do.
-const GLOBAL_IGNORED: &[&str] = &[
-    "notification_email",
-    "notification_email_from",
-    "smtp_server",
-    "smtp_connect_timeout",
-    "smtp_helo",
-    "enable_script_security",
-    "script_user",
-    "lvs_id",
-    "lvs_sync_daemon",
-    "enable_traps",
-    "enable_snmp_vrrp",
-    "enable_snmp_checker",
-    "enable_snmp_rfc",
-    "vrrp_skip_check_adv_addr",
-    "vrrp_strict",
-    "vrrp_garp_interval",
-    "vrrp_gna_interval",
-    "vrrp_iptables",
-    "vrrp_mcast_group4",
-    "vrrp_mcast_group6",
-    "max_auto_priority",
-    "vrrp_garp_master_delay",
-    "vrrp_garp_master_repeat",
-    "vrrp_garp_master_refresh",
-    "dynamic_interfaces",
-    "process_names",
-    "checker_process_name",
-    "vrrp_process_name",
-    "vrrp_no_swap",
-    "checker_no_swap",
-];
 
 /// Reads one `global_defs` block into `g` (a file may have several).
 pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
@@ -63,7 +29,7 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
             "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
             "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),
-            other if GLOBAL_IGNORED.contains(&other) => {
+            other if keywords::ignored("global_defs", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
             other => d.warn(
@@ -122,9 +88,9 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
             "user" => s.user = k.arg(0).map(String::from),
-            "init_fail" => d.warn(
+            other if keywords::ignored("vrrp_script", other) => d.warn(
                 &k.at,
-                "init_fail: not acted on by xdpvs yet; the script starts as passing",
+                format!("{other}: not acted on by xdpvs yet; the script starts as passing"),
             ),
             other => d.warn(
                 &k.at,
@@ -347,29 +313,9 @@ pub fn vrrp_instance(
             "garp_master_refresh_repeat" => {
                 i.garp.master_refresh_repeat = int(k, 1, 255, d).unwrap_or(1)
             }
-            "dont_track_primary"
-            | "accept"
-            | "no_accept"
-            | "smtp_alert"
-            | "use_vmac"
-            | "vmac_xmit_base"
-            | "native_ipv6"
-            | "skip_check_adv_addr"
-            | "strict_mode"
-            | "debug"
-            | "garp_lower_prio_delay"
-            | "garp_lower_prio_repeat"
-            | "lower_prio_no_advert"
-            | "higher_prio_send_advert"
-            | "kernel_rx_buf_size"
-            | "virtual_routes"
-            | "virtual_rules"
-            | "track_file"
-            | "track_process"
-            | "notify_master_rx_lower_pri" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored("vrrp_instance", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in vrrp_instance, ignored"),
@@ -588,20 +534,9 @@ pub fn sync_group(
                 );
                 member(&mut g, k);
             }
-            "smtp_alert"
-            | "global_tracking"
-            | "sync_group_tracking_weight"
-            | "track_script"
-            | "track_interface"
-            | "track_file"
-            | "track_bfd"
-            | "track_process"
-            | "notify_priority_changes" => d.warn(
+            other if keywords::ignored("vrrp_sync_group", other) => d.warn(
                 &k.at,
-                format!(
-                    "{}: not acted on by xdpvs in a sync group, ignored",
-                    k.keyword
-                ),
+                format!("{other}: not acted on by xdpvs in a sync group, ignored"),
             ),
             other => d.warn(
                 &k.at,

@@ -7,6 +7,7 @@ mod errors;
 mod fixtures;
 mod grammar;
 mod includes;
+mod keywords;
 mod limits;
 
 use std::{
