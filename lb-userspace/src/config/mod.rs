@@ -1,10 +1,12 @@
 //! keepalived.conf: the grammar real files use, read into the model xdpvs
 //! acts on, with every problem reported as `file:line: severity: message`.
 //!
-//! Stages: `lexer` (tokens, comments, quotes, Unicode blanks, `include`),
-//! `tree` (statements and blocks), then `vrrp` and `lvs` read the blocks into
-//! `model`, and `check` validates across blocks. Pure: no I/O beyond reading
-//! the files, no clock.
+//! Stages: `reader` (files and `include`, within `limits`), `params`
+//! (`@ID` lines and `$NAME` parameters), `lexer` (tokens, comments, quotes,
+//! Unicode blanks), `tree` (statements and blocks), then `vrrp` and `lvs`
+//! read the blocks into `model`, and `check` validates across blocks;
+//! `keywords` is the table of what xdpvs does with each keyword. Pure: no
+//! I/O beyond reading the files, no clock.
 //!
 //! # JSON (`xdpvs check FILE --json` prints [`to_json`])
 //!
@@ -48,6 +50,8 @@ mod lexer;
 pub mod limits;
 mod lvs;
 mod model;
+mod params;
+mod reader;
 mod tree;
 mod values;
 mod vrrp;
@@ -96,8 +100,8 @@ pub struct Options {
 }
 
 impl Options {
-    fn selection(&self) -> lexer::Selection<'_> {
-        lexer::Selection {
+    fn selection(&self) -> reader::Selection<'_> {
+        reader::Selection {
             config_id: self.config_id.as_deref(),
         }
     }
@@ -111,7 +115,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Reads `path` and the files it includes.
 pub fn load_with(path: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_file(path, options.selection(), &mut d);
+    let tokens = reader::read_file(path, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -125,7 +129,7 @@ pub fn parse_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
 /// [`parse_str`] with options.
 pub fn parse_str_with(text: &str, name: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_text(text, name, options.selection(), &mut d);
+    let tokens = reader::read_text(text, name, options.selection(), &mut d);
     finish(tokens, d)
 }
 
