@@ -139,7 +139,7 @@ pub fn to_json(config: &Config) -> String {
     serde_json::to_string_pretty(config).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
+fn finish(tokens: reader::Chunks, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
     let nodes = tree::parse(tokens, &mut d);
     let mut refs = Vec::new();
     let config = build(&nodes, &mut refs, &mut d);

@@ -52,7 +52,22 @@ pub(super) struct Reader<'a> {
     pub(super) params: HashMap<String, Vec<String>>,
     /// Whether the next token starts a statement (where `include` counts).
     starts_statement: bool,
-    out: Vec<Token>,
+    out: Chunks,
+}
+
+/// Tokens in chunks of at most `CHUNK`: the tree drops each chunk once it
+/// has read it, so a large file's tokens and blocks are not all held twice.
+pub type Chunks = Vec<Vec<Token>>;
+
+const CHUNK: usize = 1 << 16;
+
+/// The chunk to append to.
+fn sink(chunks: &mut Chunks) -> &mut Vec<Token> {
+    if chunks.last().is_none_or(|c| c.len() >= CHUNK) {
+        chunks.push(Vec::new());
+    }
+    let last = chunks.len() - 1;
+    &mut chunks[last]
 }
 
 /// A line, after its condition: read, or a definition wanting more lines.
@@ -63,7 +78,7 @@ pub(super) enum Line {
 }
 
 /// Reads `path` and every file it includes, in order.
-pub fn read_file(path: &Path, selection: Selection, diags: &mut Diagnostics) -> Vec<Token> {
+pub fn read_file(path: &Path, selection: Selection, diags: &mut Diagnostics) -> Chunks {
     let mut r = Reader::new(selection, diags);
     r.file(path, &Location::of(path));
     r.out
@@ -72,12 +87,7 @@ pub fn read_file(path: &Path, selection: Selection, diags: &mut Diagnostics) -> 
 /// Splits `text`, which claims to be the file `name`. Includes are followed
 /// relative to `name`'s directory when `name` is absolute; with a relative
 /// name they would depend on the working directory, so they are not followed.
-pub fn read_text(
-    text: &str,
-    name: &Path,
-    selection: Selection,
-    diags: &mut Diagnostics,
-) -> Vec<Token> {
+pub fn read_text(text: &str, name: &Path, selection: Selection, diags: &mut Diagnostics) -> Chunks {
     let mut r = Reader::new(selection, diags);
     let len = u64::try_from(text.len()).unwrap_or(u64::MAX);
     if len > MAX_FILE_BYTES {
@@ -300,7 +310,7 @@ impl<'a> Reader<'a> {
             let start = self.starts_statement;
             self.starts_statement = t.line_end || t.is("{") || t.is("}");
             if !(start && is_include(&t)) {
-                push_split(t, start, &mut self.out, self.diags);
+                push_split(t, start, sink(&mut self.out), self.diags);
                 continue;
             }
             let Some(pattern) = iter.next() else {
@@ -404,7 +414,10 @@ mod tests {
             &mut d,
         );
         assert_eq!(
-            t.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+            t.iter()
+                .flatten()
+                .map(|t| t.text.as_str())
+                .collect::<Vec<_>>(),
             ["a", "1"]
         );
         assert_eq!(

@@ -4,6 +4,8 @@
 //! have their name on the following lines (`vrrp_script\n  chk\n{`), and a
 //! `{` alone on the next line opens the previous statement's block.
 
+use std::collections::VecDeque;
+
 use super::{
     diag::{Diagnostics, Location},
     lexer::Token,
@@ -65,8 +67,8 @@ const BLOCKS: &[&str] = &[
 /// Reads statements and blocks without recursion: the open blocks are a
 /// stack no deeper than `MAX_DEPTH`, so 100,000 `{` cost a loop, not the
 /// call stack.
-pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
-    let mut tokens = tokens.into_iter();
+pub fn parse(chunks: Vec<Vec<Token>>, diags: &mut Diagnostics) -> Vec<Node> {
+    let mut tokens = Tokens(chunks.into_iter().map(Vec::into_iter).collect());
     let mut top = Vec::new();
     // Blocks opened and not yet closed, innermost last.
     let mut open: Vec<Open> = Vec::new();
@@ -168,18 +170,37 @@ fn skip_block(tokens: &mut Tokens) {
     }
 }
 
-type Tokens = std::vec::IntoIter<Token>;
+/// The token stream, chunk by chunk: a chunk read is dropped at once.
+struct Tokens(VecDeque<std::vec::IntoIter<Token>>);
+
+impl Iterator for Tokens {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        loop {
+            if let Some(t) = self.0.front_mut()?.next() {
+                return Some(t);
+            }
+            self.0.pop_front();
+        }
+    }
+}
+
+impl Tokens {
+    fn ahead(&self) -> impl Iterator<Item = &Token> {
+        self.0.iter().flat_map(|c| c.as_slice())
+    }
+}
 
 fn peek(tokens: &Tokens) -> Option<&Token> {
-    tokens.as_slice().first()
+    tokens.ahead().next()
 }
 
 /// Whether a `{` comes within the next `room + 1` tokens with only names
 /// before it: a block's name written on the lines before its brace.
 fn brace_within(tokens: &Tokens, room: usize) -> bool {
     tokens
-        .as_slice()
-        .iter()
+        .ahead()
         .take(room + 1)
         .take_while(|t| !t.is("}") && !BLOCKS.contains(&t.text.as_str()))
         .any(|t| t.is("{"))
@@ -237,7 +258,7 @@ mod tests {
     fn tree(text: &str) -> (Vec<Node>, Diagnostics) {
         let mut d = Diagnostics::default();
         let t = lex(text, Path::new("t.conf"), &mut d);
-        (parse(t, &mut d), d)
+        (parse(vec![t], &mut d), d)
     }
 
     fn shape(nodes: &[Node]) -> String {
