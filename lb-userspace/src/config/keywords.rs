@@ -86,7 +86,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k(TOP, "~LST", R, "~LST(N, 1, 2) 10.0.${N}.1"),
 
     k("global_defs", "vrrp_version", A, "3"),
-    k("global_defs", "router_id", A, "lb1"),
+    k("global_defs", "router_id", I, "lb1"),
     k("global_defs", "xdpvs_max_services", A, "128"),
     k("global_defs", "xdpvs_max_reals", A, "8192"),
     k("global_defs", "xdpvs_max_flows", A, "2097152"),

@@ -25,7 +25,14 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
-            "router_id" => g.router_id = one(k, d).map(String::from),
+            "router_id" => {
+                g.router_id = one(k, d).map(String::from);
+                // Kept for --json; keepalived uses it in alert mails and SNMP only.
+                d.note(
+                    &k.at,
+                    "router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
+                );
+            }
             "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
             "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
             "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),

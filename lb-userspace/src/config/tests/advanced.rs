@@ -27,7 +27,10 @@ fn conditional_lines_follow_the_config_id() {
         c.vrrp_instances[0].unicast_peers,
         [ip("10.0.0.5"), ip("10.0.0.6")]
     );
-    assert!(main.diagnostics.is_empty(), "{:?}", main.diagnostics);
+    assert_eq!(
+        rendered(&main.diagnostics, Severity::Warning),
+        Vec::<String>::new()
+    );
     let backup = ok_with(text, Some("backup")).config;
     assert_eq!(backup.global.router_id.as_deref(), Some("backup_router"));
     assert_eq!(backup.vrrp_instances[0].priority, 100);

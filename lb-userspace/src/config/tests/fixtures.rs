@@ -87,7 +87,13 @@ fn classic_nginx_pair() {
             at(11, "script_user"),
         ]
     );
-    assert!(notes(&master).is_empty());
+    assert_eq!(
+        notes(&master),
+        [format!(
+            "{}:9: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
+            fixture("nginx-ha.conf").display()
+        )]
+    );
 }
 
 #[test]
@@ -264,6 +270,9 @@ fn lvs_dr_services_and_checks() {
     assert_eq!(
         notes(&l),
         [
+            format!(
+                "{f}:3: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)"
+            ),
             format!("{f}:56: note: lb_algo wlc is served by weighted Maglev consistent hashing"),
             format!("{f}:101: note: lb_algo sh is served by weighted Maglev consistent hashing"),
             format!("{f}:120: note: lb_algo mh is served by weighted Maglev consistent hashing"),
