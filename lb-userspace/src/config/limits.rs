@@ -14,5 +14,8 @@ pub const MAX_FILES: usize = 1024;
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Bytes of all files read in one load, with what parameter substitution adds.
 pub const MAX_TOTAL_BYTES: u64 = 32 << 20;
+/// Bytes one line becomes by parameter substitution (a multi-line value
+/// counting whole): a template of a virtual_server with its reals is a few KB.
+pub const MAX_EXPANDED_LINE: usize = 1 << 20;
 /// Parameters whose values use parameters: keepalived's examples nest 2.
 pub const MAX_SUBSTITUTION_DEPTH: usize = 16;

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{
     diag::Location,
     lexer::is_blank,
-    limits::{MAX_SUBSTITUTION_DEPTH, MAX_TOTAL_BYTES},
+    limits::{MAX_EXPANDED_LINE, MAX_SUBSTITUTION_DEPTH, MAX_TOTAL_BYTES},
     reader::{Line, Reader},
 };
 
@@ -108,6 +108,10 @@ impl Reader<'_> {
     /// replacements; None when nothing is defined to replace. Undefined
     /// names stay as written, so a script's `$1` is left alone.
     fn substitute(&mut self, text: &str, at: &Location) -> Option<String> {
+        if self.exhausted {
+            // Already refused at the limit: reading on would only repeat it.
+            return Some(String::new());
+        }
         let mut out = String::new();
         let mut changed = false;
         let mut rest = text;
@@ -147,6 +151,15 @@ impl Reader<'_> {
                     ),
                 );
                 self.exhausted = true;
+                return Some(String::new());
+            }
+            if out.len() > MAX_EXPANDED_LINE {
+                self.diags.error(
+                    at,
+                    format!(
+                        "parameter substitution makes this line longer than {MAX_EXPANDED_LINE} bytes; line not read"
+                    ),
+                );
                 return Some(String::new());
             }
         }

@@ -113,7 +113,7 @@ fn parameters_that_use_themselves_are_bounded() {
             "k.conf:2: error: parameters nested more than 16 deep (does a parameter use itself?); line not read"
         ]
     );
-    // Doubling at each level stays within the byte budget.
+    // Quadrupling at each level stays within the bounds: one line, then all.
     let mut text = String::from("$A0=xxxxxxxxxxxxxxxx\n");
     for i in 1..16 {
         text.push_str(&format!(
@@ -122,11 +122,20 @@ fn parameters_that_use_themselves_are_bounded() {
         ));
     }
     text.push_str("x ${A15}\n");
-    let e = errors(&text);
     assert_eq!(
-        e,
+        errors(&text),
         [
-            "k.conf:17: error: parameter substitution brings what is read to more than 33554432 bytes; line not read"
+            "k.conf:17: error: parameter substitution makes this line longer than 1048576 bytes; line not read"
+        ]
+    );
+    let mut text = String::from("$A=");
+    text.push_str(&"x".repeat(1 << 19));
+    text.push('\n');
+    text.push_str(&"${A}\n".repeat(70));
+    assert_eq!(
+        errors(&text),
+        [
+            "k.conf:64: error: parameter substitution brings what is read to more than 33554432 bytes; line not read"
         ]
     );
 }
