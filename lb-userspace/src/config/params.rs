@@ -23,7 +23,7 @@ impl Reader<'_> {
     ) -> Line {
         loop {
             let trimmed = text.trim_start_matches(is_blank);
-            if !trimmed.starts_with(['@', '$', '~']) && !trimmed.contains('$') {
+            if !trimmed.starts_with(['@', '~']) && !trimmed.contains('$') {
                 self.tokens(text, at, base);
                 return Line::Done;
             }
