@@ -190,9 +190,9 @@ impl Lb {
     fn load() -> Self {
         pin_to_current_cpu();
         let path = object_path();
-        let mut ebpf = EbpfLoader::new()
-            .load_file(&path)
-            .unwrap_or_else(|e| panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}"));
+        let mut ebpf = EbpfLoader::new().load_file(&path).unwrap_or_else(|e| {
+            panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}")
+        });
         let prog: &mut Xdp = ebpf
             .program_mut("xdpvs")
             .expect("program xdpvs in the object")

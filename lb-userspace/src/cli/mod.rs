@@ -52,6 +52,8 @@ pub enum Command {
         /// without it only root may (mode 0600).
         #[arg(long, value_name = "NAME")]
         socket_group: Option<String>,
+        #[command(flatten)]
+        id: ConfigId,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -59,11 +61,35 @@ pub enum Command {
         /// Print the model xdpvs understood, defaults filled in.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        id: ConfigId,
     },
     /// ipvsadm's habits against the running daemon (-L -n, -A/-E/-D, -a/-e/-d, -Z, -C).
     Adm(adm::Adm),
     /// Status, drain, weight, reload and explain against the running daemon.
     Ctl(ctl::Ctl),
+}
+
+/// keepalived's `-i`/`--config-id`, for `@ID` conditional lines.
+#[derive(clap::Args)]
+pub struct ConfigId {
+    /// Read `@ID` lines for this ID (and `@^ID` lines for any other);
+    /// defaults to the node name up to its first dot, as in keepalived.
+    #[arg(long = "config-id", value_name = "ID")]
+    config_id: Option<String>,
+}
+
+impl ConfigId {
+    fn options(self) -> config::Options {
+        let node = || {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+            let short = name.trim().split('.').next()?.to_string();
+            (!short.is_empty()).then_some(short)
+        };
+        config::Options {
+            config_id: self.config_id.or_else(node),
+        }
+    }
 }
 
 pub fn dispatch(command: Command) -> Result<ExitCode> {
@@ -76,6 +102,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             bpf_object,
             metrics,
             socket_group,
+            id,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -90,17 +117,18 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 bpf_object,
                 metrics,
                 socket_group,
+                options: id.options(),
             }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { file, json } => Ok(check(&file, json)),
+        Command::Check { file, json, id } => Ok(check(&file, json, &id.options())),
         Command::Adm(a) => adm::run(a),
         Command::Ctl(c) => ctl::run(c),
     }
 }
 
-fn check(file: &std::path::Path, json: bool) -> ExitCode {
-    match config::load(file) {
+fn check(file: &std::path::Path, json: bool, options: &config::Options) -> ExitCode {
+    match config::load_with(file, options) {
         Ok(loaded) => {
             for d in &loaded.diagnostics {
                 eprintln!("{d}");

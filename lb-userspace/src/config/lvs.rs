@@ -4,6 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use super::{
     diag::Diagnostics,
+    keywords,
     model::{
         Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url,
         VirtualServer,
@@ -24,30 +25,6 @@ const SCHEDULER: &str = "wlc";
 /// Schedulers IPVS knows; all are served by weighted Maglev.
 const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
-
-/// Keywords xdpvs reads past without acting on them.
-const IGNORED: &[&str] = &[
-    "quorum",
-    "quorum_up",
-    "quorum_down",
-    "hysteresis",
-    "omega",
-    "ha_suspend",
-    "virtualhost",
-    "ops",
-    "smtp_alert",
-    "lvs_method",
-    "lb_algo_flags",
-    "persistence_granularity",
-    "lvs_sched",
-    "notify_up",
-    "notify_down",
-    "uthreshold",
-    "lthreshold",
-    "warmup",
-    "sh-port",
-    "sh-fallback",
 ];
 
 pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
@@ -90,13 +67,8 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
         reals: Vec::new(),
         location: n.at.clone(),
     };
-    if port == 0 {
-        d.error(
-            &n.at,
-            "virtual_server port 0 (every port) is not supported: xdpvs balances one port per virtual_server",
-        );
-    }
     let mut scheduler_at = None;
+    let mut listed = std::collections::HashSet::new();
     let blocks = n.block.as_deref().unwrap_or_default();
     // Checker settings here are defaults for every check below, wherever they stand.
     let defaults = Connect::new().settings(blocks, d);
@@ -138,14 +110,15 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             "alpha" => vs.alpha = flag(k, d),
             "real_server" => {
                 if let Some(r) = real_server(k, &vs, &defaults, d) {
-                    if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {
+                    // A set, not a scan: a hostile file may list a million reals.
+                    if !listed.insert((r.addr, r.port)) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
                     } else {
                         vs.reals.push(r);
                     }
                 }
             }
-            other if IGNORED.contains(&other) => {
+            other if keywords::ignored("virtual_server", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
             other => d.warn(&k.at, format!("unknown keyword {other} in virtual_server, ignored")),
@@ -189,7 +162,8 @@ fn real_server(
         );
         return None;
     }
-    if port != vs.port {
+    // Port 0 serves every port: the real's port is only where its checks connect.
+    if port != vs.port && vs.port != 0 {
         // Direct routing rewrites no port: the real must listen on the VIP's.
         d.warn(
             &n.at,
@@ -216,28 +190,37 @@ fn real_server(
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
-            "TCP_CHECK" => r
-                .checks
-                .push(HealthCheck::TcpCheck(tcp_check(k, &defaults, d))),
-            "HTTP_GET" => r
-                .checks
-                .push(HealthCheck::HttpGet(http_check(k, &defaults, d))),
+            "TCP_CHECK" => {
+                let c = tcp_check(k, &defaults, d);
+                needs_port(k, &r, &c.connect, d);
+                r.checks.push(HealthCheck::TcpCheck(c));
+            }
+            "HTTP_GET" => {
+                let c = http_check(k, &defaults, d);
+                needs_port(k, &r, &c.connect, d);
+                r.checks.push(HealthCheck::HttpGet(c));
+            }
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
-            "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK"
-            | "BFD_CHECK" => d.warn(
-                &k.at,
-                format!(
-                    "{}: not supported yet, ignored (the real is not checked by it)",
-                    k.keyword
-                ),
-            ),
-            "notify_up" | "notify_down" | "uthreshold" | "lthreshold" | "delay_loop" | "alpha"
-            | "smtp_alert" | "virtualhost" | "warmup" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            check if check.ends_with("_CHECK") || check == "SSL_GET" => {
+                if keywords::ignored("real_server", check) {
+                    d.warn(
+                        &k.at,
+                        format!(
+                            "{check}: not supported yet, ignored (the real is not checked by it)"
+                        ),
+                    );
+                } else {
+                    d.warn(
+                        &k.at,
+                        format!("unknown keyword {check} in real_server, ignored"),
+                    );
+                }
+            }
+            other if keywords::ignored("real_server", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in real_server, ignored"),
@@ -245,6 +228,19 @@ fn real_server(
         }
     }
     Some(r)
+}
+
+/// A real of a port-0 (every port) service has no port to check by default.
+fn needs_port(k: &Node, r: &RealServer, c: &Connect, d: &mut Diagnostics) {
+    if r.port == 0 && c.connect_port.is_none() {
+        d.error(
+            &k.at,
+            format!(
+                "{} of real_server {} needs connect_port (or a port on its real_server): the virtual_server serves every port",
+                k.keyword, r.addr
+            ),
+        );
+    }
 }
 
 /// Reading the settings TCP_CHECK and HTTP_GET share.
@@ -292,15 +288,14 @@ impl Connect {
     }
 
     /// Reads a setting of a check block; true when `k` was one.
-    fn read_check(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+    fn read_check(&mut self, block: &str, k: &Node, d: &mut Diagnostics) -> bool {
         match k.keyword.as_str() {
             "connect_ip" => self.connect_ip = ip(k, d),
             "connect_port" => self.connect_port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
-            "warmup" | "bind_port" | "bind_if" | "fwmark" | "alpha" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored(block, other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             _ => return self.read(k, d),
         }
         true
@@ -310,7 +305,7 @@ impl Connect {
 fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
     let mut c = defaults.clone();
     for k in n.block.iter().flatten() {
-        if !c.read_check(k, d) {
+        if !c.read_check("TCP_CHECK", k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in TCP_CHECK, ignored", k.keyword),
@@ -328,7 +323,7 @@ fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
         if k.keyword == "url" {
             url_blocks += 1;
             urls.extend(url(k, d));
-        } else if !c.read_check(k, d) {
+        } else if !c.read_check("HTTP_GET", k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in HTTP_GET, ignored", k.keyword),
@@ -375,8 +370,8 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
                 ),
                 None => {}
             },
-            "virtualhost" | "regex" | "regex_no_match" | "regex_options" => {
-                d.warn(&k.at, format!("{}: not supported yet, ignored", k.keyword))
+            other if keywords::ignored("url", other) => {
+                d.warn(&k.at, format!("{other}: not supported yet, ignored"))
             }
             other => d.warn(&k.at, format!("unknown keyword {other} in url, ignored")),
         }
@@ -413,10 +408,9 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
             "misc_path" => path = command(k, d),
             "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
             "misc_dynamic" => m.misc_dynamic = flag(k, d),
-            "user" | "warmup" | "retry" | "delay_before_retry" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored("MISC_CHECK", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in MISC_CHECK, ignored"),

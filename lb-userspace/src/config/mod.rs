@@ -1,10 +1,12 @@
 //! keepalived.conf: the grammar real files use, read into the model xdpvs
 //! acts on, with every problem reported as `file:line: severity: message`.
 //!
-//! Stages: `lexer` (tokens, comments, quotes, Unicode blanks, `include`),
-//! `tree` (statements and blocks), then `vrrp` and `lvs` read the blocks into
-//! `model`, and `check` validates across blocks. Pure: no I/O beyond reading
-//! the files, no clock.
+//! Stages: `reader` (files and `include`, within `limits`), `params`
+//! (`@ID` lines and `$NAME` parameters), `lexer` (tokens, comments, quotes,
+//! Unicode blanks), `tree` (statements and blocks), then `vrrp` and `lvs`
+//! read the blocks into `model`, and `check` validates across blocks;
+//! `keywords` is the table of what xdpvs does with each keyword. Pure: no
+//! I/O beyond reading the files, no clock.
 //!
 //! # JSON (`xdpvs check FILE --json` prints [`to_json`])
 //!
@@ -14,6 +16,7 @@
 //!               "announce": { "table", "protocol", "require": "any" | "all" } | null,
 //!               "sync": { "interface", "instance", "id", "port", "group",
 //!                         "peers", "location" } | null },
+//!               "capacity": { "services", "reals", "flows" } },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
 //!                         "rise", "fall", "user", "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
@@ -45,9 +48,13 @@
 
 mod check;
 mod diag;
+mod keywords;
 mod lexer;
+pub mod limits;
 mod lvs;
 mod model;
+mod params;
+mod reader;
 mod tree;
 mod values;
 mod vrrp;
@@ -85,10 +92,33 @@ fn render(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-/// Reads `path` and the files it includes.
+/// How a file is read beyond its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// keepalived's `-i`/`--config-id`: lines `@ID ...` are read only when
+    /// ID is this, lines `@^ID ...` only when it is not. `None` (no id)
+    /// skips every `@ID` line. keepalived defaults it to the node name; the
+    /// command line does the same.
+    pub config_id: Option<String>,
+}
+
+impl Options {
+    fn selection(&self) -> reader::Selection<'_> {
+        reader::Selection {
+            config_id: self.config_id.as_deref(),
+        }
+    }
+}
+
+/// Reads `path` and the files it includes, without a config id.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_with(path, &Options::default())
+}
+
+/// Reads `path` and the files it includes.
+pub fn load_with(path: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_file(path, &mut d);
+    let tokens = reader::read_file(path, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -96,8 +126,13 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// `include` is followed relative to `name`'s directory when `name` is
 /// absolute, and never relative to the working directory.
 pub fn parse_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
+    parse_str_with(text, name, &Options::default())
+}
+
+/// [`parse_str`] with options.
+pub fn parse_str_with(text: &str, name: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_text(text, name, &mut d);
+    let tokens = reader::read_text(text, name, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -107,39 +142,21 @@ pub fn to_json(config: &Config) -> String {
     serde_json::to_string_pretty(config).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
+fn finish(tokens: reader::Chunks, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
     let nodes = tree::parse(tokens, &mut d);
     let mut refs = Vec::new();
     let config = build(&nodes, &mut refs, &mut d);
     check::across_blocks(&config, &refs, &mut d);
-    d.sort();
-    if d.has_errors() {
-        return Err(ConfigError { diagnostics: d.0 });
+    let refused = d.has_errors();
+    let diagnostics = d.finish();
+    if refused {
+        return Err(ConfigError { diagnostics });
     }
     Ok(Loaded {
         config,
-        diagnostics: d.0,
+        diagnostics,
     })
 }
-
-/// Top-level blocks xdpvs reads past.
-const IGNORED_BLOCKS: &[&str] = &[
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "linkbeat_interfaces",
-    "garp_group",
-    "vrrp_track_file",
-    "track_file",
-    "vrrp_track_process",
-    "track_process",
-    "bfd_instance",
-    "net_namespace",
-    "instance",
-    "use_pid_dir",
-    "child_wait_time",
-    "include_check",
-];
 
 fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Config {
     let mut config = Config::default();
@@ -158,18 +175,30 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 refs,
                 d,
             )),
-            "vrrp_sync_group" => config.sync_groups.extend(vrrp::sync_group(n, refs, d)),
+            // Read once every instance is known: old files list them bare.
+            "vrrp_sync_group" => {}
             "virtual_server" => config.virtual_servers.extend(lvs::virtual_server(n, d)),
             "virtual_server_group" => d.error(
                 &n.at,
                 "virtual_server_group is not supported: list each VIP as its own virtual_server",
             ),
-            k if IGNORED_BLOCKS.contains(&k) => {
+            k if keywords::ignored(keywords::TOP, k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }
             k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),
         }
     }
+    let instances: std::collections::HashSet<&str> = config
+        .vrrp_instances
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let groups: Vec<SyncGroup> = nodes
+        .iter()
+        .filter(|n| n.keyword == "vrrp_sync_group")
+        .filter_map(|n| vrrp::sync_group(n, &instances, refs, d))
+        .collect();
+    config.sync_groups = groups;
     config
 }
 

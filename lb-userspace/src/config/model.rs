@@ -45,6 +45,8 @@ pub struct GlobalDefs {
     /// global_defs block is read.
     #[serde(skip)]
     pub sync_peers: Option<(Vec<IpAddr>, Location)>,
+    /// The data plane's table sizes (`xdpvs_max_*`).
+    pub capacity: Capacity,
 }
 
 /// IPVS's sync daemon port and multicast group, which keepalived uses too.
@@ -76,6 +78,40 @@ impl Default for GlobalDefs {
             announce: None,
             sync: None,
             sync_peers: None,
+            capacity: Capacity::default(),
+        }
+    }
+}
+
+/// How many entries the data plane's tables hold, fixed when `xdpvs run`
+/// loads them: `global_defs { xdpvs_max_services N  xdpvs_max_reals N
+/// xdpvs_max_flows N }`. `check` refuses a configuration that does not fit,
+/// as `run` would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capacity {
+    /// Virtual servers (VIP, port, protocol).
+    pub services: u32,
+    /// Real servers over all virtual servers, a sorry_server counting as one.
+    pub reals: u32,
+    /// Connections the flow table (LRU) holds.
+    pub flows: u32,
+}
+
+impl Capacity {
+    /// Bounds of each setting: `(keyword, min, max)`. Services are bound by
+    /// the ring array (2 rings of 65,537 slots each per service, indexed by
+    /// u32; 4,096 services take 2 GiB of rings), reals and flows by memory.
+    pub const SERVICES: (&'static str, u32, u32) = ("xdpvs_max_services", 1, 4096);
+    pub const REALS: (&'static str, u32, u32) = ("xdpvs_max_reals", 1, 1 << 20);
+    pub const FLOWS: (&'static str, u32, u32) = ("xdpvs_max_flows", 1024, 1 << 26);
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            services: lb_common::MAX_SERVICES,
+            reals: lb_common::MAX_REALS,
+            flows: lb_common::MAX_FLOWS,
         }
     }
 }

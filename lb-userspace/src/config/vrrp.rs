@@ -6,60 +6,37 @@
 //! `garp_master_*` defaults are in `GarpSettings::default`. A script's
 //! `timeout` is not given there; keepalived falls back to the interval.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
+    keywords,
     model::{
-        Announce, AnnounceRequire, Auth, FlowSync, GarpSettings, GlobalDefs, InitialState, Notify,
-        SYNC_GROUP, SYNC_PORT, SyncGroup, TrackInterface, TrackScript, VipAddress, VrrpInstance,
-        VrrpScript,
+        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs,
+        InitialState, Notify, SYNC_GROUP, SYNC_PORT, SyncGroup, TrackInterface, TrackScript,
+        VipAddress, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
 };
-
-/// global_defs keywords that concern mail, SNMP, scripts' security and
-/// other things xdpvs does not do.
-const GLOBAL_IGNORED: &[&str] = &[
-    "notification_email",
-    "notification_email_from",
-    "smtp_server",
-    "smtp_connect_timeout",
-    "smtp_helo",
-    "enable_script_security",
-    "script_user",
-    "lvs_id",
-    "enable_traps",
-    "enable_snmp_vrrp",
-    "enable_snmp_checker",
-    "enable_snmp_rfc",
-    "vrrp_skip_check_adv_addr",
-    "vrrp_strict",
-    "vrrp_garp_interval",
-    "vrrp_gna_interval",
-    "vrrp_iptables",
-    "vrrp_mcast_group4",
-    "vrrp_mcast_group6",
-    "max_auto_priority",
-    "vrrp_garp_master_delay",
-    "vrrp_garp_master_repeat",
-    "vrrp_garp_master_refresh",
-    "dynamic_interfaces",
-    "process_names",
-    "checker_process_name",
-    "vrrp_process_name",
-    "vrrp_no_swap",
-    "checker_no_swap",
-];
 
 /// Reads one `global_defs` block into `g` (a file may have several).
 pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
-            "router_id" => g.router_id = one(k, d).map(String::from),
+            "router_id" => {
+                g.router_id = one(k, d).map(String::from);
+                // Kept for --json; keepalived uses it in alert mails and SNMP only.
+                d.note(
+                    &k.at,
+                    "router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
+                );
+            }
+            "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
+            "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
+            "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),
             "xdpvs_announce" => g.announce = Some(announce(k, d)),
             "lvs_sync_daemon" => g.sync = lvs_sync_daemon(k, d),
             "xdpvs_sync_peers" => {
@@ -80,7 +57,7 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                     .collect();
                 g.sync_peers = Some((peers, k.at.clone()));
             }
-            other if GLOBAL_IGNORED.contains(&other) => {
+            other if keywords::ignored("global_defs", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
             other => d.warn(
@@ -191,6 +168,12 @@ fn announce(n: &Node, d: &mut Diagnostics) -> Announce {
     a
 }
 
+fn capacity(k: &Node, (_, lo, hi): (&str, u32, u32), slot: &mut u32, d: &mut Diagnostics) {
+    if let Some(v) = int(k, lo, hi, d) {
+        *slot = v;
+    }
+}
+
 fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
     match n.args.as_slice() {
         [one] => Some(one.text.clone()),
@@ -233,9 +216,9 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
             "user" => s.user = k.arg(0).map(String::from),
-            "init_fail" => d.warn(
+            other if keywords::ignored("vrrp_script", other) => d.warn(
                 &k.at,
-                "init_fail: not acted on by xdpvs yet; the script starts as passing",
+                format!("{other}: not acted on by xdpvs yet; the script starts as passing"),
             ),
             other => d.warn(
                 &k.at,
@@ -458,29 +441,9 @@ pub fn vrrp_instance(
             "garp_master_refresh_repeat" => {
                 i.garp.master_refresh_repeat = int(k, 1, 255, d).unwrap_or(1)
             }
-            "dont_track_primary"
-            | "accept"
-            | "no_accept"
-            | "smtp_alert"
-            | "use_vmac"
-            | "vmac_xmit_base"
-            | "native_ipv6"
-            | "skip_check_adv_addr"
-            | "strict_mode"
-            | "debug"
-            | "garp_lower_prio_delay"
-            | "garp_lower_prio_repeat"
-            | "lower_prio_no_advert"
-            | "higher_prio_send_advert"
-            | "kernel_rx_buf_size"
-            | "virtual_routes"
-            | "virtual_rules"
-            | "track_file"
-            | "track_process"
-            | "notify_master_rx_lower_pri" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored("vrrp_instance", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in vrrp_instance, ignored"),
@@ -648,13 +611,36 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
     }
 }
 
-pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Option<SyncGroup> {
+/// `instances`: the names of every vrrp_instance, so that an older file's
+/// members written directly in the group are read as members.
+pub fn sync_group(
+    n: &Node,
+    instances: &HashSet<&str>,
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Option<SyncGroup> {
     let name = name(n, "vrrp_sync_group", d)?;
     let mut g = SyncGroup {
         name,
         members: Vec::new(),
         notify: Notify::default(),
         location: n.at.clone(),
+    };
+    let mut seen = HashSet::new();
+    let mut member = |g: &mut SyncGroup, m: &Node| {
+        let names =
+            std::iter::once(m.keyword.as_str()).chain(m.args.iter().map(|a| a.text.as_str()));
+        for member in names {
+            refs.push(Reference {
+                kind: RefKind::SyncMember,
+                from: format!("vrrp_sync_group {}", g.name),
+                name: member.to_string(),
+                at: m.at.clone(),
+            });
+            if seen.insert(member.to_string()) {
+                g.members.push(member.to_string());
+            }
+        }
     };
     for k in n.block.iter().flatten() {
         if notify(&mut g.notify, k, d) {
@@ -663,31 +649,22 @@ pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> O
         match k.keyword.as_str() {
             "group" => {
                 for m in k.block.iter().flatten() {
-                    let names = std::iter::once(m.keyword.as_str())
-                        .chain(m.args.iter().map(|a| a.text.as_str()));
-                    for member in names {
-                        refs.push(Reference {
-                            kind: RefKind::SyncMember,
-                            from: format!("vrrp_sync_group {}", g.name),
-                            name: member.to_string(),
-                            at: m.at.clone(),
-                        });
-                        if !g.members.iter().any(|x| x == member) {
-                            g.members.push(member.to_string());
-                        }
-                    }
+                    member(&mut g, m);
                 }
             }
-            "smtp_alert"
-            | "global_tracking"
-            | "sync_group_tracking_weight"
-            | "track_script"
-            | "track_interface" => d.warn(
+            bare if k.block.is_none() && instances.contains(&bare) => {
+                d.warn(
+                    &k.at,
+                    format!(
+                        "vrrp_sync_group {}: {bare} written directly in the group (older syntax) is read as a member; the modern form is `group {{ {bare} }}`",
+                        g.name
+                    ),
+                );
+                member(&mut g, k);
+            }
+            other if keywords::ignored("vrrp_sync_group", other) => d.warn(
                 &k.at,
-                format!(
-                    "{}: not acted on by xdpvs in a sync group, ignored",
-                    k.keyword
-                ),
+                format!("{other}: not acted on by xdpvs in a sync group, ignored"),
             ),
             other => d.warn(
                 &k.at,

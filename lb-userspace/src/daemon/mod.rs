@@ -43,6 +43,8 @@ pub struct RunArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// Members of this group may use the admin socket too.
     pub socket_group: Option<String>,
+    /// How the file is read (`--config-id`).
+    pub options: config::Options,
 }
 
 /// Removes the admin socket when the daemon ends, however it ends.
@@ -54,9 +56,12 @@ impl Drop for SocketFile<'_> {
     }
 }
 
+/// `--config-id`, set once at start: every reload reads the file as start did.
+static OPTIONS: std::sync::OnceLock<config::Options> = std::sync::OnceLock::new();
+
 /// Reads the configuration, logging its warnings; errors refuse it whole.
 pub fn load_config(path: &Path) -> Result<Config> {
-    match config::load(path) {
+    match config::load_with(path, OPTIONS.get_or_init(config::Options::default)) {
         Ok(loaded) => {
             for d in &loaded.diagnostics {
                 match d.severity {
@@ -84,6 +89,7 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    let _ = OPTIONS.set(args.options.clone());
     let config = load_config(&args.config)?;
     // The sockets first: a daemon that cannot have them (another one serves
     // them) stops here, before it touches the interface's XDP program.
@@ -95,7 +101,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let admin = server::bind_admin_socket(&args.socket, group.as_ref())?;
     let _socket_file = SocketFile(&args.socket);
     let metrics_listener = args.metrics.map(metrics::bind_metrics).transpose()?;
-    let sizes = Sizes::default();
+    let c = config.global.capacity;
+    let sizes = Sizes {
+        services: c.services,
+        reals: c.reals,
+        flows: c.flows,
+        ..Sizes::default()
+    };
     let mut ebpf = loader::load(&object(&args)?, sizes)?;
     loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
     let maps = Maps::new(&mut ebpf)?;

@@ -15,6 +15,11 @@ fn vrrp_instance_defaults() {
             announce: None,
             sync: None,
             sync_peers: None,
+            capacity: Capacity {
+                services: 64,
+                reals: 4096,
+                flows: 1 << 20
+            }
         }
     );
     let i = &c.vrrp_instances[0];
@@ -197,7 +202,8 @@ fn json_shows_the_model_with_defaults() {
     let v: serde_json::Value = serde_json::from_str(&to_json(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v["global"],
-        serde_json::json!({"vrrp_version": 2, "router_id": null, "announce": null, "sync": null})
+        serde_json::json!({"vrrp_version": 2, "router_id": null, "announce": null, "sync": null,
+            "capacity": {"services": 64, "reals": 4096, "flows": 1_048_576}})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");

@@ -81,9 +81,9 @@ fn unsupported_features() {
             ],
         ),
         (
-            "virtual_server 10.0.0.1 0 {\n}\n",
+            "virtual_server 10.0.0.1 0 {\n real_server 10.0.0.2 0 {\n  TCP_CHECK {\n  }\n }\n}\n",
             &[
-                "k.conf:1: error: virtual_server port 0 (every port) is not supported: xdpvs balances one port per virtual_server",
+                "k.conf:3: error: TCP_CHECK of real_server 10.0.0.2 needs connect_port (or a port on its real_server): the virtual_server serves every port",
             ],
         ),
         (

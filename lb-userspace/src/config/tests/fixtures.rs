@@ -87,7 +87,13 @@ fn classic_nginx_pair() {
             at(11, "script_user"),
         ]
     );
-    assert!(notes(&master).is_empty());
+    assert_eq!(
+        notes(&master),
+        [format!(
+            "{}:9: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
+            fixture("nginx-ha.conf").display()
+        )]
+    );
 }
 
 #[test]
@@ -263,6 +269,9 @@ fn lvs_dr_services_and_checks() {
     assert_eq!(
         notes(&l),
         [
+            format!(
+                "{f}:3: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)"
+            ),
             format!("{f}:56: note: lb_algo wlc is served by weighted Maglev consistent hashing"),
             format!("{f}:101: note: lb_algo sh is served by weighted Maglev consistent hashing"),
             format!("{f}:120: note: lb_algo mh is served by weighted Maglev consistent hashing"),
@@ -359,6 +368,65 @@ fn every_fixture_prints_as_json() {
                 .as_array()
                 .is_some_and(|a| !a.is_empty()),
             "{name}"
+        );
+    }
+}
+
+#[test]
+fn one_file_for_two_nodes_with_conditions_and_parameters() {
+    let read = |id: &str| {
+        let options = Options {
+            config_id: Some(id.into()),
+        };
+        load_with(&fixture("one-file-two-nodes.conf"), &options)
+            .unwrap_or_else(|e| panic!("{id}: refused:\n{e}"))
+    };
+    let (lb1, lb2) = (read("lb1"), read("lb2"));
+    for (l, id, state, priority, src, peer) in [
+        (
+            &lb1,
+            "lb1",
+            InitialState::Master,
+            150,
+            "192.168.50.11",
+            "192.168.50.12",
+        ),
+        (
+            &lb2,
+            "lb2",
+            InitialState::Backup,
+            100,
+            "192.168.50.12",
+            "192.168.50.11",
+        ),
+    ] {
+        let c = &l.config;
+        assert_eq!(c.global.router_id.as_deref(), Some(id));
+        assert_eq!(c.global.capacity.services, 16);
+        let i = &c.vrrp_instances[0];
+        assert_eq!((i.initial_state, i.priority), (state, priority), "{id}");
+        assert_eq!(i.unicast_src_ip, Some(ip(src)), "{id}");
+        assert_eq!(i.unicast_peers, [ip(peer)], "{id}");
+        assert_eq!(i.interface, "eth0");
+        assert_eq!(
+            (i.vips[0].addr, i.vips[0].prefix, i.vips[0].dev.as_deref()),
+            (ip("192.168.50.100"), 24, Some("eth0"))
+        );
+        assert_eq!(c.sync_groups[0].members, ["VI_WEB"]);
+        let web = &c.virtual_servers[0];
+        assert_eq!((web.addr, web.port), (ip("192.168.50.100"), 80));
+        let reals: Vec<(IpAddr, u16)> = web.reals.iter().map(|r| (r.addr, r.port)).collect();
+        assert_eq!(
+            reals,
+            [(ip("192.168.50.21"), 80), (ip("192.168.50.22"), 80)]
+        );
+        assert_eq!(c.virtual_servers[1].port, 0);
+        assert_eq!(
+            warnings(l),
+            [format!(
+                "{}:44: warning: vrrp_sync_group SG_WEB: VI_WEB written directly in the group (older syntax) is read as a member; the modern form is `group {{ VI_WEB }}`",
+                fixture("one-file-two-nodes.conf").display()
+            )]
         );
     }
 }

@@ -1,12 +1,15 @@
 //! The loader end to end: realistic files, every error and warning with its
 //! location, includes on disk, defaults and the JSON form.
 
+mod advanced;
 mod announce;
 mod defaults;
 mod errors;
 mod fixtures;
 mod grammar;
 mod includes;
+mod keywords;
+mod limits;
 
 use std::{
     net::IpAddr,
