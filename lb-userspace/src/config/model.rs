@@ -36,6 +36,11 @@ pub struct GlobalDefs {
     /// `vrrp_version`: the default for instances (keepalived's default is 2).
     pub vrrp_version: u8,
     pub router_id: Option<String>,
+    /// `enable_script_security`: refuse root-run scripts others can write.
+    pub enable_script_security: bool,
+    /// `script_user`: who scripts run as unless they say (keepalived's
+    /// default: `keepalived_script` if that user exists, else root).
+    pub script_user: Option<ScriptUser>,
 }
 
 impl Default for GlobalDefs {
@@ -43,8 +48,18 @@ impl Default for GlobalDefs {
         Self {
             vrrp_version: 2,
             router_id: None,
+            enable_script_security: false,
+            script_user: None,
         }
     }
+}
+
+/// `USER [GROUP]` of `script_user` and a script's `user`; the group
+/// defaults to the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptUser {
+    pub user: String,
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -145,6 +160,7 @@ pub struct MiscCheck {
     #[serde(serialize_with = "secs")]
     pub misc_timeout: Duration,
     pub misc_dynamic: bool,
+    pub user: Option<ScriptUser>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,6 +205,21 @@ pub struct Notify {
     pub stop: Option<String>,
     /// `notify`: called with `INSTANCE name state priority`.
     pub any: Option<String>,
+}
+
+impl Notify {
+    /// Every configured script.
+    pub fn scripts(&self) -> impl Iterator<Item = &String> {
+        [
+            &self.master,
+            &self.backup,
+            &self.fault,
+            &self.stop,
+            &self.any,
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -251,7 +282,7 @@ pub struct VrrpScript {
     pub weight: i32,
     pub rise: u32,
     pub fall: u32,
-    pub user: Option<String>,
+    pub user: Option<ScriptUser>,
     pub location: Location,
 }
 

@@ -12,8 +12,8 @@ use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
     model::{
-        Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
-        TrackScript, VipAddress, VrrpInstance, VrrpScript,
+        Auth, GarpSettings, GlobalDefs, InitialState, Notify, ScriptUser, SyncGroup,
+        TrackInterface, TrackScript, VipAddress, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
@@ -27,8 +27,6 @@ const GLOBAL_IGNORED: &[&str] = &[
     "smtp_server",
     "smtp_connect_timeout",
     "smtp_helo",
-    "enable_script_security",
-    "script_user",
     "lvs_id",
     "lvs_sync_daemon",
     "enable_traps",
@@ -60,6 +58,8 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
             "router_id" => g.router_id = one(k, d).map(String::from),
+            "enable_script_security" => g.enable_script_security = flag(k, d),
+            "script_user" => g.script_user = script_user(k, d),
             other if GLOBAL_IGNORED.contains(&other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -67,6 +67,24 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 &k.at,
                 format!("unknown keyword {other} in global_defs, ignored"),
             ),
+        }
+    }
+}
+
+/// `script_user USER [GROUP]`, a vrrp_script's or MISC_CHECK's `user USER [GROUP]`.
+pub fn script_user(k: &Node, d: &mut Diagnostics) -> Option<ScriptUser> {
+    match k.args.as_slice() {
+        [user] => Some(ScriptUser {
+            user: user.text.clone(),
+            group: None,
+        }),
+        [user, group] => Some(ScriptUser {
+            user: user.text.clone(),
+            group: Some(group.text.clone()),
+        }),
+        _ => {
+            d.error(&k.at, format!("{} needs USER [GROUP]", k.keyword));
+            None
         }
     }
 }
@@ -112,7 +130,7 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             }
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
-            "user" => s.user = k.arg(0).map(String::from),
+            "user" => s.user = script_user(k, d),
             "init_fail" => d.warn(
                 &k.at,
                 "init_fail: not acted on by xdpvs yet; the script starts as passing",

@@ -16,17 +16,14 @@ use tokio::sync::{mpsc, watch};
 use super::{
     addresses::{Addresses, Vip},
     announce::Announcer,
-    scripts::{Notifier, notify_argv, split_command, state_word},
+    scripts::{Notifier, NotifyScripts, notify_args, state_word},
     socket::{Received, VrrpSocket},
 };
-use crate::{
-    config::Notify,
-    vrrp::{
-        fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
-        packet::{Advert, Auth, DecodeError, Expect},
-        sync_group::{MemberView, decide},
-        track::Effective,
-    },
+use crate::vrrp::{
+    fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
+    packet::{Advert, Auth, DecodeError, Expect},
+    sync_group::{MemberView, decide},
+    track::Effective,
 };
 
 /// What `Ha::status` reports for one instance.
@@ -67,7 +64,7 @@ pub struct Instance {
     pub managed: Vec<Vip>,
     pub addresses: Addresses,
     pub announcer: Announcer,
-    pub notify: Notify,
+    pub notify: NotifyScripts,
     pub notifier: Notifier,
     pub tracking: watch::Receiver<Effective>,
     pub inputs: mpsc::UnboundedReceiver<Input>,
@@ -283,12 +280,12 @@ impl Instance {
             NotifyEvent::MasterRxLowerPri => &None,
         };
         if let Some(script) = specific {
-            self.notifier.run(split_command(script));
+            self.notifier.run(script.clone());
         }
         if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
             let priority = Some(self.fsm.priority());
-            self.notifier
-                .run(notify_argv(script, "INSTANCE", &self.name, word, priority));
+            let args = notify_args("INSTANCE", &self.name, word, priority);
+            self.notifier.run(script.with_args(args));
         }
     }
 

@@ -28,11 +28,12 @@ use self::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
-    scripts::{Check, Notifier, Source, spawn_check, spawn_link, spawn_tracker, split_command},
+    scripts::{Check, Notifier, NotifyScripts, Source, spawn_check, spawn_link, spawn_tracker},
     socket::{Endpoint, VrrpSocket},
 };
 use crate::{
-    config::{self, Config, VrrpInstance},
+    config::{self, Config, Location, Severity, VrrpInstance},
+    script_runner::{Kind, Preparer, RealFs},
     vrrp::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
         packet::{Auth, Version},
@@ -175,24 +176,63 @@ impl Ha {
         let (notifier, task) = Notifier::spawn();
         ha.helpers.push(task);
 
-        let mut checks = HashMap::new();
+        // Every script is checked before any runs (keepalived's order).
+        let mut scripts = Preparer::new(config, &RealFs);
+        let mut checked = Vec::new();
         for s in &config.vrrp_scripts {
             let used = config
                 .vrrp_instances
                 .iter()
                 .any(|i| i.track_scripts.iter().any(|t| t.name == s.name));
-            if !used {
-                continue;
-            }
-            if s.user.is_some() {
-                warn!(
-                    "vrrp_script {}: `user` is not supported; the script runs as xdpvs's user",
-                    s.name
+            if used {
+                let script = scripts.prepare(
+                    Kind::Track(&s.name),
+                    &s.script,
+                    s.user.as_ref(),
+                    &s.location,
                 );
+                checked.push((s, script));
             }
+        }
+        let notifies: Vec<NotifyScripts> = config
+            .vrrp_instances
+            .iter()
+            .map(|i| {
+                let mut one = |s: &Option<String>| {
+                    let s = s.as_ref()?;
+                    scripts.prepare(Kind::Notify, s, None, &i.location)
+                };
+                let n = &i.notify;
+                NotifyScripts {
+                    master: one(&n.master),
+                    backup: one(&n.backup),
+                    fault: one(&n.fault),
+                    stop: one(&n.stop),
+                    any: one(&n.any),
+                }
+            })
+            .collect();
+        let at = config
+            .vrrp_instances
+            .first()
+            .map(|i| Location::of(&i.location.file));
+        for d in scripts.finish(&at.unwrap_or_else(|| Location::of("".as_ref()))) {
+            match d.severity {
+                Severity::Error => log::error!("{d}"),
+                _ => warn!("{d}"),
+            }
+        }
+
+        let mut checks = HashMap::new();
+        let mut disabled = Vec::new();
+        for (s, script) in checked {
+            let Some(script) = script else {
+                disabled.push(s.name.as_str());
+                continue;
+            };
             let (rx, task) = spawn_check(Check {
                 name: s.name.clone(),
-                argv: split_command(&s.script),
+                script,
                 interval: s.interval,
                 timeout: s.timeout,
                 rise: s.rise,
@@ -243,7 +283,8 @@ impl Ha {
             }
         }
 
-        for (i, (inst, (tx, rx))) in config.vrrp_instances.iter().zip(channels).enumerate() {
+        let instances = config.vrrp_instances.iter().zip(channels).zip(notifies);
+        for (i, ((inst, (tx, rx)), notify)) in instances.enumerate() {
             let mut sources = vec![];
             // keepalived tracks the instance's own interface unless told not to.
             let mut links_to_watch: Vec<(String, i32)> = vec![(inst.interface.clone(), 0)];
@@ -258,6 +299,9 @@ impl Ha {
                 sources.push(Source { state, weight });
             }
             for t in &inst.track_scripts {
+                if disabled.contains(&t.name.as_str()) {
+                    continue;
+                }
                 let Some((state, weight)) = checks.get(&t.name) else {
                     warn!(
                         "{}: track_script {} is not a vrrp_script",
@@ -275,7 +319,7 @@ impl Ha {
             let running = Self::start_instance(
                 inst,
                 addresses.clone(),
-                notifier.clone(),
+                (notifier.clone(), notify),
                 tracking,
                 tx,
                 rx,
@@ -290,7 +334,7 @@ impl Ha {
     fn start_instance(
         inst: &VrrpInstance,
         addresses: Addresses,
-        notifier: Notifier,
+        (notifier, notify): (Notifier, NotifyScripts),
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
         tx: mpsc::UnboundedSender<Input>,
         inputs: mpsc::UnboundedReceiver<Input>,
@@ -351,7 +395,7 @@ impl Ha {
             managed,
             addresses,
             announcer,
-            notify: inst.notify.clone(),
+            notify,
             notifier,
             tracking,
             inputs,

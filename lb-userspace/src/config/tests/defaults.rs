@@ -11,7 +11,9 @@ fn vrrp_instance_defaults() {
         c.global,
         GlobalDefs {
             vrrp_version: 2,
-            router_id: None
+            router_id: None,
+            enable_script_security: false,
+            script_user: None,
         }
     );
     let i = &c.vrrp_instances[0];
@@ -87,10 +89,7 @@ fn vrrp_script_defaults() {
         (a.interval, a.timeout),
         (Duration::from_secs(1), Duration::from_secs(1))
     );
-    assert_eq!(
-        (a.weight, a.rise, a.fall, a.user.as_deref()),
-        (0, 1, 1, None)
-    );
+    assert_eq!((a.weight, a.rise, a.fall, a.user.as_ref()), (0, 1, 1, None));
     assert_eq!(
         b.timeout,
         Duration::from_secs(5),
@@ -194,7 +193,8 @@ fn json_shows_the_model_with_defaults() {
     let v: serde_json::Value = serde_json::from_str(&to_json(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v["global"],
-        serde_json::json!({"vrrp_version": 2, "router_id": null})
+        serde_json::json!({"vrrp_version": 2, "router_id": null,
+            "enable_script_security": false, "script_user": null})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");
