@@ -230,6 +230,11 @@ pub struct GarpSettings {
     #[serde(serialize_with = "opt_secs")]
     pub master_refresh: Option<Duration>,
     pub master_refresh_repeat: u32,
+    /// `garp_lower_prio_delay`; unset: `master_delay` (keepalived).
+    #[serde(serialize_with = "opt_secs")]
+    pub lower_prio_delay: Option<Duration>,
+    /// `garp_lower_prio_repeat`; unset: `master_repeat` (keepalived).
+    pub lower_prio_repeat: Option<u32>,
 }
 
 impl Default for GarpSettings {
@@ -241,6 +246,8 @@ impl Default for GarpSettings {
             master_repeat: 5,
             master_refresh: None,
             master_refresh_repeat: 1,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     }
 }
@@ -268,6 +275,9 @@ pub struct VrrpInstance {
     pub track_interfaces: Vec<TrackInterface>,
     pub notify: Notify,
     pub garp: GarpSettings,
+    /// `lower_prio_no_advert`: as master, answer lower priorities with
+    /// gratuitous ARPs only (RFC-strict silence on VRRP).
+    pub lower_prio_no_advert: bool,
     pub location: Location,
 }
 

@@ -267,6 +267,7 @@ pub fn vrrp_instance(
         track_interfaces: Vec::new(),
         notify: Notify::default(),
         garp: GarpSettings::default(),
+        lower_prio_no_advert: false,
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -356,6 +357,9 @@ pub fn vrrp_instance(
             "garp_master_refresh_repeat" => {
                 i.garp.master_refresh_repeat = int(k, 1, 255, d).unwrap_or(1)
             }
+            "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
+            "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
+            "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
             "dont_track_primary"
             | "accept"
             | "no_accept"
@@ -366,9 +370,6 @@ pub fn vrrp_instance(
             | "skip_check_adv_addr"
             | "strict_mode"
             | "debug"
-            | "garp_lower_prio_delay"
-            | "garp_lower_prio_repeat"
-            | "lower_prio_no_advert"
             | "higher_prio_send_advert"
             | "kernel_rx_buf_size"
             | "virtual_routes"

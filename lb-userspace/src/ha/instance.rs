@@ -192,6 +192,16 @@ impl Instance {
         match Advert::decode(&meta, &payload, &expect) {
             Ok(advert) => {
                 self.status().adverts_received += 1;
+                let learnt = self.fsm.master_adver_int();
+                if self.fsm.state() == State::Backup && advert.advert_int != learnt {
+                    // keepalived's v3 log line; the FSM decides (see `LEARN_*`).
+                    info!(
+                        "({}) advertisement interval mismatch: mine={} milli-sec, rcved={} milli-sec",
+                        self.name,
+                        learnt.as_millis(),
+                        advert.advert_int.as_millis()
+                    );
+                }
                 self.step(Input::AdvertReceived {
                     from: meta.src,
                     priority: advert.priority,
@@ -200,6 +210,18 @@ impl Instance {
             }
             // Another instance's VRID on the same link: not ours to count.
             Err(DecodeError::WrongVrid { .. }) => Vec::new(),
+            Err(e @ DecodeError::IntervalMismatch { got, want }) => {
+                // RFC 3768 §7.1: dropped; keepalived's log line.
+                if self.count_bad(e.reason()).is_power_of_two() {
+                    info!(
+                        "({}) advertisement interval mismatch mine={} sec rcv'd={} sec",
+                        self.name,
+                        want.as_secs(),
+                        got.as_secs()
+                    );
+                }
+                Vec::new()
+            }
             Err(e) => {
                 self.count_bad(e.reason());
                 Vec::new()
@@ -207,12 +229,13 @@ impl Instance {
         }
     }
 
-    fn count_bad(&self, reason: &str) {
-        *self
-            .status()
-            .bad_packets
-            .entry(reason.to_string())
-            .or_default() += 1;
+    /// Counts a dropped packet; returns the count so far for that reason
+    /// (callers log at powers of two, so a flood cannot flood the log).
+    fn count_bad(&self, reason: &str) -> u64 {
+        let mut status = self.status();
+        let n = status.bad_packets.entry(reason.to_string()).or_default();
+        *n += 1;
+        *n
     }
 
     /// Carries out actions in order; true once the instance has stopped.
@@ -241,6 +264,16 @@ impl Instance {
                     self.status().transitions += 1;
                 }
                 Action::Notify(event) => self.notify(event),
+                Action::Discarded(why) => {
+                    let n = self.count_bad(why.reason());
+                    if n.is_power_of_two() {
+                        warn!(
+                            "{}: advert discarded: {} ({n} so far)",
+                            self.name,
+                            why.reason()
+                        );
+                    }
+                }
                 Action::Stopped => stopped = true,
             }
         }

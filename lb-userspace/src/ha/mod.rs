@@ -139,8 +139,10 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
             master_repeat: g.master_repeat,
             master_refresh: g.master_refresh.unwrap_or_default(),
             master_refresh_repeat: g.master_refresh_repeat,
-            ..GarpConfig::default()
+            lower_prio_delay: g.lower_prio_delay.unwrap_or(g.master_delay),
+            lower_prio_repeat: g.lower_prio_repeat.unwrap_or(g.master_repeat),
         },
+        lower_prio_no_advert: inst.lower_prio_no_advert,
         ..FsmConfig::new(version, inst.vrid, inst.priority, src)
     })
 }

@@ -47,9 +47,29 @@ fn vrrp_instance_defaults() {
             master_delay: Duration::from_secs(5),
             master_repeat: 5,
             master_refresh: None,
-            master_refresh_repeat: 1
+            master_refresh_repeat: 1,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     );
+    assert!(!i.lower_prio_no_advert);
+}
+
+#[test]
+fn lower_priority_answers_are_configurable() {
+    let c = ok(&instance(
+        " garp_lower_prio_delay 2.5
+ garp_lower_prio_repeat 0
+ lower_prio_no_advert
+",
+    ))
+    .config;
+    let i = &c.vrrp_instances[0];
+    assert_eq!(
+        (i.garp.lower_prio_delay, i.garp.lower_prio_repeat),
+        (Some(Duration::from_millis(2500)), Some(0))
+    );
+    assert!(i.lower_prio_no_advert);
 }
 
 #[test]
