@@ -41,6 +41,12 @@ pub struct GlobalDefs {
     /// `script_user`: who scripts run as unless they say (keepalived's
     /// default: `keepalived_script` if that user exists, else root).
     pub script_user: Option<ScriptUser>,
+    /// `vrrp_mcast_group4`: the IPv4 group adverts go to (224.0.0.18).
+    pub vrrp_mcast_group4: Option<std::net::Ipv4Addr>,
+    /// `vrrp_mcast_group6`: the IPv6 group adverts go to (ff02::12).
+    pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
+    /// `vrrp_skip_check_adv_addr`: the instances' default.
+    pub vrrp_skip_check_adv_addr: bool,
 }
 
 impl Default for GlobalDefs {
@@ -50,6 +56,9 @@ impl Default for GlobalDefs {
             router_id: None,
             enable_script_security: false,
             script_user: None,
+            vrrp_mcast_group4: None,
+            vrrp_mcast_group6: None,
+            vrrp_skip_check_adv_addr: false,
         }
     }
 }
@@ -183,6 +192,28 @@ pub struct VipAddress {
     pub prefix: u8,
     pub dev: Option<String>,
     pub label: Option<String>,
+    #[serde(flatten)]
+    pub options: VipOptions,
+}
+
+/// The `ip addr` options of a `virtual_ipaddress` line. IPv6 VIPs are always
+/// added without duplicate address detection (`nodad`), as keepalived does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VipOptions {
+    /// `brd`: IPv4 broadcast; unset (or `brd +`): computed from the prefix.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// `scope`: rtnetlink scope number (global 0, site 200, link 253,
+    /// host 254, nowhere 255); unset: the kernel's.
+    pub scope: Option<u8>,
+    /// `home`: IPv6 home address (IFA_F_HOMEADDRESS).
+    pub home: bool,
+    /// `noprefixroute`: no prefix route for the address.
+    pub noprefixroute: bool,
+    /// `no_track`: a VIP on another interface does not make the instance
+    /// fault when that interface goes down.
+    pub no_track: bool,
+    /// `preferred_lft`: seconds (0: deprecated at once); unset: forever.
+    pub preferred_lft: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -278,6 +309,9 @@ pub struct VrrpInstance {
     /// `lower_prio_no_advert`: as master, answer lower priorities with
     /// gratuitous ARPs only (RFC-strict silence on VRRP).
     pub lower_prio_no_advert: bool,
+    /// `skip_check_adv_addr`: adverts from the current master are not
+    /// checked against our VIP list (keepalived).
+    pub skip_check_adv_addr: bool,
     pub location: Location,
 }
 

@@ -6,14 +6,14 @@
 //! `garp_master_*` defaults are in `GarpSettings::default`. A script's
 //! `timeout` is not given there; keepalived falls back to the interval.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
     model::{
         Auth, GarpSettings, GlobalDefs, InitialState, Notify, ScriptUser, SyncGroup,
-        TrackInterface, TrackScript, VipAddress, VrrpInstance, VrrpScript,
+        TrackInterface, TrackScript, VipAddress, VipOptions, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
@@ -33,13 +33,10 @@ const GLOBAL_IGNORED: &[&str] = &[
     "enable_snmp_vrrp",
     "enable_snmp_checker",
     "enable_snmp_rfc",
-    "vrrp_skip_check_adv_addr",
     "vrrp_strict",
     "vrrp_garp_interval",
     "vrrp_gna_interval",
     "vrrp_iptables",
-    "vrrp_mcast_group4",
-    "vrrp_mcast_group6",
     "max_auto_priority",
     "vrrp_garp_master_delay",
     "vrrp_garp_master_repeat",
@@ -60,6 +57,23 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             "router_id" => g.router_id = one(k, d).map(String::from),
             "enable_script_security" => g.enable_script_security = flag(k, d),
             "script_user" => g.script_user = script_user(k, d),
+            "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = flag(k, d),
+            "vrrp_mcast_group4" => match ip(k, d) {
+                Some(IpAddr::V4(a)) if a.is_multicast() => g.vrrp_mcast_group4 = Some(a),
+                Some(a) => d.error(
+                    &k.at,
+                    format!("vrrp_mcast_group4 {a}: not an IPv4 multicast address"),
+                ),
+                None => {}
+            },
+            "vrrp_mcast_group6" => match ip(k, d) {
+                Some(IpAddr::V6(a)) if a.is_multicast() => g.vrrp_mcast_group6 = Some(a),
+                Some(a) => d.error(
+                    &k.at,
+                    format!("vrrp_mcast_group6 {a}: not an IPv6 multicast address"),
+                ),
+                None => {}
+            },
             other if GLOBAL_IGNORED.contains(&other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -151,7 +165,9 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
     Some(s)
 }
 
-/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd ..] [scope ..]`.
+/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd B]
+/// [scope S] [preferred_lft N] [home] [nodad] [noprefixroute] [no_track]`;
+/// anything else is an error (never dropped silently).
 fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
     let (addr_text, prefix_text) = match k.keyword.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -181,23 +197,76 @@ fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
         prefix,
         dev: None,
         label: None,
+        options: VipOptions::default(),
     };
     let mut args = k.args.iter();
+    let what = &k.keyword;
+    let mut ok = true;
+    let mut bad = |d: &mut Diagnostics, msg: String| {
+        d.error(&k.at, format!("virtual_ipaddress {what}: {msg}"));
+        ok = false;
+    };
     while let Some(a) = args.next() {
-        match a.text.as_str() {
-            "dev" => v.dev = args.next().map(|t| t.text.clone()),
-            "label" => v.label = args.next().map(|t| t.text.clone()),
-            "brd" | "broadcast" | "scope" | "preferred_lft" => {
-                args.next();
+        let opt = a.text.as_str();
+        let value = match opt {
+            "dev" | "label" | "brd" | "broadcast" | "scope" | "preferred_lft" => {
+                match args.next() {
+                    Some(t) => t.text.as_str(),
+                    None => {
+                        bad(d, format!("{opt} needs a value"));
+                        continue;
+                    }
+                }
             }
-            "no_track" | "home" | "nodad" | "noprefixroute" => {}
-            other => d.warn(
-                &k.at,
-                format!("virtual_ipaddress: {other} not understood, ignored"),
-            ),
+            _ => "",
+        };
+        match opt {
+            "dev" => v.dev = Some(value.to_string()),
+            "label" => v.label = Some(value.to_string()),
+            "brd" | "broadcast" => match (value, value.parse()) {
+                ("+", _) => v.options.broadcast = None,
+                (_, Ok(b)) if addr.is_ipv4() => v.options.broadcast = Some(b),
+                _ => bad(
+                    d,
+                    format!("brd {value}: expected an IPv4 address or + (IPv4 VIPs only)"),
+                ),
+            },
+            "scope" => match scope(value) {
+                Some(n) => v.options.scope = Some(n),
+                None => bad(
+                    d,
+                    format!("scope {value}: expected global, site, link, host, nowhere or 0-255"),
+                ),
+            },
+            "preferred_lft" => match value {
+                "forever" => v.options.preferred_lft = None,
+                n => match n.parse::<u32>() {
+                    Ok(secs) if secs < u32::MAX => v.options.preferred_lft = Some(secs),
+                    _ => bad(d, format!("preferred_lft {n}: expected seconds or forever")),
+                },
+            },
+            // keepalived adds every IPv6 VIP with NODAD; so does xdpvs.
+            "nodad" | "-nodad" => {}
+            "home" if addr.is_ipv6() => v.options.home = true,
+            "home" => bad(d, "home is an IPv6 option".into()),
+            "noprefixroute" => v.options.noprefixroute = true,
+            "no_track" => v.options.no_track = true,
+            other => bad(d, format!("{other} is not supported")),
         }
     }
-    Some(v)
+    ok.then_some(v)
+}
+
+/// `ip addr` scope names (iproute2's rt_scopes) or a number.
+fn scope(text: &str) -> Option<u8> {
+    match text {
+        "global" | "universe" => Some(0),
+        "site" => Some(200),
+        "link" => Some(253),
+        "host" => Some(254),
+        "nowhere" => Some(255),
+        n => n.parse().ok(),
+    }
 }
 
 fn tracked(k: &Node, d: &mut Diagnostics) -> (String, Option<i32>) {
@@ -242,7 +311,7 @@ fn notify(notify: &mut Notify, k: &Node, d: &mut Diagnostics) -> bool {
 
 pub fn vrrp_instance(
     n: &Node,
-    default_version: u8,
+    global: &GlobalDefs,
     refs: &mut Vec<Reference>,
     d: &mut Diagnostics,
 ) -> Option<VrrpInstance> {
@@ -254,7 +323,7 @@ pub fn vrrp_instance(
         vrid: 0,
         priority: 100,
         advert_int: Duration::from_secs(1),
-        version: default_version,
+        version: global.vrrp_version,
         preempt: true,
         preempt_delay: Duration::ZERO,
         mcast_src_ip: None,
@@ -268,6 +337,7 @@ pub fn vrrp_instance(
         notify: Notify::default(),
         garp: GarpSettings::default(),
         lower_prio_no_advert: false,
+        skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -299,7 +369,7 @@ pub fn vrrp_instance(
             }
             "priority" => i.priority = int(k, 1u8, 255u8, d).unwrap_or(100),
             "advert_int" => i.advert_int = secs(k, 10, d).unwrap_or(i.advert_int),
-            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(default_version),
+            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(global.vrrp_version),
             "nopreempt" => i.preempt = !flag(k, d),
             "preempt" => i.preempt = flag(k, d),
             "preempt_delay" => i.preempt_delay = secs(k, 0, d).unwrap_or_default(),
@@ -360,14 +430,22 @@ pub fn vrrp_instance(
             "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
             "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
+            "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
+            // RFC 5798 Accept_Mode. xdpvs holds the VIPs on the interface
+            // while master, so traffic to them is always accepted: that is
+            // `accept`; `no_accept` would need a filter xdpvs does not install.
+            "accept" => {
+                flag(k, d);
+            }
+            "no_accept" => d.error(
+                &k.at,
+                "no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
+            ),
             "dont_track_primary"
-            | "accept"
-            | "no_accept"
             | "smtp_alert"
             | "use_vmac"
             | "vmac_xmit_base"
             | "native_ipv6"
-            | "skip_check_adv_addr"
             | "strict_mode"
             | "debug"
             | "higher_prio_send_advert"

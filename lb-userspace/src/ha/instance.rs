@@ -71,6 +71,9 @@ pub struct Instance {
     pub group: Option<GroupLink>,
     pub status: SharedStatus,
     pub timers: Timers,
+    /// keepalived `skip_check_adv_addr`: the current master's adverts are
+    /// not checked against our VIP list.
+    pub skip_check_adv_addr: bool,
 }
 
 fn state_name(s: State) -> &'static str {
@@ -181,13 +184,14 @@ impl Instance {
                 return Vec::new();
             }
         };
+        let from_master = self.fsm.last_master().is_some_and(|(a, _)| a == meta.src);
         let cfg = self.fsm.config();
         let expect = Expect {
             version: cfg.version,
             vrid: cfg.vrid,
             auth: self.auth,
             advert_int: cfg.advert_int,
-            addrs: Some(&self.advertised),
+            addrs: (!(self.skip_check_adv_addr && from_master)).then_some(&self.advertised[..]),
         };
         match Advert::decode(&meta, &payload, &expect) {
             Ok(advert) => {

@@ -36,7 +36,7 @@ use crate::{
     script_runner::{Kind, Preparer, RealFs},
     vrrp::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
-        packet::{Auth, Version},
+        packet::{Auth, MCAST_V4, MCAST_V6, Version},
         sync_group::MemberView,
     },
 };
@@ -68,6 +68,7 @@ fn vips_of(inst: &VrrpInstance) -> (Vec<Vip>, Vec<Vip>) {
                 prefix: v.prefix,
                 dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
                 label: v.label.clone(),
+                options: v.options.clone(),
             })
             .collect()
     };
@@ -295,6 +296,14 @@ impl Ha {
                     .iter()
                     .map(|t| (t.name.clone(), t.weight.unwrap_or(0))),
             );
+            // keepalived also tracks the other interfaces its VIPs are on,
+            // unless the address says `no_track`.
+            let (v, x) = vips_of(inst);
+            for vip in v.iter().chain(&x).filter(|v| !v.options.no_track) {
+                if !links_to_watch.iter().any(|(d, _)| *d == vip.dev) {
+                    links_to_watch.push((vip.dev.clone(), 0));
+                }
+            }
             for (dev, weight) in links_to_watch {
                 let (state, task) = spawn_link(dev);
                 ha.helpers.push(task);
@@ -320,11 +329,11 @@ impl Ha {
             ha.helpers.push(task);
             let running = Self::start_instance(
                 inst,
+                &config.global,
                 addresses.clone(),
                 (notifier.clone(), notify),
                 tracking,
-                tx,
-                rx,
+                (tx, rx),
                 links.remove(&i),
             )
             .with_context(|| format!("vrrp_instance {}", inst.name))?;
@@ -335,11 +344,11 @@ impl Ha {
 
     fn start_instance(
         inst: &VrrpInstance,
+        global: &config::GlobalDefs,
         addresses: Addresses,
         (notifier, notify): (Notifier, NotifyScripts),
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
-        tx: mpsc::UnboundedSender<Input>,
-        inputs: mpsc::UnboundedReceiver<Input>,
+        (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
         group: Option<GroupLink>,
     ) -> Result<Running> {
         let v6 = wants_v6(inst);
@@ -355,11 +364,17 @@ impl Ha {
                 )
             })?;
         let ifindex = crate::neighbour::ifindex(&inst.interface)?;
+        let mcast = if v6 {
+            IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(MCAST_V6))
+        } else {
+            IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MCAST_V4))
+        };
         let socket = VrrpSocket::open(Endpoint {
             interface: inst.interface.clone(),
             ifindex,
             src,
             unicast_peers: inst.unicast_peers.clone(),
+            group: mcast,
         })?;
         let (vips, excluded) = vips_of(inst);
         let advertised = vips
@@ -404,6 +419,7 @@ impl Ha {
             group,
             status: status.clone(),
             timers: Timers::default(),
+            skip_check_adv_addr: inst.skip_check_adv_addr,
         };
         let task = tokio::spawn(instance.run());
         Ok(Running {

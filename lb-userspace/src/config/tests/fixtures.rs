@@ -33,7 +33,8 @@ fn classic_nginx_pair() {
             addr: ip("192.168.200.16"),
             prefix: 24,
             dev: Some("eth0".into()),
-            label: Some("eth0:vip".into())
+            label: Some("eth0:vip".into()),
+            options: VipOptions::default(),
         }]
     );
     assert_eq!(
