@@ -32,8 +32,7 @@ use self::{
     socket::{Endpoint, VrrpSocket},
 };
 use crate::{
-    config::{self, Config, Location, Severity, VrrpInstance},
-    script_runner::{Kind, Preparer, RealFs},
+    config::{self, Config, VrrpInstance},
     vrrp::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
         packet::{Auth, MCAST_V4, MCAST_V6, Version},
@@ -179,56 +178,10 @@ impl Ha {
         let (notifier, task) = Notifier::spawn();
         ha.helpers.push(task);
 
-        // Every script is checked before any runs (keepalived's order).
-        let mut scripts = Preparer::new(config, &RealFs);
-        let mut checked = Vec::new();
-        for s in &config.vrrp_scripts {
-            let used = config
-                .vrrp_instances
-                .iter()
-                .any(|i| i.track_scripts.iter().any(|t| t.name == s.name));
-            if used {
-                let script = scripts.prepare(
-                    Kind::Track(&s.name),
-                    &s.script,
-                    s.user.as_ref(),
-                    &s.location,
-                );
-                checked.push((s, script));
-            }
-        }
-        let notifies: Vec<NotifyScripts> = config
-            .vrrp_instances
-            .iter()
-            .map(|i| {
-                let mut one = |s: &Option<String>| {
-                    let s = s.as_ref()?;
-                    scripts.prepare(Kind::Notify, s, None, &i.location)
-                };
-                let n = &i.notify;
-                NotifyScripts {
-                    master: one(&n.master),
-                    backup: one(&n.backup),
-                    fault: one(&n.fault),
-                    stop: one(&n.stop),
-                    any: one(&n.any),
-                }
-            })
-            .collect();
-        let at = config
-            .vrrp_instances
-            .first()
-            .map(|i| Location::of(&i.location.file));
-        for d in scripts.finish(&at.unwrap_or_else(|| Location::of("".as_ref()))) {
-            match d.severity {
-                Severity::Error => log::error!("{d}"),
-                _ => warn!("{d}"),
-            }
-        }
-
+        let prepared = scripts::prepare(config);
         let mut checks = HashMap::new();
         let mut disabled = Vec::new();
-        for (s, script) in checked {
+        for (s, script) in prepared.checks {
             let Some(script) = script else {
                 disabled.push(s.name.as_str());
                 continue;
@@ -286,7 +239,11 @@ impl Ha {
             }
         }
 
-        let instances = config.vrrp_instances.iter().zip(channels).zip(notifies);
+        let instances = config
+            .vrrp_instances
+            .iter()
+            .zip(channels)
+            .zip(prepared.notify);
         for (i, ((inst, (tx, rx)), notify)) in instances.enumerate() {
             let mut sources = vec![];
             // keepalived tracks the instance's own interface unless told not to.

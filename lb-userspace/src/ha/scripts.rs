@@ -15,7 +15,8 @@ use tokio::{
 };
 
 use crate::{
-    script_runner::Script,
+    config::{Config, Location, Severity, VrrpScript},
+    script_runner::{Kind, Preparer, RealFs, Script},
     vrrp::{
         fsm::NotifyEvent,
         track::{Effective, Tracked, effective},
@@ -209,6 +210,69 @@ pub struct NotifyScripts {
     pub stop: Option<Script>,
     /// `notify`: called with `INSTANCE name state priority` appended.
     pub any: Option<Script>,
+}
+
+/// The VRRP side's scripts after `script_runner`'s checks: `None` for a
+/// refused `vrrp_script` (its trackers ignore it, as keepalived's do).
+pub struct Prepared<'c> {
+    pub checks: Vec<(&'c VrrpScript, Option<Script>)>,
+    /// One per instance, in order.
+    pub notify: Vec<NotifyScripts>,
+}
+
+/// Checks every used `vrrp_script` and every instance's notify scripts
+/// before any runs (keepalived's order), logging what was said.
+pub fn prepare(config: &Config) -> Prepared<'_> {
+    let mut p = Preparer::new(config, &RealFs);
+    let used = |s: &VrrpScript| {
+        config
+            .vrrp_instances
+            .iter()
+            .any(|i| i.track_scripts.iter().any(|t| t.name == s.name))
+    };
+    let checks = config
+        .vrrp_scripts
+        .iter()
+        .filter(|s| used(s))
+        .map(|s| {
+            let script = p.prepare(
+                Kind::Track(&s.name),
+                &s.script,
+                s.user.as_ref(),
+                &s.location,
+            );
+            (s, script)
+        })
+        .collect();
+    let notify = config
+        .vrrp_instances
+        .iter()
+        .map(|i| {
+            let mut one = |s: &Option<String>| {
+                let s = s.as_ref()?;
+                p.prepare(Kind::Notify, s, None, &i.location)
+            };
+            let n = &i.notify;
+            NotifyScripts {
+                master: one(&n.master),
+                backup: one(&n.backup),
+                fault: one(&n.fault),
+                stop: one(&n.stop),
+                any: one(&n.any),
+            }
+        })
+        .collect();
+    let file = config
+        .vrrp_instances
+        .first()
+        .map(|i| i.location.file.as_path());
+    for d in p.finish(&Location::of(file.unwrap_or("".as_ref()))) {
+        match d.severity {
+            Severity::Error => log::error!("{d}"),
+            _ => warn!("{d}"),
+        }
+    }
+    Prepared { checks, notify }
 }
 
 /// Runs notify scripts off the instances' tasks, a few at a time.
