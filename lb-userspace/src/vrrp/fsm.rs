@@ -117,8 +117,9 @@ pub enum Input {
 /// Why a received advert changed nothing; the daemon counts these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Discard {
-    /// RFC 9568 §6.4.3, keepalived 2.3.3: the address owner (priority 255)
-    /// never yields, so adverts that would make it are discarded.
+    /// The address owner (priority 255) drops every advert it receives, as
+    /// RFC 3768, RFC 5798 and RFC 9568 say and keepalived 2.3.3 can be told
+    /// to: a spoofed priority-255 advert cannot make it step down.
     Owner,
     /// A v3 interval outside the bounds above (`LEARN_*`).
     IntervalOutOfBounds,
@@ -440,13 +441,9 @@ impl Fsm {
             State::Backup | State::Master if !self.interval_acceptable(int) => {
                 out.push(Action::Discarded(Discard::IntervalOutOfBounds));
             }
-            // The owner takes over when its master-down timer runs out,
-            // whatever others advertise; as master it yields to nobody but
-            // still answers lower priorities.
-            State::Backup if owner => out.push(Action::Discarded(Discard::Owner)),
-            State::Master if owner && prio == PRIO_OWNER => {
-                out.push(Action::Discarded(Discard::Owner));
-            }
+            // As Backup (after a fault) the owner takes over when its
+            // master-down timer runs out, whatever others advertise.
+            State::Backup | State::Master if owner => out.push(Action::Discarded(Discard::Owner)),
             State::Backup => self.backup_advert(now, from, prio, int, out),
             State::Master => self.master_advert(now, from, prio, int, out),
             State::Initialize | State::Fault => {}

@@ -589,10 +589,10 @@ fn advert_int(from: IpAddr, priority: u8, ms: u64) -> Input {
 }
 
 #[test]
-fn owner_never_yields() {
-    // RFC 9568 §6.4.3 and keepalived 2.3.3: the address owner discards
-    // adverts (a spoofed priority 255 must not make it step down) but still
-    // answers lower priorities (keepalived).
+fn owner_drops_every_advert() {
+    // RFC 3768 / RFC 5798 / RFC 9568: the address owner drops received
+    // adverts (keepalived 2.3.3 as an option), so a spoofed priority 255
+    // cannot make it step down, nor a flood of lower ones make it answer.
     let t = t();
     let mut fsm = run(
         cfg(255),
@@ -613,22 +613,22 @@ fn owner_never_yields() {
             step(
                 S / 2 + 1,
                 advert(PEER_HI, 254),
-                vec![
-                    SendAdvert { priority: 255 },
-                    SendGratuitous { count: 5 },
-                    t.arm(GarpLowerPrio, S / 2 + 1 + 5 * S),
-                    Notify(NotifyEvent::MasterRxLowerPri),
-                ],
-                "lower priorities are still answered",
+                vec![Discarded(Discard::Owner)],
+                "lower priorities are dropped too",
             ),
             step(
                 S / 2 + 2,
+                advert(PEER_HI, 0),
+                vec![Discarded(Discard::Owner)],
+                "and priority 0",
+            ),
+            step(
+                S / 2 + 3,
                 FaultChanged(true),
                 vec![
                     SendAdvert { priority: 0 },
                     CancelTimer(Advert),
                     CancelTimer(GarpDelay),
-                    CancelTimer(GarpLowerPrio),
                     RemoveVips,
                     StateChanged {
                         from: State::Master,
@@ -796,5 +796,31 @@ fn garp_lower_prio_settings_and_no_advert() {
             "second batch after garp_lower_prio_delay",
         ),
     ]);
+    run(cfg, t.0, steps);
+}
+
+#[test]
+fn garp_lower_prio_without_delayed_batch() {
+    // keepalived.conf(5): garp_lower_prio_delay 0 sends no second batch.
+    let t = t();
+    let cfg = FsmConfig {
+        garp: GarpConfig {
+            lower_prio_repeat: 1,
+            lower_prio_delay: Duration::ZERO,
+            ..GarpConfig::default()
+        },
+        ..cfg(100)
+    };
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        DOWN_100 + 1,
+        advert(PEER_HI, 50),
+        vec![
+            SendAdvert { priority: 100 },
+            SendGratuitous { count: 1 },
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ],
+        "advert and one gratuitous message, nothing armed",
+    ));
     run(cfg, t.0, steps);
 }
