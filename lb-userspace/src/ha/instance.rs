@@ -197,8 +197,10 @@ impl Instance {
             Ok(advert) => {
                 self.status().adverts_received += 1;
                 let learnt = self.fsm.master_adver_int();
-                if self.fsm.state() == State::Backup && advert.advert_int != learnt {
-                    // keepalived's v3 log line; the FSM decides (see `LEARN_*`).
+                let learnable = self.fsm.interval_acceptable(advert.advert_int);
+                if self.fsm.state() == State::Backup && advert.advert_int != learnt && learnable {
+                    // keepalived's v3 log line, once per change; refused
+                    // intervals are logged (rate-limited) as discards.
                     info!(
                         "({}) advertisement interval mismatch: mine={} milli-sec, rcved={} milli-sec",
                         self.name,
