@@ -189,7 +189,7 @@ fn bare_names_missing_scripts_and_users() {
 #[test]
 fn check_downgrades_what_may_exist_elsewhere() {
     let cfg = config(
-        "global_defs {\n enable_script_security\n script_user root\n}\nvrrp_script chk {\n script /nonexistent/xdpvs.sh\n}\n",
+        "global_defs {\n enable_script_security\n script_user root\n}\nvrrp_script chk {\n script /nonexistent/xdpvs.sh\n}\nvrrp_script open {\n script /etc/open.sh\n}\n",
     );
     let notes = rendered(&audit(&cfg, &at(), &machine()));
     assert_eq!(
@@ -197,6 +197,8 @@ fn check_downgrades_what_may_exist_elsewhere() {
         [
             "/k.conf:5: warning: Script /nonexistent/xdpvs.sh cannot be accessed - entity not found",
             "/k.conf:5: warning: Disabling track script chk since not found/accessible",
+            "/k.conf:8: error: Unsafe permissions found for script '/etc/open.sh' - disabling.",
+            "/k.conf:8: error: Disabling track script open due to insecure",
         ]
     );
 }
