@@ -484,7 +484,12 @@ impl<'f> Preparer<'f> {
         let real = match self.fs.canonicalize(&path) {
             Ok(r) => r,
             Err(e) => {
-                let msg = format!("Script {} cannot be accessed - {e}", argv[0]);
+                // strerror(3)'s words, as keepalived prints them.
+                let why = e.raw_os_error().map_or_else(
+                    || e.to_string(),
+                    |n| nix::errno::Errno::from_i32(n).desc().to_string(),
+                );
+                let msg = format!("Script {} cannot be accessed - {why}", argv[0]);
                 self.note(self.missing, at, msg);
                 return Err(Refusal::NotFound);
             }

@@ -31,7 +31,7 @@ impl Fs for Table {
         self.0
             .get(path)
             .copied()
-            .ok_or(io::ErrorKind::NotFound.into())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
     }
 
     fn stat(&self, path: &Path) -> io::Result<Meta> {
@@ -176,7 +176,7 @@ fn bare_names_missing_scripts_and_users() {
         notes,
         [
             "/k.conf:1: warning: WARNING - script `pidof` resolved by path search to `/usr/bin/pidof`. Please specify full path.",
-            "/k.conf:1: error: Script /etc/none.sh cannot be accessed - entity not found",
+            "/k.conf:1: error: Script /etc/none.sh cannot be accessed - No such file or directory",
             "/k.conf:1: error: Disabling track script m since not found/accessible",
             "/k.conf:1: error: WARNING - script '/etc/noexec.sh' is not executable for uid:gid 0:0 - disabling.",
             "/k.conf:1: error: Script user 'xdpvs-no-such-user' does not exist",
@@ -195,7 +195,7 @@ fn check_downgrades_what_may_exist_elsewhere() {
     assert_eq!(
         notes,
         [
-            "/k.conf:5: warning: Script /nonexistent/xdpvs.sh cannot be accessed - entity not found",
+            "/k.conf:5: warning: Script /nonexistent/xdpvs.sh cannot be accessed - No such file or directory",
             "/k.conf:5: warning: Disabling track script chk since not found/accessible",
             "/k.conf:8: error: Unsafe permissions found for script '/etc/open.sh' - disabling.",
             "/k.conf:8: error: Disabling track script open due to insecure",
