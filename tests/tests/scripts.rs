@@ -2,7 +2,8 @@
 //! `enable_script_security`, a root-run script that others can write is
 //! refused with keepalived's message and never runs; a safe one runs as
 //! `script_user nobody`, with no capabilities and only PATH in its
-//! environment. `xdpvs check` refuses the same file.
+//! environment, and so does `notify_master`. `xdpvs check` refuses the same
+//! file.
 
 use std::{
     os::unix::fs::PermissionsExt as _,
@@ -57,15 +58,24 @@ fn unsafe_script_refused_safe_one_runs_as_nobody_root() {
         0o755,
     );
     let open = dir.script("open.sh", &format!("touch {}", ran.display()), 0o777);
+    let notified = dir.0.join("notify.out");
+    std::fs::write(&notified, "").expect("out file");
+    std::fs::set_permissions(&notified, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let notify = dir.script(
+        "notify.sh",
+        &format!("id -u > {}", notified.display()),
+        0o755,
+    );
     let conf = format!(
         "global_defs {{\n    enable_script_security\n    script_user nobody\n}}\n\
          vrrp_script who {{\n    script \"{}\"\n    interval 1\n}}\n\
          vrrp_script open {{\n    script \"{}\"\n    interval 1\n    user root\n}}\n\
          vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
          priority 100\n    advert_int 1\n    virtual_ipaddress {{\n        10.100.0.100/32 dev eth0\n    }}\n    \
-         track_script {{\n        who\n        open\n    }}\n}}\n",
+         track_script {{\n        who\n        open\n    }}\n    notify_master \"{}\"\n}}\n",
         who.display(),
-        open.display()
+        open.display(),
+        notify.display()
     );
 
     // `xdpvs check` refuses what the daemon would disable.
@@ -116,6 +126,18 @@ fn unsafe_script_refused_safe_one_runs_as_nobody_root() {
         .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=") && !l.starts_with("_="))
         .collect();
     assert_eq!(env, ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "{text}");
+
+    // Alone on the link, the instance becomes master: notify_master runs
+    // through the same runner, as nobody too.
+    let by = wait_for(Duration::from_secs(8), || {
+        let t = std::fs::read_to_string(&notified)?;
+        if t.trim().is_empty() {
+            anyhow::bail!("notify_master has not run yet");
+        }
+        Ok(t.trim().to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
+    assert_eq!(by, nobody, "notify_master runs as nobody");
 
     // Two more intervals: the refused script still never ran.
     std::thread::sleep(Duration::from_secs(2));
