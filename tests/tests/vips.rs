@@ -1,6 +1,7 @@
 //! How VRRP puts itself on the wire and its VIPs on the interface, end to
 //! end (root): IPv6 VIPs skip duplicate address detection (keepalived adds
-//! them with NODAD), and `vrrp_mcast_group4` is joined and spoken on, with
+//! them with NODAD), and `vrrp_mcast_group4` / `vrrp_mcast_group6` are joined
+//! and spoken on, with
 //! keepalived as the peer.
 
 use std::time::{Duration, Instant};
@@ -77,4 +78,40 @@ fn custom_multicast_group_with_keepalived_root() {
         !keepalived::has_vip(&lb2),
         "keepalived took the VIP: adverts lost"
     );
+}
+
+/// `vrrp_mcast_group6 ff02::13` on both nodes, VRRPv3 over IPv6.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn custom_ipv6_multicast_group_with_keepalived_root() {
+    let mut lab = DrLab::build("mg6", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let vip = "2001:db8::100";
+    let conf = |prio: u8| {
+        format!(
+            "global_defs {{\n    vrrp_mcast_group6 ff02::13\n}}\n\
+             vrrp_instance VI_6 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 61\n    \
+             priority {prio}\n    advert_int 1\n    version 3\n    virtual_ipaddress {{\n        {vip}/64 dev eth0\n    }}\n}}\n"
+        )
+    };
+    let holds = |ns: &str| {
+        sh("ip", &["-n", ns, "-o", "-6", "addr", "show", "dev", "eth0"])
+            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
+    };
+    keepalived::start(&mut lab.lab, "keepalived", &lb2, &conf(99)).expect("keepalived");
+    lab.start_xdpvs(0, &conf(100), "generic").expect("xdpvs");
+    let startup = master_down_interval(3, 100) + master_down_interval(3, 99) + SLACK;
+    wait_for(startup, || {
+        if holds(&lb1) && !holds(&lb2) {
+            Ok(())
+        } else {
+            anyhow::bail!("lb1 holds {}, lb2 holds {}", holds(&lb1), holds(&lb2))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
+    let groups = sh("ip", &["-n", &lb1, "-6", "maddr", "show", "dev", "eth0"]).expect("ip maddr");
+    assert!(groups.contains("ff02::13"), "{groups}");
+    assert!(!groups.contains("ff02::12"), "{groups}");
+    std::thread::sleep(master_down_interval(3, 99) + SLACK);
+    assert!(!holds(&lb2), "keepalived took the VIP: adverts lost");
 }

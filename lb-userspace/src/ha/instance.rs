@@ -184,14 +184,14 @@ impl Instance {
                 return Vec::new();
             }
         };
-        let from_master = self.fsm.last_master().is_some_and(|(a, _)| a == meta.src);
+        let check = checks_addresses(self.skip_check_adv_addr, self.fsm.last_master(), meta.src);
         let cfg = self.fsm.config();
         let expect = Expect {
             version: cfg.version,
             vrid: cfg.vrid,
             auth: self.auth,
             advert_int: cfg.advert_int,
-            addrs: (!(self.skip_check_adv_addr && from_master)).then_some(&self.advertised[..]),
+            addrs: check.then_some(&self.advertised[..]),
         };
         match Advert::decode(&meta, &payload, &expect) {
             Ok(advert) => {
@@ -341,6 +341,12 @@ impl Instance {
     }
 }
 
+/// keepalived `skip_check_adv_addr`: an advert's address list is checked
+/// unless the option is on and the advert comes from the current master.
+fn checks_addresses(skip: bool, master: Option<(IpAddr, u8)>, src: IpAddr) -> bool {
+    !(skip && master.is_some_and(|(a, _)| a == src))
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -389,6 +395,21 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn skip_check_adv_addr_only_for_the_current_master() {
+        let (m, other): (IpAddr, IpAddr) = ([10, 0, 0, 2].into(), [10, 0, 0, 3].into());
+        assert!(checks_addresses(false, Some((m, 200)), m), "option off");
+        assert!(
+            !checks_addresses(true, Some((m, 200)), m),
+            "the master's advert"
+        );
+        assert!(
+            checks_addresses(true, Some((m, 200)), other),
+            "anyone else's"
+        );
+        assert!(checks_addresses(true, None, m), "no master known yet");
+    }
 
     #[test]
     fn one_deadline_per_kind_in_order() {
