@@ -1,8 +1,7 @@
 //! How VRRP puts itself on the wire and its VIPs on the interface, end to
 //! end (root): IPv6 VIPs skip duplicate address detection (keepalived adds
 //! them with NODAD), and `vrrp_mcast_group4` / `vrrp_mcast_group6` are joined
-//! and spoken on, with
-//! keepalived as the peer.
+//! and spoken on, with keepalived as the peer.
 
 use std::time::{Duration, Instant};
 
