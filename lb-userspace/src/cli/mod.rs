@@ -11,6 +11,7 @@ use xdpvs::{
     config,
     daemon::{self, RunArgs},
     dataplane::loader::AttachMode,
+    script_runner,
 };
 
 pub const DEFAULT_SOCKET: &str = "/run/xdpvs.sock";
@@ -132,6 +133,19 @@ fn check(file: &std::path::Path, json: bool, options: &config::Options) -> ExitC
         Ok(loaded) => {
             for d in &loaded.diagnostics {
                 eprintln!("{d}");
+            }
+            let at = config::Location::of(file);
+            let scripts = script_runner::audit(&loaded.config, &at, &script_runner::RealFs);
+            for d in &scripts {
+                eprintln!("{d}");
+            }
+            let refused = scripts
+                .iter()
+                .filter(|d| d.severity == config::Severity::Error)
+                .count();
+            if refused > 0 {
+                eprintln!("{}: refused: {refused} errors", file.display());
+                return ExitCode::FAILURE;
             }
             if json {
                 println!("{}", config::to_json(&loaded.config));

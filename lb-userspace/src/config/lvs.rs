@@ -402,12 +402,14 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
         misc_path: String::new(),
         misc_timeout: delay_loop,
         misc_dynamic: false,
+        user: None,
     };
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "misc_path" => path = command(k, d),
             "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
             "misc_dynamic" => m.misc_dynamic = flag(k, d),
+            "user" => m.user = super::vrrp::script_user(k, d),
             other if keywords::ignored("MISC_CHECK", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }

@@ -15,20 +15,27 @@
 //! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null,
 //!               "announce": { "table", "protocol", "require": "any" | "all" } | null,
 //!               "sync": { "interface", "instance", "id", "port", "group",
-//!                         "peers", "location" } | null },
-//!               "capacity": { "services", "reals", "flows" } },
+//!                         "peers", "location" } | null,
+//!               "capacity": { "services", "reals", "flows" },
+//!               "enable_script_security", "script_user": { "user", "group" } | null,
+//!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr" },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
-//!                         "rise", "fall", "user", "location" } ],
+//!                         "rise", "fall", "user": { "user", "group" } | null,
+//!                         "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
 //!                         "interface", "vrid", "priority", "advert_int",
 //!                         "version", "preempt", "preempt_delay",
 //!                         "mcast_src_ip", "unicast_src_ip", "unicast_peers",
 //!                         "auth": { "type": "PASS", "password" } | null,
-//!                         "vips" / "excluded_vips": [ { "addr", "prefix", "dev", "label" } ],
+//!                         "vips" / "excluded_vips": [ { "addr", "prefix", "dev", "label",
+//!                                   "broadcast", "scope", "home", "noprefixroute",
+//!                                   "no_track", "preferred_lft" } ],
 //!                         "track_scripts" / "track_interfaces": [ { "name", "weight" } ],
 //!                         "notify": { "master", "backup", "fault", "stop", "any" },
 //!                         "garp": { "master_delay", "master_repeat",
-//!                                   "master_refresh", "master_refresh_repeat" },
+//!                                   "master_refresh", "master_refresh_repeat",
+//!                                   "lower_prio_delay", "lower_prio_repeat" },
+//!                         "lower_prio_no_advert", "skip_check_adv_addr",
 //!                         "location" } ],
 //!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "protocol": "TCP" | "UDP",
@@ -44,7 +51,7 @@
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
 //! plus `urls`: `[{ "path", "status_codes", "digest" }]`, empty
 //! `status_codes` meaning any 2xx) or `"MISC_CHECK"` (`misc_path`,
-//! `misc_timeout`, `misc_dynamic`).
+//! `misc_timeout`, `misc_dynamic`, `user`).
 
 mod check;
 mod diag;
@@ -169,12 +176,11 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
         match n.keyword.as_str() {
             "global_defs" => {}
             "vrrp_script" => config.vrrp_scripts.extend(vrrp::vrrp_script(n, d)),
-            "vrrp_instance" => config.vrrp_instances.extend(vrrp::vrrp_instance(
-                n,
-                config.global.vrrp_version,
-                refs,
-                d,
-            )),
+            "vrrp_instance" => {
+                config
+                    .vrrp_instances
+                    .extend(vrrp::vrrp_instance(n, &config.global, refs, d))
+            }
             // Read once every instance is known: old files list them bare.
             "vrrp_sync_group" => {}
             "virtual_server" => config.virtual_servers.extend(lvs::virtual_server(n, d)),

@@ -47,6 +47,17 @@ pub struct GlobalDefs {
     pub sync_peers: Option<(Vec<IpAddr>, Location)>,
     /// The data plane's table sizes (`xdpvs_max_*`).
     pub capacity: Capacity,
+    /// `enable_script_security`: refuse root-run scripts others can write.
+    pub enable_script_security: bool,
+    /// `script_user`: who scripts run as unless they say (keepalived's
+    /// default: `keepalived_script` if that user exists, else root).
+    pub script_user: Option<ScriptUser>,
+    /// `vrrp_mcast_group4`: the IPv4 group adverts go to (224.0.0.18).
+    pub vrrp_mcast_group4: Option<std::net::Ipv4Addr>,
+    /// `vrrp_mcast_group6`: the IPv6 group adverts go to (ff02::12).
+    pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
+    /// `vrrp_skip_check_adv_addr`: the instances' default.
+    pub vrrp_skip_check_adv_addr: bool,
 }
 
 /// IPVS's sync daemon port and multicast group, which keepalived uses too.
@@ -79,6 +90,11 @@ impl Default for GlobalDefs {
             sync: None,
             sync_peers: None,
             capacity: Capacity::default(),
+            enable_script_security: false,
+            script_user: None,
+            vrrp_mcast_group4: None,
+            vrrp_mcast_group6: None,
+            vrrp_skip_check_adv_addr: false,
         }
     }
 }
@@ -147,6 +163,14 @@ impl Default for Announce {
 pub enum AnnounceRequire {
     Any,
     All,
+}
+
+/// `USER [GROUP]` of `script_user` and a script's `user`; the group
+/// defaults to the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptUser {
+    pub user: String,
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -247,6 +271,7 @@ pub struct MiscCheck {
     #[serde(serialize_with = "secs")]
     pub misc_timeout: Duration,
     pub misc_dynamic: bool,
+    pub user: Option<ScriptUser>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -269,6 +294,28 @@ pub struct VipAddress {
     pub prefix: u8,
     pub dev: Option<String>,
     pub label: Option<String>,
+    #[serde(flatten)]
+    pub options: VipOptions,
+}
+
+/// The `ip addr` options of a `virtual_ipaddress` line. IPv6 VIPs are always
+/// added without duplicate address detection (`nodad`), as keepalived does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VipOptions {
+    /// `brd`: IPv4 broadcast; unset (or `brd +`): computed from the prefix.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// `scope`: rtnetlink scope number (global 0, site 200, link 253,
+    /// host 254, nowhere 255); unset: the kernel's.
+    pub scope: Option<u8>,
+    /// `home`: IPv6 home address (IFA_F_HOMEADDRESS).
+    pub home: bool,
+    /// `noprefixroute`: no prefix route for the address.
+    pub noprefixroute: bool,
+    /// `no_track`: a VIP on another interface does not make the instance
+    /// fault when that interface goes down.
+    pub no_track: bool,
+    /// `preferred_lft`: seconds (0: deprecated at once); unset: forever.
+    pub preferred_lft: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -293,6 +340,21 @@ pub struct Notify {
     pub any: Option<String>,
 }
 
+impl Notify {
+    /// Every configured script.
+    pub fn scripts(&self) -> impl Iterator<Item = &String> {
+        [
+            &self.master,
+            &self.backup,
+            &self.fault,
+            &self.stop,
+            &self.any,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GarpSettings {
     #[serde(serialize_with = "secs")]
@@ -301,6 +363,11 @@ pub struct GarpSettings {
     #[serde(serialize_with = "opt_secs")]
     pub master_refresh: Option<Duration>,
     pub master_refresh_repeat: u32,
+    /// `garp_lower_prio_delay`; unset: `master_delay` (keepalived).
+    #[serde(serialize_with = "opt_secs")]
+    pub lower_prio_delay: Option<Duration>,
+    /// `garp_lower_prio_repeat`; unset: `master_repeat` (keepalived).
+    pub lower_prio_repeat: Option<u32>,
 }
 
 impl Default for GarpSettings {
@@ -312,6 +379,8 @@ impl Default for GarpSettings {
             master_repeat: 5,
             master_refresh: None,
             master_refresh_repeat: 1,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     }
 }
@@ -339,6 +408,12 @@ pub struct VrrpInstance {
     pub track_interfaces: Vec<TrackInterface>,
     pub notify: Notify,
     pub garp: GarpSettings,
+    /// `lower_prio_no_advert`: as master, answer lower priorities with
+    /// gratuitous ARPs only (RFC-strict silence on VRRP).
+    pub lower_prio_no_advert: bool,
+    /// `skip_check_adv_addr`: adverts from the current master are not
+    /// checked against our VIP list (keepalived).
+    pub skip_check_adv_addr: bool,
     pub location: Location,
 }
 
@@ -353,7 +428,7 @@ pub struct VrrpScript {
     pub weight: i32,
     pub rise: u32,
     pub fall: u32,
-    pub user: Option<String>,
+    pub user: Option<ScriptUser>,
     pub location: Location,
 }
 

@@ -6,7 +6,7 @@
 //! `garp_master_*` defaults are in `GarpSettings::default`. A script's
 //! `timeout` is not given there; keepalived falls back to the interval.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, net::IpAddr, time::Duration};
 
 use super::{
     check::{RefKind, Reference},
@@ -14,8 +14,8 @@ use super::{
     keywords,
     model::{
         Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs,
-        InitialState, Notify, SYNC_GROUP, SYNC_PORT, SyncGroup, TrackInterface, TrackScript,
-        VipAddress, VrrpInstance, VrrpScript,
+        InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackInterface,
+        TrackScript, VipAddress, VipOptions, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
@@ -57,6 +57,25 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                     .collect();
                 g.sync_peers = Some((peers, k.at.clone()));
             }
+            "enable_script_security" => g.enable_script_security = flag(k, d),
+            "script_user" => g.script_user = script_user(k, d),
+            "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = flag(k, d),
+            "vrrp_mcast_group4" => match ip(k, d) {
+                Some(IpAddr::V4(a)) if a.is_multicast() => g.vrrp_mcast_group4 = Some(a),
+                Some(a) => d.error(
+                    &k.at,
+                    format!("vrrp_mcast_group4 {a}: not an IPv4 multicast address"),
+                ),
+                None => {}
+            },
+            "vrrp_mcast_group6" => match ip(k, d) {
+                Some(IpAddr::V6(a)) if a.is_multicast() => g.vrrp_mcast_group6 = Some(a),
+                Some(a) => d.error(
+                    &k.at,
+                    format!("vrrp_mcast_group6 {a}: not an IPv6 multicast address"),
+                ),
+                None => {}
+            },
             other if keywords::ignored("global_defs", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -174,6 +193,24 @@ fn capacity(k: &Node, (_, lo, hi): (&str, u32, u32), slot: &mut u32, d: &mut Dia
     }
 }
 
+/// `script_user USER [GROUP]`, a vrrp_script's or MISC_CHECK's `user USER [GROUP]`.
+pub fn script_user(k: &Node, d: &mut Diagnostics) -> Option<ScriptUser> {
+    match k.args.as_slice() {
+        [user] => Some(ScriptUser {
+            user: user.text.clone(),
+            group: None,
+        }),
+        [user, group] => Some(ScriptUser {
+            user: user.text.clone(),
+            group: Some(group.text.clone()),
+        }),
+        _ => {
+            d.error(&k.at, format!("{} needs USER [GROUP]", k.keyword));
+            None
+        }
+    }
+}
+
 fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
     match n.args.as_slice() {
         [one] => Some(one.text.clone()),
@@ -215,7 +252,7 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             }
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
-            "user" => s.user = k.arg(0).map(String::from),
+            "user" => s.user = script_user(k, d),
             other if keywords::ignored("vrrp_script", other) => d.warn(
                 &k.at,
                 format!("{other}: not acted on by xdpvs yet; the script starts as passing"),
@@ -236,7 +273,9 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
     Some(s)
 }
 
-/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd ..] [scope ..]`.
+/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd B]
+/// [scope S] [preferred_lft N] [home] [nodad] [noprefixroute] [no_track]`;
+/// anything else is an error (never dropped silently).
 fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
     let (addr_text, prefix_text) = match k.keyword.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -266,23 +305,76 @@ fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
         prefix,
         dev: None,
         label: None,
+        options: VipOptions::default(),
     };
     let mut args = k.args.iter();
+    let what = &k.keyword;
+    let mut ok = true;
+    let mut bad = |d: &mut Diagnostics, msg: String| {
+        d.error(&k.at, format!("virtual_ipaddress {what}: {msg}"));
+        ok = false;
+    };
     while let Some(a) = args.next() {
-        match a.text.as_str() {
-            "dev" => v.dev = args.next().map(|t| t.text.clone()),
-            "label" => v.label = args.next().map(|t| t.text.clone()),
-            "brd" | "broadcast" | "scope" | "preferred_lft" => {
-                args.next();
+        let opt = a.text.as_str();
+        let value = match opt {
+            "dev" | "label" | "brd" | "broadcast" | "scope" | "preferred_lft" => {
+                match args.next() {
+                    Some(t) => t.text.as_str(),
+                    None => {
+                        bad(d, format!("{opt} needs a value"));
+                        continue;
+                    }
+                }
             }
-            "no_track" | "home" | "nodad" | "noprefixroute" => {}
-            other => d.warn(
-                &k.at,
-                format!("virtual_ipaddress: {other} not understood, ignored"),
-            ),
+            _ => "",
+        };
+        match opt {
+            "dev" => v.dev = Some(value.to_string()),
+            "label" => v.label = Some(value.to_string()),
+            "brd" | "broadcast" => match (value, value.parse()) {
+                ("+", _) => v.options.broadcast = None,
+                (_, Ok(b)) if addr.is_ipv4() => v.options.broadcast = Some(b),
+                _ => bad(
+                    d,
+                    format!("brd {value}: expected an IPv4 address or + (IPv4 VIPs only)"),
+                ),
+            },
+            "scope" => match scope(value) {
+                Some(n) => v.options.scope = Some(n),
+                None => bad(
+                    d,
+                    format!("scope {value}: expected global, site, link, host, nowhere or 0-255"),
+                ),
+            },
+            "preferred_lft" => match value {
+                "forever" => v.options.preferred_lft = None,
+                n => match n.parse::<u32>() {
+                    Ok(secs) if secs < u32::MAX => v.options.preferred_lft = Some(secs),
+                    _ => bad(d, format!("preferred_lft {n}: expected seconds or forever")),
+                },
+            },
+            // keepalived adds every IPv6 VIP with NODAD; so does xdpvs.
+            "nodad" | "-nodad" => {}
+            "home" if addr.is_ipv6() => v.options.home = true,
+            "home" => bad(d, "home is an IPv6 option".into()),
+            "noprefixroute" => v.options.noprefixroute = true,
+            "no_track" => v.options.no_track = true,
+            other => bad(d, format!("{other} is not supported")),
         }
     }
-    Some(v)
+    ok.then_some(v)
+}
+
+/// `ip addr` scope names (iproute2's rt_scopes) or a number.
+fn scope(text: &str) -> Option<u8> {
+    match text {
+        "global" | "universe" => Some(0),
+        "site" => Some(200),
+        "link" => Some(253),
+        "host" => Some(254),
+        "nowhere" => Some(255),
+        n => n.parse().ok(),
+    }
 }
 
 fn tracked(k: &Node, d: &mut Diagnostics) -> (String, Option<i32>) {
@@ -327,7 +419,7 @@ fn notify(notify: &mut Notify, k: &Node, d: &mut Diagnostics) -> bool {
 
 pub fn vrrp_instance(
     n: &Node,
-    default_version: u8,
+    global: &GlobalDefs,
     refs: &mut Vec<Reference>,
     d: &mut Diagnostics,
 ) -> Option<VrrpInstance> {
@@ -339,7 +431,7 @@ pub fn vrrp_instance(
         vrid: 0,
         priority: 100,
         advert_int: Duration::from_secs(1),
-        version: default_version,
+        version: global.vrrp_version,
         preempt: true,
         preempt_delay: Duration::ZERO,
         mcast_src_ip: None,
@@ -352,6 +444,8 @@ pub fn vrrp_instance(
         track_interfaces: Vec::new(),
         notify: Notify::default(),
         garp: GarpSettings::default(),
+        lower_prio_no_advert: false,
+        skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -383,7 +477,7 @@ pub fn vrrp_instance(
             }
             "priority" => i.priority = int(k, 1u8, 255u8, d).unwrap_or(100),
             "advert_int" => i.advert_int = secs(k, 10, d).unwrap_or(i.advert_int),
-            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(default_version),
+            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(global.vrrp_version),
             "nopreempt" => i.preempt = !flag(k, d),
             "preempt" => i.preempt = flag(k, d),
             "preempt_delay" => i.preempt_delay = secs(k, 0, d).unwrap_or_default(),
@@ -441,6 +535,20 @@ pub fn vrrp_instance(
             "garp_master_refresh_repeat" => {
                 i.garp.master_refresh_repeat = int(k, 1, 255, d).unwrap_or(1)
             }
+            "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
+            "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
+            "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
+            "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
+            // RFC 5798 Accept_Mode. xdpvs holds the VIPs on the interface
+            // while master, so traffic to them is always accepted: that is
+            // `accept`; `no_accept` would need a filter xdpvs does not install.
+            "accept" => {
+                flag(k, d);
+            }
+            "no_accept" => d.error(
+                &k.at,
+                "no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
+            ),
             other if keywords::ignored("vrrp_instance", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }

@@ -17,7 +17,7 @@ use crate::{
     api::protocol::{
         RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
     },
-    config::{Config, Protocol},
+    config::{Config, Location, Protocol, Severity},
     dataplane::{
         keys::{Mac, Proto, format_mac},
         loader::Sizes,
@@ -30,6 +30,7 @@ use crate::{
         runner::{CheckSpec, HealthEvent, Runner},
     },
     metrics,
+    script_runner::{Preparer, RealFs},
     services::Table,
 };
 
@@ -206,13 +207,14 @@ impl State {
     /// current state so a reload does not make it flap.
     fn check_specs(&self, config: &Config) -> Vec<CheckSpec> {
         let mut specs = Vec::new();
+        let mut scripts = Preparer::new(config, &RealFs);
         for vs in &config.virtual_servers {
             let proto = match vs.protocol {
                 Protocol::Tcp => Proto::Tcp,
                 Protocol::Udp => Proto::Udp,
             };
             for real in &vs.reals {
-                let Some(mut spec) = health::spec_for(vs, real, proto) else {
+                let Some(mut spec) = health::spec_for(vs, real, proto, &mut scripts) else {
                     continue;
                 };
                 let current = self
@@ -224,6 +226,12 @@ impl State {
                     spec.start_up = r.healthy;
                 }
                 specs.push(spec);
+            }
+        }
+        for d in scripts.finish(&Location::of(&self.config_path)) {
+            match d.severity {
+                Severity::Error => error!("{d}"),
+                _ => warn!("{d}"),
             }
         }
         specs

@@ -16,17 +16,14 @@ use tokio::sync::{mpsc, watch};
 use super::{
     addresses::{Addresses, Vip},
     announce::Announcer,
-    scripts::{Notifier, notify_argv, split_command, state_word},
+    scripts::{Notifier, NotifyScripts, notify_args, state_word},
     socket::{Received, VrrpSocket},
 };
-use crate::{
-    config::Notify,
-    vrrp::{
-        fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
-        packet::{Advert, Auth, DecodeError, Expect},
-        sync_group::{MemberView, decide},
-        track::Effective,
-    },
+use crate::vrrp::{
+    fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
+    packet::{Advert, Auth, DecodeError, Expect},
+    sync_group::{MemberView, decide},
+    track::Effective,
 };
 
 /// What `Ha::status` reports for one instance.
@@ -67,13 +64,16 @@ pub struct Instance {
     pub managed: Vec<Vip>,
     pub addresses: Addresses,
     pub announcer: Announcer,
-    pub notify: Notify,
+    pub notify: NotifyScripts,
     pub notifier: Notifier,
     pub tracking: watch::Receiver<Effective>,
     pub inputs: mpsc::UnboundedReceiver<Input>,
     pub group: Option<GroupLink>,
     pub status: SharedStatus,
     pub timers: Timers,
+    /// keepalived `skip_check_adv_addr`: the current master's adverts are
+    /// not checked against our VIP list.
+    pub skip_check_adv_addr: bool,
 }
 
 fn state_name(s: State) -> &'static str {
@@ -184,17 +184,30 @@ impl Instance {
                 return Vec::new();
             }
         };
+        let check = checks_addresses(self.skip_check_adv_addr, self.fsm.last_master(), meta.src);
         let cfg = self.fsm.config();
         let expect = Expect {
             version: cfg.version,
             vrid: cfg.vrid,
             auth: self.auth,
             advert_int: cfg.advert_int,
-            addrs: Some(&self.advertised),
+            addrs: check.then_some(&self.advertised[..]),
         };
         match Advert::decode(&meta, &payload, &expect) {
             Ok(advert) => {
                 self.status().adverts_received += 1;
+                let learnt = self.fsm.master_adver_int();
+                let learnable = self.fsm.interval_acceptable(advert.advert_int);
+                if self.fsm.state() == State::Backup && advert.advert_int != learnt && learnable {
+                    // keepalived's v3 log line, once per change; refused
+                    // intervals are logged (rate-limited) as discards.
+                    info!(
+                        "({}) advertisement interval mismatch: mine={} milli-sec, rcved={} milli-sec",
+                        self.name,
+                        learnt.as_millis(),
+                        advert.advert_int.as_millis()
+                    );
+                }
                 self.step(Input::AdvertReceived {
                     from: meta.src,
                     priority: advert.priority,
@@ -203,6 +216,18 @@ impl Instance {
             }
             // Another instance's VRID on the same link: not ours to count.
             Err(DecodeError::WrongVrid { .. }) => Vec::new(),
+            Err(e @ DecodeError::IntervalMismatch { got, want }) => {
+                // RFC 3768 §7.1: dropped; keepalived's log line.
+                if self.count_bad(e.reason()).is_power_of_two() {
+                    info!(
+                        "({}) advertisement interval mismatch mine={} sec rcv'd={} sec",
+                        self.name,
+                        want.as_secs(),
+                        got.as_secs()
+                    );
+                }
+                Vec::new()
+            }
             Err(e) => {
                 self.count_bad(e.reason());
                 Vec::new()
@@ -210,12 +235,13 @@ impl Instance {
         }
     }
 
-    fn count_bad(&self, reason: &str) {
-        *self
-            .status()
-            .bad_packets
-            .entry(reason.to_string())
-            .or_default() += 1;
+    /// Counts a dropped packet; returns the count so far for that reason
+    /// (callers log at powers of two, so a flood cannot flood the log).
+    fn count_bad(&self, reason: &str) -> u64 {
+        let mut status = self.status();
+        let n = status.bad_packets.entry(reason.to_string()).or_default();
+        *n += 1;
+        *n
     }
 
     /// Carries out actions in order; true once the instance has stopped.
@@ -244,6 +270,16 @@ impl Instance {
                     self.status().transitions += 1;
                 }
                 Action::Notify(event) => self.notify(event),
+                Action::Discarded(why) => {
+                    let n = self.count_bad(why.reason());
+                    if n.is_power_of_two() {
+                        warn!(
+                            "{}: advert discarded: {} ({n} so far)",
+                            self.name,
+                            why.reason()
+                        );
+                    }
+                }
                 Action::Stopped => stopped = true,
             }
         }
@@ -283,12 +319,12 @@ impl Instance {
             NotifyEvent::MasterRxLowerPri => &None,
         };
         if let Some(script) = specific {
-            self.notifier.run(split_command(script));
+            self.notifier.run(script.clone());
         }
         if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
             let priority = Some(self.fsm.priority());
-            self.notifier
-                .run(notify_argv(script, "INSTANCE", &self.name, word, priority));
+            let args = notify_args("INSTANCE", &self.name, word, priority);
+            self.notifier.run(script.with_args(args));
         }
     }
 
@@ -303,6 +339,12 @@ impl Instance {
         s.effective_priority = self.fsm.priority();
         s.master = master;
     }
+}
+
+/// keepalived `skip_check_adv_addr`: an advert's address list is checked
+/// unless the option is on and the advert comes from the current master.
+fn checks_addresses(skip: bool, master: Option<(IpAddr, u8)>, src: IpAddr) -> bool {
+    !(skip && master.is_some_and(|(a, _)| a == src))
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -353,6 +395,21 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn skip_check_adv_addr_only_for_the_current_master() {
+        let (m, other): (IpAddr, IpAddr) = ([10, 0, 0, 2].into(), [10, 0, 0, 3].into());
+        assert!(checks_addresses(false, Some((m, 200)), m), "option off");
+        assert!(
+            !checks_addresses(true, Some((m, 200)), m),
+            "the master's advert"
+        );
+        assert!(
+            checks_addresses(true, Some((m, 200)), other),
+            "anyone else's"
+        );
+        assert!(checks_addresses(true, None, m), "no master known yet");
+    }
 
     #[test]
     fn one_deadline_per_kind_in_order() {

@@ -28,14 +28,14 @@ use self::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
-    scripts::{Check, Notifier, Source, spawn_check, spawn_link, spawn_tracker, split_command},
+    scripts::{Check, Notifier, NotifyScripts, Source, spawn_check, spawn_link, spawn_tracker},
     socket::{Endpoint, VrrpSocket},
 };
 use crate::{
     config::{self, Config, VrrpInstance},
     vrrp::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
-        packet::{Auth, Version},
+        packet::{Auth, MCAST_V4, MCAST_V6, Version},
         sync_group::MemberView,
     },
 };
@@ -67,6 +67,7 @@ fn vips_of(inst: &VrrpInstance) -> (Vec<Vip>, Vec<Vip>) {
                 prefix: v.prefix,
                 dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
                 label: v.label.clone(),
+                options: v.options.clone(),
             })
             .collect()
     };
@@ -138,8 +139,10 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
             master_repeat: g.master_repeat,
             master_refresh: g.master_refresh.unwrap_or_default(),
             master_refresh_repeat: g.master_refresh_repeat,
-            ..GarpConfig::default()
+            lower_prio_delay: g.lower_prio_delay.unwrap_or(g.master_delay),
+            lower_prio_repeat: g.lower_prio_repeat.unwrap_or(g.master_repeat),
         },
+        lower_prio_no_advert: inst.lower_prio_no_advert,
         ..FsmConfig::new(version, inst.vrid, inst.priority, src)
     })
 }
@@ -175,24 +178,17 @@ impl Ha {
         let (notifier, task) = Notifier::spawn();
         ha.helpers.push(task);
 
+        let prepared = scripts::prepare(config);
         let mut checks = HashMap::new();
-        for s in &config.vrrp_scripts {
-            let used = config
-                .vrrp_instances
-                .iter()
-                .any(|i| i.track_scripts.iter().any(|t| t.name == s.name));
-            if !used {
+        let mut disabled = Vec::new();
+        for (s, script) in prepared.checks {
+            let Some(script) = script else {
+                disabled.push(s.name.as_str());
                 continue;
-            }
-            if s.user.is_some() {
-                warn!(
-                    "vrrp_script {}: `user` is not supported; the script runs as xdpvs's user",
-                    s.name
-                );
-            }
+            };
             let (rx, task) = spawn_check(Check {
                 name: s.name.clone(),
-                argv: split_command(&s.script),
+                script,
                 interval: s.interval,
                 timeout: s.timeout,
                 rise: s.rise,
@@ -243,7 +239,12 @@ impl Ha {
             }
         }
 
-        for (i, (inst, (tx, rx))) in config.vrrp_instances.iter().zip(channels).enumerate() {
+        let instances = config
+            .vrrp_instances
+            .iter()
+            .zip(channels)
+            .zip(prepared.notify);
+        for (i, ((inst, (tx, rx)), notify)) in instances.enumerate() {
             let mut sources = vec![];
             // keepalived tracks the instance's own interface unless told not to.
             let mut links_to_watch: Vec<(String, i32)> = vec![(inst.interface.clone(), 0)];
@@ -252,12 +253,23 @@ impl Ha {
                     .iter()
                     .map(|t| (t.name.clone(), t.weight.unwrap_or(0))),
             );
+            // keepalived also tracks the other interfaces its VIPs are on,
+            // unless the address says `no_track`.
+            let (v, x) = vips_of(inst);
+            for vip in v.iter().chain(&x).filter(|v| !v.options.no_track) {
+                if !links_to_watch.iter().any(|(d, _)| *d == vip.dev) {
+                    links_to_watch.push((vip.dev.clone(), 0));
+                }
+            }
             for (dev, weight) in links_to_watch {
                 let (state, task) = spawn_link(dev);
                 ha.helpers.push(task);
                 sources.push(Source { state, weight });
             }
             for t in &inst.track_scripts {
+                if disabled.contains(&t.name.as_str()) {
+                    continue;
+                }
                 let Some((state, weight)) = checks.get(&t.name) else {
                     warn!(
                         "{}: track_script {} is not a vrrp_script",
@@ -274,11 +286,11 @@ impl Ha {
             ha.helpers.push(task);
             let running = Self::start_instance(
                 inst,
+                &config.global,
                 addresses.clone(),
-                notifier.clone(),
+                (notifier.clone(), notify),
                 tracking,
-                tx,
-                rx,
+                (tx, rx),
                 links.remove(&i),
             )
             .with_context(|| format!("vrrp_instance {}", inst.name))?;
@@ -289,11 +301,11 @@ impl Ha {
 
     fn start_instance(
         inst: &VrrpInstance,
+        global: &config::GlobalDefs,
         addresses: Addresses,
-        notifier: Notifier,
+        (notifier, notify): (Notifier, NotifyScripts),
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
-        tx: mpsc::UnboundedSender<Input>,
-        inputs: mpsc::UnboundedReceiver<Input>,
+        (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
         group: Option<GroupLink>,
     ) -> Result<Running> {
         let v6 = wants_v6(inst);
@@ -309,11 +321,17 @@ impl Ha {
                 )
             })?;
         let ifindex = crate::neighbour::ifindex(&inst.interface)?;
+        let mcast = if v6 {
+            IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(MCAST_V6))
+        } else {
+            IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MCAST_V4))
+        };
         let socket = VrrpSocket::open(Endpoint {
             interface: inst.interface.clone(),
             ifindex,
             src,
             unicast_peers: inst.unicast_peers.clone(),
+            group: mcast,
         })?;
         let (vips, excluded) = vips_of(inst);
         let advertised = vips
@@ -351,13 +369,14 @@ impl Ha {
             managed,
             addresses,
             announcer,
-            notify: inst.notify.clone(),
+            notify,
             notifier,
             tracking,
             inputs,
             group,
             status: status.clone(),
             timers: Timers::default(),
+            skip_check_adv_addr: inst.skip_check_adv_addr,
         };
         let task = tokio::spawn(instance.run());
         Ok(Running {

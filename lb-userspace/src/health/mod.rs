@@ -18,10 +18,17 @@ use self::{
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
     dataplane::keys::Proto,
+    script_runner::{Kind, Preparer},
 };
 
 /// What runs the checks of one configured real, or `None` if it has none.
-pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<CheckSpec> {
+/// A MISC_CHECK `scripts` refuses is left out, as keepalived removes it.
+pub fn spec_for(
+    vs: &VirtualServer,
+    real: &RealServer,
+    proto: Proto,
+    scripts: &mut Preparer<'_>,
+) -> Option<CheckSpec> {
     if real.checks.is_empty() {
         return None;
     }
@@ -59,12 +66,21 @@ pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<C
                     timeout,
                 }));
             }
-            HealthCheck::MiscCheck(c) => probes.push(Box::new(MiscProbe {
-                command: c.misc_path.clone(),
-                timeout: c.misc_timeout,
-                dynamic: c.misc_dynamic,
-            })),
+            HealthCheck::MiscCheck(c) => {
+                let at = &real.location;
+                if let Some(script) = scripts.prepare(Kind::Misc, &c.misc_path, c.user.as_ref(), at)
+                {
+                    probes.push(Box::new(MiscProbe {
+                        script,
+                        timeout: c.misc_timeout,
+                        dynamic: c.misc_dynamic,
+                    }));
+                }
+            }
         }
+    }
+    if probes.is_empty() {
+        return None;
     }
     Some(CheckSpec {
         service: (vs.addr, vs.port, proto),

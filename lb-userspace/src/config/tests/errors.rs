@@ -330,3 +330,29 @@ fn every_error_is_reported_with_the_warnings_around_it() {
     let as_error: &dyn std::error::Error = &e;
     assert!(as_error.source().is_none());
 }
+
+#[test]
+fn vrrp_wire_settings_are_acted_on_or_refused() {
+    check(&[
+        (
+            &instance(" no_accept\n"),
+            &[
+                "k.conf:7: error: no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
+            ],
+        ),
+        (
+            "global_defs {\n vrrp_mcast_group4 10.0.0.1\n vrrp_mcast_group6 2001:db8::1\n}\n",
+            &[
+                "k.conf:2: error: vrrp_mcast_group4 10.0.0.1: not an IPv4 multicast address",
+                "k.conf:3: error: vrrp_mcast_group6 2001:db8::1: not an IPv6 multicast address",
+            ],
+        ),
+        (
+            "global_defs {\n script_user\n}\nvrrp_script s {\n script /bin/true\n user a b c\n}\n",
+            &[
+                "k.conf:2: error: script_user needs USER [GROUP]",
+                "k.conf:6: error: user needs USER [GROUP]",
+            ],
+        ),
+    ]);
+}

@@ -33,7 +33,8 @@ fn classic_nginx_pair() {
             addr: ip("192.168.200.16"),
             prefix: 24,
             dev: Some("eth0".into()),
-            label: Some("eth0:vip".into())
+            label: Some("eth0:vip".into()),
+            options: VipOptions::default(),
         }]
     );
     assert_eq!(
@@ -69,7 +70,7 @@ fn classic_nginx_pair() {
     assert_eq!((b.initial_state, b.priority), (InitialState::Backup, 100));
     assert_eq!((&b.vips, b.vrid, &b.auth), (&i.vips, i.vrid, &i.auth));
 
-    // Mail and script-security settings are named as ignored, with their lines.
+    // Mail settings are named as ignored, with their lines; script security is read.
     let at = |line: u32, what: &str| {
         format!(
             "{}:{line}: warning: {what}: not acted on by xdpvs, ignored",
@@ -83,9 +84,16 @@ fn classic_nginx_pair() {
             at(6, "notification_email_from"),
             at(7, "smtp_server"),
             at(8, "smtp_connect_timeout"),
-            at(10, "enable_script_security"),
-            at(11, "script_user"),
         ]
+    );
+    let g = &master.config.global;
+    assert!(g.enable_script_security);
+    assert_eq!(
+        g.script_user,
+        Some(ScriptUser {
+            user: "root".into(),
+            group: None
+        })
     );
     assert_eq!(
         notes(&master),
