@@ -15,7 +15,7 @@ use tokio::{
 
 use crate::{
     api::{
-        protocol::{ReasonCount, Request, Response, ServiceStatus},
+        protocol::{FlowScanStatus, ReasonCount, Request, Response, ServiceStatus},
         server::ApiCall,
     },
     ha::InstanceStatus,
@@ -36,8 +36,33 @@ pub fn render(
     services: &[ServiceStatus],
     reasons: &[ReasonCount],
     instances: &[InstanceStatus],
+    flow_scan: Option<&FlowScanStatus>,
 ) -> String {
     let mut out = String::new();
+    // The flow gauges below come from the last scan of the flow table.
+    if let Some(f) = flow_scan {
+        let per_scan = [
+            (
+                "xdpvs_flow_table_entries",
+                "Entries in the flow table at the last scan.",
+                f.entries as f64,
+            ),
+            (
+                "xdpvs_flow_scan_age_seconds",
+                "Since the last flow-table scan began (the flow gauges are this old).",
+                f.age_ms as f64 / 1e3,
+            ),
+            (
+                "xdpvs_flow_scan_duration_seconds",
+                "How long the last flow-table scan took.",
+                f.took_ms as f64 / 1e3,
+            ),
+        ];
+        for (name, help, value) in per_scan {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
     let svc = |s: &ServiceStatus| {
         format!(
             "protocol=\"{}\",vip=\"{}\",port=\"{}\"",
@@ -340,8 +365,15 @@ mod tests {
             packets: 10,
             bytes: 1000,
         }];
-        let text = render(&services, &reasons, &[]);
+        let scan = FlowScanStatus {
+            entries: 2,
+            age_ms: 1500,
+            took_ms: 3,
+        };
+        let text = render(&services, &reasons, &[], Some(&scan));
         for line in [
+            "xdpvs_flow_table_entries 2",
+            "xdpvs_flow_scan_age_seconds 1.5",
             "# TYPE xdpvs_service_packets_total counter",
             "xdpvs_service_packets_total{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 10",
             "xdpvs_real_weight{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 3",
@@ -356,7 +388,8 @@ mod tests {
         // IPv6 reals keep their port apart from the address.
         let mut v6 = services;
         v6[0].reals[0].addr = "2001:db8::11".parse().unwrap();
-        let text = render(&v6, &reasons, &[]);
+        let text = render(&v6, &reasons, &[], None);
+        assert!(!text.contains("xdpvs_flow_scan"), "no scan yet: no age");
         assert!(text.contains("real=\"[2001:db8::11]:80\""), "{text}");
     }
 }

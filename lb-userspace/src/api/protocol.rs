@@ -87,6 +87,9 @@ pub enum Response {
     Status {
         services: Vec<ServiceStatus>,
         instances: serde_json::Value,
+        /// `None` until the first scan of the flow table has finished.
+        #[serde(default)]
+        flow_scan: Option<FlowScanStatus>,
     },
     Explain {
         text: String,
@@ -139,6 +142,18 @@ pub struct RealStatus {
     /// Flows in the flow table that saw a FIN or RST.
     pub inactive_flows: u64,
     pub traffic: Traffic,
+}
+
+/// The flow counts of `adm -L`, `ctl status` and the metrics come from a
+/// scan of the flow table off the daemon's loop; this says how fresh it is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FlowScanStatus {
+    /// Entries in the flow table.
+    pub entries: u64,
+    /// Since the scan began.
+    pub age_ms: u64,
+    /// How long the scan took.
+    pub took_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use xdpvs::api::{
     client::call,
-    protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
+    protocol::{FlowScanStatus, RealRef, Request, Response, ServiceRef, ServiceStatus},
 };
 
 use super::DEFAULT_SOCKET;
@@ -72,15 +72,20 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
             let Response::Status {
                 services,
                 instances,
+                flow_scan,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
             };
             if json {
-                let all = serde_json::json!({ "services": services, "vrrp_instances": instances });
+                let all = serde_json::json!({
+                    "services": services,
+                    "vrrp_instances": instances,
+                    "flow_scan": flow_scan,
+                });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print!("{}", status_text(&services, &instances));
+                print!("{}", status_text(&services, &instances, flow_scan.as_ref()));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -126,8 +131,20 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> String {
-    let mut out = String::new();
+fn status_text(
+    services: &[ServiceStatus],
+    instances: &serde_json::Value,
+    flow_scan: Option<&FlowScanStatus>,
+) -> String {
+    let mut out = match flow_scan {
+        Some(f) => format!(
+            "flow table: {} entries, counted {:.1} s ago (the scan took {} ms)\n",
+            f.entries,
+            f.age_ms as f64 / 1000.0,
+            f.took_ms
+        ),
+        None => "flow table: not counted yet (flows show as 0)\n".to_string(),
+    };
     for s in services {
         out.push_str(&format!(
             "{} {} ({}",

@@ -6,6 +6,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::PoisonError,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -15,10 +16,12 @@ use tokio::sync::{mpsc, watch};
 use super::{explain, load_config};
 use crate::{
     api::protocol::{
-        RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
+        FlowScanStatus, RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef,
+        ServiceStatus, Traffic,
     },
     config::{Config, Protocol},
     dataplane::{
+        flow_scan::{self, Scanner},
         keys::{Mac, Proto, format_mac},
         loader::Sizes,
         maps::Maps,
@@ -34,7 +37,9 @@ use crate::{
 };
 
 /// A draining real's flow counts as ended after this long without a packet.
-const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+const DRAIN_IDLE: Duration = Duration::from_secs(60);
+/// How often the flow table is counted (a slow scan pauses as long as it took).
+const FLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
 
 pub struct State {
     pub table: Table,
@@ -47,6 +52,10 @@ pub struct State {
     /// The health checks of the configuration in force, and where they report.
     checks: Runner,
     health_events: mpsc::Sender<HealthEvent>,
+    /// Per-real flow counts, read off this loop.
+    flows: Scanner,
+    /// Counts from a scan that began before this may predate a drain.
+    reloaded_at: Instant,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -76,8 +85,12 @@ impl State {
         config_path: PathBuf,
         health_events: mpsc::Sender<HealthEvent>,
     ) -> Result<Self> {
+        let flows = Scanner::spawn(maps.flows_fd()?, FLOW_SCAN_EVERY, DRAIN_IDLE)
+            .context("starting the flow-table scanner")?;
         let mut state = Self {
             table: Table::from_config(config),
+            flows,
+            reloaded_at: Instant::now(),
             maps,
             reconciler,
             sizes,
@@ -140,6 +153,11 @@ impl State {
             return;
         }
         let to_maps = e.decided_at.elapsed();
+        let during_scan = if self.flows.scanning() {
+            ", during a flow-table scan"
+        } else {
+            ""
+        };
         let detection = e
             .detected_in
             .map(|d| format!(", detected in {d:.1?}"))
@@ -150,12 +168,12 @@ impl State {
             .unwrap_or_default();
         if e.up {
             info!(
-                "real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision",
+                "real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision{during_scan}",
                 e.reason
             );
         } else {
             warn!(
-                "real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision",
+                "real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision{during_scan}",
                 e.reason
             );
         }
@@ -164,21 +182,24 @@ impl State {
         }
     }
 
-    /// Removes the reals a reload took out once their flows have ended.
+    /// Removes the reals a reload took out once the last flow-table scan
+    /// (begun after the reload) found none of their flows still going.
     pub fn sweep_drained(&mut self) {
+        let Some(flows) = self
+            .flows
+            .snapshot()
+            .filter(|s| s.started >= self.reloaded_at)
+        else {
+            return;
+        };
         let mut gone = Vec::new();
         for (sid, rid) in self.table.draining() {
-            let Some(number) = self
+            let number = self
                 .reconciler
                 .service_index(&sid)
-                .and_then(|i| i.reals.iter().find(|(r, _)| *r == rid).map(|(_, n)| *n))
-            else {
-                continue;
-            };
-            match self.maps.live_flows(number, DRAIN_IDLE) {
-                Ok(0) => gone.push((sid, rid)),
-                Ok(_) => {}
-                Err(e) => warn!("checking the flows of a draining real: {e:#}"),
+                .and_then(|i| i.reals.iter().find(|(r, _)| *r == rid).map(|(_, n)| *n));
+            if number.is_some_and(|n| flows.real(n).live == 0) {
+                gone.push((sid, rid));
             }
         }
         if gone.is_empty() {
@@ -242,6 +263,7 @@ impl State {
             self.table = previous;
             return Err(e.context("reload could not be applied, keeping the running configuration"));
         }
+        self.reloaded_at = Instant::now();
         for o in &overridden {
             warn!("reload: {o}");
         }
@@ -271,6 +293,7 @@ impl State {
             Request::Status => self.services().map(|services| Response::Status {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
+                flow_scan: self.flow_scan(),
             }),
             Request::Reload => self.reload().map(done),
             Request::Explain {
@@ -285,7 +308,12 @@ impl State {
                     .map(|text| Response::Explain { text })
             }
             Request::Metrics => self.services().map(|services| Response::Metrics {
-                text: metrics::render(&services, &self.reasons(), &ha.status()),
+                text: metrics::render(
+                    &services,
+                    &self.reasons(),
+                    &ha.status(),
+                    self.flow_scan().as_ref(),
+                ),
             }),
             Request::ZeroCounters => self
                 .maps
@@ -382,8 +410,19 @@ impl State {
         }
     }
 
+    /// How fresh the flow counts are.
+    fn flow_scan(&self) -> Option<FlowScanStatus> {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.flows.snapshot().map(|s| FlowScanStatus {
+            entries: s.entries,
+            age_ms: millis(s.started.elapsed()),
+            took_ms: millis(s.took),
+        })
+    }
+
     fn services(&self) -> Result<Vec<ServiceStatus>> {
-        let flows = self.maps.flow_counts()?;
+        let flows = self.flows.snapshot();
+        let flows_of = |i: u32| flows.as_ref().map(|s| s.real(i)).unwrap_or_default();
         let mut out = Vec::new();
         for s in self.table.services.values() {
             let Some(index) = self.reconciler.service_index(&s.id()) else {
@@ -396,12 +435,9 @@ impl State {
                     .iter()
                     .find(|(rid, _)| *rid == (r.addr, r.port))
                     .map(|(_, i)| *i);
-                let (traffic, (active, inactive)) = match number {
-                    Some(i) => (
-                        traffic(self.maps.real_counters(i)?),
-                        flows.get(&i).copied().unwrap_or_default(),
-                    ),
-                    None => (Traffic::default(), (0, 0)),
+                let (traffic, counted) = match number {
+                    Some(i) => (traffic(self.maps.real_counters(i)?), flows_of(i)),
+                    None => (Traffic::default(), flow_scan::RealFlows::default()),
                 };
                 reals.push(RealStatus {
                     addr: r.addr,
@@ -419,8 +455,8 @@ impl State {
                         .get(&(s.id(), (r.addr, r.port)))
                         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                     mac: self.reconciler.mac(&r.addr).as_ref().map(format_mac),
-                    active_flows: active,
-                    inactive_flows: inactive,
+                    active_flows: counted.active,
+                    inactive_flows: counted.inactive,
                     traffic,
                 });
             }
