@@ -28,6 +28,9 @@ use super::batch::{self, BPF_MAP_LOOKUP_BATCH, BatchAttr};
 /// Entries per `BPF_MAP_LOOKUP_BATCH`: 56 bytes each, under 1 MiB of buffers.
 const CHUNK: usize = 16 * 1024;
 
+/// The scanning thread's nice value.
+const SCAN_NICE: libc::c_int = 10;
+
 /// One real's flows, as ipvsadm counts them for DR.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RealFlows {
@@ -161,6 +164,14 @@ impl Scanner {
         std::thread::Builder::new()
             .name("flow-scan".into())
             .spawn(move || {
+                // Background work: the control loop and the health checks
+                // come first when the CPUs are busy. Linux's nice is per thread.
+                // SAFETY: setpriority on this thread's own id.
+                let tid = unsafe { libc::gettid() } as libc::id_t;
+                // SAFETY: as above; a failure only leaves the default priority.
+                if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, SCAN_NICE) } != 0 {
+                    debug!("flow scan: setpriority: {}", io::Error::last_os_error());
+                }
                 let mut last_error = None;
                 while !tx.is_closed() {
                     flag.store(true, Ordering::Relaxed);

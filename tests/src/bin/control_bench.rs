@@ -102,6 +102,14 @@ fn main() -> Result<()> {
     }
 
     let verdicts = toggle_health(&mut lab, &up_file)?;
+    let listing: Vec<String> = verdicts
+        .iter()
+        .map(|(d, scan)| format!("{:.1}{}", ms(*d), if *scan { "*" } else { "" }))
+        .collect();
+    println!(
+        "\nverdict to maps, ms (* during a scan): {}",
+        listing.join(" ")
+    );
     let during: Vec<Duration> = verdicts.iter().filter(|v| v.1).map(|v| v.0).collect();
     let worst_during = during.iter().max().copied().unwrap_or_default();
     let worst = verdicts.iter().map(|v| v.0).max().unwrap_or_default();
