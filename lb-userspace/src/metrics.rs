@@ -93,6 +93,24 @@ pub fn render(
             let _ = writeln!(out, "{name}{{{}}} {}", svc(s), get(s));
         }
     }
+    let quorum: [(&str, &str, Get); 2] = [
+        (
+            "xdpvs_service_quorum_up",
+            "1 while the healthy reals' weights reach the service's quorum.",
+            |s| u64::from(s.quorum.up),
+        ),
+        (
+            "xdpvs_service_live_weight",
+            "The sum of the weights of the service's healthy reals.",
+            |s| s.quorum.live_weight,
+        ),
+    ];
+    for (name, help, get) in quorum {
+        family(&mut out, name, "gauge", help);
+        for s in services {
+            let _ = writeln!(out, "{name}{{{}}} {}", svc(s), get(s));
+        }
+    }
     type RealGet = fn(&crate::api::protocol::RealStatus) -> u64;
     let per_real: [(&str, &str, &str, RealGet); 7] = [
         (
@@ -326,7 +344,7 @@ pub async fn serve(addr: SocketAddr, calls: mpsc::Sender<ApiCall>) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::protocol::{RealStatus, Traffic};
+    use crate::api::protocol::{QuorumStatus, RealStatus, Traffic};
 
     #[test]
     fn text_exposition_names_and_labels() {
@@ -340,6 +358,12 @@ mod tests {
                 packets: 10,
                 bytes: 1000,
                 new_flows: 2,
+            },
+            quorum: QuorumStatus {
+                up: false,
+                live_weight: 3,
+                quorum: 4,
+                hysteresis: 1,
             },
             reals: vec![RealStatus {
                 addr: "10.0.0.11".parse().unwrap(),
@@ -378,6 +402,8 @@ mod tests {
             "xdpvs_service_packets_total{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 10",
             "xdpvs_real_weight{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 3",
             "xdpvs_real_up{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 1",
+            "xdpvs_service_quorum_up{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 0",
+            "xdpvs_service_live_weight{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 3",
             "xdpvs_verdict_packets_total{reason=\"forwarded\"} 10",
         ] {
             assert!(

@@ -119,7 +119,19 @@ pub struct ServiceStatus {
     pub scheduler: String,
     pub persistence_timeout: u32,
     pub traffic: Traffic,
+    pub quorum: QuorumStatus,
     pub reals: Vec<RealStatus>,
+}
+
+/// keepalived's quorum of a service: up while the healthy reals' weights
+/// reach `quorum` (with `hysteresis`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub up: bool,
+    /// The sum of the healthy reals' weights.
+    pub live_weight: u64,
+    pub quorum: u32,
+    pub hysteresis: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -155,7 +155,17 @@ fn status_text(
         if s.persistence_timeout > 0 {
             out.push_str(&format!(", persistent {}s", s.persistence_timeout));
         }
-        out.push_str(")\n");
+        let q = &s.quorum;
+        out.push_str(&format!(
+            ") quorum {}: live weight {}, quorum {}",
+            if q.up { "UP" } else { "DOWN" },
+            q.live_weight,
+            q.quorum
+        ));
+        if q.hysteresis > 0 {
+            out.push_str(&format!(" ± {}", q.hysteresis));
+        }
+        out.push('\n');
         for r in &s.reals {
             out.push_str(&format!(
                 "  {}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",

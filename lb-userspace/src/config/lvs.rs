@@ -5,8 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use super::{
     diag::Diagnostics,
     model::{
-        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url,
-        VirtualServer,
+        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, QuorumConfig, RealServer, TcpCheck,
+        Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -28,10 +28,6 @@ const SCHEDULERS: &[&str] = &[
 
 /// Keywords xdpvs reads past without acting on them.
 const IGNORED: &[&str] = &[
-    "quorum",
-    "quorum_up",
-    "quorum_down",
-    "hysteresis",
     "omega",
     "ha_suspend",
     "virtualhost",
@@ -87,6 +83,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
         persistence_timeout: 0,
         sorry_server: None,
         alpha: false,
+        quorum: QuorumConfig::default(),
         reals: Vec::new(),
         location: n.at.clone(),
     };
@@ -136,6 +133,10 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
                 _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
             },
             "alpha" => vs.alpha = flag(k, d),
+            "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
+            "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
+            "quorum_up" => vs.quorum.up_script = command(k, d),
+            "quorum_down" => vs.quorum.down_script = command(k, d),
             "real_server" => {
                 if let Some(r) = real_server(k, &vs, &defaults, d) {
                     if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, watch};
 use super::{explain, load_config};
 use crate::{
     api::protocol::{
-        FlowScanStatus, RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef,
-        ServiceStatus, Traffic,
+        FlowScanStatus, QuorumStatus, RealRef, RealStatus, ReasonCount, Request, Response,
+        ServiceRef, ServiceStatus, Traffic,
     },
     config::{Config, Protocol},
     dataplane::{
@@ -27,13 +27,13 @@ use crate::{
         maps::Maps,
         reconcile::{Reconciler, ServiceId},
     },
-    ha::Ha,
+    ha::{Ha, scripts::Notifier},
     health::{
         self,
         runner::{CheckSpec, HealthEvent, Runner},
     },
     metrics,
-    services::Table,
+    services::{QuorumChange, Table},
 };
 
 /// A draining real's flow counts as ended after this long without a packet.
@@ -56,6 +56,14 @@ pub struct State {
     flows: Scanner,
     /// Counts from a scan that began before this may predate a drain.
     reloaded_at: Instant,
+    /// Runs `quorum_up` / `quorum_down`.
+    scripts: Notifier,
+}
+
+/// Starts a notify script without waiting for it (one place, so the runner is
+/// easy to change).
+fn run_script(runner: &Notifier, line: &str) {
+    runner.run(crate::ha::scripts::split_command(line));
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -91,6 +99,7 @@ impl State {
             table: Table::from_config(config),
             flows,
             reloaded_at: Instant::now(),
+            scripts: Notifier::spawn().0,
             maps,
             reconciler,
             sizes,
@@ -108,6 +117,9 @@ impl State {
     pub fn apply(&mut self) -> Result<()> {
         let writes = self.reconciler.set_services(self.table.specs())?;
         self.maps.apply(&writes)?;
+        for change in self.table.take_quorum_changes() {
+            self.quorum_changed(change);
+        }
         let addrs = self.reconciler.real_addresses();
         // Only a new set makes the neighbour task look again.
         self.wanted.send_if_modified(|wanted| {
@@ -118,6 +130,31 @@ impl State {
             changed
         });
         Ok(())
+    }
+
+    /// A service gained or lost its quorum (now in the maps): said, and its
+    /// script run, as keepalived does.
+    fn quorum_changed(&self, c: QuorumChange) {
+        let service = format!(
+            "{} {}",
+            c.service.2,
+            SocketAddr::new(c.service.0, c.service.1)
+        );
+        if c.up {
+            info!(
+                "{service}: gained quorum, live weight {} >= {}",
+                c.live_weight, c.threshold
+            );
+        } else {
+            warn!(
+                "{service}: lost quorum, live weight {} < {}",
+                c.live_weight, c.threshold
+            );
+        }
+        if let Some(script) = c.script {
+            info!("{service}: running {script:?}");
+            run_script(&self.scripts, &script);
+        }
     }
 
     pub fn mac_changed(&mut self, addr: IpAddr, mac: Option<Mac>) {
@@ -467,6 +504,12 @@ impl State {
                 scheduler: s.scheduler.clone(),
                 persistence_timeout: s.persistence_timeout,
                 traffic: traffic(self.maps.service_counters(index.id)?),
+                quorum: QuorumStatus {
+                    up: s.quorum_up,
+                    live_weight: s.live_weight(),
+                    quorum: s.quorum.quorum,
+                    hysteresis: s.quorum.hysteresis,
+                },
                 reals,
             });
         }
