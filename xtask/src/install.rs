@@ -105,12 +105,21 @@ mod tests {
 
         let bin = dest.join("opt/xdpvs/sbin/xdpvs");
         assert_eq!(fs::read(&bin).unwrap(), b"binary v1");
-        assert_eq!(fs::metadata(&bin).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
         let unit = fs::read_to_string(dest.join("etc/systemd/system/xdpvs.service")).unwrap();
-        assert!(unit.contains("ExecStart=/opt/xdpvs/sbin/xdpvs run "), "{unit}");
+        assert!(
+            unit.contains("ExecStart=/opt/xdpvs/sbin/xdpvs run "),
+            "{unit}"
+        );
         assert!(!unit.contains(UNIT_BIN));
         let conf = dest.join("etc/xdpvs/keepalived.conf");
-        assert_eq!(fs::metadata(&conf).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
 
         // A second install replaces the binary and keeps the operator's files.
         fs::write(&fake, b"binary v2").unwrap();
