@@ -119,13 +119,16 @@ pub struct ServiceStatus {
     pub scheduler: String,
     pub persistence_timeout: u32,
     pub traffic: Traffic,
+    /// Absent from daemons older than this field (a CLI newer than the
+    /// daemon it talks to, during an upgrade).
+    #[serde(default)]
     pub quorum: QuorumStatus,
     pub reals: Vec<RealStatus>,
 }
 
 /// keepalived's quorum of a service: up while the healthy reals' weights
 /// reach `quorum` (with `hysteresis`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct QuorumStatus {
     pub up: bool,
     /// The sum of the healthy reals' weights.
