@@ -1,6 +1,7 @@
 //! `cargo xtask`: builds, tests, runs, demonstrates and benchmarks xdpvs,
 //! installing what each step needs first.
 
+mod install;
 mod setup;
 
 use std::{
@@ -37,8 +38,19 @@ enum Task {
     },
     /// The whole system in network namespaces, with a built-in config (root).
     Demo,
-    /// Data-plane ns/packet beside a MAC-swap baseline, and end-to-end
-    /// requests per second through the VIP beside direct access (root).
+    /// Build, then install the binary, the systemd unit, its environment
+    /// file and an example configuration (never over existing settings).
+    Install {
+        /// Where the binary goes: PREFIX/sbin/xdpvs.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+        /// Stage everything under this directory instead of / (for packaging).
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+    },
+    /// Data-plane ns/packet beside a MAC-swap baseline, end-to-end requests
+    /// per second through the VIP beside direct access, and the control
+    /// loop's latencies with 1M flows in the table (root).
     Bench,
 }
 
@@ -64,7 +76,11 @@ fn dispatch(task: Task) -> Result<()> {
         }
         Task::Test { args } => test(&args),
         Task::Demo => tests_binaries("demo", &["demo"]),
-        Task::Bench => tests_binaries("bench", &["bench", "e2e_bench"]),
+        Task::Install { prefix, destdir } => {
+            let artifacts = build()?;
+            install::install(&root(), &artifacts.xdpvs, &prefix, destdir.as_deref())
+        }
+        Task::Bench => tests_binaries("bench", &["bench", "e2e_bench", "control_bench"]),
     }
 }
 

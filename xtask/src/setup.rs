@@ -25,6 +25,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "keepalived",
     "procps",
     "bird2",
+    // systemd-analyze, to verify the unit in deploy/.
+    "systemd",
+    // setpriv, to run the daemon with only the unit's capabilities.
+    "util-linux",
 ];
 
 pub fn rust_src() -> Result<()> {

@@ -93,6 +93,9 @@ pub enum Response {
         /// Flow sync with the other nodes (`lvs_sync_daemon`), when on.
         #[serde(default)]
         sync: Option<crate::flowsync::SyncStatus>,
+        /// `None` until the first scan of the flow table has finished.
+        #[serde(default)]
+        flow_scan: Option<FlowScanStatus>,
     },
     Explain {
         text: String,
@@ -122,7 +125,22 @@ pub struct ServiceStatus {
     pub scheduler: String,
     pub persistence_timeout: u32,
     pub traffic: Traffic,
+    /// Absent from daemons older than this field (a CLI newer than the
+    /// daemon it talks to, during an upgrade).
+    #[serde(default)]
+    pub quorum: QuorumStatus,
     pub reals: Vec<RealStatus>,
+}
+
+/// keepalived's quorum of a service: up while the healthy reals' weights
+/// reach `quorum` (with `hysteresis`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub up: bool,
+    /// The sum of the healthy reals' weights.
+    pub live_weight: u64,
+    pub quorum: u32,
+    pub hysteresis: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -151,6 +169,18 @@ pub struct RealStatus {
     /// Flows in the flow table that saw a FIN or RST.
     pub inactive_flows: u64,
     pub traffic: Traffic,
+}
+
+/// The flow counts of `adm -L`, `ctl status` and the metrics come from a
+/// scan of the flow table off the daemon's loop; this says how fresh it is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FlowScanStatus {
+    /// Entries in the flow table.
+    pub entries: u64,
+    /// Since the scan began.
+    pub age_ms: u64,
+    /// How long the scan took.
+    pub took_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

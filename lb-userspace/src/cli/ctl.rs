@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use xdpvs::announce::VipStatus;
 use xdpvs::api::{
     client::call,
-    protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
+    protocol::{FlowScanStatus, RealRef, Request, Response, ServiceRef, ServiceStatus},
 };
 
 use super::DEFAULT_SOCKET;
@@ -75,6 +75,7 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                 instances,
                 announcements,
                 sync,
+                flow_scan,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
@@ -85,10 +86,11 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                     "vrrp_instances": instances,
                     "announcements": announcements,
                     "sync": sync,
+                    "flow_scan": flow_scan,
                 });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print!("{}", status_text(&services, &instances));
+                print!("{}", status_text(&services, &instances, flow_scan.as_ref()));
                 print!("{}", announcements_text(&announcements));
                 if let Some(s) = sync {
                     println!(
@@ -150,8 +152,20 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> String {
-    let mut out = String::new();
+fn status_text(
+    services: &[ServiceStatus],
+    instances: &serde_json::Value,
+    flow_scan: Option<&FlowScanStatus>,
+) -> String {
+    let mut out = match flow_scan {
+        Some(f) => format!(
+            "flow table: {} entries, counted {:.1} s ago (the scan took {} ms)\n",
+            f.entries,
+            f.age_ms as f64 / 1000.0,
+            f.took_ms
+        ),
+        None => "flow table: not counted yet (flows show as 0)\n".to_string(),
+    };
     for s in services {
         out.push_str(&format!(
             "{} {} ({}",
@@ -162,7 +176,17 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
         if s.persistence_timeout > 0 {
             out.push_str(&format!(", persistent {}s", s.persistence_timeout));
         }
-        out.push_str(")\n");
+        let q = &s.quorum;
+        out.push_str(&format!(
+            ") quorum {}: live weight {}, quorum {}",
+            if q.up { "UP" } else { "DOWN" },
+            q.live_weight,
+            q.quorum
+        ));
+        if q.hysteresis > 0 {
+            out.push_str(&format!(" ± {}", q.hysteresis));
+        }
+        out.push('\n');
         for r in &s.reals {
             out.push_str(&format!(
                 "  {}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",

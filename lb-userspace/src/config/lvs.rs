@@ -6,8 +6,8 @@ use super::{
     diag::Diagnostics,
     keywords,
     model::{
-        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url,
-        VirtualServer,
+        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, QuorumConfig, RealServer, TcpCheck,
+        Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -64,6 +64,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
         persistence_timeout: 0,
         sorry_server: None,
         alpha: false,
+        quorum: QuorumConfig::default(),
         reals: Vec::new(),
         location: n.at.clone(),
     };
@@ -108,6 +109,10 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
                 _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
             },
             "alpha" => vs.alpha = flag(k, d),
+            "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
+            "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
+            "quorum_up" => vs.quorum.up_script = command(k, d),
+            "quorum_down" => vs.quorum.down_script = command(k, d),
             "real_server" => {
                 if let Some(r) = real_server(k, &vs, &defaults, d) {
                     // A set, not a scan: a hostile file may list a million reals.

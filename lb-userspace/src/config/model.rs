@@ -203,8 +203,33 @@ pub struct VirtualServer {
     pub sorry_server: Option<SocketAddr>,
     /// Reals start down until their first successful check.
     pub alpha: bool,
+    pub quorum: QuorumConfig,
     pub reals: Vec<RealServer>,
     pub location: Location,
+}
+
+/// `quorum`, `hysteresis`, `quorum_up` and `quorum_down` of a virtual server
+/// (`services::quorum` says what they do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuorumConfig {
+    /// The weight of healthy reals the service needs; keepalived's default 1.
+    pub quorum: u32,
+    pub hysteresis: u32,
+    /// Run when the service gains its quorum.
+    pub up_script: Option<String>,
+    /// Run when it loses it.
+    pub down_script: Option<String>,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        Self {
+            quorum: 1,
+            hysteresis: 0,
+            up_script: None,
+            down_script: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -24,6 +24,7 @@ pub struct Maps {
     rings_fd: OwnedFd,
     reals: Array<MapData, Real>,
     flows: HashMap<MapData, FlowKey, Binding>,
+    flows_fd: OwnedFd,
     persist: HashMap<MapData, PersistKey, Binding>,
     service_stats: PerCpuArray<MapData, Counters>,
     real_stats: PerCpuArray<MapData, Counters>,
@@ -38,6 +39,7 @@ fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
 impl Maps {
     pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
         let rings = take(ebpf, maps::RINGS)?;
+        let flows = take(ebpf, maps::FLOWS)?;
         Ok(Self {
             services: take(ebpf, maps::SERVICES)?.try_into()?,
             rings_fd: match &rings {
@@ -46,7 +48,11 @@ impl Maps {
             },
             rings: rings.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
-            flows: take(ebpf, maps::FLOWS)?.try_into()?,
+            flows_fd: match &flows {
+                Map::LruHashMap(data) => data.fd().as_fd().try_clone_to_owned()?,
+                _ => bail!("{} is not an LRU hash", maps::FLOWS),
+            },
+            flows: flows.try_into()?,
             persist: take(ebpf, maps::PERSIST)?.try_into()?,
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
@@ -151,42 +157,10 @@ impl Maps {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }
 
-    /// Flows of real `index` that are still going: no FIN/RST seen and a
-    /// packet within `idle` (UDP flows never close).
-    pub fn live_flows(&self, index: u32, idle: std::time::Duration) -> Result<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        // The XDP program stamps flows with bpf_ktime_get_coarse_ns: the same clock.
-        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-        let mut n = 0;
-        for entry in self.flows.iter() {
-            let (_, b) = entry.context("reading FLOWS")?;
-            let recent = now.saturating_sub(b.last_seen_ns) < idle.as_nanos() as u64;
-            if b.real == index && b.flags & lb_common::FLOW_CLOSING == 0 && recent {
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Flows by real index: (active, inactive), counted as ipvsadm does for
-    /// DR: a TCP flow is active until its FIN or RST has been seen.
-    pub fn flow_counts(&self) -> Result<std::collections::HashMap<u32, (u64, u64)>> {
-        let mut counts = std::collections::HashMap::new();
-        for entry in self.flows.iter() {
-            let (_, b) = entry.context("reading FLOWS")?;
-            let c: &mut (u64, u64) = counts.entry(b.real).or_default();
-            if b.flags & lb_common::FLOW_CLOSING == 0 {
-                c.0 += 1
-            } else {
-                c.1 += 1
-            }
-        }
-        Ok(counts)
+    /// A handle on the flow table for `flow_scan`, which reads it off the
+    /// control loop.
+    pub fn flows_fd(&self) -> Result<OwnedFd> {
+        Ok(self.flows_fd.try_clone()?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! reconciler that owns its maps.
 
 mod batch;
+pub mod flow_scan;
 pub mod keys;
 pub mod loader;
 pub mod maps;

@@ -9,7 +9,7 @@
 mod addresses;
 mod announce;
 mod instance;
-mod scripts;
+pub(crate) mod scripts;
 mod socket;
 
 use std::{

@@ -266,12 +266,9 @@ fn lvs_dr_services_and_checks() {
     let f = file.display();
     assert_eq!(
         warnings(&l),
-        [
-            format!("{f}:61: warning: quorum: not acted on by xdpvs, ignored"),
-            format!(
-                "{f}:92: warning: SSL_GET: not supported yet, ignored (the real is not checked by it)"
-            ),
-        ]
+        [format!(
+            "{f}:92: warning: SSL_GET: not supported yet, ignored (the real is not checked by it)"
+        ),]
     );
     // Every scheduler is said to be mapped, as a note.
     assert_eq!(
