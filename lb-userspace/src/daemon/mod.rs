@@ -23,9 +23,8 @@ use crate::{
     api::server::{self, ApiCall},
     config::{self, Config},
     dataplane::{
-        loader::{self, AttachMode, Sizes},
-        maps::Maps,
-        reconcile::Reconciler,
+        adopt::{self, Dataplane},
+        loader::{self, AttachMode},
     },
     ha::Ha,
     metrics, neighbour,
@@ -39,6 +38,12 @@ pub struct RunArgs {
     pub bpf_object: Option<PathBuf>,
     /// Serve Prometheus metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Pin the data plane here instead of the interface's default directory.
+    pub pin_dir: Option<PathBuf>,
+    /// Drop the data plane a previous run left instead of adopting it.
+    pub fresh_dataplane: bool,
+    /// Leave the data plane forwarding when stopping.
+    pub keep_dataplane: bool,
 }
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
@@ -72,11 +77,15 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = load_config(&args.config)?;
-    let sizes = Sizes::default();
-    let mut ebpf = loader::load(&object(&args)?, sizes)?;
-    loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
-    let maps = Maps::new(&mut ebpf)?;
-    let reconciler = Reconciler::new(sizes.services, sizes.reals);
+    let object = object(&args)?;
+    let (dataplane, maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
+        interface: &args.interface,
+        mode: args.xdp_mode,
+        object: &object,
+        pin_dir: args.pin_dir.clone(),
+        fresh: args.fresh_dataplane,
+    })?;
+    let sizes = dataplane.sizes;
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);
     let mut state = State::start(
@@ -133,8 +142,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // Handover first: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
-    info!("stopping: detaching XDP from {}", args.interface);
-    drop(ebpf);
     let _ = std::fs::remove_file(&args.socket);
-    Ok(())
+    if args.keep_dataplane {
+        dataplane.leave();
+        Ok(())
+    } else {
+        info!("stopping: removing the data plane from {}", args.interface);
+        dataplane.remove()
+    }
 }

@@ -76,8 +76,14 @@ impl State {
         config_path: PathBuf,
         health_events: mpsc::Sender<HealthEvent>,
     ) -> Result<Self> {
+        let mut table = Table::from_config(config);
+        // An adopted data plane says how its reals were: not re-learned.
+        for (sid, rid, healthy) in reconciler.adopted_health() {
+            let reason = "carried over from the running data plane".to_string();
+            table.set_health(&sid, &rid, healthy, None, reason);
+        }
         let mut state = Self {
-            table: Table::from_config(config),
+            table,
             maps,
             reconciler,
             sizes,
@@ -94,7 +100,10 @@ impl State {
     /// Brings the maps to the table's state.
     pub fn apply(&mut self) -> Result<()> {
         let writes = self.reconciler.set_services(self.table.specs())?;
-        self.maps.apply(&writes)?;
+        if let Err(e) = self.maps.apply(&writes) {
+            self.resync();
+            return Err(e);
+        }
         let addrs = self.reconciler.real_addresses();
         // Only a new set makes the neighbour task look again.
         self.wanted.send_if_modified(|wanted| {
@@ -107,12 +116,24 @@ impl State {
         Ok(())
     }
 
+    /// After a write the kernel refused: the reconciler takes the maps'
+    /// contents as its record, so the next change writes what is missing.
+    fn resync(&mut self) {
+        match self.maps.snapshot() {
+            Ok(kernel) => self.reconciler.resync(&kernel),
+            Err(e) => error!("reading the maps back after a failed write: {e:#}"),
+        }
+    }
+
     pub fn mac_changed(&mut self, addr: IpAddr, mac: Option<Mac>) {
         let applied = self
             .reconciler
             .set_mac(addr, mac)
             .map_err(anyhow::Error::from)
             .and_then(|writes| self.maps.apply(&writes));
+        if applied.is_err() {
+            self.resync();
+        }
         match (applied, mac) {
             (Err(e), _) => error!("updating the data plane for real {addr}: {e:#}"),
             (Ok(()), Some(m)) => info!("real {addr} is at {}: it takes traffic", format_mac(&m)),
