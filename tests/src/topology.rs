@@ -218,6 +218,17 @@ impl DrLab {
     /// Starts xdpvs on LB node `lb` with `config`, and waits until every
     /// real's MAC is known (the admin table shows them up).
     pub fn start_xdpvs(&mut self, lb: usize, config: &str, mode: &str) -> Result<()> {
+        self.start_xdpvs_with(lb, config, mode, &[])
+    }
+
+    /// `start_xdpvs` with more arguments for `xdpvs run`.
+    pub fn start_xdpvs_with(
+        &mut self,
+        lb: usize,
+        config: &str,
+        mode: &str,
+        extra: &[&str],
+    ) -> Result<()> {
         let name = format!("xdpvs-lb{}", lb + 1);
         let conf = self.lab.dir.join(format!("{name}.conf"));
         std::fs::write(&conf, config)?;
@@ -239,7 +250,10 @@ impl DrLab {
                 &socket.to_string_lossy(),
                 "--metrics",
                 &METRICS.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<_>>(),
         )?;
         wait_for(Duration::from_secs(15), || {
             self.lab.alive(&name)?;

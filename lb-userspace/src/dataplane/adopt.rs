@@ -159,7 +159,7 @@ impl Dataplane {
                 .context("replacing the XDP program on the pinned link")?;
             pin::set_symlink(&dir, "object", &digest)?;
             info!(
-                "XDP program on {} replaced by this binary's, maps kept",
+                "XDP program on {} replaced by the new object, maps kept",
                 opts.interface
             );
         }

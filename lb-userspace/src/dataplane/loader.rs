@@ -178,7 +178,9 @@ pub fn attach(prog: &mut Xdp, interface: &str, mode: AttachMode) -> Result<(Atta
 fn warn_vlan_offload(interface: &str) {
     if let Ok(true) = device::strips_vlan_tags(interface) {
         warn!(
-            "{interface} strips VLAN tags before XDP (rx-vlan-hw-parse on): VIP traffic that              arrives tagged would reach the reals untagged; if it does arrive tagged, run              `ethtool -K {interface} rxvlan off`"
+            "{interface} strips VLAN tags before XDP (rx-vlan-hw-parse on): VIP traffic that \
+             arrives tagged would reach the reals untagged; if it does arrive tagged, run \
+             `ethtool -K {interface} rxvlan off`"
         );
     }
 }

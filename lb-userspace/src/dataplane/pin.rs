@@ -2,7 +2,8 @@
 //! and removing them.
 //!
 //! One directory per network namespace and interface:
-//! `/sys/fs/bpf/xdpvs/netns<cookie>-<interface>`. The namespace cookie is
+//! `<bpffs>/xdpvs/netns<cookie>-<interface>`, where bpffs is /run/xdpvs/bpf
+//! when the operator mounted one there, else /sys/fs/bpf. The namespace cookie is
 //! never reused while the machine runs, so two daemons in two namespaces
 //! with interfaces of the same name never share pins. The directory holds
 //! the XDP link (`link`), every map by name, and three symlinks that record
@@ -21,7 +22,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use log::{info, warn};
 
 /// The XDP link's pin in a data plane's directory.
@@ -187,69 +188,63 @@ fn is_bpffs(path: &Path) -> bool {
     (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0) && st.f_type as i64 == BPF_FS_MAGIC
 }
 
-/// The bpffs at /sys/fs/bpf that outlives this process. Under `ip netns
-/// exec` a process has a private mount namespace whose /sys is its own, and
-/// a bpffs mounted there would vanish (with the pins) when the process
-/// dies: then the host's (PID 1's) is used, reached through /proc/1/root.
+/// A bpffs the operator mounted for xdpvs; preferred when present, because
+/// `ip netns exec` gives a process its own /sys, where the host's
+/// /sys/fs/bpf is out of sight, while /run stays the host's.
+pub const RUN_BPFFS: &str = "/run/xdpvs/bpf";
+const SYS_BPFFS: &str = "/sys/fs/bpf";
+
+/// The bpffs to pin in: /run/xdpvs/bpf if it is one, else /sys/fs/bpf
+/// (mounted if absent).
 fn bpffs() -> Result<PathBuf> {
-    let private = !same_mount_ns_as_init();
-    let root = if private {
-        PathBuf::from("/proc/1/root/sys/fs/bpf")
-    } else {
-        PathBuf::from("/sys/fs/bpf")
-    };
-    if !is_bpffs(&root) {
-        mount_bpffs(private)?;
-        info!("mounted a BPF file system on /sys/fs/bpf");
+    if is_bpffs(Path::new(RUN_BPFFS)) {
+        return Ok(PathBuf::from(RUN_BPFFS));
     }
-    if !is_bpffs(&root) {
-        bail!("{} is not a BPF file system", root.display());
+    let root = Path::new(SYS_BPFFS);
+    if !is_bpffs(root) {
+        mount_bpffs(root)?;
+        info!("mounted a BPF file system on {SYS_BPFFS}");
+        if private_mount_namespace() {
+            warn!(
+                "this process has a mount namespace of its own (as under `ip netns exec`): the \
+                 bpffs it mounted, and the data plane pinned there, end with it, so a crash \
+                 detaches XDP. On the host, `mkdir -p {RUN_BPFFS} && mount -t bpf bpf {RUN_BPFFS}` \
+                 first makes the data plane outlive the daemon"
+            );
+        }
     }
-    Ok(root)
+    Ok(root.to_path_buf())
 }
 
-fn same_mount_ns_as_init() -> bool {
-    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-    match (ino("/proc/self/ns/mnt"), ino("/proc/1/ns/mnt")) {
-        (Ok(a), Ok(b)) => a == b,
-        // PID 1's namespace is out of sight (a container): ours is the one.
-        _ => true,
+/// Whether this process runs in another mount namespace than its parent's.
+fn private_mount_namespace() -> bool {
+    let ino = |p: String| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    match (ino("/proc/self/ns/mnt".into()), ino(format!("/proc/{parent}/ns/mnt"))) {
+        (Ok(a), Ok(b)) => a != b,
+        _ => false,
     }
 }
 
-/// Mounts bpffs on /sys/fs/bpf, in PID 1's mount namespace when `in_init`.
-fn mount_bpffs(in_init: bool) -> Result<()> {
-    let mount = move || -> io::Result<()> {
-        if in_init {
-            let ns = std::fs::File::open("/proc/1/ns/mnt")?;
-            // SAFETY: this thread stops sharing its filesystem context, so
-            // entering another mount namespace changes only this thread.
-            if unsafe { libc::unshare(libc::CLONE_FS) } != 0
-                || unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        let (src, target, fs, opts) = (c"bpf", c"/sys/fs/bpf", c"bpf", c"mode=0700");
-        // SAFETY: every argument is a NUL-terminated string.
-        let ret = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                fs.as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        if ret != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+fn mount_bpffs(target: &Path) -> Result<()> {
+    let target_c = CString::new(target.as_os_str().as_bytes())?;
+    let (src, fs, opts) = (c"bpf", c"bpf", c"mode=0700");
+    // SAFETY: every argument is a NUL-terminated string.
+    let ret = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target_c.as_ptr(),
+            fs.as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
     };
-    std::thread::spawn(mount)
-        .join()
-        .map_err(|_| anyhow!("mounting bpffs panicked"))?
-        .context("mounting a BPF file system on /sys/fs/bpf")
+    if ret != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("mounting a BPF file system on {}", target.display()));
+    }
+    Ok(())
 }
 
 /// This network namespace's cookie (unique until the machine restarts).
