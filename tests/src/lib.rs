@@ -6,4 +6,5 @@ pub mod keepalived;
 pub mod load;
 pub mod netns;
 pub mod packet;
+pub mod ping;
 pub mod topology;

@@ -221,7 +221,10 @@ fn private_mount_namespace() -> bool {
     let ino = |p: String| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
     // SAFETY: getppid has no preconditions.
     let parent = unsafe { libc::getppid() };
-    match (ino("/proc/self/ns/mnt".into()), ino(format!("/proc/{parent}/ns/mnt"))) {
+    match (
+        ino("/proc/self/ns/mnt".into()),
+        ino(format!("/proc/{parent}/ns/mnt")),
+    ) {
         (Ok(a), Ok(b)) => a != b,
         _ => false,
     }
