@@ -306,6 +306,25 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
         "lb2 was never touched"
     );
     assert!(d2.exists());
+
+    // lb2 crashes and its namespace is deleted: its interface is gone, and
+    // the next daemon to start frees the pins (and their memory).
+    lab.lab
+        .stop("xdpvs-lb2", libc::SIGKILL)
+        .expect("kill -9 lb2");
+    sh("ip", &["netns", "del", &lb2]).expect("deleting lb2's namespace");
+    let sw = lab.client.replace("-client", "-sw");
+    tests::netns::wait_for(Duration::from_secs(10), || {
+        match lab.lab.ip(&sw, &["link", "show", "p-lb2"]) {
+            Ok(_) => bail!("lb2's veth still there"),
+            Err(_) => Ok(()),
+        }
+    })
+    .expect("lb2's interface gone");
+    lab.start_xdpvs(0, &config(false), "generic").expect("lb1");
+    let log = lab.lab.log(DAEMON);
+    assert!(log.contains("whose interface is gone"), "{log}");
+    assert!(!d2.exists(), "{} removed", d2.display());
 }
 
 /// An upgraded binary (another object) swaps the program on the running

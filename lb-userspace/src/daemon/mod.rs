@@ -82,6 +82,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         interface: &args.interface,
         mode: args.xdp_mode,
         object: &object,
+        sizes: loader::Sizes::default(),
         pin_dir: args.pin_dir.clone(),
         fresh: args.fresh_dataplane,
     })?;

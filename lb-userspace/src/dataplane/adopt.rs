@@ -34,6 +34,8 @@ pub struct Options<'a> {
     pub interface: &'a str,
     pub mode: AttachMode,
     pub object: &'a [u8],
+    /// The tables' sizes for a new data plane (an adopted one keeps its own).
+    pub sizes: Sizes,
     /// Pins here instead of the default directory for the interface.
     pub pin_dir: Option<PathBuf>,
     /// Drop whatever a previous run left (its flows are lost).
@@ -112,7 +114,7 @@ impl Dataplane {
     }
 
     fn create(opts: &Options, dir: PathBuf) -> Result<(Self, Maps, Reconciler)> {
-        let sizes = Sizes::default();
+        let sizes = opts.sizes;
         let mut ebpf = loader::load(opts.object, sizes, &dir)?;
         let idents = Array::<MapData, RealIdent>::create(sizes.reals, 0)
             .context("creating the IDENTS map")?;
@@ -145,7 +147,20 @@ impl Dataplane {
     }
 
     fn adopt(opts: &Options, dir: PathBuf, meta: Meta) -> Result<(Self, Maps, Reconciler)> {
-        let sizes = pinned_sizes(&dir)?;
+        let sizes = pinned_sizes(&dir, opts.sizes)?;
+        if (sizes.services, sizes.reals, sizes.flows, sizes.persist)
+            != (
+                opts.sizes.services,
+                opts.sizes.reals,
+                opts.sizes.flows,
+                opts.sizes.persist,
+            )
+        {
+            warn!(
+                "the adopted data plane keeps its table sizes ({sizes:?}); --fresh-dataplane \
+                 applies new ones (its flows are lost)"
+            );
+        }
         let mut ebpf = loader::load(opts.object, sizes, &dir)?;
         let idents = open_idents(&dir)?;
         let digest = pin::object_digest(opts.object);
@@ -229,7 +244,7 @@ fn open_idents(dir: &Path) -> Result<Array<MapData, RealIdent>> {
 
 /// The sizes of the pinned maps, checking that their entries have this
 /// binary's layout (a guard under `LAYOUT_VERSION`).
-fn pinned_sizes(dir: &Path) -> Result<Sizes> {
+fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
     use core::mem::size_of;
     use lb_common::{Binding, FlowKey, PersistKey, Real, Service, ServiceKey};
     let open = |name: &str, key: usize, value: usize| -> Result<u32> {
@@ -263,6 +278,6 @@ fn pinned_sizes(dir: &Path) -> Result<Sizes> {
         reals,
         flows,
         persist,
-        ..Sizes::default()
+        ..wanted
     })
 }
