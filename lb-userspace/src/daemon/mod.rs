@@ -119,8 +119,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
     info!(
-        "xdpvs running on {}; admin socket {}",
+        "xdpvs running on {} ({} XDP, {} data plane); admin socket {}",
         args.interface,
+        dataplane.mode,
+        if dataplane.adopted { "adopted" } else { "new" },
         args.socket.display()
     );
     loop {

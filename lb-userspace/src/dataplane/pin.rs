@@ -300,3 +300,31 @@ fn obj_get(path: &Path) -> Result<OwnedFd> {
     // SAFETY: BPF_OBJ_GET returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_is_read_back_only_when_complete() {
+        let dir = std::env::temp_dir().join(format!("xdpvs-meta-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let meta = Meta {
+            layout: 7,
+            object: object_digest(b"object"),
+            mode: "generic".into(),
+        };
+        meta.write(&dir).unwrap();
+        assert_eq!(Meta::read(&dir), None, "no link pinned: unfinished");
+        std::fs::write(dir.join(LINK), b"").unwrap();
+        assert_eq!(Meta::read(&dir), Some(meta.clone()));
+        std::fs::remove_file(dir.join(LAYOUT)).unwrap();
+        assert_eq!(Meta::read(&dir), None, "no layout: unfinished");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            meta.object, "a8cfde6331bd59eb2ac96f8911c4b666",
+            "MD5 in hex"
+        );
+    }
+}
