@@ -98,7 +98,11 @@ impl Dataplane {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         match found {
             Some(meta) => Self::adopt(opts, dir, meta),
-            None => Self::create(opts, dir),
+            // A data plane that could not be completed holds memory and
+            // forwards nothing useful: it goes.
+            None => Self::create(opts, dir.clone()).inspect_err(|_| {
+                let _ = pin::remove(&dir);
+            }),
         }
     }
 

@@ -596,3 +596,27 @@ fn a_refused_write_leaves_the_view_equal_to_the_kernel() {
         }
     }
 }
+
+#[test]
+fn ipv6_and_udp_services_are_adopted_as_they_were() {
+    let v6 = ServiceSpec {
+        vip: ip("2001:db8::100"),
+        port: 53,
+        proto: Proto::Udp,
+        persist_timeout_s: 300,
+        reals: vec![RealSpec {
+            addr: ip("2001:db8::11"),
+            port: 5353,
+            weight: 2,
+            healthy: true,
+        }],
+    };
+    let mut rec = Reconciler::new(4, 16);
+    let mut k = Kernel::default();
+    k.apply(&rec.set_services(vec![v6.clone()]).unwrap());
+    k.apply(&rec.set_mac(ip("2001:db8::11"), Some(MAC1)).unwrap());
+    let mut adopted = Reconciler::adopt(4, 16, &k.snapshot());
+    let id = (ip("2001:db8::100"), 53, Proto::Udp);
+    assert_eq!(adopted.service_index(&id), rec.service_index(&id));
+    assert_eq!(adopted.set_services(vec![v6]).unwrap(), vec![]);
+}
