@@ -160,6 +160,16 @@ fn connections_survive_a_crash_and_a_restart_root() {
     let restarted_in = crashed.elapsed();
     let log = lab.lab.log(DAEMON);
     assert!(log.contains("adopted the data plane on eth0"), "{log}");
+    let adopted = log
+        .lines()
+        .filter(|l| l.contains("adopted the data plane") || l.contains("map writes"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    println!("{adopted}");
+    assert!(
+        log.contains("configuration in the data plane: 0 map writes"),
+        "the same configuration writes nothing after adoption:\n{log}"
+    );
     assert_eq!(
         xdp_program(&lab, &lab.lbs[0]),
         program,

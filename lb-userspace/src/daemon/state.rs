@@ -92,13 +92,14 @@ impl State {
             checks: Runner::spawn(Vec::new(), health_events.clone()),
             health_events,
         };
-        state.apply().context("filling the data plane")?;
+        let writes = state.apply().context("filling the data plane")?;
+        info!("configuration in the data plane: {writes} map writes");
         state.checks = Runner::spawn(state.check_specs(config), state.health_events.clone());
         Ok(state)
     }
 
-    /// Brings the maps to the table's state.
-    pub fn apply(&mut self) -> Result<()> {
+    /// Brings the maps to the table's state; returns how many writes it took.
+    pub fn apply(&mut self) -> Result<usize> {
         let writes = self.reconciler.set_services(self.table.specs())?;
         if let Err(e) = self.maps.apply(&writes) {
             self.resync();
@@ -113,7 +114,7 @@ impl State {
             }
             changed
         });
-        Ok(())
+        Ok(writes.len())
     }
 
     /// After a write the kernel refused: the reconciler takes the maps'
@@ -209,7 +210,7 @@ impl State {
             self.table.drained(sid, rid);
         }
         match self.apply() {
-            Ok(()) => {
+            Ok(_) => {
                 for (sid, rid) in gone {
                     info!(
                         "real {} of {} {} drained: removed",

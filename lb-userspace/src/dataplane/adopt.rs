@@ -190,15 +190,18 @@ impl Dataplane {
             );
         }
         let maps = Maps::new(&mut ebpf, idents)?;
+        let read = std::time::Instant::now();
         let snapshot = maps.snapshot().context("reading the adopted data plane")?;
         let reconciler = Reconciler::adopt(sizes.services, sizes.reals, &snapshot);
         info!(
-            "adopted the data plane on {} ({} mode, pins in {}): {} services, {} reals, flows kept",
+            "adopted the data plane on {} ({} mode, pins in {}): {} services, {} reals, flows \
+             kept; read back in {:.1?}",
             opts.interface,
             meta.mode,
             dir.display(),
             snapshot.services.len(),
-            snapshot.reals.len()
+            snapshot.reals.len(),
+            read.elapsed()
         );
         let dp = Self {
             _ebpf: ebpf,
