@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use tests::{
+    keepalived::{Vrrp, has_vip, master_down_interval, wait_vip},
     load::Load,
     netns::{in_netns, sh},
     ping::Ping,
@@ -383,4 +384,58 @@ fn a_new_object_is_swapped_in_keeping_the_maps_root() {
     );
     assert_ne!(before, after);
     assert_eq!(served, 20);
+}
+
+/// Two xdpvs nodes by VRRP: the master's daemon crashes on a live host. Its
+/// pinned data plane forwards until the backup has taken over with the same
+/// Maglev table; the restarted daemon adopts its data plane and preempts back.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn two_nodes_keep_every_connection_when_the_master_daemon_crashes_root() {
+    host_bpffs();
+    let mut lab = DrLab::build("v", 2, 2).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let node = |priority| Vrrp {
+        reals: 2,
+        ..Vrrp::new(2, priority)
+    };
+    let slack = Duration::from_millis(1500);
+    let (down1, down2) = (master_down_interval(2, 100), master_down_interval(2, 99));
+    lab.start_xdpvs(0, &node(100).conf(), "generic")
+        .expect("lb1");
+    lab.start_xdpvs(1, &node(99).conf(), "generic")
+        .expect("lb2");
+    wait_vip(&lb1, true, down1 + down2 + slack).expect("lb1 master");
+    wait_vip(&lb2, false, down2 + slack).expect("lb2 backup");
+    let mut conns = keepalive(&lab, 20);
+    let ping = Ping::start(&lab.client, VIP, Duration::from_millis(10));
+    let load = Load::start(&lab);
+    thread::sleep(Duration::from_millis(300));
+
+    lab.lab.stop(DAEMON, libc::SIGKILL).expect("kill -9 lb1");
+    let took = wait_vip(&lb2, true, down2 + slack).expect("lb2 takes over");
+    thread::sleep(Duration::from_millis(500));
+    let after_takeover = still_served(&mut conns);
+
+    lab.start_xdpvs(0, &node(100).conf(), "generic")
+        .expect("restarting lb1");
+    assert!(lab.lab.log(DAEMON).contains("adopted the data plane"));
+    wait_vip(&lb1, true, down1 + slack).expect("lb1 preempts back");
+    wait_vip(&lb2, false, slack).expect("lb2 backs off");
+    thread::sleep(Duration::from_millis(500));
+    let after_preempt = still_served(&mut conns);
+    let (fresh_ok, fresh_failed) = load.finish();
+    let pings = ping.finish().expect("ping");
+    println!(
+        "two nodes, kill -9 of the master's daemon: lb2 master after {took:.1?}; keep-alive \
+         connections served after the takeover {after_takeover}/20, after lb1's restart and \
+         preemption {after_preempt}/20; new connections {fresh_ok} ok, {fresh_failed} failed; \
+         pings every 10 ms: {} sent, {} lost",
+        pings.sent,
+        pings.lost()
+    );
+    assert!(has_vip(&lb1));
+    assert_eq!(after_takeover, 20);
+    assert_eq!(after_preempt, 20);
+    assert_eq!(fresh_failed, 0);
 }
