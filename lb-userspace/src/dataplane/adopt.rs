@@ -87,11 +87,17 @@ impl Dataplane {
         {
             bail!(layout_mismatch(&dir, &meta.layout.to_string()));
         }
-        let found = found.filter(|_| Self::link_is_ours(&dir, opts.interface));
+        let stale = found.is_some() && !Self::link_is_ours(&dir, opts.interface);
+        let found = found.filter(|_| !stale);
         if found.is_none() && dir.exists() {
             let n = pin::remove(&dir)?;
+            let what = if stale {
+                "a data plane whose interface was deleted since"
+            } else {
+                "an unfinished data plane"
+            };
             info!(
-                "removed an unfinished data plane ({n} pins in {}): starting a new one",
+                "removed {what} ({n} pins in {}): starting a new one",
                 dir.display()
             );
         }
