@@ -50,7 +50,8 @@ pub enum Command {
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
         /// Pin the data plane in this bpffs directory instead of
-        /// /sys/fs/bpf/xdpvs/netns<cookie>-<interface>.
+        /// <bpffs>/xdpvs/netns<cookie>-<interface> (bpffs: /run/xdpvs/bpf if
+        /// mounted, else /sys/fs/bpf).
         #[arg(long)]
         pin_dir: Option<PathBuf>,
         /// Drop the data plane a previous run left on the interface instead of
@@ -64,6 +65,7 @@ pub enum Command {
     },
     /// Remove the data plane a previous run left on an interface (detaches XDP, unpins its maps).
     Down {
+        /// The interface, in this network namespace.
         #[arg(long, short = 'i')]
         interface: String,
         /// The bpffs directory it was pinned in, if not the default.
