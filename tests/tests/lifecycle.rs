@@ -333,8 +333,8 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
     })
     .expect("lb2's interface gone");
     lab.start_xdpvs(0, &config(false), "generic").expect("lb1");
-    let log = lab.lab.log(DAEMON);
-    assert!(log.contains("whose interface is gone"), "{log}");
+    // Any daemon starting now frees them (one in a test running beside
+    // this one may be first); only that frees them.
     assert!(!d2.exists(), "{} removed", d2.display());
 }
 
