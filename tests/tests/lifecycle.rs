@@ -361,6 +361,8 @@ fn a_new_object_is_swapped_in_keeping_the_maps_root() {
     bytes.extend_from_slice(b"another build");
     let new = lab.lab.dir.join("new-object");
     std::fs::write(&new, bytes).expect("writing the new object");
+    let ping = Ping::start(&lab.client, VIP, Duration::from_millis(10));
+    let load = Load::start(&lab);
     lab.lab.stop(DAEMON, libc::SIGKILL).expect("kill -9");
     let swapped = Instant::now();
     lab.start_xdpvs_with(
@@ -377,13 +379,56 @@ fn a_new_object_is_swapped_in_keeping_the_maps_root() {
     );
     let after = xdp_program(&lab, &lab.lbs[0]);
     let served = still_served(&mut conns);
+    thread::sleep(Duration::from_millis(300));
+    let (fresh_ok, fresh_failed) = load.finish();
+    let pings = ping.finish().expect("ping");
     println!(
         "program {before:?} -> {after:?} on the pinned link, restart took {:.1?}; \
-         keep-alive connections served {served}/20",
-        swapped.elapsed()
+         keep-alive connections served {served}/20; new connections {fresh_ok} ok, \
+         {fresh_failed} failed; pings every 10 ms: {} sent, {} lost",
+        swapped.elapsed(),
+        pings.sent,
+        pings.lost()
     );
     assert_ne!(before, after);
     assert_eq!(served, 20);
+    assert_eq!(fresh_failed, 0);
+    assert_eq!(pings.lost(), 0, "{pings:?}");
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn pin_dir_option_root() {
+    let mut lab = lab("d", 1);
+    let dir = format!("/run/xdpvs/bpf/test-{}-lb1", std::process::id());
+    lab.start_xdpvs_with(0, &config(false), "generic", &["--pin-dir", &dir])
+        .expect("starting xdpvs");
+    let log = lab.lab.log(DAEMON);
+    assert_eq!(pin_dir(&log), PathBuf::from(&dir), "{log}");
+    assert!(PathBuf::from(&dir).join("link").exists());
+    lab.lab.stop(DAEMON, libc::SIGTERM).expect("SIGTERM");
+    assert!(!PathBuf::from(&dir).exists(), "SIGTERM removes {dir}");
+
+    let conf = lab.lab.dir.join("xdpvs-lb1.conf");
+    let not_bpffs = lab.lab.dir.join("pins");
+    let refused = xdpvs_in(
+        &lab,
+        &lab.lbs[0].clone(),
+        &[
+            "run",
+            "--config",
+            conf.to_str().unwrap(),
+            "--interface",
+            "eth0",
+            "--pin-dir",
+            not_bpffs.to_str().unwrap(),
+        ],
+    )
+    .expect_err("a pin directory off bpffs is refused");
+    let refused = format!("{refused:#}");
+    println!("{}", refused.lines().last().unwrap_or_default());
+    assert!(refused.contains("is not on a BPF file system"), "{refused}");
+    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
 }
 
 /// Two xdpvs nodes by VRRP: the master's daemon crashes on a live host. Its
