@@ -126,6 +126,23 @@ pub fn remove(dir: &Path) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(0);
     };
+    let entries: Vec<_> = entries.collect::<io::Result<_>>()?;
+    // Never empty a directory that holds anything but a data plane's pins
+    // (a mistyped --pin-dir such as the bpffs root).
+    let ours = |name: &str| {
+        [LINK, LAYOUT, OBJECT, MODE, lb_common::maps::IDENTS].contains(&name)
+            || lb_common::maps::OBJECT.contains(&name)
+    };
+    if let Some(other) = entries
+        .iter()
+        .find(|e| !ours(&e.file_name().to_string_lossy()))
+    {
+        bail!(
+            "{} is not an xdpvs data plane (it holds {}): left as it is",
+            dir.display(),
+            other.file_name().to_string_lossy()
+        );
+    }
     if let Ok(link) = obj_get(&dir.join(LINK)) {
         let mut attr = [u64::from(link.as_raw_fd() as u32), 0];
         if let Err(e) = bpf(BPF_LINK_DETACH, &mut attr) {
@@ -134,7 +151,7 @@ pub fn remove(dir: &Path) -> Result<usize> {
     }
     let mut removed = 0;
     for entry in entries {
-        let path = entry?.path();
+        let path = entry.path();
         std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         removed += 1;
     }
