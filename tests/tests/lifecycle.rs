@@ -484,3 +484,44 @@ fn two_nodes_keep_every_connection_when_the_master_daemon_crashes_root() {
     assert_eq!(after_preempt, 20);
     assert_eq!(fresh_failed, 0);
 }
+
+/// A start that fails after creating its data plane removes it: no XDP is
+/// left forwarding with no daemon.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_failed_start_leaves_no_data_plane_root() {
+    let lab = lab("f", 1);
+    let taken = in_netns(&lab.lbs[0], || {
+        std::net::TcpListener::bind("127.0.0.1:9121")
+    })
+    .expect("netns")
+    .expect("taking the metrics port");
+    let conf = lab.lab.dir.join("failing.conf");
+    std::fs::write(&conf, config(false)).expect("config");
+    let socket = lab.lab.dir.join("failing.sock");
+    let failed = xdpvs_in(
+        &lab,
+        &lab.lbs[0].clone(),
+        &[
+            "run",
+            "--config",
+            conf.to_str().unwrap(),
+            "--interface",
+            "eth0",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:9121",
+        ],
+    )
+    .expect_err("the metrics port is taken");
+    let failed = format!("{failed:#}");
+    println!("{}", failed.lines().last().unwrap_or_default());
+    assert!(
+        failed.contains("start failed: XDP detached from eth0"),
+        "{failed}"
+    );
+    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
+    assert!(!pin_dir(&failed).exists());
+    drop(taken);
+}

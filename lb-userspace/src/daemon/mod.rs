@@ -78,7 +78,7 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 pub async fn run(args: RunArgs) -> Result<()> {
     let config = load_config(&args.config)?;
     let object = object(&args)?;
-    let (dataplane, maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
+    let (mut dataplane, maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
         interface: &args.interface,
         mode: args.xdp_mode,
         object: &object,
@@ -118,6 +118,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
+    dataplane.started();
     info!(
         "xdpvs running on {} ({} XDP, {} data plane); admin socket {}",
         args.interface,

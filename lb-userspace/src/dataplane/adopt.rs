@@ -52,6 +52,20 @@ pub struct Dataplane {
     pub mode: String,
     /// Taken over from a previous run rather than created.
     pub adopted: bool,
+    /// Created by this process, which has not started yet: a failed start
+    /// removes it rather than leave XDP forwarding with no daemon.
+    provisional: bool,
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        if self.provisional {
+            match pin::remove(&self.dir) {
+                Ok(_) => info!("start failed: XDP detached from {}", self.interface),
+                Err(e) => warn!("removing the data plane of a failed start: {e:#}"),
+            }
+        }
+    }
 }
 
 impl Dataplane {
@@ -152,6 +166,7 @@ impl Dataplane {
             sizes,
             mode: mode.to_string(),
             adopted: false,
+            provisional: true,
         };
         Ok((dp, maps, reconciler))
     }
@@ -216,12 +231,20 @@ impl Dataplane {
             sizes,
             mode: meta.mode,
             adopted: true,
+            provisional: false,
         };
         Ok((dp, maps, reconciler))
     }
 
+    /// The daemon is up: from now on the data plane outlives it (a crash
+    /// leaves it forwarding). Until then, dropping a new one removes it.
+    pub fn started(&mut self) {
+        self.provisional = false;
+    }
+
     /// Detaches the program and removes the pins: the end of the data plane.
-    pub fn remove(self) -> Result<()> {
+    pub fn remove(mut self) -> Result<()> {
+        self.provisional = false;
         let n = pin::remove(&self.dir)?;
         info!(
             "XDP detached from {}; {n} pins removed from {}",
@@ -232,7 +255,8 @@ impl Dataplane {
     }
 
     /// Leaves the data plane forwarding with its last state after exit.
-    pub fn leave(self) {
+    pub fn leave(mut self) {
+        self.provisional = false;
         info!(
             "data plane left forwarding on {} (pins in {}); `xdpvs down --interface {}` removes it",
             self.interface,
