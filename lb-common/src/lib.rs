@@ -44,6 +44,12 @@ pub const FAMILY_V6: u8 = 6;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
+/// Version of everything the XDP program and the daemon share through pinned
+/// maps: the types below, the maps' names, kinds and sizes, and `RealIdent`.
+/// A daemon adopts a pinned data plane only when its version is this one.
+/// Bump it whenever a shared type or map changes.
+pub const LAYOUT_VERSION: u32 = 1;
+
 /// Map names, as the XDP object declares them.
 pub mod maps {
     pub const SERVICES: &str = "SERVICES";
@@ -56,6 +62,22 @@ pub mod maps {
     pub const REAL_STATS: &str = "REAL_STATS";
     pub const REASON_STATS: &str = "REASON_STATS";
     pub const FLOW_CACHE: &str = "FLOW_CACHE";
+    /// Created by the daemon, not the XDP object: who each `REALS` index is.
+    pub const IDENTS: &str = "IDENTS";
+
+    /// Every map the XDP object declares; the daemon pins them all.
+    pub const OBJECT: [&str; 10] = [
+        SERVICES,
+        RINGS,
+        REALS,
+        FLOWS,
+        PERSIST,
+        FRAGMENTS,
+        SERVICE_STATS,
+        REAL_STATS,
+        REASON_STATS,
+        FLOW_CACHE,
+    ];
 }
 
 /// Key of `SERVICES`. `port` 0 means every port of the VIP.
@@ -109,6 +131,27 @@ pub struct Real {
 const _: () = assert!(size_of::<Real>() == 12);
 
 pub const REAL_UP: u16 = 1;
+
+/// Value of `IDENTS`, indexed like `REALS`: which real of which service holds
+/// that number, and its health as the daemon last knew it. Only the daemon
+/// reads it, to take over a running data plane without renumbering the reals
+/// its flows name. A zeroed entry (`family` 0) is a free number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RealIdent {
+    /// Network byte order (see the crate docs for IPv4).
+    pub addr: [u32; 4],
+    /// Network byte order.
+    pub port: u16,
+    pub family: u8,
+    /// `IDENT_HEALTHY` when the health checks last said up.
+    pub flags: u8,
+    /// The `Service::id` the real belongs to.
+    pub service: u32,
+}
+const _: () = assert!(size_of::<RealIdent>() == 24);
+
+pub const IDENT_HEALTHY: u8 = 1;
 
 /// Key of `FLOWS`: the packet's 5-tuple as it arrives from the client.
 #[repr(C)]
@@ -320,6 +363,7 @@ mod user {
     unsafe impl aya::Pod for FragmentPorts {}
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for FlowCacheEntry {}
+    unsafe impl aya::Pod for RealIdent {}
 }
 
 #[cfg(test)]

@@ -7,4 +7,5 @@ pub mod keepalived;
 pub mod load;
 pub mod netns;
 pub mod packet;
+pub mod ping;
 pub mod topology;

@@ -106,7 +106,7 @@ fn three_nodes_share_the_vip_and_survive_a_crash_and_a_stop_root() {
          {kept}/60 connections kept their real"
     );
     let withdrew = log.find("withdrew 10.100.0.100");
-    let gone = log.find("stopping: detaching XDP");
+    let gone = log.find("stopping: removing the data plane");
     assert!(
         withdrew.is_some() && withdrew < gone,
         "withdrawn before the data plane goes:\n{log}"

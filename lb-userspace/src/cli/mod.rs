@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use xdpvs::{
     config,
     daemon::{self, RunArgs},
-    dataplane::loader::AttachMode,
+    dataplane::{loader::AttachMode, pin},
     script_runner,
 };
 
@@ -37,7 +37,8 @@ pub enum Command {
         /// Interface that receives VIP traffic (and sends it back out to the reals).
         #[arg(long, short = 'i')]
         interface: String,
-        /// XDP attach mode: auto (native, else generic), native or generic.
+        /// XDP attach mode: auto (generic on veth, else native with generic as
+        /// the fallback), native or generic.
         #[arg(long, default_value = "auto")]
         xdp_mode: AttachMode,
         /// Admin socket.
@@ -55,6 +56,28 @@ pub enum Command {
         socket_group: Option<String>,
         #[command(flatten)]
         id: ConfigId,
+        /// Pin the data plane in this bpffs directory instead of
+        /// <bpffs>/xdpvs/netns<cookie>-<interface> (bpffs: /run/xdpvs/bpf if
+        /// mounted, else /sys/fs/bpf).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
+        /// Drop the data plane a previous run left on the interface instead of
+        /// adopting it: its flows are lost.
+        #[arg(long)]
+        fresh_dataplane: bool,
+        /// On SIGTERM/SIGINT, leave the data plane forwarding with its last
+        /// state (as keepalived's --dont-release-ipvs); `xdpvs down` removes it.
+        #[arg(long)]
+        keep_dataplane: bool,
+    },
+    /// Remove the data plane a previous run left on an interface (detaches XDP, unpins its maps).
+    Down {
+        /// The interface, in this network namespace.
+        #[arg(long, short = 'i')]
+        interface: String,
+        /// The bpffs directory it was pinned in, if not the default.
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -104,6 +127,9 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             metrics,
             socket_group,
             id,
+            pin_dir,
+            fresh_dataplane,
+            keep_dataplane,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -119,13 +145,37 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 metrics,
                 socket_group,
                 options: id.options(),
+                pin_dir,
+                fresh_dataplane,
+                keep_dataplane,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Down { interface, pin_dir } => down(&interface, pin_dir),
         Command::Check { file, json, id } => Ok(check(&file, json, &id.options())),
         Command::Adm(a) => adm::run(a),
         Command::Ctl(c) => ctl::run(c),
     }
+}
+
+fn down(interface: &str, pin_dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = match pin_dir {
+        Some(dir) => dir,
+        None => pin::default_dir(interface)?,
+    };
+    match pin::remove(&dir)? {
+        0 => println!(
+            "nothing to remove: no xdpvs data plane is pinned for {interface} in this network \
+             namespace ({} does not exist)",
+            dir.display()
+        ),
+        n => println!(
+            "removed the data plane on {interface}: XDP detached, {n} pins removed from {}; \
+             its flows are lost",
+            dir.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(file: &std::path::Path, json: bool, options: &config::Options) -> ExitCode {

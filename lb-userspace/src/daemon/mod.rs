@@ -25,9 +25,8 @@ use crate::{
     api::server::{self, ApiCall},
     config::{self, Config},
     dataplane::{
-        loader::{self, AttachMode, Sizes},
-        maps::Maps,
-        reconcile::Reconciler,
+        adopt::{self, Dataplane},
+        loader::{self, AttachMode},
     },
     ha::Ha,
     metrics, neighbour,
@@ -45,6 +44,12 @@ pub struct RunArgs {
     pub socket_group: Option<String>,
     /// How the file is read (`--config-id`).
     pub options: config::Options,
+    /// Pin the data plane here instead of the interface's default directory.
+    pub pin_dir: Option<PathBuf>,
+    /// Drop the data plane a previous run left instead of adopting it.
+    pub fresh_dataplane: bool,
+    /// Leave the data plane forwarding when stopping.
+    pub keep_dataplane: bool,
 }
 
 /// Removes the admin socket when the daemon ends, however it ends.
@@ -102,16 +107,21 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let _socket_file = SocketFile(&args.socket);
     let metrics_listener = args.metrics.map(metrics::bind_metrics).transpose()?;
     let c = config.global.capacity;
-    let sizes = Sizes {
-        services: c.services,
-        reals: c.reals,
-        flows: c.flows,
-        ..Sizes::default()
-    };
-    let mut ebpf = loader::load(&object(&args)?, sizes)?;
-    loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
-    let maps = Maps::new(&mut ebpf)?;
-    let reconciler = Reconciler::new(sizes.services, sizes.reals);
+    let object = object(&args)?;
+    let (mut dataplane, maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
+        interface: &args.interface,
+        mode: args.xdp_mode,
+        object: &object,
+        sizes: loader::Sizes {
+            services: c.services,
+            reals: c.reals,
+            flows: c.flows,
+            ..loader::Sizes::default()
+        },
+        pin_dir: args.pin_dir.clone(),
+        fresh: args.fresh_dataplane,
+    })?;
+    let sizes = dataplane.sizes;
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);
     let mut state = State::start(
@@ -152,9 +162,12 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
+    dataplane.started();
     info!(
-        "xdpvs running on {}; admin socket {}",
+        "xdpvs running on {} ({} XDP, {} data plane); admin socket {}",
         args.interface,
+        dataplane.mode,
+        if dataplane.adopted { "adopted" } else { "new" },
         args.socket.display()
     );
     loop {
@@ -183,7 +196,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
     // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
-    info!("stopping: detaching XDP from {}", args.interface);
-    drop(ebpf);
-    Ok(())
+    if args.keep_dataplane {
+        dataplane.leave();
+        Ok(())
+    } else {
+        info!("stopping: removing the data plane from {}", args.interface);
+        dataplane.remove()
+    }
 }

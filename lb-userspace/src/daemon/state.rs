@@ -94,8 +94,14 @@ impl State {
     ) -> Result<Self> {
         let flows = Scanner::spawn(maps.flows_fd()?, FLOW_SCAN_EVERY, DRAIN_IDLE)
             .context("starting the flow-table scanner")?;
+        let mut table = Table::from_config(config);
+        // An adopted data plane says how its reals were: not re-learned.
+        for (sid, rid, healthy) in reconciler.adopted_health() {
+            let reason = "carried over from the running data plane".to_string();
+            table.set_health(&sid, &rid, healthy, None, reason);
+        }
         let mut state = Self {
-            table: Table::from_config(config),
+            table,
             flows,
             reloaded_at: Instant::now(),
             scripts: Notifier::spawn().0,
@@ -108,16 +114,20 @@ impl State {
             checks: Runner::spawn(Vec::new(), health_events.clone()),
             health_events,
         };
-        state.apply().context("filling the data plane")?;
+        let writes = state.apply().context("filling the data plane")?;
+        info!("configuration in the data plane: {writes} map writes");
         let specs = state.check_specs(config);
         state.checks = Runner::spawn(specs, state.health_events.clone());
         Ok(state)
     }
 
-    /// Brings the maps to the table's state.
-    pub fn apply(&mut self) -> Result<()> {
+    /// Brings the maps to the table's state; returns how many writes it took.
+    pub fn apply(&mut self) -> Result<usize> {
         let writes = self.reconciler.set_services(self.table.specs())?;
-        self.maps.apply(&writes)?;
+        if let Err(e) = self.maps.apply(&writes) {
+            self.resync();
+            return Err(e);
+        }
         for change in self.table.take_quorum_changes() {
             self.quorum_changed(change);
         }
@@ -130,7 +140,16 @@ impl State {
             }
             changed
         });
-        Ok(())
+        Ok(writes.len())
+    }
+
+    /// After a write the kernel refused: the reconciler takes the maps'
+    /// contents as its record, so the next change writes what is missing.
+    fn resync(&mut self) {
+        match self.maps.snapshot() {
+            Ok(kernel) => self.reconciler.resync(&kernel),
+            Err(e) => error!("reading the maps back after a failed write: {e:#}"),
+        }
     }
 
     /// A service gained or lost its quorum (now in the maps): said, and its
@@ -169,6 +188,9 @@ impl State {
             .set_mac(addr, mac)
             .map_err(anyhow::Error::from)
             .and_then(|writes| self.maps.apply(&writes));
+        if applied.is_err() {
+            self.resync();
+        }
         match (applied, mac) {
             (Err(e), _) => error!("updating the data plane for real {addr}: {e:#}"),
             (Ok(()), Some(m)) => info!("real {addr} is at {}: it takes traffic", format_mac(&m)),
@@ -252,7 +274,7 @@ impl State {
             self.table.drained(sid, rid);
         }
         match self.apply() {
-            Ok(()) => {
+            Ok(_) => {
                 for (sid, rid) in gone {
                     info!(
                         "real {} of {} {} drained: removed",

@@ -74,3 +74,45 @@ pub fn update_u32_array(map: &OwnedFd, keys: &[u32], values: &[u32]) -> io::Resu
     }
     Ok(())
 }
+
+/// Reads `array[first .. first + count]` in as few calls as the kernel allows.
+pub fn lookup_u32_array(map: &OwnedFd, first: u32, count: u32) -> io::Result<Vec<u32>> {
+    let mut values = vec![0u32; count as usize];
+    let mut keys = vec![0u32; count as usize];
+    let mut done = 0usize;
+    // The kernel starts after the key in `in_batch`, so key `first - 1`.
+    let mut prev = first.wrapping_sub(1);
+    let mut out = 0u32;
+    while done < values.len() {
+        let mut attr = BatchAttr {
+            in_batch: if done == 0 && first == 0 {
+                0
+            } else {
+                &prev as *const u32 as u64
+            },
+            out_batch: &mut out as *mut u32 as u64,
+            keys: keys[done..].as_mut_ptr() as u64,
+            values: values[done..].as_mut_ptr() as u64,
+            count: u32::try_from(values.len() - done).unwrap_or(u32::MAX),
+            map_fd: map.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: `attr` points at room for `count` keys and values and at
+        // two keys, all of which outlive the call.
+        let ended = match unsafe { call(BPF_MAP_LOOKUP_BATCH, &mut attr) } {
+            Ok(()) => false,
+            // ENOENT: the array ended, with `attr.count` entries read before it.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) => return Err(e),
+        };
+        if attr.count == 0 {
+            return Err(io::Error::other("BPF_MAP_LOOKUP_BATCH read nothing"));
+        }
+        done += attr.count as usize;
+        prev = out;
+        if ended && done < values.len() {
+            return Err(io::Error::other("array ended before the range"));
+        }
+    }
+    Ok(values)
+}

@@ -277,18 +277,27 @@ mod tests {
     fn scan_counts_every_entry_of_a_large_table_root() {
         use aya::maps::{HashMap as BpfHash, Map, MapData};
 
-        use crate::dataplane::{loader, maps::Maps};
+        use crate::dataplane::{loader, pin};
         let object = loader::embedded_object().expect("built by `cargo xtask test`");
         let n: u32 = 100_000;
         let sizes = loader::Sizes {
             flows: 2 * n,
             ..loader::Sizes::default()
         };
-        let mut ebpf = loader::load(object, sizes).unwrap();
-        let maps = Maps::new(&mut ebpf).unwrap();
-        let empty = scan(maps.flows_fd().unwrap().as_fd(), Duration::ZERO).unwrap();
+        // The loader pins every map; a directory of this test's own.
+        let pins = pin::bpffs()
+            .unwrap()
+            .join(format!("xdpvs-scan-test-{}", std::process::id()));
+        std::fs::create_dir_all(&pins).unwrap();
+        let ebpf = loader::load(object, sizes, &pins).unwrap();
+        let _ = std::fs::remove_dir_all(&pins);
+        let fd = match ebpf.map(lb_common::maps::FLOWS).expect("FLOWS") {
+            Map::LruHashMap(d) => d.fd().as_fd().try_clone_to_owned().unwrap(),
+            _ => panic!("FLOWS is not an LRU hash"),
+        };
+        let empty = scan(fd.as_fd(), Duration::ZERO).unwrap();
         assert_eq!(empty.entries, 0, "an empty table ends at once");
-        let data = MapData::from_fd(maps.flows_fd().unwrap()).unwrap();
+        let data = MapData::from_fd(fd.try_clone().unwrap()).unwrap();
         let mut flows: BpfHash<MapData, FlowKey, Binding> =
             BpfHash::try_from(Map::LruHashMap(data)).unwrap();
         let now = coarse_now_ns();
@@ -305,7 +314,7 @@ mod tests {
             let flags = if i % 4 == 0 { FLOW_CLOSING } else { 0 };
             flows.insert(key, binding(i % 3, flags, now), 0).unwrap();
         }
-        let s = scan(maps.flows_fd().unwrap().as_fd(), Duration::from_secs(60)).unwrap();
+        let s = scan(fd.as_fd(), Duration::from_secs(60)).unwrap();
         assert_eq!(s.entries, u64::from(n), "more than one batch, every entry");
         let total: u64 = s.by_real.values().map(|c| c.active + c.inactive).sum();
         assert_eq!(total, u64::from(n));

@@ -10,12 +10,16 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps,
+    Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, RealIdent, Reason, Service,
+    ServiceKey, maps, rings_of,
 };
 
 use log::debug;
 
-use super::{batch, reconcile::Write};
+use super::{
+    batch,
+    reconcile::{Snapshot, SnapshotReal, Write},
+};
 
 pub struct Maps {
     services: HashMap<MapData, ServiceKey, Service>,
@@ -23,6 +27,7 @@ pub struct Maps {
     /// For batch writes, which aya does not offer.
     rings_fd: OwnedFd,
     reals: Array<MapData, Real>,
+    idents: Array<MapData, RealIdent>,
     flows: HashMap<MapData, FlowKey, Binding>,
     flows_fd: OwnedFd,
     persist: HashMap<MapData, PersistKey, Binding>,
@@ -37,7 +42,8 @@ fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
 }
 
 impl Maps {
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
+    /// The object's maps, taken from `ebpf`, and the daemon's own `IDENTS`.
+    pub fn new(ebpf: &mut Ebpf, idents: Array<MapData, RealIdent>) -> Result<Self> {
         let rings = take(ebpf, maps::RINGS)?;
         let flows = take(ebpf, maps::FLOWS)?;
         Ok(Self {
@@ -48,6 +54,7 @@ impl Maps {
             },
             rings: rings.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
+            idents,
             flows_fd: match &flows {
                 Map::LruHashMap(data) => data.fd().as_fd().try_clone_to_owned()?,
                 _ => bail!("{} is not an LRU hash", maps::FLOWS),
@@ -69,6 +76,10 @@ impl Maps {
                     .reals
                     .set(*index, real, 0)
                     .with_context(|| format!("REALS[{index}]"))?,
+                Write::Ident { index, ident } => self
+                    .idents
+                    .set(*index, ident, 0)
+                    .with_context(|| format!("IDENTS[{index}]"))?,
                 Write::RingSlots { ring, slots } => self.write_ring(*ring, slots)?,
                 Write::Service { key, service } => self
                     .services
@@ -97,6 +108,41 @@ impl Maps {
             }
         }
         Ok(())
+    }
+
+    /// Reads back what the reconciler keeps in the kernel.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        for entry in self.services.iter() {
+            snap.services.push(entry.context("reading SERVICES")?);
+        }
+        for index in 0..self.reals.len() {
+            let real = self
+                .reals
+                .get(&index, 0)
+                .with_context(|| format!("REALS[{index}]"))?;
+            let ident = self
+                .idents
+                .get(&index, 0)
+                .with_context(|| format!("IDENTS[{index}]"))?;
+            if real != Real::default() || ident != RealIdent::default() {
+                snap.reals.push(SnapshotReal { index, real, ident });
+            }
+        }
+        for (_, service) in &snap.services {
+            for ring in rings_of(service.id) {
+                let slots = batch::lookup_u32_array(&self.rings_fd, ring * RING_SIZE, RING_SIZE)
+                    .or_else(|e| {
+                        debug!("batch lookup of RINGS failed ({e}); reading slot by slot");
+                        (0..RING_SIZE)
+                            .map(|pos| self.ring_slot(ring, pos))
+                            .collect::<Result<Vec<u32>>>()
+                    })
+                    .with_context(|| format!("reading ring {ring}"))?;
+                snap.rings.insert(ring, slots);
+            }
+        }
+        Ok(snap)
     }
 
     pub fn service_counters(&self, id: u32) -> Result<Counters> {
