@@ -499,31 +499,49 @@ fn two_nodes_keep_every_connection_when_the_master_daemon_crashes_root() {
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn a_failed_start_leaves_no_data_plane_root() {
     let lab = lab("f", 1);
+    let run = |conf: &str, metrics: &str| {
+        let path = lab.lab.dir.join("failing.conf");
+        std::fs::write(&path, conf).expect("config");
+        let socket = lab.lab.dir.join("failing.sock");
+        let failed = xdpvs_in(
+            &lab,
+            &lab.lbs[0].clone(),
+            &[
+                "run",
+                "--config",
+                path.to_str().unwrap(),
+                "--interface",
+                "eth0",
+                "--socket",
+                socket.to_str().unwrap(),
+                "--metrics",
+                metrics,
+            ],
+        )
+        .expect_err("the start must fail");
+        format!("{failed:#}")
+    };
+    // Its listeners come first: a taken port stops it before XDP is touched.
     let taken = in_netns(&lab.lbs[0], || {
         std::net::TcpListener::bind("127.0.0.1:9121")
     })
     .expect("netns")
     .expect("taking the metrics port");
-    let conf = lab.lab.dir.join("failing.conf");
-    std::fs::write(&conf, config(false)).expect("config");
-    let socket = lab.lab.dir.join("failing.sock");
-    let failed = xdpvs_in(
-        &lab,
-        &lab.lbs[0].clone(),
-        &[
-            "run",
-            "--config",
-            conf.to_str().unwrap(),
-            "--interface",
-            "eth0",
-            "--socket",
-            socket.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:9121",
-        ],
-    )
-    .expect_err("the metrics port is taken");
-    let failed = format!("{failed:#}");
+    let failed = run(&config(false), "127.0.0.1:9121");
+    assert!(
+        failed.contains("binding metrics on 127.0.0.1:9121"),
+        "{failed}"
+    );
+    assert!(!failed.contains("pins in "), "nothing created:\n{failed}");
+    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
+    drop(taken);
+    // VRRP fails after the data plane exists: it is removed again.
+    let vrrp = format!(
+        "vrrp_instance VI_1 {{\n    interface nosuch0\n    virtual_router_id 51\n    priority 100\n    \
+         virtual_ipaddress {{\n        {VIP}/32\n    }}\n}}\n{}",
+        config(false)
+    );
+    let failed = run(&vrrp, "127.0.0.1:9122");
     println!("{}", failed.lines().last().unwrap_or_default());
     assert!(
         failed.contains("start failed: XDP detached from eth0"),
@@ -531,5 +549,4 @@ fn a_failed_start_leaves_no_data_plane_root() {
     );
     assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
     assert!(!pin_dir(&failed).exists());
-    drop(taken);
 }
