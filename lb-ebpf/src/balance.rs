@@ -5,17 +5,26 @@
 //! A real reached by number from state (`FLOW_CACHE`, `FLOWS`, `PERSIST`) or
 //! from a ring is used only if it is up and `REALS[real].service` is the
 //! packet's service, so a real number reused by another service is never
-//! followed.
+//! followed. Connection semantics, IPVS's:
+//! - a `FLOWS` entry idle for longer than its timeout (`DataplaneConfig`:
+//!   tcp, tcpfin once FIN/RST was seen, udp) is treated as absent: the packet
+//!   is decided again and the entry overwritten;
+//! - a SYN on a tuple whose entry saw FIN/RST starts a new flow (port reuse);
+//! - a real with `REAL_NO_NEW` (weight 0) keeps its flows but is never chosen
+//!   for a new one, neither by the ring (the daemon leaves it out) nor by a
+//!   persistence binding, and gets no new binding;
+//! - above the flood guard's rate (see `flood`) a new flow is forwarded by
+//!   the ring but not recorded.
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    Binding, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service,
-    ServiceKey, TOUCH_INTERVAL_NS,
+    Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
+    RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS,
 };
 
 use crate::{
-    cache, fragments,
-    maps::{FLOWS, PERSIST, REALS, RINGS, SERVICES},
+    cache, flood, fragments,
+    maps::{CONFIG, FLOWS, PERSIST, REALS, RINGS, SERVICES},
     parse::{Fragment, Packet},
 };
 
@@ -35,6 +44,8 @@ pub struct Decision {
     pub mac: Mac,
     pub service_id: u32,
     pub new_flow: bool,
+    /// A new flow the flood guard kept out of the tables.
+    pub untracked: bool,
     /// The clock as the decision read it (0 on the fast path, which does not
     /// record it).
     pub now: u64,
@@ -73,12 +84,17 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             mac,
             service_id: entry.service,
             new_flow: false,
+            untracked: false,
             now: 0,
         });
     }
     match decide(pkt) {
         Ok(d) => {
-            cache::fill(entry, pkt, &d, d.now);
+            // An untracked flow is not cached either: a flood must not push
+            // established flows out of the cache.
+            if !d.untracked {
+                cache::fill(entry, pkt, &d, d.now);
+            }
             Ok(d)
         }
         Err(reason) => {
@@ -108,21 +124,45 @@ fn service(key: &FlowKey) -> Option<Service> {
     SERVICES.get_ptr(skey).map(|s| unsafe { *s })
 }
 
+/// The daemon's settings; all defaults until it has written them.
+#[inline(always)]
+pub fn config() -> DataplaneConfig {
+    CONFIG.get(0).copied().unwrap_or_default()
+}
+
 /// The MAC address of real `real` if it may receive packets of service
 /// `service`: up, and (still) that service's.
 #[inline(always)]
-fn up_real(real: u32, service: u32) -> Option<Mac> {
+pub fn up_real(real: u32, service: u32) -> Option<Mac> {
+    real_mac(real, service, 0)
+}
+
+/// [`up_real`], and taking new flows (not `REAL_NO_NEW`).
+#[inline(always)]
+fn open_real(real: u32, service: u32) -> Option<Mac> {
+    real_mac(real, service, REAL_NO_NEW)
+}
+
+#[inline(always)]
+fn real_mac(real: u32, service: u32, refused: u16) -> Option<Mac> {
     let r = REALS.get_ptr(real)?;
     // SAFETY: a pointer to a live, 4-byte aligned `Real`; the MAC is its
     // first six bytes, read as a u32 and the u16 after it.
     unsafe {
         let r = &*r;
         let words = (r as *const Real).cast::<u32>();
-        (r.flags & REAL_UP != 0 && r.service == service).then(|| Mac {
+        (r.flags & (REAL_UP | refused) == REAL_UP && r.service == service).then(|| Mac {
             head: *words,
             tail: *words.add(1).cast::<u16>(),
         })
     }
+}
+
+/// Whether a `FLOWS` entry still decides a packet: not idle beyond its
+/// timeout, and not a closed connection whose tuple a SYN reopens.
+#[inline(always)]
+fn live(flow: &Binding, key: &FlowKey, syn: bool, cfg: &DataplaneConfig, now: u64) -> bool {
+    !(syn && flow.flags & FLOW_CLOSING != 0) && !cfg.idle_out(key.proto, flow, now)
 }
 
 /// The slow path. Data packets create flow and persistence entries; ICMP
@@ -138,13 +178,16 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         fragments::record_first(key, id);
     }
     let now = now_ns();
+    let cfg = config();
 
     if let Some(flow) = FLOWS.get_ptr_mut(key) {
         // SAFETY: a pointer to a live map value. Concurrent writers on other
         // CPUs write whole fields of the same flow; a lost update of
         // `last_seen_ns` or `flags` is harmless.
         let flow = unsafe { &mut *flow };
-        if let Some(mac) = up_real(flow.real, svc.id) {
+        if live(flow, key, pkt.syn, &cfg, now)
+            && let Some(mac) = up_real(flow.real, svc.id)
+        {
             if !pkt.icmp_error {
                 touch(flow, &svc, key, now, pkt.closing);
             }
@@ -153,14 +196,18 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
                 mac,
                 service_id: svc.id,
                 new_flow: false,
+                untracked: false,
                 now,
             });
         }
-        // The real went down or is no longer this service's: pick again below
-        // and overwrite the entry.
+        // Expired, reopened by a SYN, or the real went down or is no longer
+        // this service's: pick again below and overwrite the entry.
     }
 
-    let record = !pkt.icmp_error && matches!(pkt.fragment, Fragment::No | Fragment::First(_));
+    // ICMP errors and later fragments only follow state; a new flow is
+    // recorded unless the flood guard says no.
+    let follows = pkt.icmp_error || matches!(pkt.fragment, Fragment::Later(_));
+    let record = !follows && flood::admit(&cfg, now);
     let (real, mac) = pick(&svc, key, now, record)?;
     let mut new_flow = false;
     if record {
@@ -176,6 +223,7 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         mac,
         service_id: svc.id,
         new_flow,
+        untracked: !follows && !record,
         now,
     })
 }
@@ -214,7 +262,8 @@ fn persist_key(key: &FlowKey, svc: &Service) -> PersistKey {
 }
 
 /// A real for a flow the table does not know (or whose real is down):
-/// the client's persistence binding if fresh and up, else the ring.
+/// the client's persistence binding if fresh and open to new flows, else
+/// the ring. `record`: refresh or create the binding.
 #[inline(always)]
 fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Mac), Reason> {
     if svc.persist_timeout_s == 0 {
@@ -226,7 +275,7 @@ fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Ma
         let p = unsafe { &mut *p };
         let timeout_ns = svc.persist_timeout_s as u64 * NS_PER_S;
         if now.wrapping_sub(p.last_seen_ns) < timeout_ns
-            && let Some(mac) = up_real(p.real, svc.id)
+            && let Some(mac) = open_real(p.real, svc.id)
         {
             if record {
                 p.last_seen_ns = now;

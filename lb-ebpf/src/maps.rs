@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey, FragmentKey, FragmentPorts,
-    MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Real,
-    Reason, Service, ServiceKey,
+    Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowCacheEntry, FlowKey,
+    FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES,
+    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -62,3 +62,12 @@ pub static REASON_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(R
 #[map]
 pub static FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
     PerCpuArray::with_max_entries(FLOW_CACHE_SIZE, 0);
+
+/// The daemon's settings for the program: flood guard, idle timeouts,
+/// pass-through (see `DataplaneConfig`). One entry.
+#[map]
+pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
+
+/// Each CPU's token bucket of new flows (see `flood`). One entry.
+#[map]
+pub static FLOOD_GUARD: PerCpuArray<FloodBucket> = PerCpuArray::with_max_entries(1, 0);

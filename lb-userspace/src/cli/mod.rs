@@ -48,6 +48,15 @@ pub enum Command {
         /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9120).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// Flood guard: new flows per second per CPU recorded in the flow
+        /// table (a burst of one second's worth); above it new flows are
+        /// forwarded but not recorded. 0 turns the guard off.
+        #[arg(long, default_value_t = daemon::DEFAULT_NEW_FLOW_RATE)]
+        new_flow_rate: u32,
+        /// While a service has no usable real, pass its packets to the local
+        /// stack (the old behaviour) instead of dropping them.
+        #[arg(long)]
+        pass_without_real: bool,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -71,6 +80,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             socket,
             bpf_object,
             metrics,
+            new_flow_rate,
+            pass_without_real,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -84,6 +95,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 socket,
                 bpf_object,
                 metrics,
+                new_flow_rate,
+                pass_without_real,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -39,6 +39,31 @@ pub struct RunArgs {
     pub bpf_object: Option<PathBuf>,
     /// Serve Prometheus metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Flood guard: new flows per second per CPU that are recorded; 0 = no guard.
+    pub new_flow_rate: u32,
+    /// VIP packets of a service with no usable real go to the local stack
+    /// instead of being dropped.
+    pub pass_without_real: bool,
+}
+
+/// The flood guard's default rate, per CPU; README "Data-plane rules" says why.
+pub const DEFAULT_NEW_FLOW_RATE: u32 = 25_000;
+
+/// What `run` tells the XDP program: the flood guard (a burst of one
+/// second's worth), no-real handling; IPVS's timeouts until `adm --set`.
+fn dataplane_config(args: &RunArgs) -> lb_common::DataplaneConfig {
+    let (new_flow_cost_ns, new_flow_burst_ns) =
+        lb_common::DataplaneConfig::flood_guard(args.new_flow_rate, args.new_flow_rate);
+    lb_common::DataplaneConfig {
+        new_flow_cost_ns,
+        new_flow_burst_ns,
+        flags: if args.pass_without_real {
+            lb_common::CONFIG_PASS_NO_REAL
+        } else {
+            0
+        },
+        ..Default::default()
+    }
 }
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
@@ -75,7 +100,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let sizes = Sizes::default();
     let mut ebpf = loader::load(&object(&args)?, sizes)?;
     loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
-    let maps = Maps::new(&mut ebpf)?;
+    let mut maps = Maps::new(&mut ebpf)?;
+    // Before any service exists, so no VIP packet sees a default.
+    maps.write_config(&dataplane_config(&args))?;
     let reconciler = Reconciler::new(sizes.services, sizes.reals);
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);

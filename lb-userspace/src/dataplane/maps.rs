@@ -10,7 +10,8 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps,
+    Binding, Counters, DataplaneConfig, FlowKey, PersistKey, RING_SIZE, Real, Reason, Service,
+    ServiceKey, maps,
 };
 
 use log::debug;
@@ -28,6 +29,7 @@ pub struct Maps {
     service_stats: PerCpuArray<MapData, Counters>,
     real_stats: PerCpuArray<MapData, Counters>,
     reason_stats: PerCpuArray<MapData, Counters>,
+    config: Array<MapData, DataplaneConfig>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -51,7 +53,17 @@ impl Maps {
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
             reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
+            config: take(ebpf, maps::CONFIG)?.try_into()?,
         })
+    }
+
+    /// The settings the XDP program runs with (flood guard, timeouts, flags).
+    pub fn config(&self) -> Result<DataplaneConfig> {
+        self.config.get(&0, 0).context("reading CONFIG")
+    }
+
+    pub fn write_config(&mut self, config: &DataplaneConfig) -> Result<()> {
+        self.config.set(0, config, 0).context("writing CONFIG")
     }
 
     /// Applies writes in order; the reconciler orders them so that every
@@ -137,22 +149,14 @@ impl Maps {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }
 
-    /// Flows of real `index` that are still going: no FIN/RST seen and a
-    /// packet within `idle` (UDP flows never close).
-    pub fn live_flows(&self, index: u32, idle: std::time::Duration) -> Result<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        // The XDP program stamps flows with bpf_ktime_get_coarse_ns: the same clock.
-        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    /// Flows of real `index` that are still going: within their idle timeout
+    /// (tcpfin once FIN/RST was seen), as the XDP program judges them.
+    pub fn live_flows(&self, index: u32) -> Result<u64> {
+        let (config, now) = (self.config()?, coarse_now_ns());
         let mut n = 0;
         for entry in self.flows.iter() {
-            let (_, b) = entry.context("reading FLOWS")?;
-            let recent = now.saturating_sub(b.last_seen_ns) < idle.as_nanos() as u64;
-            if b.real == index && b.flags & lb_common::FLOW_CLOSING == 0 && recent {
+            let (k, b) = entry.context("reading FLOWS")?;
+            if b.real == index && !config.idle_out(k.proto, &b, now) {
                 n += 1;
             }
         }
@@ -160,11 +164,16 @@ impl Maps {
     }
 
     /// Flows by real index: (active, inactive), counted as ipvsadm does for
-    /// DR: a TCP flow is active until its FIN or RST has been seen.
+    /// DR: a TCP flow is active until its FIN or RST has been seen. Entries
+    /// past their idle timeout are gone for the XDP program: not counted.
     pub fn flow_counts(&self) -> Result<std::collections::HashMap<u32, (u64, u64)>> {
+        let (config, now) = (self.config()?, coarse_now_ns());
         let mut counts = std::collections::HashMap::new();
         for entry in self.flows.iter() {
-            let (_, b) = entry.context("reading FLOWS")?;
+            let (k, b) = entry.context("reading FLOWS")?;
+            if config.idle_out(k.proto, &b, now) {
+                continue;
+            }
             let c: &mut (u64, u64) = counts.entry(b.real).or_default();
             if b.flags & lb_common::FLOW_CLOSING == 0 {
                 c.0 += 1
@@ -174,6 +183,18 @@ impl Maps {
         }
         Ok(counts)
     }
+}
+
+/// CLOCK_MONOTONIC_COARSE: the XDP program stamps flows with
+/// `bpf_ktime_get_coarse_ns`, the same clock.
+fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn sum(map: &PerCpuArray<MapData, Counters>, index: u32) -> Result<Counters> {

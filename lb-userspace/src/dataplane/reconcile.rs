@@ -14,7 +14,7 @@ use std::{
     net::IpAddr,
 };
 
-use lb_common::{REAL_UP, RING_SIZE, Real, Service, ServiceKey, rings_of};
+use lb_common::{REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Service, ServiceKey, rings_of};
 use thiserror::Error;
 
 use super::keys::{Mac, Proto, service_key};
@@ -35,7 +35,8 @@ pub struct ServiceSpec {
 pub struct RealSpec {
     pub addr: IpAddr,
     pub port: u16,
-    /// 0 = no new flows, existing flows continue (drain).
+    /// 0 = no new flows and no new persistence bindings, existing flows
+    /// continue (drain; `REAL_NO_NEW`).
     pub weight: u32,
     /// False while health checks say it is down: no packets at all.
     pub healthy: bool,
@@ -307,7 +308,11 @@ impl Reconciler {
                 let want = match self.macs.get(&spec.addr) {
                     Some(mac) if spec.healthy => Real {
                         mac: *mac,
-                        flags: REAL_UP,
+                        flags: if spec.weight == 0 {
+                            REAL_UP | REAL_NO_NEW
+                        } else {
+                            REAL_UP
+                        },
                         service: state.id,
                     },
                     Some(mac) => Real {
@@ -322,7 +327,9 @@ impl Reconciler {
                         index: real.index,
                         real: want,
                     };
-                    if want.flags & REAL_UP != 0 {
+                    // A real opens before a ring names it and closes (down
+                    // or drained) only after the new ring is live.
+                    if want.flags == REAL_UP {
                         ups.push(write)
                     } else {
                         downs.push(write)

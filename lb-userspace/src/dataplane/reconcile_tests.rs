@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use lb_common::NO_REAL;
+use lb_common::{NO_REAL, REAL_NO_NEW};
 
 use super::*;
 
@@ -50,9 +50,9 @@ impl Kernel {
                 if real != NO_REAL {
                     let r = self.reals.get(&real).copied().unwrap_or_default();
                     assert_eq!(
-                        r.flags & REAL_UP,
+                        r.flags & (REAL_UP | REAL_NO_NEW),
                         REAL_UP,
-                        "live ring of service {} names real {real}, not up",
+                        "live ring of service {} names real {real}, not up or drained",
                         s.id
                     );
                 }
@@ -215,8 +215,9 @@ fn weight_zero_drains_the_real_stays_up() {
             .unwrap(),
     );
     assert_eq!(
-        k.reals[&1].flags, REAL_UP,
-        "existing flows keep going to a drained real"
+        k.reals[&1].flags,
+        REAL_UP | REAL_NO_NEW,
+        "existing flows keep going to a drained real, new ones and bindings do not"
     );
     assert_eq!(
         share(&k.live_ring(&key()), 1),
@@ -343,4 +344,27 @@ fn every_intermediate_state_is_safe_under_churn() {
             }
         }
     }
+}
+
+#[test]
+fn a_drained_real_closes_after_the_ring_without_it_and_reopens_before_it() {
+    let (mut rec, mut k) = two_reals_known();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    // Kernel::apply checks after every write that no live ring names a
+    // drained real: so the drain is published first...
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (0, true)])])
+            .unwrap(),
+    );
+    assert_eq!(k.reals[&1].flags, REAL_UP | REAL_NO_NEW);
+    // ...and the undrain opens the real first.
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (2, true)])])
+            .unwrap(),
+    );
+    assert_eq!(k.reals[&1].flags, REAL_UP);
+    assert!(share(&k.live_ring(&key()), 1) > 0.5);
 }
