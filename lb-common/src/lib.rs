@@ -58,7 +58,25 @@ pub mod maps {
     pub const FLOW_CACHE: &str = "FLOW_CACHE";
     pub const CONFIG: &str = "CONFIG";
     pub const FLOOD_GUARD: &str = "FLOOD_GUARD";
+    pub const VIP_FILTER: &str = "VIP_FILTER";
 }
+
+/// Words of `VIP_FILTER`, a bitmap of 65536 bits indexed by [`vip_filter_bit`]:
+/// a packet whose destination's bit is clear is for no service, which costs
+/// one array read instead of the cache probe and two service lookups.
+pub const VIP_FILTER_WORDS: u32 = 1024;
+
+/// The `VIP_FILTER` word and bit of address `addr` (as keys hold it). The
+/// daemon sets the bit of every VIP; a collision only sends a packet on to
+/// the service lookup.
+#[inline(always)]
+pub const fn vip_filter_bit(addr: &[u32; 4]) -> (u32, u64) {
+    let folded =
+        addr[0] ^ addr[1].rotate_left(8) ^ addr[2].rotate_left(16) ^ addr[3].rotate_left(24);
+    let h = folded.wrapping_mul(0x9e37_79b1) >> 16;
+    (h >> 6, 1 << (h & 63))
+}
+const _: () = assert!(VIP_FILTER_WORDS == 1 << (16 - 6));
 
 /// Key of `SERVICES`. `port` 0 means every port of the VIP.
 #[repr(C)]

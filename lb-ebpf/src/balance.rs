@@ -19,12 +19,12 @@
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
     Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
-    RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS,
+    RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS, vip_filter_bit,
 };
 
 use crate::{
     cache, flood, fragments,
-    maps::{CONFIG, FLOWS, PERSIST, REALS, RINGS, SERVICES},
+    maps::{CONFIG, FLOWS, PERSIST, REALS, RINGS, SERVICES, VIP_FILTER},
     parse::{Fragment, Packet},
 };
 
@@ -63,6 +63,9 @@ fn now_ns() -> u64 {
 /// flow, the slow path ([`decide`]) for everything else.
 #[inline(always)]
 pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+    if !maybe_vip(&pkt.key.dst) {
+        return Err(Reason::PassNotService);
+    }
     let cacheable =
         matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     if !cacheable {
@@ -104,6 +107,13 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             Err(reason)
         }
     }
+}
+
+/// Whether `addr` may be a VIP: its `VIP_FILTER` bit is set.
+#[inline(always)]
+fn maybe_vip(addr: &[u32; 4]) -> bool {
+    let (word, bit) = vip_filter_bit(addr);
+    VIP_FILTER.get(word).is_some_and(|w| w & bit != 0)
 }
 
 /// The service for the packet's destination: exact port first, then port 0.

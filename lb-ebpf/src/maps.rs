@@ -9,7 +9,7 @@ use aya_ebpf::{
 use lb_common::{
     Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowCacheEntry, FlowKey,
     FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES,
-    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey,
+    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, VIP_FILTER_WORDS,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -71,3 +71,9 @@ pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
 /// Each CPU's token bucket of new flows (see `flood`). One entry.
 #[map]
 pub static FLOOD_GUARD: PerCpuArray<FloodBucket> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bitmap of the VIPs' addresses (see `lb_common::vip_filter_bit`): checked
+/// before anything else, so node traffic costs almost nothing. Written only
+/// by the daemon.
+#[map]
+pub static VIP_FILTER: Array<u64> = Array::with_max_entries(VIP_FILTER_WORDS, 0);

@@ -18,7 +18,7 @@ use aya::{
 use lb_common::{
     Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
     FLOW_CLOSING, FlowCacheEntry, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP, PersistKey, REAL_NO_NEW,
-    REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, maps, rings_of,
+    REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, maps, rings_of, vip_filter_bit,
 };
 use tests::packet::{
     ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
@@ -250,7 +250,12 @@ impl Lb {
         .unwrap_or_else(|e| panic!("map {name}: {e}"))
     }
 
+    /// A service, and its VIP's bit in `VIP_FILTER`, as the daemon writes them.
     fn service(&mut self, key: ServiceKey, svc: Service) {
+        let (word, bit) = vip_filter_bit(&key.addr);
+        let mut filter = self.array::<u64>(maps::VIP_FILTER);
+        let old = filter.get(&word, 0).expect("VIP_FILTER get");
+        filter.set(word, old | bit, 0).expect("VIP_FILTER set");
         self.hash(maps::SERVICES)
             .insert(key, svc, 0)
             .expect("SERVICES insert");

@@ -30,6 +30,7 @@ pub struct Maps {
     real_stats: PerCpuArray<MapData, Counters>,
     reason_stats: PerCpuArray<MapData, Counters>,
     config: Array<MapData, DataplaneConfig>,
+    vip_filter: Array<MapData, u64>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -54,6 +55,7 @@ impl Maps {
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
             reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
             config: take(ebpf, maps::CONFIG)?.try_into()?,
+            vip_filter: take(ebpf, maps::VIP_FILTER)?.try_into()?,
         })
     }
 
@@ -83,6 +85,10 @@ impl Maps {
                 Write::DeleteService { key } => {
                     self.services.remove(key).context("SERVICES remove")?
                 }
+                Write::VipFilter { word, bits } => self
+                    .vip_filter
+                    .set(*word, bits, 0)
+                    .with_context(|| format!("VIP_FILTER[{word}]"))?,
             }
         }
         Ok(())

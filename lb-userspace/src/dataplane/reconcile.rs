@@ -14,7 +14,10 @@ use std::{
     net::IpAddr,
 };
 
-use lb_common::{REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Service, ServiceKey, rings_of};
+use lb_common::{
+    REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Service, ServiceKey, VIP_FILTER_WORDS, rings_of,
+    vip_filter_bit,
+};
 use thiserror::Error;
 
 use super::keys::{Mac, Proto, service_key};
@@ -58,10 +61,26 @@ pub struct ServiceIndex {
 /// One change to the kernel's maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    Real { index: u32, real: Real },
-    RingSlots { ring: u32, slots: Vec<(u32, u32)> },
-    Service { key: ServiceKey, service: Service },
-    DeleteService { key: ServiceKey },
+    Real {
+        index: u32,
+        real: Real,
+    },
+    RingSlots {
+        ring: u32,
+        slots: Vec<(u32, u32)>,
+    },
+    Service {
+        key: ServiceKey,
+        service: Service,
+    },
+    DeleteService {
+        key: ServiceKey,
+    },
+    /// `VIP_FILTER[word] = bits`.
+    VipFilter {
+        word: u32,
+        bits: u64,
+    },
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -123,6 +142,8 @@ pub struct Reconciler {
     macs: HashMap<IpAddr, Mac>,
     service_ids: Indices,
     real_indices: Indices,
+    /// What `VIP_FILTER` holds.
+    vip_filter: Vec<u64>,
 }
 
 impl Reconciler {
@@ -132,7 +153,34 @@ impl Reconciler {
             macs: HashMap::new(),
             service_ids: Indices::new(max_services),
             real_indices: Indices::new(max_reals),
+            vip_filter: vec![0; VIP_FILTER_WORDS as usize],
         }
+    }
+
+    /// The filter words to write so that every wanted VIP's bit is set before
+    /// its service appears (`set`), and the bits of VIPs that left are
+    /// cleared after their services went (`clear`).
+    fn vip_filter_writes(&mut self, wanted: &[ServiceKey]) -> (Vec<Write>, Vec<Write>) {
+        let mut next = vec![0u64; VIP_FILTER_WORDS as usize];
+        for key in wanted {
+            let (word, bit) = vip_filter_bit(&key.addr);
+            next[word as usize] |= bit;
+        }
+        let (mut set, mut clear) = (Vec::new(), Vec::new());
+        for (word, (old, new)) in self.vip_filter.iter().zip(&next).enumerate() {
+            let word = word as u32;
+            if old | new != *old {
+                set.push(Write::VipFilter {
+                    word,
+                    bits: old | new,
+                });
+            }
+            if old | new != *new {
+                clear.push(Write::VipFilter { word, bits: *new });
+            }
+        }
+        self.vip_filter = next;
+        (set, clear)
     }
 
     /// Replaces the whole desired set of services.
@@ -142,6 +190,11 @@ impl Reconciler {
             .map(|s| ((s.vip, s.port, s.proto), s))
             .collect();
         self.check_capacity(&wanted)?;
+        let keys: Vec<ServiceKey> = wanted
+            .values()
+            .map(|s| service_key(s.vip, s.port, s.proto))
+            .collect();
+        let (filter_set, filter_clear) = self.vip_filter_writes(&keys);
         let mut removed = Vec::new();
         self.services.retain(|id, state| {
             let keep = wanted.contains_key(id);
@@ -178,7 +231,8 @@ impl Reconciler {
                 }
             }
         }
-        let mut writes = self.sync()?;
+        let mut writes = filter_set;
+        writes.extend(self.sync()?);
         for (key, id, reals) in removed {
             writes.push(Write::DeleteService { key });
             self.service_ids.free.push_back(id);
@@ -190,6 +244,7 @@ impl Reconciler {
                 self.real_indices.free.push_back(index);
             }
         }
+        writes.extend(filter_clear);
         Ok(writes)
     }
 

@@ -12,6 +12,7 @@ struct Kernel {
     services: HashMap<ServiceKey, Service>,
     rings: HashMap<u32, u32>,
     reals: HashMap<u32, Real>,
+    vip_filter: HashMap<u32, u64>,
 }
 
 impl Kernel {
@@ -34,8 +35,21 @@ impl Kernel {
                 Write::DeleteService { key } => {
                     self.services.remove(key);
                 }
+                Write::VipFilter { word, bits } => {
+                    self.vip_filter.insert(*word, *bits);
+                }
             }
             self.check_live_rings();
+            self.check_vip_filter();
+        }
+    }
+
+    /// The filter never hides a service the kernel has.
+    fn check_vip_filter(&self) {
+        for key in self.services.keys() {
+            let (word, bit) = lb_common::vip_filter_bit(&key.addr);
+            let bits = self.vip_filter.get(&word).copied().unwrap_or(0);
+            assert_ne!(bits & bit, 0, "service {key:?} hidden by VIP_FILTER");
         }
     }
 
@@ -367,4 +381,24 @@ fn a_drained_real_closes_after_the_ring_without_it_and_reopens_before_it() {
     );
     assert_eq!(k.reals[&1].flags, REAL_UP);
     assert!(share(&k.live_ring(&key()), 1) > 0.5);
+}
+
+#[test]
+fn the_vip_filter_holds_exactly_the_vips() {
+    let (mut rec, mut k) = two_reals_known();
+    let filter_bits = |k: &Kernel| k.vip_filter.values().map(|b| b.count_ones()).sum::<u32>();
+    k.apply(&rec.set_services(vec![spec(&[(1, true)])]).unwrap());
+    assert_eq!(filter_bits(&k), 1);
+    let mut other = spec(&[(1, true)]);
+    other.vip = ip("10.0.0.200");
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true)]), other.clone()])
+            .unwrap(),
+    );
+    assert_eq!(filter_bits(&k), 2);
+    // The first VIP's service goes: its bit is cleared, after the service.
+    k.apply(&rec.set_services(vec![other]).unwrap());
+    assert_eq!(filter_bits(&k), 1);
+    let (word, bit) = lb_common::vip_filter_bit(&key().addr);
+    assert_eq!(k.vip_filter.get(&word).copied().unwrap_or(0) & bit, 0);
 }

@@ -24,6 +24,7 @@ use aya::{
 };
 use lb_common::{
     FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, maps, rings_of,
+    vip_filter_bit,
 };
 use tests::packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp};
 
@@ -208,14 +209,20 @@ fn configure(lb: &mut Ebpf) -> Result<()> {
     for i in 0..RING_SIZE {
         rings.set(ring * RING_SIZE + i, 1 + i % REALS, 0)?;
     }
-    let mut services: HashMap<_, ServiceKey, Service> =
-        HashMap::try_from(lb.map_mut(maps::SERVICES).context("SERVICES")?)?;
     let key = ServiceKey {
         addr: [u32::from_ne_bytes(VIP.octets()), 0, 0, 0],
         port: 80u16.to_be(),
         proto: PROTO_TCP,
         family: FAMILY_V4,
     };
+    // Objects from before the VIP filter have no such map.
+    if let Some(map) = lb.map_mut(maps::VIP_FILTER) {
+        let mut filter: Array<_, u64> = Array::try_from(map)?;
+        let (word, bit) = vip_filter_bit(&key.addr);
+        filter.set(word, bit, 0)?;
+    }
+    let mut services: HashMap<_, ServiceKey, Service> =
+        HashMap::try_from(lb.map_mut(maps::SERVICES).context("SERVICES")?)?;
     services.insert(
         key,
         Service {
