@@ -59,6 +59,7 @@ pub mod maps {
     pub const CONFIG: &str = "CONFIG";
     pub const FLOOD_GUARD: &str = "FLOOD_GUARD";
     pub const VIP_FILTER: &str = "VIP_FILTER";
+    pub const CACHE_EPOCH: &str = "CACHE_EPOCH";
 }
 
 /// Words of `VIP_FILTER`, a bitmap of 65536 bits indexed by [`vip_filter_bit`]:
@@ -297,9 +298,10 @@ pub struct FlowCacheEntry {
     pub real: u32,
     /// The `Service::id` the flow belongs to; the real must still belong to it.
     pub service: u32,
-    /// `bpf_ktime_get_coarse_ns` when the slow path last decided this flow:
-    /// after `TOUCH_INTERVAL_NS` the next packet takes the slow path again.
-    pub checked_ns: u64,
+    /// `CACHE_EPOCH` when the slow path last decided this flow: once the
+    /// daemon has moved the epoch on (every second, and after every change
+    /// it makes to the maps) the next packet takes the slow path again.
+    pub epoch: u64,
 }
 const _: () = assert!(size_of::<FlowCacheEntry>() == 56);
 

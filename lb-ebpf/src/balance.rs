@@ -16,7 +16,7 @@
 //! - above the flood guard's rate (see `flood`) a new flow is forwarded by
 //!   the ring but not recorded.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use lb_common::{
     Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
     RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS, vip_filter_bit,
@@ -46,9 +46,6 @@ pub struct Decision {
     pub new_flow: bool,
     /// A new flow the flood guard kept out of the tables.
     pub untracked: bool,
-    /// The clock as the decision read it (0 on the fast path, which does not
-    /// record it).
-    pub now: u64,
 }
 
 /// CLOCK_MONOTONIC_COARSE, as `Binding::last_seen_ns` documents: a tick's
@@ -77,9 +74,12 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
     // this program runs on this CPU.
     let entry = unsafe { &mut *entry };
+    // Read before deciding: a decision filled under this epoch saw every
+    // change the daemon made before moving to it.
+    let epoch = cache::epoch();
     let cached = cache::same_flow(pkt, entry);
     if cached
-        && cache::fresh(entry, now_ns())
+        && entry.epoch == epoch
         && let Some(mac) = up_real(entry.real, entry.service)
     {
         return Ok(Decision {
@@ -88,7 +88,6 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             service_id: entry.service,
             new_flow: false,
             untracked: false,
-            now: 0,
         });
     }
     match decide(pkt) {
@@ -96,7 +95,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             // An untracked flow is not cached either: a flood must not push
             // established flows out of the cache.
             if !d.untracked {
-                cache::fill(entry, pkt, &d, d.now);
+                cache::fill(entry, pkt, &d, epoch);
             }
             Ok(d)
         }
@@ -189,43 +188,61 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     }
     let now = now_ns();
     let cfg = config();
-
-    if let Some(flow) = FLOWS.get_ptr_mut(key) {
-        // SAFETY: a pointer to a live map value. Concurrent writers on other
-        // CPUs write whole fields of the same flow; a lost update of
-        // `last_seen_ns` or `flags` is harmless.
-        let flow = unsafe { &mut *flow };
-        if live(flow, key, pkt.syn, &cfg, now)
-            && let Some(mac) = up_real(flow.real, svc.id)
-        {
-            if !pkt.icmp_error {
-                touch(flow, &svc, key, now, pkt.closing);
-            }
-            return Ok(Decision {
-                real: flow.real,
-                mac,
-                service_id: svc.id,
-                new_flow: false,
-                untracked: false,
-                now,
-            });
-        }
-        // Expired, reopened by a SYN, or the real went down or is no longer
-        // this service's: pick again below and overwrite the entry.
-    }
-
     // ICMP errors and later fragments only follow state; a new flow is
     // recorded unless the flood guard says no.
     let follows = pkt.icmp_error || matches!(pkt.fragment, Fragment::Later(_));
+    if pkt.syn && !follows {
+        return decide_syn(pkt, &svc, &cfg, now);
+    }
+    if let Some(d) = established(pkt, &svc, &cfg, now) {
+        return Ok(d);
+    }
     let record = !follows && flood::admit(&cfg, now);
     let (real, mac) = pick(&svc, key, now, record)?;
-    let mut new_flow = false;
-    if record {
-        let binding = Binding {
+    let new_flow = record && FLOWS.insert(key, binding_for(pkt, real, now), 0).is_ok();
+    Ok(Decision {
+        real,
+        mac,
+        service_id: svc.id,
+        new_flow,
+        untracked: !follows && !record,
+    })
+}
+
+/// A SYN nearly always opens a flow the table does not know, so it is
+/// inserted first (`BPF_NOEXIST`): one hash and one bucket walk instead of a
+/// missed lookup followed by an insert. Only a tuple already there (a
+/// retransmitted SYN, a port reused after FIN) is looked up.
+#[inline(always)]
+fn decide_syn(
+    pkt: &Packet,
+    svc: &Service,
+    cfg: &DataplaneConfig,
+    now: u64,
+) -> Result<Decision, Reason> {
+    let key = &pkt.key;
+    if !flood::admit(cfg, now) {
+        if let Some(d) = established(pkt, svc, cfg, now) {
+            return Ok(d);
+        }
+        let (real, mac) = pick(svc, key, now, false)?;
+        return Ok(Decision {
             real,
-            flags: if pkt.closing { FLOW_CLOSING } else { 0 },
-            last_seen_ns: now,
-        };
+            mac,
+            service_id: svc.id,
+            new_flow: false,
+            untracked: true,
+        });
+    }
+    let (real, mac) = pick(svc, key, now, true)?;
+    let binding = binding_for(pkt, real, now);
+    let mut new_flow = FLOWS.insert(key, binding, u64::from(BPF_NOEXIST)).is_ok();
+    if !new_flow {
+        // A retransmitted SYN keeps its flow; a closed, expired or orphaned
+        // entry is replaced by the new flow.
+        if let Some(d) = established(pkt, svc, cfg, now) {
+            return Ok(d);
+        }
         new_flow = FLOWS.insert(key, binding, 0).is_ok();
     }
     Ok(Decision {
@@ -233,9 +250,46 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         mac,
         service_id: svc.id,
         new_flow,
-        untracked: !follows && !record,
-        now,
+        untracked: false,
     })
+}
+
+/// The decision of the packet's `FLOWS` entry, if it has one that still
+/// decides (see [`live`]) and whose real is up and still the service's.
+#[inline(always)]
+fn established(pkt: &Packet, svc: &Service, cfg: &DataplaneConfig, now: u64) -> Option<Decision> {
+    let key = &pkt.key;
+    let flow = FLOWS.get_ptr_mut(key)?;
+    // SAFETY: a pointer to a live map value. Concurrent writers on other
+    // CPUs write whole fields of the same flow; a lost update of
+    // `last_seen_ns` or `flags` is harmless.
+    let flow = unsafe { &mut *flow };
+    // Expired, reopened by a SYN, or the real went down or is no longer this
+    // service's: the caller decides again and overwrites the entry.
+    if !live(flow, key, pkt.syn, cfg, now) {
+        return None;
+    }
+    let mac = up_real(flow.real, svc.id)?;
+    if !pkt.icmp_error {
+        touch(flow, svc, key, now, pkt.closing);
+    }
+    Some(Decision {
+        real: flow.real,
+        mac,
+        service_id: svc.id,
+        new_flow: false,
+        untracked: false,
+    })
+}
+
+/// The `FLOWS` entry of a new flow of `pkt` on `real`.
+#[inline(always)]
+fn binding_for(pkt: &Packet, real: u32, now: u64) -> Binding {
+    Binding {
+        real,
+        flags: if pkt.closing { FLOW_CLOSING } else { 0 },
+        last_seen_ns: now,
+    }
 }
 
 /// Keeps an established flow (and its client's persistence) fresh, writing

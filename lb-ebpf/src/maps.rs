@@ -77,3 +77,10 @@ pub static FLOOD_GUARD: PerCpuArray<FloodBucket> = PerCpuArray::with_max_entries
 /// by the daemon.
 #[map]
 pub static VIP_FILTER: Array<u64> = Array::with_max_entries(VIP_FILTER_WORDS, 0);
+
+/// The flow cache's epoch (one entry): the daemon increments it every
+/// `TOUCH_INTERVAL_NS` and after each change it writes, and a cache entry
+/// filled in an older epoch is not trusted (see `cache`). Reading it costs
+/// one array load where reading the clock on every packet cost a helper call.
+#[map]
+pub static CACHE_EPOCH: Array<u64> = Array::with_max_entries(1, 0);

@@ -135,6 +135,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut cache_epoch = tokio::time::interval(std::time::Duration::from_nanos(
+        lb_common::TOUCH_INTERVAL_NS,
+    ));
     info!(
         "xdpvs running on {}; admin socket {}",
         args.interface,
@@ -145,6 +148,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
+            _ = cache_epoch.tick() => {
+                if let Err(e) = state.maps.next_cache_epoch() {
+                    warn!("{e:#}");
+                }
+            }
             Some((request, reply)) = api.recv() => {
                 let _ = reply.send(state.answer(request, &ha));
             }

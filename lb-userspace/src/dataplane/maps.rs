@@ -31,6 +31,7 @@ pub struct Maps {
     reason_stats: PerCpuArray<MapData, Counters>,
     config: Array<MapData, DataplaneConfig>,
     vip_filter: Array<MapData, u64>,
+    cache_epoch: Array<MapData, u64>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -56,6 +57,7 @@ impl Maps {
             reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
             config: take(ebpf, maps::CONFIG)?.try_into()?,
             vip_filter: take(ebpf, maps::VIP_FILTER)?.try_into()?,
+            cache_epoch: take(ebpf, maps::CACHE_EPOCH)?.try_into()?,
         })
     }
 
@@ -65,12 +67,31 @@ impl Maps {
     }
 
     pub fn write_config(&mut self, config: &DataplaneConfig) -> Result<()> {
-        self.config.set(0, config, 0).context("writing CONFIG")
+        self.config.set(0, config, 0).context("writing CONFIG")?;
+        self.next_cache_epoch()
+    }
+
+    /// Moves the flow cache's epoch on: every cached flow takes the slow path
+    /// once more. Called every `TOUCH_INTERVAL_NS` and after every change.
+    pub fn next_cache_epoch(&mut self) -> Result<()> {
+        let epoch = self.cache_epoch.get(&0, 0).context("reading CACHE_EPOCH")?;
+        self.cache_epoch
+            .set(0, epoch.wrapping_add(1), 0)
+            .context("writing CACHE_EPOCH")
     }
 
     /// Applies writes in order; the reconciler orders them so that every
-    /// prefix is a state the XDP program can run on.
+    /// prefix is a state the XDP program can run on. Cached flows see the
+    /// result at once (a new cache epoch).
     pub fn apply(&mut self, writes: &[Write]) -> Result<()> {
+        self.write_all(writes)?;
+        if !writes.is_empty() {
+            self.next_cache_epoch()?;
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, writes: &[Write]) -> Result<()> {
         for w in writes {
             match w {
                 Write::Real { index, real } => self

@@ -12,7 +12,9 @@
 //! flood guard is off (the bench writes no `CONFIG`), so it is never hit.
 //!
 //! Objects: `XDPVS_EBPF_OBJECT` and `XDPVS_BASELINE_OBJECT`, defaulting to the
-//! release build under `target/ebpf`.
+//! release build under `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
+//! table with this many entries (fills are still counted against the default),
+//! to try other table shapes.
 
 use std::{net::Ipv4Addr, time::Instant};
 
@@ -284,7 +286,11 @@ fn main() -> Result<()> {
         "loading {lb_path} ({REALS} reals, ring of {RING_SIZE} slots, flow table of {}) and the MAC-swap baseline",
         s.flows
     );
-    let mut lb = load(&lb_path, "xdpvs", Some(s.flows))?;
+    let entries = std::env::var("XDPVS_BENCH_FLOW_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(s.flows);
+    let mut lb = load(&lb_path, "xdpvs", Some(entries))?;
     configure(&mut lb)?;
     let base = load(
         &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
