@@ -4,6 +4,7 @@
 pub mod adverts;
 pub mod keepalived;
 pub mod load;
+pub mod mutate;
 pub mod netns;
 pub mod packet;
 pub mod topology;

@@ -1949,3 +1949,28 @@ fn no_real_pass_through_is_an_option_root() {
         Expect::Pass(Reason::PassNoReal),
     )]);
 }
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn mutated_frames_root() {
+    // 200,000 frames mutated from the table's forwarded frames: none
+    // aborted, every XDP_TX valid service traffic with only its MACs
+    // changed, everything else passed untouched or dropped for a service
+    // (see tests::mutate). `cargo xtask bench` runs 10^6.
+    let mut lb = Lb::load();
+    tests::mutate::configure(&mut lb.ebpf).expect("the table's world");
+    let started = std::time::Instant::now();
+    let s = tests::mutate::run(&lb.ebpf, "xdpvs", 200_000, 0x5eed_0001)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{s:?} in {:.1?}", started.elapsed());
+    assert_eq!(s.frames, 200_000);
+    assert!(
+        s.tx > s.frames / 20 && s.pass > s.frames / 20,
+        "the mutations must leave both forwarded and refused frames: {s:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:.1?}",
+        started.elapsed()
+    );
+}

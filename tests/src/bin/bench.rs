@@ -31,6 +31,8 @@ use lb_common::{
 use tests::packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp};
 
 const ROUNDS: usize = 3;
+/// Frames of the mutation run (the kernel test runs 200,000).
+const MUTATED_FRAMES: u64 = 1_000_000;
 const REALS: u32 = 64;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
@@ -414,6 +416,22 @@ fn main() -> Result<()> {
             "the machine was busy during this run: figures are noisy, run again on a quieter machine"
         );
     }
+
+    // Mutated frames (issue 8): a fresh object with the kernel table's world.
+    let mut world = load(&lb_path, "xdpvs", None)?;
+    tests::mutate::configure(&mut world)?;
+    let t = Instant::now();
+    let m = tests::mutate::run(&world, "xdpvs", MUTATED_FRAMES, 0x5eed_0002);
+    match &m {
+        Ok(m) => println!(
+            "\n{MUTATED_FRAMES} mutated frames in {:.1} s: {} XDP_TX, {} XDP_PASS, {} XDP_DROP, none aborted or wrong: PASS",
+            t.elapsed().as_secs_f64(),
+            m.tx,
+            m.pass,
+            m.drop
+        ),
+        Err(e) => println!("\nmutated frames: MISS: {e:#}"),
+    }
     println!("total {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+    m.map(drop)
 }
