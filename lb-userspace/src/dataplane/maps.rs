@@ -176,14 +176,17 @@ impl Maps {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }
 
-    /// Flows of real `index` that are still going: within their idle timeout
-    /// (tcpfin once FIN/RST was seen), as the XDP program judges them.
+    /// Flows of real `index` that are still open: no FIN/RST seen and within
+    /// their idle timeout (tcp, udp) as the XDP program judges them. A closed
+    /// connection does not hold a draining real: its last packets go to
+    /// another real, which resets what is already closed.
     pub fn live_flows(&self, index: u32) -> Result<u64> {
         let (config, now) = (self.config()?, coarse_now_ns());
         let mut n = 0;
         for entry in self.flows.iter() {
             let (k, b) = entry.context("reading FLOWS")?;
-            if b.real == index && !config.idle_out(k.proto, &b, now) {
+            let open = b.flags & lb_common::FLOW_CLOSING == 0;
+            if b.real == index && open && !config.idle_out(k.proto, &b, now) {
                 n += 1;
             }
         }
