@@ -61,12 +61,16 @@ impl Real {
             .unwrap_or(self.config_weight)
     }
 
+    /// A failed real with `inhibit_on_failure` stays as LVS keeps it: weight
+    /// 0, so its established connections continue and it takes no new ones.
+    /// Without it, a failed real is down: its flows move to other reals.
     fn spec(&self) -> RealSpec {
+        let inhibited = !self.healthy && self.inhibit_on_failure;
         RealSpec {
             addr: self.addr,
             port: self.port,
-            weight: self.weight(),
-            healthy: self.healthy,
+            weight: if inhibited { 0 } else { self.weight() },
+            healthy: self.healthy || inhibited,
         }
     }
 }
@@ -737,6 +741,20 @@ mod tests {
             t.take_quorum_changes().is_empty(),
             "it had no quorum: no real"
         );
+    }
+
+    #[test]
+    fn a_failed_inhibited_real_keeps_its_flows_with_weight_0() {
+        let mut t = table(
+            "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  inhibit_on_failure\n  weight 2\n }\n real_server 10.0.0.12 80 {\n }\n}\n",
+        );
+        assert_eq!(weights(&t), [(2, true), (1, true)]);
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "refused".into());
+        t.set_health(&id(), &(ip("10.0.0.12"), 80), false, None, "refused".into());
+        // Inhibited: up for its flows, weight 0. Not inhibited: down.
+        assert_eq!(weights(&t), [(0, true), (1, false)]);
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), true, None, "ok".into());
+        assert_eq!(weights(&t)[0], (2, true));
     }
 
     #[test]

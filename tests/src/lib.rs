@@ -5,6 +5,7 @@ pub mod adverts;
 pub mod ecmp;
 pub mod keepalived;
 pub mod load;
+pub mod mutate;
 pub mod netns;
 pub mod packet;
 pub mod ping;

@@ -85,6 +85,15 @@ fn ipvsadm_commands_change_the_running_table_root() {
         .expect_err("NAT must be refused");
     assert!(refused.to_string().contains("not supported"), "{refused:#}");
 
+    // -L --timeout and --set, as ipvsadm (0 keeps a value).
+    let timeouts = |lab: &DrLab| {
+        lab.adm(0, &["-L", "--timeout"])
+            .unwrap_or_else(|e| panic!("adm -L --timeout: {e:#}"))
+    };
+    assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    adm(&["--set", "60", "0", "10"]);
+    assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 60 120 10\n");
+
     // -Z zeroes the counters; status lists health and MACs.
     adm(&["-Z"]);
     let stats = adm(&["-L", "-n", "--stats"]);

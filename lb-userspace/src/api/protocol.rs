@@ -57,6 +57,14 @@ pub enum Request {
     },
     /// `adm -Z`.
     ZeroCounters,
+    /// `adm -L --timeout`.
+    Timeouts,
+    /// `adm --set TCP TCPFIN UDP`, in seconds; 0 keeps a value.
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     /// `adm -C`.
     Clear,
     Reload,
@@ -102,6 +110,12 @@ pub enum Response {
     },
     Metrics {
         text: String,
+    },
+    /// Idle timeouts in seconds.
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
     },
     Error {
         message: String,

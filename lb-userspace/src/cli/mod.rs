@@ -69,6 +69,15 @@ pub enum Command {
         /// state (as keepalived's --dont-release-ipvs); `xdpvs down` removes it.
         #[arg(long)]
         keep_dataplane: bool,
+        /// Flood guard: new flows per second per CPU recorded in the flow
+        /// table (a burst of one second's worth); above it new flows are
+        /// forwarded but not recorded. 0 turns the guard off.
+        #[arg(long, default_value_t = daemon::DEFAULT_NEW_FLOW_RATE)]
+        new_flow_rate: u32,
+        /// While a service has no usable real, pass its packets to the local
+        /// stack (the old behaviour) instead of dropping them.
+        #[arg(long)]
+        pass_without_real: bool,
     },
     /// Remove the data plane a previous run left on an interface (detaches XDP, unpins its maps).
     Down {
@@ -130,6 +139,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             pin_dir,
             fresh_dataplane,
             keep_dataplane,
+            new_flow_rate,
+            pass_without_real,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -148,6 +159,8 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 pin_dir,
                 fresh_dataplane,
                 keep_dataplane,
+                new_flow_rate,
+                pass_without_real,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

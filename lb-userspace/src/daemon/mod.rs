@@ -50,6 +50,31 @@ pub struct RunArgs {
     pub fresh_dataplane: bool,
     /// Leave the data plane forwarding when stopping.
     pub keep_dataplane: bool,
+    /// Flood guard: new flows per second per CPU that are recorded; 0 = no guard.
+    pub new_flow_rate: u32,
+    /// VIP packets of a service with no usable real go to the local stack
+    /// instead of being dropped.
+    pub pass_without_real: bool,
+}
+
+/// The flood guard's default rate, per CPU; README "Data-plane rules" says why.
+pub const DEFAULT_NEW_FLOW_RATE: u32 = 25_000;
+
+/// What `run` tells the XDP program: the flood guard (a burst of one
+/// second's worth), no-real handling; IPVS's timeouts until `adm --set`.
+fn dataplane_config(args: &RunArgs) -> lb_common::DataplaneConfig {
+    let (new_flow_cost_ns, new_flow_burst_ns) =
+        lb_common::DataplaneConfig::flood_guard(args.new_flow_rate, args.new_flow_rate);
+    lb_common::DataplaneConfig {
+        new_flow_cost_ns,
+        new_flow_burst_ns,
+        flags: if args.pass_without_real {
+            lb_common::CONFIG_PASS_NO_REAL
+        } else {
+            0
+        },
+        ..Default::default()
+    }
 }
 
 /// Removes the admin socket when the daemon ends, however it ends.
@@ -108,7 +133,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let metrics_listener = args.metrics.map(metrics::bind_metrics).transpose()?;
     let c = config.global.capacity;
     let object = object(&args)?;
-    let (mut dataplane, maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
+    let (mut dataplane, mut maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
         interface: &args.interface,
         mode: args.xdp_mode,
         object: &object,
@@ -122,6 +147,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         fresh: args.fresh_dataplane,
     })?;
     let sizes = dataplane.sizes;
+    // Before any new service exists, so no VIP packet sees a default.
+    maps.write_config(&dataplane_config(&args))?;
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);
     let mut state = State::start(
@@ -163,6 +190,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
     dataplane.started();
+    let mut cache_epoch = tokio::time::interval(std::time::Duration::from_nanos(
+        lb_common::TOUCH_INTERVAL_NS,
+    ));
     info!(
         "xdpvs running on {} ({} XDP, {} data plane); admin socket {}",
         args.interface,
@@ -175,6 +205,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
+            _ = cache_epoch.tick() => {
+                if let Err(e) = state.maps.next_cache_epoch() {
+                    warn!("{e:#}");
+                }
+            }
             Some((request, reply)) = api.recv() => {
                 let mut response = state.answer(request, &ha);
                 scale_out.annotate(&mut response);

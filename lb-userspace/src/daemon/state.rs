@@ -38,8 +38,6 @@ use crate::{
     services::{QuorumChange, Table},
 };
 
-/// A draining real's flow counts as ended after this long without a packet.
-const DRAIN_IDLE: Duration = Duration::from_secs(60);
 /// How often the flow table is counted (a slow scan pauses as long as it took).
 const FLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
 
@@ -92,7 +90,7 @@ impl State {
         config_path: PathBuf,
         health_events: mpsc::Sender<HealthEvent>,
     ) -> Result<Self> {
-        let flows = Scanner::spawn(maps.flows_fd()?, FLOW_SCAN_EVERY, DRAIN_IDLE)
+        let flows = Scanner::spawn(maps.flows_fd()?, maps.config_handle()?, FLOW_SCAN_EVERY)
             .context("starting the flow-table scanner")?;
         let mut table = Table::from_config(config);
         // An adopted data plane says how its reals were: not re-learned.
@@ -405,11 +403,42 @@ impl State {
                 .maps
                 .zero_counters()
                 .map(|()| done("counters zeroed".into())),
+            Request::Timeouts => self.maps.config().map(|c| Response::Timeouts {
+                tcp: c.timeout_s(lb_common::PROTO_TCP, false),
+                tcpfin: c.timeout_s(lb_common::PROTO_TCP, true),
+                udp: c.timeout_s(lb_common::PROTO_UDP, false),
+            }),
+            Request::SetTimeouts { tcp, tcpfin, udp } => {
+                self.set_timeouts(tcp, tcpfin, udp).map(done)
+            }
             change => self.change(change).map(done),
         };
         result.unwrap_or_else(|e| Response::Error {
             message: format!("{e:#}"),
         })
+    }
+
+    /// `adm --set TCP TCPFIN UDP`: as ipvsadm, 0 keeps a value. They hold
+    /// until the daemon stops (a reload keeps them too).
+    fn set_timeouts(&mut self, tcp: u32, tcpfin: u32, udp: u32) -> Result<String> {
+        let mut c = self.maps.config()?;
+        for (field, value) in [
+            (&mut c.tcp_timeout_s, tcp),
+            (&mut c.tcpfin_timeout_s, tcpfin),
+            (&mut c.udp_timeout_s, udp),
+        ] {
+            if value != 0 {
+                *field = value;
+            }
+        }
+        self.maps.write_config(&c)?;
+        let (tcp, tcpfin, udp) = (
+            c.timeout_s(lb_common::PROTO_TCP, false),
+            c.timeout_s(lb_common::PROTO_TCP, true),
+            c.timeout_s(lb_common::PROTO_UDP, false),
+        );
+        info!("admin: timeouts (tcp tcpfin udp) set to {tcp} {tcpfin} {udp}");
+        Ok(format!("timeouts (tcp tcpfin udp): {tcp} {tcpfin} {udp}"))
     }
 
     /// A runtime change to the table, applied at once; it holds until reload.

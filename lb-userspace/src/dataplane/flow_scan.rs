@@ -19,7 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lb_common::{Binding, FLOW_CLOSING, FlowKey};
+use aya::maps::{Array, MapData};
+use lb_common::{Binding, DataplaneConfig, FLOW_CLOSING, FlowKey};
 use log::{debug, warn};
 use tokio::sync::watch;
 
@@ -38,8 +39,7 @@ pub struct RealFlows {
     pub active: u64,
     /// A FIN or RST seen.
     pub inactive: u64,
-    /// Active with a packet within the scan's idle limit: what a draining
-    /// real waits for.
+    /// Active and within its idle timeout: what a draining real waits for.
     pub live: u64,
 }
 
@@ -60,24 +60,28 @@ impl Snapshot {
     }
 }
 
-/// Adds `bindings` to `counts`. `now_ns` and `last_seen_ns` are
-/// CLOCK_MONOTONIC_COARSE; a flow touched after `now_ns` is recent.
+/// Adds the entries to `counts`. `now_ns` and `last_seen_ns` are
+/// CLOCK_MONOTONIC_COARSE. An entry idle beyond its timeout (`config`, as
+/// the XDP program judges it) is gone for the data plane: not counted.
 pub fn tally(
     counts: &mut HashMap<u32, RealFlows>,
+    keys: &[FlowKey],
     bindings: &[Binding],
     now_ns: u64,
-    idle: Duration,
+    config: &DataplaneConfig,
 ) {
-    let idle_ns = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
-    for b in bindings {
+    for (k, b) in keys.iter().zip(bindings) {
+        // Touched after the scan took its clock: fresh, not (wrapping) old.
+        let touched_since = now_ns.wrapping_sub(b.last_seen_ns) > u64::MAX / 2;
+        if !touched_since && config.idle_out(k.proto, b, now_ns) {
+            continue;
+        }
         let c = counts.entry(b.real).or_default();
         if b.flags & FLOW_CLOSING != 0 {
             c.inactive += 1;
         } else {
             c.active += 1;
-            if now_ns.saturating_sub(b.last_seen_ns) < idle_ns {
-                c.live += 1;
-            }
+            c.live += 1;
         }
     }
 }
@@ -95,7 +99,7 @@ fn coarse_now_ns() -> u64 {
 
 /// Reads every entry of the flow table `map` (an LRU hash of `FlowKey` to
 /// `Binding`) in batches and counts them.
-pub fn scan(map: BorrowedFd<'_>, idle: Duration) -> io::Result<Snapshot> {
+pub fn scan(map: BorrowedFd<'_>, config: &DataplaneConfig) -> io::Result<Snapshot> {
     let started = Instant::now();
     let now_ns = coarse_now_ns();
     let mut keys = vec![FlowKey::default(); CHUNK];
@@ -125,13 +129,13 @@ pub fn scan(map: BorrowedFd<'_>, idle: Duration) -> io::Result<Snapshot> {
             Ok(()) => {}
             // The end of the table; the last entries come with it.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                tally(&mut by_real, &values[..got], now_ns, idle);
+                tally(&mut by_real, &keys[..got], &values[..got], now_ns, config);
                 entries += got as u64;
                 break;
             }
             Err(e) => return Err(e),
         }
-        tally(&mut by_real, &values[..got], now_ns, idle);
+        tally(&mut by_real, &keys[..got], &values[..got], now_ns, config);
         entries += got as u64;
         tokens[0] = tokens[1];
         first = false;
@@ -157,7 +161,12 @@ impl Scanner {
     /// Starts the thread that scans `map` every `every` (or, when one scan
     /// takes longer than that, pauses as long as it took). It stops when the
     /// `Scanner` is dropped.
-    pub fn spawn(map: OwnedFd, every: Duration, idle: Duration) -> io::Result<Self> {
+    /// Each scan reads the timeouts from `config` (the `CONFIG` map).
+    pub fn spawn(
+        map: OwnedFd,
+        config: Array<MapData, DataplaneConfig>,
+        every: Duration,
+    ) -> io::Result<Self> {
         let (tx, latest) = watch::channel(None);
         let scanning = Arc::new(AtomicBool::new(false));
         let flag = scanning.clone();
@@ -175,7 +184,10 @@ impl Scanner {
                 let mut last_error = None;
                 while !tx.is_closed() {
                     flag.store(true, Ordering::Relaxed);
-                    let result = scan(map.as_fd(), idle);
+                    let result = config
+                        .get(&0, 0)
+                        .map_err(io::Error::other)
+                        .and_then(|c| scan(map.as_fd(), &c));
                     flag.store(false, Ordering::Relaxed);
                     let pause = match result {
                         Ok(s) => {
@@ -224,48 +236,68 @@ mod tests {
         }
     }
 
+    fn key(proto: u8) -> FlowKey {
+        FlowKey {
+            proto,
+            family: lb_common::FAMILY_V4,
+            ..FlowKey::default()
+        }
+    }
+
     #[test]
-    fn tally_counts_active_inactive_and_live_per_real() {
-        let idle = Duration::from_secs(60);
-        let now = 100_000_000_000;
-        let old = now - 61_000_000_000;
-        let bindings = [
-            binding(0, 0, now),
-            binding(0, 0, old),
-            binding(0, FLOW_CLOSING, now),
-            binding(1, 0, now + 5),
-            binding(1, FLOW_CLOSING, old),
+    fn tally_counts_what_the_data_plane_still_follows() {
+        // tcp 60 s, tcpfin 10 s, udp 30 s.
+        let config = DataplaneConfig {
+            tcp_timeout_s: 60,
+            tcpfin_timeout_s: 10,
+            udp_timeout_s: 30,
+            ..DataplaneConfig::default()
+        };
+        let s = 1_000_000_000u64;
+        let now = 1000 * s;
+        let (tcp, udp) = (key(lb_common::PROTO_TCP), key(lb_common::PROTO_UDP));
+        let entries = [
+            (tcp, binding(0, 0, now)),
+            (tcp, binding(0, 0, now - 59 * s)),
+            (tcp, binding(0, 0, now - 61 * s)), // idle out: not counted
+            (tcp, binding(0, FLOW_CLOSING, now - 9 * s)),
+            (tcp, binding(0, FLOW_CLOSING, now - 11 * s)), // idle out
+            (udp, binding(1, 0, now - 29 * s)),
+            (udp, binding(1, 0, now - 31 * s)), // idle out
+            (tcp, binding(1, 0, now + 5)),      // touched after the scan began
         ];
+        let (keys, bindings): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
         let mut counts = HashMap::new();
-        tally(&mut counts, &bindings, now, idle);
+        tally(&mut counts, &keys, &bindings, now, &config);
         assert_eq!(
             counts[&0],
             RealFlows {
                 active: 2,
                 inactive: 1,
-                live: 1
+                live: 2
             }
         );
         assert_eq!(
             counts[&1],
             RealFlows {
-                active: 1,
-                inactive: 1,
-                live: 1
-            },
-            "touched after the scan began: live"
+                active: 2,
+                inactive: 0,
+                live: 2
+            }
         );
     }
 
     #[test]
     fn tally_at_any_uptime() {
-        // Just after boot the clock is below the idle limit.
+        // Just after boot the clock is below every timeout.
         let mut counts = HashMap::new();
+        let config = DataplaneConfig::default();
         tally(
             &mut counts,
+            &[key(lb_common::PROTO_TCP)],
             &[binding(3, 0, 0)],
             1_000,
-            Duration::from_secs(60),
+            &config,
         );
         assert_eq!(counts[&3].live, 1);
     }
@@ -295,7 +327,8 @@ mod tests {
             Map::LruHashMap(d) => d.fd().as_fd().try_clone_to_owned().unwrap(),
             _ => panic!("FLOWS is not an LRU hash"),
         };
-        let empty = scan(fd.as_fd(), Duration::ZERO).unwrap();
+        let config = DataplaneConfig::default();
+        let empty = scan(fd.as_fd(), &config).unwrap();
         assert_eq!(empty.entries, 0, "an empty table ends at once");
         let data = MapData::from_fd(fd.try_clone().unwrap()).unwrap();
         let mut flows: BpfHash<MapData, FlowKey, Binding> =
@@ -314,7 +347,7 @@ mod tests {
             let flags = if i % 4 == 0 { FLOW_CLOSING } else { 0 };
             flows.insert(key, binding(i % 3, flags, now), 0).unwrap();
         }
-        let s = scan(fd.as_fd(), Duration::from_secs(60)).unwrap();
+        let s = scan(fd.as_fd(), &config).unwrap();
         assert_eq!(s.entries, u64::from(n), "more than one batch, every entry");
         let total: u64 = s.by_real.values().map(|c| c.active + c.inactive).sum();
         assert_eq!(total, u64::from(n));

@@ -10,8 +10,8 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, RealIdent, Reason, Service,
-    ServiceKey, maps, rings_of,
+    Binding, Counters, DataplaneConfig, FlowKey, PersistKey, RING_SIZE, Real, RealIdent, Reason,
+    Service, ServiceKey, maps, rings_of,
 };
 
 use log::debug;
@@ -34,6 +34,9 @@ pub struct Maps {
     service_stats: PerCpuArray<MapData, Counters>,
     real_stats: PerCpuArray<MapData, Counters>,
     reason_stats: PerCpuArray<MapData, Counters>,
+    config: Array<MapData, DataplaneConfig>,
+    vip_filter: Array<MapData, u64>,
+    cache_epoch: Array<MapData, u64>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -64,12 +67,43 @@ impl Maps {
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
             reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
+            config: take(ebpf, maps::CONFIG)?.try_into()?,
+            vip_filter: take(ebpf, maps::VIP_FILTER)?.try_into()?,
+            cache_epoch: take(ebpf, maps::CACHE_EPOCH)?.try_into()?,
         })
     }
 
+    /// The settings the XDP program runs with (flood guard, timeouts, flags).
+    pub fn config(&self) -> Result<DataplaneConfig> {
+        self.config.get(&0, 0).context("reading CONFIG")
+    }
+
+    pub fn write_config(&mut self, config: &DataplaneConfig) -> Result<()> {
+        self.config.set(0, config, 0).context("writing CONFIG")?;
+        self.next_cache_epoch()
+    }
+
+    /// Moves the flow cache's epoch on: every cached flow takes the slow path
+    /// once more. Called every `TOUCH_INTERVAL_NS` and after every change.
+    pub fn next_cache_epoch(&mut self) -> Result<()> {
+        let epoch = self.cache_epoch.get(&0, 0).context("reading CACHE_EPOCH")?;
+        self.cache_epoch
+            .set(0, epoch.wrapping_add(1), 0)
+            .context("writing CACHE_EPOCH")
+    }
+
     /// Applies writes in order; the reconciler orders them so that every
-    /// prefix is a state the XDP program can run on.
+    /// prefix is a state the XDP program can run on. Cached flows see the
+    /// result at once (a new cache epoch).
     pub fn apply(&mut self, writes: &[Write]) -> Result<()> {
+        self.write_all(writes)?;
+        if !writes.is_empty() {
+            self.next_cache_epoch()?;
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, writes: &[Write]) -> Result<()> {
         for w in writes {
             match w {
                 Write::Real { index, real } => self
@@ -88,6 +122,10 @@ impl Maps {
                 Write::DeleteService { key } => {
                     self.services.remove(key).context("SERVICES remove")?
                 }
+                Write::VipFilter { word, bits } => self
+                    .vip_filter
+                    .set(*word, bits, 0)
+                    .with_context(|| format!("VIP_FILTER[{word}]"))?,
             }
         }
         Ok(())
@@ -129,6 +167,10 @@ impl Maps {
                 snap.reals.push(SnapshotReal { index, real, ident });
             }
         }
+        snap.vip_filter = (0..self.vip_filter.len())
+            .map(|w| self.vip_filter.get(&w, 0))
+            .collect::<Result<_, _>>()
+            .context("reading VIP_FILTER")?;
         for (_, service) in &snap.services {
             for ring in rings_of(service.id) {
                 let slots = batch::lookup_u32_array(&self.rings_fd, ring * RING_SIZE, RING_SIZE)
@@ -201,6 +243,13 @@ impl Maps {
 
     pub fn ring_slot(&self, ring: u32, slot: u32) -> Result<u32> {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
+    }
+
+    /// A handle on `CONFIG` for `flow_scan`, which judges idle flows by it.
+    pub fn config_handle(&self) -> Result<Array<MapData, DataplaneConfig>> {
+        use aya::maps::IterableMap as _;
+        let fd = self.config.map().fd().as_fd().try_clone_to_owned()?;
+        Ok(Array::try_from(Map::Array(MapData::from_fd(fd)?))?)
     }
 
     /// A handle on the flow table for `flow_scan`, which reads it off the

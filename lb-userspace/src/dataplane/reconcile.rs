@@ -19,12 +19,12 @@ use std::{
 };
 
 use lb_common::{
-    FAMILY_V4, FAMILY_V6, IDENT_HEALTHY, PROTO_TCP, PROTO_UDP, REAL_UP, RING_SIZE, Real, RealIdent,
-    Service, ServiceKey, rings_of,
+    IDENT_HEALTHY, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, RealIdent, Service, ServiceKey,
+    VIP_FILTER_WORDS, rings_of, vip_filter_bit,
 };
 use thiserror::Error;
 
-use super::keys::{Mac, Proto, addr_words, service_key};
+use super::keys::{Mac, Proto, addr_words, service_key, words_addr};
 use crate::maglev;
 
 /// One virtual service as the configuration (or the admin API) wants it.
@@ -42,7 +42,8 @@ pub struct ServiceSpec {
 pub struct RealSpec {
     pub addr: IpAddr,
     pub port: u16,
-    /// 0 = no new flows, existing flows continue (drain).
+    /// 0 = no new flows and no new persistence bindings, existing flows
+    /// continue (drain; `REAL_NO_NEW`).
     pub weight: u32,
     /// False while health checks say it is down: no packets at all.
     pub healthy: bool,
@@ -83,6 +84,11 @@ pub enum Write {
     },
     DeleteService {
         key: ServiceKey,
+    },
+    /// `VIP_FILTER[word] = bits`.
+    VipFilter {
+        word: u32,
+        bits: u64,
     },
 }
 
@@ -149,6 +155,8 @@ pub struct Snapshot {
     pub reals: Vec<SnapshotReal>,
     /// The two rings of every service in `services`, by ring number.
     pub rings: HashMap<u32, Vec<u32>>,
+    /// `VIP_FILTER`'s words (empty: not read).
+    pub vip_filter: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +174,8 @@ pub struct Reconciler {
     real_indices: Indices,
     /// Leftovers found by `adopt` that no service owns: cleared by the next pass.
     cleanup: Vec<Write>,
+    /// What `VIP_FILTER` holds.
+    vip_filter: Vec<u64>,
 }
 
 /// A real's identity as `IDENTS` holds it.
@@ -180,31 +190,11 @@ fn ident_of(spec: &RealSpec, service: u32) -> RealIdent {
     }
 }
 
-fn addr_of(words: [u32; 4], family: u8) -> Option<IpAddr> {
-    let b = |w: u32| w.to_ne_bytes();
-    match family {
-        FAMILY_V4 => Some(IpAddr::from(b(words[0]))),
-        FAMILY_V6 => {
-            let mut o = [0u8; 16];
-            for (i, w) in words.iter().enumerate() {
-                o[i * 4..i * 4 + 4].copy_from_slice(&b(*w));
-            }
-            Some(IpAddr::from(o))
-        }
-        _ => None,
-    }
-}
-
 fn service_id_of(key: &ServiceKey) -> Option<ServiceId> {
-    let proto = match key.proto {
-        PROTO_TCP => Proto::Tcp,
-        PROTO_UDP => Proto::Udp,
-        _ => return None,
-    };
     Some((
-        addr_of(key.addr, key.family)?,
+        words_addr(key.addr, key.family)?,
         u16::from_be(key.port),
-        proto,
+        Proto::try_from(key.proto).ok()?,
     ))
 }
 
@@ -215,6 +205,7 @@ impl Reconciler {
             macs: HashMap::new(),
             service_ids: Indices::new(max_services),
             real_indices: Indices::new(max_reals),
+            vip_filter: vec![0; VIP_FILTER_WORDS as usize],
             cleanup: Vec::new(),
         }
     }
@@ -261,7 +252,7 @@ impl Reconciler {
             let owner = owned
                 .get(&r.ident.service)
                 .and_then(|sid| rec.services.get_mut(sid));
-            let addr = addr_of(r.ident.addr, r.ident.family);
+            let addr = words_addr(r.ident.addr, r.ident.family);
             match (owner, addr) {
                 (Some(state), Some(addr)) if r.index < max_reals && used.insert(r.index) => {
                     let spec = RealSpec {
@@ -299,6 +290,9 @@ impl Reconciler {
                 index,
                 ident: RealIdent::default(),
             });
+        }
+        if kernel.vip_filter.len() == VIP_FILTER_WORDS as usize {
+            rec.vip_filter = kernel.vip_filter.clone();
         }
         let taken = |i: &u32| used.contains(i) || orphans.contains(i);
         rec.real_indices.free = (0..max_reals).filter(|i| !taken(i)).collect();
@@ -339,6 +333,32 @@ impl Reconciler {
         }
     }
 
+    /// The filter words to write so that every wanted VIP's bit is set before
+    /// its service appears (`set`), and the bits of VIPs that left are
+    /// cleared after their services went (`clear`).
+    fn vip_filter_writes(&mut self, wanted: &[ServiceKey]) -> (Vec<Write>, Vec<Write>) {
+        let mut next = vec![0u64; VIP_FILTER_WORDS as usize];
+        for key in wanted {
+            let (word, bit) = vip_filter_bit(&key.addr);
+            next[word as usize] |= bit;
+        }
+        let (mut set, mut clear) = (Vec::new(), Vec::new());
+        for (word, (old, new)) in self.vip_filter.iter().zip(&next).enumerate() {
+            let word = word as u32;
+            if old | new != *old {
+                set.push(Write::VipFilter {
+                    word,
+                    bits: old | new,
+                });
+            }
+            if old | new != *new {
+                clear.push(Write::VipFilter { word, bits: *new });
+            }
+        }
+        self.vip_filter = next;
+        (set, clear)
+    }
+
     /// Replaces the whole desired set of services.
     pub fn set_services(&mut self, specs: Vec<ServiceSpec>) -> Result<Vec<Write>, ReconcileError> {
         let wanted: BTreeMap<ServiceId, ServiceSpec> = specs
@@ -346,6 +366,11 @@ impl Reconciler {
             .map(|s| ((s.vip, s.port, s.proto), s))
             .collect();
         self.check_capacity(&wanted)?;
+        let keys: Vec<ServiceKey> = wanted
+            .values()
+            .map(|s| service_key(s.vip, s.port, s.proto))
+            .collect();
+        let (filter_set, filter_clear) = self.vip_filter_writes(&keys);
         let mut removed = Vec::new();
         self.services.retain(|id, state| {
             let keep = wanted.contains_key(id);
@@ -382,7 +407,8 @@ impl Reconciler {
                 }
             }
         }
-        let mut writes = self.sync()?;
+        let mut writes = filter_set;
+        writes.extend(self.sync()?);
         for (key, id, reals) in removed {
             writes.push(Write::DeleteService { key });
             self.service_ids.free.push_back(id);
@@ -391,6 +417,7 @@ impl Reconciler {
                 self.real_indices.free.push_back(index);
             }
         }
+        writes.extend(filter_clear);
         Ok(writes)
     }
 
@@ -530,7 +557,11 @@ impl Reconciler {
                 let want = match self.macs.get(&spec.addr) {
                     Some(mac) if spec.healthy => Real {
                         mac: *mac,
-                        flags: REAL_UP,
+                        flags: if spec.weight == 0 {
+                            REAL_UP | REAL_NO_NEW
+                        } else {
+                            REAL_UP
+                        },
                         service: state.id,
                     },
                     Some(mac) => Real {
@@ -545,7 +576,9 @@ impl Reconciler {
                         index: real.index,
                         real: want,
                     };
-                    if want.flags & REAL_UP != 0 {
+                    // A real opens before a ring names it and closes (down
+                    // or drained) only after the new ring is live.
+                    if want.flags == REAL_UP {
                         ups.push(write)
                     } else {
                         downs.push(write)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use lb_common::NO_REAL;
+use lb_common::{NO_REAL, REAL_NO_NEW};
 
 use super::*;
 
@@ -13,6 +13,7 @@ struct Kernel {
     rings: HashMap<u32, u32>,
     reals: HashMap<u32, Real>,
     idents: HashMap<u32, RealIdent>,
+    vip_filter: HashMap<u32, u64>,
 }
 
 impl Kernel {
@@ -38,8 +39,21 @@ impl Kernel {
                 Write::DeleteService { key } => {
                     self.services.remove(key);
                 }
+                Write::VipFilter { word, bits } => {
+                    self.vip_filter.insert(*word, *bits);
+                }
             }
             self.check_live_rings();
+            self.check_vip_filter();
+        }
+    }
+
+    /// The filter never hides a service the kernel has.
+    fn check_vip_filter(&self) {
+        for key in self.services.keys() {
+            let (word, bit) = lb_common::vip_filter_bit(&key.addr);
+            let bits = self.vip_filter.get(&word).copied().unwrap_or(0);
+            assert_ne!(bits & bit, 0, "service {key:?} hidden by VIP_FILTER");
         }
     }
 
@@ -54,9 +68,9 @@ impl Kernel {
                 if real != NO_REAL {
                     let r = self.reals.get(&real).copied().unwrap_or_default();
                     assert_eq!(
-                        r.flags & REAL_UP,
+                        r.flags & (REAL_UP | REAL_NO_NEW),
                         REAL_UP,
-                        "live ring of service {} names real {real}, not up",
+                        "live ring of service {} names real {real}, not up or drained",
                         s.id
                     );
                 }
@@ -219,8 +233,9 @@ fn weight_zero_drains_the_real_stays_up() {
             .unwrap(),
     );
     assert_eq!(
-        k.reals[&1].flags, REAL_UP,
-        "existing flows keep going to a drained real"
+        k.reals[&1].flags,
+        REAL_UP | REAL_NO_NEW,
+        "existing flows keep going to a drained real, new ones and bindings do not"
     );
     assert_eq!(
         share(&k.live_ring(&key()), 1),
@@ -387,6 +402,9 @@ impl Kernel {
             services: self.services.iter().map(|(k, v)| (*k, *v)).collect(),
             reals,
             rings,
+            vip_filter: (0..lb_common::VIP_FILTER_WORDS)
+                .map(|w| self.vip_filter.get(&w).copied().unwrap_or(0))
+                .collect(),
         }
     }
 
@@ -619,4 +637,47 @@ fn ipv6_and_udp_services_are_adopted_as_they_were() {
     let id = (ip("2001:db8::100"), 53, Proto::Udp);
     assert_eq!(adopted.service_index(&id), rec.service_index(&id));
     assert_eq!(adopted.set_services(vec![v6]).unwrap(), vec![]);
+}
+
+#[test]
+fn a_drained_real_closes_after_the_ring_without_it_and_reopens_before_it() {
+    let (mut rec, mut k) = two_reals_known();
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    // Kernel::apply checks after every write that no live ring names a
+    // drained real: so the drain is published first...
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (0, true)])])
+            .unwrap(),
+    );
+    assert_eq!(k.reals[&1].flags, REAL_UP | REAL_NO_NEW);
+    // ...and the undrain opens the real first.
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (2, true)])])
+            .unwrap(),
+    );
+    assert_eq!(k.reals[&1].flags, REAL_UP);
+    assert!(share(&k.live_ring(&key()), 1) > 0.5);
+}
+
+#[test]
+fn the_vip_filter_holds_exactly_the_vips() {
+    let (mut rec, mut k) = two_reals_known();
+    let filter_bits = |k: &Kernel| k.vip_filter.values().map(|b| b.count_ones()).sum::<u32>();
+    k.apply(&rec.set_services(vec![spec(&[(1, true)])]).unwrap());
+    assert_eq!(filter_bits(&k), 1);
+    let mut other = spec(&[(1, true)]);
+    other.vip = ip("10.0.0.200");
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true)]), other.clone()])
+            .unwrap(),
+    );
+    assert_eq!(filter_bits(&k), 2);
+    // The first VIP's service goes: its bit is cleared, after the service.
+    k.apply(&rec.set_services(vec![other]).unwrap());
+    assert_eq!(filter_bits(&k), 1);
+    let (word, bit) = lb_common::vip_filter_bit(&key().addr);
+    assert_eq!(k.vip_filter.get(&word).copied().unwrap_or(0) & bit, 0);
 }
