@@ -6,6 +6,7 @@ mod errors;
 mod fixtures;
 mod grammar;
 mod includes;
+mod ssl;
 
 use std::{
     net::IpAddr,
