@@ -7,7 +7,7 @@
 //! ends as soon as the body is complete) over a socket connected here, so
 //! `bindto`, `connect_ip`/`connect_port` and the timeout apply as for TCP_CHECK.
 
-use std::{convert::Infallible, io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
@@ -124,16 +124,17 @@ where
             .to_bytes();
         Ok((status, body))
     };
-    // The connection does the socket I/O while `talk` waits; however it ends,
-    // `talk` hears why (hyper fails the request or the body), so only
-    // `talk` decides.
-    let drive = async move {
-        let _ = connection.await;
-        std::future::pending::<Infallible>().await
+    // The connection does the socket I/O while `talk` waits. If it ends
+    // first, `talk` ends too (hyper fails the request or the body), but the
+    // cause, a socket error say, is what the connection returned.
+    tokio::pin!(talk);
+    let ended = tokio::select! {
+        result = &mut talk => return result,
+        ended = connection => ended,
     };
-    tokio::select! {
-        result = talk => result,
-        never = drive => match never {},
+    match (talk.await, ended) {
+        (Err(_), Err(cause)) => Err(failure(cause)),
+        (result, _) => result,
     }
 }
 

@@ -417,3 +417,53 @@ async fn a_response_over_an_in_memory_stream_gets_a_verdict() {
     let u = url("/", vec![], Some(OK_MD5));
     assert_eq!(check(client, &u, "h").await, Outcome::Up);
 }
+
+/// A stream whose every read and write fails with the OS error `code`.
+struct Failing(i32);
+
+impl tokio::io::AsyncRead for Failing {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Err(io::Error::from_raw_os_error(self.0)))
+    }
+}
+
+impl tokio::io::AsyncWrite for Failing {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Err(io::Error::from_raw_os_error(self.0)))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn socket_errors_under_hyper_stay_os_errors() {
+    // What a local error classifier needs: the errno, not hyper's wording.
+    let u = url("/", vec![], None);
+    for code in [libc::EMFILE, libc::ENOMEM, libc::ECONNRESET] {
+        assert_eq!(
+            check(Failing(code), &u, "h").await,
+            Outcome::Down(Failure::from(io::Error::from_raw_os_error(code))),
+            "errno {code}"
+        );
+    }
+}
