@@ -6,8 +6,8 @@ use super::{
     diag::Diagnostics,
     keywords,
     model::{
-        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, QuorumConfig, RealServer, TcpCheck,
-        Url, VirtualServer,
+        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, QuorumConfig, RealServer, SslCheck,
+        TcpCheck, Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -73,6 +73,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
     let blocks = n.block.as_deref().unwrap_or_default();
     // Checker settings here are defaults for every check below, wherever they stand.
     let defaults = Connect::new().settings(blocks, d);
+    let vs_virtualhost = virtualhost_of(blocks, d);
     for k in blocks
         .iter()
         .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
@@ -113,8 +114,10 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
             "quorum_up" => vs.quorum.up_script = command(k, d),
             "quorum_down" => vs.quorum.down_script = command(k, d),
+            // Read above, wherever it stands: the default of every url below.
+            "virtualhost" => {}
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, &defaults, d) {
+                if let Some(r) = real_server(k, &vs, &defaults, vs_virtualhost.as_deref(), d) {
                     // A set, not a scan: a hostile file may list a million reals.
                     if !listed.insert((r.addr, r.port)) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
@@ -145,6 +148,7 @@ fn real_server(
     n: &Node,
     vs: &VirtualServer,
     vs_defaults: &Connect,
+    vs_virtualhost: Option<&str>,
     d: &mut Diagnostics,
 ) -> Option<RealServer> {
     let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
@@ -188,6 +192,8 @@ fn real_server(
     };
     let blocks = n.block.as_deref().unwrap_or_default();
     let defaults = vs_defaults.clone().settings(blocks, d);
+    let virtualhost = virtualhost_of(blocks, d);
+    let virtualhost = virtualhost.as_deref().or(vs_virtualhost);
     for k in blocks
         .iter()
         .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
@@ -201,14 +207,21 @@ fn real_server(
                 r.checks.push(HealthCheck::TcpCheck(c));
             }
             "HTTP_GET" => {
-                let c = http_check(k, &defaults, d);
+                let (c, _) = http_check(k, &defaults, virtualhost, d);
                 needs_port(k, &r, &c.connect, d);
                 r.checks.push(HealthCheck::HttpGet(c));
             }
+            "SSL_GET" => {
+                let (http, enable_sni) = http_check(k, &defaults, virtualhost, d);
+                needs_port(k, &r, &http.connect, d);
+                r.checks
+                    .push(HealthCheck::SslGet(SslCheck { http, enable_sni }));
+            }
+            "virtualhost" => {}
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
-            check if check.ends_with("_CHECK") || check == "SSL_GET" => {
+            check if check.ends_with("_CHECK") => {
                 if keywords::ignored("real_server", check) {
                     d.warn(
                         &k.at,
@@ -320,37 +333,134 @@ fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
     TcpCheck { connect: c }
 }
 
-fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
+/// The last `virtualhost` among `block`'s statements.
+fn virtualhost_of(block: &[Node], d: &mut Diagnostics) -> Option<String> {
+    let mut found = None;
+    for k in block.iter().filter(|k| k.keyword == "virtualhost") {
+        found = virtualhost(k, d).or(found);
+    }
+    found
+}
+
+/// A `virtualhost` value: it is sent as the Host header, so it must be one.
+fn virtualhost(k: &Node, d: &mut Diagnostics) -> Option<String> {
+    let host = one(k, d)?;
+    if host.bytes().all(|b| b.is_ascii_graphic()) {
+        Some(host.to_string())
+    } else {
+        d.error(
+            &k.at,
+            format!(
+                "virtualhost {host}: must be a host name, with no spaces or control characters"
+            ),
+        );
+        None
+    }
+}
+
+/// HTTP_GET or SSL_GET (`n.keyword`), with `enable_sni` for SSL_GET.
+fn http_check(
+    n: &Node,
+    defaults: &Connect,
+    virtualhost: Option<&str>,
+    d: &mut Diagnostics,
+) -> (HttpCheck, bool) {
+    let kind = n.keyword.as_str();
+    let tls = kind == "SSL_GET";
+    let block = n.block.as_deref().unwrap_or_default();
+    let own = virtualhost_of(block, d);
+    let virtualhost = own.as_deref().or(virtualhost);
     let mut c = defaults.clone();
     let mut urls = Vec::new();
     let mut url_blocks = 0;
-    for k in n.block.iter().flatten() {
-        if k.keyword == "url" {
-            url_blocks += 1;
-            urls.extend(url(k, d));
-        } else if !c.read_check("HTTP_GET", k, d) {
-            d.warn(
+    let mut enable_sni = false;
+    let mut sni_at = None;
+    for k in block {
+        match k.keyword.as_str() {
+            "url" => {
+                url_blocks += 1;
+                urls.extend(url(k, virtualhost, d));
+            }
+            "virtualhost" => {}
+            "enable_sni" if tls => {
+                enable_sni = flag(k, d);
+                sni_at = Some(&k.at);
+            }
+            // hyper speaks HTTP/1.1 with `Connection: close`, what
+            // keepalived's default (1.1) sends; each url is checked every round.
+            "http_protocol" | "fast_recovery" => d.warn(
                 &k.at,
-                format!("unknown keyword {} in HTTP_GET, ignored", k.keyword),
-            );
+                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+            ),
+            // SSL_GET has HTTP_GET's fields.
+            _ if c.read_check("HTTP_GET", k, d) => {}
+            other => d.warn(&k.at, format!("unknown keyword {other} in {kind}, ignored")),
         }
     }
     if url_blocks == 0 {
-        d.error(&n.at, "HTTP_GET needs at least one url { path ... } block");
+        d.error(
+            &n.at,
+            format!("{kind} needs at least one url {{ path ... }} block"),
+        );
     }
-    HttpCheck { urls, connect: c }
+    if let Some(at) = sni_at {
+        for u in &urls {
+            match u.virtualhost.as_deref() {
+                None => d.warn(
+                    at,
+                    format!(
+                        "enable_sni: url {} has no virtualhost, so no server name is sent",
+                        u.path
+                    ),
+                ),
+                Some(h) if !crate::health::tls::is_sni_name(h) => d.warn(
+                    at,
+                    format!(
+                        "enable_sni: virtualhost {h} is not a DNS name, so no server name is sent"
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    (HttpCheck { urls, connect: c }, enable_sni)
 }
 
-fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
+fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url> {
     let mut path = None;
+    // A path refused is not also reported missing.
+    let mut bad_path = false;
     let mut u = Url {
         path: String::new(),
         status_codes: Vec::new(),
         digest: None,
+        virtualhost: default_host.map(String::from),
     };
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
-            "path" => path = one(k, d).map(String::from),
+            "path" => {
+                match one(k, d) {
+                    Some(p)
+                        if p.parse::<hyper::http::uri::PathAndQuery>().is_ok()
+                            && p.starts_with('/') =>
+                    {
+                        path = Some(p.to_string())
+                    }
+                    Some(p) => {
+                        bad_path = true;
+                        d.error(
+                        &k.at,
+                        format!("path {p}: must be an HTTP request path such as /health or /status?full"),
+                    )
+                    }
+                    None => bad_path = true,
+                }
+            }
+            "virtualhost" => {
+                if let Some(h) = virtualhost(k, d) {
+                    u.virtualhost = Some(h)
+                }
+            }
             "status_code" => {
                 for a in &k.args {
                     match status_codes(&a.text) {
@@ -386,6 +496,7 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
             u.path = p;
             Some(u)
         }
+        None if bad_path => None,
         None => {
             d.error(&n.at, "url needs a path");
             None

@@ -49,9 +49,10 @@
 //! options are `null`, `location` is `"file:line"`. A check is an object with
 //! `"type"`: `"TCP_CHECK"` (`connect_ip`, `connect_port`, `bindto`,
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
-//! plus `urls`: `[{ "path", "status_codes", "digest" }]`, empty
-//! `status_codes` meaning any 2xx) or `"MISC_CHECK"` (`misc_path`,
-//! `misc_timeout`, `misc_dynamic`, `user`).
+//! plus `urls`: `[{ "path", "status_codes", "digest", "virtualhost" }]`, empty
+//! `status_codes` meaning any 2xx, `virtualhost` the one in force for the
+//! url), `"SSL_GET"` (HTTP_GET's plus `enable_sni`) or `"MISC_CHECK"`
+//! (`misc_path`, `misc_timeout`, `misc_dynamic`, `user`).
 
 mod check;
 mod diag;

@@ -243,12 +243,14 @@ pub struct RealServer {
 }
 
 /// One checker of a real server, named after its keepalived block; JSON:
-/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK"`.
+/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "SSL_GET" |
+/// "MISC_CHECK"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthCheck {
     TcpCheck(TcpCheck),
     HttpGet(HttpCheck),
+    SslGet(SslCheck),
     MiscCheck(MiscCheck),
 }
 
@@ -281,6 +283,16 @@ pub struct HttpCheck {
     pub connect: Connect,
 }
 
+/// HTTP_GET's fields over TLS; the real's certificate is not verified, as
+/// keepalived does not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SslCheck {
+    #[serde(flatten)]
+    pub http: HttpCheck,
+    /// Send the url's `virtualhost` as Server Name Indication.
+    pub enable_sni: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Url {
     pub path: String,
@@ -288,6 +300,10 @@ pub struct Url {
     pub status_codes: Vec<u16>,
     /// MD5 of the body, lower-case hex (keepalived's `genhash`).
     pub digest: Option<String>,
+    /// The Host header (and, for SSL_GET with `enable_sni`, the SNI name):
+    /// the url's `virtualhost`, else its checker's, real's or virtual
+    /// server's; none: the address the check connects to.
+    pub virtualhost: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

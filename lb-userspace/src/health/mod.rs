@@ -1,5 +1,5 @@
 //! Real-server health checks with keepalived's semantics: TCP_CHECK,
-//! HTTP_GET and MISC_CHECK, retried and decided by `hysteresis`, run
+//! HTTP_GET, SSL_GET and MISC_CHECK, retried and decided by `hysteresis`, run
 //! concurrently by `runner`, each kind behind the `probe::Probe` trait.
 
 pub mod http;
@@ -8,6 +8,7 @@ pub mod misc;
 pub mod probe;
 pub mod runner;
 pub mod tcp;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -34,7 +35,7 @@ pub fn spec_for(
     }
     let mut retry = 0;
     let mut delay_before_retry = vs.delay_loop;
-    // Where TCP_CHECK and HTTP_GET connect, folding their retry timing into
+    // Where TCP_CHECK, HTTP_GET and SSL_GET connect, folding their retry timing into
     // the real's: the strictest of its checks decides.
     let mut connect = |c: &Connect| {
         retry = retry.max(c.retry);
@@ -58,12 +59,22 @@ pub fn spec_for(
             }
             HealthCheck::HttpGet(c) => {
                 let (target, bindto, timeout) = connect(&c.connect);
-                let urls = c.urls.clone();
                 probes.push(Box::new(HttpProbe {
                     target,
                     bindto,
-                    urls,
+                    urls: c.urls.clone(),
                     timeout,
+                    tls: None,
+                }));
+            }
+            HealthCheck::SslGet(c) => {
+                let (target, bindto, timeout) = connect(&c.http.connect);
+                probes.push(Box::new(HttpProbe {
+                    target,
+                    bindto,
+                    urls: c.http.urls.clone(),
+                    timeout,
+                    tls: Some(tls::client(c.enable_sni)),
                 }));
             }
             HealthCheck::MiscCheck(c) => {

@@ -190,7 +190,8 @@ fn service_real_and_check_defaults() {
         [Url {
             path: "/".into(),
             status_codes: vec![],
-            digest: None
+            digest: None,
+            virtualhost: None
         }],
         "no status_code: any 2xx"
     );

@@ -188,10 +188,10 @@ fn lvs_dr_services_and_checks() {
         "nb_get_retry is retry"
     );
     let r2 = &http.reals[1];
-    assert_eq!(r2.checks.len(), 1, "SSL_GET is not run");
-    let HealthCheck::TcpCheck(t) = &r2.checks[0] else {
+    let [HealthCheck::TcpCheck(t), HealthCheck::SslGet(s)] = &r2.checks[..] else {
         panic!("{:?}", r2.checks)
     };
+    assert_eq!((s.http.urls[0].path.as_str(), s.enable_sni), ("/", false));
     assert_eq!(
         (t.connect.connect_port, t.connect.bindto, t.connect.retry),
         (Some(80), Some(ip("10.1.0.2")), 2)
@@ -264,12 +264,7 @@ fn lvs_dr_services_and_checks() {
 
     let file = fixture("lvs-dr.conf");
     let f = file.display();
-    assert_eq!(
-        warnings(&l),
-        [format!(
-            "{f}:92: warning: SSL_GET: not supported yet, ignored (the real is not checked by it)"
-        ),]
-    );
+    assert_eq!(warnings(&l), [] as [String; 0]);
     // Every scheduler is said to be mapped, as a note.
     assert_eq!(
         notes(&l),

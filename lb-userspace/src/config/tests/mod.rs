@@ -10,6 +10,7 @@ mod grammar;
 mod includes;
 mod keywords;
 mod limits;
+mod ssl;
 
 use std::{
     net::IpAddr,
