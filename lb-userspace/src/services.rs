@@ -208,8 +208,9 @@ fn service_of(vs: &VirtualServer) -> Service {
                     config_weight: r.weight,
                     runtime_weight: None,
                     check_weight: None,
-                    // keepalived's `alpha`: start down until the first success.
-                    healthy: !vs.alpha,
+                    // keepalived's `alpha`: start down until the first
+                    // success; a real no check watches has none to wait for.
+                    healthy: !vs.alpha || r.checks.is_empty(),
                     inhibit_on_failure: r.inhibit_on_failure,
                     last_check: None,
                     runtime: false,
@@ -758,10 +759,15 @@ mod tests {
     }
 
     #[test]
-    fn alpha_starts_reals_down() {
-        let t =
-            table("virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n }\n}\n");
-        assert_eq!(weights(&t), [(1, false)]);
+    fn alpha_starts_checked_reals_down_and_unchecked_ones_up() {
+        let t = table(
+            "virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.12 80 {\n }\n}\n",
+        );
+        assert_eq!(
+            weights(&t),
+            [(1, false), (1, true)],
+            "no check, so never down forever"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use tests::topology::{CLIENT, DrLab, VIP, real_addr};
 
 fn config() -> String {
     format!(
-        "virtual_server {VIP} 80 {{\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n  \
+        "global_defs {{\n  xdpvs_max_services 8\n  xdpvs_max_reals 32\n  xdpvs_max_flows 65536\n}}\n\
+         virtual_server {VIP} 80 {{\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n  \
          real_server {} 80 {{\n    weight 1\n  }}\n  real_server {} 80 {{\n    weight 1\n  }}\n}}\n",
         real_addr(0),
         real_addr(1)
@@ -107,6 +108,10 @@ fn ipvsadm_commands_change_the_running_table_root() {
     assert!(
         status.contains(&format!("{rs1}  UP")) && !status.contains("mac unknown"),
         "{status}"
+    );
+    assert!(
+        status.contains("tables: 8 services, 32 real servers, 65536 flows"),
+        "the configured capacities: {status}"
     );
     println!("{status}");
 

@@ -104,6 +104,9 @@ pub enum Response {
         /// `None` until the first scan of the flow table has finished.
         #[serde(default)]
         flow_scan: Option<FlowScanStatus>,
+        /// What the data plane's tables hold (fixed when they were made).
+        #[serde(default)]
+        capacity: Option<TableSizes>,
     },
     Explain {
         text: String,
@@ -120,6 +123,14 @@ pub enum Response {
     Error {
         message: String,
     },
+}
+
+/// The data plane's table sizes, as `ctl status` shows them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableSizes {
+    pub services: u32,
+    pub reals: u32,
+    pub flows: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

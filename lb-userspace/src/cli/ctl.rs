@@ -76,6 +76,7 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                 announcements,
                 sync,
                 flow_scan,
+                capacity,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
@@ -87,11 +88,18 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                     "announcements": announcements,
                     "sync": sync,
                     "flow_scan": flow_scan,
+                    "capacity": capacity,
                 });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
                 print!("{}", status_text(&services, &instances, flow_scan.as_ref()));
                 print!("{}", announcements_text(&announcements));
+                if let Some(c) = capacity {
+                    println!(
+                        "tables: {} services, {} real servers, {} flows",
+                        c.services, c.reals, c.flows
+                    );
+                }
                 if let Some(s) = sync {
                     println!(
                         "flow sync with {:?}: {}, entries sent {} received {} inserted {}, datagrams refused {}",

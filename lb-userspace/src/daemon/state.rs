@@ -18,7 +18,7 @@ use super::{explain, load_config};
 use crate::{
     api::protocol::{
         FlowScanStatus, QuorumStatus, RealRef, RealStatus, ReasonCount, Request, Response,
-        ServiceRef, ServiceStatus, Traffic,
+        ServiceRef, ServiceStatus, TableSizes, Traffic,
     },
     config::{Config, Location, Protocol, Severity},
     dataplane::{
@@ -348,6 +348,21 @@ impl State {
         for o in &overridden {
             warn!("reload: {o}");
         }
+        let c = config.global.capacity;
+        if (c.services, c.reals, c.flows)
+            != (self.sizes.services, self.sizes.reals, self.sizes.flows)
+        {
+            warn!(
+                "reload: xdpvs_max_* changed to {} services, {} reals, {} flows; the tables keep \
+                 {}, {}, {} until a restart with --fresh-dataplane (which loses the flows)",
+                c.services,
+                c.reals,
+                c.flows,
+                self.sizes.services,
+                self.sizes.reals,
+                self.sizes.flows
+            );
+        }
         let message = format!(
             "reloaded {}: {} services{}",
             self.config_path.display(),
@@ -378,6 +393,11 @@ impl State {
                 announcements: Vec::new(),
                 sync: None,
                 flow_scan: self.flow_scan(),
+                capacity: Some(TableSizes {
+                    services: self.sizes.services,
+                    reals: self.sizes.reals,
+                    flows: self.sizes.flows,
+                }),
             }),
             Request::Reload => self.reload().map(done),
             Request::Explain {
