@@ -244,11 +244,18 @@ pub fn render(
 }
 
 /// Serves `GET /metrics` on `addr` until the daemon ends.
-pub async fn serve(addr: SocketAddr, calls: mpsc::Sender<ApiCall>) -> Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding metrics on {addr}"))?;
-    info!("metrics on http://{addr}/metrics");
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr).with_context(|| format!("binding metrics on {addr}"))
+}
+
+/// Serves `listener` (bound here, or inherited from the daemon this one
+/// upgraded) until the daemon ends.
+pub fn serve(listener: std::net::TcpListener, calls: mpsc::Sender<ApiCall>) -> Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    if let Ok(addr) = listener.local_addr() {
+        info!("metrics on http://{addr}/metrics");
+    }
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {

@@ -62,6 +62,9 @@ pub enum Request {
     Reload,
     /// Prometheus text for `--metrics`.
     Metrics,
+    /// `ctl upgrade`: replace the daemon with the binary now at its path;
+    /// answered once the new process has taken over, or with why not.
+    Upgrade,
     /// Where a flow from `client` to `vip` goes now, and why.
     Explain {
         udp: bool,
@@ -87,6 +90,9 @@ pub enum Response {
     Status {
         services: Vec<ServiceStatus>,
         instances: serde_json::Value,
+        /// Which process answers (an older daemon leaves it out).
+        #[serde(default)]
+        daemon: Option<DaemonInfo>,
     },
     Explain {
         text: String,
@@ -97,6 +103,17 @@ pub enum Response {
     Error {
         message: String,
     },
+}
+
+/// The daemon process, so an operator can see that an upgrade happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub started_unix: u64,
+    /// The path an upgrade re-executes.
+    pub exe: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

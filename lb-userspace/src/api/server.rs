@@ -15,15 +15,26 @@ use super::protocol::{Request, Response};
 
 pub type ApiCall = (Request, oneshot::Sender<Response>);
 
-/// Binds `path` (replacing a stale socket) and serves it until the daemon ends.
-pub fn spawn(path: &Path, calls: mpsc::Sender<ApiCall>) -> Result<()> {
+/// Binds `path`, replacing a stale socket.
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
     if path.exists() {
         fs::remove_file(path)
             .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves `listener` (bound here, or inherited from the daemon this one
+/// upgraded) until the daemon ends.
+pub fn spawn(
+    listener: std::os::unix::net::UnixListener,
+    calls: mpsc::Sender<ApiCall>,
+) -> Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = UnixListener::from_std(listener)?;
     tokio::spawn(async move {
         loop {
             match listener.accept().await {

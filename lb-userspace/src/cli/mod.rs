@@ -48,6 +48,10 @@ pub enum Command {
         /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9120).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// Where VRRP instance states are recorded, so a restart or an
+        /// upgrade within Master_Down_Interval resumes as master.
+        #[arg(long, default_value = xdpvs::ha::persist::DEFAULT_DIR)]
+        state_dir: PathBuf,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -71,6 +75,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             socket,
             bpf_object,
             metrics,
+            state_dir,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -84,6 +89,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 socket,
                 bpf_object,
                 metrics,
+                state_dir,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1,13 +1,16 @@
 //! `xdpvs run`: loads the data plane, fills it from the configuration, runs
 //! VRRP and keeps the maps in step with the real servers' MACs, health and
-//! the operator's changes until SIGINT or SIGTERM.
+//! the operator's changes until SIGINT or SIGTERM, or until `ctl upgrade`
+//! or SIGUSR2 hands everything to the binary now on disk (`upgrade`).
 //!
 //! One task owns the desired state, the reconciler, the maps and the health
 //! checks' lifetime; neighbour resolution, health checks and the admin socket
 //! send it events.
 
 mod explain;
+mod notify;
 mod state;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -20,14 +23,17 @@ use tokio::{
 
 use self::state::State;
 use crate::{
-    api::server::{self, ApiCall},
+    api::{
+        protocol::Request,
+        server::{self, ApiCall},
+    },
     config::{self, Config},
     dataplane::{
         loader::{self, AttachMode, Sizes},
         maps::Maps,
         reconcile::Reconciler,
     },
-    ha::Ha,
+    ha::{Ha, persist::Store},
     metrics, neighbour,
 };
 
@@ -39,6 +45,8 @@ pub struct RunArgs {
     pub bpf_object: Option<PathBuf>,
     /// Serve Prometheus metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where VRRP instance states are recorded (`ha::persist`).
+    pub state_dir: PathBuf,
 }
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
@@ -71,6 +79,17 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    // A process started by an upgrade tells the old one how its start went.
+    let mut inherited = upgrade::Inherited::from_env();
+    let result = serve(args, &mut inherited).await;
+    if let Err(e) = &result {
+        inherited.failed(e);
+    }
+    result
+}
+
+async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> {
+    let origin = upgrade::Origin::capture()?;
     let config = load_config(&args.config)?;
     let sizes = Sizes::default();
     let mut ebpf = loader::load(&object(&args)?, sizes)?;
@@ -89,7 +108,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         health_tx,
     )?;
     // VRRP starts once XDP forwards, so a new master serves at once.
-    let ha = Ha::start(&config).await?;
+    let store = Store::new(&args.state_dir)
+        .inspect_err(|e| warn!("VRRP states will not be recorded: {e}"))
+        .ok();
+    let ha = Ha::start(&config, store).await?;
 
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
@@ -99,37 +121,69 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     });
     let (api_tx, mut api) = mpsc::channel::<ApiCall>(16);
-    if let Some(addr) = args.metrics {
-        metrics::serve(addr, api_tx.clone()).await?;
+    let metrics_listener = match (args.metrics, inherited.metrics.take()) {
+        (Some(_), Some(inherited)) => Some(inherited),
+        (Some(addr), None) => Some(metrics::bind(addr)?),
+        (None, _) => None,
+    };
+    let admin = match inherited.admin.take() {
+        Some(l) => l,
+        None => server::bind(&args.socket)?,
+    };
+    let mut upgrades = upgrade::Upgrades::new(
+        origin,
+        upgrade::Handover::new(&admin, metrics_listener.as_ref())?,
+    );
+    if let Some(l) = metrics_listener {
+        metrics::serve(l, api_tx.clone())?;
     }
-    server::spawn(&args.socket, api_tx)?;
+    server::spawn(admin, api_tx)?;
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigusr2 = signal(SignalKind::user_defined2())?;
+    let mut watchdog = notify::Watchdog::from_env();
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
     info!(
         "xdpvs running on {}; admin socket {}",
         args.interface,
         args.socket.display()
     );
-    loop {
+    notify::ready();
+    inherited.ready();
+    let successor = loop {
         tokio::select! {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
-            Some((request, reply)) = api.recv() => {
-                let _ = reply.send(state.answer(request, &ha));
-            }
+            Some((request, reply)) = api.recv() => match request {
+                Request::Upgrade => upgrades.begin(Some(reply)),
+                request => {
+                    let _ = reply.send(upgrades.origin().stamp(state.answer(request, &ha)));
+                }
+            },
+            _ = sigusr2.recv() => upgrades.begin(None),
+            Some(pid) = upgrades.finished() => break Some(pid),
+            _ = watchdog.tick() => {}
             _ = sighup.recv() => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");
                 }
             }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break None,
+            _ = sigterm.recv() => break None,
         }
+    };
+    if let Some(pid) = successor {
+        // The new process has resumed every master and serves the
+        // listeners: go quietly, VIPs and socket path left to it.
+        ha.abandon();
+        notify::main_pid(pid);
+        upgrades.succeeded(pid).await;
+        return Ok(());
     }
+    notify::stopping();
     // Handover first: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;

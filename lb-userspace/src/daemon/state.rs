@@ -271,6 +271,7 @@ impl State {
             Request::Status => self.services().map(|services| Response::Status {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
+                daemon: None,
             }),
             Request::Reload => self.reload().map(done),
             Request::Explain {

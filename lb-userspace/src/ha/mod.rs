@@ -5,10 +5,16 @@
 //! (`vrrp_script`, `track_interface`), then one task per instance (see
 //! `instance`). `Ha::shutdown` is the planned handover: each master sends
 //! priority 0 and keeps its VIPs until a new master speaks.
+//!
+//! Each instance records its state (`persist`); an instance that was master
+//! less than Master_Down_Interval ago resumes as master at once, its VIPs
+//! kept, so a crash + restart or an upgrade is invisible to peers.
+//! `Ha::abandon` is the upgrade's exit: stop without a word, VIPs kept.
 
 mod addresses;
 mod announce;
 mod instance;
+pub mod persist;
 mod scripts;
 mod socket;
 
@@ -28,6 +34,7 @@ use self::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
+    persist::{BootTime, Store},
     scripts::{Check, Notifier, Source, spawn_check, spawn_link, spawn_tracker, split_command},
     socket::{Endpoint, VrrpSocket},
 };
@@ -144,9 +151,43 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
     })
 }
 
+/// Whether `inst` resumes as master from its record in `store` (logged).
+fn resumes(inst: &VrrpInstance, store: Option<&Store>, in_group: bool) -> bool {
+    let (Some(store), Ok(now)) = (store, BootTime::now()) else {
+        return false;
+    };
+    let Some(saved) = store.load(&inst.name, inst.vrid) else {
+        return false;
+    };
+    let unspecified = IpAddr::from([0u8; 4]);
+    let Ok(cfg) = fsm_config(inst, unspecified, in_group) else {
+        return false;
+    };
+    let down = Fsm::new(cfg).master_down_interval();
+    let age = now
+        .since_boot
+        .saturating_sub(Duration::from_millis(saved.boottime_ms));
+    let resume = persist::may_resume(&saved, &now, down);
+    if resume {
+        info!(
+            "{}: was MASTER {age:.1?} ago (pid {}), within Master_Down_Interval {down:.1?}: \
+             resuming as MASTER, VIPs kept",
+            inst.name, saved.pid
+        );
+    } else if saved.state == "MASTER" {
+        info!(
+            "{}: was MASTER {age:.1?} ago, not within Master_Down_Interval {down:.1?} on this boot: \
+             starting normally",
+            inst.name
+        );
+    }
+    resume
+}
+
 impl Ha {
     /// Starts every configured instance; with none, an `Ha` that does nothing.
-    pub async fn start(config: &Config) -> Result<Ha> {
+    /// Instances recorded in `store` as master just now resume as master.
+    pub async fn start(config: &Config, store: Option<Store>) -> Result<Ha> {
         let mut ha = Ha {
             running: Vec::new(),
             helpers: Vec::new(),
@@ -157,10 +198,24 @@ impl Ha {
         let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         ha.helpers.push(tokio::spawn(conn));
         let addresses = Addresses::new(handle);
+        let grouped = |i: &VrrpInstance| {
+            config
+                .sync_groups
+                .iter()
+                .any(|g| g.members.contains(&i.name))
+        };
+        let resuming: Vec<bool> = config
+            .vrrp_instances
+            .iter()
+            .map(|i| resumes(i, store.as_ref(), grouped(i)))
+            .collect();
+        // A resuming master's VIPs are not stale: they stay, and XDP with them.
         let all: Vec<Vip> = config
             .vrrp_instances
             .iter()
-            .flat_map(|i| {
+            .zip(&resuming)
+            .filter(|(_, r)| !**r)
+            .flat_map(|(i, _)| {
                 let (v, x) = vips_of(i);
                 v.into_iter().chain(x)
             })
@@ -272,14 +327,18 @@ impl Ha {
             }
             let (tracking, task) = spawn_tracker(inst.priority, sources);
             ha.helpers.push(task);
+            let start = if resuming[i] {
+                Input::ResumeMaster
+            } else {
+                Input::Startup
+            };
             let running = Self::start_instance(
                 inst,
-                addresses.clone(),
-                notifier.clone(),
+                (addresses.clone(), notifier.clone(), store.clone()),
                 tracking,
-                tx,
-                rx,
+                (tx, rx),
                 links.remove(&i),
+                start,
             )
             .with_context(|| format!("vrrp_instance {}", inst.name))?;
             ha.running.push(running);
@@ -289,12 +348,11 @@ impl Ha {
 
     fn start_instance(
         inst: &VrrpInstance,
-        addresses: Addresses,
-        notifier: Notifier,
+        (addresses, notifier, store): (Addresses, Notifier, Option<Store>),
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
-        tx: mpsc::UnboundedSender<Input>,
-        inputs: mpsc::UnboundedReceiver<Input>,
+        (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
         group: Option<GroupLink>,
+        start: Input,
     ) -> Result<Running> {
         let v6 = wants_v6(inst);
         let src = inst
@@ -358,6 +416,8 @@ impl Ha {
             group,
             status: status.clone(),
             timers: Timers::default(),
+            start,
+            store,
         };
         let task = tokio::spawn(instance.run());
         Ok(Running {
@@ -397,6 +457,18 @@ impl Ha {
                     r.task.abort();
                 }
             }
+        }
+        for h in self.helpers {
+            h.abort();
+        }
+    }
+
+    /// The upgrade's exit, once the new daemon has resumed every master:
+    /// stop at once, with no priority-0 advert and the VIPs left in place,
+    /// and the records left saying what the new daemon took over.
+    pub fn abandon(self) {
+        for r in self.running {
+            r.task.abort();
         }
         for h in self.helpers {
             h.abort();
