@@ -6,8 +6,9 @@
 //! One JSON file per instance, rewritten atomically (temporary file, then
 //! rename) on every transition and on every advert a master sends, so the
 //! timestamp says when the instance was last known to be master. Files are
-//! named after the network namespace too: daemons in two namespaces share
-//! `/run` but never a file. Time is CLOCK_BOOTTIME with the boot id beside
+//! named after the network namespace too (its cookie, never reused within a
+//! boot, unlike its inode): daemons in two namespaces share `/run` but never
+//! a file, and a namespace made after another is deleted starts afresh. Time is CLOCK_BOOTTIME with the boot id beside
 //! it, so neither a reboot nor a wall-clock step counts as "recent".
 
 use std::{
@@ -88,8 +89,36 @@ pub fn may_resume(saved: &Saved, now: &BootTime, down_interval: Duration) -> boo
 #[derive(Clone, Debug)]
 pub struct Store {
     dir: PathBuf,
-    /// The network namespace's inode number.
-    netns: u64,
+    /// Names this network namespace.
+    netns: String,
+}
+
+/// The network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14), else its
+/// inode number.
+fn netns_id() -> io::Result<String> {
+    // SAFETY: a socket this function closes; getsockopt writes at most
+    // `len` bytes into the u64 we pass.
+    let cookie = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        let mut cookie = 0u64;
+        let mut len = size_of::<u64>() as libc::socklen_t;
+        let ok = fd >= 0
+            && libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NETNS_COOKIE,
+                (&raw mut cookie).cast(),
+                &mut len,
+            ) == 0;
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        ok.then_some(cookie)
+    };
+    match cookie {
+        Some(c) => Ok(format!("c{c}")),
+        None => Ok(format!("i{}", fs::metadata("/proc/self/ns/net")?.ino())),
+    }
 }
 
 /// Keeps the name to characters that are safe in a file name.
@@ -107,10 +136,9 @@ fn file_safe(name: &str) -> String {
 
 impl Store {
     pub fn new(dir: &Path) -> io::Result<Self> {
-        let netns = fs::metadata("/proc/self/ns/net")?.ino();
         Ok(Self {
             dir: dir.to_path_buf(),
-            netns,
+            netns: netns_id()?,
         })
     }
 

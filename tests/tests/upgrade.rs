@@ -1,0 +1,402 @@
+//! Binary upgrade with no gap (root): an xdpvs master (priority 100) and a
+//! real keepalived backup (99), 20 keep-alive HTTP connections through the
+//! VIP and a ping every 10 ms. The daemon runs from a temporary path; a new
+//! binary is copied over it (copy + rename, as a package manager does) and
+//! `ctl upgrade`, then SIGUSR2, replace the daemon. Checked: every
+//! connection answers throughout, no ping is lost, the adverts on the wire
+//! never pause longer than one interval (plus scheduling slack), keepalived
+//! never advertises (a backup that does has become master), the admin socket
+//! and metrics answer from the new PID. A broken new binary is refused and
+//! the running daemon goes on.
+
+use std::{
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use tests::{
+    adverts::{Advert, Capture},
+    keepalived::{self, Vrrp, has_vip, master_down_interval, wait_vip},
+    netns::{in_netns, wait_for},
+    topology::{DrLab, VIP, exchange, lb_addr},
+};
+
+const XDP_MODE: &str = "native";
+const CONNECTIONS: usize = 20;
+const ADVERT_INT: Duration = Duration::from_secs(1);
+/// Scheduling on a loaded 2-core runner.
+const GAP_SLACK: Duration = Duration::from_millis(300);
+const SLACK: Duration = Duration::from_millis(1500);
+
+/// The daemon once an upgrade has made it nobody's child: stopped (SIGTERM,
+/// then SIGKILL) by PID when the test ends, before the lab goes.
+#[derive(Default)]
+struct Adopted(Option<i32>);
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the PID exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        let Some(pid) = self.0 else { return };
+        // SAFETY: kill on the PID of the daemon this test started (by upgrade).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        if !wait_gone(pid, Duration::from_secs(10)) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Keep-alive connections asked in turn until stopped; every failure is
+/// a lost connection.
+struct Connections {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Result<(usize, Vec<String>)>>,
+}
+
+impl Connections {
+    fn open(lab: &DrLab) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, ns) = (stop.clone(), lab.client.clone());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = thread::spawn(move || {
+            in_netns(&ns, move || -> Result<(usize, Vec<String>)> {
+                let vip = SocketAddr::from((VIP, 80));
+                let mut conns = Vec::new();
+                for _ in 0..CONNECTIONS {
+                    let mut c = TcpStream::connect_timeout(&vip, Duration::from_secs(2))?;
+                    c.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    exchange(&mut c)?;
+                    conns.push(Some(c));
+                }
+                let _ = ready_tx.send(());
+                let (mut answered, mut lost) = (0, Vec::new());
+                while !s.load(Ordering::Relaxed) {
+                    for (i, slot) in conns.iter_mut().enumerate() {
+                        let Some(c) = slot else { continue };
+                        match exchange(c) {
+                            Ok(_) => answered += 1,
+                            Err(e) => {
+                                lost.push(format!("connection {i}: {e:#}"));
+                                *slot = None;
+                            }
+                        }
+                    }
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Ok((answered, lost))
+            })?
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .map_err(|_| anyhow!("the {CONNECTIONS} connections did not open"))?;
+        Ok(Self { stop, thread })
+    }
+
+    /// (requests answered, connections lost with why).
+    fn close(self) -> Result<(usize, Vec<String>)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow!("connection thread panicked"))?
+    }
+}
+
+/// `ping -i 0.01` to the VIP from the client, `count` echoes.
+fn ping(lab: &DrLab, count: usize) -> Result<Child> {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            "ping",
+            "-q",
+            "-n",
+            "-i",
+            "0.01",
+        ])
+        .args(["-W", "1", "-c", &count.to_string(), &VIP.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting ping")
+}
+
+/// (sent, received) from ping's summary.
+fn ping_result(child: Child) -> Result<(usize, usize)> {
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .ok_or_else(|| anyhow!("no ping summary in {text}"))?;
+    let num = |word: &str| -> Result<usize> {
+        let before = line
+            .split(',')
+            .find(|part| part.contains(word))
+            .ok_or_else(|| anyhow!("no {word} in {line}"))?;
+        Ok(before
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .parse()?)
+    };
+    Ok((num("transmitted")?, num("received")?))
+}
+
+/// The PID `ctl status` names.
+fn daemon_pid(lab: &DrLab) -> Result<i32> {
+    let status = lab.ctl(0, &["status"])?;
+    let first = status.lines().next().unwrap_or_default();
+    first
+        .split_whitespace()
+        .skip_while(|w| *w != "pid")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow!("no pid in `ctl status`: {first}"))
+}
+
+/// Puts `content` at `path` the way a package manager does: a new file,
+/// renamed over the old one (whose inode the running daemon keeps).
+fn install(path: &Path, from: &Path) -> Result<()> {
+    let tmp = path.with_extension("new");
+    std::fs::copy(from, &tmp).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn max_gap(adverts: &[Advert], from: std::net::Ipv4Addr) -> Duration {
+    let ours: Vec<_> = adverts.iter().filter(|a| a.from == from).collect();
+    ours.windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .max()
+        .unwrap_or_default()
+}
+
+struct Rig {
+    lab: DrLab,
+    /// The path the daemon runs from, and the build it copies from.
+    bin: PathBuf,
+    build: PathBuf,
+}
+
+impl Rig {
+    fn new() -> Result<Self> {
+        let mut lab = DrLab::build("up", 2, 2)?;
+        lab.start_nginx(0)?;
+        lab.start_nginx(1)?;
+        let build = lab.artifacts.xdpvs.clone();
+        let dir = lab.lab.dir.join("bin");
+        std::fs::create_dir_all(&dir)?;
+        let bin = dir.join("xdpvs");
+        std::fs::copy(&build, &bin)?;
+        let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+        keepalived::start(&mut lab.lab, "keepalived", &lb2, &Vrrp::new(3, 99).conf())?;
+        let ours = Vrrp {
+            reals: 2,
+            ..Vrrp::new(3, 100)
+        };
+        // The daemon runs from `bin`; ctl and adm keep using the build.
+        lab.artifacts.xdpvs = bin.clone();
+        let started = lab.start_xdpvs(0, &ours.conf(), XDP_MODE);
+        lab.artifacts.xdpvs = build.clone();
+        started?;
+        let startup = master_down_interval(3, 100) + master_down_interval(3, 99) + SLACK;
+        wait_vip(&lb1, true, startup)?;
+        wait_vip(&lb2, false, startup)?;
+        Ok(Self { lab, bin, build })
+    }
+
+    /// Runs `trigger` under load; returns the new daemon's PID and prints
+    /// what was measured.
+    fn upgrade_under_load(
+        &self,
+        what: &str,
+        trigger: impl FnOnce(&DrLab) -> Result<()>,
+    ) -> Result<i32> {
+        let lab = &self.lab;
+        let old = daemon_pid(lab)?;
+        let conns = Connections::open(lab)?;
+        let capture = Capture::start(&lab.client)?;
+        let pinger = ping(lab, 800)?;
+        thread::sleep(Duration::from_secs(1));
+        install(&self.bin, &self.build)?;
+        let started = Instant::now();
+        trigger(lab)?;
+        let new = wait_for(Duration::from_secs(40), || {
+            let pid = daemon_pid(lab)?;
+            if pid == old {
+                bail!("still pid {old}");
+            }
+            Ok(pid)
+        })?;
+        let took = started.elapsed();
+        if !wait_gone(old, Duration::from_secs(5)) {
+            bail!("the old daemon (pid {old}) did not exit");
+        }
+        // Adverts from the new process alone, several intervals of them.
+        thread::sleep(3 * ADVERT_INT);
+        let (sent, received) = ping_result(pinger)?;
+        let adverts = capture.finish()?;
+        let (answered, lost) = conns.close()?;
+        let gap = max_gap(&adverts, lb_addr(0));
+        println!(
+            "{what}: pid {old} -> {new} in {:.2} s; connections kept {}/{CONNECTIONS} \
+             ({answered} requests answered); pings lost {} of {sent}; longest advert gap \
+             {:.3} s (interval {:.0} s)",
+            took.as_secs_f64(),
+            CONNECTIONS - lost.len(),
+            sent - received,
+            gap.as_secs_f64(),
+            ADVERT_INT.as_secs_f64()
+        );
+        let keepalived_adverts: Vec<_> = adverts.iter().filter(|a| a.from == lb_addr(1)).collect();
+        assert!(
+            keepalived_adverts.is_empty(),
+            "{what}: keepalived advertised, so it became master: {keepalived_adverts:?}"
+        );
+        assert!(
+            !adverts
+                .iter()
+                .any(|a| a.from == lb_addr(0) && a.priority == 0),
+            "{what}: the old daemon sent priority 0"
+        );
+        assert!(
+            gap <= ADVERT_INT + GAP_SLACK,
+            "{what}: adverts paused for {gap:?}"
+        );
+        assert!(
+            adverts.iter().filter(|a| a.from == lb_addr(0)).count() >= 3,
+            "{what}: no adverts seen"
+        );
+        assert!(
+            has_vip(&lab.lbs[0]) && !has_vip(&lab.lbs[1]),
+            "{what}: the VIP moved"
+        );
+        assert!(
+            !lab.lab.log("keepalived").contains("Entering MASTER STATE"),
+            "{what}: keepalived became master:\n{}",
+            lab.lab.log("keepalived")
+        );
+        // The data plane across the upgrade.
+        assert_eq!(sent, received, "{what}: pings lost");
+        assert!(lost.is_empty(), "{what}: connections lost: {lost:#?}");
+        // The listeners came along: the admin socket answered the new PID
+        // above; metrics answer too.
+        let metrics = lab.metrics(0)?;
+        assert!(metrics.contains("xdpvs_"), "{what}: metrics: {metrics}");
+        let log = lab.lab.log("xdpvs-lb1");
+        assert!(
+            log.contains("resuming as MASTER, VIPs kept"),
+            "{what}: the new daemon did not resume:\n{log}"
+        );
+        Ok(new)
+    }
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn upgrade_without_a_gap_root() {
+    let rig = Rig::new().expect("lab with xdpvs master and keepalived backup");
+    let mut adopted = Adopted::default();
+
+    let socket = rig.lab.lab.dir.join("xdpvs-lb1.sock");
+    let new = rig
+        .upgrade_under_load("ctl upgrade", |lab| {
+            let out = lab.ctl(0, &["upgrade"])?;
+            assert!(out.contains("upgraded: pid"), "{out}");
+            Ok(())
+        })
+        .expect("ctl upgrade");
+    adopted.0 = Some(new);
+
+    let newer = rig
+        .upgrade_under_load("SIGUSR2", |_| {
+            // SAFETY: kill on the daemon's PID, as an operator would.
+            if unsafe { libc::kill(new, libc::SIGUSR2) } != 0 {
+                bail!("SIGUSR2: {}", std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+        .expect("SIGUSR2");
+    adopted.0 = Some(newer);
+
+    // A broken binary: refused, said why, the daemon runs on as master.
+    let broken = rig.lab.lab.dir.join("broken");
+    std::fs::write(&broken, "#!/bin/sh\necho 'not xdpvs' >&2\nexit 1\n").expect("script");
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    install(&rig.bin, &broken).expect("installing the broken binary");
+    let out = Command::new(&rig.build)
+        .args(["ctl", "--socket"])
+        .arg(&socket)
+        .arg("upgrade")
+        .output()
+        .expect("running ctl upgrade");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "broken binary: ctl upgrade exit {}: {}",
+        out.status,
+        stderr.trim()
+    );
+    assert!(
+        !out.status.success(),
+        "ctl upgrade succeeded with a broken binary"
+    );
+    assert!(
+        stderr.contains("upgrade failed") && stderr.contains("exit status: 1"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&rig.bin).expect("removing the binary");
+    let out = Command::new(&rig.build)
+        .args(["ctl", "--socket"])
+        .arg(&socket)
+        .arg("upgrade")
+        .output()
+        .expect("running ctl upgrade");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "missing binary: ctl upgrade exit {}: {}",
+        out.status,
+        stderr.trim()
+    );
+    assert!(
+        !out.status.success() && stderr.contains("is missing"),
+        "{stderr}"
+    );
+    assert_eq!(
+        daemon_pid(&rig.lab).expect("status"),
+        newer,
+        "the daemon runs on"
+    );
+    assert!(has_vip(&rig.lab.lbs[0]), "still master");
+    let answers = rig
+        .lab
+        .answers(SocketAddr::from((VIP, 80)), 20)
+        .expect("client");
+    assert_eq!(answers.get("failed"), None, "{answers:?}");
+    // `adopted` goes before `rig` (declared after it): the daemon stops
+    // before its namespaces do.
+}
