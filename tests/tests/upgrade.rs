@@ -12,7 +12,7 @@
 use std::{
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -41,9 +41,15 @@ const SLACK: Duration = Duration::from_millis(1500);
 #[derive(Default)]
 struct Adopted(Option<i32>);
 
+/// Running: neither gone nor a zombie (an exited daemon whose parent, the
+/// lab or an init that does not reap, has not collected it yet).
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the PID exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the parenthesised command name.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 fn wait_gone(pid: i32, timeout: Duration) -> bool {
@@ -124,46 +130,104 @@ impl Connections {
     }
 }
 
-/// `ping -i 0.01` to the VIP from the client, `count` echoes.
-fn ping(lab: &DrLab, count: usize) -> Result<Child> {
-    Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client,
-            "ping",
-            "-q",
-            "-n",
-            "-i",
-            "0.01",
-        ])
-        .args(["-W", "1", "-c", &count.to_string(), &VIP.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting ping")
+/// An echo request to the VIP every 10 ms from the client (a raw ICMP
+/// socket: the image has no ping); counts the replies.
+struct Pinger {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Result<(usize, usize)>>,
 }
 
-/// (sent, received) from ping's summary.
-fn ping_result(child: Child) -> Result<(usize, usize)> {
-    let out = child.wait_with_output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .ok_or_else(|| anyhow!("no ping summary in {text}"))?;
-    let num = |word: &str| -> Result<usize> {
-        let before = line
-            .split(',')
-            .find(|part| part.contains(word))
-            .ok_or_else(|| anyhow!("no {word} in {line}"))?;
-        Ok(before
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .parse()?)
-    };
-    Ok((num("transmitted")?, num("received")?))
+const PING_EVERY: Duration = Duration::from_millis(10);
+
+impl Pinger {
+    fn start(lab: &DrLab) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, ns) = (stop.clone(), lab.client.clone());
+        let thread = thread::spawn(move || in_netns(&ns, move || echo_loop(&s))?);
+        Self { stop, thread }
+    }
+
+    /// (sent, answered): an echo counts as answered within a second.
+    fn finish(self) -> Result<(usize, usize)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| anyhow!("ping thread panicked"))?
+    }
+}
+
+fn echo_loop(stop: &AtomicBool) -> Result<(usize, usize)> {
+    // SAFETY: plain socket calls on a descriptor this function owns and
+    // closes; every pointer is to a local that outlives the call.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+        if fd < 0 {
+            bail!("raw ICMP socket: {}", std::io::Error::last_os_error());
+        }
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 1_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            size_of_val(&timeout) as libc::socklen_t,
+        );
+        let dst = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(VIP.octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        let id = (std::process::id() & 0xffff) as u16;
+        let mut answered = std::collections::BTreeSet::new();
+        let mut sent: usize = 0;
+        let mut next = Instant::now();
+        // Bounded even if never told to stop.
+        let give_up = next + Duration::from_secs(120);
+        let mut stopping: Option<Instant> = None;
+        let mut buf = [0u8; 1500];
+        loop {
+            let now = Instant::now();
+            match stopping {
+                Some(at) if now >= at => break,
+                None if stop.load(Ordering::Relaxed) || now >= give_up => {
+                    stopping = Some(now + Duration::from_secs(1));
+                }
+                None if now >= next => {
+                    let rest = (u32::from(id) << 16) | (sent as u32 & 0xffff);
+                    let m = tests::packet::icmpv4(8, 0, rest, b"xdpvs-upgrade");
+                    libc::sendto(
+                        fd,
+                        m.as_ptr().cast(),
+                        m.len(),
+                        0,
+                        (&raw const dst).cast(),
+                        size_of_val(&dst) as libc::socklen_t,
+                    );
+                    sent += 1;
+                    next += PING_EVERY;
+                }
+                _ => {}
+            }
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            let Ok(n) = usize::try_from(n) else { continue };
+            let ihl = usize::from(buf[0] & 0x0f) * 4;
+            if n >= ihl + 8
+                && buf[12..16] == VIP.octets()
+                && buf[ihl] == 0
+                && buf[ihl + 4..ihl + 6] == id.to_be_bytes()
+            {
+                answered.insert(u16::from_be_bytes([buf[ihl + 6], buf[ihl + 7]]));
+            }
+        }
+        libc::close(fd);
+        Ok((sent, answered.len()))
+    }
 }
 
 /// The PID `ctl status` names.
@@ -238,9 +302,11 @@ impl Rig {
     ) -> Result<i32> {
         let lab = &self.lab;
         let old = daemon_pid(lab)?;
+        // keepalived may have been master before xdpvs first started.
+        let keepalived_before = lab.lab.log("keepalived").len();
         let conns = Connections::open(lab)?;
         let capture = Capture::start(&lab.client)?;
-        let pinger = ping(lab, 800)?;
+        let pinger = Pinger::start(lab);
         thread::sleep(Duration::from_secs(1));
         install(&self.bin, &self.build)?;
         let started = Instant::now();
@@ -258,7 +324,7 @@ impl Rig {
         }
         // Adverts from the new process alone, several intervals of them.
         thread::sleep(3 * ADVERT_INT);
-        let (sent, received) = ping_result(pinger)?;
+        let (sent, received) = pinger.finish()?;
         let adverts = capture.finish()?;
         let (answered, lost) = conns.close()?;
         let gap = max_gap(&adverts, lb_addr(0));
@@ -295,10 +361,11 @@ impl Rig {
             has_vip(&lab.lbs[0]) && !has_vip(&lab.lbs[1]),
             "{what}: the VIP moved"
         );
+        let keepalived_log = lab.lab.log("keepalived");
+        let since = keepalived_log.get(keepalived_before..).unwrap_or_default();
         assert!(
-            !lab.lab.log("keepalived").contains("Entering MASTER STATE"),
-            "{what}: keepalived became master:\n{}",
-            lab.lab.log("keepalived")
+            !since.contains("MASTER"),
+            "{what}: keepalived changed state:\n{since}"
         );
         // The data plane across the upgrade.
         assert_eq!(sent, received, "{what}: pings lost");

@@ -268,19 +268,24 @@ impl Instance {
 
     fn record(&mut self) {
         let Some(store) = &self.store else { return };
-        let saved = BootTime::now().and_then(|now| {
-            let status = self.status().clone();
-            store.save(&Saved {
-                instance: self.name.clone(),
-                vrid: status.vrid,
-                state: status.state,
-                priority: status.effective_priority,
-                master: status.master,
-                boot_id: now.boot_id,
-                boottime_ms: u64::try_from(now.since_boot.as_millis()).unwrap_or(u64::MAX),
-                pid: std::process::id(),
+        let status = self.status().clone();
+        let saved = if self.fsm.state() == State::Initialize {
+            // Stopped after a planned handover: nothing to resume.
+            store.forget(&self.name, status.vrid)
+        } else {
+            BootTime::now().and_then(|now| {
+                store.save(&Saved {
+                    instance: self.name.clone(),
+                    vrid: status.vrid,
+                    state: status.state,
+                    priority: status.effective_priority,
+                    master: status.master,
+                    boot_id: now.boot_id,
+                    boottime_ms: u64::try_from(now.since_boot.as_millis()).unwrap_or(u64::MAX),
+                    pid: std::process::id(),
+                })
             })
-        });
+        };
         if let Err(e) = saved {
             // Once: a restart will simply not resume.
             warn!(

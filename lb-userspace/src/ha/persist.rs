@@ -162,6 +162,14 @@ impl Store {
             .filter(|s: &Saved| s.instance == instance && s.vrid == vrid)
     }
 
+    /// Removes the record: a planned stop handed over, nothing to resume.
+    pub fn forget(&self, instance: &str, vrid: u8) -> io::Result<()> {
+        match fs::remove_file(self.path(instance, vrid)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Replaces the record atomically: readers see the old or the new one.
     pub fn save(&self, saved: &Saved) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
@@ -238,6 +246,12 @@ mod tests {
         s.state = "BACKUP".into();
         store.save(&s).expect("save again");
         assert_eq!(store.load("VI 1/x", 51), Some(s));
+        store.forget("VI 1/x", 51).expect("forget");
+        assert_eq!(store.load("VI 1/x", 51), None);
+        store
+            .forget("VI 1/x", 51)
+            .expect("forgetting twice is fine");
+        store.save(&saved("MASTER", 6)).expect("save");
         assert_eq!(store.load("VI 1/x", 52), None, "another VRID");
         let names: Vec<_> = fs::read_dir(&dir)
             .expect("dir")
