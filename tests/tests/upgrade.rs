@@ -467,3 +467,83 @@ fn upgrade_without_a_gap_root() {
     // `adopted` goes before `rig` (declared after it): the daemon stops
     // before its namespaces do.
 }
+
+/// `kill -9` of the master daemon, started again at once: it resumes as
+/// master within Master_Down_Interval (VIP kept, advert at once), so the
+/// keepalived backup never takes over. Started again only after that
+/// interval, it starts normally and wins the election by priority.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn restart_after_crash_resumes_master_root() {
+    let mut rig = Rig::new().expect("lab with xdpvs master and keepalived backup");
+    let (lb1, lb2) = (rig.lab.lbs[0].clone(), rig.lab.lbs[1].clone());
+    let conf = Vrrp {
+        reals: 2,
+        ..Vrrp::new(3, 100)
+    }
+    .conf();
+    let keepalived_before = rig.lab.lab.log("keepalived").len();
+    let capture = Capture::start(&rig.lab.client).expect("capture");
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, lb1) = (stop.clone(), lb1.clone());
+        thread::spawn(move || {
+            let mut missing = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if !has_vip(&lb1) {
+                    missing += 1;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            missing
+        })
+    };
+    rig.lab
+        .lab
+        .stop("xdpvs-lb1", libc::SIGKILL)
+        .expect("kill -9 xdpvs");
+    let crashed = Instant::now();
+    rig.lab
+        .start_xdpvs(0, &conf, XDP_MODE)
+        .expect("restarting xdpvs");
+    let restarted = crashed.elapsed();
+    thread::sleep(3 * ADVERT_INT);
+    stop.store(true, Ordering::Relaxed);
+    let missing = watcher.join().expect("watcher");
+    let adverts = capture.finish().expect("adverts");
+    let gap = max_gap(&adverts, lb_addr(0));
+    println!(
+        "kill -9 + restart: up again in {:.2} s; longest advert gap {:.3} s \
+         (keepalived's Master_Down_Interval {:.2} s)",
+        restarted.as_secs_f64(),
+        gap.as_secs_f64(),
+        master_down_interval(3, 99).as_secs_f64()
+    );
+    let log = rig.lab.lab.log("xdpvs-lb1");
+    assert!(log.contains("resuming as MASTER, VIPs kept"), "{log}");
+    assert_eq!(missing, 0, "the VIP left lb1 during the restart");
+    assert!(
+        !adverts.iter().any(|a| a.from == lb_addr(1)),
+        "keepalived advertised: it became master"
+    );
+    let since = rig.lab.lab.log("keepalived");
+    let since = since.get(keepalived_before..).unwrap_or_default();
+    assert!(!since.contains("MASTER"), "keepalived changed state:\n{since}");
+    assert!(gap < master_down_interval(3, 99), "advert gap {gap:?}");
+
+    // Later than Master_Down_Interval: the normal rules.
+    rig.lab
+        .lab
+        .stop("xdpvs-lb1", libc::SIGKILL)
+        .expect("kill -9 xdpvs");
+    wait_vip(&lb2, true, master_down_interval(3, 99) + SLACK).expect("keepalived takes over");
+    rig.lab
+        .start_xdpvs(0, &conf, XDP_MODE)
+        .expect("restarting xdpvs");
+    let log = rig.lab.lab.log("xdpvs-lb1");
+    assert!(
+        log.contains("not within Master_Down_Interval") && !log.contains("resuming as MASTER"),
+        "{log}"
+    );
+    wait_vip(&lb2, false, master_down_interval(3, 100) + SLACK).expect("xdpvs preempts");
+}
