@@ -267,8 +267,9 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Result<Self> {
-        let mut lab = DrLab::build("up", 2, 2)?;
+    /// `tag` names the lab's namespaces (unique per test).
+    fn new(tag: &str) -> Result<Self> {
+        let mut lab = DrLab::build(tag, 2, 2)?;
         lab.start_nginx(0)?;
         lab.start_nginx(1)?;
         let build = lab.artifacts.xdpvs.clone();
@@ -386,7 +387,7 @@ impl Rig {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn upgrade_without_a_gap_root() {
-    let rig = Rig::new().expect("lab with xdpvs master and keepalived backup");
+    let rig = Rig::new("up").expect("lab with xdpvs master and keepalived backup");
     let mut adopted = Adopted::default();
 
     let socket = rig.lab.lab.dir.join("xdpvs-lb1.sock");
@@ -410,49 +411,40 @@ fn upgrade_without_a_gap_root() {
         .expect("SIGUSR2");
     adopted.0 = Some(newer);
 
-    // A broken binary: refused, said why, the daemon runs on as master.
+    // Refusals: the daemon runs on as master, `ctl upgrade` says why.
+    let refused = |what: &str| -> String {
+        let out = Command::new(&rig.build)
+            .args(["ctl", "--socket"])
+            .arg(&socket)
+            .arg("upgrade")
+            .output()
+            .expect("running ctl upgrade");
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        println!("{what}: ctl upgrade {}: {stderr}", out.status);
+        assert!(!out.status.success(), "{what}: ctl upgrade succeeded");
+        stderr
+    };
+    // The new binary refuses the configuration it finds.
+    let conf = rig.lab.lab.dir.join("xdpvs-lb1.conf");
+    let good = std::fs::read_to_string(&conf).expect("config");
+    std::fs::write(&conf, format!("{good}\nvrrp_instance {{\n")).expect("bad config");
+    let stderr = refused("bad configuration");
+    assert!(stderr.contains("configuration refused"), "{stderr}");
+    std::fs::write(&conf, good).expect("restoring the config");
+    // A broken binary, then none at all.
     let broken = rig.lab.lab.dir.join("broken");
     std::fs::write(&broken, "#!/bin/sh\necho 'not xdpvs' >&2\nexit 1\n").expect("script");
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     install(&rig.bin, &broken).expect("installing the broken binary");
-    let out = Command::new(&rig.build)
-        .args(["ctl", "--socket"])
-        .arg(&socket)
-        .arg("upgrade")
-        .output()
-        .expect("running ctl upgrade");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!(
-        "broken binary: ctl upgrade exit {}: {}",
-        out.status,
-        stderr.trim()
-    );
-    assert!(
-        !out.status.success(),
-        "ctl upgrade succeeded with a broken binary"
-    );
+    let stderr = refused("broken binary");
     assert!(
         stderr.contains("upgrade failed") && stderr.contains("exit status: 1"),
         "{stderr}"
     );
     std::fs::remove_file(&rig.bin).expect("removing the binary");
-    let out = Command::new(&rig.build)
-        .args(["ctl", "--socket"])
-        .arg(&socket)
-        .arg("upgrade")
-        .output()
-        .expect("running ctl upgrade");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!(
-        "missing binary: ctl upgrade exit {}: {}",
-        out.status,
-        stderr.trim()
-    );
-    assert!(
-        !out.status.success() && stderr.contains("is missing"),
-        "{stderr}"
-    );
+    let stderr = refused("missing binary");
+    assert!(stderr.contains("is missing"), "{stderr}");
     assert_eq!(
         daemon_pid(&rig.lab).expect("status"),
         newer,
@@ -475,7 +467,7 @@ fn upgrade_without_a_gap_root() {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn restart_after_crash_resumes_master_root() {
-    let mut rig = Rig::new().expect("lab with xdpvs master and keepalived backup");
+    let mut rig = Rig::new("rs").expect("lab with xdpvs master and keepalived backup");
     let (lb1, lb2) = (rig.lab.lbs[0].clone(), rig.lab.lbs[1].clone());
     let conf = Vrrp {
         reals: 2,
@@ -528,7 +520,10 @@ fn restart_after_crash_resumes_master_root() {
     );
     let since = rig.lab.lab.log("keepalived");
     let since = since.get(keepalived_before..).unwrap_or_default();
-    assert!(!since.contains("MASTER"), "keepalived changed state:\n{since}");
+    assert!(
+        !since.contains("MASTER"),
+        "keepalived changed state:\n{since}"
+    );
     assert!(gap < master_down_interval(3, 99), "advert gap {gap:?}");
 
     // Later than Master_Down_Interval: the normal rules.

@@ -184,6 +184,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
         return Ok(());
     }
     notify::stopping();
+    upgrades.cancel().await;
     // Handover first: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;

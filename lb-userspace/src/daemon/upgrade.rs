@@ -27,6 +27,10 @@ use std::{
     },
     path::{Path, PathBuf},
     process::{Child, Command},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -214,13 +218,23 @@ enum Report {
     /// Closed without a word: it exited or crashed.
     Silent,
     TimedOut,
+    /// This daemon is stopping: the upgrade is called off.
+    Cancelled,
 }
 
-fn read_report(pipe: &mut File, timeout: Duration) -> Report {
+/// How often a wait for the report looks at `cancel`.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+fn read_report(pipe: &mut File, timeout: Duration, cancel: &AtomicBool) -> Report {
     let deadline = Instant::now() + timeout;
     let mut text = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        if cancel.load(Ordering::Relaxed) {
+            return Report::Cancelled;
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(CANCEL_POLL);
         if left.is_zero() {
             return Report::TimedOut;
         }
@@ -308,6 +322,7 @@ fn start_successor(
     args: &[OsString],
     fds: &[(&str, OwnedFd)],
     timeout: Duration,
+    cancel: &AtomicBool,
 ) -> Result<u32> {
     if !exe.exists() {
         bail!("{} is missing", exe.display());
@@ -343,7 +358,7 @@ fn start_successor(
     drop(ready_w);
     let pid = child.id();
     info!("upgrade: started {} as pid {pid}", exe.display());
-    match read_report(&mut report, timeout) {
+    match read_report(&mut report, timeout, cancel) {
         Report::Ready => Ok(pid),
         Report::Refused(why) => {
             let status = reap(&mut child);
@@ -360,6 +375,11 @@ fn start_successor(
                 "the new xdpvs (pid {pid}) did not report ready within {timeout:?}; it was stopped"
             )
         }
+        Report::Cancelled => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("this daemon is stopping: the new xdpvs (pid {pid}) was stopped")
+        }
     }
 }
 
@@ -369,6 +389,7 @@ pub struct Upgrades {
     handover: Handover,
     running: Option<JoinHandle<Result<u32>>>,
     waiting: Vec<oneshot::Sender<Response>>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Upgrades {
@@ -378,6 +399,16 @@ impl Upgrades {
             handover,
             running: None,
             waiting: Vec::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// This daemon stops for good: a new process still starting is stopped
+    /// and a waiting `ctl upgrade` told so.
+    pub async fn cancel(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if self.running.is_some() {
+            self.finished().await;
         }
     }
 
@@ -401,8 +432,9 @@ impl Upgrades {
             Ok(fds)
         })();
         info!("upgrade: replacing this daemon with {}", exe.display());
+        let cancel = self.cancel.clone();
         self.running = Some(tokio::task::spawn_blocking(move || {
-            start_successor(&exe, &args, &fds?, READY_TIMEOUT)
+            start_successor(&exe, &args, &fds?, READY_TIMEOUT, &cancel)
         }));
     }
 
@@ -500,12 +532,24 @@ mod tests {
         std::fs::write(&exe, format!("#!/bin/sh\n{script}\n")).expect("script");
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         // Another test's fork may briefly hold the script open for writing.
-        let mut r = start_successor(&exe, &[], &[], Duration::from_secs(2));
+        let mut r = start_successor(
+            &exe,
+            &[],
+            &[],
+            Duration::from_secs(2),
+            &AtomicBool::new(false),
+        );
         for _ in 0..20 {
             match &r {
                 Err(e) if format!("{e:#}").contains("Text file busy") => {
                     std::thread::sleep(Duration::from_millis(50));
-                    r = start_successor(&exe, &[], &[], Duration::from_secs(2));
+                    r = start_successor(
+                        &exe,
+                        &[],
+                        &[],
+                        Duration::from_secs(2),
+                        &AtomicBool::new(false),
+                    );
                 }
                 _ => break,
             }
@@ -549,13 +593,42 @@ mod tests {
     }
 
     #[test]
+    fn stopping_calls_an_upgrade_off() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let setter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let started = Instant::now();
+        let e = start_successor(
+            Path::new("/bin/sleep"),
+            &["30".into()],
+            &[],
+            READY_TIMEOUT,
+            &cancel,
+        )
+        .expect_err("cancelled");
+        setter.join().expect("setter");
+        assert!(format!("{e:#}").contains("is stopping"), "{e:#}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn a_missing_or_plain_file_is_refused() {
-        let e = start_successor(Path::new("/nonexistent/xdpvs"), &[], &[], READY_TIMEOUT)
-            .expect_err("missing");
+        let e = start_successor(
+            Path::new("/nonexistent/xdpvs"),
+            &[],
+            &[],
+            READY_TIMEOUT,
+            &AtomicBool::new(false),
+        )
+        .expect_err("missing");
         assert!(format!("{e:#}").contains("is missing"), "{e:#}");
         let plain = std::env::temp_dir().join(format!("xdpvs-plain-{}", std::process::id()));
         std::fs::write(&plain, "not a program").expect("file");
-        let e = start_successor(&plain, &[], &[], READY_TIMEOUT).expect_err("not executable");
+        let e = start_successor(&plain, &[], &[], READY_TIMEOUT, &AtomicBool::new(false))
+            .expect_err("not executable");
         let _ = std::fs::remove_file(&plain);
         assert!(format!("{e:#}").contains("not an executable"), "{e:#}");
     }
