@@ -48,9 +48,17 @@ pub struct BootTime {
 
 impl BootTime {
     pub fn now() -> io::Result<Self> {
-        let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?
-            .trim()
-            .to_string();
+        // Read once: it cannot change while we run, and masters record often.
+        static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let boot_id = match BOOT_ID.get() {
+            Some(id) => id.clone(),
+            None => {
+                let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+                    .trim()
+                    .to_string();
+                BOOT_ID.get_or_init(|| id).clone()
+            }
+        };
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
