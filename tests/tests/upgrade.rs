@@ -371,8 +371,13 @@ impl Rig {
         // The data plane across the upgrade.
         assert_eq!(sent, received, "{what}: pings lost");
         assert!(lost.is_empty(), "{what}: connections lost: {lost:#?}");
-        // The listeners came along: the admin socket answered the new PID
-        // above; metrics answer too.
+        // The listeners came along: the admin socket answers from the new
+        // PID (text and JSON), metrics answer too.
+        let json = lab.ctl(0, &["status", "--json"])?;
+        assert!(
+            json.contains(&format!("\"pid\": {new}")) && json.contains("\"started_unix\""),
+            "{what}: {json}"
+        );
         let metrics = lab.metrics(0)?;
         assert!(metrics.contains("xdpvs_"), "{what}: metrics: {metrics}");
         let log = lab.lab.log("xdpvs-lb1");
