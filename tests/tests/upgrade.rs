@@ -330,7 +330,7 @@ impl Rig {
         let (answered, lost) = conns.close()?;
         let gap = max_gap(&adverts, lb_addr(0));
         println!(
-            "{what}: pid {old} -> {new} in {:.2} s; connections kept {}/{CONNECTIONS} \
+            "{what}: pid {old} -> {new} (answering after {:.2} s); connections kept {}/{CONNECTIONS} \
              ({answered} requests answered); pings lost {} of {sent}; longest advert gap \
              {:.3} s (interval {:.0} s)",
             took.as_secs_f64(),
