@@ -398,7 +398,16 @@ fn upgrade_without_a_gap_root() {
     let socket = rig.lab.lab.dir.join("xdpvs-lb1.sock");
     let new = rig
         .upgrade_under_load("ctl upgrade", |lab| {
-            let out = lab.ctl(0, &["upgrade"])?;
+            let out = lab.ctl(0, &["upgrade"]).map_err(|e| {
+                if format!("{e:#}").contains("Device or resource busy") {
+                    // The old process's XDP link is not adoptable.
+                    e.context(
+                        "the new daemon needs the pinned data plane (issue 7 §1) to take over",
+                    )
+                } else {
+                    e
+                }
+            })?;
             assert!(out.contains("upgraded: pid"), "{out}");
             Ok(())
         })
