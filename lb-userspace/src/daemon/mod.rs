@@ -122,7 +122,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     });
     let (api_tx, mut api) = mpsc::channel::<ApiCall>(16);
     let metrics_listener = match (args.metrics, inherited.metrics.take()) {
-        (Some(_), Some(inherited)) => Some(inherited),
+        (Some(_), Some(passed)) => Some(passed),
         (Some(addr), None) => Some(metrics::bind(addr)?),
         (None, _) => None,
     };
