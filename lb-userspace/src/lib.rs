@@ -4,10 +4,13 @@
 //! state machine and codec, health hysteresis) do no I/O and read no clock;
 //! the rest drives them.
 
+pub mod accept;
+pub mod announce;
 pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod flowsync;
 pub mod ha;
 pub mod health;
 pub mod maglev;

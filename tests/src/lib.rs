@@ -2,6 +2,7 @@
 //! tests in network namespaces, the demo and the data-plane benchmark.
 
 pub mod adverts;
+pub mod ecmp;
 pub mod keepalived;
 pub mod load;
 pub mod netns;

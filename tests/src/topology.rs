@@ -74,10 +74,21 @@ impl Artifacts {
     }
 }
 
+/// How `DrLab::start_xdpvs_with` runs the daemon.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// A command the daemon runs under (`prlimit --nofile=1024:1024`, ...).
+    pub wrapper: &'a [&'a str],
+    /// Where it serves metrics (default `METRICS`).
+    pub metrics: Option<SocketAddr>,
+    /// More `xdpvs run` options.
+    pub extra: &'a [&'a str],
+}
+
 pub struct DrLab {
     pub lab: Lab,
     pub artifacts: Artifacts,
-    sw: String,
+    pub(crate) sw: String,
     pub client: String,
     pub lbs: Vec<String>,
     pub reals: Vec<String>,
@@ -86,13 +97,14 @@ pub struct DrLab {
 }
 
 impl DrLab {
-    pub fn build(tag: &str, lb_count: usize, real_count: usize) -> Result<Self> {
+    /// The bridge alone: no hosts yet.
+    pub(crate) fn bare(tag: &str) -> Result<Self> {
         let artifacts = Artifacts::from_env()?;
         let mut lab = Lab::new(tag)?;
         let sw = lab.netns("sw")?;
         lab.ip(&sw, &["link", "add", "br0", "type", "bridge"])?;
         lab.ip(&sw, &["link", "set", "br0", "up"])?;
-        let mut this = Self {
+        Ok(Self {
             lab,
             artifacts,
             sw,
@@ -100,7 +112,11 @@ impl DrLab {
             lbs: Vec::new(),
             reals: Vec::new(),
             pass: Vec::new(),
-        };
+        })
+    }
+
+    pub fn build(tag: &str, lb_count: usize, real_count: usize) -> Result<Self> {
+        let mut this = Self::bare(tag)?;
         this.client = this.host("client", CLIENT)?;
         // veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); a
         // frame that native XDP sends on with XDP_TX has lost that note and
@@ -125,24 +141,29 @@ impl DrLab {
             this.lbs.push(ns);
         }
         for i in 0..real_count {
-            let name = format!("rs{}", i + 1);
-            let ns = this.host(&name, real_addr(i))?;
-            this.lab
-                .ip(&ns, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-            for s in [
-                "net.ipv4.conf.all.arp_ignore=1",
-                "net.ipv4.conf.all.arp_announce=2",
-            ] {
-                this.lab.sysctl(&ns, s)?;
-            }
-            this.reals.push(ns);
-            this.start_nginx(i)?;
+            this.add_real(i)?;
         }
         Ok(this)
     }
 
+    /// Real server `i`: the VIP on `lo`, LVS-DR's ARP settings, nginx.
+    pub(crate) fn add_real(&mut self, i: usize) -> Result<()> {
+        let name = format!("rs{}", i + 1);
+        let ns = self.host(&name, real_addr(i))?;
+        self.lab
+            .ip(&ns, &["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        for s in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ] {
+            self.lab.sysctl(&ns, s)?;
+        }
+        self.reals.push(ns);
+        self.start_nginx(i)
+    }
+
     /// A host namespace with `eth0` on the bridge (its port is `p-<name>`).
-    fn host(&mut self, name: &str, addr: Ipv4Addr) -> Result<String> {
+    pub(crate) fn host(&mut self, name: &str, addr: Ipv4Addr) -> Result<String> {
         let ns = self.lab.netns(name)?;
         let port = format!("p-{name}");
         self.lab.ip(
@@ -211,36 +232,52 @@ impl DrLab {
         self.lab.stop(&format!("rs{}", i + 1), libc::SIGTERM)
     }
 
-    fn socket(&self, lb: usize) -> PathBuf {
+    /// LB node `lb`'s admin socket.
+    pub fn socket(&self, lb: usize) -> PathBuf {
         self.lab.dir.join(format!("xdpvs-lb{}.sock", lb + 1))
     }
 
     /// Starts xdpvs on LB node `lb` with `config`, and waits until every
     /// real's MAC is known (the admin table shows them up).
     pub fn start_xdpvs(&mut self, lb: usize, config: &str, mode: &str) -> Result<()> {
+        self.start_xdpvs_with(lb, config, mode, &Launch::default())
+            .map(drop)
+    }
+
+    /// `start_xdpvs`, run as `launch` says; returns the daemon's PID.
+    pub fn start_xdpvs_with(
+        &mut self,
+        lb: usize,
+        config: &str,
+        mode: &str,
+        launch: &Launch,
+    ) -> Result<u32> {
         let name = format!("xdpvs-lb{}", lb + 1);
         let conf = self.lab.dir.join(format!("{name}.conf"));
         std::fs::write(&conf, config)?;
         let socket = self.socket(lb);
-        let (ns, bin) = (self.lbs[lb].clone(), self.artifacts.xdpvs.clone());
-        self.lab.spawn(
-            &name,
-            &ns,
+        let ns = self.lbs[lb].clone();
+        let bin = self.artifacts.xdpvs.to_string_lossy().into_owned();
+        let (conf, socket) = (conf.to_string_lossy(), socket.to_string_lossy());
+        let metrics = launch.metrics.unwrap_or(METRICS).to_string();
+        let mut args: Vec<&str> = launch.wrapper.to_vec();
+        args.extend_from_slice(&[
             &bin,
-            &[
-                "run",
-                "--config",
-                &conf.to_string_lossy(),
-                "--interface",
-                "eth0",
-                "--xdp-mode",
-                mode,
-                "--socket",
-                &socket.to_string_lossy(),
-                "--metrics",
-                &METRICS.to_string(),
-            ],
-        )?;
+            "run",
+            "--config",
+            &conf,
+            "--interface",
+            "eth0",
+            "--xdp-mode",
+            mode,
+            "--socket",
+            &socket,
+            "--metrics",
+            &metrics,
+        ]);
+        args.extend_from_slice(launch.extra);
+        let (program, args) = args.split_first().expect("a program");
+        let pid = self.lab.spawn(&name, &ns, program.as_ref(), args)?;
         wait_for(Duration::from_secs(15), || {
             self.lab.alive(&name)?;
             let log = self.lab.log(&name);
@@ -250,7 +287,8 @@ impl DrLab {
             }
             Ok(())
         })
-        .with_context(|| format!("xdpvs did not become ready:\n{}", self.lab.log(&name)))
+        .with_context(|| format!("xdpvs did not become ready:\n{}", self.lab.log(&name)))?;
+        Ok(pid)
     }
 
     /// `xdpvs adm ARGS` against LB node `lb`.

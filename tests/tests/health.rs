@@ -9,7 +9,7 @@ use std::{
 
 use tests::{
     netns::{in_netns, wait_for},
-    topology::{DrLab, VIP, exchange, real_addr},
+    topology::{CLIENT, DrLab, VIP, exchange, real_addr},
 };
 
 /// One service with the reals `(index, weight)`, each with an HTTP check.
@@ -87,8 +87,11 @@ fn failed_real_leaves_and_returns_root() {
         "{counts:?} {failed}"
     );
 
-    // A long-lived connection to the real that stays healthy.
+    // A long-lived connection to the real that stays healthy, and one to
+    // the real that will fail.
     let mut survivor = connection_to(&lab, "rs2");
+    let doomed = connection_to(&lab, "rs1");
+    let doomed_port = doomed.local_addr().expect("local address").port();
 
     lab.stop_nginx(0).expect("stop rs1");
     let stopped = Instant::now();
@@ -110,6 +113,25 @@ fn failed_real_leaves_and_returns_root() {
         !list.contains(&format!("-> {}:80", real_addr(0))),
         "a down real leaves the table:\n{list}"
     );
+
+    // explain follows the data plane: a flow whose real is down is placed again.
+    let explained = lab
+        .ctl(
+            0,
+            &[
+                "explain",
+                "tcp",
+                &format!("{CLIENT}:{doomed_port}"),
+                &vip().to_string(),
+            ],
+        )
+        .expect("explain");
+    assert!(
+        explained.contains(&format!("names {}:80, which is down", real_addr(0)))
+            && explained.contains(&format!("→ {}:80", real_addr(1))),
+        "{explained}"
+    );
+    drop(doomed);
 
     let (counts, failed) = spread(&lab, 100);
     assert_eq!(

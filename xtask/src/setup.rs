@@ -17,7 +17,14 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_FEATURE: &str = "llvm-22";
 
 /// What the end-to-end tests and the demo run in network namespaces.
-pub const TEST_PACKAGES: &[&str] = &["iproute2", "ethtool", "nginx", "keepalived", "procps"];
+pub const TEST_PACKAGES: &[&str] = &[
+    "iproute2",
+    "ethtool",
+    "nginx",
+    "keepalived",
+    "procps",
+    "bird2",
+];
 
 pub fn rust_src() -> Result<()> {
     let out = cmd(

@@ -26,11 +26,17 @@ pub fn call_waiting(socket: &Path, request: &Request, timeout: Duration) -> Resu
     stream.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
-    stream.write_all(line.as_bytes())?;
+    // A daemon that refuses the client (credentials, too many clients) says
+    // why and closes: read that even when the write failed.
+    let sent = stream.write_all(line.as_bytes());
     let mut answer = String::new();
     BufReader::new(stream)
         .read_line(&mut answer)
         .context("reading the daemon's answer")?;
+    if answer.is_empty() {
+        sent.context("sending the request")?;
+        bail!("the daemon closed the connection without answering");
+    }
     match serde_json::from_str(&answer).context("the daemon's answer is not understood")? {
         Response::Error { message } => bail!("{message}"),
         response => Ok(response),

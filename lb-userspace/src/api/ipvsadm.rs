@@ -170,6 +170,8 @@ mod tests {
             draining: false,
             last_check: None,
             check_micros: None,
+            local_errors: 0,
+            last_local_error: None,
             mac: None,
             active_flows: flows,
             inactive_flows: 0,

@@ -93,6 +93,12 @@ pub enum Response {
         /// Which process answers (an older daemon leaves it out).
         #[serde(default)]
         daemon: Option<DaemonInfo>,
+        /// VIPs announced for BGP (`xdpvs_announce`); empty when off.
+        #[serde(default)]
+        announcements: Vec<crate::announce::VipStatus>,
+        /// Flow sync with the other nodes (`lvs_sync_daemon`), when on.
+        #[serde(default)]
+        sync: Option<crate::flowsync::SyncStatus>,
     },
     Explain {
         text: String,
@@ -150,6 +156,12 @@ pub struct RealStatus {
     pub last_check: Option<String>,
     /// How long the last check attempt took, in microseconds.
     pub check_micros: Option<u64>,
+    /// Check attempts that could not run for want of the daemon's own
+    /// resources (never held against the real), and the last one's reason.
+    #[serde(default)]
+    pub local_errors: u64,
+    #[serde(default)]
+    pub last_local_error: Option<String>,
     pub mac: Option<String>,
     /// Flows in the flow table with no FIN/RST seen.
     pub active_flows: u64,

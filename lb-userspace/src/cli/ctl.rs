@@ -4,6 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use xdpvs::announce::VipStatus;
 use xdpvs::api::{
     client::{call, call_waiting},
     protocol::{DaemonInfo, RealRef, Request, Response, ServiceRef, ServiceStatus},
@@ -77,6 +78,8 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                 services,
                 instances,
                 daemon,
+                announcements,
+                sync,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
@@ -86,6 +89,8 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                     "daemon": daemon,
                     "services": services,
                     "vrrp_instances": instances,
+                    "announcements": announcements,
+                    "sync": sync,
                 });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
@@ -93,6 +98,22 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                     println!("{}", daemon_line(d));
                 }
                 print!("{}", status_text(&services, &instances));
+                print!("{}", announcements_text(&announcements));
+                if let Some(s) = sync {
+                    println!(
+                        "flow sync with {:?}: {}, entries sent {} received {} inserted {}, datagrams refused {}",
+                        s.peers,
+                        if s.ready {
+                            "ready"
+                        } else {
+                            "learning the peers' flows"
+                        },
+                        s.entries_sent,
+                        s.entries_received,
+                        s.entries_inserted,
+                        s.datagrams_refused
+                    );
+                }
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -206,6 +227,12 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
                 r.inactive_flows,
                 r.last_check.as_deref().unwrap_or("-"),
             ));
+            if let Some(last) = &r.last_local_error {
+                out.push_str(&format!(
+                    "    local check errors: {} (last: {last})\n",
+                    r.local_errors
+                ));
+            }
         }
     }
     for i in instances.as_array().into_iter().flatten() {
@@ -223,6 +250,29 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
         ));
     }
     out
+}
+
+fn announcements_text(announcements: &[VipStatus]) -> String {
+    announcements
+        .iter()
+        .map(|a| {
+            let error = a
+                .error
+                .as_ref()
+                .map(|e| format!(" (kernel: {e})"))
+                .unwrap_or_default();
+            format!(
+                "VIP {}: {} ({}){error}\n",
+                a.vip,
+                if a.announced {
+                    "announced"
+                } else {
+                    "withdrawn"
+                },
+                a.reason
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

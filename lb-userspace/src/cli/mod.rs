@@ -52,6 +52,10 @@ pub enum Command {
         /// upgrade within Master_Down_Interval resumes as master.
         #[arg(long, default_value = xdpvs::ha::persist::DEFAULT_DIR)]
         state_dir: PathBuf,
+        /// Members of this group may use the admin socket too (mode 0660);
+        /// without it only root may (mode 0600).
+        #[arg(long, value_name = "NAME")]
+        socket_group: Option<String>,
     },
     /// Validate a keepalived.conf without root: exit 0 when xdpvs can run it.
     Check {
@@ -76,6 +80,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             bpf_object,
             metrics,
             state_dir,
+            socket_group,
         } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -90,6 +95,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 bpf_object,
                 metrics,
                 state_dir,
+                socket_group,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

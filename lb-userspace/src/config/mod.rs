@@ -10,7 +10,10 @@
 //!
 //! One object, the [`Config`] with every default filled in:
 //! ```text
-//! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null },
+//! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null,
+//!               "announce": { "table", "protocol", "require": "any" | "all" } | null,
+//!               "sync": { "interface", "instance", "id", "port", "group",
+//!                         "peers", "location" } | null },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
 //!                         "rise", "fall", "user", "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
@@ -144,6 +147,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
     for n in nodes.iter().filter(|n| n.keyword == "global_defs") {
         vrrp::global_defs(n, &mut config.global, d);
     }
+    vrrp::sync_peers(&mut config.global, d);
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}

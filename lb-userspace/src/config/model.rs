@@ -36,6 +36,36 @@ pub struct GlobalDefs {
     /// `vrrp_version`: the default for instances (keepalived's default is 2).
     pub vrrp_version: u8,
     pub router_id: Option<String>,
+    /// `xdpvs_announce { ... }`: keep a host route per servable VIP for a
+    /// routing daemon (BIRD) to announce by BGP. Absent: no routes.
+    pub announce: Option<Announce>,
+    /// `lvs_sync_daemon`: flow-state sync with the other nodes.
+    pub sync: Option<FlowSync>,
+    /// `xdpvs_sync_peers { ... }`, merged into `sync` once every
+    /// global_defs block is read.
+    #[serde(skip)]
+    pub sync_peers: Option<(Vec<IpAddr>, Location)>,
+}
+
+/// IPVS's sync daemon port and multicast group, which keepalived uses too.
+pub const SYNC_PORT: u16 = 8848;
+pub const SYNC_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 81);
+
+/// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [id N] [port P] [group G]`,
+/// with xdpvs's `xdpvs_sync_peers { ADDR ... }` for unicast peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowSync {
+    pub interface: String,
+    /// keepalived sends only while this instance is master; xdpvs nodes
+    /// all send and all receive, which the active-active layout needs.
+    pub instance: Option<String>,
+    pub id: u8,
+    pub port: u16,
+    /// Multicast group (IPv4) used when no unicast peers are listed.
+    pub group: std::net::Ipv4Addr,
+    /// Unicast peers; empty: the multicast group on `interface`.
+    pub peers: Vec<IpAddr>,
+    pub location: Location,
 }
 
 impl Default for GlobalDefs {
@@ -43,8 +73,44 @@ impl Default for GlobalDefs {
         Self {
             vrrp_version: 2,
             router_id: None,
+            announce: None,
+            sync: None,
+            sync_peers: None,
         }
     }
+}
+
+/// Default kernel routing table of the announced VIP routes.
+pub const ANNOUNCE_TABLE: u32 = 200;
+/// Default route protocol number of the announced VIP routes (unused by
+/// iproute2's `rt_protos`; BIRD is 12, keepalived 18).
+pub const ANNOUNCE_PROTOCOL: u8 = 201;
+
+/// How VIP routes are kept (see `announce::decide`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Announce {
+    pub table: u32,
+    pub protocol: u8,
+    /// With several virtual_servers on one VIP: announce while any of them
+    /// can serve (the default) or only while all can.
+    pub require: AnnounceRequire,
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Self {
+            table: ANNOUNCE_TABLE,
+            protocol: ANNOUNCE_PROTOCOL,
+            require: AnnounceRequire::Any,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceRequire {
+    Any,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -12,8 +12,9 @@ use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
     model::{
-        Auth, GarpSettings, GlobalDefs, InitialState, Notify, SyncGroup, TrackInterface,
-        TrackScript, VipAddress, VrrpInstance, VrrpScript,
+        Announce, AnnounceRequire, Auth, FlowSync, GarpSettings, GlobalDefs, InitialState, Notify,
+        SYNC_GROUP, SYNC_PORT, SyncGroup, TrackInterface, TrackScript, VipAddress, VrrpInstance,
+        VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
@@ -30,7 +31,6 @@ const GLOBAL_IGNORED: &[&str] = &[
     "enable_script_security",
     "script_user",
     "lvs_id",
-    "lvs_sync_daemon",
     "enable_traps",
     "enable_snmp_vrrp",
     "enable_snmp_checker",
@@ -60,6 +60,26 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
             "router_id" => g.router_id = one(k, d).map(String::from),
+            "xdpvs_announce" => g.announce = Some(announce(k, d)),
+            "lvs_sync_daemon" => g.sync = lvs_sync_daemon(k, d),
+            "xdpvs_sync_peers" => {
+                let peers = k
+                    .block
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match ip_text(&p.keyword) {
+                        Some(a) => Some(a),
+                        None => {
+                            d.error(
+                                &p.at,
+                                format!("xdpvs_sync_peers: {} is not an IP address", p.keyword),
+                            );
+                            None
+                        }
+                    })
+                    .collect();
+                g.sync_peers = Some((peers, k.at.clone()));
+            }
             other if GLOBAL_IGNORED.contains(&other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -69,6 +89,106 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             ),
         }
     }
+}
+
+/// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [id N] [maxlen N] [port N]
+/// [ttl N] [group ADDR]`, keepalived's words.
+fn lvs_sync_daemon(n: &Node, d: &mut Diagnostics) -> Option<FlowSync> {
+    let Some(interface) = n.arg(0) else {
+        d.error(&n.at, "lvs_sync_daemon needs an interface");
+        return None;
+    };
+    let mut sync = FlowSync {
+        interface: interface.to_string(),
+        instance: None,
+        id: 0,
+        port: SYNC_PORT,
+        group: SYNC_GROUP,
+        peers: Vec::new(),
+        location: n.at.clone(),
+    };
+    let mut rest = n.args[1..].iter().map(|t| t.text.as_str()).peekable();
+    if let Some(first) = rest.peek()
+        && !matches!(*first, "id" | "maxlen" | "port" | "ttl" | "group")
+    {
+        sync.instance = Some(first.to_string());
+        rest.next();
+    }
+    while let Some(option) = rest.next() {
+        let Some(value) = rest.next() else {
+            d.error(&n.at, format!("lvs_sync_daemon: {option} needs a value"));
+            break;
+        };
+        let bad = |d: &mut Diagnostics, what: &str| {
+            d.error(&n.at, format!("lvs_sync_daemon: {option} {value}: {what}"))
+        };
+        match option {
+            "id" => match value.parse() {
+                Ok(id) => sync.id = id,
+                Err(_) => bad(d, "must be a whole number from 0 to 255"),
+            },
+            "port" => match value.parse() {
+                Ok(p) if p > 0 => sync.port = p,
+                _ => bad(d, "must be a port from 1 to 65535"),
+            },
+            "group" => match value.parse::<std::net::Ipv4Addr>() {
+                Ok(g) if g.is_multicast() => sync.group = g,
+                _ => bad(d, "must be an IPv4 multicast address"),
+            },
+            "maxlen" | "ttl" => d.note(
+                &n.at,
+                format!(
+                    "lvs_sync_daemon: {option} {value} is not used: xdpvs sends datagrams of at \
+                     most 1346 bytes, with TTL 1 to the multicast group"
+                ),
+            ),
+            other => d.error(&n.at, format!("lvs_sync_daemon: unknown option {other}")),
+        }
+    }
+    Some(sync)
+}
+
+/// Joins `xdpvs_sync_peers` to `lvs_sync_daemon`, once all global_defs are read.
+pub fn sync_peers(g: &mut GlobalDefs, d: &mut Diagnostics) {
+    match (&mut g.sync, g.sync_peers.take()) {
+        (Some(sync), Some((peers, _))) => sync.peers = peers,
+        (None, Some((_, at))) => d.error(
+            &at,
+            "xdpvs_sync_peers without lvs_sync_daemon: add `lvs_sync_daemon INTERFACE` to global_defs",
+        ),
+        _ => {}
+    }
+}
+
+/// `xdpvs_announce { table N  protocol N  require any|all }`.
+fn announce(n: &Node, d: &mut Diagnostics) -> Announce {
+    let mut a = Announce::default();
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "table" => match int(k, 1u32, u32::MAX, d) {
+                // The kernel's default, main and local tables.
+                Some(t @ 253..=255) => d.error(
+                    &k.at,
+                    format!("table {t}: a kernel table (default, main, local); choose a table of its own"),
+                ),
+                Some(t) => a.table = t,
+                None => {}
+            },
+            // Below 5 are the kernel's own (redirect, kernel, boot, static).
+            "protocol" => a.protocol = int(k, 5u8, 255u8, d).unwrap_or(a.protocol),
+            "require" => match one(k, d) {
+                Some("any") => a.require = AnnounceRequire::Any,
+                Some("all") => a.require = AnnounceRequire::All,
+                Some(other) => d.error(
+                    &k.at,
+                    format!("require {other}: must be `any` or `all` (of a VIP's virtual_servers)"),
+                ),
+                None => {}
+            },
+            other => d.error(&k.at, format!("unknown keyword {other} in xdpvs_announce")),
+        }
+    }
+    a
 }
 
 fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {

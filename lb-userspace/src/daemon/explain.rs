@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Result;
-use lb_common::{NO_REAL, PersistKey, RING_SIZE};
+use lb_common::{NO_REAL, PersistKey, REAL_UP, RING_SIZE};
 
 use super::state::State;
 use crate::dataplane::keys::{Proto, addr_words, flow_key};
@@ -33,16 +33,31 @@ pub fn explain(
             .map(|((a, p), _)| SocketAddr::new(*a, *p).to_string())
             .unwrap_or_else(|| format!("real #{number} (not of this service)"))
     };
+    // The data plane follows a flow or a binding only to a real that is up
+    // and still this service's; otherwise it places the packet again.
+    let usable = |number: u32| {
+        state
+            .maps
+            .real(number)
+            .is_some_and(|r| r.flags & REAL_UP != 0 && r.service == index.id)
+    };
     let key = flow_key(proto, client.0, client.1, vip.0, vip.1);
     let service = format!("service {proto} {}", SocketAddr::new(id.0, id.1));
+    let mut passed_over = Vec::new();
     if let Some(flow) = state.maps.flow(&key) {
-        let closing = if flow.flags & lb_common::FLOW_CLOSING != 0 {
-            ", closing (FIN/RST seen)"
-        } else {
-            ""
-        };
-        return Ok(format!(
-            "{service}: flow table entry → {}{closing}",
+        if usable(flow.real) {
+            let closing = if flow.flags & lb_common::FLOW_CLOSING != 0 {
+                ", closing (FIN/RST seen)"
+            } else {
+                ""
+            };
+            return Ok(format!(
+                "{service}: flow table entry → {}{closing}",
+                name_of(flow.real)
+            ));
+        }
+        passed_over.push(format!(
+            "its flow table entry names {}, which is down, so it is placed again",
             name_of(flow.real)
         ));
     }
@@ -60,8 +75,16 @@ pub fn explain(
             _pad: [0; 3],
         };
         if let Some(p) = state.maps.persistence(&pkey) {
-            return Ok(format!(
-                "{service}: no flow yet; client {} is bound to {} (persistence_timeout {persist_timeout}s, if still fresh)",
+            if usable(p.real) {
+                return Ok(format!(
+                    "{service}: {}client {} is bound to {} (persistence_timeout {persist_timeout}s, if still fresh)",
+                    prefix(&passed_over),
+                    client.0,
+                    name_of(p.real)
+                ));
+            }
+            passed_over.push(format!(
+                "client {} is bound to {}, which is down",
                 client.0,
                 name_of(p.real)
             ));
@@ -69,15 +92,23 @@ pub fn explain(
     }
     let slot = key.hash() % RING_SIZE;
     let real = state.maps.ring_slot(index.ring, slot)?;
+    let why = prefix(&passed_over);
     Ok(if real == NO_REAL {
-        format!(
-            "{service}: no flow yet; ring slot {slot} is empty (no real up): the kernel gets it"
-        )
+        format!("{service}: {why}ring slot {slot} is empty (no real up): the kernel gets it")
     } else {
         format!(
-            "{service}: no flow yet; Maglev ring {} slot {slot} → {}",
+            "{service}: {why}Maglev ring {} slot {slot} → {}",
             index.ring,
             name_of(real)
         )
     })
+}
+
+/// What the data plane looked at and passed over before the final step.
+fn prefix(passed_over: &[String]) -> String {
+    if passed_over.is_empty() {
+        "no flow yet; ".to_string()
+    } else {
+        format!("{}; ", passed_over.join("; "))
+    }
 }

@@ -9,6 +9,7 @@
 
 mod explain;
 mod notify;
+mod scale_out;
 mod state;
 mod upgrade;
 
@@ -21,6 +22,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
+use self::scale_out::ScaleOut;
 use self::state::State;
 use crate::{
     api::{
@@ -45,8 +47,19 @@ pub struct RunArgs {
     pub bpf_object: Option<PathBuf>,
     /// Serve Prometheus metrics here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Members of this group may use the admin socket too.
+    pub socket_group: Option<String>,
     /// Where VRRP instance states are recorded (`ha::persist`).
     pub state_dir: PathBuf,
+}
+
+/// Removes the admin socket when the daemon ends, however it ends.
+struct SocketFile<'a>(&'a Path);
+
+impl Drop for SocketFile<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
 }
 
 /// Reads the configuration, logging its warnings; errors refuse it whole.
@@ -91,6 +104,30 @@ pub async fn run(args: RunArgs) -> Result<()> {
 async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> {
     let origin = upgrade::Origin::capture()?;
     let config = load_config(&args.config)?;
+    // The sockets first: a daemon that cannot have them (another one serves
+    // them) stops here, before it touches the interface's XDP program. A
+    // daemon started by an upgrade has them from the old one.
+    let group = args
+        .socket_group
+        .as_deref()
+        .map(server::SocketGroup::lookup)
+        .transpose()?;
+    let (admin, socket_file) = match inherited.admin.take() {
+        // The path is the old daemon's until this one is ready.
+        Some(passed) => (passed, None),
+        None => (
+            server::bind_admin_socket(&args.socket, group.as_ref())?,
+            Some(SocketFile(&args.socket)),
+        ),
+    };
+    let metrics_listener = match (args.metrics, inherited.metrics.take()) {
+        (Some(_), Some(passed)) => Some(passed),
+        (addr, _) => addr.map(metrics::bind_metrics).transpose()?,
+    };
+    let mut upgrades = upgrade::Upgrades::new(
+        origin,
+        upgrade::Handover::new(&admin, metrics_listener.as_ref())?,
+    );
     let sizes = Sizes::default();
     let mut ebpf = loader::load(&object(&args)?, sizes)?;
     loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
@@ -112,6 +149,8 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
         .inspect_err(|e| warn!("VRRP states will not be recorded: {e}"))
         .ok();
     let ha = Ha::start(&config, store).await?;
+    let mut scale_out = ScaleOut::start(&config, &state.maps)?;
+    let mut scale_out_tick = tokio::time::interval(scale_out::TICK);
 
     let (mac_tx, mut macs) = mpsc::channel(256);
     let interface = args.interface.clone();
@@ -121,23 +160,17 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
         }
     });
     let (api_tx, mut api) = mpsc::channel::<ApiCall>(16);
-    let metrics_listener = match (args.metrics, inherited.metrics.take()) {
-        (Some(_), Some(passed)) => Some(passed),
-        (Some(addr), None) => Some(metrics::bind(addr)?),
-        (None, _) => None,
-    };
-    let admin = match inherited.admin.take() {
-        Some(l) => l,
-        None => server::bind(&args.socket)?,
-    };
-    let mut upgrades = upgrade::Upgrades::new(
-        origin,
-        upgrade::Handover::new(&admin, metrics_listener.as_ref())?,
-    );
-    if let Some(l) = metrics_listener {
-        metrics::serve(l, api_tx.clone())?;
+    // The listeners hold a small share of the descriptors, so a flood of
+    // connections cannot starve the health checks.
+    let open_files = crate::accept::open_files_limit();
+    if let Some(listener) = metrics_listener {
+        metrics::serve(
+            listener,
+            api_tx.clone(),
+            metrics::Limits::within(open_files),
+        )?;
     }
-    server::spawn(admin, api_tx)?;
+    server::spawn(admin, api_tx, group, server::Limits::within(open_files))?;
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -152,20 +185,25 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     );
     notify::ready();
     inherited.ready();
+    let socket_file = socket_file.unwrap_or(SocketFile(&args.socket));
     let successor = loop {
         tokio::select! {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
-            Some((request, reply)) = api.recv() => match request {
-                Request::Upgrade => upgrades.begin(Some(reply)),
-                request => {
-                    let _ = reply.send(upgrades.origin().stamp(state.answer(request, &ha)));
+            Some((request, reply)) = api.recv() => {
+                if request == Request::Upgrade {
+                    upgrades.begin(Some(reply));
+                    continue;
                 }
-            },
+                let mut response = state.answer(request, &ha);
+                scale_out.annotate(&mut response);
+                let _ = reply.send(upgrades.origin().stamp(response));
+            }
             _ = sigusr2.recv() => upgrades.begin(None),
             Some(pid) = upgrades.finished() => break Some(pid),
             _ = watchdog.tick() => {}
+            _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha),
             _ = sighup.recv() => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");
@@ -177,7 +215,9 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     };
     if let Some(pid) = successor {
         // The new process has resumed every master and serves the
-        // listeners: go quietly, VIPs and socket path left to it.
+        // listeners: go quietly, VIPs and the socket's path left to it
+        // (the guard only holds a path: forgetting it frees nothing).
+        std::mem::forget(socket_file);
         ha.abandon();
         notify::main_pid(pid);
         upgrades.succeeded(pid).await;
@@ -185,11 +225,13 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     }
     notify::stopping();
     upgrades.cancel().await;
-    // Handover first: a stopping master keeps its VIPs, so XDP keeps
+    // Withdraw first (make before break): the routers move the flows to
+    // the other nodes while this one still forwards what reaches it.
+    scale_out.withdraw(&state, &ha).await;
+    // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
     info!("stopping: detaching XDP from {}", args.interface);
     drop(ebpf);
-    let _ = std::fs::remove_file(&args.socket);
     Ok(())
 }

@@ -272,6 +272,8 @@ impl State {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
                 daemon: None,
+                announcements: Vec::new(),
+                sync: None,
             }),
             Request::Reload => self.reload().map(done),
             Request::Explain {
@@ -404,6 +406,13 @@ impl State {
                     ),
                     None => (Traffic::default(), (0, 0)),
                 };
+                let local = self
+                    .checks
+                    .local_errors()
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&(s.id(), (r.addr, r.port)))
+                    .cloned();
                 reals.push(RealStatus {
                     addr: r.addr,
                     port: r.port,
@@ -419,6 +428,8 @@ impl State {
                         .unwrap_or_else(PoisonError::into_inner)
                         .get(&(s.id(), (r.addr, r.port)))
                         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                    local_errors: local.as_ref().map_or(0, |l| l.count),
+                    last_local_error: local.map(|l| l.last),
                     mac: self.reconciler.mac(&r.addr).as_ref().map(format_mac),
                     active_flows: active,
                     inactive_flows: inactive,

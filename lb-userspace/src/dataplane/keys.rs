@@ -21,6 +21,18 @@ impl Proto {
     }
 }
 
+impl TryFrom<u8> for Proto {
+    type Error = u8;
+
+    fn try_from(n: u8) -> Result<Self, u8> {
+        match n {
+            PROTO_TCP => Ok(Proto::Tcp),
+            PROTO_UDP => Ok(Proto::Udp),
+            other => Err(other),
+        }
+    }
+}
+
 impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -52,6 +64,22 @@ pub fn addr_words(addr: IpAddr) -> ([u32; 4], u8) {
             let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
             ([w(0), w(4), w(8), w(12)], FAMILY_V6)
         }
+    }
+}
+
+/// The inverse of `addr_words`; `None` for an unknown family.
+pub fn words_addr(words: [u32; 4], family: u8) -> Option<IpAddr> {
+    let b = |w: u32| w.to_ne_bytes();
+    match family {
+        FAMILY_V4 => Some(IpAddr::from(b(words[0]))),
+        FAMILY_V6 => {
+            let mut o = [0u8; 16];
+            for (i, w) in words.iter().enumerate() {
+                o[i * 4..i * 4 + 4].copy_from_slice(&b(*w));
+            }
+            Some(IpAddr::from(o))
+        }
+        _ => None,
     }
 }
 

@@ -133,6 +133,20 @@ impl Maps {
         self.persist.get(key, 0).ok()
     }
 
+    /// Descriptors of `FLOWS` and `PERSIST`, for flow sync's own threads.
+    pub fn binding_fds(&self) -> Result<(OwnedFd, OwnedFd)> {
+        use aya::maps::IterableMap as _;
+        Ok((
+            self.flows.map().fd().as_fd().try_clone_to_owned()?,
+            self.persist.map().fd().as_fd().try_clone_to_owned()?,
+        ))
+    }
+
+    /// `REALS[index]` as the XDP program sees it.
+    pub fn real(&self, index: u32) -> Option<Real> {
+        self.reals.get(&index, 0).ok()
+    }
+
     pub fn ring_slot(&self, ring: u32, slot: u32) -> Result<u32> {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }

@@ -1,7 +1,8 @@
 //! When a real changes state, keepalived's way: checked every `delay_loop`;
 //! a failure is retried `retry` times, `delay_before_retry` apart, before the
-//! real is declared down; one success brings it back. Pure: the caller
-//! passes the time.
+//! real is declared down; one success brings it back. An attempt that could
+//! not run at all (the daemon's own resources ran out) counts for nothing.
+//! Pure: the caller passes the time.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,17 @@ impl Tracker {
 
     pub fn is_up(&self) -> bool {
         self.up
+    }
+
+    /// An attempt that could not run: neither a failure nor a success, so
+    /// the state and the failure count stay as they are; it is tried again
+    /// after `delay_before_retry` (at most `delay_loop`).
+    pub fn inconclusive(&self) -> Step {
+        Step {
+            transition: None,
+            next_in: self.policy.delay_before_retry.min(self.policy.delay_loop),
+            detected_in: None,
+        }
     }
 
     pub fn observe(&mut self, ok: bool, now: Instant) -> Step {
@@ -141,6 +153,34 @@ mod tests {
         assert_eq!(t.observe(false, Instant::now()).transition, Some(false));
         let mut t = Tracker::new(POLICY, false);
         assert_eq!(t.observe(true, Instant::now()).transition, Some(true));
+    }
+
+    #[test]
+    fn an_attempt_that_could_not_run_counts_for_nothing() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(POLICY, true);
+        t.observe(false, t0);
+        t.observe(false, t0);
+        for _ in 0..100 {
+            let s = t.inconclusive();
+            assert_eq!(
+                (s.transition, s.next_in),
+                (None, Duration::from_secs(1)),
+                "retried soon, no change"
+            );
+        }
+        assert!(t.is_up());
+        // The streak resumes where it was: the third real failure decides.
+        assert_eq!(t.observe(false, t0).transition, Some(false));
+        let quick = Tracker::new(
+            Policy {
+                delay_before_retry: Duration::from_secs(60),
+                ..POLICY
+            },
+            false,
+        );
+        assert_eq!(quick.inconclusive().next_in, Duration::from_secs(6));
+        assert!(!quick.is_up(), "a down real stays down until a success");
     }
 
     /// Every sequence of up to 9 outcomes, for `retry` 0 to 3 and both

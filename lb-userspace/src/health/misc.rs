@@ -55,7 +55,9 @@ async fn run_script(command: &str, timeout: Duration, dynamic: bool) -> Outcome 
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return Outcome::Down(Failure::Io(format!("cannot run {command:?}: {e}"))),
+        // Failing to start /bin/sh is the daemon's own trouble (descriptors,
+        // processes, memory): a script that is missing exits 127 instead.
+        Err(e) => return Outcome::Down(Failure::Local(format!("cannot run {command:?}: {e}"))),
     };
     // Declared after `child`, so dropped (and the group killed) before it.
     let mut group = GroupGuard(child.id().and_then(|pid| i32::try_from(pid).ok()));

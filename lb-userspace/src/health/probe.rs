@@ -29,10 +29,36 @@ pub enum Failure {
     Signal,
     #[error("{0}")]
     Io(String),
+    /// The check could not run for want of the daemon's own resources: it
+    /// says nothing about the real, so it is retried and never counted.
+    #[error("could not run the check (a local error, not the real's): {0}")]
+    Local(String),
 }
 
+impl Failure {
+    pub fn is_local(&self) -> bool {
+        matches!(self, Failure::Local(_))
+    }
+}
+
+/// Whether an error is the daemon's own lack of resources (descriptors,
+/// memory, buffers, processes) rather than anything the real did. EAGAIN
+/// is what socket() and fork() return when a kernel table is full; an
+/// established connection never sees it (tokio retries it).
+pub fn is_local_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::EAGAIN)
+    ) || e.kind() == std::io::ErrorKind::OutOfMemory
+}
+
+/// The one place where an I/O error becomes a reason: every check that
+/// connects or spawns goes through it, so a local error is never a real's.
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
+        if is_local_error(&e) {
+            return Failure::Local(e.to_string());
+        }
         match e.kind() {
             std::io::ErrorKind::ConnectionRefused => Failure::Refused,
             _ => Failure::Io(e.to_string()),
@@ -78,6 +104,38 @@ mod tests {
         assert!(
             matches!(Failure::from(std::io::Error::other("boom")), Failure::Io(m) if m == "boom")
         );
+    }
+
+    #[test]
+    fn the_daemons_own_shortages_are_local_errors() {
+        for errno in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::ENOBUFS,
+            libc::EAGAIN,
+        ] {
+            let f = Failure::from(std::io::Error::from_raw_os_error(errno));
+            assert!(f.is_local(), "errno {errno}: {f}");
+        }
+        assert_eq!(
+            Failure::from(std::io::Error::from_raw_os_error(libc::EMFILE)).to_string(),
+            "could not run the check (a local error, not the real's): \
+             Too many open files (os error 24)"
+        );
+        assert!(Failure::from(std::io::Error::from(std::io::ErrorKind::OutOfMemory)).is_local());
+        // What the network or the real answers stays the real's failure.
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+            libc::ETIMEDOUT,
+            libc::ECONNRESET,
+            libc::EADDRNOTAVAIL,
+        ] {
+            let f = Failure::from(std::io::Error::from_raw_os_error(errno));
+            assert!(!f.is_local(), "errno {errno}: {f}");
+        }
     }
 
     #[tokio::test]

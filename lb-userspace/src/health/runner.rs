@@ -3,14 +3,15 @@
 //! and nothing here can delay the daemon's main loop, which only receives
 //! the events.
 
-use std::time::{Duration, Instant};
-
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
 };
 
 use futures::future::join_all;
+use log::warn;
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{
@@ -43,34 +44,96 @@ pub struct HealthEvent {
     pub decided_at: Instant,
 }
 
-/// Combines one attempt of every check of a real: up only if all are.
-fn combine(probes: &[Box<dyn Probe>], outcomes: Vec<Outcome>) -> (bool, Option<u32>, String) {
+/// What one attempt of every check of a real found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// Every check passed (with MISC_CHECK `misc_dynamic`'s weight).
+    Up(Option<u32>),
+    Down(String),
+    /// No check failed, but one could not run (the daemon's own resources).
+    Local(String),
+}
+
+/// Combines one attempt of every check of a real: up only if all are; a
+/// real failure outweighs a check that could not run.
+fn combine(probes: &[Box<dyn Probe>], outcomes: Vec<Outcome>) -> Verdict {
     let mut weight = None;
+    let mut local = None;
     for (p, o) in probes.iter().zip(outcomes) {
         match o {
             Outcome::Up => {}
             Outcome::UpWithWeight(w) => weight = Some(w),
-            Outcome::Down(f) => return (false, None, format!("{}: {f}", p.describe())),
+            Outcome::Down(f) if f.is_local() => {
+                local.get_or_insert_with(|| format!("{}: {f}", p.describe()));
+            }
+            Outcome::Down(f) => return Verdict::Down(format!("{}: {f}", p.describe())),
         }
     }
-    (true, weight, "ok".to_string())
+    match local {
+        Some(reason) => Verdict::Local(reason),
+        None => Verdict::Up(weight),
+    }
 }
 
 /// How long each real's last attempt took, for metrics and status.
 pub type Latencies = Arc<Mutex<HashMap<(ServiceId, RealId), Duration>>>;
 
-async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>, latencies: Latencies) {
+/// Attempts that could not run, per real: counted, never held against it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalErrorCount {
+    pub count: u64,
+    pub last: String,
+}
+
+pub type LocalErrors = Arc<Mutex<HashMap<(ServiceId, RealId), LocalErrorCount>>>;
+
+struct Shared {
+    events: mpsc::Sender<HealthEvent>,
+    latencies: Latencies,
+    local_errors: LocalErrors,
+}
+
+async fn watch(spec: CheckSpec, shared: Arc<Shared>) {
     let mut tracker = Tracker::new(spec.policy, spec.start_up);
     let mut weight = None;
+    let key = (spec.service, spec.real);
     loop {
         let started = Instant::now();
         let outcomes = join_all(spec.probes.iter().map(|p| p.run())).await;
-        let (ok, w, reason) = combine(&spec.probes, outcomes);
+        let verdict = combine(&spec.probes, outcomes);
         let now = Instant::now();
-        latencies
+        shared
+            .latencies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert((spec.service, spec.real), now - started);
+            .insert(key, now - started);
+        let (ok, w, reason) = match verdict {
+            Verdict::Up(w) => (true, w, "ok".to_string()),
+            Verdict::Down(reason) => (false, None, reason),
+            Verdict::Local(reason) => {
+                let count = {
+                    let mut all = shared
+                        .local_errors
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let entry = all.entry(key).or_default();
+                    entry.count += 1;
+                    entry.last = reason.clone();
+                    entry.count
+                };
+                let step = tracker.inconclusive();
+                warn!(
+                    "real {} of {}: {reason}; local error {count}, the real stays {}, \
+                     next try in {:?}",
+                    SocketAddr::from(spec.real),
+                    SocketAddr::from((spec.service.0, spec.service.1)),
+                    if tracker.is_up() { "UP" } else { "DOWN" },
+                    step.next_in
+                );
+                tokio::time::sleep(step.next_in).await;
+                continue;
+            }
+        };
         let step = tracker.observe(ok, now);
         let weight_changed = ok && w != weight;
         if ok {
@@ -86,7 +149,7 @@ async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>, latencies: La
                 detected_in: step.detected_in,
                 decided_at: now,
             };
-            if events.send(event).await.is_err() {
+            if shared.events.send(event).await.is_err() {
                 return;
             }
         }
@@ -98,21 +161,35 @@ async fn watch(spec: CheckSpec, events: mpsc::Sender<HealthEvent>, latencies: La
 pub struct Runner {
     tasks: Vec<JoinHandle<()>>,
     latencies: Latencies,
+    local_errors: LocalErrors,
 }
 
 impl Runner {
     pub fn spawn(specs: Vec<CheckSpec>, events: mpsc::Sender<HealthEvent>) -> Self {
-        let latencies = Latencies::default();
+        let shared = Arc::new(Shared {
+            events,
+            latencies: Latencies::default(),
+            local_errors: LocalErrors::default(),
+        });
         let tasks = specs
             .into_iter()
-            .map(|s| tokio::spawn(watch(s, events.clone(), latencies.clone())))
+            .map(|s| tokio::spawn(watch(s, shared.clone())))
             .collect();
-        Self { tasks, latencies }
+        Self {
+            tasks,
+            latencies: shared.latencies.clone(),
+            local_errors: shared.local_errors.clone(),
+        }
     }
 
     /// The duration of each real's last attempt, kept up to date.
     pub fn latencies(&self) -> Latencies {
         self.latencies.clone()
+    }
+
+    /// The attempts of each real that could not run, kept up to date.
+    pub fn local_errors(&self) -> LocalErrors {
+        self.local_errors.clone()
     }
 
     /// Stops every check and returns once all have ended: their scripts are
@@ -259,6 +336,69 @@ mod tests {
             tokio::time::timeout(Duration::from_millis(300), rx.recv())
                 .await
                 .is_err()
+        );
+    }
+
+    /// Stands in for the kernel: a connect that fails with EMFILE until
+    /// `fail_for_real` is set, then with a refusal.
+    struct Starved {
+        fail_for_real: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Probe for Starved {
+        fn run(&self) -> crate::health::probe::Attempt<'_> {
+            let errno = if self.fail_for_real.load(std::sync::atomic::Ordering::SeqCst) {
+                libc::ECONNREFUSED
+            } else {
+                libc::EMFILE
+            };
+            let failure = std::io::Error::from_raw_os_error(errno).into();
+            Box::pin(async move { Outcome::Down(failure) })
+        }
+
+        fn describe(&self) -> String {
+            "TCP_CHECK 10.0.0.9:80".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_run_is_counted_and_retried_never_down() {
+        let fail_for_real = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut s = spec_with(9, "unused", 500, false, 0);
+        s.probes = vec![Box::new(Starved {
+            fail_for_real: fail_for_real.clone(),
+        })];
+        let (tx, mut rx) = mpsc::channel(8);
+        let runner = Runner::spawn(vec![s], tx);
+        // retry 0: one real failure would be DOWN at once.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), rx.recv())
+                .await
+                .is_err(),
+            "a local error changed the real's state"
+        );
+        let counted = runner
+            .local_errors()
+            .lock()
+            .unwrap()
+            .values()
+            .next()
+            .cloned();
+        let counted = counted.expect("local errors counted");
+        // Retried every delay_before_retry (50 ms).
+        assert!(counted.count >= 3, "{counted:?}");
+        assert_eq!(
+            counted.last,
+            "TCP_CHECK 10.0.0.9:80: could not run the check (a local error, not the real's): \
+             Too many open files (os error 24)"
+        );
+        fail_for_real.store(true, std::sync::atomic::Ordering::SeqCst);
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        assert!(
+            down.reason.ends_with("connection refused"),
+            "{}",
+            down.reason
         );
     }
 

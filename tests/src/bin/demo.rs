@@ -2,7 +2,9 @@
 //! keepalived-style config: two LB nodes sharing the VIP by VRRP, two nginx
 //! reals with HTTP health checks. It shows the weighted split, a real
 //! failing and coming back, and the master being killed mid-traffic, with
-//! the times measured; then it cleans everything up.
+//! the times measured. Then three nodes active-active behind a router with
+//! ECMP (VIPs announced by BGP through BIRD), one of them killed
+//! mid-traffic. It cleans everything up.
 
 use std::{
     collections::BTreeMap,
@@ -13,6 +15,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use tests::{
+    ecmp::{self, EcmpLab},
     keepalived::{master_down_interval, wait_vip},
     load::Load,
     netns::{is_root, wait_for},
@@ -128,7 +131,38 @@ fn demo() -> Result<()> {
 
     section("xdpvs adm -L -n --stats on lb2 (the new master)");
     print!("{}", lab.adm(1, &["-L", "-n", "--stats"])?);
+    section("cleaning up the VRRP lab");
+    drop(lab);
+    active_active()?;
     section("cleaning up");
+    Ok(())
+}
+
+/// Three nodes behind a router with ECMP, the VIP announced by BGP (BIRD).
+fn active_active() -> Result<()> {
+    section(
+        "active-active: a client behind a router (BIRD, ECMP), three xdpvs nodes each with BIRD, two reals",
+    );
+    let mut lab = EcmpLab::build("demoe", 3, 2)?;
+    let config = ecmp::config(&[1, 1], true);
+    println!("xdpvs config of every node:\n{config}");
+    let took = lab.start_all(&config)?;
+    println!(
+        "  the router's route for {VIP}: via {:?} ({took:.1?} after start)",
+        lab.next_hops()?
+    );
+    let counts = lab.dr.answers(SocketAddr::from((VIP, 80)), 300)?;
+    let per_node = (0..3).map(|lb| lab.conns(lb)).collect::<Result<Vec<_>>>()?;
+    println!("  300 new connections: per node {per_node:?}, per real {counts:?}");
+
+    section("lb2 crashes (link down, xdpvs and BIRD killed) under 60 keep-alive connections");
+    let mut open = lab.keep_alive(60)?;
+    lab.crash_node(1)?;
+    let withdrawn = lab.wait_next_hops(&[0, 2], Duration::from_secs(5))?;
+    let kept = ecmp::survivors(&mut open);
+    println!("  BFD withdrew lb2 in {withdrawn:.2?}; {kept} of 60 connections kept their real");
+    let after = lab.dr.answers(SocketAddr::from((VIP, 80)), 100)?;
+    println!("  100 new requests: {after:?}");
     Ok(())
 }
 

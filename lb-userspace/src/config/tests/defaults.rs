@@ -11,7 +11,10 @@ fn vrrp_instance_defaults() {
         c.global,
         GlobalDefs {
             vrrp_version: 2,
-            router_id: None
+            router_id: None,
+            announce: None,
+            sync: None,
+            sync_peers: None,
         }
     );
     let i = &c.vrrp_instances[0];
@@ -194,7 +197,7 @@ fn json_shows_the_model_with_defaults() {
     let v: serde_json::Value = serde_json::from_str(&to_json(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v["global"],
-        serde_json::json!({"vrrp_version": 2, "router_id": null})
+        serde_json::json!({"vrrp_version": 2, "router_id": null, "announce": null, "sync": null})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");

@@ -253,7 +253,6 @@ fn lvs_dr_services_and_checks() {
     assert_eq!(
         warnings(&l),
         [
-            format!("{f}:5: warning: lvs_sync_daemon: not acted on by xdpvs, ignored"),
             format!("{f}:61: warning: quorum: not acted on by xdpvs, ignored"),
             format!(
                 "{f}:92: warning: SSL_GET: not supported yet, ignored (the real is not checked by it)"

@@ -1,6 +1,7 @@
 //! The loader end to end: realistic files, every error and warning with its
 //! location, includes on disk, defaults and the JSON form.
 
+mod announce;
 mod defaults;
 mod errors;
 mod fixtures;
