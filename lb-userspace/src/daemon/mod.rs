@@ -185,7 +185,8 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     );
     notify::ready();
     inherited.ready();
-    let socket_file = socket_file.unwrap_or(SocketFile(&args.socket));
+    // Lazily: a guard made and dropped at once would remove the socket.
+    let socket_file = socket_file.unwrap_or_else(|| SocketFile(&args.socket));
     let successor = loop {
         tokio::select! {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
