@@ -70,6 +70,9 @@ pub enum Request {
     Reload,
     /// Prometheus text for `--metrics`.
     Metrics,
+    /// `ctl upgrade`: replace the daemon with the binary now at its path;
+    /// answered once the new process has taken over, or with why not.
+    Upgrade,
     /// Where a flow from `client` to `vip` goes now, and why.
     Explain {
         udp: bool,
@@ -95,6 +98,9 @@ pub enum Response {
     Status {
         services: Vec<ServiceStatus>,
         instances: serde_json::Value,
+        /// Which process answers (an older daemon leaves it out).
+        #[serde(default)]
+        daemon: Option<DaemonInfo>,
         /// VIPs announced for BGP (`xdpvs_announce`); empty when off.
         #[serde(default)]
         announcements: Vec<crate::announce::VipStatus>,
@@ -131,6 +137,17 @@ pub struct TableSizes {
     pub services: u32,
     pub reals: u32,
     pub flows: u32,
+}
+
+/// The daemon process, so an operator can see that an upgrade happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub started_unix: u64,
+    /// The path an upgrade re-executes.
+    pub exe: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -50,6 +50,10 @@ pub enum Command {
         /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9120).
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
+        /// Where VRRP instance states are recorded, so a restart or an
+        /// upgrade within Master_Down_Interval resumes as master.
+        #[arg(long, default_value = xdpvs::ha::persist::DEFAULT_DIR)]
+        state_dir: PathBuf,
         /// Members of this group may use the admin socket too (mode 0660);
         /// without it only root may (mode 0600).
         #[arg(long, value_name = "NAME")]
@@ -134,6 +138,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             socket,
             bpf_object,
             metrics,
+            state_dir,
             socket_group,
             id,
             pin_dir,
@@ -154,6 +159,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 socket,
                 bpf_object,
                 metrics,
+                state_dir,
                 socket_group,
                 options: id.options(),
                 pin_dir,

@@ -390,6 +390,7 @@ impl State {
             Request::Status => self.services().map(|services| Response::Status {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
+                daemon: None,
                 announcements: Vec::new(),
                 sync: None,
                 flow_scan: self.flow_scan(),

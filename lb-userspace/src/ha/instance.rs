@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use super::{
     addresses::{Addresses, Vip},
     announce::Announcer,
+    persist::{BootTime, Saved, Store},
     scripts::{Notifier, NotifyScripts, notify_args, state_word},
     socket::{Received, VrrpSocket},
 };
@@ -74,6 +75,10 @@ pub struct Instance {
     /// keepalived `skip_check_adv_addr`: the current master's adverts are
     /// not checked against our VIP list.
     pub skip_check_adv_addr: bool,
+    /// `Startup`, or `ResumeMaster` when the last run was master just now.
+    pub start: Input,
+    /// Where the state is recorded; `None` when it cannot be.
+    pub store: Option<Store>,
 }
 
 fn state_name(s: State) -> &'static str {
@@ -94,7 +99,7 @@ impl Instance {
     pub async fn run(mut self) {
         let first = *self.tracking.borrow_and_update();
         self.apply_tracking(first).await;
-        self.feed(Input::Startup).await;
+        self.feed(self.start).await;
         let mut stopped = false;
         let mut tracking_open = true;
         while !stopped {
@@ -247,6 +252,13 @@ impl Instance {
     /// Carries out actions in order; true once the instance has stopped.
     async fn perform(&mut self, actions: Vec<Action>) -> bool {
         let mut stopped = false;
+        // Every transition, and every advert a master sends: the record's
+        // time is when we were last known to be master.
+        let record = actions.iter().any(|a| match a {
+            Action::StateChanged { .. } => true,
+            Action::SendAdvert { priority } => *priority > 0 && self.fsm.state() == State::Master,
+            _ => false,
+        });
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority),
@@ -284,7 +296,41 @@ impl Instance {
             }
         }
         self.refresh_status();
+        if record {
+            self.record();
+        }
         stopped
+    }
+
+    fn record(&mut self) {
+        let Some(store) = &self.store else { return };
+        let status = self.status().clone();
+        let saved = if self.fsm.state() == State::Initialize {
+            // Stopped after a planned handover: nothing to resume.
+            store.forget(&self.name, status.vrid)
+        } else {
+            BootTime::now().and_then(|now| {
+                store.save(&Saved {
+                    instance: self.name.clone(),
+                    vrid: status.vrid,
+                    state: status.state,
+                    priority: status.effective_priority,
+                    master: status.master,
+                    boot_id: now.boot_id,
+                    boottime_ms: u64::try_from(now.since_boot.as_millis()).unwrap_or(u64::MAX),
+                    pid: std::process::id(),
+                })
+            })
+        };
+        if let Err(e) = saved {
+            // Once: a restart will simply not resume.
+            warn!(
+                "{}: cannot record the VRRP state in {}: {e}; a restart will not resume as master",
+                self.name,
+                store.dir().display()
+            );
+            self.store = None;
+        }
     }
 
     fn send_advert(&mut self, priority: u8) {

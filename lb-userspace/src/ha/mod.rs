@@ -5,10 +5,16 @@
 //! (`vrrp_script`, `track_interface`), then one task per instance (see
 //! `instance`). `Ha::shutdown` is the planned handover: each master sends
 //! priority 0 and keeps its VIPs until a new master speaks.
+//!
+//! Each instance records its state (`persist`); an instance that was master
+//! less than Master_Down_Interval ago resumes as master at once, its VIPs
+//! kept, so a crash + restart or an upgrade is invisible to peers.
+//! `Ha::abandon` is the upgrade's exit: stop without a word, VIPs kept.
 
 mod addresses;
 mod announce;
 mod instance;
+pub mod persist;
 pub(crate) mod scripts;
 mod socket;
 
@@ -28,6 +34,7 @@ use self::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
+    persist::{BootTime, Store},
     scripts::{Check, Notifier, NotifyScripts, Source, spawn_check, spawn_link, spawn_tracker},
     socket::{Endpoint, VrrpSocket},
 };
@@ -147,9 +154,43 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
     })
 }
 
+/// Whether `inst` resumes as master from its record in `store` (logged).
+fn resumes(inst: &VrrpInstance, store: Option<&Store>, in_group: bool) -> bool {
+    let (Some(store), Ok(now)) = (store, BootTime::now()) else {
+        return false;
+    };
+    let Some(saved) = store.load(&inst.name, inst.vrid) else {
+        return false;
+    };
+    let unspecified = IpAddr::from([0u8; 4]);
+    let Ok(cfg) = fsm_config(inst, unspecified, in_group) else {
+        return false;
+    };
+    let down = Fsm::new(cfg).master_down_interval();
+    let age = now
+        .since_boot
+        .saturating_sub(Duration::from_millis(saved.boottime_ms));
+    let resume = persist::may_resume(&saved, &now, down);
+    if resume {
+        info!(
+            "{}: was MASTER {age:.1?} ago (pid {}), within Master_Down_Interval {down:.1?}: \
+             resuming as MASTER, VIPs kept",
+            inst.name, saved.pid
+        );
+    } else if saved.state == "MASTER" {
+        info!(
+            "{}: was MASTER {age:.1?} ago, not within Master_Down_Interval {down:.1?} on this boot: \
+             starting normally",
+            inst.name
+        );
+    }
+    resume
+}
+
 impl Ha {
     /// Starts every configured instance; with none, an `Ha` that does nothing.
-    pub async fn start(config: &Config) -> Result<Ha> {
+    /// Instances recorded in `store` as master just now resume as master.
+    pub async fn start(config: &Config, store: Option<Store>) -> Result<Ha> {
         let mut ha = Ha {
             running: Vec::new(),
             helpers: Vec::new(),
@@ -160,10 +201,24 @@ impl Ha {
         let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         ha.helpers.push(tokio::spawn(conn));
         let addresses = Addresses::new(handle);
+        let grouped = |i: &VrrpInstance| {
+            config
+                .sync_groups
+                .iter()
+                .any(|g| g.members.contains(&i.name))
+        };
+        let resuming: Vec<bool> = config
+            .vrrp_instances
+            .iter()
+            .map(|i| resumes(i, store.as_ref(), grouped(i)))
+            .collect();
+        // A resuming master's VIPs are not stale: they stay, and XDP with them.
         let all: Vec<Vip> = config
             .vrrp_instances
             .iter()
-            .flat_map(|i| {
+            .zip(&resuming)
+            .filter(|(_, r)| !**r)
+            .flat_map(|(i, _)| {
                 let (v, x) = vips_of(i);
                 v.into_iter().chain(x)
             })
@@ -284,14 +339,20 @@ impl Ha {
             }
             let (tracking, task) = spawn_tracker(inst.priority, sources);
             ha.helpers.push(task);
+            let start = if resuming[i] {
+                Input::ResumeMaster
+            } else {
+                Input::Startup
+            };
             let running = Self::start_instance(
                 inst,
                 &config.global,
-                addresses.clone(),
-                (notifier.clone(), notify),
+                (addresses.clone(), notifier.clone(), store.clone()),
+                notify,
                 tracking,
                 (tx, rx),
                 links.remove(&i),
+                start,
             )
             .with_context(|| format!("vrrp_instance {}", inst.name))?;
             ha.running.push(running);
@@ -302,11 +363,12 @@ impl Ha {
     fn start_instance(
         inst: &VrrpInstance,
         global: &config::GlobalDefs,
-        addresses: Addresses,
-        (notifier, notify): (Notifier, NotifyScripts),
+        (addresses, notifier, store): (Addresses, Notifier, Option<Store>),
+        notify: NotifyScripts,
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
         (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
         group: Option<GroupLink>,
+        start: Input,
     ) -> Result<Running> {
         let v6 = wants_v6(inst);
         let src = inst
@@ -377,6 +439,8 @@ impl Ha {
             status: status.clone(),
             timers: Timers::default(),
             skip_check_adv_addr: inst.skip_check_adv_addr,
+            start,
+            store,
         };
         let task = tokio::spawn(instance.run());
         Ok(Running {
@@ -416,6 +480,18 @@ impl Ha {
                     r.task.abort();
                 }
             }
+        }
+        for h in self.helpers {
+            h.abort();
+        }
+    }
+
+    /// The upgrade's exit, once the new daemon has resumed every master:
+    /// stop at once, with no priority-0 advert and the VIPs left in place,
+    /// and the records left saying what the new daemon took over.
+    pub fn abandon(self) {
+        for r in self.running {
+            r.task.abort();
         }
         for h in self.helpers {
             h.abort();

@@ -93,6 +93,10 @@ pub enum NotifyEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     Startup,
+    /// Instead of `Startup`: a restarted or upgraded daemon whose instance
+    /// was master less than Master_Down_Interval ago takes mastership back
+    /// at once, VIPs kept, before any backup's timer can run out.
+    ResumeMaster,
     /// A validated advert (see `packet::Advert::decode`) for this VRID.
     AdvertReceived {
         from: IpAddr,
@@ -272,6 +276,7 @@ impl Fsm {
         let mut out = Vec::new();
         match input {
             Input::Startup => self.startup(now, &mut out),
+            Input::ResumeMaster => self.resume_master(now, &mut out),
             Input::AdvertReceived {
                 from,
                 priority,
@@ -377,6 +382,37 @@ impl Fsm {
         }
         if !garp.master_refresh.is_zero() {
             self.arm(TimerKind::GarpRefresh, now + garp.master_refresh, out);
+        }
+        self.transition(State::Master, out);
+    }
+
+    /// `ResumeMaster`: Master as after RFC 5798 §6.4.1's transition, but
+    /// the peers never saw us go, so no gratuitous storm: one advert now,
+    /// the VIPs ensured (they were kept), one gratuitous ARP / NA. A fault
+    /// or another master heard later follows the normal rules.
+    fn resume_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.own_fault || self.group_fault {
+            self.transition(State::Fault, out);
+            return;
+        }
+        self.master_adver_int = self.cfg.advert_int;
+        self.wants_master = false;
+        self.preempt_until = None;
+        self.master = None;
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        out.push(Action::AddVips {
+            accept: self.cfg.accept,
+        });
+        out.push(Action::SendGratuitous { count: 1 });
+        self.arm(TimerKind::Advert, now + self.cfg.advert_int, out);
+        let refresh = self.cfg.garp.master_refresh;
+        if !refresh.is_zero() {
+            self.arm(TimerKind::GarpRefresh, now + refresh, out);
         }
         self.transition(State::Master, out);
     }
@@ -650,6 +686,9 @@ impl Fsm {
 #[cfg(test)]
 #[path = "fsm_lifecycle_tests.rs"]
 mod lifecycle_tests;
+#[cfg(test)]
+#[path = "fsm_resume_tests.rs"]
+mod resume_tests;
 #[cfg(test)]
 #[path = "fsm_tests.rs"]
 mod tests;
