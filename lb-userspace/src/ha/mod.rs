@@ -347,12 +347,11 @@ impl Ha {
             let running = Self::start_instance(
                 inst,
                 &config.global,
-                (addresses.clone(), notifier.clone(), store.clone()),
-                notify,
+                (addresses.clone(), notifier.clone(), notify),
+                store.clone(),
                 tracking,
                 (tx, rx),
-                links.remove(&i),
-                start,
+                (links.remove(&i), start),
             )
             .with_context(|| format!("vrrp_instance {}", inst.name))?;
             ha.running.push(running);
@@ -363,12 +362,11 @@ impl Ha {
     fn start_instance(
         inst: &VrrpInstance,
         global: &config::GlobalDefs,
-        (addresses, notifier, store): (Addresses, Notifier, Option<Store>),
-        notify: NotifyScripts,
+        (addresses, notifier, notify): (Addresses, Notifier, NotifyScripts),
+        store: Option<Store>,
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
         (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
-        group: Option<GroupLink>,
-        start: Input,
+        (group, start): (Option<GroupLink>, Input),
     ) -> Result<Running> {
         let v6 = wants_v6(inst);
         let src = inst
