@@ -114,3 +114,52 @@ fn weighted_split_native_xdp_root() {
 fn weighted_split_generic_xdp_root() {
     weighted_split("generic", 400);
 }
+
+/// systemd hears READY=1 only once every real's MAC is known, so what is
+/// ordered after the unit finds the VIP served.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn ready_is_told_once_the_reals_are_resolved_root() {
+    use std::os::unix::net::UnixDatagram;
+    let mut lab = DrLab::build("r", 1, 2).expect("building the lab");
+    lab.lab
+        .ip(
+            &lab.lbs[0],
+            &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
+        )
+        .expect("VIP");
+    let path = lab.lab.dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let env = format!("NOTIFY_SOCKET={}", path.display());
+    let log_path = lab.lab.log_path("xdpvs-lb1");
+    let waiter = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = notify.recv(&mut buf).expect("a notification");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.lines().any(|l| l == "READY=1") {
+                // The log as it stood when systemd would have been told.
+                return std::fs::read_to_string(&log_path).unwrap_or_default();
+            }
+        }
+    });
+    lab.start_xdpvs_with(
+        0,
+        &config([1, 1]),
+        "generic",
+        &tests::topology::Launch {
+            wrapper: &["env", &env],
+            ..Default::default()
+        },
+    )
+    .expect("xdpvs");
+    let log_at_ready = waiter.join().expect("READY=1 received");
+    assert_eq!(
+        log_at_ready.matches(" is at ").count(),
+        2,
+        "both reals resolved before READY=1:\n{log_at_ready}"
+    );
+}

@@ -94,6 +94,10 @@ impl Drop for SocketFile<'_> {
     }
 }
 
+/// The longest `xdpvs run` waits for the reals' MACs before it tells
+/// systemd it is ready anyway.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `--config-id`, set once at start: every reload reads the file as start did.
 static OPTIONS: std::sync::OnceLock<config::Options> = std::sync::OnceLock::new();
 
@@ -240,13 +244,21 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
         if dataplane.adopted { "adopted" } else { "new" },
         args.socket.display()
     );
-    notify::ready();
+    // Ready for systemd once every real's MAC is known, so a unit ordered
+    // after this one finds VIP traffic served; at most READY_WAIT after start.
+    let ready_by = tokio::time::Instant::now() + READY_WAIT;
+    let mut ready = false;
+    tell_ready(&state, &mut ready, false);
     inherited.ready();
     // Lazily: a guard made and dropped at once would remove the socket.
     let socket_file = socket_file.unwrap_or_else(|| SocketFile(&args.socket));
     let successor = loop {
         tokio::select! {
-            Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
+            Some((addr, mac)) = macs.recv() => {
+                state.mac_changed(addr, mac);
+                tell_ready(&state, &mut ready, false);
+            }
+            _ = tokio::time::sleep_until(ready_by), if !ready => tell_ready(&state, &mut ready, true),
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
             _ = cache_epoch.tick() => {
@@ -303,4 +315,17 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
         info!("stopping: removing the data plane from {}", args.interface);
         dataplane.remove()
     }
+}
+
+/// Tells systemd the daemon is ready, once: when every real's MAC is known,
+/// or (`waited`) when READY_WAIT has passed without that.
+fn tell_ready(state: &State, ready: &mut bool, waited: bool) {
+    if *ready || !(waited || state.macs_known()) {
+        return;
+    }
+    *ready = true;
+    if waited {
+        warn!("ready after {READY_WAIT:?} with reals whose MAC is still unknown");
+    }
+    notify::ready();
 }

@@ -180,6 +180,14 @@ impl State {
         }
     }
 
+    /// Whether every real's MAC is known: the data plane can serve them all.
+    pub fn macs_known(&self) -> bool {
+        self.reconciler
+            .real_addresses()
+            .iter()
+            .all(|a| self.reconciler.mac(a).is_some())
+    }
+
     pub fn mac_changed(&mut self, addr: IpAddr, mac: Option<Mac>) {
         let applied = self
             .reconciler
