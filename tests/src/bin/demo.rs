@@ -59,14 +59,16 @@ fn demo() -> Result<()> {
         bail!("the demo needs root (network namespaces, XDP)");
     }
     section("building the lab: client, lb1, lb2, rs1, rs2 on one bridge (network namespaces)");
-    let mut lab = DrLab::build("demo", 2, 2)?;
+    // As a new user builds it: default offloads, nothing on the bridge
+    // ports; `auto` picks the XDP mode that works on veth, and says why.
+    let mut lab = DrLab::build_plain("demo", 2, 2)?;
     println!(
         "xdpvs config of lb1 (lb2 has priority 99):\n{}",
         config(100)
     );
-    lab.start_xdpvs(1, &config(99), "native")
+    lab.start_xdpvs(1, &config(99), "auto")
         .context("starting xdpvs on lb2")?;
-    lab.start_xdpvs(0, &config(100), "native")
+    lab.start_xdpvs(0, &config(100), "auto")
         .context("starting xdpvs on lb1")?;
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let elected = wait_vip(&lb1, true, Duration::from_secs(10)).context("lb1 becoming master")?;
