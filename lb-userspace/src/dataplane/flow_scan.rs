@@ -87,7 +87,7 @@ pub fn tally(
 }
 
 /// The clock the XDP program stamps flows with (`bpf_ktime_get_coarse_ns`).
-fn coarse_now_ns() -> u64 {
+pub(crate) fn coarse_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

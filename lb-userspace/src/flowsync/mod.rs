@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::index::Index;
 use self::wire::{Entry, Message, What};
-use crate::config::FlowSync as SyncConfig;
+use crate::{config::FlowSync as SyncConfig, dataplane::flow_scan::coarse_now_ns};
 
 /// How often the sender looks for new flows.
 const SEND_EVERY: Duration = Duration::from_millis(250);
@@ -155,6 +155,16 @@ fn ipv4_subnets(interface: &str) -> io::Result<Vec<(Ipv4Addr, Ipv4Addr)>> {
     Ok(out)
 }
 
+impl Shared {
+    /// The numbering as the control loop last published it.
+    fn index(&self) -> Index {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 struct Shared {
     index: RwLock<Index>,
     /// Peers that asked for everything (`Hello`).
@@ -185,17 +195,6 @@ fn lru_persist(fd: OwnedFd) -> Result<BpfHashMap<MapData, PersistKey, Binding>> 
 /// A peer address that is one of ours (the same file on every node).
 fn is_local(addr: IpAddr) -> bool {
     UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok()
-}
-
-/// CLOCK_MONOTONIC_COARSE, the clock the data plane stamps bindings with.
-fn coarse_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl FlowSync {
@@ -384,12 +383,7 @@ impl Receiver {
         let c = &self.shared.counters;
         c.received
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
-        let index = self
-            .shared
-            .index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let index = self.shared.index();
         let now = coarse_now_ns();
         for e in entries {
             let Some(local) = index.local(e) else {
@@ -479,12 +473,7 @@ impl Sender {
 
     /// Every live flow and binding, by address.
     fn live(&self) -> Vec<((What, FlowKey), u32, Entry)> {
-        let index = self
-            .shared
-            .index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let index = self.shared.index();
         let now = coarse_now_ns();
         let recent = |b: &Binding| now.wrapping_sub(b.last_seen_ns) < LIVE_WITHIN.as_nanos() as u64;
         let mut out = Vec::new();
