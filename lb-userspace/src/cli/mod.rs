@@ -105,6 +105,9 @@ fn check(file: &std::path::Path, json: bool) -> ExitCode {
             for d in &loaded.diagnostics {
                 eprintln!("{d}");
             }
+            for w in xdpvs::health::unavailable(&loaded.config) {
+                eprintln!("{w}");
+            }
             if json {
                 println!("{}", config::to_json(&loaded.config));
             } else {

@@ -5,8 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use super::{
     diag::Diagnostics,
     model::{
-        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, RealServer, TcpCheck, Url,
-        VirtualServer,
+        Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, MiscCheck, PingCheck, Protocol,
+        RealServer, SmtpCheck, TcpCheck, UdpCheck, Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -137,7 +137,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             },
             "alpha" => vs.alpha = flag(k, d),
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, &defaults, d) {
+                if let Some(r) = real_server(k, &vs, blocks, &defaults, d) {
                     if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
                     } else {
@@ -166,6 +166,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
 fn real_server(
     n: &Node,
     vs: &VirtualServer,
+    vs_blocks: &[Node],
     vs_defaults: &Connect,
     d: &mut Diagnostics,
 ) -> Option<RealServer> {
@@ -225,8 +226,20 @@ fn real_server(
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
-            "SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK"
-            | "BFD_CHECK" => d.warn(
+            "UDP_CHECK" => r
+                .checks
+                .extend(udp_check(k, &defaults, d).map(HealthCheck::UdpCheck)),
+            "PING_CHECK" => r.checks.push(HealthCheck::PingCheck(PingCheck {
+                connect: plain_check(k, &defaults, d),
+            })),
+            "DNS_CHECK" => r.checks.extend(
+                dns_check(k, &dns_defaults(vs_blocks, blocks, vs.delay_loop), d)
+                    .map(HealthCheck::DnsCheck),
+            ),
+            "SMTP_CHECK" => r
+                .checks
+                .extend(smtp_check(k, &defaults, d).map(HealthCheck::SmtpCheck)),
+            "SSL_GET" | "FILE_CHECK" | "BFD_CHECK" => d.warn(
                 &k.at,
                 format!(
                     "{}: not supported yet, ignored (the real is not checked by it)",
@@ -433,4 +446,199 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
             None
         }
     }
+}
+
+/// A check with only the settings every checker has (PING_CHECK, TCP_CHECK).
+fn plain_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Connect {
+    let mut c = defaults.clone();
+    for k in n.block.iter().flatten() {
+        if !c.read_check(k, d) {
+            d.warn(
+                &k.at,
+                format!("unknown keyword {} in {}, ignored", k.keyword, n.keyword),
+            );
+        }
+    }
+    c
+}
+
+/// keepalived's UDP_CHECK limits: a reply of 0 to 255 bytes by default.
+const MAX_REPLY_LENGTH: usize = 255;
+
+fn udp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<UdpCheck> {
+    let mut u = UdpCheck {
+        connect: defaults.clone(),
+        payload: None,
+        require_reply: false,
+        reply_pattern: None,
+        min_reply_length: 0,
+        max_reply_length: MAX_REPLY_LENGTH,
+    };
+    let mut valid = true;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "payload" => match hex_string(k, false) {
+                Some(p) if !p.is_empty() => {
+                    u.payload = Some(p.into_iter().map(|(v, _)| v).collect())
+                }
+                _ => {
+                    d.error(&k.at, "payload needs hex digits, such as `payload 0a1b 2c`");
+                    valid = false;
+                }
+            },
+            "require_reply" => {
+                u.require_reply = true;
+                if !k.args.is_empty() {
+                    match hex_string(k, true) {
+                        Some(p) => u.reply_pattern = Some(HexPattern(p)),
+                        None => {
+                            d.error(
+                                &k.at,
+                                "require_reply: expected hex digits (x for any), such as `require_reply 0a1b xx`",
+                            );
+                            valid = false;
+                        }
+                    }
+                }
+            }
+            "min_reply_length" => {
+                u.min_reply_length = int(k, 0, 65535, d).unwrap_or(u.min_reply_length)
+            }
+            "max_reply_length" => {
+                u.max_reply_length = int(k, 0, 65535, d).unwrap_or(u.max_reply_length)
+            }
+            _ if u.connect.read_check(k, d) => {}
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in UDP_CHECK, ignored"),
+            ),
+        }
+    }
+    if u.min_reply_length > u.max_reply_length {
+        d.error(
+            &n.at,
+            format!(
+                "UDP_CHECK: min_reply_length {} is more than max_reply_length {}",
+                u.min_reply_length, u.max_reply_length
+            ),
+        );
+        valid = false;
+    }
+    valid.then_some(u)
+}
+
+/// keepalived's HEX_STR: words of hex digits, each read two digits at a
+/// time from its start, a last odd digit standing alone (`Ab12f 3` is
+/// AB 12 0F 03). With `wildcards`, `x` is a digit that matches anything.
+/// Returns (value, mask) pairs; `None` when a character is not a digit.
+fn hex_string(n: &Node, wildcards: bool) -> Option<Vec<(u8, u8)>> {
+    let nibble = |c: char| match c {
+        'x' | 'X' if wildcards => Some((0, 0)),
+        c => c.to_digit(16).map(|v| (v as u8, 0xf)),
+    };
+    let mut out = Vec::new();
+    for word in n.args.iter().map(|a| a.text.as_str()) {
+        let digits = word.chars().map(nibble).collect::<Option<Vec<_>>>()?;
+        for pair in digits.chunks(2) {
+            out.push(match (pair[0], pair.get(1)) {
+                ((hv, hm), Some(&(lv, lm))) => ((hv << 4) | lv, (hm << 4) | lm),
+                ((v, m), None) => (v, m | 0xf0),
+            });
+        }
+    }
+    Some(out)
+}
+
+/// DNS_CHECK's own defaults (keepalived.conf(5): retry 3, delay_before_retry
+/// delay_loop), then whatever the virtual_server and real_server set.
+fn dns_defaults(vs_blocks: &[Node], rs_blocks: &[Node], delay_loop: Duration) -> Connect {
+    let base = Connect {
+        retry: DNS_RETRY,
+        delay_before_retry: delay_loop,
+        ..Connect::new()
+    };
+    // Both blocks were read once already, with their diagnostics.
+    let mut quiet = Diagnostics::default();
+    base.settings(vs_blocks, &mut quiet)
+        .settings(rs_blocks, &mut quiet)
+}
+
+const DNS_RETRY: u32 = 3;
+const DNS_TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
+
+fn dns_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<DnsCheck> {
+    let mut c = DnsCheck {
+        connect: defaults.clone(),
+        record_type: "SOA".into(),
+        name: ".".into(),
+    };
+    let mut valid = true;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "type" => match one(k, d).map(str::to_ascii_uppercase) {
+                Some(t) if DNS_TYPES.contains(&t.as_str()) => c.record_type = t,
+                Some(t) => {
+                    d.error(
+                        &k.at,
+                        format!(
+                            "type {t}: DNS_CHECK queries one of {}",
+                            DNS_TYPES.join(", ")
+                        ),
+                    );
+                    valid = false;
+                }
+                None => valid = false,
+            },
+            "name" => match one(k, d) {
+                Some(name) if hickory_proto::rr::Name::from_ascii(name).is_ok() => {
+                    c.name = name.to_string()
+                }
+                Some(name) => {
+                    d.error(&k.at, format!("name {name}: not a domain name"));
+                    valid = false;
+                }
+                None => valid = false,
+            },
+            _ if c.connect.read_check(k, d) => {}
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in DNS_CHECK, ignored"),
+            ),
+        }
+    }
+    valid.then_some(c)
+}
+
+/// keepalived's HELO name when `helo_name` is not given.
+const SMTP_HELO: &str = "smtpchecker.keepalived.org";
+
+fn smtp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<SmtpCheck> {
+    let mut c = SmtpCheck {
+        connect: defaults.clone(),
+        helo_name: SMTP_HELO.into(),
+    };
+    let mut valid = true;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "helo_name" => match command(k, d) {
+                Some(name) if !name.contains(['\r', '\n']) => c.helo_name = name,
+                _ => valid = false,
+            },
+            // keepalived 1.x listed several servers in one SMTP_CHECK.
+            "host" => {
+                d.error(
+                    &k.at,
+                    "SMTP_CHECK host { } blocks are not supported: write one SMTP_CHECK per \
+                     server, with connect_ip and connect_port",
+                );
+                valid = false;
+            }
+            _ if c.connect.read_check(k, d) => {}
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in SMTP_CHECK, ignored"),
+            ),
+        }
+    }
+    valid.then_some(c)
 }

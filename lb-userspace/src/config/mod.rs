@@ -40,8 +40,12 @@
 //! `"type"`: `"TCP_CHECK"` (`connect_ip`, `connect_port`, `bindto`,
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
 //! plus `urls`: `[{ "path", "status_codes", "digest" }]`, empty
-//! `status_codes` meaning any 2xx) or `"MISC_CHECK"` (`misc_path`,
-//! `misc_timeout`, `misc_dynamic`).
+//! `status_codes` meaning any 2xx), `"MISC_CHECK"` (`misc_path`,
+//! `misc_timeout`, `misc_dynamic`), `"UDP_CHECK"` (the connect fields plus
+//! `payload` hex | null, `require_reply`, `reply_pattern` hex with `x` |
+//! null, `min_reply_length`, `max_reply_length`), `"PING_CHECK"` (the
+//! connect fields), `"DNS_CHECK"` (plus `query_type`, `name`) or
+//! `"SMTP_CHECK"` (plus `helo_name`).
 
 mod check;
 mod diag;

@@ -158,13 +158,105 @@ pub struct RealServer {
 }
 
 /// One checker of a real server, named after its keepalived block; JSON:
-/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK"`.
+/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK"
+/// | "UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthCheck {
     TcpCheck(TcpCheck),
     HttpGet(HttpCheck),
     MiscCheck(MiscCheck),
+    UdpCheck(UdpCheck),
+    PingCheck(PingCheck),
+    DnsCheck(DnsCheck),
+    SmtpCheck(SmtpCheck),
+}
+
+/// UDP_CHECK: a datagram is sent; an ICMP error (port unreachable) is a
+/// failure, and with `require_reply` so is silence or a reply that does
+/// not match.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UdpCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+    /// `payload HEX`; `None`: a few random bytes, as keepalived sends.
+    #[serde(serialize_with = "hex")]
+    pub payload: Option<Vec<u8>>,
+    pub require_reply: bool,
+    /// `require_reply HEX`: the reply's first bytes, `x` nibbles matching anything.
+    pub reply_pattern: Option<HexPattern>,
+    pub min_reply_length: usize,
+    pub max_reply_length: usize,
+}
+
+fn hex<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match b {
+        Some(b) => s.serialize_some(&b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Bytes to match, each with the mask of the bits that must be equal
+/// (`x` in keepalived's HEX_STR clears a nibble of the mask).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexPattern(pub Vec<(u8, u8)>);
+
+impl HexPattern {
+    /// Whether `reply` matches over the shorter of the two (keepalived).
+    pub fn matches(&self, reply: &[u8]) -> bool {
+        self.0
+            .iter()
+            .zip(reply)
+            .all(|(&(value, mask), &b)| b & mask == value & mask)
+    }
+}
+
+impl fmt::Display for HexPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &(value, mask) in &self.0 {
+            for shift in [4, 0] {
+                if (mask >> shift) & 0xf == 0 {
+                    f.write_str("x")?;
+                } else {
+                    write!(f, "{:x}", (value >> shift) & 0xf)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for HexPattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// PING_CHECK: an ICMP echo answered within `connect_timeout`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+}
+
+/// DNS_CHECK: a query over UDP answered with NOERROR for the same question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+    /// `type`: A, NS, CNAME, SOA (the default), MX, TXT or AAAA.
+    #[serde(rename = "query_type")]
+    pub record_type: String,
+    /// `name`: the default is the root, `.`.
+    pub name: String,
+}
+
+/// SMTP_CHECK: a 220 greeting, HELO answered 250, QUIT answered 221.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmtpCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+    pub helo_name: String,
 }
 
 /// How TCP_CHECK and HTTP_GET connect and retry; a virtual_server or

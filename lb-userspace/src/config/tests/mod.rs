@@ -2,6 +2,7 @@
 //! location, includes on disk, defaults and the JSON form.
 
 mod announce;
+mod checkers;
 mod defaults;
 mod errors;
 mod fixtures;
