@@ -1,6 +1,10 @@
 //! `virtual_server` and `real_server` blocks with their health checks.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use super::{
     diag::Diagnostics,
@@ -50,37 +54,219 @@ const IGNORED: &[&str] = &[
     "sh-fallback",
 ];
 
-pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
+/// The members of each `virtual_server_group`, by name.
+pub type Groups = HashMap<String, Vec<(IpAddr, u16)>>;
+
+/// A group expands to at most this many services.
+const MAX_GROUP_MEMBERS: usize = 1024;
+
+/// Reads every `virtual_server_group NAME { VIP PORT ... }` block; members
+/// may be ranges (`10.0.0.1-10`, `10.0.0.1-10.0.0.9`, `10.0.0.8/29`).
+pub fn groups(nodes: &[Node], d: &mut Diagnostics) -> Groups {
+    let mut groups = Groups::new();
+    let mut defined_at = HashMap::new();
+    for n in nodes.iter().filter(|n| n.keyword == "virtual_server_group") {
+        let Some(name) = n.arg(0).filter(|_| n.args.len() == 1) else {
+            d.error(
+                &n.at,
+                "virtual_server_group needs one name: `virtual_server_group WEB {`",
+            );
+            continue;
+        };
+        if let Some(first) = defined_at.insert(name.to_string(), n.at.clone()) {
+            d.error(
+                &n.at,
+                format!("virtual_server_group {name} is already defined at {first}"),
+            );
+            continue;
+        }
+        let mut members: Vec<(IpAddr, u16)> = Vec::new();
+        for k in n.block.iter().flatten() {
+            if k.keyword == "fwmark" {
+                d.error(
+                    &k.at,
+                    "virtual_server_group fwmark is not supported: xdpvs balances by VIP, port and protocol",
+                );
+                continue;
+            }
+            let port = match (k.arg(0).and_then(port_text), k.args.len()) {
+                (Some(p), 1) if p != 0 => p,
+                _ => {
+                    d.error(
+                        &k.at,
+                        format!(
+                            "virtual_server_group {name}: `{}` needs one port: xdpvs balances one port per service",
+                            k.keyword
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let Some(addrs) = address_range(&k.keyword) else {
+                d.error(
+                    &k.at,
+                    format!(
+                        "virtual_server_group {name}: {} is not an IP address or range \
+                         (10.0.0.1, 10.0.0.1-10, 10.0.0.1-10.0.0.9, 10.0.0.8/29), or has more than {MAX_GROUP_MEMBERS} addresses",
+                        k.keyword
+                    ),
+                );
+                continue;
+            };
+            for a in addrs {
+                if members.contains(&(a, port)) {
+                    d.error(
+                        &k.at,
+                        format!("virtual_server_group {name}: {a} {port} is listed twice"),
+                    );
+                } else if members
+                    .first()
+                    .is_some_and(|f| f.0.is_ipv4() != a.is_ipv4())
+                {
+                    d.error(
+                        &k.at,
+                        format!("virtual_server_group {name}: IPv4 and IPv6 members cannot share real servers in direct routing"),
+                    );
+                } else {
+                    members.push((a, port));
+                }
+            }
+        }
+        if members.len() > MAX_GROUP_MEMBERS {
+            d.error(
+                &n.at,
+                format!("virtual_server_group {name}: more than {MAX_GROUP_MEMBERS} members"),
+            );
+            members.clear();
+        }
+        groups.insert(name.to_string(), members);
+    }
+    groups
+}
+
+/// `A`, `A-B` (B the last octet or hextet, or a whole address) or `A/N`.
+fn address_range(text: &str) -> Option<Vec<IpAddr>> {
+    fn bits(a: IpAddr) -> u128 {
+        match a {
+            IpAddr::V4(v) => u128::from(u32::from(v)),
+            IpAddr::V6(v) => u128::from(v),
+        }
+    }
+    let back = |like: IpAddr, n: u128| match like {
+        IpAddr::V4(_) => u32::try_from(n)
+            .ok()
+            .map(|n| IpAddr::from(std::net::Ipv4Addr::from(n))),
+        IpAddr::V6(_) => Some(IpAddr::from(std::net::Ipv6Addr::from(n))),
+    };
+    let (first, last) = if let Some((a, b)) = text.split_once('-') {
+        let first: IpAddr = a.parse().ok()?;
+        let last = match b.parse::<IpAddr>() {
+            Ok(l) if l.is_ipv4() == first.is_ipv4() => l,
+            Ok(_) => return None,
+            // The last octet (IPv4, decimal) or hextet (IPv6, hex).
+            Err(_) => {
+                let (width, n) = match first {
+                    IpAddr::V4(_) => (8, u128::from(b.parse::<u8>().ok()?)),
+                    IpAddr::V6(_) => (16, u128::from(u16::from_str_radix(b, 16).ok()?)),
+                };
+                back(first, (bits(first) >> width << width) | n)?
+            }
+        };
+        (first, last)
+    } else if let Some((a, len)) = text.split_once('/') {
+        let base: IpAddr = a.parse().ok()?;
+        let total = if base.is_ipv4() { 32 } else { 128 };
+        let len: u32 = len.parse().ok().filter(|&l| l <= total)?;
+        let host_bits = total - len;
+        if host_bits > 10 {
+            return None;
+        }
+        let start = bits(base) >> host_bits << host_bits;
+        (
+            back(base, start)?,
+            back(base, start | ((1u128 << host_bits) - 1))?,
+        )
+    } else {
+        let a: IpAddr = text.parse().ok()?;
+        (a, a)
+    };
+    let (lo, hi) = (bits(first), bits(last));
+    if hi < lo || hi - lo >= MAX_GROUP_MEMBERS as u128 {
+        return None;
+    }
+    (lo..=hi).map(|n| back(first, n)).collect()
+}
+
+/// One `virtual_server` block: a service, or with `group NAME` one service
+/// per member of that virtual_server_group.
+pub fn virtual_server(n: &Node, groups: &Groups, d: &mut Diagnostics) -> Vec<VirtualServer> {
     match n.arg(0) {
         Some("fwmark") => {
             d.error(
                 &n.at,
                 "virtual_server fwmark is not supported: xdpvs balances by VIP, port and protocol",
             );
-            return None;
+            Vec::new()
         }
         Some("group") => {
-            d.error(
-                &n.at,
-                "virtual_server group is not supported: list each VIP as its own virtual_server",
-            );
-            return None;
+            let Some(name) = n.arg(1).filter(|_| n.args.len() == 2) else {
+                d.error(
+                    &n.at,
+                    "virtual_server group needs a group name: `virtual_server group WEB {`",
+                );
+                return Vec::new();
+            };
+            let Some(members) = groups.get(name) else {
+                d.error(
+                    &n.at,
+                    format!(
+                        "virtual_server group {name}: no virtual_server_group {name} is defined"
+                    ),
+                );
+                return Vec::new();
+            };
+            if members.is_empty() {
+                d.error(
+                    &n.at,
+                    format!("virtual_server group {name}: the group has no usable member"),
+                );
+            }
+            let mut out = Vec::new();
+            // The body is read once per member (each member's port is its
+            // reals' default); its diagnostics are told once.
+            let mut quiet = Diagnostics::default();
+            for (i, &(addr, port)) in members.iter().enumerate() {
+                let d = if i == 0 { &mut *d } else { &mut quiet };
+                out.extend(service(n, addr, port, Some(name), d));
+            }
+            out
         }
-        _ => {}
+        _ => match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
+            (Some(a), Some(p)) if n.args.len() == 2 => {
+                service(n, a, p, None, d).into_iter().collect()
+            }
+            _ => {
+                d.error(
+                    &n.at,
+                    "virtual_server needs an IP address and a port: `virtual_server 10.0.0.100 80 {`",
+                );
+                Vec::new()
+            }
+        },
     }
-    let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
-        (Some(a), Some(p)) if n.args.len() == 2 => (a, p),
-        _ => {
-            d.error(
-                &n.at,
-                "virtual_server needs an IP address and a port: `virtual_server 10.0.0.100 80 {`",
-            );
-            return None;
-        }
-    };
+}
+
+fn service(
+    n: &Node,
+    addr: IpAddr,
+    port: u16,
+    group: Option<&str>,
+    d: &mut Diagnostics,
+) -> Option<VirtualServer> {
     let mut vs = VirtualServer {
         addr,
         port,
+        group: group.map(String::from),
         protocol: Protocol::Tcp,
         delay_loop: DELAY_LOOP,
         scheduler: SCHEDULER.into(),

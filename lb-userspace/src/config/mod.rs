@@ -28,7 +28,8 @@
 //!                                   "master_refresh", "master_refresh_repeat" },
 //!                         "location" } ],
 //!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
-//!   "virtual_servers": [ { "addr", "port", "protocol": "TCP" | "UDP",
+//!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
+//!                          "protocol": "TCP" | "UDP",
 //!                          "delay_loop", "scheduler", "persistence_timeout",
 //!                          "sorry_server": "ip:port" | null, "alpha",
 //!                          "reals": [ { "addr", "port", "weight",
@@ -152,6 +153,8 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
         vrrp::global_defs(n, &mut config.global, d);
     }
     vrrp::sync_peers(&mut config.global, d);
+    // Groups first too: a virtual_server may name one defined after it.
+    let groups = lvs::groups(nodes, d);
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}
@@ -163,11 +166,10 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 d,
             )),
             "vrrp_sync_group" => config.sync_groups.extend(vrrp::sync_group(n, refs, d)),
-            "virtual_server" => config.virtual_servers.extend(lvs::virtual_server(n, d)),
-            "virtual_server_group" => d.error(
-                &n.at,
-                "virtual_server_group is not supported: list each VIP as its own virtual_server",
-            ),
+            "virtual_server" => config
+                .virtual_servers
+                .extend(lvs::virtual_server(n, &groups, d)),
+            "virtual_server_group" => {}
             k if IGNORED_BLOCKS.contains(&k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }

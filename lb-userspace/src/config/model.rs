@@ -133,6 +133,9 @@ impl fmt::Display for Protocol {
 pub struct VirtualServer {
     pub addr: IpAddr,
     pub port: u16,
+    /// `virtual_server group NAME`: the virtual_server_group this service
+    /// is one member of (each member is a service of its own).
+    pub group: Option<String>,
     pub protocol: Protocol,
     #[serde(serialize_with = "secs")]
     pub delay_loop: Duration,

@@ -7,6 +7,7 @@ mod defaults;
 mod errors;
 mod fixtures;
 mod grammar;
+mod groups;
 mod includes;
 
 use std::{
