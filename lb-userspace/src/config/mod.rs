@@ -53,6 +53,7 @@ mod diag;
 mod lexer;
 mod lvs;
 mod model;
+mod strict;
 mod tree;
 mod values;
 mod vrrp;
@@ -117,6 +118,7 @@ fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, Confi
     let mut refs = Vec::new();
     let config = build(&nodes, &mut refs, &mut d);
     check::across_blocks(&config, &refs, &mut d);
+    strict::refusals(&config, &mut d);
     d.sort();
     if d.has_errors() {
         return Err(ConfigError { diagnostics: d.0 });
@@ -139,7 +141,6 @@ const IGNORED_BLOCKS: &[&str] = &[
     "vrrp_track_process",
     "track_process",
     "bfd_instance",
-    "net_namespace",
     "instance",
     "use_pid_dir",
     "child_wait_time",
@@ -170,6 +171,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 .virtual_servers
                 .extend(lvs::virtual_server(n, &groups, d)),
             "virtual_server_group" => {}
+            "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
             k if IGNORED_BLOCKS.contains(&k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }

@@ -45,6 +45,9 @@ pub struct GlobalDefs {
     /// global_defs block is read.
     #[serde(skip)]
     pub sync_peers: Option<(Vec<IpAddr>, Location)>,
+    /// `vrrp_strict`: RFC-strict VRRP, with keepalived's refusals (see `strict`).
+    #[serde(skip)]
+    pub strict: Option<Location>,
 }
 
 /// IPVS's sync daemon port and multicast group, which keepalived uses too.
@@ -76,6 +79,7 @@ impl Default for GlobalDefs {
             announce: None,
             sync: None,
             sync_peers: None,
+            strict: None,
         }
     }
 }

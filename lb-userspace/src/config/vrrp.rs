@@ -36,7 +36,6 @@ const GLOBAL_IGNORED: &[&str] = &[
     "enable_snmp_checker",
     "enable_snmp_rfc",
     "vrrp_skip_check_adv_addr",
-    "vrrp_strict",
     "vrrp_garp_interval",
     "vrrp_gna_interval",
     "vrrp_iptables",
@@ -60,6 +59,11 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
             "router_id" => g.router_id = one(k, d).map(String::from),
+            "vrrp_strict" => {
+                flag(k, d);
+                g.strict = Some(k.at.clone());
+            }
+            "net_namespace" | "net_namespace_ipvs" => refuse_net_namespace(k, d),
             "xdpvs_announce" => g.announce = Some(announce(k, d)),
             "lvs_sync_daemon" => g.sync = lvs_sync_daemon(k, d),
             "xdpvs_sync_peers" => {
@@ -448,6 +452,18 @@ pub fn vrrp_instance(
                     i.track_interfaces.push(TrackInterface { name, weight });
                 }
             }
+            "use_vmac" => d.error(
+                &k.at,
+                "use_vmac is not supported: xdpvs attaches its XDP program to the physical \
+                 interface and answers for the VIPs with that interface's own MAC. Remove \
+                 use_vmac and keep the addresses in virtual_ipaddress: on a takeover the new \
+                 master's gratuitous ARPs move the VIPs to its MAC",
+            ),
+            "strict_mode" => d.error(
+                &k.at,
+                "strict_mode is not supported per instance: set vrrp_strict in global_defs \
+                 for every instance, or remove it",
+            ),
             "garp_master_delay" => {
                 i.garp.master_delay = secs(k, 0, d).unwrap_or(i.garp.master_delay)
             }
@@ -462,11 +478,9 @@ pub fn vrrp_instance(
             | "accept"
             | "no_accept"
             | "smtp_alert"
-            | "use_vmac"
             | "vmac_xmit_base"
             | "native_ipv6"
             | "skip_check_adv_addr"
-            | "strict_mode"
             | "debug"
             | "garp_lower_prio_delay"
             | "garp_lower_prio_repeat"
@@ -696,4 +710,16 @@ pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> O
         }
     }
     Some(g)
+}
+
+/// keepalived's `net_namespace`: xdpvs does not move itself into one.
+pub fn refuse_net_namespace(k: &Node, d: &mut Diagnostics) {
+    d.error(
+        &k.at,
+        format!(
+            "{} is not supported: start xdpvs inside the namespace instead \
+             (`ip netns exec NAME xdpvs run ...`) and remove this line",
+            k.keyword
+        ),
+    );
 }

@@ -201,3 +201,69 @@ fn the_new_checks_in_json() {
     assert_eq!(checks[3]["helo_name"], "smtpchecker.keepalived.org");
     assert_eq!(checks[3]["connect_timeout"], 5.0);
 }
+
+// Not checkers, but the same migration question: what keepalived would do
+// that xdpvs cannot, refused with what to do instead.
+
+#[test]
+fn use_vmac_and_net_namespace_are_refused_with_what_to_do() {
+    let e = errors(&instance(" use_vmac\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "k.conf:7: error: use_vmac is not supported: xdpvs attaches its XDP program"
+        ) && e[0].contains("keep the addresses in virtual_ipaddress"),
+        "{e:?}"
+    );
+    assert_eq!(
+        errors("net_namespace blue\n"),
+        [
+            "k.conf:1: error: net_namespace is not supported: start xdpvs inside the namespace instead (`ip netns exec NAME xdpvs run ...`) and remove this line"
+        ]
+    );
+    assert_eq!(errors("global_defs {\n net_namespace blue\n}\n").len(), 1);
+    assert_eq!(
+        errors(&instance(" strict_mode\n")),
+        [
+            "k.conf:7: error: strict_mode is not supported per instance: set vrrp_strict in global_defs for every instance, or remove it"
+        ]
+    );
+}
+
+#[test]
+fn vrrp_strict_applies_keepalived_refusals() {
+    let strict = |body: &str| format!("global_defs {{\n vrrp_strict\n}}\n{}", instance(body));
+    let l = ok(&strict(" priority 100\n"));
+    assert_eq!(
+        l.config
+            .global
+            .strict
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("k.conf:2")
+    );
+    assert!(
+        notes(&l)
+            .iter()
+            .any(|n| n.starts_with("k.conf:2: note: vrrp_strict:")),
+        "{:?}",
+        notes(&l)
+    );
+    let e = errors(&strict(
+        " unicast_peer {\n  10.0.0.2\n }\n authentication {\n  auth_type PASS\n  auth_pass x\n }\n preempt_delay 5\n state MASTER\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "k.conf:4: error: vrrp_instance V: unicast_peer is not allowed with vrrp_strict (set at k.conf:2)",
+            "k.conf:4: error: vrrp_instance V: authentication is not allowed with vrrp_strict (set at k.conf:2)",
+            "k.conf:4: error: vrrp_instance V: preempt_delay is not allowed with vrrp_strict (set at k.conf:2)",
+            "k.conf:4: error: vrrp_instance V: state MASTER with a priority other than 255 is not allowed with vrrp_strict (set at k.conf:2)",
+        ]
+    );
+    // Without vrrp_strict the same instance is fine.
+    ok(&instance(
+        " unicast_peer {\n  10.0.0.2\n }\n preempt_delay 5\n",
+    ));
+}

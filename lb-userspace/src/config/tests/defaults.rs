@@ -15,6 +15,7 @@ fn vrrp_instance_defaults() {
             announce: None,
             sync: None,
             sync_peers: None,
+            strict: None,
         }
     );
     let i = &c.vrrp_instances[0];
