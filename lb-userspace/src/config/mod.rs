@@ -26,6 +26,10 @@
 //!                         "notify": { "master", "backup", "fault", "stop", "any" },
 //!                         "garp": { "master_delay", "master_repeat",
 //!                                   "master_refresh", "master_refresh_repeat" },
+//!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
+//!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
+//!                                   "via", "dev", "table", "metric", "scope",
+//!                                   "protocol", "location" } ],
 //!                         "location" } ],
 //!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
@@ -53,6 +57,7 @@ mod diag;
 mod lexer;
 mod lvs;
 mod model;
+mod routes;
 mod strict;
 mod tree;
 mod values;

@@ -402,6 +402,43 @@ pub struct VrrpInstance {
     pub track_interfaces: Vec<TrackInterface>,
     pub notify: Notify,
     pub garp: GarpSettings,
+    /// `virtual_routes`: present while this instance is master.
+    pub virtual_routes: Vec<VirtualRoute>,
+    pub location: Location,
+}
+
+/// keepalived's route protocol number (`proto keepalived`), the default.
+pub const KEEPALIVED_PROTOCOL: u8 = 18;
+
+/// What a `virtual_routes` line makes: `ip route` words keepalived takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// One route of `virtual_routes`, with keepalived's (and `ip route`'s) words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRoute {
+    pub kind: RouteKind,
+    pub dst: IpAddr,
+    pub prefix: u8,
+    /// `src`: the preferred source address.
+    pub src: Option<IpAddr>,
+    /// `via` or `gw`.
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// Absent: the main table (254).
+    pub table: Option<u32>,
+    /// `metric`, `priority` or `preference`.
+    pub metric: Option<u32>,
+    /// `scope`: host (254), link (253), global/universe (0) or a number.
+    pub scope: Option<u8>,
+    /// `protocol`/`proto`: absent means keepalived's own number, 18.
+    pub protocol: Option<u8>,
     pub location: Location,
 }
 

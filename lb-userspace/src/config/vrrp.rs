@@ -373,6 +373,7 @@ pub fn vrrp_instance(
         track_interfaces: Vec::new(),
         notify: Notify::default(),
         garp: GarpSettings::default(),
+        virtual_routes: Vec::new(),
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -452,6 +453,12 @@ pub fn vrrp_instance(
                     i.track_interfaces.push(TrackInterface { name, weight });
                 }
             }
+            "virtual_routes" => i.virtual_routes.extend(
+                k.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| super::routes::route(r, d)),
+            ),
             "use_vmac" => d.error(
                 &k.at,
                 "use_vmac is not supported: xdpvs attaches its XDP program to the physical \
@@ -487,7 +494,6 @@ pub fn vrrp_instance(
             | "lower_prio_no_advert"
             | "higher_prio_send_advert"
             | "kernel_rx_buf_size"
-            | "virtual_routes"
             | "virtual_rules"
             | "track_file"
             | "track_process"

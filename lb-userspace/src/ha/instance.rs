@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use super::{
     addresses::{Addresses, Vip},
     announce::Announcer,
+    routes::VirtualRoutes,
     scripts::{Notifier, notify_argv, split_command, state_word},
     socket::{Received, VrrpSocket},
 };
@@ -66,6 +67,8 @@ pub struct Instance {
     pub advertised: Vec<IpAddr>,
     pub managed: Vec<Vip>,
     pub addresses: Addresses,
+    /// `virtual_routes`, present with the VIPs.
+    pub routes: VirtualRoutes,
     pub announcer: Announcer,
     pub notify: Notify,
     pub notifier: Notifier,
@@ -228,9 +231,15 @@ impl Instance {
                     if let Err(e) = self.addresses.add(&self.managed).await {
                         warn!("{}: {e}", self.name);
                     }
+                    for e in self.routes.add().await {
+                        warn!("{}: {e}", self.name);
+                    }
                 }
                 Action::RemoveVips => {
                     if let Err(e) = self.addresses.remove(&self.managed).await {
+                        warn!("{}: {e}", self.name);
+                    }
+                    for e in self.routes.remove().await {
                         warn!("{}: {e}", self.name);
                     }
                 }

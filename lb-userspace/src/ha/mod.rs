@@ -9,6 +9,7 @@
 mod addresses;
 mod announce;
 mod instance;
+mod routes;
 mod scripts;
 mod socket;
 
@@ -28,6 +29,7 @@ use self::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
+    routes::VirtualRoutes,
     scripts::{Check, Notifier, Source, spawn_check, spawn_link, spawn_tracker, split_command},
     socket::{Endpoint, VrrpSocket},
 };
@@ -349,6 +351,7 @@ impl Ha {
             auth,
             advertised,
             managed,
+            routes: VirtualRoutes::new(addresses.handle().clone(), inst.virtual_routes.clone()),
             addresses,
             announcer,
             notify: inst.notify.clone(),

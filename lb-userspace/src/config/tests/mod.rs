@@ -9,6 +9,7 @@ mod fixtures;
 mod grammar;
 mod groups;
 mod includes;
+mod routes;
 
 use std::{
     net::IpAddr,
