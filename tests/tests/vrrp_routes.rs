@@ -1,6 +1,7 @@
 //! virtual_routes end to end (root): two xdpvs nodes in namespaces; the
 //! routes are on the master and not on the backup, and move with the VIP
-//! on a takeover and back on preemption.
+//! on a takeover and back on preemption. static_routes are on both nodes
+//! from the start.
 
 use std::time::Duration;
 
@@ -18,11 +19,14 @@ const ROUTES: &str = "    virtual_routes {\n        \
     203.0.113.0/24 via 10.100.0.1 dev eth0 table 100\n        \
     192.0.2.128/25 dev eth0 scope link src 10.100.0.100\n    }\n";
 
+const STATIC: &str = "static_routes {\n    blackhole 100.64.0.0/10 table 101\n}\n";
+
 fn conf(priority: u8) -> String {
-    Vrrp::new(3, priority).conf().replace(
+    let with_routes = Vrrp::new(3, priority).conf().replace(
         "    virtual_ipaddress {",
         &format!("{ROUTES}    virtual_ipaddress {{"),
-    )
+    );
+    with_routes + STATIC
 }
 
 /// The routes `ns` holds that this test adds, as `ip route` prints them.
@@ -85,6 +89,17 @@ fn virtual_routes_follow_the_master_root() {
         "{on_master:?}"
     );
     assert_eq!(routes(&lb2), Vec::<String>::new(), "the backup holds none");
+    for ns in [&lb1, &lb2] {
+        let statics = sh(
+            "ip",
+            &["netns", "exec", ns, "ip", "route", "show", "table", "101"],
+        )
+        .expect("ip");
+        assert!(
+            statics.contains("blackhole 100.64.0.0/10 proto keepalived"),
+            "{ns}: {statics}"
+        );
+    }
 
     // Takeover: lb1 leaves (priority 0 advert), its routes go, lb2's come.
     lab.lab

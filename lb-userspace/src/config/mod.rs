@@ -31,6 +31,7 @@
 //!                                   "via", "dev", "table", "metric", "scope",
 //!                                   "protocol", "location" } ],
 //!                         "location" } ],
+//!   "static_routes":  [ { as "virtual_routes" below } ],
 //!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
 //!                          "protocol": "TCP" | "UDP",
@@ -137,7 +138,6 @@ fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, Confi
 /// Top-level blocks xdpvs reads past.
 const IGNORED_BLOCKS: &[&str] = &[
     "static_ipaddress",
-    "static_routes",
     "static_rules",
     "linkbeat_interfaces",
     "garp_group",
@@ -176,6 +176,12 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 .virtual_servers
                 .extend(lvs::virtual_server(n, &groups, d)),
             "virtual_server_group" => {}
+            "static_routes" => config.static_routes.extend(
+                n.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| routes::route(r, "static_routes", d)),
+            ),
             "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
             k if IGNORED_BLOCKS.contains(&k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));

@@ -29,6 +29,8 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub sync_groups: Vec<SyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// `static_routes`: set when the daemon starts, whatever the VRRP state.
+    pub static_routes: Vec<VirtualRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

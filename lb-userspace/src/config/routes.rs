@@ -1,4 +1,4 @@
-//! A `virtual_routes` line, in keepalived's syntax (that of `ip route`):
+//! A `virtual_routes` or `static_routes` line, in keepalived's syntax (that of `ip route`):
 //! `[blackhole|unreachable|prohibit] DST[/LEN] [src A] [via|gw A] [dev D]
 //! [table N] [metric N] [scope S] [protocol N] [inet6]`. Anything else a
 //! line may hold (nexthop, mtu, ...) is refused by name, never skipped.
@@ -53,7 +53,8 @@ fn destination(word: &str, v6: bool) -> Option<(IpAddr, u8)> {
     Some((addr, len))
 }
 
-pub fn route(n: &Node, d: &mut Diagnostics) -> Option<VirtualRoute> {
+/// One line of the block `block` (`virtual_routes`, `static_routes`).
+pub fn route(n: &Node, block: &str, d: &mut Diagnostics) -> Option<VirtualRoute> {
     let mut words: Vec<&str> = std::iter::once(n.keyword.as_str())
         .chain(n.args.iter().map(|a| a.text.as_str()))
         .collect();
@@ -70,10 +71,7 @@ pub fn route(n: &Node, d: &mut Diagnostics) -> Option<VirtualRoute> {
     }
     if kind != RouteKind::Unicast {
         let Some(w) = words.next() else {
-            d.error(
-                &n.at,
-                format!("virtual_routes: {first} needs a destination"),
-            );
+            d.error(&n.at, format!("{block}: {first} needs a destination"));
             return None;
         };
         first = w;
@@ -81,7 +79,7 @@ pub fn route(n: &Node, d: &mut Diagnostics) -> Option<VirtualRoute> {
     let Some((dst, prefix)) = destination(first, v6) else {
         d.error(
             &n.at,
-            format!("virtual_routes: {first} is not a destination (ADDRESS[/LENGTH] or default)"),
+            format!("{block}: {first} is not a destination (ADDRESS[/LENGTH] or default)"),
         );
         return None;
     };
@@ -100,10 +98,10 @@ pub fn route(n: &Node, d: &mut Diagnostics) -> Option<VirtualRoute> {
     };
     while let Some(option) = words.next() {
         let Some(value) = words.next() else {
-            d.error(&n.at, format!("virtual_routes: {option} needs a value"));
+            d.error(&n.at, format!("{block}: {option} needs a value"));
             return None;
         };
-        let bad = |what: &str| format!("virtual_routes: {option} {value}: {what}");
+        let bad = |what: &str| format!("{block}: {option} {value}: {what}");
         let family = |a: IpAddr| (a.is_ipv4() == dst.is_ipv4()).then_some(a);
         let ok = match option {
             "src" => value.parse().ok().and_then(family).map(|a| r.src = Some(a)),
@@ -120,7 +118,7 @@ pub fn route(n: &Node, d: &mut Diagnostics) -> Option<VirtualRoute> {
                 d.error(
                     &n.at,
                     format!(
-                        "virtual_routes: {other} is not supported (xdpvs sets src, via/gw, dev, \
+                        "{block}: {other} is not supported (xdpvs sets src, via/gw, dev, \
                          table, metric, scope, protocol and blackhole/unreachable/prohibit)"
                     ),
                 );

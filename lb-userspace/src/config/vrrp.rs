@@ -457,7 +457,7 @@ pub fn vrrp_instance(
                 k.block
                     .iter()
                     .flatten()
-                    .filter_map(|r| super::routes::route(r, d)),
+                    .filter_map(|r| super::routes::route(r, "virtual_routes", d)),
             ),
             "use_vmac" => d.error(
                 &k.at,

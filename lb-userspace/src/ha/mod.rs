@@ -153,11 +153,19 @@ impl Ha {
             running: Vec::new(),
             helpers: Vec::new(),
         };
-        if config.vrrp_instances.is_empty() {
+        if config.vrrp_instances.is_empty() && config.static_routes.is_empty() {
             return Ok(ha);
         }
         let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         ha.helpers.push(tokio::spawn(conn));
+        // static_routes: set at start and left in place, as keepalived does.
+        let statics = VirtualRoutes::new(handle.clone(), config.static_routes.clone());
+        for e in statics.add().await {
+            warn!("{e}");
+        }
+        if config.vrrp_instances.is_empty() {
+            return Ok(ha);
+        }
         let addresses = Addresses::new(handle);
         let all: Vec<Vip> = config
             .vrrp_instances

@@ -1,7 +1,8 @@
-//! `virtual_routes`: added through rtnetlink when the instance becomes
+//! `virtual_routes`, added through rtnetlink when the instance becomes
 //! master, removed when it stops being master (backup, fault, stop), like
 //! keepalived. Added with replace, so a route left by a previous run is
-//! taken over; removing a route already gone is not an error.
+//! taken over; removing a route already gone is not an error. The same
+//! applier sets `static_routes` once at start.
 
 use std::net::IpAddr;
 
@@ -17,9 +18,9 @@ use crate::config::{KEEPALIVED_PROTOCOL, RouteKind, VirtualRoute};
 
 #[derive(Debug, Error)]
 pub enum RouteError {
-    #[error("virtual_routes ({at}): no interface {dev}")]
+    #[error("route at {at}: no interface {dev}")]
     NoDevice { at: String, dev: String },
-    #[error("virtual_routes ({at}): {action} {dst}/{prefix}: {source}")]
+    #[error("route at {at}: {action} {dst}/{prefix}: {source}")]
     Netlink {
         at: String,
         action: &'static str,

@@ -97,3 +97,19 @@ fn what_is_not_set_is_refused_by_name() {
         ["k.conf:8: error: virtual_routes: dev needs a value"]
     );
 }
+
+#[test]
+fn static_routes_at_the_top_level() {
+    let l = ok("static_routes {\n 10.5.0.0/16 via 10.0.0.1 table 7\n blackhole 10.6.0.0/16\n}\n");
+    assert!(warnings(&l).is_empty(), "{:#?}", warnings(&l));
+    let r = &l.config.static_routes;
+    assert_eq!(r.len(), 2);
+    assert_eq!((r[0].dst, r[0].table), (ip("10.5.0.0"), Some(7)));
+    assert_eq!(r[1].kind, RouteKind::Blackhole);
+    assert_eq!(
+        errors("static_routes {\n 10.5.0.0/16 nexthop via 10.0.0.1\n}\n"),
+        [
+            "k.conf:2: error: static_routes: nexthop is not supported (xdpvs sets src, via/gw, dev, table, metric, scope, protocol and blackhole/unreachable/prohibit)"
+        ]
+    );
+}
