@@ -17,9 +17,11 @@ const SLACK: Duration = Duration::from_millis(1500);
 const ROUTES: &str = "    virtual_routes {\n        \
     blackhole 198.51.100.0/24 table 100 metric 7\n        \
     203.0.113.0/24 via 10.100.0.1 dev eth0 table 100\n        \
-    192.0.2.128/25 dev eth0 scope link src 10.100.0.100\n    }\n";
+    192.0.2.128/25 dev eth0 scope link src 10.100.0.100\n    }\n    \
+    virtual_rules {\n        from 198.18.0.0/15 table 100 priority 1234\n    }\n";
 
-const STATIC: &str = "static_routes {\n    blackhole 100.64.0.0/10 table 101\n}\n";
+const STATIC: &str = "static_routes {\n    blackhole 100.64.0.0/10 table 101\n}\n\
+    static_rules {\n    to 100.64.0.0/10 table 101 priority 1235\n}\n";
 
 fn conf(priority: u8) -> String {
     let with_routes = Vrrp::new(3, priority).conf().replace(
@@ -28,6 +30,19 @@ fn conf(priority: u8) -> String {
     );
     with_routes + STATIC
 }
+
+/// The rules `ns` holds that this test adds, as `ip rule` prints them.
+fn rules(ns: &str) -> Vec<String> {
+    sh("ip", &["netns", "exec", ns, "ip", "rule", "show"])
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("1234:") || l.starts_with("1235:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+const VIRTUAL_RULE: &str = "1234: from 198.18.0.0/15 lookup 100 proto keepalived";
+const STATIC_RULE: &str = "1235: from all to 100.64.0.0/10 lookup 101 proto keepalived";
 
 /// The routes `ns` holds that this test adds, as `ip route` prints them.
 fn routes(ns: &str) -> Vec<String> {
@@ -89,6 +104,8 @@ fn virtual_routes_follow_the_master_root() {
         "{on_master:?}"
     );
     assert_eq!(routes(&lb2), Vec::<String>::new(), "the backup holds none");
+    assert_eq!(rules(&lb1), [VIRTUAL_RULE, STATIC_RULE]);
+    assert_eq!(rules(&lb2), [STATIC_RULE]);
     for ns in [&lb1, &lb2] {
         let statics = sh(
             "ip",
@@ -119,4 +136,5 @@ fn virtual_routes_follow_the_master_root() {
     wait_vip(&lb1, true, down1 + SLACK).expect("lb1 preempts");
     wait_routes(&lb1, 3);
     wait_routes(&lb2, 0);
+    assert_eq!(rules(&lb2), [STATIC_RULE]);
 }

@@ -30,8 +30,12 @@
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",
 //!                                   "protocol", "location" } ],
+//!                         "virtual_rules": [ { "v6", "from": ["addr", len] | null,
+//!                                   "to", "table", "priority", "iif", "oif",
+//!                                   "fwmark": [mark, mask | null] | null, "location" } ],
 //!                         "location" } ],
 //!   "static_routes":  [ { as "virtual_routes" below } ],
+//!   "static_rules":   [ { as "virtual_rules" below } ],
 //!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
 //!                          "protocol": "TCP" | "UDP",
@@ -138,7 +142,6 @@ fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, Confi
 /// Top-level blocks xdpvs reads past.
 const IGNORED_BLOCKS: &[&str] = &[
     "static_ipaddress",
-    "static_rules",
     "linkbeat_interfaces",
     "garp_group",
     "vrrp_track_file",
@@ -176,6 +179,12 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 .virtual_servers
                 .extend(lvs::virtual_server(n, &groups, d)),
             "virtual_server_group" => {}
+            "static_rules" => config.static_rules.extend(
+                n.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| routes::rule(r, "static_rules", d)),
+            ),
             "static_routes" => config.static_routes.extend(
                 n.block
                     .iter()

@@ -31,6 +31,8 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// `static_routes`: set when the daemon starts, whatever the VRRP state.
     pub static_routes: Vec<VirtualRoute>,
+    /// `static_rules`: likewise.
+    pub static_rules: Vec<VirtualRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -406,11 +408,32 @@ pub struct VrrpInstance {
     pub garp: GarpSettings,
     /// `virtual_routes`: present while this instance is master.
     pub virtual_routes: Vec<VirtualRoute>,
+    /// `virtual_rules`: likewise.
+    pub virtual_rules: Vec<VirtualRule>,
     pub location: Location,
 }
 
 /// keepalived's route protocol number (`proto keepalived`), the default.
 pub const KEEPALIVED_PROTOCOL: u8 = 18;
+
+/// One policy-routing rule of `virtual_rules`/`static_rules` (`ip rule` words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRule {
+    /// `inet6`, or the family of `from`/`to`.
+    pub v6: bool,
+    /// `from ADDR[/LEN]`.
+    pub from: Option<(IpAddr, u8)>,
+    /// `to ADDR[/LEN]`.
+    pub to: Option<(IpAddr, u8)>,
+    pub table: u32,
+    /// `priority`, `preference` or `pref`.
+    pub priority: Option<u32>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// `fwmark MARK[/MASK]`.
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub location: Location,
+}
 
 /// What a `virtual_routes` line makes: `ip route` words keepalived takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

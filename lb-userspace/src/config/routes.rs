@@ -2,12 +2,14 @@
 //! `[blackhole|unreachable|prohibit] DST[/LEN] [src A] [via|gw A] [dev D]
 //! [table N] [metric N] [scope S] [protocol N] [inet6]`. Anything else a
 //! line may hold (nexthop, mtu, ...) is refused by name, never skipped.
+//! Rules (`virtual_rules`, `static_rules`), as `ip rule`: `[from A[/L]]
+//! [to A[/L]] table N [priority N] [iif D] [oif D] [fwmark M[/MASK]] [inet6]`.
 
 use std::net::IpAddr;
 
 use super::{
     diag::Diagnostics,
-    model::{RouteKind, VirtualRoute},
+    model::{RouteKind, VirtualRoute, VirtualRule},
     tree::Node,
 };
 
@@ -142,6 +144,104 @@ pub fn route(n: &Node, block: &str, d: &mut Diagnostics) -> Option<VirtualRoute>
         d.error(
             &n.at,
             "virtual_routes: a route needs via (gw) or dev, or a type such as blackhole",
+        );
+        return None;
+    }
+    Some(r)
+}
+
+fn number(text: &str) -> Option<u32> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+pub fn rule(n: &Node, block: &str, d: &mut Diagnostics) -> Option<VirtualRule> {
+    let mut words: Vec<&str> = std::iter::once(n.keyword.as_str())
+        .chain(n.args.iter().map(|a| a.text.as_str()))
+        .collect();
+    let inet6 = words.contains(&"inet6");
+    words.retain(|w| *w != "inet6");
+    let mut r = VirtualRule {
+        v6: inet6,
+        from: None,
+        to: None,
+        table: 0,
+        priority: None,
+        iif: None,
+        oif: None,
+        fwmark: None,
+        location: n.at.clone(),
+    };
+    let mut words = words.into_iter();
+    while let Some(option) = words.next() {
+        let Some(value) = words.next() else {
+            d.error(&n.at, format!("{block}: {option} needs a value"));
+            return None;
+        };
+        let ok = match option {
+            // `all` selects everything, as no `from`/`to` does.
+            "from" | "to" if value == "all" => Some(()),
+            "from" => destination(value, inet6).map(|p| r.from = Some(p)),
+            "to" => destination(value, inet6).map(|p| r.to = Some(p)),
+            "table" | "lookup" => table(value).map(|t| r.table = t),
+            "priority" | "preference" | "pref" => value.parse().ok().map(|p| r.priority = Some(p)),
+            "iif" => {
+                r.iif = Some(value.to_string());
+                Some(())
+            }
+            "oif" => {
+                r.oif = Some(value.to_string());
+                Some(())
+            }
+            "fwmark" => {
+                let (mark, mask) = value
+                    .split_once('/')
+                    .map_or((value, None), |(m, k)| (m, Some(k)));
+                let parsed = match (number(mark), mask.map(number)) {
+                    (Some(m), None) => Some((m, None)),
+                    (Some(m), Some(Some(k))) => Some((m, Some(k))),
+                    _ => None,
+                };
+                parsed.map(|f| r.fwmark = Some(f))
+            }
+            other => {
+                d.error(
+                    &n.at,
+                    format!(
+                        "{block}: {other} is not supported (xdpvs sets from, to, table, \
+                         priority, iif, oif and fwmark)"
+                    ),
+                );
+                return None;
+            }
+        };
+        if ok.is_none() {
+            d.error(
+                &n.at,
+                format!("{block}: {option} {value}: not a valid value"),
+            );
+            return None;
+        }
+    }
+    let families: Vec<bool> = [r.from, r.to]
+        .iter()
+        .flatten()
+        .map(|(a, _)| a.is_ipv6())
+        .collect();
+    if families.iter().any(|&v6| v6 != families[0]) {
+        d.error(
+            &n.at,
+            format!("{block}: from and to are of different address families"),
+        );
+        return None;
+    }
+    r.v6 = inet6 || families.first().copied().unwrap_or(false);
+    if r.table == 0 {
+        d.error(
+            &n.at,
+            format!("{block}: a rule needs a table (xdpvs adds lookup rules only)"),
         );
         return None;
     }

@@ -374,6 +374,7 @@ pub fn vrrp_instance(
         notify: Notify::default(),
         garp: GarpSettings::default(),
         virtual_routes: Vec::new(),
+        virtual_rules: Vec::new(),
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -459,6 +460,12 @@ pub fn vrrp_instance(
                     .flatten()
                     .filter_map(|r| super::routes::route(r, "virtual_routes", d)),
             ),
+            "virtual_rules" => i.virtual_rules.extend(
+                k.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| super::routes::rule(r, "virtual_rules", d)),
+            ),
             "use_vmac" => d.error(
                 &k.at,
                 "use_vmac is not supported: xdpvs attaches its XDP program to the physical \
@@ -494,7 +501,6 @@ pub fn vrrp_instance(
             | "lower_prio_no_advert"
             | "higher_prio_send_advert"
             | "kernel_rx_buf_size"
-            | "virtual_rules"
             | "track_file"
             | "track_process"
             | "notify_master_rx_lower_pri" => d.warn(

@@ -153,13 +153,20 @@ impl Ha {
             running: Vec::new(),
             helpers: Vec::new(),
         };
-        if config.vrrp_instances.is_empty() && config.static_routes.is_empty() {
+        if config.vrrp_instances.is_empty()
+            && config.static_routes.is_empty()
+            && config.static_rules.is_empty()
+        {
             return Ok(ha);
         }
         let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         ha.helpers.push(tokio::spawn(conn));
-        // static_routes: set at start and left in place, as keepalived does.
-        let statics = VirtualRoutes::new(handle.clone(), config.static_routes.clone());
+        // static_routes and static_rules: set at start and left in place.
+        let statics = VirtualRoutes::new(
+            handle.clone(),
+            config.static_routes.clone(),
+            config.static_rules.clone(),
+        );
         for e in statics.add().await {
             warn!("{e}");
         }
@@ -359,7 +366,11 @@ impl Ha {
             auth,
             advertised,
             managed,
-            routes: VirtualRoutes::new(addresses.handle().clone(), inst.virtual_routes.clone()),
+            routes: VirtualRoutes::new(
+                addresses.handle().clone(),
+                inst.virtual_routes.clone(),
+                inst.virtual_rules.clone(),
+            ),
             addresses,
             announcer,
             notify: inst.notify.clone(),

@@ -2,7 +2,8 @@
 //! master, removed when it stops being master (backup, fault, stop), like
 //! keepalived. Added with replace, so a route left by a previous run is
 //! taken over; removing a route already gone is not an error. The same
-//! applier sets `static_routes` once at start.
+//! applier sets `static_routes` once at start. Rules (`virtual_rules`,
+//! `static_rules`) go with the routes: added after them, removed before.
 
 use std::net::IpAddr;
 
@@ -10,11 +11,12 @@ use futures::TryStreamExt as _;
 use netlink_packet_route::{
     AddressFamily,
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+    rule::{RuleAction, RuleAttribute, RuleMessage},
 };
 use rtnetlink::Handle;
 use thiserror::Error;
 
-use crate::config::{KEEPALIVED_PROTOCOL, RouteKind, VirtualRoute};
+use crate::config::{KEEPALIVED_PROTOCOL, RouteKind, VirtualRoute, VirtualRule};
 
 #[derive(Debug, Error)]
 pub enum RouteError {
@@ -28,6 +30,57 @@ pub enum RouteError {
         prefix: u8,
         source: Box<rtnetlink::Error>,
     },
+    #[error("rule at {at}: {action}: {source}")]
+    Rule {
+        at: String,
+        action: &'static str,
+        source: Box<rtnetlink::Error>,
+    },
+}
+
+/// The rule as `ip rule` would send it.
+fn rule_message(r: &VirtualRule) -> RuleMessage {
+    let mut m = RuleMessage::default();
+    m.header.family = if r.v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    m.header.action = RuleAction::ToTable;
+    m.header.table = u8::try_from(r.table).unwrap_or(RT_TABLE_COMPAT);
+    m.attributes.push(RuleAttribute::Table(r.table));
+    m.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::from(
+            KEEPALIVED_PROTOCOL,
+        )));
+    if let Some((a, len)) = r.from {
+        m.header.src_len = len;
+        if len > 0 {
+            m.attributes.push(RuleAttribute::Source(a));
+        }
+    }
+    if let Some((a, len)) = r.to {
+        m.header.dst_len = len;
+        if len > 0 {
+            m.attributes.push(RuleAttribute::Destination(a));
+        }
+    }
+    if let Some(p) = r.priority {
+        m.attributes.push(RuleAttribute::Priority(p));
+    }
+    if let Some(i) = &r.iif {
+        m.attributes.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &r.oif {
+        m.attributes.push(RuleAttribute::Oifname(o.clone()));
+    }
+    if let Some((mark, mask)) = r.fwmark {
+        m.attributes.push(RuleAttribute::FwMark(mark));
+        if let Some(mask) = mask {
+            m.attributes.push(RuleAttribute::FwMask(mask));
+        }
+    }
+    m
 }
 
 /// The kernel's marker for "the table id is in the attribute".
@@ -44,11 +97,24 @@ fn address(a: IpAddr) -> RouteAddress {
 pub struct VirtualRoutes {
     handle: Handle,
     routes: Vec<VirtualRoute>,
+    rules: Vec<VirtualRule>,
 }
 
 impl VirtualRoutes {
-    pub fn new(handle: Handle, routes: Vec<VirtualRoute>) -> Self {
-        Self { handle, routes }
+    pub fn new(handle: Handle, routes: Vec<VirtualRoute>, rules: Vec<VirtualRule>) -> Self {
+        Self {
+            handle,
+            routes,
+            rules,
+        }
+    }
+
+    fn rule_failed(r: &VirtualRule, action: &'static str, e: rtnetlink::Error) -> RouteError {
+        RouteError::Rule {
+            at: r.location.to_string(),
+            action,
+            source: Box::new(e),
+        }
     }
 
     async fn ifindex(&self, r: &VirtualRoute, dev: &str) -> Result<u32, RouteError> {
@@ -139,12 +205,30 @@ impl VirtualRoutes {
             };
             errors.extend(result.err());
         }
+        for r in &self.rules {
+            let mut req = self.handle.rule().add();
+            *req.message_mut() = rule_message(r);
+            match req.execute().await {
+                Ok(()) => {}
+                // Already there (a previous run's): what we want.
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
+                Err(e) => errors.push(Self::rule_failed(r, "adding", e)),
+            }
+        }
         errors
     }
 
-    /// Removes every route.
+    /// Removes every rule, then every route.
     pub async fn remove(&self) -> Vec<RouteError> {
         let mut errors = Vec::new();
+        for r in &self.rules {
+            match self.handle.rule().del(rule_message(r)).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e))
+                    if [-libc::ENOENT, -libc::ESRCH].contains(&e.raw_code()) => {}
+                Err(e) => errors.push(Self::rule_failed(r, "removing", e)),
+            }
+        }
         for r in &self.routes {
             let result = match self.message(r).await {
                 Ok(m) => match self.handle.route().del(m).execute().await {

@@ -113,3 +113,44 @@ fn static_routes_at_the_top_level() {
         ]
     );
 }
+
+#[test]
+fn rules_in_keepalived_words() {
+    let l = ok(&instance(
+        " virtual_rules {\n  from 192.168.2.0/24 table 100 priority 30\n  to 10.1.0.0/16 lookup main iif eth0 fwmark 0x10/0xff\n  from all table 7 inet6\n }\n",
+    ));
+    let r = &l.config.vrrp_instances[0].virtual_rules;
+    assert!(warnings(&l).is_empty(), "{:#?}", warnings(&l));
+    assert_eq!(r.len(), 3);
+    assert_eq!(
+        (r[0].from, r[0].table, r[0].priority, r[0].v6),
+        (Some((ip("192.168.2.0"), 24)), 100, Some(30), false)
+    );
+    assert_eq!(
+        (r[1].to, r[1].table, r[1].iif.as_deref(), r[1].fwmark),
+        (
+            Some((ip("10.1.0.0"), 16)),
+            254,
+            Some("eth0"),
+            Some((16, Some(255)))
+        )
+    );
+    assert!(r[2].v6);
+    let s = ok("static_rules {\n from 10.0.0.0/8 table 5\n}\n");
+    assert_eq!(s.config.static_rules[0].table, 5);
+    let e = |line: &str| errors(&format!("static_rules {{\n {line}\n}}\n"));
+    assert_eq!(
+        e("from 10.0.0.0/8"),
+        ["k.conf:2: error: static_rules: a rule needs a table (xdpvs adds lookup rules only)"]
+    );
+    assert_eq!(
+        e("from 10.0.0.0/8 table 5 goto 40"),
+        [
+            "k.conf:2: error: static_rules: goto is not supported (xdpvs sets from, to, table, priority, iif, oif and fwmark)"
+        ]
+    );
+    assert_eq!(
+        e("from 10.0.0.0/8 to 2001:db8::/32 table 5"),
+        ["k.conf:2: error: static_rules: from and to are of different address families"]
+    );
+}
