@@ -425,7 +425,14 @@ fn real_server(
             "SMTP_CHECK" => r
                 .checks
                 .extend(smtp_check(k, &defaults, d).map(HealthCheck::SmtpCheck)),
-            "SSL_GET" | "FILE_CHECK" | "BFD_CHECK" => d.warn(
+            // Refused, not skipped: a skipped checker would leave the real healthy.
+            "FILE_CHECK" => d.error(
+                &k.at,
+                "FILE_CHECK is not supported yet: the real would never be checked by it. \
+                 Use MISC_CHECK with misc_dynamic and a script that reads the file \
+                 (exit 0: up, 1: down, 2-255: up with weight exit-2)",
+            ),
+            "SSL_GET" | "BFD_CHECK" => d.warn(
                 &k.at,
                 format!(
                     "{}: not supported yet, ignored (the real is not checked by it)",

@@ -267,3 +267,17 @@ fn vrrp_strict_applies_keepalived_refusals() {
         " unicast_peer {\n  10.0.0.2\n }\n preempt_delay 5\n",
     ));
 }
+
+#[test]
+fn file_check_is_refused_with_the_misc_check_equivalent() {
+    let e = errors(&with_real(
+        "",
+        "  FILE_CHECK {\n   track_file weight_file\n  }\n",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("k.conf:5: error: FILE_CHECK is not supported yet")
+            && e[0].contains("MISC_CHECK with misc_dynamic"),
+        "{e:?}"
+    );
+}
