@@ -2,7 +2,8 @@
 //!
 //! Without it the binary still builds for unit tests and clippy, and then needs
 //! `--bpf-object FILE` at run time; a release build without it is refused, so an
-//! xdpvs with no data plane can never be shipped by accident.
+//! xdpvs with no data plane can never be shipped by accident (a fuzzing
+//! build, which only runs the parsers and checks, is the exception).
 
 use std::{env, path::Path};
 
@@ -16,7 +17,12 @@ fn main() {
             println!("cargo::rustc-cfg=xdpvs_embedded");
         }
         Ok(path) => panic!("XDPVS_EBPF_OBJECT={path} is not a file: run `cargo xtask build-ebpf`"),
-        Err(_) if env::var("PROFILE").as_deref() == Ok("release") => {
+        // cargo-fuzz builds optimised (`--cfg fuzzing`); the fuzz targets run
+        // the parsers and checks, never the data plane.
+        Err(_)
+            if env::var("PROFILE").as_deref() == Ok("release")
+                && env::var_os("CARGO_CFG_FUZZING").is_none() =>
+        {
             panic!("a release xdpvs must embed its XDP program: build it with `cargo xtask build`")
         }
         Err(_) => {}

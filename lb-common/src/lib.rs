@@ -44,6 +44,12 @@ pub const FAMILY_V6: u8 = 6;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 
+/// Version of everything the XDP program and the daemon share through pinned
+/// maps: the types below, the maps' names, kinds and sizes, and `RealIdent`.
+/// A daemon adopts a pinned data plane only when its version is this one.
+/// Bump it whenever a shared type or map changes.
+pub const LAYOUT_VERSION: u32 = 2;
+
 /// Map names, as the XDP object declares them.
 pub mod maps {
     pub const SERVICES: &str = "SERVICES";
@@ -56,7 +62,48 @@ pub mod maps {
     pub const REAL_STATS: &str = "REAL_STATS";
     pub const REASON_STATS: &str = "REASON_STATS";
     pub const FLOW_CACHE: &str = "FLOW_CACHE";
+    pub const CONFIG: &str = "CONFIG";
+    pub const FLOOD_GUARD: &str = "FLOOD_GUARD";
+    pub const VIP_FILTER: &str = "VIP_FILTER";
+    pub const CACHE_EPOCH: &str = "CACHE_EPOCH";
+    /// Created by the daemon, not the XDP object: who each `REALS` index is.
+    pub const IDENTS: &str = "IDENTS";
+
+    /// Every map the XDP object declares; the daemon pins them all.
+    pub const OBJECT: [&str; 14] = [
+        SERVICES,
+        RINGS,
+        REALS,
+        FLOWS,
+        PERSIST,
+        FRAGMENTS,
+        SERVICE_STATS,
+        REAL_STATS,
+        REASON_STATS,
+        FLOW_CACHE,
+        CONFIG,
+        FLOOD_GUARD,
+        VIP_FILTER,
+        CACHE_EPOCH,
+    ];
 }
+
+/// Words of `VIP_FILTER`, a bitmap of 65536 bits indexed by [`vip_filter_bit`]:
+/// a packet whose destination's bit is clear is for no service, which costs
+/// one array read instead of the cache probe and two service lookups.
+pub const VIP_FILTER_WORDS: u32 = 1024;
+
+/// The `VIP_FILTER` word and bit of address `addr` (as keys hold it). The
+/// daemon sets the bit of every VIP; a collision only sends a packet on to
+/// the service lookup.
+#[inline(always)]
+pub const fn vip_filter_bit(addr: &[u32; 4]) -> (u32, u64) {
+    let folded =
+        addr[0] ^ addr[1].rotate_left(8) ^ addr[2].rotate_left(16) ^ addr[3].rotate_left(24);
+    let h = folded.wrapping_mul(0x9e37_79b1) >> 16;
+    (h >> 6, 1 << (h & 63))
+}
+const _: () = assert!(VIP_FILTER_WORDS == 1 << (16 - 6));
 
 /// Key of `SERVICES`. `port` 0 means every port of the VIP.
 #[repr(C)]
@@ -109,6 +156,30 @@ pub struct Real {
 const _: () = assert!(size_of::<Real>() == 12);
 
 pub const REAL_UP: u16 = 1;
+/// With `REAL_UP`: the real keeps its flows but takes no new flow and no new
+/// persistence binding (weight 0: drained, or down with `inhibit_on_failure`).
+pub const REAL_NO_NEW: u16 = 2;
+
+/// Value of `IDENTS`, indexed like `REALS`: which real of which service holds
+/// that number, and its health as the daemon last knew it. Only the daemon
+/// reads it, to take over a running data plane without renumbering the reals
+/// its flows name. A zeroed entry (`family` 0) is a free number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RealIdent {
+    /// Network byte order (see the crate docs for IPv4).
+    pub addr: [u32; 4],
+    /// Network byte order.
+    pub port: u16,
+    pub family: u8,
+    /// `IDENT_HEALTHY` when the health checks last said up.
+    pub flags: u8,
+    /// The `Service::id` the real belongs to.
+    pub service: u32,
+}
+const _: () = assert!(size_of::<RealIdent>() == 24);
+
+pub const IDENT_HEALTHY: u8 = 1;
 
 /// Key of `FLOWS`: the packet's 5-tuple as it arrives from the client.
 #[repr(C)]
@@ -183,6 +254,84 @@ const _: () = assert!(size_of::<Binding>() == 16);
 pub const FLOW_CLOSING: u32 = 1;
 pub const TOUCH_INTERVAL_NS: u64 = 1_000_000_000;
 
+/// Value of `CONFIG`, an array of one entry the daemon writes at start (and
+/// `adm --set` later). All zero (as the kernel creates it) means: no flood
+/// guard, IPVS's timeouts, no pass-through.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct DataplaneConfig {
+    /// Flood guard: the credit one new flow costs, `1e9 / rate` for a rate in
+    /// new flows per second per CPU; 0 = no guard.
+    pub new_flow_cost_ns: u64,
+    /// The most credit a CPU saves up: `burst` new flows times their cost.
+    pub new_flow_burst_ns: u64,
+    /// Idle timeout of a TCP flow (IPVS `tcp`); 0 = `DEFAULT_TCP_TIMEOUT_S`.
+    pub tcp_timeout_s: u32,
+    /// Idle timeout of a TCP flow once FIN or RST was seen (IPVS `tcpfin`);
+    /// 0 = `DEFAULT_TCPFIN_TIMEOUT_S`.
+    pub tcpfin_timeout_s: u32,
+    /// Idle timeout of a UDP flow (IPVS `udp`); 0 = `DEFAULT_UDP_TIMEOUT_S`.
+    pub udp_timeout_s: u32,
+    /// `CONFIG_PASS_NO_REAL`.
+    pub flags: u32,
+}
+const _: () = assert!(size_of::<DataplaneConfig>() == 32);
+
+/// Packets for a service with no usable real go to the kernel stack
+/// (`PassNoReal`) instead of being dropped (`DropNoReal`).
+pub const CONFIG_PASS_NO_REAL: u32 = 1;
+
+/// IPVS's default timeouts (`ipvsadm -L --timeout`: 900 120 300).
+pub const DEFAULT_TCP_TIMEOUT_S: u32 = 900;
+pub const DEFAULT_TCPFIN_TIMEOUT_S: u32 = 120;
+pub const DEFAULT_UDP_TIMEOUT_S: u32 = 300;
+
+impl DataplaneConfig {
+    /// The flood guard's two fields for `rate` new flows per second per CPU
+    /// and a burst of `burst` flows; a rate of 0 turns the guard off.
+    pub const fn flood_guard(rate: u32, burst: u32) -> (u64, u64) {
+        if rate == 0 {
+            return (0, 0);
+        }
+        let cost = 1_000_000_000 / rate as u64;
+        let cost = if cost == 0 { 1 } else { cost };
+        (cost, cost * if burst == 0 { 1 } else { burst as u64 })
+    }
+
+    /// A flow's idle timeout in seconds, defaults filled in.
+    #[inline(always)]
+    pub fn timeout_s(&self, proto: u8, closing: bool) -> u32 {
+        let (set, default) = match (proto, closing) {
+            (PROTO_UDP, _) => (self.udp_timeout_s, DEFAULT_UDP_TIMEOUT_S),
+            (_, true) => (self.tcpfin_timeout_s, DEFAULT_TCPFIN_TIMEOUT_S),
+            _ => (self.tcp_timeout_s, DEFAULT_TCP_TIMEOUT_S),
+        };
+        if set == 0 { default } else { set }
+    }
+
+    /// Whether `flow` (of protocol `proto`) has been idle beyond its timeout
+    /// at `now`: then it decides nothing and counts as ended. Wrapping, as
+    /// stamps near a fresh boot's clock need.
+    #[inline(always)]
+    pub fn idle_out(&self, proto: u8, flow: &Binding, now: u64) -> bool {
+        let closing = flow.flags & FLOW_CLOSING != 0;
+        let timeout_ns = self.timeout_s(proto, closing) as u64 * 1_000_000_000;
+        now.wrapping_sub(flow.last_seen_ns) >= timeout_ns
+    }
+}
+
+/// Value of `FLOOD_GUARD`, a per-CPU array of one entry: this CPU's token
+/// bucket of new flows, kept as nanoseconds of credit (see `DataplaneConfig`).
+/// Written only by the XDP program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct FloodBucket {
+    pub credit_ns: u64,
+    /// `bpf_ktime_get_coarse_ns` when the credit was last brought up to date.
+    pub stamp_ns: u64,
+}
+const _: () = assert!(size_of::<FloodBucket>() == 16);
+
 /// Value of `FLOW_CACHE`, a per-CPU direct-mapped cache of `FLOWS` decisions
 /// that lets established flows skip the `SERVICES` and `FLOWS` lookups.
 /// Written only by the XDP program; a zeroed entry matches no packet
@@ -196,9 +345,10 @@ pub struct FlowCacheEntry {
     pub real: u32,
     /// The `Service::id` the flow belongs to; the real must still belong to it.
     pub service: u32,
-    /// `bpf_ktime_get_coarse_ns` when the slow path last decided this flow:
-    /// after `TOUCH_INTERVAL_NS` the next packet takes the slow path again.
-    pub checked_ns: u64,
+    /// `CACHE_EPOCH` when the slow path last decided this flow: once the
+    /// daemon has moved the epoch on (every second, and after every change
+    /// it makes to the maps) the next packet takes the slow path again.
+    pub epoch: u64,
 }
 const _: () = assert!(size_of::<FlowCacheEntry>() == 56);
 
@@ -265,7 +415,8 @@ pub enum Reason {
     /// IP, but not for a configured service (the node's own traffic, VRRP,
     /// other ports, ICMP that is not an error about a VIP flow): `XDP_PASS`.
     PassNotService,
-    /// For a service, but no real can take it (all down, MAC unknown): `XDP_PASS`.
+    /// For a service, but no real can take it (all down, MAC unknown), and
+    /// `CONFIG_PASS_NO_REAL` is set: `XDP_PASS`.
     PassNoReal,
     /// A later fragment whose first fragment was not seen: `XDP_PASS`.
     PassFragment,
@@ -274,10 +425,16 @@ pub enum Reason {
     /// Truncated or inconsistent headers: `XDP_PASS`, the kernel drops them
     /// and counts them in its own statistics.
     PassMalformed,
+    /// A packet of a flow the table does not know, sent to the ring's real
+    /// (`XDP_TX`) but not recorded: this CPU is above the flood guard's rate.
+    ForwardedUntracked,
+    /// For a service, but no real can take it: `XDP_DROP` (unless
+    /// `CONFIG_PASS_NO_REAL`, then `PassNoReal`).
+    DropNoReal,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 10;
     pub const ALL: [Reason; Reason::COUNT as usize] = [
         Reason::Forwarded,
         Reason::ForwardedIcmpError,
@@ -287,6 +444,8 @@ impl Reason {
         Reason::PassFragment,
         Reason::PassExtHeaders,
         Reason::PassMalformed,
+        Reason::ForwardedUntracked,
+        Reason::DropNoReal,
     ];
 
     /// A name for metrics and logs.
@@ -300,6 +459,8 @@ impl Reason {
             Reason::PassFragment => "pass_fragment",
             Reason::PassExtHeaders => "pass_ext_headers",
             Reason::PassMalformed => "pass_malformed",
+            Reason::ForwardedUntracked => "forwarded_untracked",
+            Reason::DropNoReal => "drop_no_real",
         }
     }
 }
@@ -320,6 +481,9 @@ mod user {
     unsafe impl aya::Pod for FragmentPorts {}
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for FlowCacheEntry {}
+    unsafe impl aya::Pod for RealIdent {}
+    unsafe impl aya::Pod for DataplaneConfig {}
+    unsafe impl aya::Pod for FloodBucket {}
 }
 
 #[cfg(test)]

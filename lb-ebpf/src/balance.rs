@@ -5,17 +5,26 @@
 //! A real reached by number from state (`FLOW_CACHE`, `FLOWS`, `PERSIST`) or
 //! from a ring is used only if it is up and `REALS[real].service` is the
 //! packet's service, so a real number reused by another service is never
-//! followed.
+//! followed. Connection semantics, IPVS's:
+//! - a `FLOWS` entry idle for longer than its timeout (`DataplaneConfig`:
+//!   tcp, tcpfin once FIN/RST was seen, udp) is treated as absent: the packet
+//!   is decided again and the entry overwritten;
+//! - a SYN on a tuple whose entry saw FIN/RST starts a new flow (port reuse);
+//! - a real with `REAL_NO_NEW` (weight 0) keeps its flows but is never chosen
+//!   for a new one, neither by the ring (the daemon leaves it out) nor by a
+//!   persistence binding, and gets no new binding;
+//! - above the flood guard's rate (see `flood`) a new flow is forwarded by
+//!   the ring but not recorded.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use lb_common::{
-    Binding, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service,
-    ServiceKey, TOUCH_INTERVAL_NS,
+    Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
+    RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS, vip_filter_bit,
 };
 
 use crate::{
-    cache, fragments,
-    maps::{FLOWS, PERSIST, REALS, RINGS, SERVICES},
+    cache, flood, fragments,
+    maps::{CONFIG, FLOWS, PERSIST, REALS, RINGS, SERVICES, VIP_FILTER},
     parse::{Fragment, Packet},
 };
 
@@ -35,9 +44,8 @@ pub struct Decision {
     pub mac: Mac,
     pub service_id: u32,
     pub new_flow: bool,
-    /// The clock as the decision read it (0 on the fast path, which does not
-    /// record it).
-    pub now: u64,
+    /// A new flow the flood guard kept out of the tables.
+    pub untracked: bool,
 }
 
 /// CLOCK_MONOTONIC_COARSE, as `Binding::last_seen_ns` documents: a tick's
@@ -52,6 +60,9 @@ fn now_ns() -> u64 {
 /// flow, the slow path ([`decide`]) for everything else.
 #[inline(always)]
 pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+    if !maybe_vip(&pkt.key.dst) {
+        return Err(Reason::PassNotService);
+    }
     let cacheable =
         matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     if !cacheable {
@@ -63,9 +74,12 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
     // this program runs on this CPU.
     let entry = unsafe { &mut *entry };
+    // Read before deciding: a decision filled under this epoch saw every
+    // change the daemon made before moving to it.
+    let epoch = cache::epoch();
     let cached = cache::same_flow(pkt, entry);
     if cached
-        && cache::fresh(entry, now_ns())
+        && entry.epoch == epoch
         && let Some(mac) = up_real(entry.real, entry.service)
     {
         return Ok(Decision {
@@ -73,12 +87,16 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             mac,
             service_id: entry.service,
             new_flow: false,
-            now: 0,
+            untracked: false,
         });
     }
     match decide(pkt) {
         Ok(d) => {
-            cache::fill(entry, pkt, &d, d.now);
+            // An untracked flow is not cached either: a flood must not push
+            // established flows out of the cache.
+            if !d.untracked {
+                cache::fill(entry, pkt, &d, epoch);
+            }
             Ok(d)
         }
         Err(reason) => {
@@ -88,6 +106,13 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             Err(reason)
         }
     }
+}
+
+/// Whether `addr` may be a VIP: its `VIP_FILTER` bit is set.
+#[inline(always)]
+fn maybe_vip(addr: &[u32; 4]) -> bool {
+    let (word, bit) = vip_filter_bit(addr);
+    VIP_FILTER.get(word).is_some_and(|w| w & bit != 0)
 }
 
 /// The service for the packet's destination: exact port first, then port 0.
@@ -108,21 +133,45 @@ fn service(key: &FlowKey) -> Option<Service> {
     SERVICES.get_ptr(skey).map(|s| unsafe { *s })
 }
 
+/// The daemon's settings; all defaults until it has written them.
+#[inline(always)]
+pub fn config() -> DataplaneConfig {
+    CONFIG.get(0).copied().unwrap_or_default()
+}
+
 /// The MAC address of real `real` if it may receive packets of service
 /// `service`: up, and (still) that service's.
 #[inline(always)]
-fn up_real(real: u32, service: u32) -> Option<Mac> {
+pub fn up_real(real: u32, service: u32) -> Option<Mac> {
+    real_mac(real, service, 0)
+}
+
+/// [`up_real`], and taking new flows (not `REAL_NO_NEW`).
+#[inline(always)]
+fn open_real(real: u32, service: u32) -> Option<Mac> {
+    real_mac(real, service, REAL_NO_NEW)
+}
+
+#[inline(always)]
+fn real_mac(real: u32, service: u32, refused: u16) -> Option<Mac> {
     let r = REALS.get_ptr(real)?;
     // SAFETY: a pointer to a live, 4-byte aligned `Real`; the MAC is its
     // first six bytes, read as a u32 and the u16 after it.
     unsafe {
         let r = &*r;
         let words = (r as *const Real).cast::<u32>();
-        (r.flags & REAL_UP != 0 && r.service == service).then(|| Mac {
+        (r.flags & (REAL_UP | refused) == REAL_UP && r.service == service).then(|| Mac {
             head: *words,
             tail: *words.add(1).cast::<u16>(),
         })
     }
+}
+
+/// Whether a `FLOWS` entry still decides a packet: not idle beyond its
+/// timeout, and not a closed connection whose tuple a SYN reopens.
+#[inline(always)]
+fn live(flow: &Binding, key: &FlowKey, syn: bool, cfg: &DataplaneConfig, now: u64) -> bool {
+    !(syn && flow.flags & FLOW_CLOSING != 0) && !cfg.idle_out(key.proto, flow, now)
 }
 
 /// The slow path. Data packets create flow and persistence entries; ICMP
@@ -138,37 +187,62 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         fragments::record_first(key, id);
     }
     let now = now_ns();
-
-    if let Some(flow) = FLOWS.get_ptr_mut(key) {
-        // SAFETY: a pointer to a live map value. Concurrent writers on other
-        // CPUs write whole fields of the same flow; a lost update of
-        // `last_seen_ns` or `flags` is harmless.
-        let flow = unsafe { &mut *flow };
-        if let Some(mac) = up_real(flow.real, svc.id) {
-            if !pkt.icmp_error {
-                touch(flow, &svc, key, now, pkt.closing);
-            }
-            return Ok(Decision {
-                real: flow.real,
-                mac,
-                service_id: svc.id,
-                new_flow: false,
-                now,
-            });
-        }
-        // The real went down or is no longer this service's: pick again below
-        // and overwrite the entry.
+    let cfg = config();
+    // ICMP errors and later fragments only follow state; a new flow is
+    // recorded unless the flood guard says no.
+    let follows = pkt.icmp_error || matches!(pkt.fragment, Fragment::Later(_));
+    if pkt.syn && !follows {
+        return decide_syn(pkt, &svc, &cfg, now);
     }
-
-    let record = !pkt.icmp_error && matches!(pkt.fragment, Fragment::No | Fragment::First(_));
+    if let Some(d) = established(pkt, &svc, &cfg, now) {
+        return Ok(d);
+    }
+    let record = !follows && flood::admit(&cfg, now);
     let (real, mac) = pick(&svc, key, now, record)?;
-    let mut new_flow = false;
-    if record {
-        let binding = Binding {
+    let new_flow = record && FLOWS.insert(key, binding_for(pkt, real, now), 0).is_ok();
+    Ok(Decision {
+        real,
+        mac,
+        service_id: svc.id,
+        new_flow,
+        untracked: !follows && !record,
+    })
+}
+
+/// A SYN nearly always opens a flow the table does not know, so it is
+/// inserted first (`BPF_NOEXIST`): one hash and one bucket walk instead of a
+/// missed lookup followed by an insert. Only a tuple already there (a
+/// retransmitted SYN, a port reused after FIN) is looked up.
+#[inline(always)]
+fn decide_syn(
+    pkt: &Packet,
+    svc: &Service,
+    cfg: &DataplaneConfig,
+    now: u64,
+) -> Result<Decision, Reason> {
+    let key = &pkt.key;
+    if !flood::admit(cfg, now) {
+        if let Some(d) = established(pkt, svc, cfg, now) {
+            return Ok(d);
+        }
+        let (real, mac) = pick(svc, key, now, false)?;
+        return Ok(Decision {
             real,
-            flags: if pkt.closing { FLOW_CLOSING } else { 0 },
-            last_seen_ns: now,
-        };
+            mac,
+            service_id: svc.id,
+            new_flow: false,
+            untracked: true,
+        });
+    }
+    let (real, mac) = pick(svc, key, now, true)?;
+    let binding = binding_for(pkt, real, now);
+    let mut new_flow = FLOWS.insert(key, binding, u64::from(BPF_NOEXIST)).is_ok();
+    if !new_flow {
+        // A retransmitted SYN keeps its flow; a closed, expired or orphaned
+        // entry is replaced by the new flow.
+        if let Some(d) = established(pkt, svc, cfg, now) {
+            return Ok(d);
+        }
         new_flow = FLOWS.insert(key, binding, 0).is_ok();
     }
     Ok(Decision {
@@ -176,8 +250,46 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         mac,
         service_id: svc.id,
         new_flow,
-        now,
+        untracked: false,
     })
+}
+
+/// The decision of the packet's `FLOWS` entry, if it has one that still
+/// decides (see [`live`]) and whose real is up and still the service's.
+#[inline(always)]
+fn established(pkt: &Packet, svc: &Service, cfg: &DataplaneConfig, now: u64) -> Option<Decision> {
+    let key = &pkt.key;
+    let flow = FLOWS.get_ptr_mut(key)?;
+    // SAFETY: a pointer to a live map value. Concurrent writers on other
+    // CPUs write whole fields of the same flow; a lost update of
+    // `last_seen_ns` or `flags` is harmless.
+    let flow = unsafe { &mut *flow };
+    // Expired, reopened by a SYN, or the real went down or is no longer this
+    // service's: the caller decides again and overwrites the entry.
+    if !live(flow, key, pkt.syn, cfg, now) {
+        return None;
+    }
+    let mac = up_real(flow.real, svc.id)?;
+    if !pkt.icmp_error {
+        touch(flow, svc, key, now, pkt.closing);
+    }
+    Some(Decision {
+        real: flow.real,
+        mac,
+        service_id: svc.id,
+        new_flow: false,
+        untracked: false,
+    })
+}
+
+/// The `FLOWS` entry of a new flow of `pkt` on `real`.
+#[inline(always)]
+fn binding_for(pkt: &Packet, real: u32, now: u64) -> Binding {
+    Binding {
+        real,
+        flags: if pkt.closing { FLOW_CLOSING } else { 0 },
+        last_seen_ns: now,
+    }
 }
 
 /// Keeps an established flow (and its client's persistence) fresh, writing
@@ -214,7 +326,8 @@ fn persist_key(key: &FlowKey, svc: &Service) -> PersistKey {
 }
 
 /// A real for a flow the table does not know (or whose real is down):
-/// the client's persistence binding if fresh and up, else the ring.
+/// the client's persistence binding if fresh and open to new flows, else
+/// the ring. `record`: refresh or create the binding.
 #[inline(always)]
 fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Mac), Reason> {
     if svc.persist_timeout_s == 0 {
@@ -226,7 +339,7 @@ fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Ma
         let p = unsafe { &mut *p };
         let timeout_ns = svc.persist_timeout_s as u64 * NS_PER_S;
         if now.wrapping_sub(p.last_seen_ns) < timeout_ns
-            && let Some(mac) = up_real(p.real, svc.id)
+            && let Some(mac) = open_real(p.real, svc.id)
         {
             if record {
                 p.last_seen_ns = now;

@@ -3,8 +3,10 @@
 //! A packet for a service (VIP, port, protocol) keeps its IP and transport
 //! headers; only the Ethernet addresses change: source = our MAC (the frame's
 //! old destination), destination = the chosen real server, and it leaves by
-//! `XDP_TX`. Everything else goes to the kernel stack with `XDP_PASS`. Every
-//! verdict is counted in `REASON_STATS` under its `Reason`.
+//! `XDP_TX`. A packet for a service none of whose reals can take it is
+//! dropped (or passed, if the daemon says so); everything else goes to the
+//! kernel stack with `XDP_PASS`. Every verdict is counted in `REASON_STATS`
+//! under its `Reason`.
 //!
 //! Established flows take the fast path: a per-CPU flow cache hit skips the
 //! `SERVICES` and `FLOWS` lookups (`cache` explains when it is trusted);
@@ -16,12 +18,13 @@
 
 mod balance;
 mod cache;
+mod flood;
 mod fragments;
 mod maps;
 mod parse;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::PerCpuArray, programs::XdpContext};
-use lb_common::{Counters, Reason};
+use lb_common::{CONFIG_PASS_NO_REAL, Counters, Reason};
 
 use crate::maps::{REAL_STATS, REASON_STATS, SERVICE_STATS};
 
@@ -40,6 +43,11 @@ pub fn xdpvs(ctx: XdpContext) -> u32 {
 fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
     let (action, reason) = match forward(ctx) {
         Ok(reason) => (xdp_action::XDP_TX, reason),
+        // VIP traffic never reaches a local listener by accident: dropped,
+        // as IPVS refuses it, unless the daemon asked for the old pass-through.
+        Err(Reason::PassNoReal) if balance::config().flags & CONFIG_PASS_NO_REAL == 0 => {
+            (xdp_action::XDP_DROP, Reason::DropNoReal)
+        }
         Err(reason) => (xdp_action::XDP_PASS, reason),
     };
     let stats = REASON_STATS.get_ptr_mut(reason as u32).ok_or(())?;
@@ -73,6 +81,8 @@ fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
     count_at(&REAL_STATS, d.real, len, d.new_flow);
     Ok(if pkt.icmp_error {
         Reason::ForwardedIcmpError
+    } else if d.untracked {
+        Reason::ForwardedUntracked
     } else {
         Reason::Forwarded
     })

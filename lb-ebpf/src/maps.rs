@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey, FragmentKey, FragmentPorts,
-    MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, PersistKey, RING_SIZE, Real,
-    Reason, Service, ServiceKey,
+    Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowCacheEntry, FlowKey,
+    FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES,
+    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, VIP_FILTER_WORDS,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -62,3 +62,25 @@ pub static REASON_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(R
 #[map]
 pub static FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
     PerCpuArray::with_max_entries(FLOW_CACHE_SIZE, 0);
+
+/// The daemon's settings for the program: flood guard, idle timeouts,
+/// pass-through (see `DataplaneConfig`). One entry.
+#[map]
+pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
+
+/// Each CPU's token bucket of new flows (see `flood`). One entry.
+#[map]
+pub static FLOOD_GUARD: PerCpuArray<FloodBucket> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bitmap of the VIPs' addresses (see `lb_common::vip_filter_bit`): checked
+/// before anything else, so node traffic costs almost nothing. Written only
+/// by the daemon.
+#[map]
+pub static VIP_FILTER: Array<u64> = Array::with_max_entries(VIP_FILTER_WORDS, 0);
+
+/// The flow cache's epoch (one entry): the daemon increments it every
+/// `TOUCH_INTERVAL_NS` and after each change it writes, and a cache entry
+/// filled in an older epoch is not trusted (see `cache`). Reading it costs
+/// one array load where reading the clock on every packet cost a helper call.
+#[map]
+pub static CACHE_EPOCH: Array<u64> = Array::with_max_entries(1, 0);

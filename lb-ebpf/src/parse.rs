@@ -225,7 +225,7 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
     let l4_len = h.tot_len - h.ihl;
     match (h.proto, fragment) {
         (_, Fragment::Later(_)) => Ok(unported(key, fragment)),
-        (PROTO_ICMP, _) => icmp4(ctx, l4, l4_len),
+        (PROTO_ICMP, _) => icmp4(ctx, l4, l4_len, h.dst),
         _ => transport(ctx, key, l4, l4_len, fragment),
     }
 }
@@ -317,7 +317,7 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
     key.proto = next;
     let l4_len = end - off;
     if next == PROTO_ICMPV6 {
-        return icmp6(ctx, off, l4_len);
+        return icmp6(ctx, off, l4_len, &key.dst);
     }
     transport(ctx, key, off, l4_len, fragment)
 }
@@ -413,9 +413,11 @@ fn quoted(mut key: FlowKey, ports: usize) -> Packet {
 }
 
 /// ICMP destination unreachable (including fragmentation needed) and time
-/// exceeded quoting a TCP or UDP packet; any other ICMP is not ours.
+/// exceeded quoting a TCP or UDP packet sent from the address the error is
+/// addressed to (`outer_dst`: in direct routing, the VIP the real answered
+/// from); any other ICMP is not ours.
 #[inline(always)]
-fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
+fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize, outer_dst: u32) -> Result<Packet, Reason> {
     let icmp = at(ctx, l4, ICMP_HLEN)?;
     if l4_len < ICMP_HLEN {
         return Err(Reason::PassMalformed);
@@ -432,7 +434,10 @@ fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
     if l4_len < ICMP_HLEN + h.ihl + 4 {
         return Err(Reason::PassMalformed);
     }
-    if h.frag_off & IP_OFFSET != 0 || (h.proto != PROTO_TCP && h.proto != PROTO_UDP) {
+    if h.frag_off & IP_OFFSET != 0
+        || (h.proto != PROTO_TCP && h.proto != PROTO_UDP)
+        || h.src != outer_dst
+    {
         return Err(Reason::PassNotService);
     }
     let key = FlowKey {
@@ -445,11 +450,17 @@ fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
     Ok(quoted(key, ports))
 }
 
-/// ICMPv6 errors (RFC 4443 types 1-3) quoting a TCP or UDP packet. The quoted
-/// packet's own extension headers are not followed: a real server answering
-/// from a VIP sends none.
+/// ICMPv6 errors (RFC 4443 types 1-3) quoting a TCP or UDP packet sent from
+/// the address the error is addressed to (as `icmp4`). The quoted packet's
+/// own extension headers are not followed: a real server answering from a
+/// VIP sends none.
 #[inline(always)]
-fn icmp6(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
+fn icmp6(
+    ctx: &XdpContext,
+    l4: usize,
+    l4_len: usize,
+    outer_dst: &[u32; 4],
+) -> Result<Packet, Reason> {
     let icmp = at(ctx, l4, ICMP_HLEN)?;
     if l4_len < ICMP_HLEN {
         return Err(Reason::PassMalformed);
@@ -478,5 +489,9 @@ fn icmp6(ctx: &XdpContext, l4: usize, l4_len: usize) -> Result<Packet, Reason> {
     };
     // SAFETY: as above.
     unsafe { ipv6_addrs(inner, &mut key) };
+    let d = outer_dst;
+    if (key.src[0] ^ d[0]) | (key.src[1] ^ d[1]) | (key.src[2] ^ d[2]) | (key.src[3] ^ d[3]) != 0 {
+        return Err(Reason::PassNotService);
+    }
     Ok(quoted(key, inner + IPV6_HLEN))
 }

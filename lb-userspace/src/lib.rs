@@ -16,5 +16,6 @@ pub mod health;
 pub mod maglev;
 pub mod metrics;
 pub mod neighbour;
+pub mod script_runner;
 pub mod services;
 pub mod vrrp;

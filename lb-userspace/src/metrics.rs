@@ -26,7 +26,7 @@ use tokio::{
 use crate::{
     accept::Backoff,
     api::{
-        protocol::{ReasonCount, Request, Response, ServiceStatus},
+        protocol::{FlowScanStatus, ReasonCount, Request, Response, ServiceStatus},
         server::ApiCall,
     },
     ha::InstanceStatus,
@@ -47,8 +47,33 @@ pub fn render(
     services: &[ServiceStatus],
     reasons: &[ReasonCount],
     instances: &[InstanceStatus],
+    flow_scan: Option<&FlowScanStatus>,
 ) -> String {
     let mut out = String::new();
+    // The flow gauges below come from the last scan of the flow table.
+    if let Some(f) = flow_scan {
+        let per_scan = [
+            (
+                "xdpvs_flow_table_entries",
+                "Entries in the flow table at the last scan.",
+                f.entries as f64,
+            ),
+            (
+                "xdpvs_flow_scan_age_seconds",
+                "Since the last flow-table scan began (the flow gauges are this old).",
+                f.age_ms as f64 / 1e3,
+            ),
+            (
+                "xdpvs_flow_scan_duration_seconds",
+                "How long the last flow-table scan took.",
+                f.took_ms as f64 / 1e3,
+            ),
+        ];
+        for (name, help, value) in per_scan {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
     let svc = |s: &ServiceStatus| {
         format!(
             "protocol=\"{}\",vip=\"{}\",port=\"{}\"",
@@ -75,6 +100,24 @@ pub fn render(
     ];
     for (name, help, get) in per_service {
         family(&mut out, name, "counter", help);
+        for s in services {
+            let _ = writeln!(out, "{name}{{{}}} {}", svc(s), get(s));
+        }
+    }
+    let quorum: [(&str, &str, Get); 2] = [
+        (
+            "xdpvs_service_quorum_up",
+            "1 while the healthy reals' weights reach the service's quorum.",
+            |s| u64::from(s.quorum.up),
+        ),
+        (
+            "xdpvs_service_live_weight",
+            "The sum of the weights of the service's healthy reals.",
+            |s| s.quorum.live_weight,
+        ),
+    ];
+    for (name, help, get) in quorum {
+        family(&mut out, name, "gauge", help);
         for s in services {
             let _ = writeln!(out, "{name}{{{}}} {}", svc(s), get(s));
         }
@@ -460,7 +503,7 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     use super::*;
-    use crate::api::protocol::{RealStatus, Traffic};
+    use crate::api::protocol::{QuorumStatus, RealStatus, Traffic};
 
     /// A metrics server on a free port whose control loop renders "up 1"
     /// (or never answers, when `wedged`).
@@ -603,6 +646,12 @@ mod tests {
                 bytes: 1000,
                 new_flows: 2,
             },
+            quorum: QuorumStatus {
+                up: false,
+                live_weight: 3,
+                quorum: 4,
+                hysteresis: 1,
+            },
             reals: vec![RealStatus {
                 addr: "10.0.0.11".parse().unwrap(),
                 port: 80,
@@ -629,12 +678,21 @@ mod tests {
             packets: 10,
             bytes: 1000,
         }];
-        let text = render(&services, &reasons, &[]);
+        let scan = FlowScanStatus {
+            entries: 2,
+            age_ms: 1500,
+            took_ms: 3,
+        };
+        let text = render(&services, &reasons, &[], Some(&scan));
         for line in [
+            "xdpvs_flow_table_entries 2",
+            "xdpvs_flow_scan_age_seconds 1.5",
             "# TYPE xdpvs_service_packets_total counter",
             "xdpvs_service_packets_total{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 10",
             "xdpvs_real_weight{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 3",
             "xdpvs_real_up{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 1",
+            "xdpvs_service_quorum_up{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 0",
+            "xdpvs_service_live_weight{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\"} 3",
             "xdpvs_verdict_packets_total{reason=\"forwarded\"} 10",
             "xdpvs_check_local_errors_total{protocol=\"TCP\",vip=\"10.0.0.100\",port=\"80\",real=\"10.0.0.11:80\"} 4",
         ] {
@@ -646,7 +704,8 @@ mod tests {
         // IPv6 reals keep their port apart from the address.
         let mut v6 = services;
         v6[0].reals[0].addr = "2001:db8::11".parse().unwrap();
-        let text = render(&v6, &reasons, &[]);
+        let text = render(&v6, &reasons, &[], None);
+        assert!(!text.contains("xdpvs_flow_scan"), "no scan yet: no age");
         assert!(text.contains("real=\"[2001:db8::11]:80\""), "{text}");
     }
 }

@@ -7,6 +7,10 @@
 //! every entry periodically so none goes stale and is collected. It reports a
 //! MAC when it becomes known or changes, and `None` when it is lost (failed
 //! resolution or deleted entry): a real with no MAC gets no traffic.
+//!
+//! A static entry (`nud permanent` or `noarp`, which operators set for reals)
+//! is used as it is and never asked for: the kernel turns a permanent entry
+//! that gets an `NTF_USE` request into a dynamic one that must be resolved.
 
 use std::{collections::HashMap, ffi::CString, net::IpAddr, time::Duration};
 
@@ -61,11 +65,13 @@ pub async fn resolve(
     tokio::spawn(conn);
 
     let mut known: HashMap<IpAddr, Mac> = HashMap::new();
+    // The last state the kernel reported for each wanted real.
+    let mut states: HashMap<IpAddr, NeighbourState> = HashMap::new();
     let mut retry = tokio::time::interval(RETRY);
     let mut refresh = tokio::time::interval(REFRESH);
     let mut addrs = wanted.borrow_and_update().clone();
     for msg in dump(&handle).await? {
-        note(&msg, index, &addrs, &mut known, &updates).await;
+        note(&msg, index, &addrs, &mut known, &mut states, &updates).await;
     }
     loop {
         tokio::select! {
@@ -75,8 +81,9 @@ pub async fn resolve(
                 }
                 addrs = wanted.borrow_and_update().clone();
                 known.retain(|a, _| addrs.contains(a));
+                states.retain(|a, _| addrs.contains(a));
                 for msg in dump(&handle).await? {
-                    note(&msg, index, &addrs, &mut known, &updates).await;
+                    note(&msg, index, &addrs, &mut known, &mut states, &updates).await;
                 }
                 retry.reset_immediately();
             }
@@ -84,10 +91,14 @@ pub async fn resolve(
                 if let NetlinkPayload::InnerMessage(m) = msg.payload {
                     match m {
                         RouteNetlinkMessage::NewNeighbour(n) => {
-                            note(&n, index, &addrs, &mut known, &updates).await;
+                            note(&n, index, &addrs, &mut known, &mut states, &updates).await;
                         }
                         RouteNetlinkMessage::DelNeighbour(n) => {
-                            if let Some(addr) = destination(&n).filter(|a| n.header.ifindex == index && addrs.contains(a))
+                            let addr = destination(&n).filter(|a| n.header.ifindex == index && addrs.contains(a));
+                            if let Some(addr) = addr {
+                                states.remove(&addr);
+                            }
+                            if let Some(addr) = addr
                                 && known.remove(&addr).is_some()
                             {
                                 info!("real {addr}: neighbour entry deleted, resolving again");
@@ -101,11 +112,13 @@ pub async fn resolve(
             }
             _ = retry.tick() => {
                 for addr in addrs.iter().filter(|a| !known.contains_key(a)) {
-                    solicit(&handle, index, *addr).await;
+                    if may_ask(states.get(addr)) {
+                        solicit(&handle, index, *addr).await;
+                    }
                 }
             }
             _ = refresh.tick() => {
-                for addr in known.keys() {
+                for addr in known.keys().filter(|a| may_ask(states.get(a))) {
                     solicit(&handle, index, *addr).await;
                 }
             }
@@ -121,6 +134,17 @@ async fn dump(handle: &Handle) -> Result<Vec<NeighbourMessage>> {
         .try_collect()
         .await
         .context("reading the neighbour table")
+}
+
+/// Whether the daemon may ask the kernel about an entry in `state` (`None`:
+/// no entry). Never about a static one, which the request would make dynamic;
+/// for a reachable entry the request changes nothing, for a stale one it
+/// starts the kernel's reachability probe, which keeps it from being collected.
+fn may_ask(state: Option<&NeighbourState>) -> bool {
+    !matches!(
+        state,
+        Some(NeighbourState::Permanent | NeighbourState::Noarp)
+    )
 }
 
 /// Asks the kernel to resolve `addr` on `index` (or to refresh its entry).
@@ -169,12 +193,14 @@ async fn note(
     index: u32,
     addrs: &[IpAddr],
     known: &mut HashMap<IpAddr, Mac>,
+    states: &mut HashMap<IpAddr, NeighbourState>,
     updates: &mpsc::Sender<MacUpdate>,
 ) {
     let Some(addr) = destination(msg).filter(|a| msg.header.ifindex == index && addrs.contains(a))
     else {
         return;
     };
+    states.insert(addr, msg.header.state);
     match usable_mac(msg) {
         Some(mac) if known.get(&addr) != Some(&mac) => {
             debug!("real {addr} is at {}", format_mac(&mac));
@@ -187,5 +213,29 @@ async fn note(
             let _ = updates.send((addr, None)).await;
         }
         None => debug!("real {addr}: neighbour state {:?}", msg.header.state),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_entries_are_never_asked_for_and_all_others_are() {
+        assert!(may_ask(None), "a missing entry");
+        for state in [NeighbourState::Permanent, NeighbourState::Noarp] {
+            assert!(!may_ask(Some(&state)), "{state:?}");
+        }
+        for state in [
+            NeighbourState::None,
+            NeighbourState::Incomplete,
+            NeighbourState::Reachable,
+            NeighbourState::Stale,
+            NeighbourState::Delay,
+            NeighbourState::Probe,
+            NeighbourState::Failed,
+        ] {
+            assert!(may_ask(Some(&state)), "{state:?}");
+        }
     }
 }

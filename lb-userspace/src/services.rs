@@ -5,6 +5,12 @@
 //!
 //! A runtime change (`adm -a/-e/-d`, `ctl weight/drain`) holds until the next
 //! reload, which reports each one it overrides.
+//!
+//! Every change that can move a service's live weight re-evaluates its
+//! quorum (`quorum`); the transitions wait in the table until the daemon
+//! takes them (`take_quorum_changes`) to log them and run their scripts.
+
+pub mod quorum;
 
 use std::{
     collections::BTreeMap,
@@ -13,6 +19,7 @@ use std::{
 
 use thiserror::Error;
 
+use self::quorum::Quorum;
 use crate::{
     config::{Config, Protocol, VirtualServer},
     dataplane::{
@@ -54,12 +61,16 @@ impl Real {
             .unwrap_or(self.config_weight)
     }
 
+    /// A failed real with `inhibit_on_failure` stays as LVS keeps it: weight
+    /// 0, so its established connections continue and it takes no new ones.
+    /// Without it, a failed real is down: its flows move to other reals.
     fn spec(&self) -> RealSpec {
+        let inhibited = !self.healthy && self.inhibit_on_failure;
         RealSpec {
             addr: self.addr,
             port: self.port,
-            weight: self.weight(),
-            healthy: self.healthy,
+            weight: if inhibited { 0 } else { self.weight() },
+            healthy: self.healthy || inhibited,
         }
     }
 }
@@ -72,12 +83,29 @@ pub struct Service {
     pub scheduler: String,
     pub persistence_timeout: u32,
     pub reals: BTreeMap<RealId, Real>,
-    /// Takes the traffic while no real can (`sorry_server`).
+    /// Takes the new flows while the service has no quorum (`sorry_server`).
     pub sorry_server: Option<SocketAddr>,
     /// Added at run time (`adm -A`), not in the configuration.
     pub runtime: bool,
     /// Changed at run time (`adm -E`).
     pub edited: bool,
+    pub quorum: Quorum,
+    /// `quorum_up` and `quorum_down`.
+    pub quorum_scripts: (Option<String>, Option<String>),
+    /// Whether the service has its quorum now.
+    pub quorum_up: bool,
+}
+
+/// A service gained or lost its quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumChange {
+    pub service: ServiceId,
+    pub up: bool,
+    pub live_weight: u64,
+    /// The weight the transition was decided against.
+    pub threshold: u64,
+    /// The script to run for it, if one is configured.
+    pub script: Option<String>,
 }
 
 impl Service {
@@ -85,15 +113,48 @@ impl Service {
         (self.vip, self.port, self.proto)
     }
 
-    /// Whether the sorry server stands in: no real is up with a weight.
+    /// The sum of the healthy reals' weights, which the quorum is about.
+    pub fn live_weight(&self) -> u64 {
+        self.reals
+            .values()
+            .filter(|r| r.healthy)
+            .map(|r| u64::from(r.weight()))
+            .sum()
+    }
+
+    /// Whether the sorry server stands in: the service has lost its quorum
+    /// (by default: no real is up with a weight).
     pub fn sorry(&self) -> Option<SocketAddr> {
-        let serving = self.reals.values().any(|r| r.healthy && r.weight() > 0);
-        self.sorry_server.filter(|_| !serving)
+        self.sorry_server.filter(|_| !self.quorum_up)
+    }
+
+    /// Re-evaluates the quorum; returns the transition, if there is one.
+    fn requorum(&mut self) -> Option<QuorumChange> {
+        let live_weight = self.live_weight();
+        let threshold = self.quorum.threshold(self.quorum_up);
+        let up = self.quorum.next(self.quorum_up, live_weight);
+        if up == self.quorum_up {
+            return None;
+        }
+        self.quorum_up = up;
+        let (up_script, down_script) = &self.quorum_scripts;
+        Some(QuorumChange {
+            service: self.id(),
+            up,
+            live_weight,
+            threshold,
+            script: if up { up_script } else { down_script }.clone(),
+        })
     }
 
     pub fn spec(&self) -> ServiceSpec {
         let mut reals: Vec<RealSpec> = self.reals.values().map(Real::spec).collect();
         if let Some(sorry) = self.sorry() {
+            // As keepalived with IPVS: while the sorry server stands in, the
+            // reals take no new flows (their established flows go on).
+            for r in &mut reals {
+                r.weight = 0;
+            }
             reals.push(RealSpec {
                 addr: sorry.ip(),
                 port: sorry.port(),
@@ -131,7 +192,7 @@ fn proto_of(p: &Protocol) -> Proto {
 }
 
 fn service_of(vs: &VirtualServer) -> Service {
-    Service {
+    let mut service = Service {
         vip: vs.addr,
         port: vs.port,
         proto: proto_of(&vs.protocol),
@@ -147,8 +208,9 @@ fn service_of(vs: &VirtualServer) -> Service {
                     config_weight: r.weight,
                     runtime_weight: None,
                     check_weight: None,
-                    // keepalived's `alpha`: start down until the first success.
-                    healthy: !vs.alpha,
+                    // keepalived's `alpha`: start down until the first
+                    // success; a real no check watches has none to wait for.
+                    healthy: !vs.alpha || r.checks.is_empty(),
                     inhibit_on_failure: r.inhibit_on_failure,
                     last_check: None,
                     runtime: false,
@@ -160,13 +222,20 @@ fn service_of(vs: &VirtualServer) -> Service {
         sorry_server: vs.sorry_server,
         runtime: false,
         edited: false,
-    }
+        quorum: Quorum::from(&vs.quorum),
+        quorum_scripts: (vs.quorum.up_script.clone(), vs.quorum.down_script.clone()),
+        quorum_up: false,
+    };
+    service.quorum_up = service.quorum.initial(service.live_weight());
+    service
 }
 
 /// Every service, keyed as the data plane keys them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     pub services: BTreeMap<ServiceId, Service>,
+    /// Quorum transitions not yet taken by the daemon.
+    quorum_changes: Vec<QuorumChange>,
 }
 
 impl Table {
@@ -177,7 +246,35 @@ impl Table {
             .map(service_of)
             .map(|s| (s.id(), s))
             .collect();
-        Self { services }
+        Self {
+            services,
+            quorum_changes: Vec::new(),
+        }
+    }
+
+    /// The quorum transitions since the last call, oldest first.
+    pub fn take_quorum_changes(&mut self) -> Vec<QuorumChange> {
+        std::mem::take(&mut self.quorum_changes)
+    }
+
+    /// A service with quorum that goes away loses it, as in keepalived: its
+    /// `quorum_down` runs (an announced VIP is withdrawn).
+    fn removed(&mut self, service: &Service) {
+        if service.quorum_up {
+            self.quorum_changes.push(QuorumChange {
+                service: service.id(),
+                up: false,
+                live_weight: 0,
+                threshold: service.quorum.threshold(true),
+                script: service.quorum_scripts.1.clone(),
+            });
+        }
+    }
+
+    fn requorum(&mut self, id: &ServiceId) {
+        if let Some(change) = self.services.get_mut(id).and_then(Service::requorum) {
+            self.quorum_changes.push(change);
+        }
     }
 
     pub fn specs(&self) -> Vec<ServiceSpec> {
@@ -212,6 +309,8 @@ impl Table {
                 }
             }
             if let Some(new) = new {
+                // The state carries over; the new settings may change it below.
+                new.quorum_up = old.quorum_up;
                 for (rid, real) in new.reals.iter_mut() {
                     if let Some(old_real) = old.reals.get(rid) {
                         real.healthy = old_real.healthy;
@@ -240,7 +339,21 @@ impl Table {
                 }
             }
         }
+        next.quorum_changes = std::mem::take(&mut self.quorum_changes);
+        let gone: Vec<Service> = self
+            .services
+            .values()
+            .filter(|s| !next.services.contains_key(&s.id()))
+            .cloned()
+            .collect();
+        for s in &gone {
+            next.removed(s);
+        }
         *self = next;
+        let ids: Vec<ServiceId> = self.services.keys().copied().collect();
+        for id in &ids {
+            self.requorum(id);
+        }
         overridden
     }
 
@@ -278,6 +391,9 @@ impl Table {
             sorry_server: None,
             runtime: true,
             edited: false,
+            quorum: Quorum::default(),
+            quorum_scripts: (None, None),
+            quorum_up: false,
         };
         self.services.insert(id, service);
         Ok(())
@@ -303,10 +419,12 @@ impl Table {
 
     /// `adm -D`.
     pub fn delete_service(&mut self, id: &ServiceId) -> Result<(), TableError> {
-        self.services
+        let gone = self
+            .services
             .remove(id)
-            .map(drop)
-            .ok_or(TableError::NoService(SocketAddr::new(id.0, id.1)))
+            .ok_or(TableError::NoService(SocketAddr::new(id.0, id.1)))?;
+        self.removed(&gone);
+        Ok(())
     }
 
     /// `adm -a`: a real added at run time has no health check and starts up.
@@ -331,6 +449,7 @@ impl Table {
             draining: false,
         };
         s.reals.insert(rid, real);
+        self.requorum(id);
         Ok(())
     }
 
@@ -342,16 +461,19 @@ impl Table {
         weight: u32,
     ) -> Result<(), TableError> {
         self.real_mut(id, rid)?.runtime_weight = Some(weight);
+        self.requorum(id);
         Ok(())
     }
 
     /// `adm -d`: the real leaves the ring; its flows are placed again.
     pub fn delete_real(&mut self, id: &ServiceId, rid: &RealId) -> Result<(), TableError> {
         let s = self.service_mut(id)?;
-        s.reals.remove(rid).map(drop).ok_or(TableError::NoReal(
+        s.reals.remove(rid).ok_or(TableError::NoReal(
             SocketAddr::new(id.0, id.1),
             SocketAddr::new(rid.0, rid.1),
-        ))
+        ))?;
+        self.requorum(id);
+        Ok(())
     }
 
     /// The reals draining after a reload.
@@ -374,11 +496,14 @@ impl Table {
         {
             s.reals.remove(rid);
         }
+        self.requorum(id);
     }
 
     /// `adm -C`.
     pub fn clear(&mut self) {
-        self.services.clear();
+        for gone in std::mem::take(&mut self.services).into_values() {
+            self.removed(&gone);
+        }
     }
 
     /// A health check's verdict; returns whether anything changed.
@@ -399,6 +524,7 @@ impl Table {
             real.check_weight = weight;
         }
         real.last_check = Some(reason);
+        self.requorum(id);
         changed
     }
 }
@@ -535,11 +661,113 @@ mod tests {
         assert_eq!(addrs(&t), [ip("10.0.0.11")]);
     }
 
+    const QUORUM: &str = "virtual_server 10.0.0.100 80 {\n quorum 4\n hysteresis 1\n quorum_up \"/bin/up 'a b'\"\n quorum_down /bin/down\n sorry_server 10.0.0.99 80\n real_server 10.0.0.11 80 {\n  weight 2\n }\n real_server 10.0.0.12 80 {\n  weight 3\n }\n}\n";
+
+    fn up(t: &Table) -> bool {
+        t.services[&id()].quorum_up
+    }
+
     #[test]
-    fn alpha_starts_reals_down() {
-        let t =
-            table("virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n }\n}\n");
-        assert_eq!(weights(&t), [(1, false)]);
+    fn quorum_follows_the_live_weight_with_hysteresis_and_says_so_once() {
+        let mut t = table(QUORUM);
+        assert!(up(&t), "5 >= 4 + 1: starts with quorum");
+        assert!(t.take_quorum_changes().is_empty(), "no script at start");
+        let (r1, r2) = ((ip("10.0.0.11"), 80), (ip("10.0.0.12"), 80));
+        // 3 is inside the band (3..5): still up.
+        t.set_health(&id(), &r1, false, None, "refused".into());
+        assert!(up(&t) && t.take_quorum_changes().is_empty());
+        // 0: lost; the sorry server takes the new flows, the reals none.
+        t.set_health(&id(), &r2, false, None, "refused".into());
+        assert_eq!(
+            t.take_quorum_changes(),
+            [QuorumChange {
+                service: id(),
+                up: false,
+                live_weight: 0,
+                threshold: 3,
+                script: Some("/bin/down".into()),
+            }]
+        );
+        // Back to 3: inside the band from below, still down.
+        t.set_health(&id(), &r2, true, None, "ok".into());
+        assert!(!up(&t));
+        assert_eq!(
+            t.specs()[0]
+                .reals
+                .iter()
+                .map(|r| (r.addr, r.weight))
+                .collect::<Vec<_>>(),
+            [
+                (ip("10.0.0.11"), 0),
+                (ip("10.0.0.12"), 0),
+                (ip("10.0.0.99"), 1)
+            ],
+            "without quorum the sorry server alone takes new flows"
+        );
+        // 5: gained, the sorry server leaves.
+        t.set_health(&id(), &r1, true, None, "ok".into());
+        let changes = t.take_quorum_changes();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(changes[0].up && changes[0].live_weight == 5 && changes[0].threshold == 5);
+        assert_eq!(changes[0].script.as_deref(), Some("/bin/up 'a b'"));
+        assert_eq!(weights(&t), [(2, true), (3, true)]);
+        // An operator's weight counts: 2 + 0 < 3 loses it.
+        t.set_weight(&id(), &r2, 0).unwrap();
+        assert!(!up(&t));
+        assert_eq!(t.take_quorum_changes().len(), 1);
+    }
+
+    #[test]
+    fn quorum_state_carries_over_reloads_and_a_removed_service_loses_it() {
+        let mut t = table(QUORUM);
+        let config = |text: &str| parse_str(text, Path::new("t.conf")).unwrap().config;
+        // Down to 3 (in the band), then a reload with a higher quorum loses it.
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "x".into());
+        t.reload(&config(QUORUM));
+        assert!(up(&t), "same settings: the state carries over");
+        assert!(t.take_quorum_changes().is_empty());
+        t.reload(&config(&QUORUM.replace("quorum 4", "quorum 5")));
+        assert!(!up(&t), "3 < 5 - 1");
+        assert_eq!(t.take_quorum_changes().len(), 1);
+        // Back up through a reload that lowers the quorum, then removed.
+        t.reload(&config(&QUORUM.replace("quorum 4", "quorum 2")));
+        assert!(up(&t), "3 >= 2 + 1");
+        assert!(t.take_quorum_changes()[0].up);
+        t.reload(&config("virtual_server 10.0.0.1 81 {\n}\n"));
+        let gone = t.take_quorum_changes();
+        assert_eq!(gone.len(), 1);
+        assert!(!gone[0].up && gone[0].script.as_deref() == Some("/bin/down"));
+        t.clear();
+        assert!(
+            t.take_quorum_changes().is_empty(),
+            "it had no quorum: no real"
+        );
+    }
+
+    #[test]
+    fn a_failed_inhibited_real_keeps_its_flows_with_weight_0() {
+        let mut t = table(
+            "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  inhibit_on_failure\n  weight 2\n }\n real_server 10.0.0.12 80 {\n }\n}\n",
+        );
+        assert_eq!(weights(&t), [(2, true), (1, true)]);
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "refused".into());
+        t.set_health(&id(), &(ip("10.0.0.12"), 80), false, None, "refused".into());
+        // Inhibited: up for its flows, weight 0. Not inhibited: down.
+        assert_eq!(weights(&t), [(0, true), (1, false)]);
+        t.set_health(&id(), &(ip("10.0.0.11"), 80), true, None, "ok".into());
+        assert_eq!(weights(&t)[0], (2, true));
+    }
+
+    #[test]
+    fn alpha_starts_checked_reals_down_and_unchecked_ones_up() {
+        let t = table(
+            "virtual_server 10.0.0.100 80 {\n alpha\n real_server 10.0.0.11 80 {\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.12 80 {\n }\n}\n",
+        );
+        assert_eq!(
+            weights(&t),
+            [(1, false), (1, true)],
+            "no check, so never down forever"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ pub mod adverts;
 pub mod ecmp;
 pub mod keepalived;
 pub mod load;
+pub mod mutate;
 pub mod netns;
 pub mod packet;
+pub mod ping;
 pub mod topology;

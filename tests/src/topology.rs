@@ -9,7 +9,7 @@
 //! ```
 //! Each real runs nginx answering `<name> <client address>`. Every LB node's
 //! bridge-side veth gets a pass-through XDP program, because veth drops
-//! `XDP_TX` frames when its peer has none (see shared/TOOLCHAIN.md).
+//! `XDP_TX` frames when its peer has none (verified on kernel 6.18).
 
 use std::{
     collections::BTreeMap,
@@ -116,28 +116,43 @@ impl DrLab {
     }
 
     pub fn build(tag: &str, lb_count: usize, real_count: usize) -> Result<Self> {
+        Self::build_as(tag, lb_count, real_count, true)
+    }
+
+    /// The lab as a new user builds it by hand: default offloads on every
+    /// veth and no XDP program on the LB nodes' bridge ports.
+    pub fn build_plain(tag: &str, lb_count: usize, real_count: usize) -> Result<Self> {
+        Self::build_as(tag, lb_count, real_count, false)
+    }
+
+    /// `native_ready`: the tweaks native XDP on veth needs (see below).
+    fn build_as(tag: &str, lb_count: usize, real_count: usize, native_ready: bool) -> Result<Self> {
         let mut this = Self::bare(tag)?;
         this.client = this.host("client", CLIENT)?;
         // veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); a
         // frame that native XDP sends on with XDP_TX has lost that note and
         // would reach the real with a partial checksum. A real NIC fills the
         // checksum in on the client's side, so do that here too.
-        sh(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &this.client,
-                "ethtool",
-                "-K",
-                "eth0",
-                "tx",
-                "off",
-            ],
-        )?;
+        if native_ready {
+            sh(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &this.client,
+                    "ethtool",
+                    "-K",
+                    "eth0",
+                    "tx",
+                    "off",
+                ],
+            )?;
+        }
         for i in 0..lb_count {
             let ns = this.host(&format!("lb{}", i + 1), lb_addr(i))?;
-            this.attach_pass(&format!("p-lb{}", i + 1))?;
+            if native_ready {
+                this.attach_pass(&format!("p-lb{}", i + 1))?;
+            }
             this.lbs.push(ns);
         }
         for i in 0..real_count {

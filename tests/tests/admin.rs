@@ -7,7 +7,8 @@ use tests::topology::{CLIENT, DrLab, VIP, real_addr};
 
 fn config() -> String {
     format!(
-        "virtual_server {VIP} 80 {{\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n  \
+        "global_defs {{\n  xdpvs_max_services 8\n  xdpvs_max_reals 32\n  xdpvs_max_flows 65536\n}}\n\
+         virtual_server {VIP} 80 {{\n  lb_algo wlc\n  lb_kind DR\n  protocol TCP\n  \
          real_server {} 80 {{\n    weight 1\n  }}\n  real_server {} 80 {{\n    weight 1\n  }}\n}}\n",
         real_addr(0),
         real_addr(1)
@@ -85,6 +86,15 @@ fn ipvsadm_commands_change_the_running_table_root() {
         .expect_err("NAT must be refused");
     assert!(refused.to_string().contains("not supported"), "{refused:#}");
 
+    // -L --timeout and --set, as ipvsadm (0 keeps a value).
+    let timeouts = |lab: &DrLab| {
+        lab.adm(0, &["-L", "--timeout"])
+            .unwrap_or_else(|e| panic!("adm -L --timeout: {e:#}"))
+    };
+    assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    adm(&["--set", "60", "0", "10"]);
+    assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 60 120 10\n");
+
     // -Z zeroes the counters; status lists health and MACs.
     adm(&["-Z"]);
     let stats = adm(&["-L", "-n", "--stats"]);
@@ -98,6 +108,10 @@ fn ipvsadm_commands_change_the_running_table_root() {
     assert!(
         status.contains(&format!("{rs1}  UP")) && !status.contains("mac unknown"),
         "{status}"
+    );
+    assert!(
+        status.contains("tables: 8 services, 32 real servers, 65536 flows"),
+        "the configured capacities: {status}"
     );
     println!("{status}");
 

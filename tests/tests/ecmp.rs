@@ -106,7 +106,7 @@ fn three_nodes_share_the_vip_and_survive_a_crash_and_a_stop_root() {
          {kept}/60 connections kept their real"
     );
     let withdrew = log.find("withdrew 10.100.0.100");
-    let gone = log.find("stopping: detaching XDP");
+    let gone = log.find("stopping: removing the data plane");
     assert!(
         withdrew.is_some() && withdrew < gone,
         "withdrawn before the data plane goes:\n{log}"
@@ -144,7 +144,7 @@ fn a_node_that_cannot_reach_the_reals_withdraws_root() {
     println!("lb1 cut off from the reals: withdrawn in {withdrawn:.2?}\n{status}");
     assert!(
         status.contains(
-            "VIP 10.100.0.100: withdrawn (TCP 10.100.0.100:80: no healthy real server with weight)"
+            "VIP 10.100.0.100: withdrawn (TCP 10.100.0.100:80: below quorum (live weight 0, needs 1))"
         ),
         "{status}"
     );

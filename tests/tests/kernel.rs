@@ -16,9 +16,9 @@ use aya::{
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    Binding, Counters, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE, FLOW_CLOSING, FlowCacheEntry,
-    FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP, PersistKey, REAL_UP, RING_SIZE, Real, Reason, Service,
-    ServiceKey, maps, rings_of,
+    Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
+    FLOW_CLOSING, FlowCacheEntry, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP, PersistKey, REAL_NO_NEW,
+    REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, maps, rings_of, vip_filter_bit,
 };
 use tests::packet::{
     ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
@@ -28,6 +28,7 @@ use tests::packet::{
     to_hex, udp,
 };
 
+const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
@@ -163,8 +164,12 @@ enum Expect {
     Tx(u32),
     /// `XDP_TX` to this real, counted as `Reason::ForwardedIcmpError`.
     IcmpTx(u32),
+    /// `XDP_TX` to this real, counted as `Reason::ForwardedUntracked`.
+    UntrackedTx(u32),
     /// `XDP_PASS`, frame untouched, counted under this reason.
     Pass(Reason),
+    /// `XDP_DROP`, counted under this reason.
+    Drop(Reason),
 }
 
 struct Case {
@@ -190,9 +195,9 @@ impl Lb {
     fn load() -> Self {
         pin_to_current_cpu();
         let path = object_path();
-        let mut ebpf = EbpfLoader::new()
-            .load_file(&path)
-            .unwrap_or_else(|e| panic!("loading {path} (build it first, see TOOLCHAIN.md): {e}"));
+        let mut ebpf = EbpfLoader::new().load_file(&path).unwrap_or_else(|e| {
+            panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}")
+        });
         let prog: &mut Xdp = ebpf
             .program_mut("xdpvs")
             .expect("program xdpvs in the object")
@@ -245,7 +250,12 @@ impl Lb {
         .unwrap_or_else(|e| panic!("map {name}: {e}"))
     }
 
+    /// A service, and its VIP's bit in `VIP_FILTER`, as the daemon writes them.
     fn service(&mut self, key: ServiceKey, svc: Service) {
+        let (word, bit) = vip_filter_bit(&key.addr);
+        let mut filter = self.array::<u64>(maps::VIP_FILTER);
+        let old = filter.get(&word, 0).expect("VIP_FILTER get");
+        filter.set(word, old | bit, 0).expect("VIP_FILTER set");
         self.hash(maps::SERVICES)
             .insert(key, svc, 0)
             .expect("SERVICES insert");
@@ -261,6 +271,11 @@ impl Lb {
                 service,
             },
         );
+    }
+
+    /// What the daemon writes into `CONFIG`.
+    fn set_config(&mut self, cfg: DataplaneConfig) {
+        self.array(maps::CONFIG).set(0, cfg, 0).expect("CONFIG set");
     }
 
     fn set_real(&mut self, real: u32, value: Real) {
@@ -321,6 +336,13 @@ impl Lb {
             .expect("SERVICES remove");
     }
 
+    /// What the daemon does every second and after each change it writes.
+    fn next_epoch(&mut self) {
+        let mut epoch = self.array::<u64>(maps::CACHE_EPOCH);
+        let e = epoch.get(&0, 0).expect("CACHE_EPOCH get");
+        epoch.set(0, e + 1, 0).expect("CACHE_EPOCH set");
+    }
+
     /// Empties every CPU's flow cache, so the next packet of any flow takes
     /// the slow path.
     fn clear_flow_cache(&mut self) {
@@ -375,13 +397,19 @@ impl Lb {
         let reason = match c.expect {
             Expect::Tx(_) => Reason::Forwarded,
             Expect::IcmpTx(_) => Reason::ForwardedIcmpError,
-            Expect::Pass(r) => r,
+            Expect::UntrackedTx(_) => Reason::ForwardedUntracked,
+            Expect::Pass(r) | Expect::Drop(r) => r,
         };
         let before = self.reason(reason);
         let (action, out) = self.run(&c.input);
         let (want_action, want) = match c.expect {
-            Expect::Tx(real) | Expect::IcmpTx(real) => (XDP_TX, rewritten(&c.input, real)),
+            Expect::Tx(real) | Expect::IcmpTx(real) | Expect::UntrackedTx(real) => {
+                (XDP_TX, rewritten(&c.input, real))
+            }
             Expect::Pass(_) => (XDP_PASS, c.input.clone()),
+            // A dropped frame's bytes go nowhere: whatever the test run
+            // copies back is not compared.
+            Expect::Drop(_) => (XDP_DROP, out.clone()),
         };
         if action != want_action {
             return Err(format!(
@@ -459,7 +487,7 @@ fn pin_to_current_cpu() {
 fn action_name(action: u32) -> &'static str {
     match action {
         0 => "XDP_ABORTED",
-        1 => "XDP_DROP",
+        XDP_DROP => "XDP_DROP",
         XDP_PASS => "XDP_PASS",
         XDP_TX => "XDP_TX",
         _ => "?",
@@ -793,6 +821,43 @@ fn kernel_table_root() {
                 ICMP_FRAG_NEEDED,
                 &reply4(41000, 9, IPPROTO_UDP),
             ),
+            Pass(PassNotService),
+        ),
+        case(
+            "icmp error to another address quoting a vip packet",
+            {
+                let m = icmpv4(
+                    ICMP_DEST_UNREACH,
+                    ICMP_FRAG_NEEDED,
+                    1400,
+                    &reply4(41000, 80, IPPROTO_TCP),
+                );
+                frame(
+                    LB_MAC,
+                    ROUTER_MAC,
+                    &Ipv4::new(Ipv4Addr::new(192, 0, 2, 1), OTHER4, IPPROTO_ICMP).build(&m),
+                )
+            },
+            Pass(PassNotService),
+        ),
+        case(
+            "icmpv6 error to another address quoting a vip packet",
+            {
+                let other6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 5);
+                let m = icmpv6(
+                    ROUTER6,
+                    other6,
+                    ICMPV6_PACKET_TOO_BIG,
+                    0,
+                    1280,
+                    &reply6(41000, 80),
+                );
+                frame(
+                    LB_MAC,
+                    ROUTER_MAC,
+                    &Ipv6::new(ROUTER6, other6, IPPROTO_ICMPV6).build(&m),
+                )
+            },
             Pass(PassNotService),
         ),
         case(
@@ -1173,11 +1238,12 @@ fn drained_and_down_reals_root() {
         "FLOWS updated after the re-pick"
     );
 
-    // Every real down, or a ring of NO_REAL: never forwarded.
+    // Every real down, or a ring of NO_REAL: never forwarded, and dropped
+    // rather than given to a local listener.
     lb.real(R1, 0, false);
     lb.set_flow(old, binding(R1, coarse_now_ns()));
     lb.service_with_ring(service_key(VIP6.into(), 53, PROTO_UDP), 1, 0, |_| NO_REAL);
-    let no_real = Expect::Pass(Reason::PassNoReal);
+    let no_real = Expect::Drop(Reason::DropNoReal);
     lb.check_all(&[
         case(
             "flow to a down real, ring's real down",
@@ -1419,7 +1485,7 @@ fn real_of_another_service_root() {
     lb.check_all(&[case(
         "ring naming another service's real",
         udp_frame(c4, 6002, vip4, 53),
-        Expect::Pass(Reason::PassNoReal),
+        Expect::Drop(Reason::DropNoReal),
     )]);
 }
 
@@ -1462,10 +1528,9 @@ fn flow_cache_root() {
         },
         "cache hits are counted"
     );
-    // Once TOUCH_INTERVAL_NS has passed the slow path decides again.
-    std::thread::sleep(std::time::Duration::from_nanos(
-        lb_common::TOUCH_INTERVAL_NS + 100_000_000,
-    ));
+    // Once the daemon moves the epoch on (every second, and after its own
+    // changes) the slow path decides again.
+    lb.next_epoch();
     assert_eq!(lb.forwarded_to(&f), R2, "refreshed: the new ring's real");
     assert_eq!(
         lb.flow(&key).map(|b| b.real),
@@ -1527,4 +1592,385 @@ fn flow_cache_root() {
         f.clone(),
         Expect::Pass(Reason::PassNotService),
     )]);
+}
+
+/// A flood guard of `rate` new flows per second per CPU after `burst`.
+fn flood_guard(rate: u32, burst: u32) -> DataplaneConfig {
+    let (new_flow_cost_ns, new_flow_burst_ns) = DataplaneConfig::flood_guard(rate, burst);
+    DataplaneConfig {
+        new_flow_cost_ns,
+        new_flow_burst_ns,
+        ..DataplaneConfig::default()
+    }
+}
+
+/// Client `n` of many, each its own address (persistence binds per client).
+fn client(n: u32) -> IpAddr {
+    Ipv4Addr::from(0xc633_6400 + n).into()
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn flood_guard_root() {
+    const BURST: u32 = 10;
+    let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
+    let ring_real = |c: IpAddr| ring(ring_slot(&flow_key(c, 9000, VIP4.into(), 53, PROTO_UDP)));
+    // Persistence on: a refused flow must not create a binding either.
+    let mut lb = stateful_world(0, 300, ring);
+    // One new flow per second after a burst of ten: the test sends far
+    // faster, so exactly the burst is admitted.
+    lb.set_config(flood_guard(1, BURST));
+    let vip4: IpAddr = VIP4.into();
+
+    // Under the limit: recorded, with their persistence.
+    let mut established = Vec::new();
+    for n in 0..BURST {
+        let real = lb.forwarded_to(&udp_frame(client(n), 9000, vip4, 53));
+        let key = flow_key(client(n), 9000, vip4, 53, PROTO_UDP);
+        assert_eq!(
+            lb.flow(&key).map(|b| b.real),
+            Some(real),
+            "flow {n} recorded"
+        );
+        established.push((n, real));
+    }
+    assert_eq!(
+        lb.counters(maps::SERVICE_STATS, 0).new_flows,
+        u64::from(BURST)
+    );
+
+    // Above it: forwarded to the ring's real, counted, not recorded.
+    let flood = 2000u32;
+    let flows = lb.flow_count();
+    let cases: Vec<Case> = (BURST..BURST + flood)
+        .map(|n| {
+            case(
+                "flood flow",
+                udp_frame(client(n), 9000, vip4, 53),
+                Expect::UntrackedTx(ring_real(client(n))),
+            )
+        })
+        .collect();
+    lb.check_all(&cases);
+    assert_eq!(lb.flow_count(), flows, "no flow recorded above the rate");
+    for n in [BURST, BURST + flood / 2, BURST + flood - 1] {
+        let pkey = PersistKey {
+            client: addr(client(n)),
+            service: 0,
+            family: FAMILY_V4,
+            _pad: [0; 3],
+        };
+        assert_eq!(lb.persist(&pkey), None, "no binding for flood client {n}");
+    }
+    assert_eq!(
+        lb.reason(Reason::ForwardedUntracked).packets,
+        u64::from(flood),
+        "REASON_STATS[forwarded_untracked]"
+    );
+    assert_eq!(
+        lb.counters(maps::SERVICE_STATS, 0).new_flows,
+        u64::from(BURST),
+        "untracked flows are no new flows"
+    );
+
+    // The established flows survived the burst, in the table and on the
+    // slow path (the cache emptied), still forwarded as tracked flows.
+    lb.clear_flow_cache();
+    let cases: Vec<Case> = established
+        .iter()
+        .map(|&(n, real)| {
+            case(
+                "established flow after the flood",
+                udp_frame(client(n), 9000, vip4, 53),
+                Expect::Tx(real),
+            )
+        })
+        .collect();
+    lb.check_all(&cases);
+
+    // Credit comes back with time: ten flows per second, a burst of one,
+    // and a pause longer than one flow's cost admits exactly one.
+    lb.set_config(flood_guard(10, 1));
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let (a, b) = (client(100_000), client(100_001));
+    lb.check_all(&[
+        case(
+            "after a pause: recorded",
+            udp_frame(a, 9000, vip4, 53),
+            Expect::Tx(ring_real(a)),
+        ),
+        case(
+            "credit spent again: untracked",
+            udp_frame(b, 9000, vip4, 53),
+            Expect::UntrackedTx(ring_real(b)),
+        ),
+    ]);
+    assert!(lb.flow(&flow_key(a, 9000, vip4, 53, PROTO_UDP)).is_some());
+    assert!(lb.flow(&flow_key(b, 9000, vip4, 53, PROTO_UDP)).is_none());
+
+    // Rate 0: no guard.
+    lb.set_config(DataplaneConfig::default());
+    let c = client(100_002);
+    lb.check_all(&[case(
+        "guard off: recorded",
+        udp_frame(c, 9000, vip4, 53),
+        Expect::Tx(ring_real(c)),
+    )]);
+    assert!(lb.flow(&flow_key(c, 9000, vip4, 53, PROTO_UDP)).is_some());
+}
+
+const S: u64 = 1_000_000_000;
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn idle_timeouts_root() {
+    // The rings say real 1; the flows say real 2.
+    let mut lb = stateful_world(0, 0, |_| R1);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    // Idle for `age_s`, wrapping as the data plane ages stamps.
+    let aged = |age_s: u64, flags: u32| Binding {
+        real: R2,
+        flags,
+        last_seen_ns: coarse_now_ns().wrapping_sub(age_s * S),
+    };
+    // IPVS's defaults with an all-zero CONFIG: udp 300 s, tcp 900 s, tcpfin 120 s.
+    let udp_key = |p| flow_key(c4, p, vip4, 53, PROTO_UDP);
+    let tcp_key = |p| flow_key(c4, p, vip4, 80, PROTO_TCP);
+    // TCP 80 moves to service 0, whose reals 1 and 2 are.
+    lb.service_with_ring(service_key(vip4, 80, PROTO_TCP), 0, 0, |_| R1);
+    lb.set_flow(udp_key(100), aged(290, 0));
+    lb.set_flow(udp_key(101), aged(310, 0));
+    lb.set_flow(tcp_key(102), aged(890, 0));
+    lb.set_flow(tcp_key(103), aged(910, 0));
+    lb.set_flow(tcp_key(104), aged(110, FLOW_CLOSING));
+    lb.set_flow(tcp_key(105), aged(130, FLOW_CLOSING));
+    let ack = |p| tcp_frame(c4, p, vip4, 80, TCP_ACK);
+    lb.check_all(&[
+        case(
+            "udp idle 290 s: kept",
+            udp_frame(c4, 100, vip4, 53),
+            Expect::Tx(R2),
+        ),
+        case(
+            "udp idle 310 s: new",
+            udp_frame(c4, 101, vip4, 53),
+            Expect::Tx(R1),
+        ),
+        case("tcp idle 890 s: kept", ack(102), Expect::Tx(R2)),
+        case("tcp idle 910 s: new", ack(103), Expect::Tx(R1)),
+        case("tcpfin idle 110 s: kept", ack(104), Expect::Tx(R2)),
+        case("tcpfin idle 130 s: new", ack(105), Expect::Tx(R1)),
+    ]);
+    let expired = lb.flow(&udp_key(101)).expect("recorded again");
+    assert_eq!(
+        (expired.real, expired.flags),
+        (R1, 0),
+        "the expired entry is overwritten"
+    );
+    assert!(expired.last_seen_ns >= coarse_now_ns() - 2 * S);
+    let closed = lb.flow(&tcp_key(105)).expect("recorded again");
+    assert_eq!(
+        (closed.real, closed.flags),
+        (R1, 0),
+        "a new flow, not closing"
+    );
+
+    // Timeouts from CONFIG (`adm --set 60 20 10`).
+    lb.set_config(DataplaneConfig {
+        tcp_timeout_s: 60,
+        tcpfin_timeout_s: 20,
+        udp_timeout_s: 10,
+        ..DataplaneConfig::default()
+    });
+    lb.set_flow(udp_key(110), aged(5, 0));
+    lb.set_flow(udp_key(111), aged(15, 0));
+    lb.set_flow(tcp_key(112), aged(50, 0));
+    lb.set_flow(tcp_key(113), aged(70, 0));
+    lb.set_flow(tcp_key(114), aged(15, FLOW_CLOSING));
+    lb.set_flow(tcp_key(115), aged(25, FLOW_CLOSING));
+    lb.check_all(&[
+        case(
+            "udp 5 s of 10: kept",
+            udp_frame(c4, 110, vip4, 53),
+            Expect::Tx(R2),
+        ),
+        case(
+            "udp 15 s of 10: new",
+            udp_frame(c4, 111, vip4, 53),
+            Expect::Tx(R1),
+        ),
+        case("tcp 50 s of 60: kept", ack(112), Expect::Tx(R2)),
+        case("tcp 70 s of 60: new", ack(113), Expect::Tx(R1)),
+        case("tcpfin 15 s of 20: kept", ack(114), Expect::Tx(R2)),
+        case("tcpfin 25 s of 20: new", ack(115), Expect::Tx(R1)),
+    ]);
+    // An ICMP error follows only a live flow too.
+    lb.set_flow(udp_key(120), aged(15, 0));
+    lb.check_all(&[case(
+        "icmp error about an expired flow: the ring's real",
+        icmp4_error(ICMP_DEST_UNREACH, 3, &reply4(120, 53, IPPROTO_UDP)),
+        Expect::IcmpTx(R1),
+    )]);
+    assert_eq!(
+        lb.flow(&udp_key(120)).map(|b| b.real),
+        Some(R2),
+        "ICMP records nothing"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn syn_reopens_a_closed_tuple_root() {
+    let mut lb = stateful_world(2, 0, |_| R1);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let key = |p| flow_key(c4, p, vip4, 80, PROTO_TCP);
+    let now = coarse_now_ns();
+    lb.set_flow(
+        key(200),
+        Binding {
+            real: R2,
+            flags: FLOW_CLOSING,
+            last_seen_ns: now,
+        },
+    );
+    lb.set_flow(
+        key(201),
+        Binding {
+            real: R2,
+            flags: 0,
+            last_seen_ns: now,
+        },
+    );
+    lb.set_flow(
+        key(202),
+        Binding {
+            real: R2,
+            flags: FLOW_CLOSING,
+            last_seen_ns: now,
+        },
+    );
+    lb.check_all(&[
+        case(
+            "SYN on a closing tuple: a new flow",
+            tcp_frame(c4, 200, vip4, 80, TCP_SYN),
+            Expect::Tx(R1),
+        ),
+        case(
+            "SYN on an open tuple (retransmit): the flow's real",
+            tcp_frame(c4, 201, vip4, 80, TCP_SYN),
+            Expect::Tx(R2),
+        ),
+        case(
+            "ACK on a closing tuple: the flow's real",
+            tcp_frame(c4, 202, vip4, 80, TCP_ACK),
+            Expect::Tx(R2),
+        ),
+    ]);
+    let reopened = lb.flow(&key(200)).expect("recorded");
+    assert_eq!(
+        (reopened.real, reopened.flags),
+        (R1, 0),
+        "a fresh, open flow"
+    );
+    assert_eq!(lb.counters(maps::SERVICE_STATS, 2).new_flows, 1);
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn no_new_real_keeps_flows_but_takes_no_new_ones_root() {
+    // Real 2 is up with REAL_NO_NEW (weight 0: drained, or failed with
+    // inhibit_on_failure) and in no ring.
+    let mut lb = stateful_world(0, 300, |_| R1);
+    lb.set_real(
+        R2,
+        Real {
+            mac: real_mac(R2),
+            flags: REAL_UP | REAL_NO_NEW,
+            service: 0,
+        },
+    );
+    let (vip4, a, b) = (IpAddr::from(VIP4), client(1), client(2));
+    let pkey = |c: IpAddr| PersistKey {
+        client: addr(c),
+        service: 0,
+        family: FAMILY_V4,
+        _pad: [0; 3],
+    };
+    let now = coarse_now_ns();
+    lb.set_flow(flow_key(a, 300, vip4, 53, PROTO_UDP), binding(R2, now));
+    lb.set_persist(pkey(a), binding(R2, now));
+    lb.set_persist(pkey(b), binding(R2, now));
+    lb.check_all(&[
+        case(
+            "established flow on the drained real: kept",
+            udp_frame(a, 300, vip4, 53),
+            Expect::Tx(R2),
+        ),
+        case(
+            "new flow of a client bound to it: the ring's real",
+            udp_frame(a, 301, vip4, 53),
+            Expect::Tx(R1),
+        ),
+        case(
+            "another bound client's new flow: the ring's real",
+            udp_frame(b, 302, vip4, 53),
+            Expect::Tx(R1),
+        ),
+    ]);
+    assert_eq!(
+        lb.persist(&pkey(a)).map(|p| p.real),
+        Some(R1),
+        "rebound to an open real"
+    );
+    assert_eq!(
+        lb.persist(&pkey(b)).map(|p| p.real),
+        Some(R1),
+        "rebound to an open real"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn no_real_pass_through_is_an_option_root() {
+    let mut lb = stateful_world(0, 0, |_| NO_REAL);
+    let f = udp_frame(CLIENT4.into(), 400, VIP4.into(), 53);
+    lb.check_all(&[case(
+        "default: dropped",
+        f.clone(),
+        Expect::Drop(Reason::DropNoReal),
+    )]);
+    lb.set_config(DataplaneConfig {
+        flags: CONFIG_PASS_NO_REAL,
+        ..DataplaneConfig::default()
+    });
+    lb.check_all(&[case(
+        "CONFIG_PASS_NO_REAL: to the local stack",
+        f,
+        Expect::Pass(Reason::PassNoReal),
+    )]);
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn mutated_frames_root() {
+    // 200,000 frames mutated from the table's forwarded frames: none
+    // aborted, every XDP_TX valid service traffic with only its MACs
+    // changed, everything else passed untouched or dropped for a service
+    // (see tests::mutate). `cargo xtask bench` runs 10^6.
+    let mut lb = Lb::load();
+    tests::mutate::configure(&mut lb.ebpf).expect("the table's world");
+    let started = std::time::Instant::now();
+    let s = tests::mutate::run(&lb.ebpf, "xdpvs", 200_000, 0x5eed_0001)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    println!("{s:?} in {:.1?}", started.elapsed());
+    assert_eq!(s.frames, 200_000);
+    assert!(
+        s.tx > s.frames / 20 && s.pass > s.frames / 20,
+        "the mutations must leave both forwarded and refused frames: {s:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:.1?}",
+        started.elapsed()
+    );
 }

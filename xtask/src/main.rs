@@ -1,6 +1,8 @@
 //! `cargo xtask`: builds, tests, runs, demonstrates and benchmarks xdpvs,
 //! installing what each step needs first.
 
+mod fuzz;
+mod install;
 mod setup;
 
 use std::{
@@ -37,9 +39,29 @@ enum Task {
     },
     /// The whole system in network namespaces, with a built-in config (root).
     Demo,
-    /// Data-plane ns/packet beside a MAC-swap baseline, and end-to-end
-    /// requests per second through the VIP beside direct access (root).
+    /// Build, then install the binary, the systemd unit, its environment
+    /// file and an example configuration (never over existing settings).
+    Install {
+        /// Where the binary goes: PREFIX/sbin/xdpvs.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+        /// Stage everything under this directory instead of / (for packaging).
+        #[arg(long)]
+        destdir: Option<PathBuf>,
+    },
+    /// Data-plane ns/packet beside a MAC-swap baseline, end-to-end requests
+    /// per second through the VIP beside direct access, and the control
+    /// loop's latencies with 1M flows in the table (root).
     Bench,
+    /// libFuzzer on the config loader, the VRRP codec and the HTTP_GET
+    /// response handling (installs cargo-fuzz; nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// One target (config, vrrp_packet, http_response); default all.
+        target: Option<String>,
+    },
 }
 
 fn main() {
@@ -64,7 +86,12 @@ fn dispatch(task: Task) -> Result<()> {
         }
         Task::Test { args } => test(&args),
         Task::Demo => tests_binaries("demo", &["demo"]),
-        Task::Bench => tests_binaries("bench", &["bench", "e2e_bench"]),
+        Task::Install { prefix, destdir } => {
+            let artifacts = build()?;
+            install::install(&root(), &artifacts.xdpvs, &prefix, destdir.as_deref())
+        }
+        Task::Bench => tests_binaries("bench", &["bench", "e2e_bench", "control_bench"]),
+        Task::Fuzz { seconds, target } => fuzz::fuzz(seconds, target.as_deref()),
     }
 }
 
@@ -185,7 +212,14 @@ fn test(extra: &[String]) -> Result<()> {
         step("not root: the kernel and end-to-end tests are reported as ignored");
     }
     with_artifacts(&mut c, &artifacts);
-    run(c).context("tests failed")
+    run(c).context("tests failed")?;
+    // --- fuzz: every target briefly, so a parser regression fails CI (a
+    // filtered run, `cargo xtask test NAME`, is a focused one and skips it). ---
+    if extra.is_empty() {
+        fuzz::fuzz(fuzz::TEST_SECONDS, None)?;
+    }
+    // --- end fuzz ---
+    Ok(())
 }
 
 /// Builds once, then runs the `tests` crate's binaries `names` in order.

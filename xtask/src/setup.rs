@@ -1,6 +1,7 @@
 //! Prerequisites, installed on first use and checked cheaply afterwards: the
 //! nightly `rust-src` component, bpf-linker built against rustc's own LLVM
-//! (see shared/TOOLCHAIN.md for why), and the Debian packages the tests use.
+//! (a plain `cargo install bpf-linker` wants a system LLVM of another major
+//! version), and the Debian packages the tests use.
 
 use std::{
     fs,
@@ -24,6 +25,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "keepalived",
     "procps",
     "bird2",
+    // systemd-analyze, to verify the unit in deploy/.
+    "systemd",
+    // setpriv, to run the daemon with only the unit's capabilities.
+    "util-linux",
 ];
 
 pub fn rust_src() -> Result<()> {

@@ -51,23 +51,22 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// A service can serve while its healthy reals' weights add up to at least
-/// one (keepalived's `quorum` default).
+/// A service can serve while it has its quorum (keepalived's `quorum` and
+/// `hysteresis`: by default, while its healthy reals' weights add up to at
+/// least one).
 pub fn service_view(s: &Service) -> ServiceView {
-    let healthy: u64 = s
-        .reals
-        .values()
-        .filter(|r| r.healthy)
-        .map(|r| u64::from(r.weight()))
-        .sum();
     ServiceView {
         vip: s.vip,
         name: format!("{} {}", s.proto, std::net::SocketAddr::new(s.vip, s.port)),
-        down_because: (healthy == 0).then(|| {
+        down_because: (!s.quorum_up).then(|| {
             if s.reals.is_empty() {
                 "no real server".to_string()
             } else {
-                "no healthy real server with weight".to_string()
+                format!(
+                    "below quorum (live weight {}, needs {})",
+                    s.live_weight(),
+                    s.quorum.threshold(false)
+                )
             }
         }),
     }

@@ -12,13 +12,18 @@ use anyhow::{Context as _, Result, bail};
 use super::protocol::{Request, Response};
 
 pub fn call(socket: &Path, request: &Request) -> Result<Response> {
+    call_waiting(socket, request, Duration::from_secs(10))
+}
+
+/// `call` for a request that takes long (`Upgrade`): waits up to `timeout`.
+pub fn call_waiting(socket: &Path, request: &Request, timeout: Duration) -> Result<Response> {
     let mut stream = UnixStream::connect(socket).with_context(|| {
         format!(
             "cannot reach the xdpvs daemon at {} (is `xdpvs run` running?)",
             socket.display()
         )
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
     // A daemon that refuses the client (credentials, too many clients) says

@@ -192,6 +192,12 @@ mod tests {
                 bytes: 2464,
                 new_flows: 6,
             },
+            quorum: QuorumStatus {
+                up: true,
+                live_weight: 3,
+                quorum: 1,
+                hysteresis: 0,
+            },
             reals: vec![
                 real("10.95.84.69", 1, 2, 12, 825),
                 real("10.95.84.74", 2, 4, 24, 1639),

@@ -57,11 +57,22 @@ pub enum Request {
     },
     /// `adm -Z`.
     ZeroCounters,
+    /// `adm -L --timeout`.
+    Timeouts,
+    /// `adm --set TCP TCPFIN UDP`, in seconds; 0 keeps a value.
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     /// `adm -C`.
     Clear,
     Reload,
     /// Prometheus text for `--metrics`.
     Metrics,
+    /// `ctl upgrade`: replace the daemon with the binary now at its path;
+    /// answered once the new process has taken over, or with why not.
+    Upgrade,
     /// Where a flow from `client` to `vip` goes now, and why.
     Explain {
         udp: bool,
@@ -74,6 +85,10 @@ pub enum Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "response", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one answer per admin request, moved once: its size does not matter"
+)]
 pub enum Response {
     Done {
         message: String,
@@ -87,12 +102,21 @@ pub enum Response {
     Status {
         services: Vec<ServiceStatus>,
         instances: serde_json::Value,
+        /// Which process answers (an older daemon leaves it out).
+        #[serde(default)]
+        daemon: Option<DaemonInfo>,
         /// VIPs announced for BGP (`xdpvs_announce`); empty when off.
         #[serde(default)]
         announcements: Vec<crate::announce::VipStatus>,
         /// Flow sync with the other nodes (`lvs_sync_daemon`), when on.
         #[serde(default)]
         sync: Option<crate::flowsync::SyncStatus>,
+        /// `None` until the first scan of the flow table has finished.
+        #[serde(default)]
+        flow_scan: Option<FlowScanStatus>,
+        /// What the data plane's tables hold (fixed when they were made).
+        #[serde(default)]
+        capacity: Option<TableSizes>,
     },
     Explain {
         text: String,
@@ -100,9 +124,34 @@ pub enum Response {
     Metrics {
         text: String,
     },
+    /// Idle timeouts in seconds.
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     Error {
         message: String,
     },
+}
+
+/// The data plane's table sizes, as `ctl status` shows them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableSizes {
+    pub services: u32,
+    pub reals: u32,
+    pub flows: u32,
+}
+
+/// The daemon process, so an operator can see that an upgrade happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub started_unix: u64,
+    /// The path an upgrade re-executes.
+    pub exe: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -122,7 +171,22 @@ pub struct ServiceStatus {
     pub scheduler: String,
     pub persistence_timeout: u32,
     pub traffic: Traffic,
+    /// Absent from daemons older than this field (a CLI newer than the
+    /// daemon it talks to, during an upgrade).
+    #[serde(default)]
+    pub quorum: QuorumStatus,
     pub reals: Vec<RealStatus>,
+}
+
+/// keepalived's quorum of a service: up while the healthy reals' weights
+/// reach `quorum` (with `hysteresis`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub up: bool,
+    /// The sum of the healthy reals' weights.
+    pub live_weight: u64,
+    pub quorum: u32,
+    pub hysteresis: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -151,6 +215,18 @@ pub struct RealStatus {
     /// Flows in the flow table that saw a FIN or RST.
     pub inactive_flows: u64,
     pub traffic: Traffic,
+}
+
+/// The flow counts of `adm -L`, `ctl status` and the metrics come from a
+/// scan of the flow table off the daemon's loop; this says how fresh it is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FlowScanStatus {
+    /// Entries in the flow table.
+    pub entries: u64,
+    /// Since the scan began.
+    pub age_ms: u64,
+    /// How long the scan took.
+    pub took_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use super::DEFAULT_SOCKET;
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("command").required(true).args(
-    ["list", "add_service", "edit_service", "delete_service", "add_server", "edit_server", "delete_server", "zero", "clear"]
+    ["list", "add_service", "edit_service", "delete_service", "add_server", "edit_server", "delete_server", "zero", "clear", "set"]
 )))]
 pub struct Adm {
     /// List the virtual server table.
@@ -44,6 +44,10 @@ pub struct Adm {
     /// Clear the whole table.
     #[arg(short = 'C', long = "clear")]
     clear: bool,
+    /// Idle timeouts in seconds for TCP, TCP after FIN/RST, and UDP flows
+    /// (0 keeps a value).
+    #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"])]
+    set: Option<Vec<u32>>,
 
     /// TCP service VIP:PORT.
     #[arg(short = 't', long = "tcp-service", conflicts_with = "udp_service")]
@@ -81,6 +85,9 @@ pub struct Adm {
     /// With -L: rates over one second.
     #[arg(long)]
     rate: bool,
+    /// With -L: the idle timeouts, as ipvsadm prints them.
+    #[arg(long, conflicts_with_all = ["stats", "rate"])]
+    timeout: bool,
     #[arg(long, default_value = DEFAULT_SOCKET)]
     socket: PathBuf,
 }
@@ -130,6 +137,15 @@ pub fn run(a: Adm) -> Result<ExitCode> {
             "NAT (-m) and tunnelling (-i) are not supported: xdpvs forwards in direct-routing mode (-g)"
         );
     }
+    if a.list && a.timeout {
+        return match call(&a.socket, &Request::Timeouts)? {
+            Response::Timeouts { tcp, tcpfin, udp } => {
+                println!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}");
+                Ok(ExitCode::SUCCESS)
+            }
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        };
+    }
     if a.list {
         let (mut services, size) = list(&a.socket)?;
         if a.tcp_service.is_some() || a.udp_service.is_some() {
@@ -159,7 +175,12 @@ pub fn run(a: Adm) -> Result<ExitCode> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let request = if a.zero {
+    let request = if let Some(set) = &a.set {
+        let &[tcp, tcpfin, udp] = set.as_slice() else {
+            bail!("--set takes three values: TCP TCPFIN UDP")
+        };
+        Request::SetTimeouts { tcp, tcpfin, udp }
+    } else if a.zero {
         Request::ZeroCounters
     } else if a.clear {
         Request::Clear

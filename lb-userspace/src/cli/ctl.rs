@@ -6,8 +6,8 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use xdpvs::announce::VipStatus;
 use xdpvs::api::{
-    client::call,
-    protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
+    client::{call, call_waiting},
+    protocol::{DaemonInfo, FlowScanStatus, RealRef, Request, Response, ServiceRef, ServiceStatus},
 };
 
 use super::DEFAULT_SOCKET;
@@ -44,6 +44,10 @@ enum CtlCommand {
     },
     /// Re-read the configuration and apply the difference.
     Reload,
+    /// Replace the daemon with the binary now at the path it was started
+    /// from, same arguments, no gap; exits non-zero (and the daemon runs on)
+    /// when the new binary cannot take over.
+    Upgrade,
     /// Which real a flow goes to now, and why: `explain tcp CLIENT:PORT VIP:PORT`.
     Explain {
         proto: String,
@@ -73,23 +77,38 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
             let Response::Status {
                 services,
                 instances,
+                daemon,
                 announcements,
                 sync,
+                flow_scan,
+                capacity,
             } = call(&c.socket, &Request::Status)?
             else {
                 bail!("unexpected answer from the daemon");
             };
             if json {
                 let all = serde_json::json!({
+                    "daemon": daemon,
                     "services": services,
                     "vrrp_instances": instances,
                     "announcements": announcements,
                     "sync": sync,
+                    "flow_scan": flow_scan,
+                    "capacity": capacity,
                 });
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print!("{}", status_text(&services, &instances));
+                if let Some(d) = &daemon {
+                    println!("{}", daemon_line(d));
+                }
+                print!("{}", status_text(&services, &instances, flow_scan.as_ref()));
                 print!("{}", announcements_text(&announcements));
+                if let Some(c) = capacity {
+                    println!(
+                        "tables: {} services, {} real servers, {} flows",
+                        c.services, c.reals, c.flows
+                    );
+                }
                 if let Some(s) = sync {
                     println!(
                         "flow sync with {:?}: {}, entries sent {} received {} inserted {}, datagrams refused {}",
@@ -105,6 +124,15 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
                         s.datagrams_refused
                     );
                 }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        CtlCommand::Upgrade => {
+            // The daemon answers once the new process has taken over.
+            let wait = std::time::Duration::from_secs(60);
+            match call_waiting(&c.socket, &Request::Upgrade, wait)? {
+                Response::Done { message } => println!("{message}"),
+                other => bail!("unexpected answer from the daemon: {other:?}"),
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -150,8 +178,51 @@ pub fn run(c: Ctl) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> String {
-    let mut out = String::new();
+fn daemon_line(d: &DaemonInfo) -> String {
+    format!(
+        "xdpvs {} pid {} started {} ({})",
+        d.version,
+        d.pid,
+        utc(d.started_unix),
+        d.exe
+    )
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days,
+/// proleptic Gregorian).
+fn utc(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn status_text(
+    services: &[ServiceStatus],
+    instances: &serde_json::Value,
+    flow_scan: Option<&FlowScanStatus>,
+) -> String {
+    let mut out = match flow_scan {
+        Some(f) => format!(
+            "flow table: {} entries, counted {:.1} s ago (the scan took {} ms)\n",
+            f.entries,
+            f.age_ms as f64 / 1000.0,
+            f.took_ms
+        ),
+        None => "flow table: not counted yet (flows show as 0)\n".to_string(),
+    };
     for s in services {
         out.push_str(&format!(
             "{} {} ({}",
@@ -162,7 +233,17 @@ fn status_text(services: &[ServiceStatus], instances: &serde_json::Value) -> Str
         if s.persistence_timeout > 0 {
             out.push_str(&format!(", persistent {}s", s.persistence_timeout));
         }
-        out.push_str(")\n");
+        let q = &s.quorum;
+        out.push_str(&format!(
+            ") quorum {}: live weight {}, quorum {}",
+            if q.up { "UP" } else { "DOWN" },
+            q.live_weight,
+            q.quorum
+        ));
+        if q.hysteresis > 0 {
+            out.push_str(&format!(" ± {}", q.hysteresis));
+        }
+        out.push('\n');
         for r in &s.reals {
             out.push_str(&format!(
                 "  {}  {}  weight {}  mac {}  flows {}/{}  last check: {}\n",
@@ -224,4 +305,16 @@ fn announcements_text(announcements: &[VipStatus]) -> String {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn start_time_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_124_245), "2026-12-01 11:24:05 UTC");
+    }
 }

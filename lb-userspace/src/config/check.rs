@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     diag::{Diagnostics, Location},
-    model::Config,
+    model::{Capacity, Config},
 };
 
 /// A name used in one block that another block must define.
@@ -26,6 +26,7 @@ pub enum RefKind {
 }
 
 pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
+    capacity(c, d);
     let mut services = HashMap::new();
     for vs in &c.virtual_servers {
         if let Some(first) = services.insert((vs.addr, vs.port, vs.protocol), &vs.location) {
@@ -100,6 +101,46 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
                 }
             }
             RefKind::TrackScript => {}
+        }
+    }
+}
+
+/// What `xdpvs run` would refuse when it fills tables of the configured
+/// sizes: the first virtual server or real past the capacity is named.
+fn capacity(c: &Config, d: &mut Diagnostics) {
+    let cap = c.global.capacity;
+    if let Some(vs) = c.virtual_servers.get(cap.services as usize) {
+        d.error(
+            &vs.location,
+            format!(
+                "virtual_server {} {}: more than {} virtual servers; raise xdpvs_max_services in global_defs (at most {})",
+                vs.addr,
+                vs.port,
+                cap.services,
+                Capacity::SERVICES.2
+            ),
+        );
+    }
+    let mut reals = 0u64;
+    for vs in &c.virtual_servers {
+        // A sorry server takes a real's slot while it stands in.
+        let sorry = u64::from(vs.sorry_server.is_some());
+        let before = reals;
+        reals += vs.reals.len() as u64 + sorry;
+        if reals > u64::from(cap.reals) {
+            let index = usize::try_from(u64::from(cap.reals) - before).unwrap_or(usize::MAX);
+            let at = vs.reals.get(index).map_or(&vs.location, |r| &r.location);
+            d.error(
+                at,
+                format!(
+                    "virtual_server {} {}: more than {} real servers over all virtual servers (a sorry_server counts as one); raise xdpvs_max_reals in global_defs (at most {})",
+                    vs.addr,
+                    vs.port,
+                    cap.reals,
+                    Capacity::REALS.2
+                ),
+            );
+            return;
         }
     }
 }

@@ -3,14 +3,16 @@
 use std::{
     fmt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use serde::Serialize;
 
 /// Where a block or statement starts. Serialized as `"file:line"`.
+/// Every token of a file shares its name: a clone costs a count, not a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Location {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: u32,
 }
 
@@ -18,7 +20,7 @@ impl Location {
     /// A whole file (line 0), for problems that concern no line of it.
     pub fn of(path: &Path) -> Self {
         Self {
-            file: path.to_path_buf(),
+            file: path.into(),
             line: 0,
         }
     }
@@ -73,18 +75,72 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// What the stages have found so far, in the order they found it.
+/// Findings kept in full; a hostile file could otherwise make one per line.
+pub const MAX_DIAGNOSTICS: usize = 1000;
+
+/// What the stages have found so far, in the order they found it: the first
+/// [`MAX_DIAGNOSTICS`], then only counted.
 #[derive(Debug, Clone, Default)]
-pub struct Diagnostics(pub Vec<Diagnostic>);
+pub struct Diagnostics(pub Vec<Diagnostic>, Dropped);
+
+/// Findings past the cap, by severity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dropped {
+    errors: usize,
+    others: usize,
+}
 
 impl Diagnostics {
-    fn push(&mut self, severity: Severity, at: &Location, message: impl Into<String>) {
+    /// An error kept past the cap: a limit that stopped reading, which the
+    /// findings before it may otherwise hide (it happens once a load).
+    pub fn limit(&mut self, at: &Location, message: impl Into<String>) {
         self.0.push(Diagnostic {
-            severity,
-            file: at.file.clone(),
+            severity: Severity::Error,
+            file: at.file.to_path_buf(),
             line: at.line,
             message: message.into(),
         });
+    }
+
+    fn push(&mut self, severity: Severity, at: &Location, message: impl Into<String>) {
+        if self.0.len() >= MAX_DIAGNOSTICS {
+            match severity {
+                Severity::Error => self.1.errors += 1,
+                _ => self.1.others += 1,
+            }
+            return;
+        }
+        self.0.push(Diagnostic {
+            severity,
+            file: at.file.to_path_buf(),
+            line: at.line,
+            message: message.into(),
+        });
+    }
+
+    /// The findings, sorted, with one last line counting those not kept.
+    pub fn finish(mut self) -> Vec<Diagnostic> {
+        self.sort();
+        let Dropped { errors, others } = self.1;
+        if errors + others > 0 {
+            let last = self.0.last().map(|d| (d.file.clone(), d.line));
+            let (file, line) = last.unwrap_or_default();
+            self.0.push(Diagnostic {
+                severity: if errors > 0 {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                file,
+                line,
+                message: format!(
+                    "{} more findings not shown ({errors} errors, {} warnings and notes)",
+                    errors + others,
+                    others
+                ),
+            });
+        }
+        self.0
     }
 
     pub fn error(&mut self, at: &Location, message: impl Into<String>) {
@@ -113,7 +169,7 @@ impl Diagnostics {
     }
 
     pub fn has_errors(&self) -> bool {
-        self.0.iter().any(|d| d.severity == Severity::Error)
+        self.1.errors > 0 || self.0.iter().any(|d| d.severity == Severity::Error)
     }
 
     #[cfg(test)]

@@ -1,14 +1,14 @@
 //! Tokens of keepalived.conf, each with the file and line it came from.
 //!
 //! Words split on any whitespace, Unicode blanks included (files pasted from
-//! web pages carry non-breaking spaces); `{` and `}` are tokens even when
-//! glued to a word; `#` and `!` start a comment wherever a token could start
-//! (keepalived.conf(5): "Comments start with '#' or '!' to the end of the
-//! line and can start anywhere in a line"); `"..."` is one token.
-//! `include PATTERN` is expanded here, so every later stage sees one stream
-//! with true locations.
+//! web pages carry non-breaking spaces, inside quoted strings too); `{` and
+//! `}` are tokens even when glued to a word; `#` and `!` start a comment
+//! wherever a token could start (keepalived.conf(5): "Comments start with '#'
+//! or '!' to the end of the line and can start anywhere in a line");
+//! `"..."` is one token; `keyword=value` is read as `keyword value`, with a
+//! warning. `reader` feeds this one line at a time.
 
-use std::path::{Path, PathBuf};
+use std::{path::Path, sync::Arc};
 
 use super::diag::{Diagnostics, Location};
 
@@ -29,51 +29,86 @@ impl Token {
 }
 
 /// Zero-width blanks are not `char::is_whitespace` but split words all the same.
-fn is_blank(c: char) -> bool {
+pub(super) fn is_blank(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\u{200b}' | '\u{feff}' | '\u{2060}')
 }
 
 /// keepalived splits on ASCII blanks only; these are what web pages add.
-fn unusual_blank(c: char) -> bool {
+pub(super) fn unusual_blank(c: char) -> bool {
     is_blank(c) && !matches!(c, ' ' | '\t' | '\r' | '\n' | '\u{b}' | '\u{c}')
 }
 
-/// Splits one file's text; `include` is left as a word.
+/// Warns about the first Unicode blank of a file, in code or in quotes alike.
+pub(super) fn warn_blank(line: &str, at: &Location, warned: &mut bool, diags: &mut Diagnostics) {
+    if *warned {
+        return;
+    }
+    if let Some(c) = line.chars().find(|&c| unusual_blank(c)) {
+        let msg = format!(
+            "Unicode blank U+{:04X} read as a space (keepalived would read it as part of a word); further ones in this file are read the same way",
+            u32::from(c)
+        );
+        diags.warn(at, msg);
+        *warned = true;
+    }
+}
+
+/// Splits one file's text as it stands: no includes, conditions or parameters.
+#[cfg(test)]
 pub fn lex(text: &str, file: &Path, diags: &mut Diagnostics) -> Vec<Token> {
-    let mut out: Vec<Token> = Vec::new();
-    let mut warned_blank = false;
+    let mut out = Vec::new();
+    let mut warned = false;
+    let file: Arc<Path> = file.into();
+    let mut start = true;
     for (n, line) in text.lines().enumerate() {
-        let at = Location {
-            file: file.to_path_buf(),
-            line: u32::try_from(n + 1).unwrap_or(u32::MAX),
-        };
-        if let Some(c) = line
-            .chars()
-            .find(|&c| unusual_blank(c))
-            .filter(|_| !warned_blank)
-        {
-            let msg = format!(
-                "Unicode blank U+{:04X} read as a space (keepalived would read it as part of a word); further ones in this file are read the same way",
-                u32::from(c)
-            );
-            diags.warn(&at, msg);
-            warned_blank = true;
-        }
-        lex_line(line, &at, &mut out, diags);
-        if let Some(last) = out
-            .last_mut()
-            .filter(|t| t.at.line == at.line && t.at.file == at.file)
-        {
-            last.line_end = true;
+        let at = line_at(&file, n);
+        warn_blank(line, &at, &mut warned, diags);
+        for t in lex_line(line, &at, diags) {
+            let s = start;
+            start = t.line_end || t.is("{") || t.is("}");
+            push_split(t, s, &mut out, diags);
         }
     }
     out
 }
 
-fn lex_line(line: &str, at: &Location, out: &mut Vec<Token>, diags: &mut Diagnostics) {
-    let mut chars = line.char_indices().peekable();
+/// `keyword=value` starting a statement is read as `keyword value`, with a warning.
+pub(super) fn push_split(t: Token, start: bool, out: &mut Vec<Token>, diags: &mut Diagnostics) {
+    match t.text.split_once('=') {
+        Some((k, v)) if start && !t.quoted && !k.is_empty() => {
+            diags.warn(&t.at, format!("`{}` read as `{k} {v}`", t.text));
+            let line_end = t.line_end && v.is_empty();
+            out.push(Token {
+                text: k.to_string(),
+                quoted: false,
+                line_end,
+                at: t.at.clone(),
+            });
+            if !v.is_empty() {
+                out.push(Token {
+                    text: v.to_string(),
+                    quoted: false,
+                    line_end: t.line_end,
+                    at: t.at,
+                });
+            }
+        }
+        _ => out.push(t),
+    }
+}
+
+pub(super) fn line_at(file: &Arc<Path>, index: usize) -> Location {
+    Location {
+        file: Arc::clone(file),
+        line: u32::try_from(index + 1).unwrap_or(u32::MAX),
+    }
+}
+
+/// The tokens of one line, the last marked as ending it.
+pub(super) fn lex_line(line: &str, at: &Location, diags: &mut Diagnostics) -> Vec<Token> {
+    let mut out: Vec<Token> = Vec::new();
+    let mut chars = line.char_indices();
     let mut word = String::new();
-    let line_start = out.len();
     let token = |text: String, quoted: bool| Token {
         text,
         quoted,
@@ -87,9 +122,9 @@ fn lex_line(line: &str, at: &Location, out: &mut Vec<Token>, diags: &mut Diagnos
     };
     while let Some((col, c)) = chars.next() {
         match c {
-            c if is_blank(c) => flush(out, &mut word),
+            c if is_blank(c) => flush(&mut out, &mut word),
             '#' | '!' if word.is_empty() => {
-                if out.len() > line_start && out.last().is_some_and(|t| t.is("{")) {
+                if out.last().is_some_and(|t| t.is("{")) {
                     diags.warn(
                         at,
                         "comment right after `{`: read as a comment; some keepalived versions read it as a keyword",
@@ -98,18 +133,22 @@ fn lex_line(line: &str, at: &Location, out: &mut Vec<Token>, diags: &mut Diagnos
                 break;
             }
             '{' | '}' => {
-                flush(out, &mut word);
+                flush(&mut out, &mut word);
                 out.push(token(c.to_string(), false));
             }
             '"' if word.is_empty() => {
                 let mut s = String::new();
                 let mut closed = false;
                 for (_, q) in chars.by_ref() {
-                    if q == '"' {
-                        closed = true;
-                        break;
+                    match q {
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
+                        // A pasted `killall\u{a0}-0 nginx` is a command with arguments.
+                        q if unusual_blank(q) => s.push(' '),
+                        q => s.push(q),
                     }
-                    s.push(q);
                 }
                 if !closed {
                     let column = line[..col].chars().count() + 1;
@@ -123,166 +162,11 @@ fn lex_line(line: &str, at: &Location, out: &mut Vec<Token>, diags: &mut Diagnos
             c => word.push(c),
         }
     }
-    flush(out, &mut word);
-}
-
-/// Words that include other files (keepalived's variants only add checks).
-fn is_include(t: &Token) -> bool {
-    [
-        "include", "includer", "includem", "includew", "includeb", "includea",
-    ]
-    .iter()
-    .any(|w| t.is(w))
-}
-
-/// Follows includes; `stack` holds the files being read, outermost first.
-struct Includer<'d> {
-    stack: Vec<PathBuf>,
-    diags: &'d mut Diagnostics,
-}
-
-/// Reads `path` and every file it includes, in order.
-pub fn read_file(path: &Path, diags: &mut Diagnostics) -> Vec<Token> {
-    let mut inc = Includer {
-        stack: Vec::new(),
-        diags,
-    };
-    inc.file(path, &Location::of(path))
-}
-
-/// Splits `text`, which claims to be the file `name`. Includes are followed
-/// relative to `name`'s directory when `name` is absolute; with a relative
-/// name they would depend on the working directory, so they are not followed.
-pub fn read_text(text: &str, name: &Path, diags: &mut Diagnostics) -> Vec<Token> {
-    let tokens = lex(text, name, diags);
-    let mut inc = Includer {
-        stack: vec![name.canonicalize().unwrap_or_else(|_| name.to_path_buf())],
-        diags,
-    };
-    let base = name.parent().filter(|p| p.is_absolute());
-    inc.expand(tokens, base)
-}
-
-impl Includer<'_> {
-    fn file(&mut self, path: &Path, from: &Location) -> Vec<Token> {
-        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if self.stack.contains(&canonical) {
-            let chain: Vec<String> = self
-                .stack
-                .iter()
-                .chain([&canonical])
-                .map(|p| p.display().to_string())
-                .collect();
-            self.diags
-                .error(from, format!("include loop: {}", chain.join(" includes ")));
-            return Vec::new();
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                self.diags
-                    .error(from, format!("cannot read {}: {e}", path.display()));
-                return Vec::new();
-            }
-        };
-        let text = match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                // Old files carry Latin-1 comments; keepalived reads bytes.
-                self.diags.warn(
-                    &Location::of(path),
-                    "not valid UTF-8 (a Latin-1 comment?): the invalid bytes are read as U+FFFD",
-                );
-                String::from_utf8_lossy(e.as_bytes()).into_owned()
-            }
-        };
-        let tokens = lex(&text, path, self.diags);
-        self.stack.push(canonical);
-        let out = self.expand(tokens, Some(path.parent().unwrap_or(Path::new("."))));
-        self.stack.pop();
-        out
+    flush(&mut out, &mut word);
+    if let Some(last) = out.last_mut() {
+        last.line_end = true;
     }
-
-    /// Replaces each `include PATTERN` statement with the files it names;
-    /// `base` is the including file's directory (None: includes not followed).
-    fn expand(&mut self, tokens: Vec<Token>, base: Option<&Path>) -> Vec<Token> {
-        let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
-        let mut iter = tokens.into_iter();
-        let mut starts_statement = true;
-        while let Some(t) = iter.next() {
-            let start = starts_statement;
-            starts_statement = t.line_end || t.is("{") || t.is("}");
-            if !(start && is_include(&t)) {
-                out.push(t);
-                continue;
-            }
-            let pattern = match iter.next() {
-                Some(p) if !t.line_end => p,
-                other => {
-                    self.diags
-                        .error(&t.at, format!("{} needs a file name or pattern", t.text));
-                    // A brace that happened to follow stays in the stream.
-                    out.extend(other);
-                    continue;
-                }
-            };
-            starts_statement = pattern.line_end;
-            if !pattern.line_end {
-                self.diags.warn(
-                    &pattern.at,
-                    format!(
-                        "{}: only one pattern is read; the rest of the line is ignored",
-                        t.text
-                    ),
-                );
-                for rest in iter.by_ref() {
-                    if rest.line_end {
-                        starts_statement = true;
-                        break;
-                    }
-                }
-            }
-            match base {
-                Some(base) => self.pattern(base, &pattern, &mut out),
-                None => self.diags.warn(
-                    &pattern.at,
-                    format!(
-                        "include {:?} not followed: the configuration was given as text with a relative name",
-                        pattern.text
-                    ),
-                ),
-            }
-        }
-        out
-    }
-
-    fn pattern(&mut self, base: &Path, pattern: &Token, out: &mut Vec<Token>) {
-        let full = base.join(&pattern.text);
-        let mut matched: Vec<PathBuf> = match glob::glob(&full.to_string_lossy()) {
-            Ok(paths) => paths
-                .filter_map(Result::ok)
-                .filter(|p| !p.is_dir())
-                .collect(),
-            Err(e) => {
-                self.diags.error(
-                    &pattern.at,
-                    format!("include {:?}: bad pattern: {e}", pattern.text),
-                );
-                return;
-            }
-        };
-        matched.sort();
-        if matched.is_empty() {
-            // keepalived carries on too.
-            self.diags.warn(
-                &pattern.at,
-                format!("include {:?} matches no file", pattern.text),
-            );
-        }
-        for m in matched {
-            out.extend(self.file(&m, &pattern.at));
-        }
-    }
+    out
 }
 
 #[cfg(test)]
@@ -402,32 +286,6 @@ mod tests {
         assert_eq!(
             lines("a b\n\n# c\nd {\n}\n"),
             [(1, false), (1, true), (4, false), (4, true), (5, true)]
-        );
-    }
-
-    #[test]
-    fn text_with_a_relative_name_does_not_follow_includes() {
-        let mut d = Diagnostics::default();
-        let t = read_text("include other.conf\na 1\n", Path::new("k.conf"), &mut d);
-        assert_eq!(
-            t.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
-            ["a", "1"]
-        );
-        assert_eq!(
-            d.rendered(Severity::Warning),
-            [
-                "k.conf:1: warning: include \"other.conf\" not followed: the configuration was given as text with a relative name"
-            ]
-        );
-    }
-
-    #[test]
-    fn include_without_a_pattern_is_an_error() {
-        let mut d = Diagnostics::default();
-        read_text("include\n", Path::new("/nonexistent/k.conf"), &mut d);
-        assert_eq!(
-            d.rendered(Severity::Error),
-            ["/nonexistent/k.conf:1: error: include needs a file name or pattern"]
         );
     }
 }

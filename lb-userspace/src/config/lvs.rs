@@ -8,9 +8,10 @@ use std::{
 
 use super::{
     diag::Diagnostics,
+    keywords,
     model::{
         Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, MiscCheck, PingCheck, Protocol,
-        RealServer, SmtpCheck, TcpCheck, UdpCheck, Url, VirtualServer,
+        QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, UdpCheck, Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -28,30 +29,6 @@ const SCHEDULER: &str = "wlc";
 /// Schedulers IPVS knows; all are served by weighted Maglev.
 const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
-];
-
-/// Keywords xdpvs reads past without acting on them.
-const IGNORED: &[&str] = &[
-    "quorum",
-    "quorum_up",
-    "quorum_down",
-    "hysteresis",
-    "omega",
-    "ha_suspend",
-    "virtualhost",
-    "ops",
-    "smtp_alert",
-    "lvs_method",
-    "lb_algo_flags",
-    "persistence_granularity",
-    "lvs_sched",
-    "notify_up",
-    "notify_down",
-    "uthreshold",
-    "lthreshold",
-    "warmup",
-    "sh-port",
-    "sh-fallback",
 ];
 
 /// The members of each `virtual_server_group`, by name.
@@ -273,19 +250,16 @@ fn service(
         persistence_timeout: 0,
         sorry_server: None,
         alpha: false,
+        quorum: QuorumConfig::default(),
         reals: Vec::new(),
         location: n.at.clone(),
     };
-    if port == 0 {
-        d.error(
-            &n.at,
-            "virtual_server port 0 (every port) is not supported: xdpvs balances one port per virtual_server",
-        );
-    }
     let mut scheduler_at = None;
+    let mut listed = std::collections::HashSet::new();
     let blocks = n.block.as_deref().unwrap_or_default();
     // Checker settings here are defaults for every check below, wherever they stand.
     let defaults = Connect::new().settings(blocks, d);
+    let vs_virtualhost = virtualhost_of(blocks, d);
     for k in blocks
         .iter()
         .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
@@ -322,16 +296,23 @@ fn service(
                 _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
             },
             "alpha" => vs.alpha = flag(k, d),
+            "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
+            "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
+            "quorum_up" => vs.quorum.up_script = command(k, d),
+            "quorum_down" => vs.quorum.down_script = command(k, d),
+            // Read above, wherever it stands: the default of every url below.
+            "virtualhost" => {}
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, blocks, &defaults, d) {
-                    if vs.reals.iter().any(|o| o.addr == r.addr && o.port == r.port) {
+                if let Some(r) = real_server(k, &vs, (blocks, &defaults), vs_virtualhost.as_deref(), d) {
+                    // A set, not a scan: a hostile file may list a million reals.
+                    if !listed.insert((r.addr, r.port)) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
                     } else {
                         vs.reals.push(r);
                     }
                 }
             }
-            other if IGNORED.contains(&other) => {
+            other if keywords::ignored("virtual_server", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
             other => d.warn(&k.at, format!("unknown keyword {other} in virtual_server, ignored")),
@@ -352,8 +333,8 @@ fn service(
 fn real_server(
     n: &Node,
     vs: &VirtualServer,
-    vs_blocks: &[Node],
-    vs_defaults: &Connect,
+    (vs_blocks, vs_defaults): (&[Node], &Connect),
+    vs_virtualhost: Option<&str>,
     d: &mut Diagnostics,
 ) -> Option<RealServer> {
     let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
@@ -376,7 +357,8 @@ fn real_server(
         );
         return None;
     }
-    if port != vs.port {
+    // Port 0 serves every port: the real's port is only where its checks connect.
+    if port != vs.port && vs.port != 0 {
         // Direct routing rewrites no port: the real must listen on the VIP's.
         d.warn(
             &n.at,
@@ -396,6 +378,8 @@ fn real_server(
     };
     let blocks = n.block.as_deref().unwrap_or_default();
     let defaults = vs_defaults.clone().settings(blocks, d);
+    let virtualhost = virtualhost_of(blocks, d);
+    let virtualhost = virtualhost.as_deref().or(vs_virtualhost);
     for k in blocks
         .iter()
         .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
@@ -403,28 +387,48 @@ fn real_server(
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
-            "TCP_CHECK" => r
-                .checks
-                .push(HealthCheck::TcpCheck(tcp_check(k, &defaults, d))),
-            "HTTP_GET" => r
-                .checks
-                .push(HealthCheck::HttpGet(http_check(k, &defaults, d))),
+            "TCP_CHECK" => {
+                let c = tcp_check(k, &defaults, d);
+                needs_port(k, &r, &c.connect, d);
+                r.checks.push(HealthCheck::TcpCheck(c));
+            }
+            "HTTP_GET" => {
+                let (c, _) = http_check(k, &defaults, virtualhost, d);
+                needs_port(k, &r, &c.connect, d);
+                r.checks.push(HealthCheck::HttpGet(c));
+            }
+            "SSL_GET" => {
+                let (http, enable_sni) = http_check(k, &defaults, virtualhost, d);
+                needs_port(k, &r, &http.connect, d);
+                r.checks
+                    .push(HealthCheck::SslGet(SslCheck { http, enable_sni }));
+            }
+            "virtualhost" => {}
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
-            "UDP_CHECK" => r
-                .checks
-                .extend(udp_check(k, &defaults, d).map(HealthCheck::UdpCheck)),
+            "UDP_CHECK" => {
+                if let Some(c) = udp_check(k, &defaults, d) {
+                    needs_port(k, &r, &c.connect, d);
+                    r.checks.push(HealthCheck::UdpCheck(c));
+                }
+            }
             "PING_CHECK" => r.checks.push(HealthCheck::PingCheck(PingCheck {
                 connect: plain_check(k, &defaults, d),
             })),
-            "DNS_CHECK" => r.checks.extend(
-                dns_check(k, &dns_defaults(vs_blocks, blocks, vs.delay_loop), d)
-                    .map(HealthCheck::DnsCheck),
-            ),
-            "SMTP_CHECK" => r
-                .checks
-                .extend(smtp_check(k, &defaults, d).map(HealthCheck::SmtpCheck)),
+            "DNS_CHECK" => {
+                let defaults = dns_defaults(vs_blocks, blocks, vs.delay_loop);
+                if let Some(c) = dns_check(k, &defaults, d) {
+                    needs_port(k, &r, &c.connect, d);
+                    r.checks.push(HealthCheck::DnsCheck(c));
+                }
+            }
+            "SMTP_CHECK" => {
+                if let Some(c) = smtp_check(k, &defaults, d) {
+                    needs_port(k, &r, &c.connect, d);
+                    r.checks.push(HealthCheck::SmtpCheck(c));
+                }
+            }
             // Refused, not skipped: a skipped checker would leave the real healthy.
             "FILE_CHECK" => d.error(
                 &k.at,
@@ -432,18 +436,24 @@ fn real_server(
                  Use MISC_CHECK with misc_dynamic and a script that reads the file \
                  (exit 0: up, 1: down, 2-255: up with weight exit-2)",
             ),
-            "SSL_GET" | "BFD_CHECK" => d.warn(
-                &k.at,
-                format!(
-                    "{}: not supported yet, ignored (the real is not checked by it)",
-                    k.keyword
-                ),
-            ),
-            "notify_up" | "notify_down" | "uthreshold" | "lthreshold" | "delay_loop" | "alpha"
-            | "smtp_alert" | "virtualhost" | "warmup" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            check if check.ends_with("_CHECK") => {
+                if keywords::ignored("real_server", check) {
+                    d.warn(
+                        &k.at,
+                        format!(
+                            "{check}: not supported yet, ignored (the real is not checked by it)"
+                        ),
+                    );
+                } else {
+                    d.warn(
+                        &k.at,
+                        format!("unknown keyword {check} in real_server, ignored"),
+                    );
+                }
+            }
+            other if keywords::ignored("real_server", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in real_server, ignored"),
@@ -451,6 +461,19 @@ fn real_server(
         }
     }
     Some(r)
+}
+
+/// A real of a port-0 (every port) service has no port to check by default.
+fn needs_port(k: &Node, r: &RealServer, c: &Connect, d: &mut Diagnostics) {
+    if r.port == 0 && c.connect_port.is_none() {
+        d.error(
+            &k.at,
+            format!(
+                "{} of real_server {} needs connect_port (or a port on its real_server): the virtual_server serves every port",
+                k.keyword, r.addr
+            ),
+        );
+    }
 }
 
 /// Reading the settings TCP_CHECK and HTTP_GET share.
@@ -498,15 +521,14 @@ impl Connect {
     }
 
     /// Reads a setting of a check block; true when `k` was one.
-    fn read_check(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+    fn read_check(&mut self, block: &str, k: &Node, d: &mut Diagnostics) -> bool {
         match k.keyword.as_str() {
             "connect_ip" => self.connect_ip = ip(k, d),
             "connect_port" => self.connect_port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
-            "warmup" | "bind_port" | "bind_if" | "fwmark" | "alpha" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            other if keywords::ignored(block, other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             _ => return self.read(k, d),
         }
         true
@@ -516,7 +538,7 @@ impl Connect {
 fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
     let mut c = defaults.clone();
     for k in n.block.iter().flatten() {
-        if !c.read_check(k, d) {
+        if !c.read_check("TCP_CHECK", k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in TCP_CHECK, ignored", k.keyword),
@@ -526,37 +548,134 @@ fn tcp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> TcpCheck {
     TcpCheck { connect: c }
 }
 
-fn http_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> HttpCheck {
+/// The last `virtualhost` among `block`'s statements.
+fn virtualhost_of(block: &[Node], d: &mut Diagnostics) -> Option<String> {
+    let mut found = None;
+    for k in block.iter().filter(|k| k.keyword == "virtualhost") {
+        found = virtualhost(k, d).or(found);
+    }
+    found
+}
+
+/// A `virtualhost` value: it is sent as the Host header, so it must be one.
+fn virtualhost(k: &Node, d: &mut Diagnostics) -> Option<String> {
+    let host = one(k, d)?;
+    if host.bytes().all(|b| b.is_ascii_graphic()) {
+        Some(host.to_string())
+    } else {
+        d.error(
+            &k.at,
+            format!(
+                "virtualhost {host}: must be a host name, with no spaces or control characters"
+            ),
+        );
+        None
+    }
+}
+
+/// HTTP_GET or SSL_GET (`n.keyword`), with `enable_sni` for SSL_GET.
+fn http_check(
+    n: &Node,
+    defaults: &Connect,
+    virtualhost: Option<&str>,
+    d: &mut Diagnostics,
+) -> (HttpCheck, bool) {
+    let kind = n.keyword.as_str();
+    let tls = kind == "SSL_GET";
+    let block = n.block.as_deref().unwrap_or_default();
+    let own = virtualhost_of(block, d);
+    let virtualhost = own.as_deref().or(virtualhost);
     let mut c = defaults.clone();
     let mut urls = Vec::new();
     let mut url_blocks = 0;
-    for k in n.block.iter().flatten() {
-        if k.keyword == "url" {
-            url_blocks += 1;
-            urls.extend(url(k, d));
-        } else if !c.read_check(k, d) {
-            d.warn(
+    let mut enable_sni = false;
+    let mut sni_at = None;
+    for k in block {
+        match k.keyword.as_str() {
+            "url" => {
+                url_blocks += 1;
+                urls.extend(url(k, virtualhost, d));
+            }
+            "virtualhost" => {}
+            "enable_sni" if tls => {
+                enable_sni = flag(k, d);
+                sni_at = Some(&k.at);
+            }
+            // hyper speaks HTTP/1.1 with `Connection: close`, what
+            // keepalived's default (1.1) sends; each url is checked every round.
+            "http_protocol" | "fast_recovery" => d.warn(
                 &k.at,
-                format!("unknown keyword {} in HTTP_GET, ignored", k.keyword),
-            );
+                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+            ),
+            // SSL_GET has HTTP_GET's fields.
+            _ if c.read_check("HTTP_GET", k, d) => {}
+            other => d.warn(&k.at, format!("unknown keyword {other} in {kind}, ignored")),
         }
     }
     if url_blocks == 0 {
-        d.error(&n.at, "HTTP_GET needs at least one url { path ... } block");
+        d.error(
+            &n.at,
+            format!("{kind} needs at least one url {{ path ... }} block"),
+        );
     }
-    HttpCheck { urls, connect: c }
+    if let Some(at) = sni_at {
+        for u in &urls {
+            match u.virtualhost.as_deref() {
+                None => d.warn(
+                    at,
+                    format!(
+                        "enable_sni: url {} has no virtualhost, so no server name is sent",
+                        u.path
+                    ),
+                ),
+                Some(h) if !crate::health::tls::is_sni_name(h) => d.warn(
+                    at,
+                    format!(
+                        "enable_sni: virtualhost {h} is not a DNS name, so no server name is sent"
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    (HttpCheck { urls, connect: c }, enable_sni)
 }
 
-fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
+fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url> {
     let mut path = None;
+    // A path refused is not also reported missing.
+    let mut bad_path = false;
     let mut u = Url {
         path: String::new(),
         status_codes: Vec::new(),
         digest: None,
+        virtualhost: default_host.map(String::from),
     };
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
-            "path" => path = one(k, d).map(String::from),
+            "path" => {
+                match one(k, d) {
+                    Some(p)
+                        if p.parse::<hyper::http::uri::PathAndQuery>().is_ok()
+                            && p.starts_with('/') =>
+                    {
+                        path = Some(p.to_string())
+                    }
+                    Some(p) => {
+                        bad_path = true;
+                        d.error(
+                        &k.at,
+                        format!("path {p}: must be an HTTP request path such as /health or /status?full"),
+                    )
+                    }
+                    None => bad_path = true,
+                }
+            }
+            "virtualhost" => {
+                if let Some(h) = virtualhost(k, d) {
+                    u.virtualhost = Some(h)
+                }
+            }
             "status_code" => {
                 for a in &k.args {
                     match status_codes(&a.text) {
@@ -581,8 +700,8 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
                 ),
                 None => {}
             },
-            "virtualhost" | "regex" | "regex_no_match" | "regex_options" => {
-                d.warn(&k.at, format!("{}: not supported yet, ignored", k.keyword))
+            other if keywords::ignored("url", other) => {
+                d.warn(&k.at, format!("{other}: not supported yet, ignored"))
             }
             other => d.warn(&k.at, format!("unknown keyword {other} in url, ignored")),
         }
@@ -592,6 +711,7 @@ fn url(n: &Node, d: &mut Diagnostics) -> Option<Url> {
             u.path = p;
             Some(u)
         }
+        None if bad_path => None,
         None => {
             d.error(&n.at, "url needs a path");
             None
@@ -613,16 +733,17 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
         misc_path: String::new(),
         misc_timeout: delay_loop,
         misc_dynamic: false,
+        user: None,
     };
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "misc_path" => path = command(k, d),
             "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
             "misc_dynamic" => m.misc_dynamic = flag(k, d),
-            "user" | "warmup" | "retry" | "delay_before_retry" => d.warn(
-                &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
-            ),
+            "user" => m.user = super::vrrp::script_user(k, d),
+            other if keywords::ignored("MISC_CHECK", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in MISC_CHECK, ignored"),
@@ -645,7 +766,7 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
 fn plain_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Connect {
     let mut c = defaults.clone();
     for k in n.block.iter().flatten() {
-        if !c.read_check(k, d) {
+        if !c.read_check(&n.keyword, k, d) {
             d.warn(
                 &k.at,
                 format!("unknown keyword {} in {}, ignored", k.keyword, n.keyword),
@@ -700,7 +821,7 @@ fn udp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<UdpChe
             "max_reply_length" => {
                 u.max_reply_length = int(k, 0, 65535, d).unwrap_or(u.max_reply_length)
             }
-            _ if u.connect.read_check(k, d) => {}
+            _ if u.connect.read_check("UDP_CHECK", k, d) => {}
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in UDP_CHECK, ignored"),
@@ -792,7 +913,7 @@ fn dns_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<DnsChe
                 }
                 None => valid = false,
             },
-            _ if c.connect.read_check(k, d) => {}
+            _ if c.connect.read_check("DNS_CHECK", k, d) => {}
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in DNS_CHECK, ignored"),
@@ -826,7 +947,7 @@ fn smtp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<SmtpC
                 );
                 valid = false;
             }
-            _ if c.connect.read_check(k, d) => {}
+            _ if c.connect.read_check("SMTP_CHECK", k, d) => {}
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in SMTP_CHECK, ignored"),

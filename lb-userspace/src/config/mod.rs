@@ -1,10 +1,12 @@
 //! keepalived.conf: the grammar real files use, read into the model xdpvs
 //! acts on, with every problem reported as `file:line: severity: message`.
 //!
-//! Stages: `lexer` (tokens, comments, quotes, Unicode blanks, `include`),
-//! `tree` (statements and blocks), then `vrrp` and `lvs` read the blocks into
-//! `model`, and `check` validates across blocks. Pure: no I/O beyond reading
-//! the files, no clock.
+//! Stages: `reader` (files and `include`, within `limits`), `params`
+//! (`@ID` lines and `$NAME` parameters), `lexer` (tokens, comments, quotes,
+//! Unicode blanks), `tree` (statements and blocks), then `vrrp` and `lvs`
+//! read the blocks into `model`, and `check` validates across blocks;
+//! `keywords` is the table of what xdpvs does with each keyword. Pure: no
+//! I/O beyond reading the files, no clock.
 //!
 //! # JSON (`xdpvs check FILE --json` prints [`to_json`])
 //!
@@ -13,19 +15,27 @@
 //! { "global": { "vrrp_version": 2, "router_id": "LVS_DEVEL" | null,
 //!               "announce": { "table", "protocol", "require": "any" | "all" } | null,
 //!               "sync": { "interface", "instance", "id", "port", "group",
-//!                         "peers", "location" } | null },
+//!                         "peers", "location" } | null,
+//!               "capacity": { "services", "reals", "flows" },
+//!               "enable_script_security", "script_user": { "user", "group" } | null,
+//!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr" },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
-//!                         "rise", "fall", "user", "location" } ],
+//!                         "rise", "fall", "user": { "user", "group" } | null,
+//!                         "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
 //!                         "interface", "vrid", "priority", "advert_int",
 //!                         "version", "preempt", "preempt_delay",
 //!                         "mcast_src_ip", "unicast_src_ip", "unicast_peers",
 //!                         "auth": { "type": "PASS", "password" } | null,
-//!                         "vips" / "excluded_vips": [ { "addr", "prefix", "dev", "label" } ],
+//!                         "vips" / "excluded_vips": [ { "addr", "prefix", "dev", "label",
+//!                                   "broadcast", "scope", "home", "noprefixroute",
+//!                                   "no_track", "preferred_lft" } ],
 //!                         "track_scripts" / "track_interfaces": [ { "name", "weight" } ],
 //!                         "notify": { "master", "backup", "fault", "stop", "any" },
 //!                         "garp": { "master_delay", "master_repeat",
-//!                                   "master_refresh", "master_refresh_repeat" },
+//!                                   "master_refresh", "master_refresh_repeat",
+//!                                   "lower_prio_delay", "lower_prio_repeat" },
+//!                         "lower_prio_no_advert", "skip_check_adv_addr",
 //!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",
@@ -49,19 +59,24 @@
 //! options are `null`, `location` is `"file:line"`. A check is an object with
 //! `"type"`: `"TCP_CHECK"` (`connect_ip`, `connect_port`, `bindto`,
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
-//! plus `urls`: `[{ "path", "status_codes", "digest" }]`, empty
-//! `status_codes` meaning any 2xx), `"MISC_CHECK"` (`misc_path`,
-//! `misc_timeout`, `misc_dynamic`), `"UDP_CHECK"` (the connect fields plus
-//! `payload` hex | null, `require_reply`, `reply_pattern` hex with `x` |
-//! null, `min_reply_length`, `max_reply_length`), `"PING_CHECK"` (the
-//! connect fields), `"DNS_CHECK"` (plus `query_type`, `name`) or
-//! `"SMTP_CHECK"` (plus `helo_name`).
+//! plus `urls`: `[{ "path", "status_codes", "digest", "virtualhost" }]`, empty
+//! `status_codes` meaning any 2xx, `virtualhost` the one in force for the
+//! url), `"SSL_GET"` (HTTP_GET's plus `enable_sni`), `"MISC_CHECK"`
+//! (`misc_path`, `misc_timeout`, `misc_dynamic`, `user`), `"UDP_CHECK"` (the
+//! connect fields plus `payload` hex | null, `require_reply`, `reply_pattern`
+//! hex with `x` | null, `min_reply_length`, `max_reply_length`),
+//! `"PING_CHECK"` (the connect fields), `"DNS_CHECK"` (plus `query_type`,
+//! `name`) or `"SMTP_CHECK"` (plus `helo_name`).
 
 mod check;
 mod diag;
+mod keywords;
 mod lexer;
+pub mod limits;
 mod lvs;
 mod model;
+mod params;
+mod reader;
 mod routes;
 mod strict;
 mod tree;
@@ -101,10 +116,33 @@ fn render(diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-/// Reads `path` and the files it includes.
+/// How a file is read beyond its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// keepalived's `-i`/`--config-id`: lines `@ID ...` are read only when
+    /// ID is this, lines `@^ID ...` only when it is not. `None` (no id)
+    /// skips every `@ID` line. keepalived defaults it to the node name; the
+    /// command line does the same.
+    pub config_id: Option<String>,
+}
+
+impl Options {
+    fn selection(&self) -> reader::Selection<'_> {
+        reader::Selection {
+            config_id: self.config_id.as_deref(),
+        }
+    }
+}
+
+/// Reads `path` and the files it includes, without a config id.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_with(path, &Options::default())
+}
+
+/// Reads `path` and the files it includes.
+pub fn load_with(path: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_file(path, &mut d);
+    let tokens = reader::read_file(path, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -112,8 +150,13 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// `include` is followed relative to `name`'s directory when `name` is
 /// absolute, and never relative to the working directory.
 pub fn parse_str(text: &str, name: &Path) -> Result<Loaded, ConfigError> {
+    parse_str_with(text, name, &Options::default())
+}
+
+/// [`parse_str`] with options.
+pub fn parse_str_with(text: &str, name: &Path, options: &Options) -> Result<Loaded, ConfigError> {
     let mut d = Diagnostics::default();
-    let tokens = lexer::read_text(text, name, &mut d);
+    let tokens = reader::read_text(text, name, options.selection(), &mut d);
     finish(tokens, d)
 }
 
@@ -123,37 +166,22 @@ pub fn to_json(config: &Config) -> String {
     serde_json::to_string_pretty(config).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-fn finish(tokens: Vec<lexer::Token>, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
+fn finish(tokens: reader::Chunks, mut d: Diagnostics) -> Result<Loaded, ConfigError> {
     let nodes = tree::parse(tokens, &mut d);
     let mut refs = Vec::new();
     let config = build(&nodes, &mut refs, &mut d);
     check::across_blocks(&config, &refs, &mut d);
     strict::refusals(&config, &mut d);
-    d.sort();
-    if d.has_errors() {
-        return Err(ConfigError { diagnostics: d.0 });
+    let refused = d.has_errors();
+    let diagnostics = d.finish();
+    if refused {
+        return Err(ConfigError { diagnostics });
     }
     Ok(Loaded {
         config,
-        diagnostics: d.0,
+        diagnostics,
     })
 }
-
-/// Top-level blocks xdpvs reads past.
-const IGNORED_BLOCKS: &[&str] = &[
-    "static_ipaddress",
-    "linkbeat_interfaces",
-    "garp_group",
-    "vrrp_track_file",
-    "track_file",
-    "vrrp_track_process",
-    "track_process",
-    "bfd_instance",
-    "instance",
-    "use_pid_dir",
-    "child_wait_time",
-    "include_check",
-];
 
 fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Config {
     let mut config = Config::default();
@@ -163,21 +191,21 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
     }
     vrrp::sync_peers(&mut config.global, d);
     // Groups first too: a virtual_server may name one defined after it.
-    let groups = lvs::groups(nodes, d);
+    let vs_groups = lvs::groups(nodes, d);
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}
             "vrrp_script" => config.vrrp_scripts.extend(vrrp::vrrp_script(n, d)),
-            "vrrp_instance" => config.vrrp_instances.extend(vrrp::vrrp_instance(
-                n,
-                config.global.vrrp_version,
-                refs,
-                d,
-            )),
-            "vrrp_sync_group" => config.sync_groups.extend(vrrp::sync_group(n, refs, d)),
+            "vrrp_instance" => {
+                config
+                    .vrrp_instances
+                    .extend(vrrp::vrrp_instance(n, &config.global, refs, d))
+            }
+            // Read once every instance is known: old files list them bare.
+            "vrrp_sync_group" => {}
             "virtual_server" => config
                 .virtual_servers
-                .extend(lvs::virtual_server(n, &groups, d)),
+                .extend(lvs::virtual_server(n, &vs_groups, d)),
             "virtual_server_group" => {}
             "static_rules" => config.static_rules.extend(
                 n.block
@@ -192,12 +220,23 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
             "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
-            k if IGNORED_BLOCKS.contains(&k) => {
+            k if keywords::ignored(keywords::TOP, k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }
             k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),
         }
     }
+    let instances: std::collections::HashSet<&str> = config
+        .vrrp_instances
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let groups: Vec<SyncGroup> = nodes
+        .iter()
+        .filter(|n| n.keyword == "vrrp_sync_group")
+        .filter_map(|n| vrrp::sync_group(n, &instances, refs, d))
+        .collect();
+    config.sync_groups = groups;
     config
 }
 

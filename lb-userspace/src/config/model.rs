@@ -52,6 +52,19 @@ pub struct GlobalDefs {
     /// `vrrp_strict`: RFC-strict VRRP, with keepalived's refusals (see `strict`).
     #[serde(skip)]
     pub strict: Option<Location>,
+    /// The data plane's table sizes (`xdpvs_max_*`).
+    pub capacity: Capacity,
+    /// `enable_script_security`: refuse root-run scripts others can write.
+    pub enable_script_security: bool,
+    /// `script_user`: who scripts run as unless they say (keepalived's
+    /// default: `keepalived_script` if that user exists, else root).
+    pub script_user: Option<ScriptUser>,
+    /// `vrrp_mcast_group4`: the IPv4 group adverts go to (224.0.0.18).
+    pub vrrp_mcast_group4: Option<std::net::Ipv4Addr>,
+    /// `vrrp_mcast_group6`: the IPv6 group adverts go to (ff02::12).
+    pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
+    /// `vrrp_skip_check_adv_addr`: the instances' default.
+    pub vrrp_skip_check_adv_addr: bool,
 }
 
 /// IPVS's sync daemon port and multicast group, which keepalived uses too.
@@ -84,6 +97,45 @@ impl Default for GlobalDefs {
             sync: None,
             sync_peers: None,
             strict: None,
+            capacity: Capacity::default(),
+            enable_script_security: false,
+            script_user: None,
+            vrrp_mcast_group4: None,
+            vrrp_mcast_group6: None,
+            vrrp_skip_check_adv_addr: false,
+        }
+    }
+}
+
+/// How many entries the data plane's tables hold, fixed when `xdpvs run`
+/// loads them: `global_defs { xdpvs_max_services N  xdpvs_max_reals N
+/// xdpvs_max_flows N }`. `check` refuses a configuration that does not fit,
+/// as `run` would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capacity {
+    /// Virtual servers (VIP, port, protocol).
+    pub services: u32,
+    /// Real servers over all virtual servers, a sorry_server counting as one.
+    pub reals: u32,
+    /// Connections the flow table (LRU) holds.
+    pub flows: u32,
+}
+
+impl Capacity {
+    /// Bounds of each setting: `(keyword, min, max)`. Services are bound by
+    /// the ring array (2 rings of 65,537 slots each per service, indexed by
+    /// u32; 4,096 services take 2 GiB of rings), reals and flows by memory.
+    pub const SERVICES: (&'static str, u32, u32) = ("xdpvs_max_services", 1, 4096);
+    pub const REALS: (&'static str, u32, u32) = ("xdpvs_max_reals", 1, 1 << 20);
+    pub const FLOWS: (&'static str, u32, u32) = ("xdpvs_max_flows", 1024, 1 << 26);
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            services: lb_common::MAX_SERVICES,
+            reals: lb_common::MAX_REALS,
+            flows: lb_common::MAX_FLOWS,
         }
     }
 }
@@ -121,6 +173,14 @@ pub enum AnnounceRequire {
     All,
 }
 
+/// `USER [GROUP]` of `script_user` and a script's `user`; the group
+/// defaults to the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptUser {
+    pub user: String,
+    pub group: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
@@ -154,8 +214,33 @@ pub struct VirtualServer {
     pub sorry_server: Option<SocketAddr>,
     /// Reals start down until their first successful check.
     pub alpha: bool,
+    pub quorum: QuorumConfig,
     pub reals: Vec<RealServer>,
     pub location: Location,
+}
+
+/// `quorum`, `hysteresis`, `quorum_up` and `quorum_down` of a virtual server
+/// (`services::quorum` says what they do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuorumConfig {
+    /// The weight of healthy reals the service needs; keepalived's default 1.
+    pub quorum: u32,
+    pub hysteresis: u32,
+    /// Run when the service gains its quorum.
+    pub up_script: Option<String>,
+    /// Run when it loses it.
+    pub down_script: Option<String>,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        Self {
+            quorum: 1,
+            hysteresis: 0,
+            up_script: None,
+            down_script: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,13 +254,14 @@ pub struct RealServer {
 }
 
 /// One checker of a real server, named after its keepalived block; JSON:
-/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK"
-/// | "UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK"`.
+/// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "SSL_GET" |
+/// "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthCheck {
     TcpCheck(TcpCheck),
     HttpGet(HttpCheck),
+    SslGet(SslCheck),
     MiscCheck(MiscCheck),
     UdpCheck(UdpCheck),
     PingCheck(PingCheck),
@@ -299,6 +385,16 @@ pub struct HttpCheck {
     pub connect: Connect,
 }
 
+/// HTTP_GET's fields over TLS; the real's certificate is not verified, as
+/// keepalived does not.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SslCheck {
+    #[serde(flatten)]
+    pub http: HttpCheck,
+    /// Send the url's `virtualhost` as Server Name Indication.
+    pub enable_sni: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Url {
     pub path: String,
@@ -306,6 +402,10 @@ pub struct Url {
     pub status_codes: Vec<u16>,
     /// MD5 of the body, lower-case hex (keepalived's `genhash`).
     pub digest: Option<String>,
+    /// The Host header (and, for SSL_GET with `enable_sni`, the SNI name):
+    /// the url's `virtualhost`, else its checker's, real's or virtual
+    /// server's; none: the address the check connects to.
+    pub virtualhost: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -314,6 +414,7 @@ pub struct MiscCheck {
     #[serde(serialize_with = "secs")]
     pub misc_timeout: Duration,
     pub misc_dynamic: bool,
+    pub user: Option<ScriptUser>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -336,6 +437,28 @@ pub struct VipAddress {
     pub prefix: u8,
     pub dev: Option<String>,
     pub label: Option<String>,
+    #[serde(flatten)]
+    pub options: VipOptions,
+}
+
+/// The `ip addr` options of a `virtual_ipaddress` line. IPv6 VIPs are always
+/// added without duplicate address detection (`nodad`), as keepalived does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VipOptions {
+    /// `brd`: IPv4 broadcast; unset (or `brd +`): computed from the prefix.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// `scope`: rtnetlink scope number (global 0, site 200, link 253,
+    /// host 254, nowhere 255); unset: the kernel's.
+    pub scope: Option<u8>,
+    /// `home`: IPv6 home address (IFA_F_HOMEADDRESS).
+    pub home: bool,
+    /// `noprefixroute`: no prefix route for the address.
+    pub noprefixroute: bool,
+    /// `no_track`: a VIP on another interface does not make the instance
+    /// fault when that interface goes down.
+    pub no_track: bool,
+    /// `preferred_lft`: seconds (0: deprecated at once); unset: forever.
+    pub preferred_lft: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -360,6 +483,21 @@ pub struct Notify {
     pub any: Option<String>,
 }
 
+impl Notify {
+    /// Every configured script.
+    pub fn scripts(&self) -> impl Iterator<Item = &String> {
+        [
+            &self.master,
+            &self.backup,
+            &self.fault,
+            &self.stop,
+            &self.any,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GarpSettings {
     #[serde(serialize_with = "secs")]
@@ -368,6 +506,11 @@ pub struct GarpSettings {
     #[serde(serialize_with = "opt_secs")]
     pub master_refresh: Option<Duration>,
     pub master_refresh_repeat: u32,
+    /// `garp_lower_prio_delay`; unset: `master_delay` (keepalived).
+    #[serde(serialize_with = "opt_secs")]
+    pub lower_prio_delay: Option<Duration>,
+    /// `garp_lower_prio_repeat`; unset: `master_repeat` (keepalived).
+    pub lower_prio_repeat: Option<u32>,
 }
 
 impl Default for GarpSettings {
@@ -379,6 +522,8 @@ impl Default for GarpSettings {
             master_repeat: 5,
             master_refresh: None,
             master_refresh_repeat: 1,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     }
 }
@@ -406,6 +551,12 @@ pub struct VrrpInstance {
     pub track_interfaces: Vec<TrackInterface>,
     pub notify: Notify,
     pub garp: GarpSettings,
+    /// `lower_prio_no_advert`: as master, answer lower priorities with
+    /// gratuitous ARPs only (RFC-strict silence on VRRP).
+    pub lower_prio_no_advert: bool,
+    /// `skip_check_adv_addr`: adverts from the current master are not
+    /// checked against our VIP list (keepalived).
+    pub skip_check_adv_addr: bool,
     /// `virtual_routes`: present while this instance is master.
     pub virtual_routes: Vec<VirtualRoute>,
     /// `virtual_rules`: likewise.
@@ -478,7 +629,7 @@ pub struct VrrpScript {
     pub weight: i32,
     pub rise: u32,
     pub fall: u32,
-    pub user: Option<String>,
+    pub user: Option<ScriptUser>,
     pub location: Location,
 }
 

@@ -3,11 +3,13 @@
 //! A statement ends at the end of its line or at `{`. Block keywords may
 //! have their name on the following lines (`vrrp_script\n  chk\n{`), and a
 //! `{` alone on the next line opens the previous statement's block.
-//! `keyword=value` is read as `keyword value`, with a warning.
+
+use std::collections::VecDeque;
 
 use super::{
     diag::{Diagnostics, Location},
     lexer::Token,
+    limits::MAX_DEPTH,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,153 +64,188 @@ const BLOCKS: &[&str] = &[
     "garp_group",
 ];
 
-pub fn parse(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Node> {
-    let mut tokens = split_assignments(tokens, diags).into_iter();
+/// Reads statements and blocks without recursion: the open blocks are a
+/// stack no deeper than `MAX_DEPTH`, so 100,000 `{` cost a loop, not the
+/// call stack.
+pub fn parse(chunks: Vec<Vec<Token>>, diags: &mut Diagnostics) -> Vec<Node> {
+    let mut tokens = Tokens(chunks.into_iter().map(Vec::into_iter).collect());
     let mut top = Vec::new();
-    loop {
-        statements(&mut tokens, &mut top, diags);
-        match tokens.next() {
-            // A `}` that closes nothing; go on after it.
-            Some(t) => diags.error(&t.at, "`}` closes no block"),
-            None => return top,
-        }
-    }
-}
-
-type Tokens = std::vec::IntoIter<Token>;
-
-fn peek(tokens: &Tokens) -> Option<&Token> {
-    tokens.as_slice().first()
-}
-
-/// Whether a `{` comes within the next `room + 1` tokens with only names
-/// before it: a block's name written on the lines before its brace.
-fn brace_within(tokens: &Tokens, room: usize) -> bool {
-    tokens
-        .as_slice()
-        .iter()
-        .take(room + 1)
-        .take_while(|t| !t.is("}") && !BLOCKS.contains(&t.text.as_str()))
-        .any(|t| t.is("{"))
-}
-
-/// Reads statements into `out` until a `}` (left unread) or the end.
-fn statements(tokens: &mut Tokens, out: &mut Vec<Node>, diags: &mut Diagnostics) {
-    while let Some(t) = peek(tokens) {
+    // Blocks opened and not yet closed, innermost last.
+    let mut open: Vec<Open> = Vec::new();
+    while let Some(t) = tokens.next() {
+        let out = open.last_mut().map_or(&mut top, |o| &mut o.kids);
         if t.is("}") {
-            return;
+            match open.pop() {
+                Some(o) => o.close(open.last_mut().map_or(&mut top, |p| &mut p.kids)),
+                // A `}` that closes nothing; go on after it.
+                None => diags.error(&t.at, "`}` closes no block"),
+            }
+            continue;
         }
-        let Some(t) = tokens.next() else { return };
-        if t.is("{") {
+        let at = t.at.clone();
+        let owner = if t.is("{") {
             // `{` alone: opens the block of the statement just read.
             match out.pop() {
-                Some(prev) if prev.block.is_none() => out.push(block(prev, tokens, diags)),
+                Some(prev) if prev.block.is_none() => Some(prev),
                 other => {
                     out.extend(other);
                     diags.error(
                         &t.at,
                         "`{` opens a block with no keyword; the block is skipped",
                     );
-                    let orphan = Node {
-                        keyword: "{".into(),
-                        args: Vec::new(),
-                        block: None,
-                        at: t.at.clone(),
-                    };
-                    block(orphan, tokens, diags);
+                    None
                 }
             }
-            continue;
-        }
-        let is_block = BLOCKS.contains(&t.text.as_str());
-        let mut node = Node {
-            keyword: t.text.clone(),
-            args: Vec::new(),
-            block: None,
-            at: t.at.clone(),
+        } else {
+            match statement(t, &mut tokens, diags) {
+                (node, true) => Some(node),
+                (node, false) => {
+                    out.push(node);
+                    continue;
+                }
+            }
         };
-        let mut line_end = t.line_end;
-        let mut opens = false;
-        while let Some(next) = peek(tokens) {
-            if next.is("}") {
-                break;
-            }
-            if next.is("{") {
-                tokens.next();
-                opens = true;
-                break;
-            }
-            // Block keywords may carry their (at most two) arguments over
-            // lines when a `{` follows them.
-            if line_end
-                && !(is_block && brace_within(tokens, 2usize.saturating_sub(node.args.len())))
-            {
-                break;
-            }
-            let Some(arg) = tokens.next() else { break };
-            line_end = arg.line_end;
-            node.args.push(arg);
-        }
-        if opens {
-            out.push(block(node, tokens, diags));
+        if open.len() >= MAX_DEPTH {
+            let at = owner.as_ref().map_or(at, |o| o.at.clone());
+            diags.error(
+                &at,
+                format!(
+                    "blocks nested more than {MAX_DEPTH} deep; the block opened here is skipped"
+                ),
+            );
+            skip_block(&mut tokens);
             continue;
         }
-        // `{` on a later line is still to come; a block keyword without one
-        // would otherwise be read as empty without a word.
-        let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
-        if is_block && !brace_follows {
-            diags.warn(
-                &node.at,
-                format!("{} without a {{ ... }} block", node.keyword),
-            );
+        open.push(Open {
+            keep: owner.is_some(),
+            owner: owner.unwrap_or_else(|| Node {
+                keyword: "{".into(),
+                args: Vec::new(),
+                block: None,
+                at,
+            }),
+            kids: Vec::new(),
+        });
+    }
+    while let Some(o) = open.pop() {
+        diags.error(
+            &o.owner.at,
+            format!("block `{}` opened here is never closed", o.owner.keyword),
+        );
+        o.close(open.last_mut().map_or(&mut top, |p| &mut p.kids));
+    }
+    top
+}
+
+/// A block whose `{` was read and whose `}` was not yet.
+struct Open {
+    owner: Node,
+    kids: Vec<Node>,
+    /// False for a block with no keyword: read, then dropped.
+    keep: bool,
+}
+
+impl Open {
+    fn close(mut self, parent: &mut Vec<Node>) {
+        if self.keep {
+            self.kids.shrink_to_fit();
+            self.owner.block = Some(self.kids);
+            parent.push(self.owner);
         }
-        out.push(node);
     }
 }
 
-/// Reads the body of `owner`'s block, whose `{` was just read.
-fn block(mut owner: Node, tokens: &mut Tokens, diags: &mut Diagnostics) -> Node {
-    let mut kids = Vec::new();
-    statements(tokens, &mut kids, diags);
-    if tokens.next().is_none() {
-        diags.error(
-            &owner.at,
-            format!("block `{}` opened here is never closed", owner.keyword),
+/// Reads past a block whose `{` was just read, through its matching `}`.
+fn skip_block(tokens: &mut Tokens) {
+    let mut depth = 1usize;
+    for t in tokens.by_ref() {
+        if t.is("{") {
+            depth += 1;
+        } else if t.is("}") {
+            depth -= 1;
+            if depth == 0 {
+                return;
+            }
+        }
+    }
+}
+
+/// The token stream, chunk by chunk: a chunk read is dropped at once.
+struct Tokens(VecDeque<std::vec::IntoIter<Token>>);
+
+impl Iterator for Tokens {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        loop {
+            if let Some(t) = self.0.front_mut()?.next() {
+                return Some(t);
+            }
+            self.0.pop_front();
+        }
+    }
+}
+
+impl Tokens {
+    fn ahead(&self) -> impl Iterator<Item = &Token> {
+        self.0.iter().flat_map(|c| c.as_slice())
+    }
+}
+
+fn peek(tokens: &Tokens) -> Option<&Token> {
+    tokens.ahead().next()
+}
+
+/// Whether a `{` comes within the next `room + 1` tokens with only names
+/// before it: a block's name written on the lines before its brace.
+fn brace_within(tokens: &Tokens, room: usize) -> bool {
+    tokens
+        .ahead()
+        .take(room + 1)
+        .take_while(|t| !t.is("}") && !BLOCKS.contains(&t.text.as_str()))
+        .any(|t| t.is("{"))
+}
+
+/// Reads the statement `t` starts; true when it opens a block (its `{` read).
+fn statement(t: Token, tokens: &mut Tokens, diags: &mut Diagnostics) -> (Node, bool) {
+    let is_block = BLOCKS.contains(&t.text.as_str());
+    let mut line_end = t.line_end;
+    let mut node = Node {
+        keyword: t.text,
+        args: Vec::new(),
+        block: None,
+        at: t.at,
+    };
+    while let Some(next) = peek(tokens) {
+        if next.is("}") {
+            break;
+        }
+        if next.is("{") {
+            tokens.next();
+            node.args.shrink_to_fit();
+            return (node, true);
+        }
+        // Block keywords may carry their (at most two) arguments over
+        // lines when a `{` follows them.
+        if line_end && !(is_block && brace_within(tokens, 2usize.saturating_sub(node.args.len()))) {
+            break;
+        }
+        let Some(arg) = tokens.next() else { break };
+        line_end = arg.line_end;
+        node.args.push(arg);
+    }
+    // `{` on a later line is still to come; a block keyword without one
+    // would otherwise be read as empty without a word.
+    let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
+    if is_block && !brace_follows {
+        diags.warn(
+            &node.at,
+            format!("{} without a {{ ... }} block", node.keyword),
         );
     }
-    owner.block = Some(kids);
-    owner
-}
-
-fn split_assignments(tokens: Vec<Token>, diags: &mut Diagnostics) -> Vec<Token> {
-    let mut out = Vec::with_capacity(tokens.len());
-    let mut statement_start = true;
-    for t in tokens {
-        let start = statement_start;
-        statement_start = t.line_end || (!t.quoted && (t.text == "{" || t.text == "}"));
-        match t.text.split_once('=') {
-            Some((k, v)) if start && !t.quoted && !k.is_empty() => {
-                diags.warn(&t.at, format!("`{}` read as `{k} {v}`", t.text));
-                let line_end = t.line_end && v.is_empty();
-                out.push(Token {
-                    text: k.to_string(),
-                    quoted: false,
-                    line_end,
-                    at: t.at.clone(),
-                });
-                if !v.is_empty() {
-                    out.push(Token {
-                        text: v.to_string(),
-                        quoted: false,
-                        line_end: t.line_end,
-                        at: t.at,
-                    });
-                }
-            }
-            _ => out.push(t),
-        }
-    }
-    out
+    // A Vec grows by 4 tokens at first: most statements have one argument.
+    node.args.shrink_to_fit();
+    (node, false)
 }
 
 #[cfg(test)]
@@ -221,7 +258,7 @@ mod tests {
     fn tree(text: &str) -> (Vec<Node>, Diagnostics) {
         let mut d = Diagnostics::default();
         let t = lex(text, Path::new("t.conf"), &mut d);
-        (parse(t, &mut d), d)
+        (parse(vec![t], &mut d), d)
     }
 
     fn shape(nodes: &[Node]) -> String {

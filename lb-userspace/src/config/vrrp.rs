@@ -6,59 +6,37 @@
 //! `garp_master_*` defaults are in `GarpSettings::default`. A script's
 //! `timeout` is not given there; keepalived falls back to the interval.
 
-use std::time::Duration;
+use std::{collections::HashSet, net::IpAddr, time::Duration};
 
 use super::{
     check::{RefKind, Reference},
     diag::{Diagnostics, Location},
+    keywords,
     model::{
-        Announce, AnnounceRequire, Auth, FlowSync, GarpSettings, GlobalDefs, InitialState, Notify,
-        SYNC_GROUP, SYNC_PORT, SyncGroup, TrackInterface, TrackScript, VipAddress, VrrpInstance,
-        VrrpScript,
+        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs,
+        InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackInterface,
+        TrackScript, VipAddress, VipOptions, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, secs},
 };
-
-/// global_defs keywords that concern mail, SNMP, scripts' security and
-/// other things xdpvs does not do.
-const GLOBAL_IGNORED: &[&str] = &[
-    "notification_email",
-    "notification_email_from",
-    "smtp_server",
-    "smtp_connect_timeout",
-    "smtp_helo",
-    "enable_script_security",
-    "script_user",
-    "lvs_id",
-    "enable_traps",
-    "enable_snmp_vrrp",
-    "enable_snmp_checker",
-    "enable_snmp_rfc",
-    "vrrp_skip_check_adv_addr",
-    "vrrp_garp_interval",
-    "vrrp_gna_interval",
-    "vrrp_iptables",
-    "vrrp_mcast_group4",
-    "vrrp_mcast_group6",
-    "max_auto_priority",
-    "vrrp_garp_master_delay",
-    "vrrp_garp_master_repeat",
-    "vrrp_garp_master_refresh",
-    "dynamic_interfaces",
-    "process_names",
-    "checker_process_name",
-    "vrrp_process_name",
-    "vrrp_no_swap",
-    "checker_no_swap",
-];
 
 /// Reads one `global_defs` block into `g` (a file may have several).
 pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
-            "router_id" => g.router_id = one(k, d).map(String::from),
+            "router_id" => {
+                g.router_id = one(k, d).map(String::from);
+                // Kept for --json; keepalived uses it in alert mails and SNMP only.
+                d.note(
+                    &k.at,
+                    "router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
+                );
+            }
+            "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
+            "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
+            "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),
             "vrrp_strict" => {
                 flag(k, d);
                 g.strict = Some(k.at.clone());
@@ -84,7 +62,26 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                     .collect();
                 g.sync_peers = Some((peers, k.at.clone()));
             }
-            other if GLOBAL_IGNORED.contains(&other) => {
+            "enable_script_security" => g.enable_script_security = flag(k, d),
+            "script_user" => g.script_user = script_user(k, d),
+            "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = flag(k, d),
+            "vrrp_mcast_group4" => match ip(k, d) {
+                Some(IpAddr::V4(a)) if a.is_multicast() => g.vrrp_mcast_group4 = Some(a),
+                Some(a) => d.error(
+                    &k.at,
+                    format!("vrrp_mcast_group4 {a}: not an IPv4 multicast address"),
+                ),
+                None => {}
+            },
+            "vrrp_mcast_group6" => match ip(k, d) {
+                Some(IpAddr::V6(a)) if a.is_multicast() => g.vrrp_mcast_group6 = Some(a),
+                Some(a) => d.error(
+                    &k.at,
+                    format!("vrrp_mcast_group6 {a}: not an IPv6 multicast address"),
+                ),
+                None => {}
+            },
+            other if keywords::ignored("global_defs", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
             other => d.warn(
@@ -195,6 +192,30 @@ fn announce(n: &Node, d: &mut Diagnostics) -> Announce {
     a
 }
 
+fn capacity(k: &Node, (_, lo, hi): (&str, u32, u32), slot: &mut u32, d: &mut Diagnostics) {
+    if let Some(v) = int(k, lo, hi, d) {
+        *slot = v;
+    }
+}
+
+/// `script_user USER [GROUP]`, a vrrp_script's or MISC_CHECK's `user USER [GROUP]`.
+pub fn script_user(k: &Node, d: &mut Diagnostics) -> Option<ScriptUser> {
+    match k.args.as_slice() {
+        [user] => Some(ScriptUser {
+            user: user.text.clone(),
+            group: None,
+        }),
+        [user, group] => Some(ScriptUser {
+            user: user.text.clone(),
+            group: Some(group.text.clone()),
+        }),
+        _ => {
+            d.error(&k.at, format!("{} needs USER [GROUP]", k.keyword));
+            None
+        }
+    }
+}
+
 fn name(n: &Node, what: &str, d: &mut Diagnostics) -> Option<String> {
     match n.args.as_slice() {
         [one] => Some(one.text.clone()),
@@ -236,10 +257,10 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             }
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
-            "user" => s.user = k.arg(0).map(String::from),
-            "init_fail" => d.warn(
+            "user" => s.user = script_user(k, d),
+            other if keywords::ignored("vrrp_script", other) => d.warn(
                 &k.at,
-                "init_fail: not acted on by xdpvs yet; the script starts as passing",
+                format!("{other}: not acted on by xdpvs yet; the script starts as passing"),
             ),
             other => d.warn(
                 &k.at,
@@ -257,7 +278,9 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
     Some(s)
 }
 
-/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd ..] [scope ..]`.
+/// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd B]
+/// [scope S] [preferred_lft N] [home] [nodad] [noprefixroute] [no_track]`;
+/// anything else is an error (never dropped silently).
 fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
     let (addr_text, prefix_text) = match k.keyword.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -287,23 +310,76 @@ fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
         prefix,
         dev: None,
         label: None,
+        options: VipOptions::default(),
     };
     let mut args = k.args.iter();
+    let what = &k.keyword;
+    let mut ok = true;
+    let mut bad = |d: &mut Diagnostics, msg: String| {
+        d.error(&k.at, format!("virtual_ipaddress {what}: {msg}"));
+        ok = false;
+    };
     while let Some(a) = args.next() {
-        match a.text.as_str() {
-            "dev" => v.dev = args.next().map(|t| t.text.clone()),
-            "label" => v.label = args.next().map(|t| t.text.clone()),
-            "brd" | "broadcast" | "scope" | "preferred_lft" => {
-                args.next();
+        let opt = a.text.as_str();
+        let value = match opt {
+            "dev" | "label" | "brd" | "broadcast" | "scope" | "preferred_lft" => {
+                match args.next() {
+                    Some(t) => t.text.as_str(),
+                    None => {
+                        bad(d, format!("{opt} needs a value"));
+                        continue;
+                    }
+                }
             }
-            "no_track" | "home" | "nodad" | "noprefixroute" => {}
-            other => d.warn(
-                &k.at,
-                format!("virtual_ipaddress: {other} not understood, ignored"),
-            ),
+            _ => "",
+        };
+        match opt {
+            "dev" => v.dev = Some(value.to_string()),
+            "label" => v.label = Some(value.to_string()),
+            "brd" | "broadcast" => match (value, value.parse()) {
+                ("+", _) => v.options.broadcast = None,
+                (_, Ok(b)) if addr.is_ipv4() => v.options.broadcast = Some(b),
+                _ => bad(
+                    d,
+                    format!("brd {value}: expected an IPv4 address or + (IPv4 VIPs only)"),
+                ),
+            },
+            "scope" => match scope(value) {
+                Some(n) => v.options.scope = Some(n),
+                None => bad(
+                    d,
+                    format!("scope {value}: expected global, site, link, host, nowhere or 0-255"),
+                ),
+            },
+            "preferred_lft" => match value {
+                "forever" => v.options.preferred_lft = None,
+                n => match n.parse::<u32>() {
+                    Ok(secs) if secs < u32::MAX => v.options.preferred_lft = Some(secs),
+                    _ => bad(d, format!("preferred_lft {n}: expected seconds or forever")),
+                },
+            },
+            // keepalived adds every IPv6 VIP with NODAD; so does xdpvs.
+            "nodad" | "-nodad" => {}
+            "home" if addr.is_ipv6() => v.options.home = true,
+            "home" => bad(d, "home is an IPv6 option".into()),
+            "noprefixroute" => v.options.noprefixroute = true,
+            "no_track" => v.options.no_track = true,
+            other => bad(d, format!("{other} is not supported")),
         }
     }
-    Some(v)
+    ok.then_some(v)
+}
+
+/// `ip addr` scope names (iproute2's rt_scopes) or a number.
+fn scope(text: &str) -> Option<u8> {
+    match text {
+        "global" | "universe" => Some(0),
+        "site" => Some(200),
+        "link" => Some(253),
+        "host" => Some(254),
+        "nowhere" => Some(255),
+        n => n.parse().ok(),
+    }
 }
 
 fn tracked(k: &Node, d: &mut Diagnostics) -> (String, Option<i32>) {
@@ -348,7 +424,7 @@ fn notify(notify: &mut Notify, k: &Node, d: &mut Diagnostics) -> bool {
 
 pub fn vrrp_instance(
     n: &Node,
-    default_version: u8,
+    global: &GlobalDefs,
     refs: &mut Vec<Reference>,
     d: &mut Diagnostics,
 ) -> Option<VrrpInstance> {
@@ -360,7 +436,7 @@ pub fn vrrp_instance(
         vrid: 0,
         priority: 100,
         advert_int: Duration::from_secs(1),
-        version: default_version,
+        version: global.vrrp_version,
         preempt: true,
         preempt_delay: Duration::ZERO,
         mcast_src_ip: None,
@@ -373,6 +449,8 @@ pub fn vrrp_instance(
         track_interfaces: Vec::new(),
         notify: Notify::default(),
         garp: GarpSettings::default(),
+        lower_prio_no_advert: false,
+        skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
         virtual_routes: Vec::new(),
         virtual_rules: Vec::new(),
         location: n.at.clone(),
@@ -406,7 +484,7 @@ pub fn vrrp_instance(
             }
             "priority" => i.priority = int(k, 1u8, 255u8, d).unwrap_or(100),
             "advert_int" => i.advert_int = secs(k, 10, d).unwrap_or(i.advert_int),
-            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(default_version),
+            "version" => i.version = int(k, 2u8, 3u8, d).unwrap_or(global.vrrp_version),
             "nopreempt" => i.preempt = !flag(k, d),
             "preempt" => i.preempt = flag(k, d),
             "preempt_delay" => i.preempt_delay = secs(k, 0, d).unwrap_or_default(),
@@ -488,25 +566,23 @@ pub fn vrrp_instance(
             "garp_master_refresh_repeat" => {
                 i.garp.master_refresh_repeat = int(k, 1, 255, d).unwrap_or(1)
             }
-            "dont_track_primary"
-            | "accept"
-            | "no_accept"
-            | "smtp_alert"
-            | "vmac_xmit_base"
-            | "native_ipv6"
-            | "skip_check_adv_addr"
-            | "debug"
-            | "garp_lower_prio_delay"
-            | "garp_lower_prio_repeat"
-            | "lower_prio_no_advert"
-            | "higher_prio_send_advert"
-            | "kernel_rx_buf_size"
-            | "track_file"
-            | "track_process"
-            | "notify_master_rx_lower_pri" => d.warn(
+            "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
+            "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
+            "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
+            "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
+            // RFC 5798 Accept_Mode. xdpvs holds the VIPs on the interface
+            // while master, so traffic to them is always accepted: that is
+            // `accept`; `no_accept` would need a filter xdpvs does not install.
+            "accept" => {
+                flag(k, d);
+            }
+            "no_accept" => d.error(
                 &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+                "no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
             ),
+            other if keywords::ignored("vrrp_instance", other) => {
+                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
+            }
             other => d.warn(
                 &k.at,
                 format!("unknown keyword {other} in vrrp_instance, ignored"),
@@ -674,13 +750,36 @@ fn authentication(n: &Node, d: &mut Diagnostics) -> Option<Auth> {
     }
 }
 
-pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Option<SyncGroup> {
+/// `instances`: the names of every vrrp_instance, so that an older file's
+/// members written directly in the group are read as members.
+pub fn sync_group(
+    n: &Node,
+    instances: &HashSet<&str>,
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Option<SyncGroup> {
     let name = name(n, "vrrp_sync_group", d)?;
     let mut g = SyncGroup {
         name,
         members: Vec::new(),
         notify: Notify::default(),
         location: n.at.clone(),
+    };
+    let mut seen = HashSet::new();
+    let mut member = |g: &mut SyncGroup, m: &Node| {
+        let names =
+            std::iter::once(m.keyword.as_str()).chain(m.args.iter().map(|a| a.text.as_str()));
+        for member in names {
+            refs.push(Reference {
+                kind: RefKind::SyncMember,
+                from: format!("vrrp_sync_group {}", g.name),
+                name: member.to_string(),
+                at: m.at.clone(),
+            });
+            if seen.insert(member.to_string()) {
+                g.members.push(member.to_string());
+            }
+        }
     };
     for k in n.block.iter().flatten() {
         if notify(&mut g.notify, k, d) {
@@ -689,31 +788,22 @@ pub fn sync_group(n: &Node, refs: &mut Vec<Reference>, d: &mut Diagnostics) -> O
         match k.keyword.as_str() {
             "group" => {
                 for m in k.block.iter().flatten() {
-                    let names = std::iter::once(m.keyword.as_str())
-                        .chain(m.args.iter().map(|a| a.text.as_str()));
-                    for member in names {
-                        refs.push(Reference {
-                            kind: RefKind::SyncMember,
-                            from: format!("vrrp_sync_group {}", g.name),
-                            name: member.to_string(),
-                            at: m.at.clone(),
-                        });
-                        if !g.members.iter().any(|x| x == member) {
-                            g.members.push(member.to_string());
-                        }
-                    }
+                    member(&mut g, m);
                 }
             }
-            "smtp_alert"
-            | "global_tracking"
-            | "sync_group_tracking_weight"
-            | "track_script"
-            | "track_interface" => d.warn(
+            bare if k.block.is_none() && instances.contains(&bare) => {
+                d.warn(
+                    &k.at,
+                    format!(
+                        "vrrp_sync_group {}: {bare} written directly in the group (older syntax) is read as a member; the modern form is `group {{ {bare} }}`",
+                        g.name
+                    ),
+                );
+                member(&mut g, k);
+            }
+            other if keywords::ignored("vrrp_sync_group", other) => d.warn(
                 &k.at,
-                format!(
-                    "{}: not acted on by xdpvs in a sync group, ignored",
-                    k.keyword
-                ),
+                format!("{other}: not acted on by xdpvs in a sync group, ignored"),
             ),
             other => d.warn(
                 &k.at,

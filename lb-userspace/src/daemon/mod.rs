@@ -1,14 +1,17 @@
 //! `xdpvs run`: loads the data plane, fills it from the configuration, runs
 //! VRRP and keeps the maps in step with the real servers' MACs, health and
-//! the operator's changes until SIGINT or SIGTERM.
+//! the operator's changes until SIGINT or SIGTERM, or until `ctl upgrade`
+//! or SIGUSR2 hands everything to the binary now on disk (`upgrade`).
 //!
 //! One task owns the desired state, the reconciler, the maps and the health
 //! checks' lifetime; neighbour resolution, health checks and the admin socket
 //! send it events.
 
 mod explain;
+mod notify;
 mod scale_out;
 mod state;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -22,14 +25,16 @@ use tokio::{
 use self::scale_out::ScaleOut;
 use self::state::State;
 use crate::{
-    api::server::{self, ApiCall},
+    api::{
+        protocol::Request,
+        server::{self, ApiCall},
+    },
     config::{self, Config},
     dataplane::{
-        loader::{self, AttachMode, Sizes},
-        maps::Maps,
-        reconcile::Reconciler,
+        adopt::{self, Dataplane},
+        loader::{self, AttachMode},
     },
-    ha::Ha,
+    ha::{Ha, persist::Store},
     metrics, neighbour,
 };
 
@@ -43,6 +48,41 @@ pub struct RunArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// Members of this group may use the admin socket too.
     pub socket_group: Option<String>,
+    /// How the file is read (`--config-id`).
+    pub options: config::Options,
+    /// Pin the data plane here instead of the interface's default directory.
+    pub pin_dir: Option<PathBuf>,
+    /// Drop the data plane a previous run left instead of adopting it.
+    pub fresh_dataplane: bool,
+    /// Leave the data plane forwarding when stopping.
+    pub keep_dataplane: bool,
+    /// Flood guard: new flows per second per CPU that are recorded; 0 = no guard.
+    pub new_flow_rate: u32,
+    /// VIP packets of a service with no usable real go to the local stack
+    /// instead of being dropped.
+    pub pass_without_real: bool,
+    /// Where VRRP instance states are recorded (`ha::persist`).
+    pub state_dir: PathBuf,
+}
+
+/// The flood guard's default rate, per CPU; README "Data-plane rules" says why.
+pub const DEFAULT_NEW_FLOW_RATE: u32 = 25_000;
+
+/// What `run` tells the XDP program: the flood guard (a burst of one
+/// second's worth), no-real handling; IPVS's timeouts until `adm --set`.
+fn dataplane_config(args: &RunArgs) -> lb_common::DataplaneConfig {
+    let (new_flow_cost_ns, new_flow_burst_ns) =
+        lb_common::DataplaneConfig::flood_guard(args.new_flow_rate, args.new_flow_rate);
+    lb_common::DataplaneConfig {
+        new_flow_cost_ns,
+        new_flow_burst_ns,
+        flags: if args.pass_without_real {
+            lb_common::CONFIG_PASS_NO_REAL
+        } else {
+            0
+        },
+        ..Default::default()
+    }
 }
 
 /// Removes the admin socket when the daemon ends, however it ends.
@@ -54,9 +94,12 @@ impl Drop for SocketFile<'_> {
     }
 }
 
+/// `--config-id`, set once at start: every reload reads the file as start did.
+static OPTIONS: std::sync::OnceLock<config::Options> = std::sync::OnceLock::new();
+
 /// Reads the configuration, logging its warnings; errors refuse it whole.
 pub fn load_config(path: &Path) -> Result<Config> {
-    match config::load(path) {
+    match config::load_with(path, OPTIONS.get_or_init(config::Options::default)) {
         Ok(loaded) => {
             for d in &loaded.diagnostics {
                 match d.severity {
@@ -84,22 +127,63 @@ fn object(args: &RunArgs) -> Result<Vec<u8>> {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
+    // A process started by an upgrade tells the old one how its start went.
+    let mut inherited = upgrade::Inherited::from_env();
+    let result = serve(args, &mut inherited).await;
+    if let Err(e) = &result {
+        inherited.failed(e);
+    }
+    result
+}
+
+async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> {
+    let origin = upgrade::Origin::capture()?;
+    let _ = OPTIONS.set(args.options.clone());
     let config = load_config(&args.config)?;
     // The sockets first: a daemon that cannot have them (another one serves
-    // them) stops here, before it touches the interface's XDP program.
+    // them) stops here, before it touches the interface's XDP program. A
+    // daemon started by an upgrade has them from the old one.
     let group = args
         .socket_group
         .as_deref()
         .map(server::SocketGroup::lookup)
         .transpose()?;
-    let admin = server::bind_admin_socket(&args.socket, group.as_ref())?;
-    let _socket_file = SocketFile(&args.socket);
-    let metrics_listener = args.metrics.map(metrics::bind_metrics).transpose()?;
-    let sizes = Sizes::default();
-    let mut ebpf = loader::load(&object(&args)?, sizes)?;
-    loader::attach(&mut ebpf, &args.interface, args.xdp_mode)?;
-    let maps = Maps::new(&mut ebpf)?;
-    let reconciler = Reconciler::new(sizes.services, sizes.reals);
+    let (admin, socket_file) = match inherited.admin.take() {
+        // The path is the old daemon's until this one is ready.
+        Some(passed) => (passed, None),
+        None => (
+            server::bind_admin_socket(&args.socket, group.as_ref())?,
+            Some(SocketFile(&args.socket)),
+        ),
+    };
+    let metrics_listener = match (args.metrics, inherited.metrics.take()) {
+        (Some(_), Some(passed)) => Some(passed),
+        (addr, _) => addr.map(metrics::bind_metrics).transpose()?,
+    };
+    let mut upgrades = upgrade::Upgrades::new(
+        origin,
+        upgrade::Handover::new(&admin, metrics_listener.as_ref())?,
+    );
+    let c = config.global.capacity;
+    let object = object(&args)?;
+    // Adopted when a previous run (a crash, or the old process of an
+    // upgrade, still running) left it: its flows and rings go on.
+    let (mut dataplane, mut maps, reconciler) = Dataplane::open_or_adopt(&adopt::Options {
+        interface: &args.interface,
+        mode: args.xdp_mode,
+        object: &object,
+        sizes: loader::Sizes {
+            services: c.services,
+            reals: c.reals,
+            flows: c.flows,
+            ..loader::Sizes::default()
+        },
+        pin_dir: args.pin_dir.clone(),
+        fresh: args.fresh_dataplane,
+    })?;
+    let sizes = dataplane.sizes;
+    // Before any new service exists, so no VIP packet sees a default.
+    maps.write_config(&dataplane_config(&args))?;
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);
     let mut state = State::start(
@@ -112,8 +196,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         health_tx,
     )?;
     // VRRP starts once XDP forwards, so a new master serves at once.
-    let ha = Ha::start(&config).await?;
-    let mut scale_out = ScaleOut::start(&config, &state.maps)?;
+    let store = Store::new(&args.state_dir)
+        .inspect_err(|e| warn!("VRRP states will not be recorded: {e}"))
+        .ok();
+    let ha = Ha::start(&config, store).await?;
+    let mut scale_out = ScaleOut::start(&config, &state.maps, dataplane.adopted)?;
     let mut scale_out_tick = tokio::time::interval(scale_out::TICK);
 
     let (mac_tx, mut macs) = mpsc::channel(256);
@@ -139,39 +226,81 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigusr2 = signal(SignalKind::user_defined2())?;
+    let mut watchdog = notify::Watchdog::from_env();
     let mut drain_sweep = tokio::time::interval(std::time::Duration::from_secs(2));
+    dataplane.started();
+    let mut cache_epoch = tokio::time::interval(std::time::Duration::from_nanos(
+        lb_common::TOUCH_INTERVAL_NS,
+    ));
     info!(
-        "xdpvs running on {}; admin socket {}",
+        "xdpvs running on {} ({} XDP, {} data plane); admin socket {}",
         args.interface,
+        dataplane.mode,
+        if dataplane.adopted { "adopted" } else { "new" },
         args.socket.display()
     );
-    loop {
+    notify::ready();
+    inherited.ready();
+    // Lazily: a guard made and dropped at once would remove the socket.
+    let socket_file = socket_file.unwrap_or_else(|| SocketFile(&args.socket));
+    let successor = loop {
         tokio::select! {
             Some((addr, mac)) = macs.recv() => state.mac_changed(addr, mac),
             Some(event) = health.recv() => state.health(event),
             _ = drain_sweep.tick() => state.sweep_drained(),
+            _ = cache_epoch.tick() => {
+                if let Err(e) = state.maps.next_cache_epoch() {
+                    warn!("{e:#}");
+                }
+            }
             Some((request, reply)) = api.recv() => {
+                if request == Request::Upgrade {
+                    upgrades.begin(Some(reply));
+                    continue;
+                }
                 let mut response = state.answer(request, &ha);
                 scale_out.annotate(&mut response);
-                let _ = reply.send(response);
+                let _ = reply.send(upgrades.origin().stamp(response));
             }
+            _ = sigusr2.recv() => upgrades.begin(None),
+            Some(pid) = upgrades.finished() => break Some(pid),
+            _ = watchdog.tick() => {}
             _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha),
             _ = sighup.recv() => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");
                 }
             }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break None,
+            _ = sigterm.recv() => break None,
         }
+    };
+    if let Some(pid) = successor {
+        // The new process has adopted the data plane, resumed every master
+        // and serves the listeners: go quietly, the data plane, the VIPs
+        // and the socket's path left to it (the guard only holds a path:
+        // forgetting it frees nothing).
+        std::mem::forget(socket_file);
+        ha.abandon();
+        dataplane.leave();
+        notify::main_pid(pid);
+        upgrades.succeeded(pid).await;
+        return Ok(());
     }
+    notify::stopping();
+    upgrades.cancel().await;
     // Withdraw first (make before break): the routers move the flows to
     // the other nodes while this one still forwards what reaches it.
     scale_out.withdraw(&state, &ha).await;
     // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
-    info!("stopping: detaching XDP from {}", args.interface);
-    drop(ebpf);
-    Ok(())
+    if args.keep_dataplane {
+        dataplane.leave();
+        Ok(())
+    } else {
+        info!("stopping: removing the data plane from {}", args.interface);
+        dataplane.remove()
+    }
 }

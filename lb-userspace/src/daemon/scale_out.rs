@@ -30,10 +30,13 @@ pub struct ScaleOut {
     sync: Option<FlowSync>,
     /// The VIPs of each vrrp_instance (read at start, like the instances).
     vrrp_vips: Vec<(String, Vec<IpAddr>)>,
+    /// A new data plane learns the peers' flows before it announces; an
+    /// adopted one (a restart, an upgrade) has its flows already.
+    joining: bool,
 }
 
 impl ScaleOut {
-    pub fn start(config: &Config, maps: &Maps) -> Result<Self> {
+    pub fn start(config: &Config, maps: &Maps, adopted: bool) -> Result<Self> {
         let announcer = config
             .global
             .announce
@@ -56,6 +59,7 @@ impl ScaleOut {
             announcer,
             sync,
             vrrp_vips,
+            joining: !adopted,
         })
     }
 
@@ -65,7 +69,7 @@ impl ScaleOut {
 
     fn phase(&self) -> Phase {
         match &self.sync {
-            Some(s) if !s.ready() => Phase::Joining,
+            Some(s) if self.joining && !s.ready() => Phase::Joining,
             _ => Phase::Running,
         }
     }

@@ -3,9 +3,11 @@
 //! desired services to the reconciler and its writes to the maps.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::PoisonError,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -15,26 +17,29 @@ use tokio::sync::{mpsc, watch};
 use super::{explain, load_config};
 use crate::{
     api::protocol::{
-        RealRef, RealStatus, ReasonCount, Request, Response, ServiceRef, ServiceStatus, Traffic,
+        FlowScanStatus, QuorumStatus, RealRef, RealStatus, ReasonCount, Request, Response,
+        ServiceRef, ServiceStatus, TableSizes, Traffic,
     },
-    config::{Config, Protocol},
+    config::{Config, Location, Protocol, Severity},
     dataplane::{
+        flow_scan::{self, Scanner},
         keys::{Mac, Proto, format_mac},
         loader::Sizes,
         maps::Maps,
         reconcile::{Reconciler, ServiceId},
     },
-    ha::Ha,
+    ha::{Ha, scripts::Notifier},
     health::{
         self,
         runner::{CheckSpec, HealthEvent, Runner},
     },
     metrics,
-    services::Table,
+    script_runner::{Kind, Preparer, RealFs, Script},
+    services::{QuorumChange, Table},
 };
 
-/// A draining real's flow counts as ended after this long without a packet.
-const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the flow table is counted (a slow scan pauses as long as it took).
+const FLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
 
 pub struct State {
     pub table: Table,
@@ -47,6 +52,15 @@ pub struct State {
     /// The health checks of the configuration in force, and where they report.
     checks: Runner,
     health_events: mpsc::Sender<HealthEvent>,
+    /// Per-real flow counts, read off this loop.
+    flows: Scanner,
+    /// Counts from a scan that began before this may predate a drain.
+    reloaded_at: Instant,
+    /// Runs `quorum_up` / `quorum_down`.
+    scripts: Notifier,
+    /// Those scripts as the configuration in force has them, checked and
+    /// resolved by the script runner (a refused one is absent).
+    quorum_scripts: HashMap<String, Script>,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -76,8 +90,20 @@ impl State {
         config_path: PathBuf,
         health_events: mpsc::Sender<HealthEvent>,
     ) -> Result<Self> {
+        let flows = Scanner::spawn(maps.flows_fd()?, maps.config_handle()?, FLOW_SCAN_EVERY)
+            .context("starting the flow-table scanner")?;
+        let mut table = Table::from_config(config);
+        // An adopted data plane says how its reals were: not re-learned.
+        for (sid, rid, healthy) in reconciler.adopted_health() {
+            let reason = "carried over from the running data plane".to_string();
+            table.set_health(&sid, &rid, healthy, None, reason);
+        }
         let mut state = Self {
-            table: Table::from_config(config),
+            table,
+            flows,
+            reloaded_at: Instant::now(),
+            scripts: Notifier::spawn().0,
+            quorum_scripts: HashMap::new(),
             maps,
             reconciler,
             sizes,
@@ -86,15 +112,23 @@ impl State {
             checks: Runner::spawn(Vec::new(), health_events.clone()),
             health_events,
         };
-        state.apply().context("filling the data plane")?;
-        state.checks = Runner::spawn(state.check_specs(config), state.health_events.clone());
+        let writes = state.apply().context("filling the data plane")?;
+        info!("configuration in the data plane: {writes} map writes");
+        let specs = state.check_specs(config);
+        state.checks = Runner::spawn(specs, state.health_events.clone());
         Ok(state)
     }
 
-    /// Brings the maps to the table's state.
-    pub fn apply(&mut self) -> Result<()> {
+    /// Brings the maps to the table's state; returns how many writes it took.
+    pub fn apply(&mut self) -> Result<usize> {
         let writes = self.reconciler.set_services(self.table.specs())?;
-        self.maps.apply(&writes)?;
+        if let Err(e) = self.maps.apply(&writes) {
+            self.resync();
+            return Err(e);
+        }
+        for change in self.table.take_quorum_changes() {
+            self.quorum_changed(change);
+        }
         let addrs = self.reconciler.real_addresses();
         // Only a new set makes the neighbour task look again.
         self.wanted.send_if_modified(|wanted| {
@@ -104,7 +138,46 @@ impl State {
             }
             changed
         });
-        Ok(())
+        Ok(writes.len())
+    }
+
+    /// After a write the kernel refused: the reconciler takes the maps'
+    /// contents as its record, so the next change writes what is missing.
+    fn resync(&mut self) {
+        match self.maps.snapshot() {
+            Ok(kernel) => self.reconciler.resync(&kernel),
+            Err(e) => error!("reading the maps back after a failed write: {e:#}"),
+        }
+    }
+
+    /// A service gained or lost its quorum (now in the maps): said, and its
+    /// script run, as keepalived does.
+    fn quorum_changed(&self, c: QuorumChange) {
+        let service = format!(
+            "{} {}",
+            c.service.2,
+            SocketAddr::new(c.service.0, c.service.1)
+        );
+        if c.up {
+            info!(
+                "{service}: gained quorum, live weight {} >= {}",
+                c.live_weight, c.threshold
+            );
+        } else {
+            warn!(
+                "{service}: lost quorum, live weight {} < {}",
+                c.live_weight, c.threshold
+            );
+        }
+        if let Some(line) = c.script {
+            match self.quorum_scripts.get(&line) {
+                Some(script) => {
+                    info!("{service}: running {line:?}");
+                    self.scripts.run(script.clone());
+                }
+                None => warn!("{service}: {line:?} not run: the script was refused at load"),
+            }
+        }
     }
 
     pub fn mac_changed(&mut self, addr: IpAddr, mac: Option<Mac>) {
@@ -113,6 +186,9 @@ impl State {
             .set_mac(addr, mac)
             .map_err(anyhow::Error::from)
             .and_then(|writes| self.maps.apply(&writes));
+        if applied.is_err() {
+            self.resync();
+        }
         match (applied, mac) {
             (Err(e), _) => error!("updating the data plane for real {addr}: {e:#}"),
             (Ok(()), Some(m)) => info!("real {addr} is at {}: it takes traffic", format_mac(&m)),
@@ -140,6 +216,11 @@ impl State {
             return;
         }
         let to_maps = e.decided_at.elapsed();
+        let during_scan = if self.flows.scanning() {
+            ", during a flow-table scan"
+        } else {
+            ""
+        };
         let detection = e
             .detected_in
             .map(|d| format!(", detected in {d:.1?}"))
@@ -150,12 +231,12 @@ impl State {
             .unwrap_or_default();
         if e.up {
             info!(
-                "real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision",
+                "real {rid} of {service}: UP{weight} ({}); maps updated {to_maps:.1?} after the decision{during_scan}",
                 e.reason
             );
         } else {
             warn!(
-                "real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision",
+                "real {rid} of {service}: DOWN ({}){detection}; maps updated {to_maps:.1?} after the decision{during_scan}",
                 e.reason
             );
         }
@@ -164,21 +245,24 @@ impl State {
         }
     }
 
-    /// Removes the reals a reload took out once their flows have ended.
+    /// Removes the reals a reload took out once the last flow-table scan
+    /// (begun after the reload) found none of their flows still going.
     pub fn sweep_drained(&mut self) {
+        let Some(flows) = self
+            .flows
+            .snapshot()
+            .filter(|s| s.started >= self.reloaded_at)
+        else {
+            return;
+        };
         let mut gone = Vec::new();
         for (sid, rid) in self.table.draining() {
-            let Some(number) = self
+            let number = self
                 .reconciler
                 .service_index(&sid)
-                .and_then(|i| i.reals.iter().find(|(r, _)| *r == rid).map(|(_, n)| *n))
-            else {
-                continue;
-            };
-            match self.maps.live_flows(number, DRAIN_IDLE) {
-                Ok(0) => gone.push((sid, rid)),
-                Ok(_) => {}
-                Err(e) => warn!("checking the flows of a draining real: {e:#}"),
+                .and_then(|i| i.reals.iter().find(|(r, _)| *r == rid).map(|(_, n)| *n));
+            if number.is_some_and(|n| flows.real(n).live == 0) {
+                gone.push((sid, rid));
             }
         }
         if gone.is_empty() {
@@ -188,7 +272,7 @@ impl State {
             self.table.drained(sid, rid);
         }
         match self.apply() {
-            Ok(()) => {
+            Ok(_) => {
                 for (sid, rid) in gone {
                     info!(
                         "real {} of {} {} drained: removed",
@@ -204,15 +288,16 @@ impl State {
 
     /// The health checks the table needs, each starting from the real's
     /// current state so a reload does not make it flap.
-    fn check_specs(&self, config: &Config) -> Vec<CheckSpec> {
+    fn check_specs(&mut self, config: &Config) -> Vec<CheckSpec> {
         let mut specs = Vec::new();
+        let mut scripts = Preparer::new(config, &RealFs);
         for vs in &config.virtual_servers {
             let proto = match vs.protocol {
                 Protocol::Tcp => Proto::Tcp,
                 Protocol::Udp => Proto::Udp,
             };
             for real in &vs.reals {
-                let Some(mut spec) = health::spec_for(vs, real, proto) else {
+                let Some(mut spec) = health::spec_for(vs, real, proto, &mut scripts) else {
                     continue;
                 };
                 let current = self
@@ -224,6 +309,23 @@ impl State {
                     spec.start_up = r.healthy;
                 }
                 specs.push(spec);
+            }
+        }
+        self.quorum_scripts.clear();
+        for vs in &config.virtual_servers {
+            for line in [&vs.quorum.up_script, &vs.quorum.down_script]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(script) = scripts.prepare(Kind::Notify, line, None, &vs.location) {
+                    self.quorum_scripts.insert(line.clone(), script);
+                }
+            }
+        }
+        for d in scripts.finish(&Location::of(&self.config_path)) {
+            match d.severity {
+                Severity::Error => error!("{d}"),
+                _ => warn!("{d}"),
             }
         }
         specs
@@ -242,8 +344,24 @@ impl State {
             self.table = previous;
             return Err(e.context("reload could not be applied, keeping the running configuration"));
         }
+        self.reloaded_at = Instant::now();
         for o in &overridden {
             warn!("reload: {o}");
+        }
+        let c = config.global.capacity;
+        if (c.services, c.reals, c.flows)
+            != (self.sizes.services, self.sizes.reals, self.sizes.flows)
+        {
+            warn!(
+                "reload: xdpvs_max_* changed to {} services, {} reals, {} flows; the tables keep \
+                 {}, {}, {} until a restart with --fresh-dataplane (which loses the flows)",
+                c.services,
+                c.reals,
+                c.flows,
+                self.sizes.services,
+                self.sizes.reals,
+                self.sizes.flows
+            );
         }
         let message = format!(
             "reloaded {}: {} services{}",
@@ -256,7 +374,8 @@ impl State {
             }
         );
         info!("{message}");
-        self.checks = Runner::spawn(self.check_specs(&config), self.health_events.clone());
+        let specs = self.check_specs(&config);
+        self.checks = Runner::spawn(specs, self.health_events.clone());
         Ok(message)
     }
 
@@ -271,8 +390,15 @@ impl State {
             Request::Status => self.services().map(|services| Response::Status {
                 services,
                 instances: serde_json::to_value(ha.status()).unwrap_or_default(),
+                daemon: None,
                 announcements: Vec::new(),
                 sync: None,
+                flow_scan: self.flow_scan(),
+                capacity: Some(TableSizes {
+                    services: self.sizes.services,
+                    reals: self.sizes.reals,
+                    flows: self.sizes.flows,
+                }),
             }),
             Request::Reload => self.reload().map(done),
             Request::Explain {
@@ -287,17 +413,53 @@ impl State {
                     .map(|text| Response::Explain { text })
             }
             Request::Metrics => self.services().map(|services| Response::Metrics {
-                text: metrics::render(&services, &self.reasons(), &ha.status()),
+                text: metrics::render(
+                    &services,
+                    &self.reasons(),
+                    &ha.status(),
+                    self.flow_scan().as_ref(),
+                ),
             }),
             Request::ZeroCounters => self
                 .maps
                 .zero_counters()
                 .map(|()| done("counters zeroed".into())),
+            Request::Timeouts => self.maps.config().map(|c| Response::Timeouts {
+                tcp: c.timeout_s(lb_common::PROTO_TCP, false),
+                tcpfin: c.timeout_s(lb_common::PROTO_TCP, true),
+                udp: c.timeout_s(lb_common::PROTO_UDP, false),
+            }),
+            Request::SetTimeouts { tcp, tcpfin, udp } => {
+                self.set_timeouts(tcp, tcpfin, udp).map(done)
+            }
             change => self.change(change).map(done),
         };
         result.unwrap_or_else(|e| Response::Error {
             message: format!("{e:#}"),
         })
+    }
+
+    /// `adm --set TCP TCPFIN UDP`: as ipvsadm, 0 keeps a value. They hold
+    /// until the daemon stops (a reload keeps them too).
+    fn set_timeouts(&mut self, tcp: u32, tcpfin: u32, udp: u32) -> Result<String> {
+        let mut c = self.maps.config()?;
+        for (field, value) in [
+            (&mut c.tcp_timeout_s, tcp),
+            (&mut c.tcpfin_timeout_s, tcpfin),
+            (&mut c.udp_timeout_s, udp),
+        ] {
+            if value != 0 {
+                *field = value;
+            }
+        }
+        self.maps.write_config(&c)?;
+        let (tcp, tcpfin, udp) = (
+            c.timeout_s(lb_common::PROTO_TCP, false),
+            c.timeout_s(lb_common::PROTO_TCP, true),
+            c.timeout_s(lb_common::PROTO_UDP, false),
+        );
+        info!("admin: timeouts (tcp tcpfin udp) set to {tcp} {tcpfin} {udp}");
+        Ok(format!("timeouts (tcp tcpfin udp): {tcp} {tcpfin} {udp}"))
     }
 
     /// A runtime change to the table, applied at once; it holds until reload.
@@ -384,8 +546,19 @@ impl State {
         }
     }
 
+    /// How fresh the flow counts are.
+    fn flow_scan(&self) -> Option<FlowScanStatus> {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.flows.snapshot().map(|s| FlowScanStatus {
+            entries: s.entries,
+            age_ms: millis(s.started.elapsed()),
+            took_ms: millis(s.took),
+        })
+    }
+
     fn services(&self) -> Result<Vec<ServiceStatus>> {
-        let flows = self.maps.flow_counts()?;
+        let flows = self.flows.snapshot();
+        let flows_of = |i: u32| flows.as_ref().map(|s| s.real(i)).unwrap_or_default();
         let mut out = Vec::new();
         for s in self.table.services.values() {
             let Some(index) = self.reconciler.service_index(&s.id()) else {
@@ -398,12 +571,9 @@ impl State {
                     .iter()
                     .find(|(rid, _)| *rid == (r.addr, r.port))
                     .map(|(_, i)| *i);
-                let (traffic, (active, inactive)) = match number {
-                    Some(i) => (
-                        traffic(self.maps.real_counters(i)?),
-                        flows.get(&i).copied().unwrap_or_default(),
-                    ),
-                    None => (Traffic::default(), (0, 0)),
+                let (traffic, counted) = match number {
+                    Some(i) => (traffic(self.maps.real_counters(i)?), flows_of(i)),
+                    None => (Traffic::default(), flow_scan::RealFlows::default()),
                 };
                 let local = self
                     .checks
@@ -430,8 +600,8 @@ impl State {
                     local_errors: local.as_ref().map_or(0, |l| l.count),
                     last_local_error: local.map(|l| l.last),
                     mac: self.reconciler.mac(&r.addr).as_ref().map(format_mac),
-                    active_flows: active,
-                    inactive_flows: inactive,
+                    active_flows: counted.active,
+                    inactive_flows: counted.inactive,
                     traffic,
                 });
             }
@@ -442,6 +612,12 @@ impl State {
                 scheduler: s.scheduler.clone(),
                 persistence_timeout: s.persistence_timeout,
                 traffic: traffic(self.maps.service_counters(index.id)?),
+                quorum: QuorumStatus {
+                    up: s.quorum_up,
+                    live_weight: s.live_weight(),
+                    quorum: s.quorum.quorum,
+                    hysteresis: s.quorum.hysteresis,
+                },
                 reals,
             });
         }

@@ -1,14 +1,17 @@
-//! Loads the XDP object, sizes its maps and attaches the program.
+//! Loads the XDP object with its maps pinned, sizes them and attaches the
+//! program.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, path::Path, str::FromStr};
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode},
+    programs::{Xdp, XdpMode, links::FdLink},
 };
 use lb_common::{MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, maps};
 use log::{info, warn};
+
+use super::device;
 
 /// The XDP object built by `cargo xtask build` and embedded at compile time.
 #[cfg(xdpvs_embedded)]
@@ -43,7 +46,8 @@ impl Default for Sizes {
     }
 }
 
-/// `--xdp-mode`: native falls back to generic in `Auto`.
+/// `--xdp-mode`: `Auto` is generic on devices where native XDP breaks
+/// forwarding (veth), else native with generic as the fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttachMode {
     #[default]
@@ -79,13 +83,16 @@ impl fmt::Display for AttachMode {
 
 pub const PROGRAM: &str = "xdpvs";
 
-/// Loads the object with maps of the given sizes and the program verified.
-pub fn load(object: &[u8], sizes: Sizes) -> Result<Ebpf> {
+/// Loads the object with maps of the given sizes, each pinned in `pins` by
+/// name: a map already pinned there is reused as it is (its contents and
+/// its size). The program is not loaded into the kernel yet.
+pub fn load(object: &[u8], sizes: Sizes, pins: &Path) -> Result<Ebpf> {
     let rings = sizes
         .services
         .checked_mul(2 * RING_SIZE)
         .ok_or_else(|| anyhow!("{} services do not fit one ring array", sizes.services))?;
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .map_max_entries(maps::SERVICES, sizes.services)
         .map_max_entries(maps::SERVICE_STATS, sizes.services)
         .map_max_entries(maps::RINGS, rings)
@@ -93,48 +100,87 @@ pub fn load(object: &[u8], sizes: Sizes) -> Result<Ebpf> {
         .map_max_entries(maps::REAL_STATS, sizes.reals)
         .map_max_entries(maps::FLOWS, sizes.flows)
         .map_max_entries(maps::PERSIST, sizes.persist)
-        .map_max_entries(maps::FRAGMENTS, sizes.fragments)
-        .load(object)
-        .context("loading the XDP object")?;
-    program(&mut ebpf)?
-        .load()
-        .context("the kernel refused the XDP program")?;
+        .map_max_entries(maps::FRAGMENTS, sizes.fragments);
+    for name in maps::OBJECT {
+        loader.map_pin_path(name, pins.join(name));
+    }
+    let ebpf = loader.load(object).context("loading the XDP object")?;
+    // A map left out of lb_common::maps::OBJECT would start empty on every
+    // restart: refuse it here rather than lose its state silently.
+    for (name, _) in ebpf.maps() {
+        if !name.starts_with('.') && !maps::OBJECT.contains(&name) {
+            bail!(
+                "the XDP object's map {name} is not in lb_common::maps::OBJECT, so it is not pinned"
+            );
+        }
+    }
     Ok(ebpf)
 }
 
-fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+/// Loads the program into the kernel (the verifier runs here).
+pub fn load_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+    let prog = program(ebpf)?;
+    prog.load().context("the kernel refused the XDP program")?;
+    Ok(prog)
+}
+
+pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
     ebpf.program_mut(PROGRAM)
         .ok_or_else(|| anyhow!("the XDP object has no program {PROGRAM:?}"))?
         .try_into()
         .context("program is not XDP")
 }
 
-/// Attaches the program; returns the mode it got. The attachment is a BPF
-/// link owned by `ebpf`: it goes away when `ebpf` is dropped or the process
-/// dies, so a crashed daemon never leaves a stale program on the interface.
-pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<AttachMode> {
-    let prog = program(ebpf)?;
-    let attach = |prog: &mut Xdp, m: XdpMode| prog.attach(interface, m).map(drop);
-    match mode {
-        AttachMode::Native => attach(prog, XdpMode::Driver)
-            .with_context(|| format!("attaching native XDP to {interface}"))?,
-        AttachMode::Generic => attach(prog, XdpMode::Skb)
-            .with_context(|| format!("attaching generic XDP to {interface}"))?,
-        AttachMode::Auto => {
-            if let Err(e) = attach(prog, XdpMode::Driver) {
-                warn!("native XDP on {interface} failed ({e}); falling back to generic XDP");
-                attach(prog, XdpMode::Skb)
-                    .with_context(|| format!("attaching generic XDP to {interface}"))?;
-                info!("XDP attached to {interface} (generic)");
-                return Ok(AttachMode::Generic);
-            }
+/// Attaches the loaded program with a BPF link; returns the mode it got and
+/// the link, which the caller pins so that it outlives the process.
+pub fn attach(prog: &mut Xdp, interface: &str, mode: AttachMode) -> Result<(AttachMode, FdLink)> {
+    let caveat = device::native_caveat(interface);
+    let got = match (mode, &caveat) {
+        (AttachMode::Auto, Some(why)) => {
+            info!("XDP mode auto picks generic: {why}");
+            AttachMode::Generic
         }
-    }
-    let got = if mode == AttachMode::Generic {
-        AttachMode::Generic
-    } else {
-        AttachMode::Native
+        (AttachMode::Native, Some(why)) => {
+            warn!("--xdp-mode native: {why}; --xdp-mode generic (or auto) avoids both");
+            AttachMode::Native
+        }
+        (m, _) => m,
     };
+    let id = match got {
+        AttachMode::Native => prog
+            .attach(interface, XdpMode::Driver)
+            .with_context(|| format!("attaching native XDP to {interface}"))?,
+        AttachMode::Generic => prog
+            .attach(interface, XdpMode::Skb)
+            .with_context(|| format!("attaching generic XDP to {interface}"))?,
+        AttachMode::Auto => match prog.attach(interface, XdpMode::Driver) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!("native XDP on {interface} failed ({e}); falling back to generic XDP");
+                return attach(prog, interface, AttachMode::Generic);
+            }
+        },
+    };
+    let got = if got == AttachMode::Auto {
+        AttachMode::Native
+    } else {
+        got
+    };
+    let link = FdLink::try_from(prog.take_link(id)?)
+        .context("this kernel attached XDP without a BPF link, which cannot be pinned")?;
     info!("XDP attached to {interface} ({got})");
-    Ok(got)
+    warn_vlan_offload(interface);
+    Ok((got, link))
+}
+
+/// With `rx-vlan-hw-parse` on, XDP never sees a VLAN tag and sends tagged
+/// traffic back out untagged.
+fn warn_vlan_offload(interface: &str) {
+    if let Ok(true) = device::strips_vlan_tags(interface) {
+        warn!(
+            "{interface} strips VLAN tags before XDP (rx-vlan-hw-parse on): VIP traffic that \
+             arrives tagged would reach the reals untagged; if it does arrive tagged, run \
+             `ethtool -K {interface} rxvlan off`"
+        );
+    }
 }

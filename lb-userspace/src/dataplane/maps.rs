@@ -10,12 +10,16 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, FlowKey, PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, maps,
+    Binding, Counters, DataplaneConfig, FlowKey, PersistKey, RING_SIZE, Real, RealIdent, Reason,
+    Service, ServiceKey, maps, rings_of,
 };
 
 use log::debug;
 
-use super::{batch, reconcile::Write};
+use super::{
+    batch,
+    reconcile::{Snapshot, SnapshotReal, Write},
+};
 
 pub struct Maps {
     services: HashMap<MapData, ServiceKey, Service>,
@@ -23,11 +27,16 @@ pub struct Maps {
     /// For batch writes, which aya does not offer.
     rings_fd: OwnedFd,
     reals: Array<MapData, Real>,
+    idents: Array<MapData, RealIdent>,
     flows: HashMap<MapData, FlowKey, Binding>,
+    flows_fd: OwnedFd,
     persist: HashMap<MapData, PersistKey, Binding>,
     service_stats: PerCpuArray<MapData, Counters>,
     real_stats: PerCpuArray<MapData, Counters>,
     reason_stats: PerCpuArray<MapData, Counters>,
+    config: Array<MapData, DataplaneConfig>,
+    vip_filter: Array<MapData, u64>,
+    cache_epoch: Array<MapData, u64>,
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
@@ -36,8 +45,10 @@ fn take(ebpf: &mut Ebpf, name: &str) -> Result<Map> {
 }
 
 impl Maps {
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
+    /// The object's maps, taken from `ebpf`, and the daemon's own `IDENTS`.
+    pub fn new(ebpf: &mut Ebpf, idents: Array<MapData, RealIdent>) -> Result<Self> {
         let rings = take(ebpf, maps::RINGS)?;
+        let flows = take(ebpf, maps::FLOWS)?;
         Ok(Self {
             services: take(ebpf, maps::SERVICES)?.try_into()?,
             rings_fd: match &rings {
@@ -46,23 +57,63 @@ impl Maps {
             },
             rings: rings.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
-            flows: take(ebpf, maps::FLOWS)?.try_into()?,
+            idents,
+            flows_fd: match &flows {
+                Map::LruHashMap(data) => data.fd().as_fd().try_clone_to_owned()?,
+                _ => bail!("{} is not an LRU hash", maps::FLOWS),
+            },
+            flows: flows.try_into()?,
             persist: take(ebpf, maps::PERSIST)?.try_into()?,
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
             reason_stats: take(ebpf, maps::REASON_STATS)?.try_into()?,
+            config: take(ebpf, maps::CONFIG)?.try_into()?,
+            vip_filter: take(ebpf, maps::VIP_FILTER)?.try_into()?,
+            cache_epoch: take(ebpf, maps::CACHE_EPOCH)?.try_into()?,
         })
     }
 
+    /// The settings the XDP program runs with (flood guard, timeouts, flags).
+    pub fn config(&self) -> Result<DataplaneConfig> {
+        self.config.get(&0, 0).context("reading CONFIG")
+    }
+
+    pub fn write_config(&mut self, config: &DataplaneConfig) -> Result<()> {
+        self.config.set(0, config, 0).context("writing CONFIG")?;
+        self.next_cache_epoch()
+    }
+
+    /// Moves the flow cache's epoch on: every cached flow takes the slow path
+    /// once more. Called every `TOUCH_INTERVAL_NS` and after every change.
+    pub fn next_cache_epoch(&mut self) -> Result<()> {
+        let epoch = self.cache_epoch.get(&0, 0).context("reading CACHE_EPOCH")?;
+        self.cache_epoch
+            .set(0, epoch.wrapping_add(1), 0)
+            .context("writing CACHE_EPOCH")
+    }
+
     /// Applies writes in order; the reconciler orders them so that every
-    /// prefix is a state the XDP program can run on.
+    /// prefix is a state the XDP program can run on. Cached flows see the
+    /// result at once (a new cache epoch).
     pub fn apply(&mut self, writes: &[Write]) -> Result<()> {
+        self.write_all(writes)?;
+        if !writes.is_empty() {
+            self.next_cache_epoch()?;
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, writes: &[Write]) -> Result<()> {
         for w in writes {
             match w {
                 Write::Real { index, real } => self
                     .reals
                     .set(*index, real, 0)
                     .with_context(|| format!("REALS[{index}]"))?,
+                Write::Ident { index, ident } => self
+                    .idents
+                    .set(*index, ident, 0)
+                    .with_context(|| format!("IDENTS[{index}]"))?,
                 Write::RingSlots { ring, slots } => self.write_ring(*ring, slots)?,
                 Write::Service { key, service } => self
                     .services
@@ -71,6 +122,10 @@ impl Maps {
                 Write::DeleteService { key } => {
                     self.services.remove(key).context("SERVICES remove")?
                 }
+                Write::VipFilter { word, bits } => self
+                    .vip_filter
+                    .set(*word, bits, 0)
+                    .with_context(|| format!("VIP_FILTER[{word}]"))?,
             }
         }
         Ok(())
@@ -91,6 +146,45 @@ impl Maps {
             }
         }
         Ok(())
+    }
+
+    /// Reads back what the reconciler keeps in the kernel.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        for entry in self.services.iter() {
+            snap.services.push(entry.context("reading SERVICES")?);
+        }
+        for index in 0..self.reals.len() {
+            let real = self
+                .reals
+                .get(&index, 0)
+                .with_context(|| format!("REALS[{index}]"))?;
+            let ident = self
+                .idents
+                .get(&index, 0)
+                .with_context(|| format!("IDENTS[{index}]"))?;
+            if real != Real::default() || ident != RealIdent::default() {
+                snap.reals.push(SnapshotReal { index, real, ident });
+            }
+        }
+        snap.vip_filter = (0..self.vip_filter.len())
+            .map(|w| self.vip_filter.get(&w, 0))
+            .collect::<Result<_, _>>()
+            .context("reading VIP_FILTER")?;
+        for (_, service) in &snap.services {
+            for ring in rings_of(service.id) {
+                let slots = batch::lookup_u32_array(&self.rings_fd, ring * RING_SIZE, RING_SIZE)
+                    .or_else(|e| {
+                        debug!("batch lookup of RINGS failed ({e}); reading slot by slot");
+                        (0..RING_SIZE)
+                            .map(|pos| self.ring_slot(ring, pos))
+                            .collect::<Result<Vec<u32>>>()
+                    })
+                    .with_context(|| format!("reading ring {ring}"))?;
+                snap.rings.insert(ring, slots);
+            }
+        }
+        Ok(snap)
     }
 
     pub fn service_counters(&self, id: u32) -> Result<Counters> {
@@ -151,42 +245,17 @@ impl Maps {
         Ok(self.rings.get(&(ring * RING_SIZE + slot), 0)?)
     }
 
-    /// Flows of real `index` that are still going: no FIN/RST seen and a
-    /// packet within `idle` (UDP flows never close).
-    pub fn live_flows(&self, index: u32, idle: std::time::Duration) -> Result<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes the timespec it is given.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        // The XDP program stamps flows with bpf_ktime_get_coarse_ns: the same clock.
-        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-        let mut n = 0;
-        for entry in self.flows.iter() {
-            let (_, b) = entry.context("reading FLOWS")?;
-            let recent = now.saturating_sub(b.last_seen_ns) < idle.as_nanos() as u64;
-            if b.real == index && b.flags & lb_common::FLOW_CLOSING == 0 && recent {
-                n += 1;
-            }
-        }
-        Ok(n)
+    /// A handle on `CONFIG` for `flow_scan`, which judges idle flows by it.
+    pub fn config_handle(&self) -> Result<Array<MapData, DataplaneConfig>> {
+        use aya::maps::IterableMap as _;
+        let fd = self.config.map().fd().as_fd().try_clone_to_owned()?;
+        Ok(Array::try_from(Map::Array(MapData::from_fd(fd)?))?)
     }
 
-    /// Flows by real index: (active, inactive), counted as ipvsadm does for
-    /// DR: a TCP flow is active until its FIN or RST has been seen.
-    pub fn flow_counts(&self) -> Result<std::collections::HashMap<u32, (u64, u64)>> {
-        let mut counts = std::collections::HashMap::new();
-        for entry in self.flows.iter() {
-            let (_, b) = entry.context("reading FLOWS")?;
-            let c: &mut (u64, u64) = counts.entry(b.real).or_default();
-            if b.flags & lb_common::FLOW_CLOSING == 0 {
-                c.0 += 1
-            } else {
-                c.1 += 1
-            }
-        }
-        Ok(counts)
+    /// A handle on the flow table for `flow_scan`, which reads it off the
+    /// control loop.
+    pub fn flows_fd(&self) -> Result<OwnedFd> {
+        Ok(self.flows_fd.try_clone()?)
     }
 }
 

@@ -1,8 +1,12 @@
-//! The data plane's driver: loading and attaching the XDP program, and the
-//! reconciler that owns its maps.
+//! The data plane's driver: loading, pinning, adopting and attaching the XDP
+//! program, and the reconciler that owns its maps.
 
+pub mod adopt;
 mod batch;
+pub mod device;
+pub mod flow_scan;
 pub mod keys;
 pub mod loader;
 pub mod maps;
+pub mod pin;
 pub mod reconcile;

@@ -2,13 +2,21 @@
 //! and off their interfaces, with rtnetlink, like `ip addr add IP/PREFIX dev
 //! DEV label LABEL`. At start every configured VIP still present (a crashed
 //! run leaves them behind) is removed before any instance takes part.
+//!
+//! IPv6 VIPs are added with IFA_F_NODAD, as keepalived does: a VIP moves
+//! between nodes on purpose, and duplicate address detection would hold the
+//! new master's address tentative (unusable) for a second or more.
 
 use std::net::IpAddr;
 
 use futures::TryStreamExt as _;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlag, AddressHeaderFlag, AddressMessage, AddressScope, CacheInfo,
+};
 use rtnetlink::Handle;
 use thiserror::Error;
+
+use crate::config::VipOptions;
 
 #[derive(Debug, Error)]
 pub enum AddressError {
@@ -36,6 +44,46 @@ pub struct Vip {
     pub prefix: u8,
     pub dev: String,
     pub label: Option<String>,
+    pub options: VipOptions,
+}
+
+/// Sets what `virtual_ipaddress` asked for on an add request: label, NODAD
+/// (IPv6), home address, no prefix route, scope, broadcast, preferred lifetime.
+pub fn apply_options(msg: &mut AddressMessage, v: &Vip) {
+    let o = &v.options;
+    if let Some(label) = &v.label {
+        msg.attributes.push(AddressAttribute::Label(label.clone()));
+    }
+    let mut flags = Vec::new();
+    if v.addr.is_ipv6() {
+        flags.push(AddressFlag::Nodad);
+        msg.header.flags.push(AddressHeaderFlag::Nodad);
+    }
+    if o.home {
+        flags.push(AddressFlag::Homeaddress);
+        msg.header.flags.push(AddressHeaderFlag::Homeaddress);
+    }
+    if o.noprefixroute {
+        flags.push(AddressFlag::Noprefixroute);
+    }
+    if !flags.is_empty() {
+        msg.attributes.push(AddressAttribute::Flags(flags));
+    }
+    if let Some(scope) = o.scope {
+        msg.header.scope = AddressScope::from(scope);
+    }
+    if let Some(brd) = o.broadcast {
+        msg.attributes
+            .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+        msg.attributes.push(AddressAttribute::Broadcast(brd));
+    }
+    if let Some(preferred) = o.preferred_lft {
+        let mut info = CacheInfo::default();
+        info.ifa_preferred = preferred;
+        // INFINITY_LIFE_TIME: the address itself never expires.
+        info.ifa_valid = u32::MAX;
+        msg.attributes.push(AddressAttribute::CacheInfo(info));
+    }
 }
 
 /// An address present on an interface.
@@ -113,11 +161,7 @@ impl Addresses {
                 .handle
                 .address()
                 .add(ifindex(&v.dev)?, v.addr, v.prefix);
-            if let Some(label) = &v.label {
-                req.message_mut()
-                    .attributes
-                    .push(AddressAttribute::Label(label.clone()));
-            }
+            apply_options(req.message_mut(), v);
             match req.execute().await {
                 Ok(()) => {}
                 Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
@@ -201,6 +245,7 @@ mod tests {
             prefix: 32,
             dev: dev.into(),
             label: None,
+            options: VipOptions::default(),
         }
     }
 
@@ -209,6 +254,60 @@ mod tests {
             addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
             dev: dev.into(),
         }
+    }
+
+    fn flags(msg: &AddressMessage) -> Vec<AddressFlag> {
+        msg.attributes
+            .iter()
+            .find_map(|a| match a {
+                AddressAttribute::Flags(f) => Some(f.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ipv6_vips_skip_dad_and_options_reach_the_request() {
+        let mut v6 = vip(1, "eth0");
+        v6.addr = "2001:db8::1".parse().unwrap();
+        v6.options.noprefixroute = true;
+        v6.options.home = true;
+        v6.options.preferred_lft = Some(0);
+        let mut msg = AddressMessage::default();
+        apply_options(&mut msg, &v6);
+        assert_eq!(
+            flags(&msg),
+            [
+                AddressFlag::Nodad,
+                AddressFlag::Homeaddress,
+                AddressFlag::Noprefixroute
+            ]
+        );
+        assert!(msg.header.flags.contains(&AddressHeaderFlag::Nodad));
+        let lifetimes = msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::CacheInfo(c) => Some((c.ifa_preferred, c.ifa_valid)),
+            _ => None,
+        });
+        assert_eq!(lifetimes, Some((0, u32::MAX)), "deprecated, never invalid");
+
+        let mut v4 = vip(1, "eth0");
+        v4.label = Some("eth0:vip".into());
+        v4.options.scope = Some(254);
+        v4.options.broadcast = Some(Ipv4Addr::new(10, 0, 0, 255));
+        let mut msg = AddressMessage::default();
+        msg.attributes
+            .push(AddressAttribute::Broadcast(Ipv4Addr::new(10, 0, 0, 1)));
+        apply_options(&mut msg, &v4);
+        assert!(flags(&msg).is_empty(), "no NODAD for IPv4");
+        assert_eq!(msg.header.scope, AddressScope::Host);
+        assert_eq!(
+            msg.attributes,
+            [
+                AddressAttribute::Label("eth0:vip".into()),
+                AddressAttribute::Broadcast(Ipv4Addr::new(10, 0, 0, 255)),
+            ],
+            "brd replaces the computed broadcast"
+        );
     }
 
     #[test]

@@ -16,18 +16,16 @@ use tokio::sync::{mpsc, watch};
 use super::{
     addresses::{Addresses, Vip},
     announce::Announcer,
+    persist::{BootTime, Saved, Store},
     routes::VirtualRoutes,
-    scripts::{Notifier, notify_argv, split_command, state_word},
+    scripts::{Notifier, NotifyScripts, notify_args, state_word},
     socket::{Received, VrrpSocket},
 };
-use crate::{
-    config::Notify,
-    vrrp::{
-        fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
-        packet::{Advert, Auth, DecodeError, Expect},
-        sync_group::{MemberView, decide},
-        track::Effective,
-    },
+use crate::vrrp::{
+    fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
+    packet::{Advert, Auth, DecodeError, Expect},
+    sync_group::{MemberView, decide},
+    track::Effective,
 };
 
 /// What `Ha::status` reports for one instance.
@@ -70,13 +68,20 @@ pub struct Instance {
     /// `virtual_routes`, present with the VIPs.
     pub routes: VirtualRoutes,
     pub announcer: Announcer,
-    pub notify: Notify,
+    pub notify: NotifyScripts,
     pub notifier: Notifier,
     pub tracking: watch::Receiver<Effective>,
     pub inputs: mpsc::UnboundedReceiver<Input>,
     pub group: Option<GroupLink>,
     pub status: SharedStatus,
     pub timers: Timers,
+    /// keepalived `skip_check_adv_addr`: the current master's adverts are
+    /// not checked against our VIP list.
+    pub skip_check_adv_addr: bool,
+    /// `Startup`, or `ResumeMaster` when the last run was master just now.
+    pub start: Input,
+    /// Where the state is recorded; `None` when it cannot be.
+    pub store: Option<Store>,
 }
 
 fn state_name(s: State) -> &'static str {
@@ -97,7 +102,7 @@ impl Instance {
     pub async fn run(mut self) {
         let first = *self.tracking.borrow_and_update();
         self.apply_tracking(first).await;
-        self.feed(Input::Startup).await;
+        self.feed(self.start).await;
         let mut stopped = false;
         let mut tracking_open = true;
         while !stopped {
@@ -187,17 +192,30 @@ impl Instance {
                 return Vec::new();
             }
         };
+        let check = checks_addresses(self.skip_check_adv_addr, self.fsm.last_master(), meta.src);
         let cfg = self.fsm.config();
         let expect = Expect {
             version: cfg.version,
             vrid: cfg.vrid,
             auth: self.auth,
             advert_int: cfg.advert_int,
-            addrs: Some(&self.advertised),
+            addrs: check.then_some(&self.advertised[..]),
         };
         match Advert::decode(&meta, &payload, &expect) {
             Ok(advert) => {
                 self.status().adverts_received += 1;
+                let learnt = self.fsm.master_adver_int();
+                let learnable = self.fsm.interval_acceptable(advert.advert_int);
+                if self.fsm.state() == State::Backup && advert.advert_int != learnt && learnable {
+                    // keepalived's v3 log line, once per change; refused
+                    // intervals are logged (rate-limited) as discards.
+                    info!(
+                        "({}) advertisement interval mismatch: mine={} milli-sec, rcved={} milli-sec",
+                        self.name,
+                        learnt.as_millis(),
+                        advert.advert_int.as_millis()
+                    );
+                }
                 self.step(Input::AdvertReceived {
                     from: meta.src,
                     priority: advert.priority,
@@ -206,6 +224,18 @@ impl Instance {
             }
             // Another instance's VRID on the same link: not ours to count.
             Err(DecodeError::WrongVrid { .. }) => Vec::new(),
+            Err(e @ DecodeError::IntervalMismatch { got, want }) => {
+                // RFC 3768 §7.1: dropped; keepalived's log line.
+                if self.count_bad(e.reason()).is_power_of_two() {
+                    info!(
+                        "({}) advertisement interval mismatch mine={} sec rcv'd={} sec",
+                        self.name,
+                        want.as_secs(),
+                        got.as_secs()
+                    );
+                }
+                Vec::new()
+            }
             Err(e) => {
                 self.count_bad(e.reason());
                 Vec::new()
@@ -213,17 +243,25 @@ impl Instance {
         }
     }
 
-    fn count_bad(&self, reason: &str) {
-        *self
-            .status()
-            .bad_packets
-            .entry(reason.to_string())
-            .or_default() += 1;
+    /// Counts a dropped packet; returns the count so far for that reason
+    /// (callers log at powers of two, so a flood cannot flood the log).
+    fn count_bad(&self, reason: &str) -> u64 {
+        let mut status = self.status();
+        let n = status.bad_packets.entry(reason.to_string()).or_default();
+        *n += 1;
+        *n
     }
 
     /// Carries out actions in order; true once the instance has stopped.
     async fn perform(&mut self, actions: Vec<Action>) -> bool {
         let mut stopped = false;
+        // Every transition, and every advert a master sends: the record's
+        // time is when we were last known to be master.
+        let record = actions.iter().any(|a| match a {
+            Action::StateChanged { .. } => true,
+            Action::SendAdvert { priority } => *priority > 0 && self.fsm.state() == State::Master,
+            _ => false,
+        });
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority),
@@ -253,11 +291,55 @@ impl Instance {
                     self.status().transitions += 1;
                 }
                 Action::Notify(event) => self.notify(event),
+                Action::Discarded(why) => {
+                    let n = self.count_bad(why.reason());
+                    if n.is_power_of_two() {
+                        warn!(
+                            "{}: advert discarded: {} ({n} so far)",
+                            self.name,
+                            why.reason()
+                        );
+                    }
+                }
                 Action::Stopped => stopped = true,
             }
         }
         self.refresh_status();
+        if record {
+            self.record();
+        }
         stopped
+    }
+
+    fn record(&mut self) {
+        let Some(store) = &self.store else { return };
+        let status = self.status().clone();
+        let saved = if self.fsm.state() == State::Initialize {
+            // Stopped after a planned handover: nothing to resume.
+            store.forget(&self.name, status.vrid)
+        } else {
+            BootTime::now().and_then(|now| {
+                store.save(&Saved {
+                    instance: self.name.clone(),
+                    vrid: status.vrid,
+                    state: status.state,
+                    priority: status.effective_priority,
+                    master: status.master,
+                    boot_id: now.boot_id,
+                    boottime_ms: u64::try_from(now.since_boot.as_millis()).unwrap_or(u64::MAX),
+                    pid: std::process::id(),
+                })
+            })
+        };
+        if let Err(e) = saved {
+            // Once: a restart will simply not resume.
+            warn!(
+                "{}: cannot record the VRRP state in {}: {e}; a restart will not resume as master",
+                self.name,
+                store.dir().display()
+            );
+            self.store = None;
+        }
     }
 
     fn send_advert(&mut self, priority: u8) {
@@ -292,12 +374,12 @@ impl Instance {
             NotifyEvent::MasterRxLowerPri => &None,
         };
         if let Some(script) = specific {
-            self.notifier.run(split_command(script));
+            self.notifier.run(script.clone());
         }
         if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
             let priority = Some(self.fsm.priority());
-            self.notifier
-                .run(notify_argv(script, "INSTANCE", &self.name, word, priority));
+            let args = notify_args("INSTANCE", &self.name, word, priority);
+            self.notifier.run(script.with_args(args));
         }
     }
 
@@ -312,6 +394,12 @@ impl Instance {
         s.effective_priority = self.fsm.priority();
         s.master = master;
     }
+}
+
+/// keepalived `skip_check_adv_addr`: an advert's address list is checked
+/// unless the option is on and the advert comes from the current master.
+fn checks_addresses(skip: bool, master: Option<(IpAddr, u8)>, src: IpAddr) -> bool {
+    !(skip && master.is_some_and(|(a, _)| a == src))
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -362,6 +450,21 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn skip_check_adv_addr_only_for_the_current_master() {
+        let (m, other): (IpAddr, IpAddr) = ([10, 0, 0, 2].into(), [10, 0, 0, 3].into());
+        assert!(checks_addresses(false, Some((m, 200)), m), "option off");
+        assert!(
+            !checks_addresses(true, Some((m, 200)), m),
+            "the master's advert"
+        );
+        assert!(
+            checks_addresses(true, Some((m, 200)), other),
+            "anyone else's"
+        );
+        assert!(checks_addresses(true, None, m), "no master known yet");
+    }
 
     #[test]
     fn one_deadline_per_kind_in_order() {

@@ -5,12 +5,18 @@
 //! (`vrrp_script`, `track_interface`), then one task per instance (see
 //! `instance`). `Ha::shutdown` is the planned handover: each master sends
 //! priority 0 and keeps its VIPs until a new master speaks.
+//!
+//! Each instance records its state (`persist`); an instance that was master
+//! less than Master_Down_Interval ago resumes as master at once, its VIPs
+//! kept, so a crash + restart or an upgrade is invisible to peers.
+//! `Ha::abandon` is the upgrade's exit: stop without a word, VIPs kept.
 
 mod addresses;
 mod announce;
 mod instance;
+pub mod persist;
 mod routes;
-mod scripts;
+pub(crate) mod scripts;
 mod socket;
 
 use std::{
@@ -29,15 +35,16 @@ use self::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
+    persist::{BootTime, Store},
     routes::VirtualRoutes,
-    scripts::{Check, Notifier, Source, spawn_check, spawn_link, spawn_tracker, split_command},
+    scripts::{Check, Notifier, NotifyScripts, Source, spawn_check, spawn_link, spawn_tracker},
     socket::{Endpoint, VrrpSocket},
 };
 use crate::{
     config::{self, Config, VrrpInstance},
     vrrp::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
-        packet::{Auth, Version},
+        packet::{Auth, MCAST_V4, MCAST_V6, Version},
         sync_group::MemberView,
     },
 };
@@ -69,6 +76,7 @@ fn vips_of(inst: &VrrpInstance) -> (Vec<Vip>, Vec<Vip>) {
                 prefix: v.prefix,
                 dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
                 label: v.label.clone(),
+                options: v.options.clone(),
             })
             .collect()
     };
@@ -140,15 +148,51 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
             master_repeat: g.master_repeat,
             master_refresh: g.master_refresh.unwrap_or_default(),
             master_refresh_repeat: g.master_refresh_repeat,
-            ..GarpConfig::default()
+            lower_prio_delay: g.lower_prio_delay.unwrap_or(g.master_delay),
+            lower_prio_repeat: g.lower_prio_repeat.unwrap_or(g.master_repeat),
         },
+        lower_prio_no_advert: inst.lower_prio_no_advert,
         ..FsmConfig::new(version, inst.vrid, inst.priority, src)
     })
 }
 
+/// Whether `inst` resumes as master from its record in `store` (logged).
+fn resumes(inst: &VrrpInstance, store: Option<&Store>, in_group: bool) -> bool {
+    let (Some(store), Ok(now)) = (store, BootTime::now()) else {
+        return false;
+    };
+    let Some(saved) = store.load(&inst.name, inst.vrid) else {
+        return false;
+    };
+    let unspecified = IpAddr::from([0u8; 4]);
+    let Ok(cfg) = fsm_config(inst, unspecified, in_group) else {
+        return false;
+    };
+    let down = Fsm::new(cfg).master_down_interval();
+    let age = now
+        .since_boot
+        .saturating_sub(Duration::from_millis(saved.boottime_ms));
+    let resume = persist::may_resume(&saved, &now, down);
+    if resume {
+        info!(
+            "{}: was MASTER {age:.1?} ago (pid {}), within Master_Down_Interval {down:.1?}: \
+             resuming as MASTER, VIPs kept",
+            inst.name, saved.pid
+        );
+    } else if saved.state == "MASTER" {
+        info!(
+            "{}: was MASTER {age:.1?} ago, not within Master_Down_Interval {down:.1?} on this boot: \
+             starting normally",
+            inst.name
+        );
+    }
+    resume
+}
+
 impl Ha {
     /// Starts every configured instance; with none, an `Ha` that does nothing.
-    pub async fn start(config: &Config) -> Result<Ha> {
+    /// Instances recorded in `store` as master just now resume as master.
+    pub async fn start(config: &Config, store: Option<Store>) -> Result<Ha> {
         let mut ha = Ha {
             running: Vec::new(),
             helpers: Vec::new(),
@@ -174,10 +218,24 @@ impl Ha {
             return Ok(ha);
         }
         let addresses = Addresses::new(handle);
+        let grouped = |i: &VrrpInstance| {
+            config
+                .sync_groups
+                .iter()
+                .any(|g| g.members.contains(&i.name))
+        };
+        let resuming: Vec<bool> = config
+            .vrrp_instances
+            .iter()
+            .map(|i| resumes(i, store.as_ref(), grouped(i)))
+            .collect();
+        // A resuming master's VIPs are not stale: they stay, and XDP with them.
         let all: Vec<Vip> = config
             .vrrp_instances
             .iter()
-            .flat_map(|i| {
+            .zip(&resuming)
+            .filter(|(_, r)| !**r)
+            .flat_map(|(i, _)| {
                 let (v, x) = vips_of(i);
                 v.into_iter().chain(x)
             })
@@ -192,24 +250,17 @@ impl Ha {
         let (notifier, task) = Notifier::spawn();
         ha.helpers.push(task);
 
+        let prepared = scripts::prepare(config);
         let mut checks = HashMap::new();
-        for s in &config.vrrp_scripts {
-            let used = config
-                .vrrp_instances
-                .iter()
-                .any(|i| i.track_scripts.iter().any(|t| t.name == s.name));
-            if !used {
+        let mut disabled = Vec::new();
+        for (s, script) in prepared.checks {
+            let Some(script) = script else {
+                disabled.push(s.name.as_str());
                 continue;
-            }
-            if s.user.is_some() {
-                warn!(
-                    "vrrp_script {}: `user` is not supported; the script runs as xdpvs's user",
-                    s.name
-                );
-            }
+            };
             let (rx, task) = spawn_check(Check {
                 name: s.name.clone(),
-                argv: split_command(&s.script),
+                script,
                 interval: s.interval,
                 timeout: s.timeout,
                 rise: s.rise,
@@ -260,7 +311,12 @@ impl Ha {
             }
         }
 
-        for (i, (inst, (tx, rx))) in config.vrrp_instances.iter().zip(channels).enumerate() {
+        let instances = config
+            .vrrp_instances
+            .iter()
+            .zip(channels)
+            .zip(prepared.notify);
+        for (i, ((inst, (tx, rx)), notify)) in instances.enumerate() {
             let mut sources = vec![];
             // keepalived tracks the instance's own interface unless told not to.
             let mut links_to_watch: Vec<(String, i32)> = vec![(inst.interface.clone(), 0)];
@@ -269,12 +325,23 @@ impl Ha {
                     .iter()
                     .map(|t| (t.name.clone(), t.weight.unwrap_or(0))),
             );
+            // keepalived also tracks the other interfaces its VIPs are on,
+            // unless the address says `no_track`.
+            let (v, x) = vips_of(inst);
+            for vip in v.iter().chain(&x).filter(|v| !v.options.no_track) {
+                if !links_to_watch.iter().any(|(d, _)| *d == vip.dev) {
+                    links_to_watch.push((vip.dev.clone(), 0));
+                }
+            }
             for (dev, weight) in links_to_watch {
                 let (state, task) = spawn_link(dev);
                 ha.helpers.push(task);
                 sources.push(Source { state, weight });
             }
             for t in &inst.track_scripts {
+                if disabled.contains(&t.name.as_str()) {
+                    continue;
+                }
                 let Some((state, weight)) = checks.get(&t.name) else {
                     warn!(
                         "{}: track_script {} is not a vrrp_script",
@@ -289,14 +356,19 @@ impl Ha {
             }
             let (tracking, task) = spawn_tracker(inst.priority, sources);
             ha.helpers.push(task);
+            let start = if resuming[i] {
+                Input::ResumeMaster
+            } else {
+                Input::Startup
+            };
             let running = Self::start_instance(
                 inst,
-                addresses.clone(),
-                notifier.clone(),
+                &config.global,
+                (addresses.clone(), notifier.clone(), notify),
+                store.clone(),
                 tracking,
-                tx,
-                rx,
-                links.remove(&i),
+                (tx, rx),
+                (links.remove(&i), start),
             )
             .with_context(|| format!("vrrp_instance {}", inst.name))?;
             ha.running.push(running);
@@ -306,12 +378,12 @@ impl Ha {
 
     fn start_instance(
         inst: &VrrpInstance,
-        addresses: Addresses,
-        notifier: Notifier,
+        global: &config::GlobalDefs,
+        (addresses, notifier, notify): (Addresses, Notifier, NotifyScripts),
+        store: Option<Store>,
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
-        tx: mpsc::UnboundedSender<Input>,
-        inputs: mpsc::UnboundedReceiver<Input>,
-        group: Option<GroupLink>,
+        (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+        (group, start): (Option<GroupLink>, Input),
     ) -> Result<Running> {
         let v6 = wants_v6(inst);
         let src = inst
@@ -326,11 +398,17 @@ impl Ha {
                 )
             })?;
         let ifindex = crate::neighbour::ifindex(&inst.interface)?;
+        let mcast = if v6 {
+            IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(MCAST_V6))
+        } else {
+            IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MCAST_V4))
+        };
         let socket = VrrpSocket::open(Endpoint {
             interface: inst.interface.clone(),
             ifindex,
             src,
             unicast_peers: inst.unicast_peers.clone(),
+            group: mcast,
         })?;
         let (vips, excluded) = vips_of(inst);
         let advertised = vips
@@ -373,13 +451,16 @@ impl Ha {
             ),
             addresses,
             announcer,
-            notify: inst.notify.clone(),
+            notify,
             notifier,
             tracking,
             inputs,
             group,
             status: status.clone(),
             timers: Timers::default(),
+            skip_check_adv_addr: inst.skip_check_adv_addr,
+            start,
+            store,
         };
         let task = tokio::spawn(instance.run());
         Ok(Running {
@@ -419,6 +500,18 @@ impl Ha {
                     r.task.abort();
                 }
             }
+        }
+        for h in self.helpers {
+            h.abort();
+        }
+    }
+
+    /// The upgrade's exit, once the new daemon has resumed every master:
+    /// stop at once, with no priority-0 advert and the VIPs left in place,
+    /// and the records left saying what the new daemon took over.
+    pub fn abandon(self) {
+        for r in self.running {
+            r.task.abort();
         }
         for h in self.helpers {
             h.abort();

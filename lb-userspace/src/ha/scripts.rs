@@ -6,18 +6,21 @@
 //! tracking instance reads. Notify scripts go through one bounded queue to a
 //! worker, so a slow or hung script never delays an advert.
 
-use std::{process::Stdio, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use log::{debug, info, warn};
+use log::{info, warn};
 use tokio::{
-    process::Command,
     sync::{Semaphore, mpsc, watch},
     task::JoinHandle,
 };
 
-use crate::vrrp::{
-    fsm::NotifyEvent,
-    track::{Effective, Tracked, effective},
+use crate::{
+    config::{Config, Location, Severity, VrrpScript},
+    script_runner::{Kind, Preparer, RealFs, Script},
+    vrrp::{
+        fsm::NotifyEvent,
+        track::{Effective, Tracked, effective},
+    },
 };
 
 /// How often `track_interface` reads the link state.
@@ -28,28 +31,6 @@ const NOTIFY_PARALLEL: usize = 4;
 const NOTIFY_QUEUE: usize = 64;
 /// A notify script still running after this is killed.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Splits a script line into words as keepalived does: blanks separate,
-/// single or double quotes group (no other shell syntax).
-pub fn split_command(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quote: Option<char> = None;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => word.get_or_insert_default().push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                word.get_or_insert_default();
-            }
-            (None, c) if c.is_whitespace() => words.extend(word.take()),
-            (None, c) => word.get_or_insert_default().push(c),
-        }
-    }
-    words.extend(word);
-    words
-}
 
 /// keepalived's state word for the generic `notify` script.
 pub fn state_word(event: NotifyEvent) -> Option<&'static str> {
@@ -62,17 +43,10 @@ pub fn state_word(event: NotifyEvent) -> Option<&'static str> {
     }
 }
 
-/// The generic `notify` script's command line: the script's own words,
-/// then `INSTANCE|GROUP name state priority`.
-pub fn notify_argv(
-    script: &str,
-    kind: &str,
-    name: &str,
-    state: &str,
-    priority: Option<u8>,
-) -> Vec<String> {
-    let mut argv = split_command(script);
-    argv.extend([kind.to_string(), name.to_string(), state.to_string()]);
+/// The generic `notify` script's extra arguments, after its own words:
+/// `INSTANCE|GROUP name state priority`.
+pub fn notify_args(kind: &str, name: &str, state: &str, priority: Option<u8>) -> Vec<String> {
+    let mut argv = vec![kind.to_string(), name.to_string(), state.to_string()];
     argv.extend(priority.map(|p| p.to_string()));
     argv
 }
@@ -120,46 +94,11 @@ impl Hysteresis {
 #[derive(Clone, Debug)]
 pub struct Check {
     pub name: String,
-    pub argv: Vec<String>,
+    pub script: Script,
     pub interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
-}
-
-/// Runs `argv` in its own process group; true on exit status 0 in time.
-/// On timeout the whole group is killed, so a script's children go too.
-async fn run_once(argv: &[String], timeout: Duration) -> bool {
-    let Some((program, args)) = argv.split_first() else {
-        return false;
-    };
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            debug!("{program}: {e}");
-            return false;
-        }
-    };
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => status.success(),
-        Ok(Err(_)) => false,
-        Err(_) => {
-            if let Some(pid) = child.id() {
-                // SAFETY: signalling the process group our child leads.
-                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            }
-            let _ = child.wait().await;
-            false
-        }
-    }
 }
 
 /// Starts a check; its state is on the returned channel.
@@ -171,7 +110,7 @@ pub fn spawn_check(check: Check) -> (watch::Receiver<bool>, JoinHandle<()>) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let ok = run_once(&check.argv, check.timeout).await;
+            let ok = check.script.run(check.timeout).await.success();
             if state.observe(ok) {
                 info!(
                     "vrrp_script {}: {}",
@@ -262,24 +201,96 @@ pub fn spawn_tracker(
     (rx, task)
 }
 
+/// An instance's checked `notify*` scripts.
+#[derive(Clone, Debug, Default)]
+pub struct NotifyScripts {
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    /// `notify`: called with `INSTANCE name state priority` appended.
+    pub any: Option<Script>,
+}
+
+/// The VRRP side's scripts after `script_runner`'s checks: `None` for a
+/// refused `vrrp_script` (its trackers ignore it, as keepalived's do).
+pub struct Prepared<'c> {
+    pub checks: Vec<(&'c VrrpScript, Option<Script>)>,
+    /// One per instance, in order.
+    pub notify: Vec<NotifyScripts>,
+}
+
+/// Checks every used `vrrp_script` and every instance's notify scripts
+/// before any runs (keepalived's order), logging what was said.
+pub fn prepare(config: &Config) -> Prepared<'_> {
+    let mut p = Preparer::new(config, &RealFs);
+    let used = |s: &VrrpScript| {
+        config
+            .vrrp_instances
+            .iter()
+            .any(|i| i.track_scripts.iter().any(|t| t.name == s.name))
+    };
+    let checks = config
+        .vrrp_scripts
+        .iter()
+        .filter(|s| used(s))
+        .map(|s| {
+            let script = p.prepare(
+                Kind::Track(&s.name),
+                &s.script,
+                s.user.as_ref(),
+                &s.location,
+            );
+            (s, script)
+        })
+        .collect();
+    let notify = config
+        .vrrp_instances
+        .iter()
+        .map(|i| {
+            let mut one = |s: &Option<String>| {
+                let s = s.as_ref()?;
+                p.prepare(Kind::Notify, s, None, &i.location)
+            };
+            let n = &i.notify;
+            NotifyScripts {
+                master: one(&n.master),
+                backup: one(&n.backup),
+                fault: one(&n.fault),
+                stop: one(&n.stop),
+                any: one(&n.any),
+            }
+        })
+        .collect();
+    let file = config.vrrp_instances.first().map(|i| &*i.location.file);
+    for d in p.finish(&Location::of(file.unwrap_or("".as_ref()))) {
+        match d.severity {
+            Severity::Error => log::error!("{d}"),
+            _ => warn!("{d}"),
+        }
+    }
+    Prepared { checks, notify }
+}
+
 /// Runs notify scripts off the instances' tasks, a few at a time.
 #[derive(Clone)]
 pub struct Notifier {
-    tx: mpsc::Sender<Vec<String>>,
+    tx: mpsc::Sender<Script>,
 }
 
 impl Notifier {
     pub fn spawn() -> (Notifier, JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Vec<String>>(NOTIFY_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Script>(NOTIFY_QUEUE);
         let task = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(NOTIFY_PARALLEL));
-            while let Some(argv) = rx.recv().await {
+            while let Some(script) = rx.recv().await {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
                 tokio::spawn(async move {
-                    if !run_once(&argv, NOTIFY_TIMEOUT).await {
-                        warn!("notify script {argv:?} failed");
+                    let outcome = script.run(NOTIFY_TIMEOUT).await;
+                    if !outcome.success() {
+                        warn!("notify script {:?} failed: {outcome:?}", script.argv());
                     }
                     drop(permit);
                 });
@@ -289,11 +300,8 @@ impl Notifier {
     }
 
     /// Queues a script; never waits.
-    pub fn run(&self, argv: Vec<String>) {
-        if argv.is_empty() {
-            return;
-        }
-        if let Err(e) = self.tx.try_send(argv) {
+    pub fn run(&self, script: Script) {
+        if let Err(e) = self.tx.try_send(script) {
             warn!("notify script dropped ({e})");
         }
     }
@@ -304,25 +312,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_and_quotes() {
-        assert_eq!(split_command("/bin/true"), ["/bin/true"]);
-        assert_eq!(
-            split_command("  /x.sh  a 'b c' \"d\"\"e\" ''"),
-            ["/x.sh", "a", "b c", "de", ""]
-        );
-        assert!(split_command("   ").is_empty());
-    }
-
-    #[test]
     fn generic_notify_arguments() {
-        let argv = notify_argv("/n.sh --log", "INSTANCE", "VI_1", "MASTER", Some(100));
+        let argv = notify_args("INSTANCE", "VI_1", "MASTER", Some(100));
+        assert_eq!(argv, ["INSTANCE", "VI_1", "MASTER", "100"]);
         assert_eq!(
-            argv,
-            ["/n.sh", "--log", "INSTANCE", "VI_1", "MASTER", "100"]
-        );
-        assert_eq!(
-            notify_argv("/n.sh", "GROUP", "G", "FAULT", None),
-            ["/n.sh", "GROUP", "G", "FAULT"]
+            notify_args("GROUP", "G", "FAULT", None),
+            ["GROUP", "G", "FAULT"]
         );
         assert_eq!(state_word(NotifyEvent::Stop), Some("STOP"));
         assert_eq!(state_word(NotifyEvent::MasterRxLowerPri), None);

@@ -1,5 +1,6 @@
 //! Raw IPPROTO 112 sockets for one VRRP instance: multicast (224.0.0.18 or
-//! ff02::12, joined on the instance's interface) or unicast to the
+//! ff02::12 unless `vrrp_mcast_group4/6` says otherwise, joined on the
+//! instance's interface) or unicast to the
 //! configured peers. The kernel writes the IP header; the source address is
 //! chosen per packet with IP_PKTINFO / IPV6_PKTINFO so that it is exactly the
 //! address the v3 checksum was computed over.
@@ -15,7 +16,7 @@ use std::{
 use thiserror::Error;
 use tokio::io::unix::AsyncFd;
 
-use crate::vrrp::packet::{IPPROTO_VRRP, Ipv4Header, MCAST_V4, MCAST_V6, RxMeta, VRRP_TTL};
+use crate::vrrp::packet::{IPPROTO_VRRP, Ipv4Header, RxMeta, VRRP_TTL};
 
 #[derive(Debug, Error)]
 pub enum SocketError {
@@ -26,6 +27,8 @@ pub enum SocketError {
     },
     #[error("interface name {0:?} contains a NUL byte")]
     BadName(String),
+    #[error("multicast group {0} is not of the instance's address family")]
+    GroupFamily(IpAddr),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(io::Error) -> SocketError {
@@ -41,6 +44,9 @@ pub struct Endpoint {
     pub src: IpAddr,
     /// Empty: multicast.
     pub unicast_peers: Vec<IpAddr>,
+    /// The multicast group of the instance's family (`vrrp_mcast_group4/6`,
+    /// default 224.0.0.18 / ff02::12): joined, and where adverts go.
+    pub group: IpAddr,
 }
 
 /// One received packet, as the decoder wants it.
@@ -151,21 +157,33 @@ impl VrrpSocket {
             let index = ep.ifindex as i32;
             setopt(&fd, s, libc::IPV6_MULTICAST_IF, &index, "IPV6_MULTICAST_IF")?;
             if ep.unicast_peers.is_empty() {
+                let IpAddr::V6(group) = ep.group else {
+                    return Err(SocketError::GroupFamily(ep.group));
+                };
                 let mreq = libc::ipv6_mreq {
                     ipv6mr_multiaddr: libc::in6_addr {
-                        s6_addr: MCAST_V6.octets(),
+                        s6_addr: group.octets(),
                     },
                     ipv6mr_interface: ep.ifindex,
                 };
-                setopt(&fd, s, libc::IPV6_ADD_MEMBERSHIP, &mreq, "joining ff02::12")?;
+                setopt(
+                    &fd,
+                    s,
+                    libc::IPV6_ADD_MEMBERSHIP,
+                    &mreq,
+                    "joining the IPv6 group",
+                )?;
             }
         } else {
             let s = libc::IPPROTO_IP;
             setopt(&fd, s, libc::IP_MULTICAST_TTL, &ttl, "IP_MULTICAST_TTL")?;
             setopt(&fd, s, libc::IP_TTL, &ttl, "IP_TTL")?;
             setopt(&fd, s, libc::IP_MULTICAST_LOOP, &zero, "IP_MULTICAST_LOOP")?;
+            let IpAddr::V4(group) = ep.group else {
+                return Err(SocketError::GroupFamily(ep.group));
+            };
             let mreq = libc::ip_mreqn {
-                imr_multiaddr: in_addr(MCAST_V4),
+                imr_multiaddr: in_addr(group),
                 imr_address: in_addr(match ep.src {
                     IpAddr::V4(a) => a,
                     IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
@@ -174,7 +192,13 @@ impl VrrpSocket {
             };
             setopt(&fd, s, libc::IP_MULTICAST_IF, &mreq, "IP_MULTICAST_IF")?;
             if ep.unicast_peers.is_empty() {
-                setopt(&fd, s, libc::IP_ADD_MEMBERSHIP, &mreq, "joining 224.0.0.18")?;
+                setopt(
+                    &fd,
+                    s,
+                    libc::IP_ADD_MEMBERSHIP,
+                    &mreq,
+                    "joining the IPv4 group",
+                )?;
             }
         }
         // SAFETY: the OwnedFd is valid, and AsyncFd owns it until it is dropped.
@@ -188,11 +212,7 @@ impl VrrpSocket {
         if !self.ep.unicast_peers.is_empty() {
             return self.ep.unicast_peers.clone();
         }
-        vec![if self.ep.src.is_ipv6() {
-            IpAddr::V6(MCAST_V6)
-        } else {
-            IpAddr::V4(MCAST_V4)
-        }]
+        vec![self.ep.group]
     }
 
     pub fn src(&self) -> IpAddr {

@@ -1,15 +1,15 @@
 //! MISC_CHECK: a script decides. Exit 0 = up; with `misc_dynamic`, exit 1 =
 //! down and 2-255 = up with weight `code - 2` (keepalived). The script runs
-//! in its own process group, killed whole when it outlives `misc_timeout`.
+//! through `script_runner` (its user, a fixed PATH, its own process group,
+//! killed whole when it outlives `misc_timeout` or the check is dropped).
 
-use std::{process::Stdio, time::Duration};
-
-use tokio::process::Command;
+use std::time::Duration;
 
 use super::probe::{Attempt, Failure, Outcome, Probe};
+use crate::script_runner::{self, Script};
 
 pub struct MiscProbe {
-    pub command: String,
+    pub script: Script,
     pub timeout: Duration,
     pub dynamic: bool,
 }
@@ -22,71 +22,32 @@ fn verdict(code: i32, dynamic: bool) -> Outcome {
     }
 }
 
-/// SIGKILLs the script's process group when dropped armed: on timeout, and
-/// when the attempt itself is dropped (runner stopped, reload), because
-/// `kill_on_drop` reaches only `sh`, not what the script started.
-struct GroupGuard(Option<i32>);
-
-impl GroupGuard {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // SAFETY: plain syscall. The group leader is our child and not yet
-            // reaped (the guard is disarmed once it is), so the id is ours.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+async fn run_script(script: &Script, timeout: Duration, dynamic: bool) -> Outcome {
+    match script.run(timeout).await {
+        script_runner::Outcome::Exited(code) => verdict(code, dynamic),
+        script_runner::Outcome::Signalled => Outcome::Down(Failure::Signal),
+        script_runner::Outcome::TimedOut => Outcome::Down(Failure::Timeout(timeout)),
+        // Out of descriptors, processes or memory is the daemon's own
+        // trouble (a local error, retried); a missing script is the real's.
+        script_runner::Outcome::Spawn(e) => {
+            let what = format!("cannot run {:?}: {e}", script.argv());
+            Outcome::Down(if super::probe::is_local_error(&e) {
+                Failure::Local(what)
+            } else {
+                Failure::Io(what)
+            })
         }
-    }
-}
-
-async fn run_script(command: &str, timeout: Duration, dynamic: bool) -> Outcome {
-    let mut child = match Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(c) => c,
-        // Failing to start /bin/sh is the daemon's own trouble (descriptors,
-        // processes, memory): a script that is missing exits 127 instead.
-        Err(e) => return Outcome::Down(Failure::Local(format!("cannot run {command:?}: {e}"))),
-    };
-    // Declared after `child`, so dropped (and the group killed) before it.
-    let mut group = GroupGuard(child.id().and_then(|pid| i32::try_from(pid).ok()));
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => {
-            group.disarm();
-            match status {
-                Ok(status) => match status.code() {
-                    Some(code) => verdict(code, dynamic),
-                    None => Outcome::Down(Failure::Signal),
-                },
-                Err(e) => Outcome::Down(Failure::Io(e.to_string())),
-            }
-        }
-        Err(_) => {
-            drop(group);
-            let _ = child.wait().await;
-            Outcome::Down(Failure::Timeout(timeout))
-        }
+        script_runner::Outcome::Wait(e) => Outcome::Down(Failure::Io(e.to_string())),
     }
 }
 
 impl Probe for MiscProbe {
     fn run(&self) -> Attempt<'_> {
-        Box::pin(run_script(&self.command, self.timeout, self.dynamic))
+        Box::pin(run_script(&self.script, self.timeout, self.dynamic))
     }
 
     fn describe(&self) -> String {
-        format!("MISC_CHECK {:?}", self.command)
+        format!("MISC_CHECK {:?}", self.script.argv().join(" "))
     }
 }
 
@@ -94,9 +55,19 @@ impl Probe for MiscProbe {
 mod tests {
     use super::*;
 
+    use crate::script_runner::{Identity, split_command};
+
+    /// `command` run by `sh -c`, as the daemon's own user.
+    fn sh(command: &str) -> Script {
+        Script::new(
+            vec!["/bin/sh".into(), "-c".into(), command.into()],
+            Identity::current(),
+        )
+    }
+
     fn probe(command: &str, dynamic: bool) -> MiscProbe {
         MiscProbe {
-            command: command.into(),
+            script: sh(command),
             timeout: Duration::from_millis(300),
             dynamic,
         }
@@ -173,7 +144,7 @@ mod tests {
         let late = marker("dropped");
         let cmd = format!("(sleep 0.5; touch {}) & sleep 100", late.display());
         let slow = MiscProbe {
-            command: cmd,
+            script: sh(&cmd),
             timeout: Duration::from_secs(60),
             dynamic: false,
         };
@@ -189,11 +160,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_script_is_down() {
-        let outcome = probe("/nonexistent/xdpvs-check", false).run().await;
+        let sh_says = probe("/nonexistent/xdpvs-check", false).run().await;
         assert_eq!(
-            outcome,
+            sh_says,
             Outcome::Down(Failure::Exit(127)),
             "sh reports a missing command as 127"
         );
+        let direct = MiscProbe {
+            script: Script::new(
+                split_command("/nonexistent/xdpvs-check a"),
+                Identity::current(),
+            ),
+            timeout: Duration::from_secs(1),
+            dynamic: false,
+        };
+        let Outcome::Down(Failure::Io(why)) = direct.run().await else {
+            panic!("a script that cannot start is an I/O failure");
+        };
+        assert!(why.contains("No such file"), "{why}");
     }
 }

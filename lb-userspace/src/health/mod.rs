@@ -1,7 +1,7 @@
 //! Real-server health checks with keepalived's semantics: TCP_CHECK,
-//! HTTP_GET, MISC_CHECK, UDP_CHECK, PING_CHECK, DNS_CHECK and SMTP_CHECK,
-//! retried and decided by `hysteresis`, run concurrently by `runner`, each
-//! kind behind the `probe::Probe` trait.
+//! HTTP_GET, SSL_GET, MISC_CHECK, UDP_CHECK, PING_CHECK, DNS_CHECK and
+//! SMTP_CHECK, retried and decided by `hysteresis`, run concurrently by
+//! `runner`, each kind behind the `probe::Probe` trait.
 
 pub mod dns;
 pub mod http;
@@ -12,6 +12,7 @@ pub mod probe;
 pub mod runner;
 pub mod smtp;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 
 use std::net::SocketAddr;
@@ -23,16 +24,23 @@ use self::{
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
     dataplane::keys::Proto,
+    script_runner::{Kind, Preparer},
 };
 
 /// What runs the checks of one configured real, or `None` if it has none.
-pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<CheckSpec> {
+/// A MISC_CHECK `scripts` refuses is left out, as keepalived removes it.
+pub fn spec_for(
+    vs: &VirtualServer,
+    real: &RealServer,
+    proto: Proto,
+    scripts: &mut Preparer<'_>,
+) -> Option<CheckSpec> {
     if real.checks.is_empty() {
         return None;
     }
     let mut retry = 0;
     let mut delay_before_retry = vs.delay_loop;
-    // Where TCP_CHECK and HTTP_GET connect, folding their retry timing into
+    // Where TCP_CHECK, HTTP_GET and SSL_GET connect, folding their retry timing into
     // the real's: the strictest of its checks decides.
     let mut connect = |c: &Connect| {
         retry = retry.max(c.retry);
@@ -56,19 +64,35 @@ pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<C
             }
             HealthCheck::HttpGet(c) => {
                 let (target, bindto, timeout) = connect(&c.connect);
-                let urls = c.urls.clone();
                 probes.push(Box::new(HttpProbe {
                     target,
                     bindto,
-                    urls,
+                    urls: c.urls.clone(),
                     timeout,
+                    tls: None,
                 }));
             }
-            HealthCheck::MiscCheck(c) => probes.push(Box::new(MiscProbe {
-                command: c.misc_path.clone(),
-                timeout: c.misc_timeout,
-                dynamic: c.misc_dynamic,
-            })),
+            HealthCheck::SslGet(c) => {
+                let (target, bindto, timeout) = connect(&c.http.connect);
+                probes.push(Box::new(HttpProbe {
+                    target,
+                    bindto,
+                    urls: c.http.urls.clone(),
+                    timeout,
+                    tls: Some(tls::client(c.enable_sni)),
+                }));
+            }
+            HealthCheck::MiscCheck(c) => {
+                let at = &real.location;
+                if let Some(script) = scripts.prepare(Kind::Misc, &c.misc_path, c.user.as_ref(), at)
+                {
+                    probes.push(Box::new(MiscProbe {
+                        script,
+                        timeout: c.misc_timeout,
+                        dynamic: c.misc_dynamic,
+                    }));
+                }
+            }
             HealthCheck::UdpCheck(c) => {
                 let (target, bindto, timeout) = connect(&c.connect);
                 probes.push(Box::new(UdpProbe {
@@ -104,6 +128,9 @@ pub fn spec_for(vs: &VirtualServer, real: &RealServer, proto: Proto) -> Option<C
                 }));
             }
         }
+    }
+    if probes.is_empty() {
+        return None;
     }
     Some(CheckSpec {
         // Reals of services built from one virtual_server_group entry share
@@ -153,13 +180,19 @@ impl Probe for Broken {
 /// refused), one line each, for `xdpvs check` and the daemon's start.
 pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
     let mut out = Vec::new();
+    // Scripts are audited on their own (`script_runner::audit`): their
+    // diagnostics are not repeated here.
+    let mut scripts = Preparer::new(config, &crate::script_runner::RealFs);
     for vs in &config.virtual_servers {
         let proto = match vs.protocol {
             crate::config::Protocol::Tcp => Proto::Tcp,
             crate::config::Protocol::Udp => Proto::Udp,
         };
         for real in &vs.reals {
-            for p in spec_for(vs, real, proto).iter().flat_map(|s| &s.probes) {
+            for p in spec_for(vs, real, proto, &mut scripts)
+                .iter()
+                .flat_map(|s| &s.probes)
+            {
                 if let Some(why) = p.unavailable() {
                     out.push(format!(
                         "{}: warning: {} cannot run on this host ({why}): real {} stays DOWN until it can",

@@ -291,7 +291,11 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::{dataplane::keys::Proto, health::misc::MiscProbe};
+    use crate::{
+        dataplane::keys::Proto,
+        health::misc::MiscProbe,
+        script_runner::{Identity, Script},
+    };
 
     fn spec(real: u8, command: &str, timeout_ms: u64) -> CheckSpec {
         spec_with(real, command, timeout_ms, false, 0)
@@ -304,7 +308,10 @@ mod tests {
             service: (ip, 80, Proto::Tcp),
             real: (ip, 80),
             probes: vec![Box::new(MiscProbe {
-                command: command.into(),
+                script: Script::new(
+                    vec!["/bin/sh".into(), "-c".into(), command.into()],
+                    Identity::current(),
+                ),
                 timeout: Duration::from_millis(timeout_ms),
                 dynamic,
             })],

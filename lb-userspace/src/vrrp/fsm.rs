@@ -19,6 +19,18 @@ pub const PRIO_OWNER: u8 = 255;
 /// Priority a master sends when it stops (RFC 5798 §5.2.4).
 pub const PRIO_STOP: u8 = 0;
 
+/// Bounds on a learnt v3 Master_Adver_Interval, as factors of our own
+/// `advert_int`. RFC 5798 §6.4.2 has a backup adopt the master's interval,
+/// so one spoofed advert could stretch Master_Down_Interval to 148 s (40.95 s
+/// interval) or shrink it to 30 ms (flapping). At no less than half our
+/// interval, 3 × Master_Adver_Interval stays above one of our intervals, so a
+/// master advertising as configured is never timed out; at no more than
+/// twice, a spoofed advert at most doubles the failover time. Peers that
+/// really differ by more are misconfigured; their adverts are refused and
+/// counted (keepalived only logs the mismatch).
+pub const LEARN_MIN_DIVISOR: u32 = 2;
+pub const LEARN_MAX_FACTOR: u32 = 2;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     /// Not started, or stopped.
@@ -81,6 +93,10 @@ pub enum NotifyEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     Startup,
+    /// Instead of `Startup`: a restarted or upgraded daemon whose instance
+    /// was master less than Master_Down_Interval ago takes mastership back
+    /// at once, VIPs kept, before any backup's timer can run out.
+    ResumeMaster,
     /// A validated advert (see `packet::Advert::decode`) for this VRID.
     AdvertReceived {
         from: IpAddr,
@@ -100,6 +116,31 @@ pub enum Input {
     GroupForceBackup,
     /// Sync group: every member wants to be master.
     GroupGoMaster,
+}
+
+/// Why a received advert changed nothing; the daemon counts these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discard {
+    /// The address owner (priority 255) drops every advert it receives, as
+    /// RFC 3768, RFC 5798 and RFC 9568 say and keepalived 2.3.3 can be told
+    /// to: a spoofed priority-255 advert cannot make it step down.
+    Owner,
+    /// A v3 interval outside the bounds above (`LEARN_*`).
+    IntervalOutOfBounds,
+    /// A lower-priority advert within one advert interval of the last one
+    /// answered (advert, gratuitous batch and notify are not repeated).
+    LowerPrioRateLimited,
+}
+
+impl Discard {
+    /// Stable snake_case name for drop counters.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Discard::Owner => "owner_discards",
+            Discard::IntervalOutOfBounds => "interval_out_of_bounds",
+            Discard::LowerPrioRateLimited => "lower_prio_rate_limited",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +167,8 @@ pub enum Action {
         to: State,
     },
     Notify(NotifyEvent),
+    /// A received advert was discarded by rule.
+    Discarded(Discard),
     /// The instance has stopped; the daemon may drop it.
     Stopped,
 }
@@ -145,6 +188,8 @@ pub struct Fsm {
     stopping: bool,
     timers: [Option<Instant>; KINDS.len()],
     master: Option<(IpAddr, u8)>,
+    /// When a lower-priority advert was last answered (rate limit).
+    lower_answered: Option<Instant>,
 }
 
 impl Fsm {
@@ -160,6 +205,7 @@ impl Fsm {
             stopping: false,
             timers: [None; KINDS.len()],
             master: None,
+            lower_answered: None,
             cfg,
         }
     }
@@ -230,6 +276,7 @@ impl Fsm {
         let mut out = Vec::new();
         match input {
             Input::Startup => self.startup(now, &mut out),
+            Input::ResumeMaster => self.resume_master(now, &mut out),
             Input::AdvertReceived {
                 from,
                 priority,
@@ -339,6 +386,37 @@ impl Fsm {
         self.transition(State::Master, out);
     }
 
+    /// `ResumeMaster`: Master as after RFC 5798 §6.4.1's transition, but
+    /// the peers never saw us go, so no gratuitous storm: one advert now,
+    /// the VIPs ensured (they were kept), one gratuitous ARP / NA. A fault
+    /// or another master heard later follows the normal rules.
+    fn resume_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.own_fault || self.group_fault {
+            self.transition(State::Fault, out);
+            return;
+        }
+        self.master_adver_int = self.cfg.advert_int;
+        self.wants_master = false;
+        self.preempt_until = None;
+        self.master = None;
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        out.push(Action::AddVips {
+            accept: self.cfg.accept,
+        });
+        out.push(Action::SendGratuitous { count: 1 });
+        self.arm(TimerKind::Advert, now + self.cfg.advert_int, out);
+        let refresh = self.cfg.garp.master_refresh;
+        if !refresh.is_zero() {
+            self.arm(TimerKind::GarpRefresh, now + refresh, out);
+        }
+        self.transition(State::Master, out);
+    }
+
     fn leave_master(&mut self, out: &mut Vec<Action>) {
         for kind in MASTER_TIMERS {
             self.cancel(kind, out);
@@ -372,6 +450,14 @@ impl Fsm {
         }
     }
 
+    /// Whether a v3 advert's interval may be learnt (see `LEARN_*`); v2
+    /// intervals were matched against ours by the codec (RFC 3768 §7.1).
+    pub fn interval_acceptable(&self, int: Duration) -> bool {
+        let ours = self.cfg.advert_int;
+        self.cfg.version == Version::V2
+            || (int >= ours / LEARN_MIN_DIVISOR && int <= ours * LEARN_MAX_FACTOR)
+    }
+
     fn advert(
         &mut self,
         now: Instant,
@@ -380,14 +466,21 @@ impl Fsm {
         int: Duration,
         out: &mut Vec<Action>,
     ) {
+        let owner = self.cfg.priority == PRIO_OWNER;
         match self.state {
-            State::Backup => self.backup_advert(now, from, prio, int, out),
             State::Master if self.stopping => {
                 // Handover: the new master has spoken; release the VIPs.
                 if prio != PRIO_STOP {
                     self.finish_stop(out);
                 }
             }
+            State::Backup | State::Master if !self.interval_acceptable(int) => {
+                out.push(Action::Discarded(Discard::IntervalOutOfBounds));
+            }
+            // As Backup (after a fault) the owner takes over when its
+            // master-down timer runs out, whatever others advertise.
+            State::Backup | State::Master if owner => out.push(Action::Discarded(Discard::Owner)),
+            State::Backup => self.backup_advert(now, from, prio, int, out),
             State::Master => self.master_advert(now, from, prio, int, out),
             State::Initialize | State::Fault => {}
         }
@@ -454,7 +547,16 @@ impl Fsm {
             self.enter_backup(now + self.master_down_interval(), out);
         } else if prio < ours || from < self.cfg.primary_addr {
             // keepalived forces a new election and refreshes ARP caches;
-            // the RFC would just discard.
+            // the RFC would just discard. At most once per advert interval,
+            // so a flood of lower adverts is not answered in kind.
+            if self
+                .lower_answered
+                .is_some_and(|at| now < at + self.cfg.advert_int)
+            {
+                out.push(Action::Discarded(Discard::LowerPrioRateLimited));
+                return;
+            }
+            self.lower_answered = Some(now);
             if !self.cfg.lower_prio_no_advert {
                 out.push(Action::SendAdvert { priority: ours });
             }
@@ -584,6 +686,9 @@ impl Fsm {
 #[cfg(test)]
 #[path = "fsm_lifecycle_tests.rs"]
 mod lifecycle_tests;
+#[cfg(test)]
+#[path = "fsm_resume_tests.rs"]
+mod resume_tests;
 #[cfg(test)]
 #[path = "fsm_tests.rs"]
 mod tests;

@@ -305,12 +305,8 @@ fn garp_schedule_delay_repeat_refresh() {
             step(
                 61 * S,
                 advert(PEER_HI, 100),
-                vec![
-                    SendAdvert { priority: 255 },
-                    SendGratuitous { count: 1 },
-                    Notify(NotifyEvent::MasterRxLowerPri),
-                ],
-                "garp_lower_prio_repeat, no delayed batch",
+                vec![Discarded(super::Discard::Owner)],
+                "the owner drops every advert (RFC 9568), lower ones too",
             ),
         ],
     );

@@ -579,3 +579,248 @@ fn v3_master_yielding_learns_interval() {
     ));
     run(cfg(100), t.0, steps);
 }
+
+fn advert_int(from: IpAddr, priority: u8, ms: u64) -> Input {
+    AdvertReceived {
+        from,
+        priority,
+        max_advert_int: Duration::from_millis(ms),
+    }
+}
+
+#[test]
+fn owner_drops_every_advert() {
+    // RFC 3768 / RFC 5798 / RFC 9568: the address owner drops received
+    // adverts (keepalived 2.3.3 as an option), so a spoofed priority 255
+    // cannot make it step down, nor a flood of lower ones make it answer.
+    let t = t();
+    let mut fsm = run(
+        cfg(255),
+        t.0,
+        vec![
+            step(
+                0,
+                Startup,
+                t.takeover(0, 255, State::Initialize),
+                "RFC 5798 §6.4.1: owner",
+            ),
+            step(
+                S / 2,
+                advert(PEER_HI, 255),
+                vec![Discarded(Discard::Owner)],
+                "a second owner (or a spoofer) with a greater address",
+            ),
+            step(
+                S / 2 + 1,
+                advert(PEER_HI, 254),
+                vec![Discarded(Discard::Owner)],
+                "lower priorities are dropped too",
+            ),
+            step(
+                S / 2 + 2,
+                advert(PEER_HI, 0),
+                vec![Discarded(Discard::Owner)],
+                "and priority 0",
+            ),
+            step(
+                S / 2 + 3,
+                FaultChanged(true),
+                vec![
+                    SendAdvert { priority: 0 },
+                    CancelTimer(Advert),
+                    CancelTimer(GarpDelay),
+                    RemoveVips,
+                    StateChanged {
+                        from: State::Master,
+                        to: State::Fault,
+                    },
+                    Notify(NotifyEvent::Fault),
+                ],
+                "fault",
+            ),
+        ],
+    );
+    let back = S;
+    let down = 3 * S + 1_000_000 / 256;
+    assert_eq!(
+        fsm.handle(t.at(back), FaultChanged(false)),
+        t.startup_backup(back + down)
+            .into_iter()
+            .map(|a| match a {
+                StateChanged { to, .. } => StateChanged {
+                    from: State::Fault,
+                    to,
+                },
+                a => a,
+            })
+            .collect::<Vec<_>>(),
+        "fault over: Backup until Master_Down_Interval"
+    );
+    assert_eq!(
+        fsm.handle(t.at(back + 1), advert(PEER_HI, 255)),
+        vec![Discarded(Discard::Owner)],
+        "as Backup the owner does not even re-arm its timer for a master"
+    );
+    assert_eq!(
+        fsm.handle(t.at(back + down), TimerFired(MasterDown)),
+        t.takeover(back + down, 255, State::Backup)
+    );
+}
+
+#[test]
+fn v3_learnt_interval_is_bounded() {
+    // RFC 5798 §6.4.2 learns Master_Adver_Interval from the master; one
+    // spoofed advert must not set 40.95 s (Master_Down_Interval 148 s) or
+    // 10 ms (flapping): only [advert_int / 2, advert_int * 2] is learnt.
+    let t = t();
+    let fsm = run(
+        cfg(100),
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(DOWN_100), "RFC 5798 §6.4.1"),
+            step(
+                S,
+                advert_int(PEER_HI, 200, 40_950),
+                vec![Discarded(Discard::IntervalOutOfBounds)],
+                "40.95 s refused: the timer is not re-armed",
+            ),
+            step(
+                S + 1,
+                advert_int(PEER_HI, 200, 10),
+                vec![Discarded(Discard::IntervalOutOfBounds)],
+                "10 ms refused",
+            ),
+            step(
+                S + 2,
+                advert_int(PEER_HI, 200, 2_001),
+                vec![Discarded(Discard::IntervalOutOfBounds)],
+                "just over twice ours",
+            ),
+            step(
+                S + 3,
+                advert_int(PEER_HI, 200, 2_000),
+                // 3 * 2 s + 156 * 2 s / 256
+                vec![t.arm(MasterDown, S + 3 + 6 * S + 1_218_750)],
+                "twice ours is learnt",
+            ),
+        ],
+    );
+    assert_eq!(fsm.master_adver_int(), Duration::from_secs(2));
+    assert_eq!(fsm.last_master(), Some((PEER_HI, 200)));
+}
+
+#[test]
+fn v3_master_refuses_out_of_bounds_higher_priority() {
+    // RFC 5798 §6.4.3 would yield; an interval 40× ours is refused first.
+    let t = t();
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        DOWN_100 + 1,
+        advert_int(PEER_HI, 200, 40_950),
+        vec![Discarded(Discard::IntervalOutOfBounds)],
+        "stays Master",
+    ));
+    let fsm = run(cfg(100), t.0, steps);
+    assert_eq!(fsm.state(), State::Master);
+}
+
+#[test]
+fn lower_priority_answers_are_rate_limited() {
+    // keepalived answers each lower-priority advert (advert + gratuitous
+    // batch + notify); xdpvs answers at most one per advert interval.
+    let t = t();
+    let at = DOWN_100 + 100_000;
+    let answer = |us: u64| {
+        vec![
+            SendAdvert { priority: 100 },
+            SendGratuitous { count: 5 },
+            t.arm(GarpLowerPrio, us + 5 * S),
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ]
+    };
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.extend([
+        step(at, advert(PEER_HI, 50), answer(at), "first: answered"),
+        step(
+            at + 1,
+            advert(PEER_HI, 50),
+            vec![Discarded(Discard::LowerPrioRateLimited)],
+            "within one interval: not answered",
+        ),
+        step(
+            at + S - 1,
+            advert(PEER_LO, 99),
+            vec![Discarded(Discard::LowerPrioRateLimited)],
+            "any sender counts",
+        ),
+        step(
+            at + S,
+            advert(PEER_HI, 50),
+            answer(at + S),
+            "one interval later",
+        ),
+    ]);
+    run(cfg(100), t.0, steps);
+}
+
+#[test]
+fn garp_lower_prio_settings_and_no_advert() {
+    // keepalived.conf(5): garp_lower_prio_repeat / _delay, lower_prio_no_advert.
+    let t = t();
+    let cfg = FsmConfig {
+        lower_prio_no_advert: true,
+        garp: GarpConfig {
+            lower_prio_repeat: 2,
+            lower_prio_delay: Duration::from_secs(3),
+            ..GarpConfig::default()
+        },
+        ..cfg(100)
+    };
+    let at = DOWN_100 + 1;
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.extend([
+        step(
+            at,
+            advert(PEER_HI, 50),
+            vec![
+                SendGratuitous { count: 2 },
+                t.arm(GarpLowerPrio, at + 3 * S),
+                Notify(NotifyEvent::MasterRxLowerPri),
+            ],
+            "no advert, 2 gratuitous now",
+        ),
+        step(
+            at + 3 * S,
+            TimerFired(GarpLowerPrio),
+            vec![SendGratuitous { count: 2 }],
+            "second batch after garp_lower_prio_delay",
+        ),
+    ]);
+    run(cfg, t.0, steps);
+}
+
+#[test]
+fn garp_lower_prio_without_delayed_batch() {
+    // keepalived.conf(5): garp_lower_prio_delay 0 sends no second batch.
+    let t = t();
+    let cfg = FsmConfig {
+        garp: GarpConfig {
+            lower_prio_repeat: 1,
+            lower_prio_delay: Duration::ZERO,
+            ..GarpConfig::default()
+        },
+        ..cfg(100)
+    };
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        DOWN_100 + 1,
+        advert(PEER_HI, 50),
+        vec![
+            SendAdvert { priority: 100 },
+            SendGratuitous { count: 1 },
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ],
+        "advert and one gratuitous message, nothing armed",
+    ));
+    run(cfg, t.0, steps);
+}

@@ -16,6 +16,16 @@ fn vrrp_instance_defaults() {
             sync: None,
             sync_peers: None,
             strict: None,
+            capacity: Capacity {
+                services: 64,
+                reals: 4096,
+                flows: 1 << 20
+            },
+            enable_script_security: false,
+            script_user: None,
+            vrrp_mcast_group4: None,
+            vrrp_mcast_group6: None,
+            vrrp_skip_check_adv_addr: false,
         }
     );
     let i = &c.vrrp_instances[0];
@@ -36,7 +46,8 @@ fn vrrp_instance_defaults() {
             addr: ip("10.0.0.1"),
             prefix: 32,
             dev: None,
-            label: None
+            label: None,
+            options: VipOptions::default(),
         }]
     );
     assert!(
@@ -49,9 +60,29 @@ fn vrrp_instance_defaults() {
             master_delay: Duration::from_secs(5),
             master_repeat: 5,
             master_refresh: None,
-            master_refresh_repeat: 1
+            master_refresh_repeat: 1,
+            lower_prio_delay: None,
+            lower_prio_repeat: None,
         }
     );
+    assert!(!i.lower_prio_no_advert && !i.skip_check_adv_addr);
+}
+
+#[test]
+fn lower_priority_answers_are_configurable() {
+    let c = ok(&instance(
+        " garp_lower_prio_delay 2.5
+ garp_lower_prio_repeat 0
+ lower_prio_no_advert
+",
+    ))
+    .config;
+    let i = &c.vrrp_instances[0];
+    assert_eq!(
+        (i.garp.lower_prio_delay, i.garp.lower_prio_repeat),
+        (Some(Duration::from_millis(2500)), Some(0))
+    );
+    assert!(i.lower_prio_no_advert);
 }
 
 #[test]
@@ -91,10 +122,7 @@ fn vrrp_script_defaults() {
         (a.interval, a.timeout),
         (Duration::from_secs(1), Duration::from_secs(1))
     );
-    assert_eq!(
-        (a.weight, a.rise, a.fall, a.user.as_deref()),
-        (0, 1, 1, None)
-    );
+    assert_eq!((a.weight, a.rise, a.fall, a.user.as_ref()), (0, 1, 1, None));
     assert_eq!(
         b.timeout,
         Duration::from_secs(5),
@@ -163,7 +191,8 @@ fn service_real_and_check_defaults() {
         [Url {
             path: "/".into(),
             status_codes: vec![],
-            digest: None
+            digest: None,
+            virtualhost: None
         }],
         "no status_code: any 2xx"
     );
@@ -198,7 +227,11 @@ fn json_shows_the_model_with_defaults() {
     let v: serde_json::Value = serde_json::from_str(&to_json(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         v["global"],
-        serde_json::json!({"vrrp_version": 2, "router_id": null, "announce": null, "sync": null})
+        serde_json::json!({"vrrp_version": 2, "router_id": null, "announce": null, "sync": null,
+            "capacity": {"services": 64, "reals": 4096, "flows": 1_048_576},
+            "enable_script_security": false, "script_user": null,
+            "vrrp_mcast_group4": null, "vrrp_mcast_group6": null,
+            "vrrp_skip_check_adv_addr": false})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");
@@ -209,7 +242,9 @@ fn json_shows_the_model_with_defaults() {
     );
     assert_eq!(
         i["vips"][0],
-        serde_json::json!({"addr": "10.0.0.1", "prefix": 32, "dev": null, "label": null})
+        serde_json::json!({"addr": "10.0.0.1", "prefix": 32, "dev": null, "label": null,
+            "broadcast": null, "scope": null, "home": false, "noprefixroute": false,
+            "no_track": false, "preferred_lft": null})
     );
     assert_eq!(i["garp"]["master_refresh"], serde_json::Value::Null);
     assert_eq!(i["location"], "k.conf:1");
@@ -223,4 +258,30 @@ fn json_shows_the_model_with_defaults() {
     let check = &vs["reals"][0]["checks"][0];
     assert_eq!(check["type"], "MISC_CHECK");
     assert_eq!(check["misc_timeout"], 60.0);
+}
+
+#[test]
+fn multicast_groups_and_address_checks() {
+    let text = format!(
+        "global_defs {{\n vrrp_mcast_group4 224.0.0.19\n vrrp_mcast_group6 ff02::13\n vrrp_skip_check_adv_addr\n}}\n{}{}",
+        instance(" accept\n"),
+        instance("")
+            .replace("vrrp_instance V", "vrrp_instance W")
+            .replace("7", "8")
+    );
+    let c = ok(&text).config;
+    assert_eq!(
+        c.global.vrrp_mcast_group4,
+        Some("224.0.0.19".parse().unwrap())
+    );
+    assert_eq!(
+        c.global.vrrp_mcast_group6,
+        Some("ff02::13".parse().unwrap())
+    );
+    assert!(
+        c.vrrp_instances.iter().all(|i| i.skip_check_adv_addr),
+        "the global default reaches every instance"
+    );
+    let only = ok(&instance(" skip_check_adv_addr\n")).config;
+    assert!(only.vrrp_instances[0].skip_check_adv_addr);
 }

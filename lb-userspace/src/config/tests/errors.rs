@@ -73,9 +73,9 @@ fn unsupported_features() {
             &["k.conf:1: error: virtual_server group web: no virtual_server_group web is defined"],
         ),
         (
-            "virtual_server 10.0.0.1 0 {\n}\n",
+            "virtual_server 10.0.0.1 0 {\n real_server 10.0.0.2 0 {\n  TCP_CHECK {\n  }\n }\n}\n",
             &[
-                "k.conf:1: error: virtual_server port 0 (every port) is not supported: xdpvs balances one port per virtual_server",
+                "k.conf:3: error: TCP_CHECK of real_server 10.0.0.2 needs connect_port (or a port on its real_server): the virtual_server serves every port",
             ],
         ),
         (
@@ -321,4 +321,30 @@ fn every_error_is_reported_with_the_warnings_around_it() {
     );
     let as_error: &dyn std::error::Error = &e;
     assert!(as_error.source().is_none());
+}
+
+#[test]
+fn vrrp_wire_settings_are_acted_on_or_refused() {
+    check(&[
+        (
+            &instance(" no_accept\n"),
+            &[
+                "k.conf:7: error: no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
+            ],
+        ),
+        (
+            "global_defs {\n vrrp_mcast_group4 10.0.0.1\n vrrp_mcast_group6 2001:db8::1\n}\n",
+            &[
+                "k.conf:2: error: vrrp_mcast_group4 10.0.0.1: not an IPv4 multicast address",
+                "k.conf:3: error: vrrp_mcast_group6 2001:db8::1: not an IPv6 multicast address",
+            ],
+        ),
+        (
+            "global_defs {\n script_user\n}\nvrrp_script s {\n script /bin/true\n user a b c\n}\n",
+            &[
+                "k.conf:2: error: script_user needs USER [GROUP]",
+                "k.conf:6: error: user needs USER [GROUP]",
+            ],
+        ),
+    ]);
 }

@@ -33,7 +33,8 @@ fn classic_nginx_pair() {
             addr: ip("192.168.200.16"),
             prefix: 24,
             dev: Some("eth0".into()),
-            label: Some("eth0:vip".into())
+            label: Some("eth0:vip".into()),
+            options: VipOptions::default(),
         }]
     );
     assert_eq!(
@@ -69,7 +70,7 @@ fn classic_nginx_pair() {
     assert_eq!((b.initial_state, b.priority), (InitialState::Backup, 100));
     assert_eq!((&b.vips, b.vrid, &b.auth), (&i.vips, i.vrid, &i.auth));
 
-    // Mail and script-security settings are named as ignored, with their lines.
+    // Mail settings are named as ignored, with their lines; script security is read.
     let at = |line: u32, what: &str| {
         format!(
             "{}:{line}: warning: {what}: not acted on by xdpvs, ignored",
@@ -83,11 +84,24 @@ fn classic_nginx_pair() {
             at(6, "notification_email_from"),
             at(7, "smtp_server"),
             at(8, "smtp_connect_timeout"),
-            at(10, "enable_script_security"),
-            at(11, "script_user"),
         ]
     );
-    assert!(notes(&master).is_empty());
+    let g = &master.config.global;
+    assert!(g.enable_script_security);
+    assert_eq!(
+        g.script_user,
+        Some(ScriptUser {
+            user: "root".into(),
+            group: None
+        })
+    );
+    assert_eq!(
+        notes(&master),
+        [format!(
+            "{}:9: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
+            fixture("nginx-ha.conf").display()
+        )]
+    );
 }
 
 #[test]
@@ -174,10 +188,10 @@ fn lvs_dr_services_and_checks() {
         "nb_get_retry is retry"
     );
     let r2 = &http.reals[1];
-    assert_eq!(r2.checks.len(), 1, "SSL_GET is not run");
-    let HealthCheck::TcpCheck(t) = &r2.checks[0] else {
+    let [HealthCheck::TcpCheck(t), HealthCheck::SslGet(s)] = &r2.checks[..] else {
         panic!("{:?}", r2.checks)
     };
+    assert_eq!((s.http.urls[0].path.as_str(), s.enable_sni), ("/", false));
     assert_eq!(
         (t.connect.connect_port, t.connect.bindto, t.connect.retry),
         (Some(80), Some(ip("10.1.0.2")), 2)
@@ -250,19 +264,14 @@ fn lvs_dr_services_and_checks() {
 
     let file = fixture("lvs-dr.conf");
     let f = file.display();
-    assert_eq!(
-        warnings(&l),
-        [
-            format!("{f}:61: warning: quorum: not acted on by xdpvs, ignored"),
-            format!(
-                "{f}:92: warning: SSL_GET: not supported yet, ignored (the real is not checked by it)"
-            ),
-        ]
-    );
+    assert_eq!(warnings(&l), [] as [String; 0]);
     // Every scheduler is said to be mapped, as a note.
     assert_eq!(
         notes(&l),
         [
+            format!(
+                "{f}:3: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)"
+            ),
             format!("{f}:56: note: lb_algo wlc is served by weighted Maglev consistent hashing"),
             format!("{f}:101: note: lb_algo sh is served by weighted Maglev consistent hashing"),
             format!("{f}:120: note: lb_algo mh is served by weighted Maglev consistent hashing"),
@@ -359,6 +368,65 @@ fn every_fixture_prints_as_json() {
                 .as_array()
                 .is_some_and(|a| !a.is_empty()),
             "{name}"
+        );
+    }
+}
+
+#[test]
+fn one_file_for_two_nodes_with_conditions_and_parameters() {
+    let read = |id: &str| {
+        let options = Options {
+            config_id: Some(id.into()),
+        };
+        load_with(&fixture("one-file-two-nodes.conf"), &options)
+            .unwrap_or_else(|e| panic!("{id}: refused:\n{e}"))
+    };
+    let (lb1, lb2) = (read("lb1"), read("lb2"));
+    for (l, id, state, priority, src, peer) in [
+        (
+            &lb1,
+            "lb1",
+            InitialState::Master,
+            150,
+            "192.168.50.11",
+            "192.168.50.12",
+        ),
+        (
+            &lb2,
+            "lb2",
+            InitialState::Backup,
+            100,
+            "192.168.50.12",
+            "192.168.50.11",
+        ),
+    ] {
+        let c = &l.config;
+        assert_eq!(c.global.router_id.as_deref(), Some(id));
+        assert_eq!(c.global.capacity.services, 16);
+        let i = &c.vrrp_instances[0];
+        assert_eq!((i.initial_state, i.priority), (state, priority), "{id}");
+        assert_eq!(i.unicast_src_ip, Some(ip(src)), "{id}");
+        assert_eq!(i.unicast_peers, [ip(peer)], "{id}");
+        assert_eq!(i.interface, "eth0");
+        assert_eq!(
+            (i.vips[0].addr, i.vips[0].prefix, i.vips[0].dev.as_deref()),
+            (ip("192.168.50.100"), 24, Some("eth0"))
+        );
+        assert_eq!(c.sync_groups[0].members, ["VI_WEB"]);
+        let web = &c.virtual_servers[0];
+        assert_eq!((web.addr, web.port), (ip("192.168.50.100"), 80));
+        let reals: Vec<(IpAddr, u16)> = web.reals.iter().map(|r| (r.addr, r.port)).collect();
+        assert_eq!(
+            reals,
+            [(ip("192.168.50.21"), 80), (ip("192.168.50.22"), 80)]
+        );
+        assert_eq!(c.virtual_servers[1].port, 0);
+        assert_eq!(
+            warnings(l),
+            [format!(
+                "{}:44: warning: vrrp_sync_group SG_WEB: VI_WEB written directly in the group (older syntax) is read as a member; the modern form is `group {{ VI_WEB }}`",
+                fixture("one-file-two-nodes.conf").display()
+            )]
         );
     }
 }

@@ -143,7 +143,7 @@ fn families_of_vips_and_reals() {
 
 #[test]
 fn vip_options() {
-    let c = ok(&instance(" virtual_ipaddress_excluded {\n  192.0.2.1/24 brd 192.0.2.255 dev eth1 scope global label eth1:x\n  192.0.2.2 nodad frob\n }\n")).config;
+    let c = ok(&instance(" virtual_ipaddress_excluded {\n  192.0.2.1/24 brd 192.0.2.255 dev eth1 scope global label eth1:x\n  192.0.2.2 nodad noprefixroute no_track scope host preferred_lft 0\n  2001:db8::1 home -nodad preferred_lft forever brd +\n }\n")).config;
     let x = &c.vrrp_instances[0].excluded_vips;
     assert_eq!(
         x[0],
@@ -151,10 +151,62 @@ fn vip_options() {
             addr: ip("192.0.2.1"),
             prefix: 24,
             dev: Some("eth1".into()),
-            label: Some("eth1:x".into())
+            label: Some("eth1:x".into()),
+            options: VipOptions {
+                broadcast: Some("192.0.2.255".parse().unwrap()),
+                scope: Some(0),
+                ..VipOptions::default()
+            },
         }
     );
     assert_eq!(x[1].prefix, 32);
+    assert_eq!(
+        x[1].options,
+        VipOptions {
+            scope: Some(254),
+            noprefixroute: true,
+            no_track: true,
+            preferred_lft: Some(0),
+            ..VipOptions::default()
+        }
+    );
+    assert_eq!(
+        x[2].options,
+        VipOptions {
+            home: true,
+            ..VipOptions::default()
+        }
+    );
+}
+
+#[test]
+fn vip_options_never_dropped_silently() {
+    let text = instance(
+        " virtual_ipaddress_excluded {\n  192.0.2.2 frob\n  192.0.2.3 home\n  192.0.2.4 scope galaxy brd 2001:db8::1\n  192.0.2.5 preferred_lft soon peer\n  192.0.2.6 dev\n }\n",
+    );
+    let line = |n: u32, m: &str| format!("k.conf:{n}: error: virtual_ipaddress {m}");
+    let base = text.lines().position(|l| l.contains("192.0.2.2")).unwrap() as u32 + 1;
+    assert_eq!(
+        errors(&text),
+        [
+            line(base, "192.0.2.2: frob is not supported"),
+            line(base + 1, "192.0.2.3: home is an IPv6 option"),
+            line(
+                base + 2,
+                "192.0.2.4: scope galaxy: expected global, site, link, host, nowhere or 0-255"
+            ),
+            line(
+                base + 2,
+                "192.0.2.4: brd 2001:db8::1: expected an IPv4 address or + (IPv4 VIPs only)"
+            ),
+            line(
+                base + 3,
+                "192.0.2.5: preferred_lft soon: expected seconds or forever"
+            ),
+            line(base + 3, "192.0.2.5: peer is not supported"),
+            line(base + 4, "192.0.2.6: dev needs a value"),
+        ]
+    );
 }
 
 #[test]

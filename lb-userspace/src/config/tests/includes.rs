@@ -31,8 +31,8 @@ fn globs_expand_in_sorted_order_relative_to_the_including_file() {
         .collect();
     assert_eq!(addrs, ["10.0.0.1", "10.0.0.2"]);
     assert_eq!(
-        l.config.vrrp_instances[0].location.file,
-        t.0.join("etc/conf.d/../more/x.conf")
+        &*l.config.vrrp_instances[0].location.file,
+        t.0.join("etc/conf.d/../more/x.conf").as_path()
     );
     assert_eq!(l.config.vrrp_instances[0].location.line, 1);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The loader end to end: realistic files, every error and warning with its
 //! location, includes on disk, defaults and the JSON form.
 
+mod advanced;
 mod announce;
 mod checkers;
 mod defaults;
@@ -9,7 +10,10 @@ mod fixtures;
 mod grammar;
 mod groups;
 mod includes;
+mod keywords;
+mod limits;
 mod routes;
+mod ssl;
 
 use std::{
     net::IpAddr,

@@ -1,0 +1,116 @@
+//! How VRRP puts itself on the wire and its VIPs on the interface, end to
+//! end (root): IPv6 VIPs skip duplicate address detection (keepalived adds
+//! them with NODAD), and `vrrp_mcast_group4` / `vrrp_mcast_group6` are joined
+//! and spoken on, with keepalived as the peer.
+
+use std::time::{Duration, Instant};
+
+use tests::{
+    keepalived::{self, master_down_interval, wait_vip},
+    netns::{sh, wait_for},
+    topology::{DrLab, VIP},
+};
+
+const SLACK: Duration = Duration::from_millis(1500);
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn ipv6_vip_is_never_tentative_root() {
+    let mut lab = DrLab::build("dad", 1, 0).expect("building the lab");
+    let lb = lab.lbs[0].clone();
+    // DAD on, as on any host (one probe, a second of `tentative`).
+    for s in [
+        "net.ipv6.conf.eth0.accept_dad=1",
+        "net.ipv6.conf.eth0.dad_transmits=1",
+    ] {
+        lab.lab.sysctl(&lb, s).expect("sysctl");
+    }
+    let vip = "2001:db8::100";
+    // The owner becomes master at once (RFC 5798 §6.4.1).
+    let conf = format!(
+        "vrrp_instance VI_6 {{\n    interface eth0\n    virtual_router_id 61\n    priority 255\n    \
+         advert_int 1\n    version 3\n    virtual_ipaddress {{\n        {vip}/64 dev eth0\n    }}\n}}\n"
+    );
+    lab.start_xdpvs(0, &conf, "generic").expect("xdpvs");
+    let start = Instant::now();
+    let first = wait_for(Duration::from_secs(10), || {
+        let out = sh("ip", &["-n", &lb, "-6", "addr", "show", "dev", "eth0"])?;
+        match out.lines().find(|l| l.contains(&format!(" {vip}/"))) {
+            Some(line) => Ok(line.to_string()),
+            None => anyhow::bail!("{vip} not added yet"),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
+    println!(
+        "VIP seen after {:.2} s: {first}",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(!first.contains("tentative"), "{first}");
+    assert!(first.contains("nodad"), "added with IFA_F_NODAD: {first}");
+}
+
+/// `vrrp_mcast_group4 224.0.0.19` on both nodes: xdpvs joins and sends to
+/// that group only, and keepalived, listening there, backs off.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn custom_multicast_group_with_keepalived_root() {
+    let mut lab = DrLab::build("mg", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let conf = |prio: u8| {
+        format!(
+            "global_defs {{\n    vrrp_mcast_group4 224.0.0.19\n}}\n\
+             vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+             priority {prio}\n    advert_int 1\n    virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n"
+        )
+    };
+    keepalived::start(&mut lab.lab, "keepalived", &lb2, &conf(99)).expect("keepalived");
+    lab.start_xdpvs(0, &conf(100), "generic").expect("xdpvs");
+    let startup = master_down_interval(2, 100) + master_down_interval(2, 99) + SLACK;
+    wait_vip(&lb1, true, startup).expect("xdpvs (100) becomes master");
+    wait_vip(&lb2, false, startup).expect("keepalived (99) hears it on 224.0.0.19 and backs off");
+    let groups = sh("ip", &["-n", &lb1, "maddr", "show", "dev", "eth0"]).expect("ip maddr");
+    assert!(groups.contains("224.0.0.19"), "{groups}");
+    assert!(!groups.contains("224.0.0.18"), "{groups}");
+    // Stays that way: keepalived keeps hearing xdpvs's adverts.
+    std::thread::sleep(master_down_interval(2, 99) + SLACK);
+    assert!(
+        !keepalived::has_vip(&lb2),
+        "keepalived took the VIP: adverts lost"
+    );
+}
+
+/// `vrrp_mcast_group6 ff02::13` on both nodes, VRRPv3 over IPv6.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn custom_ipv6_multicast_group_with_keepalived_root() {
+    let mut lab = DrLab::build("mg6", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let vip = "2001:db8::100";
+    let conf = |prio: u8| {
+        format!(
+            "global_defs {{\n    vrrp_mcast_group6 ff02::13\n}}\n\
+             vrrp_instance VI_6 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 61\n    \
+             priority {prio}\n    advert_int 1\n    version 3\n    virtual_ipaddress {{\n        {vip}/64 dev eth0\n    }}\n}}\n"
+        )
+    };
+    let holds = |ns: &str| {
+        sh("ip", &["-n", ns, "-o", "-6", "addr", "show", "dev", "eth0"])
+            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
+    };
+    keepalived::start(&mut lab.lab, "keepalived", &lb2, &conf(99)).expect("keepalived");
+    lab.start_xdpvs(0, &conf(100), "generic").expect("xdpvs");
+    let startup = master_down_interval(3, 100) + master_down_interval(3, 99) + SLACK;
+    wait_for(startup, || {
+        if holds(&lb1) && !holds(&lb2) {
+            Ok(())
+        } else {
+            anyhow::bail!("lb1 holds {}, lb2 holds {}", holds(&lb1), holds(&lb2))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
+    let groups = sh("ip", &["-n", &lb1, "-6", "maddr", "show", "dev", "eth0"]).expect("ip maddr");
+    assert!(groups.contains("ff02::13"), "{groups}");
+    assert!(!groups.contains("ff02::12"), "{groups}");
+    std::thread::sleep(master_down_interval(3, 99) + SLACK);
+    assert!(!holds(&lb2), "keepalived took the VIP: adverts lost");
+}
