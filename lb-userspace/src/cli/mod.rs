@@ -203,6 +203,9 @@ fn check(file: &std::path::Path, json: bool, options: &config::Options) -> ExitC
             for d in &loaded.diagnostics {
                 eprintln!("{d}");
             }
+            for w in xdpvs::health::unavailable(&loaded.config) {
+                eprintln!("{w}");
+            }
             let at = config::Location::of(file);
             let scripts = script_runner::audit(&loaded.config, &at, &script_runner::RealFs);
             for d in &scripts {

@@ -1,13 +1,17 @@
 //! `virtual_server` and `real_server` blocks with their health checks.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use super::{
     diag::Diagnostics,
     keywords,
     model::{
-        Connect, HealthCheck, HttpCheck, MiscCheck, Protocol, QuorumConfig, RealServer, SslCheck,
-        TcpCheck, Url, VirtualServer,
+        Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, MiscCheck, PingCheck, Protocol,
+        QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, UdpCheck, Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -27,37 +31,219 @@ const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
 ];
 
-pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
+/// The members of each `virtual_server_group`, by name.
+pub type Groups = HashMap<String, Vec<(IpAddr, u16)>>;
+
+/// A group expands to at most this many services.
+const MAX_GROUP_MEMBERS: usize = 1024;
+
+/// Reads every `virtual_server_group NAME { VIP PORT ... }` block; members
+/// may be ranges (`10.0.0.1-10`, `10.0.0.1-10.0.0.9`, `10.0.0.8/29`).
+pub fn groups(nodes: &[Node], d: &mut Diagnostics) -> Groups {
+    let mut groups = Groups::new();
+    let mut defined_at = HashMap::new();
+    for n in nodes.iter().filter(|n| n.keyword == "virtual_server_group") {
+        let Some(name) = n.arg(0).filter(|_| n.args.len() == 1) else {
+            d.error(
+                &n.at,
+                "virtual_server_group needs one name: `virtual_server_group WEB {`",
+            );
+            continue;
+        };
+        if let Some(first) = defined_at.insert(name.to_string(), n.at.clone()) {
+            d.error(
+                &n.at,
+                format!("virtual_server_group {name} is already defined at {first}"),
+            );
+            continue;
+        }
+        let mut members: Vec<(IpAddr, u16)> = Vec::new();
+        for k in n.block.iter().flatten() {
+            if k.keyword == "fwmark" {
+                d.error(
+                    &k.at,
+                    "virtual_server_group fwmark is not supported: xdpvs balances by VIP, port and protocol",
+                );
+                continue;
+            }
+            let port = match (k.arg(0).and_then(port_text), k.args.len()) {
+                (Some(p), 1) if p != 0 => p,
+                _ => {
+                    d.error(
+                        &k.at,
+                        format!(
+                            "virtual_server_group {name}: `{}` needs one port: xdpvs balances one port per service",
+                            k.keyword
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let Some(addrs) = address_range(&k.keyword) else {
+                d.error(
+                    &k.at,
+                    format!(
+                        "virtual_server_group {name}: {} is not an IP address or range \
+                         (10.0.0.1, 10.0.0.1-10, 10.0.0.1-10.0.0.9, 10.0.0.8/29), or has more than {MAX_GROUP_MEMBERS} addresses",
+                        k.keyword
+                    ),
+                );
+                continue;
+            };
+            for a in addrs {
+                if members.contains(&(a, port)) {
+                    d.error(
+                        &k.at,
+                        format!("virtual_server_group {name}: {a} {port} is listed twice"),
+                    );
+                } else if members
+                    .first()
+                    .is_some_and(|f| f.0.is_ipv4() != a.is_ipv4())
+                {
+                    d.error(
+                        &k.at,
+                        format!("virtual_server_group {name}: IPv4 and IPv6 members cannot share real servers in direct routing"),
+                    );
+                } else {
+                    members.push((a, port));
+                }
+            }
+        }
+        if members.len() > MAX_GROUP_MEMBERS {
+            d.error(
+                &n.at,
+                format!("virtual_server_group {name}: more than {MAX_GROUP_MEMBERS} members"),
+            );
+            members.clear();
+        }
+        groups.insert(name.to_string(), members);
+    }
+    groups
+}
+
+/// `A`, `A-B` (B the last octet or hextet, or a whole address) or `A/N`.
+fn address_range(text: &str) -> Option<Vec<IpAddr>> {
+    fn bits(a: IpAddr) -> u128 {
+        match a {
+            IpAddr::V4(v) => u128::from(u32::from(v)),
+            IpAddr::V6(v) => u128::from(v),
+        }
+    }
+    let back = |like: IpAddr, n: u128| match like {
+        IpAddr::V4(_) => u32::try_from(n)
+            .ok()
+            .map(|n| IpAddr::from(std::net::Ipv4Addr::from(n))),
+        IpAddr::V6(_) => Some(IpAddr::from(std::net::Ipv6Addr::from(n))),
+    };
+    let (first, last) = if let Some((a, b)) = text.split_once('-') {
+        let first: IpAddr = a.parse().ok()?;
+        let last = match b.parse::<IpAddr>() {
+            Ok(l) if l.is_ipv4() == first.is_ipv4() => l,
+            Ok(_) => return None,
+            // The last octet (IPv4, decimal) or hextet (IPv6, hex).
+            Err(_) => {
+                let (width, n) = match first {
+                    IpAddr::V4(_) => (8, u128::from(b.parse::<u8>().ok()?)),
+                    IpAddr::V6(_) => (16, u128::from(u16::from_str_radix(b, 16).ok()?)),
+                };
+                back(first, (bits(first) >> width << width) | n)?
+            }
+        };
+        (first, last)
+    } else if let Some((a, len)) = text.split_once('/') {
+        let base: IpAddr = a.parse().ok()?;
+        let total = if base.is_ipv4() { 32 } else { 128 };
+        let len: u32 = len.parse().ok().filter(|&l| l <= total)?;
+        let host_bits = total - len;
+        if host_bits > 10 {
+            return None;
+        }
+        let start = bits(base) >> host_bits << host_bits;
+        (
+            back(base, start)?,
+            back(base, start | ((1u128 << host_bits) - 1))?,
+        )
+    } else {
+        let a: IpAddr = text.parse().ok()?;
+        (a, a)
+    };
+    let (lo, hi) = (bits(first), bits(last));
+    if hi < lo || hi - lo >= MAX_GROUP_MEMBERS as u128 {
+        return None;
+    }
+    (lo..=hi).map(|n| back(first, n)).collect()
+}
+
+/// One `virtual_server` block: a service, or with `group NAME` one service
+/// per member of that virtual_server_group.
+pub fn virtual_server(n: &Node, groups: &Groups, d: &mut Diagnostics) -> Vec<VirtualServer> {
     match n.arg(0) {
         Some("fwmark") => {
             d.error(
                 &n.at,
                 "virtual_server fwmark is not supported: xdpvs balances by VIP, port and protocol",
             );
-            return None;
+            Vec::new()
         }
         Some("group") => {
-            d.error(
-                &n.at,
-                "virtual_server group is not supported: list each VIP as its own virtual_server",
-            );
-            return None;
+            let Some(name) = n.arg(1).filter(|_| n.args.len() == 2) else {
+                d.error(
+                    &n.at,
+                    "virtual_server group needs a group name: `virtual_server group WEB {`",
+                );
+                return Vec::new();
+            };
+            let Some(members) = groups.get(name) else {
+                d.error(
+                    &n.at,
+                    format!(
+                        "virtual_server group {name}: no virtual_server_group {name} is defined"
+                    ),
+                );
+                return Vec::new();
+            };
+            if members.is_empty() {
+                d.error(
+                    &n.at,
+                    format!("virtual_server group {name}: the group has no usable member"),
+                );
+            }
+            let mut out = Vec::new();
+            // The body is read once per member (each member's port is its
+            // reals' default); its diagnostics are told once.
+            let mut quiet = Diagnostics::default();
+            for (i, &(addr, port)) in members.iter().enumerate() {
+                let d = if i == 0 { &mut *d } else { &mut quiet };
+                out.extend(service(n, addr, port, Some(name), d));
+            }
+            out
         }
-        _ => {}
+        _ => match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
+            (Some(a), Some(p)) if n.args.len() == 2 => {
+                service(n, a, p, None, d).into_iter().collect()
+            }
+            _ => {
+                d.error(
+                    &n.at,
+                    "virtual_server needs an IP address and a port: `virtual_server 10.0.0.100 80 {`",
+                );
+                Vec::new()
+            }
+        },
     }
-    let (addr, port) = match (n.arg(0).and_then(ip_text), n.arg(1).and_then(port_text)) {
-        (Some(a), Some(p)) if n.args.len() == 2 => (a, p),
-        _ => {
-            d.error(
-                &n.at,
-                "virtual_server needs an IP address and a port: `virtual_server 10.0.0.100 80 {`",
-            );
-            return None;
-        }
-    };
+}
+
+fn service(
+    n: &Node,
+    addr: IpAddr,
+    port: u16,
+    group: Option<&str>,
+    d: &mut Diagnostics,
+) -> Option<VirtualServer> {
     let mut vs = VirtualServer {
         addr,
         port,
+        group: group.map(String::from),
         protocol: Protocol::Tcp,
         delay_loop: DELAY_LOOP,
         scheduler: SCHEDULER.into(),
@@ -117,7 +303,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
             // Read above, wherever it stands: the default of every url below.
             "virtualhost" => {}
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, &defaults, vs_virtualhost.as_deref(), d) {
+                if let Some(r) = real_server(k, &vs, (blocks, &defaults), vs_virtualhost.as_deref(), d) {
                     // A set, not a scan: a hostile file may list a million reals.
                     if !listed.insert((r.addr, r.port)) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
@@ -147,7 +333,7 @@ pub fn virtual_server(n: &Node, d: &mut Diagnostics) -> Option<VirtualServer> {
 fn real_server(
     n: &Node,
     vs: &VirtualServer,
-    vs_defaults: &Connect,
+    (vs_blocks, vs_defaults): (&[Node], &Connect),
     vs_virtualhost: Option<&str>,
     d: &mut Diagnostics,
 ) -> Option<RealServer> {
@@ -221,6 +407,35 @@ fn real_server(
             "MISC_CHECK" => r
                 .checks
                 .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
+            "UDP_CHECK" => {
+                if let Some(c) = udp_check(k, &defaults, d) {
+                    needs_port(k, &r, &c.connect, d);
+                    r.checks.push(HealthCheck::UdpCheck(c));
+                }
+            }
+            "PING_CHECK" => r.checks.push(HealthCheck::PingCheck(PingCheck {
+                connect: plain_check(k, &defaults, d),
+            })),
+            "DNS_CHECK" => {
+                let defaults = dns_defaults(vs_blocks, blocks, vs.delay_loop);
+                if let Some(c) = dns_check(k, &defaults, d) {
+                    needs_port(k, &r, &c.connect, d);
+                    r.checks.push(HealthCheck::DnsCheck(c));
+                }
+            }
+            "SMTP_CHECK" => {
+                if let Some(c) = smtp_check(k, &defaults, d) {
+                    needs_port(k, &r, &c.connect, d);
+                    r.checks.push(HealthCheck::SmtpCheck(c));
+                }
+            }
+            // Refused, not skipped: a skipped checker would leave the real healthy.
+            "FILE_CHECK" => d.error(
+                &k.at,
+                "FILE_CHECK is not supported yet: the real would never be checked by it. \
+                 Use MISC_CHECK with misc_dynamic and a script that reads the file \
+                 (exit 0: up, 1: down, 2-255: up with weight exit-2)",
+            ),
             check if check.ends_with("_CHECK") => {
                 if keywords::ignored("real_server", check) {
                     d.warn(
@@ -545,4 +760,199 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
             None
         }
     }
+}
+
+/// A check with only the settings every checker has (PING_CHECK, TCP_CHECK).
+fn plain_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Connect {
+    let mut c = defaults.clone();
+    for k in n.block.iter().flatten() {
+        if !c.read_check(&n.keyword, k, d) {
+            d.warn(
+                &k.at,
+                format!("unknown keyword {} in {}, ignored", k.keyword, n.keyword),
+            );
+        }
+    }
+    c
+}
+
+/// keepalived's UDP_CHECK limits: a reply of 0 to 255 bytes by default.
+const MAX_REPLY_LENGTH: usize = 255;
+
+fn udp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<UdpCheck> {
+    let mut u = UdpCheck {
+        connect: defaults.clone(),
+        payload: None,
+        require_reply: false,
+        reply_pattern: None,
+        min_reply_length: 0,
+        max_reply_length: MAX_REPLY_LENGTH,
+    };
+    let mut valid = true;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "payload" => match hex_string(k, false) {
+                Some(p) if !p.is_empty() => {
+                    u.payload = Some(p.into_iter().map(|(v, _)| v).collect())
+                }
+                _ => {
+                    d.error(&k.at, "payload needs hex digits, such as `payload 0a1b 2c`");
+                    valid = false;
+                }
+            },
+            "require_reply" => {
+                u.require_reply = true;
+                if !k.args.is_empty() {
+                    match hex_string(k, true) {
+                        Some(p) => u.reply_pattern = Some(HexPattern(p)),
+                        None => {
+                            d.error(
+                                &k.at,
+                                "require_reply: expected hex digits (x for any), such as `require_reply 0a1b xx`",
+                            );
+                            valid = false;
+                        }
+                    }
+                }
+            }
+            "min_reply_length" => {
+                u.min_reply_length = int(k, 0, 65535, d).unwrap_or(u.min_reply_length)
+            }
+            "max_reply_length" => {
+                u.max_reply_length = int(k, 0, 65535, d).unwrap_or(u.max_reply_length)
+            }
+            _ if u.connect.read_check("UDP_CHECK", k, d) => {}
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in UDP_CHECK, ignored"),
+            ),
+        }
+    }
+    if u.min_reply_length > u.max_reply_length {
+        d.error(
+            &n.at,
+            format!(
+                "UDP_CHECK: min_reply_length {} is more than max_reply_length {}",
+                u.min_reply_length, u.max_reply_length
+            ),
+        );
+        valid = false;
+    }
+    valid.then_some(u)
+}
+
+/// keepalived's HEX_STR: words of hex digits, each read two digits at a
+/// time from its start, a last odd digit standing alone (`Ab12f 3` is
+/// AB 12 0F 03). With `wildcards`, `x` is a digit that matches anything.
+/// Returns (value, mask) pairs; `None` when a character is not a digit.
+fn hex_string(n: &Node, wildcards: bool) -> Option<Vec<(u8, u8)>> {
+    let nibble = |c: char| match c {
+        'x' | 'X' if wildcards => Some((0, 0)),
+        c => c.to_digit(16).map(|v| (v as u8, 0xf)),
+    };
+    let mut out = Vec::new();
+    for word in n.args.iter().map(|a| a.text.as_str()) {
+        let digits = word.chars().map(nibble).collect::<Option<Vec<_>>>()?;
+        for pair in digits.chunks(2) {
+            out.push(match (pair[0], pair.get(1)) {
+                ((hv, hm), Some(&(lv, lm))) => ((hv << 4) | lv, (hm << 4) | lm),
+                ((v, m), None) => (v, m | 0xf0),
+            });
+        }
+    }
+    Some(out)
+}
+
+/// DNS_CHECK's own defaults (keepalived.conf(5): retry 3, delay_before_retry
+/// delay_loop), then whatever the virtual_server and real_server set.
+fn dns_defaults(vs_blocks: &[Node], rs_blocks: &[Node], delay_loop: Duration) -> Connect {
+    let base = Connect {
+        retry: DNS_RETRY,
+        delay_before_retry: delay_loop,
+        ..Connect::new()
+    };
+    // Both blocks were read once already, with their diagnostics.
+    let mut quiet = Diagnostics::default();
+    base.settings(vs_blocks, &mut quiet)
+        .settings(rs_blocks, &mut quiet)
+}
+
+const DNS_RETRY: u32 = 3;
+const DNS_TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
+
+fn dns_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<DnsCheck> {
+    let mut c = DnsCheck {
+        connect: defaults.clone(),
+        record_type: "SOA".into(),
+        name: ".".into(),
+    };
+    let mut valid = true;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "type" => match one(k, d).map(str::to_ascii_uppercase) {
+                Some(t) if DNS_TYPES.contains(&t.as_str()) => c.record_type = t,
+                Some(t) => {
+                    d.error(
+                        &k.at,
+                        format!(
+                            "type {t}: DNS_CHECK queries one of {}",
+                            DNS_TYPES.join(", ")
+                        ),
+                    );
+                    valid = false;
+                }
+                None => valid = false,
+            },
+            "name" => match one(k, d) {
+                Some(name) if hickory_proto::rr::Name::from_ascii(name).is_ok() => {
+                    c.name = name.to_string()
+                }
+                Some(name) => {
+                    d.error(&k.at, format!("name {name}: not a domain name"));
+                    valid = false;
+                }
+                None => valid = false,
+            },
+            _ if c.connect.read_check("DNS_CHECK", k, d) => {}
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in DNS_CHECK, ignored"),
+            ),
+        }
+    }
+    valid.then_some(c)
+}
+
+/// keepalived's HELO name when `helo_name` is not given.
+const SMTP_HELO: &str = "smtpchecker.keepalived.org";
+
+fn smtp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<SmtpCheck> {
+    let mut c = SmtpCheck {
+        connect: defaults.clone(),
+        helo_name: SMTP_HELO.into(),
+    };
+    let mut valid = true;
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "helo_name" => match command(k, d) {
+                Some(name) if !name.contains(['\r', '\n']) => c.helo_name = name,
+                _ => valid = false,
+            },
+            // keepalived 1.x listed several servers in one SMTP_CHECK.
+            "host" => {
+                d.error(
+                    &k.at,
+                    "SMTP_CHECK host { } blocks are not supported: write one SMTP_CHECK per \
+                     server, with connect_ip and connect_port",
+                );
+                valid = false;
+            }
+            _ if c.connect.read_check("SMTP_CHECK", k, d) => {}
+            other => d.warn(
+                &k.at,
+                format!("unknown keyword {other} in SMTP_CHECK, ignored"),
+            ),
+        }
+    }
+    valid.then_some(c)
 }

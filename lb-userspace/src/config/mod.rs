@@ -36,9 +36,19 @@
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },
 //!                         "lower_prio_no_advert", "skip_check_adv_addr",
+//!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
+//!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
+//!                                   "via", "dev", "table", "metric", "scope",
+//!                                   "protocol", "location" } ],
+//!                         "virtual_rules": [ { "v6", "from": ["addr", len] | null,
+//!                                   "to", "table", "priority", "iif", "oif",
+//!                                   "fwmark": [mark, mask | null] | null, "location" } ],
 //!                         "location" } ],
+//!   "static_routes":  [ { as "virtual_routes" below } ],
+//!   "static_rules":   [ { as "virtual_rules" below } ],
 //!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
-//!   "virtual_servers": [ { "addr", "port", "protocol": "TCP" | "UDP",
+//!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
+//!                          "protocol": "TCP" | "UDP",
 //!                          "delay_loop", "scheduler", "persistence_timeout",
 //!                          "sorry_server": "ip:port" | null, "alpha",
 //!                          "reals": [ { "addr", "port", "weight",
@@ -51,8 +61,12 @@
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
 //! plus `urls`: `[{ "path", "status_codes", "digest", "virtualhost" }]`, empty
 //! `status_codes` meaning any 2xx, `virtualhost` the one in force for the
-//! url), `"SSL_GET"` (HTTP_GET's plus `enable_sni`) or `"MISC_CHECK"`
-//! (`misc_path`, `misc_timeout`, `misc_dynamic`, `user`).
+//! url), `"SSL_GET"` (HTTP_GET's plus `enable_sni`), `"MISC_CHECK"`
+//! (`misc_path`, `misc_timeout`, `misc_dynamic`, `user`), `"UDP_CHECK"` (the
+//! connect fields plus `payload` hex | null, `require_reply`, `reply_pattern`
+//! hex with `x` | null, `min_reply_length`, `max_reply_length`),
+//! `"PING_CHECK"` (the connect fields), `"DNS_CHECK"` (plus `query_type`,
+//! `name`) or `"SMTP_CHECK"` (plus `helo_name`).
 
 mod check;
 mod diag;
@@ -63,6 +77,8 @@ mod lvs;
 mod model;
 mod params;
 mod reader;
+mod routes;
+mod strict;
 mod tree;
 mod values;
 mod vrrp;
@@ -155,6 +171,7 @@ fn finish(tokens: reader::Chunks, mut d: Diagnostics) -> Result<Loaded, ConfigEr
     let mut refs = Vec::new();
     let config = build(&nodes, &mut refs, &mut d);
     check::across_blocks(&config, &refs, &mut d);
+    strict::refusals(&config, &mut d);
     let refused = d.has_errors();
     let diagnostics = d.finish();
     if refused {
@@ -173,6 +190,8 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
         vrrp::global_defs(n, &mut config.global, d);
     }
     vrrp::sync_peers(&mut config.global, d);
+    // Groups first too: a virtual_server may name one defined after it.
+    let vs_groups = lvs::groups(nodes, d);
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}
@@ -184,11 +203,23 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
             }
             // Read once every instance is known: old files list them bare.
             "vrrp_sync_group" => {}
-            "virtual_server" => config.virtual_servers.extend(lvs::virtual_server(n, d)),
-            "virtual_server_group" => d.error(
-                &n.at,
-                "virtual_server_group is not supported: list each VIP as its own virtual_server",
+            "virtual_server" => config
+                .virtual_servers
+                .extend(lvs::virtual_server(n, &vs_groups, d)),
+            "virtual_server_group" => {}
+            "static_rules" => config.static_rules.extend(
+                n.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| routes::rule(r, "static_rules", d)),
             ),
+            "static_routes" => config.static_routes.extend(
+                n.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| routes::route(r, "static_routes", d)),
+            ),
+            "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
             k if keywords::ignored(keywords::TOP, k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }

@@ -29,6 +29,10 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub sync_groups: Vec<SyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// `static_routes`: set when the daemon starts, whatever the VRRP state.
+    pub static_routes: Vec<VirtualRoute>,
+    /// `static_rules`: likewise.
+    pub static_rules: Vec<VirtualRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +49,9 @@ pub struct GlobalDefs {
     /// global_defs block is read.
     #[serde(skip)]
     pub sync_peers: Option<(Vec<IpAddr>, Location)>,
+    /// `vrrp_strict`: RFC-strict VRRP, with keepalived's refusals (see `strict`).
+    #[serde(skip)]
+    pub strict: Option<Location>,
     /// The data plane's table sizes (`xdpvs_max_*`).
     pub capacity: Capacity,
     /// `enable_script_security`: refuse root-run scripts others can write.
@@ -89,6 +96,7 @@ impl Default for GlobalDefs {
             announce: None,
             sync: None,
             sync_peers: None,
+            strict: None,
             capacity: Capacity::default(),
             enable_script_security: false,
             script_user: None,
@@ -193,6 +201,9 @@ impl fmt::Display for Protocol {
 pub struct VirtualServer {
     pub addr: IpAddr,
     pub port: u16,
+    /// `virtual_server group NAME`: the virtual_server_group this service
+    /// is one member of (each member is a service of its own).
+    pub group: Option<String>,
     pub protocol: Protocol,
     #[serde(serialize_with = "secs")]
     pub delay_loop: Duration,
@@ -244,7 +255,7 @@ pub struct RealServer {
 
 /// One checker of a real server, named after its keepalived block; JSON:
 /// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "SSL_GET" |
-/// "MISC_CHECK"`.
+/// "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK"`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthCheck {
@@ -252,6 +263,97 @@ pub enum HealthCheck {
     HttpGet(HttpCheck),
     SslGet(SslCheck),
     MiscCheck(MiscCheck),
+    UdpCheck(UdpCheck),
+    PingCheck(PingCheck),
+    DnsCheck(DnsCheck),
+    SmtpCheck(SmtpCheck),
+}
+
+/// UDP_CHECK: a datagram is sent; an ICMP error (port unreachable) is a
+/// failure, and with `require_reply` so is silence or a reply that does
+/// not match.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UdpCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+    /// `payload HEX`; `None`: a few random bytes, as keepalived sends.
+    #[serde(serialize_with = "hex")]
+    pub payload: Option<Vec<u8>>,
+    pub require_reply: bool,
+    /// `require_reply HEX`: the reply's first bytes, `x` nibbles matching anything.
+    pub reply_pattern: Option<HexPattern>,
+    pub min_reply_length: usize,
+    pub max_reply_length: usize,
+}
+
+fn hex<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match b {
+        Some(b) => s.serialize_some(&b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Bytes to match, each with the mask of the bits that must be equal
+/// (`x` in keepalived's HEX_STR clears a nibble of the mask).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexPattern(pub Vec<(u8, u8)>);
+
+impl HexPattern {
+    /// Whether `reply` matches over the shorter of the two (keepalived).
+    pub fn matches(&self, reply: &[u8]) -> bool {
+        self.0
+            .iter()
+            .zip(reply)
+            .all(|(&(value, mask), &b)| b & mask == value & mask)
+    }
+}
+
+impl fmt::Display for HexPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &(value, mask) in &self.0 {
+            for shift in [4, 0] {
+                if (mask >> shift) & 0xf == 0 {
+                    f.write_str("x")?;
+                } else {
+                    write!(f, "{:x}", (value >> shift) & 0xf)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for HexPattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// PING_CHECK: an ICMP echo answered within `connect_timeout`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+}
+
+/// DNS_CHECK: a query over UDP answered with NOERROR for the same question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+    /// `type`: A, NS, CNAME, SOA (the default), MX, TXT or AAAA.
+    #[serde(rename = "query_type")]
+    pub record_type: String,
+    /// `name`: the default is the root, `.`.
+    pub name: String,
+}
+
+/// SMTP_CHECK: a 220 greeting, HELO answered 250, QUIT answered 221.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmtpCheck {
+    #[serde(flatten)]
+    pub connect: Connect,
+    pub helo_name: String,
 }
 
 /// How TCP_CHECK and HTTP_GET connect and retry; a virtual_server or
@@ -455,6 +557,64 @@ pub struct VrrpInstance {
     /// `skip_check_adv_addr`: adverts from the current master are not
     /// checked against our VIP list (keepalived).
     pub skip_check_adv_addr: bool,
+    /// `virtual_routes`: present while this instance is master.
+    pub virtual_routes: Vec<VirtualRoute>,
+    /// `virtual_rules`: likewise.
+    pub virtual_rules: Vec<VirtualRule>,
+    pub location: Location,
+}
+
+/// keepalived's route protocol number (`proto keepalived`), the default.
+pub const KEEPALIVED_PROTOCOL: u8 = 18;
+
+/// One policy-routing rule of `virtual_rules`/`static_rules` (`ip rule` words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRule {
+    /// `inet6`, or the family of `from`/`to`.
+    pub v6: bool,
+    /// `from ADDR[/LEN]`.
+    pub from: Option<(IpAddr, u8)>,
+    /// `to ADDR[/LEN]`.
+    pub to: Option<(IpAddr, u8)>,
+    pub table: u32,
+    /// `priority`, `preference` or `pref`.
+    pub priority: Option<u32>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// `fwmark MARK[/MASK]`.
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub location: Location,
+}
+
+/// What a `virtual_routes` line makes: `ip route` words keepalived takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// One route of `virtual_routes`, with keepalived's (and `ip route`'s) words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualRoute {
+    pub kind: RouteKind,
+    pub dst: IpAddr,
+    pub prefix: u8,
+    /// `src`: the preferred source address.
+    pub src: Option<IpAddr>,
+    /// `via` or `gw`.
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// Absent: the main table (254).
+    pub table: Option<u32>,
+    /// `metric`, `priority` or `preference`.
+    pub metric: Option<u32>,
+    /// `scope`: host (254), link (253), global/universe (0) or a number.
+    pub scope: Option<u8>,
+    /// `protocol`/`proto`: absent means keepalived's own number, 18.
+    pub protocol: Option<u8>,
     pub location: Location,
 }
 

@@ -37,6 +37,11 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
             "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
             "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),
+            "vrrp_strict" => {
+                flag(k, d);
+                g.strict = Some(k.at.clone());
+            }
+            "net_namespace" | "net_namespace_ipvs" => refuse_net_namespace(k, d),
             "xdpvs_announce" => g.announce = Some(announce(k, d)),
             "lvs_sync_daemon" => g.sync = lvs_sync_daemon(k, d),
             "xdpvs_sync_peers" => {
@@ -446,6 +451,8 @@ pub fn vrrp_instance(
         garp: GarpSettings::default(),
         lower_prio_no_advert: false,
         skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
+        virtual_routes: Vec::new(),
+        virtual_rules: Vec::new(),
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -525,6 +532,30 @@ pub fn vrrp_instance(
                     i.track_interfaces.push(TrackInterface { name, weight });
                 }
             }
+            "virtual_routes" => i.virtual_routes.extend(
+                k.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| super::routes::route(r, "virtual_routes", d)),
+            ),
+            "virtual_rules" => i.virtual_rules.extend(
+                k.block
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| super::routes::rule(r, "virtual_rules", d)),
+            ),
+            "use_vmac" => d.error(
+                &k.at,
+                "use_vmac is not supported: xdpvs attaches its XDP program to the physical \
+                 interface and answers for the VIPs with that interface's own MAC. Remove \
+                 use_vmac and keep the addresses in virtual_ipaddress: on a takeover the new \
+                 master's gratuitous ARPs move the VIPs to its MAC",
+            ),
+            "strict_mode" => d.error(
+                &k.at,
+                "strict_mode is not supported per instance: set vrrp_strict in global_defs \
+                 for every instance, or remove it",
+            ),
             "garp_master_delay" => {
                 i.garp.master_delay = secs(k, 0, d).unwrap_or(i.garp.master_delay)
             }
@@ -781,4 +812,16 @@ pub fn sync_group(
         }
     }
     Some(g)
+}
+
+/// keepalived's `net_namespace`: xdpvs does not move itself into one.
+pub fn refuse_net_namespace(k: &Node, d: &mut Diagnostics) {
+    d.error(
+        &k.at,
+        format!(
+            "{} is not supported: start xdpvs inside the namespace instead \
+             (`ip netns exec NAME xdpvs run ...`) and remove this line",
+            k.keyword
+        ),
+    );
 }

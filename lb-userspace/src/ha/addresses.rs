@@ -134,6 +134,11 @@ impl Addresses {
         Addresses { handle }
     }
 
+    /// The rtnetlink connection, shared with the instance's routes.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     async fn dump(&self, dev: &str) -> Result<Vec<AddressMessage>, AddressError> {
         let index = ifindex(dev)?;
         self.handle

@@ -17,6 +17,7 @@ use super::{
     addresses::{Addresses, Vip},
     announce::Announcer,
     persist::{BootTime, Saved, Store},
+    routes::VirtualRoutes,
     scripts::{Notifier, NotifyScripts, notify_args, state_word},
     socket::{Received, VrrpSocket},
 };
@@ -64,6 +65,8 @@ pub struct Instance {
     pub advertised: Vec<IpAddr>,
     pub managed: Vec<Vip>,
     pub addresses: Addresses,
+    /// `virtual_routes`, present with the VIPs.
+    pub routes: VirtualRoutes,
     pub announcer: Announcer,
     pub notify: NotifyScripts,
     pub notifier: Notifier,
@@ -266,9 +269,15 @@ impl Instance {
                     if let Err(e) = self.addresses.add(&self.managed).await {
                         warn!("{}: {e}", self.name);
                     }
+                    for e in self.routes.add().await {
+                        warn!("{}: {e}", self.name);
+                    }
                 }
                 Action::RemoveVips => {
                     if let Err(e) = self.addresses.remove(&self.managed).await {
+                        warn!("{}: {e}", self.name);
+                    }
+                    for e in self.routes.remove().await {
                         warn!("{}: {e}", self.name);
                     }
                 }

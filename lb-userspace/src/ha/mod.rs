@@ -15,6 +15,7 @@ mod addresses;
 mod announce;
 mod instance;
 pub mod persist;
+mod routes;
 pub(crate) mod scripts;
 mod socket;
 
@@ -35,6 +36,7 @@ use self::{
     announce::Announcer,
     instance::{GroupLink, Instance, Timers},
     persist::{BootTime, Store},
+    routes::VirtualRoutes,
     scripts::{Check, Notifier, NotifyScripts, Source, spawn_check, spawn_link, spawn_tracker},
     socket::{Endpoint, VrrpSocket},
 };
@@ -195,11 +197,26 @@ impl Ha {
             running: Vec::new(),
             helpers: Vec::new(),
         };
-        if config.vrrp_instances.is_empty() {
+        if config.vrrp_instances.is_empty()
+            && config.static_routes.is_empty()
+            && config.static_rules.is_empty()
+        {
             return Ok(ha);
         }
         let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
         ha.helpers.push(tokio::spawn(conn));
+        // static_routes and static_rules: set at start and left in place.
+        let statics = VirtualRoutes::new(
+            handle.clone(),
+            config.static_routes.clone(),
+            config.static_rules.clone(),
+        );
+        for e in statics.add().await {
+            warn!("{e}");
+        }
+        if config.vrrp_instances.is_empty() {
+            return Ok(ha);
+        }
         let addresses = Addresses::new(handle);
         let grouped = |i: &VrrpInstance| {
             config
@@ -427,6 +444,11 @@ impl Ha {
             auth,
             advertised,
             managed,
+            routes: VirtualRoutes::new(
+                addresses.handle().clone(),
+                inst.virtual_routes.clone(),
+                inst.virtual_rules.clone(),
+            ),
             addresses,
             announcer,
             notify,

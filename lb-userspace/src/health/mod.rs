@@ -1,20 +1,25 @@
 //! Real-server health checks with keepalived's semantics: TCP_CHECK,
-//! HTTP_GET, SSL_GET and MISC_CHECK, retried and decided by `hysteresis`, run
-//! concurrently by `runner`, each kind behind the `probe::Probe` trait.
+//! HTTP_GET, SSL_GET, MISC_CHECK, UDP_CHECK, PING_CHECK, DNS_CHECK and
+//! SMTP_CHECK, retried and decided by `hysteresis`, run concurrently by
+//! `runner`, each kind behind the `probe::Probe` trait.
 
+pub mod dns;
 pub mod http;
 pub mod hysteresis;
 pub mod misc;
+pub mod ping;
 pub mod probe;
 pub mod runner;
+pub mod smtp;
 pub mod tcp;
 pub mod tls;
+pub mod udp;
 
 use std::net::SocketAddr;
 
 use self::{
-    http::HttpProbe, hysteresis::Policy, misc::MiscProbe, probe::Probe, runner::CheckSpec,
-    tcp::TcpProbe,
+    dns::DnsProbe, http::HttpProbe, hysteresis::Policy, misc::MiscProbe, ping::PingProbe,
+    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, tcp::TcpProbe, udp::UdpProbe,
 };
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
@@ -88,12 +93,59 @@ pub fn spec_for(
                     }));
                 }
             }
+            HealthCheck::UdpCheck(c) => {
+                let (target, bindto, timeout) = connect(&c.connect);
+                probes.push(Box::new(UdpProbe {
+                    target,
+                    bindto,
+                    timeout,
+                    payload: c.payload.clone(),
+                    require_reply: c.require_reply,
+                    reply_pattern: c.reply_pattern.clone(),
+                    reply_length: c.min_reply_length..=c.max_reply_length,
+                }));
+            }
+            HealthCheck::PingCheck(c) => {
+                let (target, bindto, timeout) = connect(&c.connect);
+                probes.push(Box::new(PingProbe::new(target.ip(), bindto, timeout)));
+            }
+            HealthCheck::DnsCheck(c) => {
+                let (target, bindto, timeout) = connect(&c.connect);
+                match DnsProbe::new(target, bindto, timeout, &c.record_type, &c.name) {
+                    Ok(p) => probes.push(Box::new(p)),
+                    // The parser accepted both: a mismatch is a bug, and the
+                    // real must not pass for want of its check.
+                    Err(e) => probes.push(Box::new(Broken(format!("DNS_CHECK {target}: {e}")))),
+                }
+            }
+            HealthCheck::SmtpCheck(c) => {
+                let (target, bindto, timeout) = connect(&c.connect);
+                probes.push(Box::new(SmtpProbe {
+                    target,
+                    bindto,
+                    timeout,
+                    helo_name: c.helo_name.clone(),
+                }));
+            }
         }
     }
     if probes.is_empty() {
         return None;
     }
     Some(CheckSpec {
+        // Reals of services built from one virtual_server_group entry share
+        // one check: the same real, checks and timing make the same key.
+        shared_key: format!(
+            "{:?}",
+            (
+                real.addr,
+                real.port,
+                real.weight,
+                &real.checks,
+                vs.delay_loop,
+                vs.alpha
+            )
+        ),
         service: (vs.addr, vs.port, proto),
         real: (real.addr, real.port),
         probes,
@@ -104,4 +156,54 @@ pub fn spec_for(
         },
         start_up: !vs.alpha,
     })
+}
+
+/// A check that cannot be built: always a local error, never an up.
+struct Broken(String);
+
+impl Probe for Broken {
+    fn run(&self) -> probe::Attempt<'_> {
+        let reason = self.0.clone();
+        Box::pin(async move { probe::Outcome::Down(probe::Failure::Local(reason)) })
+    }
+
+    fn describe(&self) -> String {
+        self.0.clone()
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        Some(self.0.clone())
+    }
+}
+
+/// What the checks of `config` cannot do on this host (an ICMP socket
+/// refused), one line each, for `xdpvs check` and the daemon's start.
+pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    // Scripts are audited on their own (`script_runner::audit`): their
+    // diagnostics are not repeated here.
+    let mut scripts = Preparer::new(config, &crate::script_runner::RealFs);
+    for vs in &config.virtual_servers {
+        let proto = match vs.protocol {
+            crate::config::Protocol::Tcp => Proto::Tcp,
+            crate::config::Protocol::Udp => Proto::Udp,
+        };
+        for real in &vs.reals {
+            for p in spec_for(vs, real, proto, &mut scripts)
+                .iter()
+                .flat_map(|s| &s.probes)
+            {
+                if let Some(why) = p.unavailable() {
+                    out.push(format!(
+                        "{}: warning: {} cannot run on this host ({why}): real {} stays DOWN until it can",
+                        real.location,
+                        p.describe(),
+                        SocketAddr::new(real.addr, real.port)
+                    ));
+                }
+            }
+        }
+    }
+    out.dedup();
+    out
 }

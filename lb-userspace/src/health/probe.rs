@@ -73,6 +73,11 @@ pub trait Probe: Send + Sync {
     fn run(&self) -> Attempt<'_>;
     /// For logs: "TCP_CHECK 10.0.0.11:80".
     fn describe(&self) -> String;
+    /// Why the check cannot run on this host at all (an ICMP socket
+    /// refused), asked once at start; `None`: it can.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Runs `attempt` for at most `limit`.

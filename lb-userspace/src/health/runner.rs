@@ -1,7 +1,9 @@
 //! Runs every real's checks concurrently, one task per real: a hung real or
 //! script holds only its own task (every attempt is bounded by its timeout),
 //! and nothing here can delay the daemon's main loop, which only receives
-//! the events.
+//! the events. Specs with the same `shared_key` (one real under several
+//! services of a virtual_server_group) run as one check whose verdicts go
+//! to every one of those services.
 
 use std::{
     collections::HashMap,
@@ -21,6 +23,8 @@ use super::{
 use crate::dataplane::reconcile::{RealId, ServiceId};
 
 pub struct CheckSpec {
+    /// Equal for specs that check the same real the same way.
+    pub shared_key: String,
     pub service: ServiceId,
     pub real: RealId,
     pub probes: Vec<Box<dyn Probe>>,
@@ -93,40 +97,111 @@ struct Shared {
     local_errors: LocalErrors,
 }
 
-async fn watch(spec: CheckSpec, shared: Arc<Shared>) {
-    let mut tracker = Tracker::new(spec.policy, spec.start_up);
+/// Merges the specs that share a check, keeping the first's probes: each
+/// with the services it reports to, in order.
+fn dedupe(specs: Vec<CheckSpec>) -> Vec<(CheckSpec, Vec<ServiceId>)> {
+    let mut out: Vec<(CheckSpec, Vec<ServiceId>)> = Vec::new();
+    let mut index: HashMap<(String, bool), usize> = HashMap::new();
+    for s in specs {
+        // Reals whose state differs (a reload) keep checks of their own.
+        match index.get(&(s.shared_key.clone(), s.start_up)) {
+            Some(&i) => out[i].1.push(s.service),
+            None => {
+                index.insert((s.shared_key.clone(), s.start_up), out.len());
+                let service = s.service;
+                out.push((s, vec![service]));
+            }
+        }
+    }
+    out
+}
+
+/// The first reason a check of `spec` cannot run on this host.
+fn unavailable(spec: &CheckSpec) -> Option<String> {
+    spec.probes.iter().find_map(|p| {
+        p.unavailable()
+            .map(|why| format!("{}: cannot run: {why}", p.describe()))
+    })
+}
+
+async fn send_all(
+    shared: &Shared,
+    services: &[ServiceId],
+    event: impl Fn(ServiceId) -> HealthEvent,
+) -> bool {
+    for &service in services {
+        if shared.events.send(event(service)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
+    let mut start_up = spec.start_up;
+    if let Some(why) = unavailable(&spec) {
+        // Never counted healthy by a check that did not run.
+        warn!(
+            "real {}: {why}; it stays DOWN until the check can run",
+            SocketAddr::from(spec.real)
+        );
+        let now = Instant::now();
+        if start_up
+            && !send_all(&shared, &services, |service| HealthEvent {
+                service,
+                real: spec.real,
+                up: false,
+                weight: None,
+                reason: why.clone(),
+                detected_in: None,
+                decided_at: now,
+            })
+            .await
+        {
+            return;
+        }
+        start_up = false;
+    }
+    let mut tracker = Tracker::new(spec.policy, start_up);
     let mut weight = None;
-    let key = (spec.service, spec.real);
+    let keys: Vec<_> = services.iter().map(|&s| (s, spec.real)).collect();
     loop {
         let started = Instant::now();
         let outcomes = join_all(spec.probes.iter().map(|p| p.run())).await;
         let verdict = combine(&spec.probes, outcomes);
         let now = Instant::now();
-        shared
-            .latencies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, now - started);
+        {
+            let mut latencies = shared
+                .latencies
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for &key in &keys {
+                latencies.insert(key, now - started);
+            }
+        }
         let (ok, w, reason) = match verdict {
             Verdict::Up(w) => (true, w, "ok".to_string()),
             Verdict::Down(reason) => (false, None, reason),
             Verdict::Local(reason) => {
-                let count = {
+                let mut count = 0;
+                {
                     let mut all = shared
                         .local_errors
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    let entry = all.entry(key).or_default();
-                    entry.count += 1;
-                    entry.last = reason.clone();
-                    entry.count
-                };
+                    for &key in &keys {
+                        let entry = all.entry(key).or_default();
+                        entry.count += 1;
+                        entry.last = reason.clone();
+                        count = entry.count;
+                    }
+                }
                 let step = tracker.inconclusive();
                 warn!(
                     "real {} of {}: {reason}; local error {count}, the real stays {}, \
                      next try in {:?}",
                     SocketAddr::from(spec.real),
-                    SocketAddr::from((spec.service.0, spec.service.1)),
+                    SocketAddr::from((services[0].0, services[0].1)),
                     if tracker.is_up() { "UP" } else { "DOWN" },
                     step.next_in
                 );
@@ -139,19 +214,19 @@ async fn watch(spec: CheckSpec, shared: Arc<Shared>) {
         if ok {
             weight = w;
         }
-        if step.transition.is_some() || weight_changed {
-            let event = HealthEvent {
-                service: spec.service,
+        if (step.transition.is_some() || weight_changed)
+            && !send_all(&shared, &services, |service| HealthEvent {
+                service,
                 real: spec.real,
                 up: tracker.is_up(),
                 weight,
-                reason,
+                reason: reason.clone(),
                 detected_in: step.detected_in,
                 decided_at: now,
-            };
-            if shared.events.send(event).await.is_err() {
-                return;
-            }
+            })
+            .await
+        {
+            return;
         }
         tokio::time::sleep(step.next_in).await;
     }
@@ -171,9 +246,9 @@ impl Runner {
             latencies: Latencies::default(),
             local_errors: LocalErrors::default(),
         });
-        let tasks = specs
+        let tasks = dedupe(specs)
             .into_iter()
-            .map(|s| tokio::spawn(watch(s, shared.clone())))
+            .map(|(s, services)| tokio::spawn(watch(s, services, shared.clone())))
             .collect();
         Self {
             tasks,
@@ -229,6 +304,7 @@ mod tests {
     fn spec_with(real: u8, command: &str, timeout_ms: u64, dynamic: bool, retry: u32) -> CheckSpec {
         let ip: IpAddr = [10, 0, 0, real].into();
         CheckSpec {
+            shared_key: format!("{real} {command}"),
             service: (ip, 80, Proto::Tcp),
             real: (ip, 80),
             probes: vec![Box::new(MiscProbe {
@@ -427,5 +503,87 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(!late.exists(), "a script outlived the runner");
+    }
+
+    /// Counts its attempts; fails every one.
+    struct Counted(Arc<std::sync::atomic::AtomicU32>);
+
+    impl Probe for Counted {
+        fn run(&self) -> crate::health::probe::Attempt<'_> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Outcome::Down(crate::health::probe::Failure::Refused) })
+        }
+
+        fn describe(&self) -> String {
+            "TCP_CHECK 10.0.0.10:80".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn services_sharing_a_real_share_its_check() {
+        let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let specs = (0..3u16)
+            .map(|i| {
+                let mut s = spec(10, "unused", 500);
+                s.shared_key = "the same real, the same checks".into();
+                s.service.1 = 80 + i;
+                s.probes = vec![Box::new(Counted(attempts.clone()))];
+                s
+            })
+            .collect();
+        let (tx, mut rx) = mpsc::channel(8);
+        let runner = Runner::spawn(specs, tx);
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let e = next(&mut rx).await;
+            assert!(!e.up);
+            ports.push(e.service.1);
+        }
+        assert_eq!(ports, [80, 81, 82], "every service hears the verdict");
+        // retry 0, delay_loop 100 ms: one check is 1 attempt now and about
+        // 3 more in 300 ms; three checks would make about 12.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let n = attempts.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((2..=6).contains(&n), "{n} attempts");
+        assert_eq!(runner.latencies().lock().unwrap().len(), 3);
+    }
+
+    /// Stands in for a PING_CHECK whose ICMP socket the host refuses.
+    struct CannotRun;
+
+    impl Probe for CannotRun {
+        fn run(&self) -> crate::health::probe::Attempt<'_> {
+            Box::pin(async {
+                Outcome::Down(crate::health::probe::Failure::Local(
+                    "no ICMP socket".into(),
+                ))
+            })
+        }
+
+        fn describe(&self) -> String {
+            "PING_CHECK 10.0.0.11".into()
+        }
+
+        fn unavailable(&self) -> Option<String> {
+            Some("no ICMP socket".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_run_keeps_its_real_down() {
+        let mut s = spec(11, "unused", 500);
+        s.probes = vec![Box::new(CannotRun)];
+        assert!(s.start_up);
+        let (tx, mut rx) = mpsc::channel(8);
+        let _runner = Runner::spawn(vec![s], tx);
+        let e = next(&mut rx).await;
+        assert!(!e.up, "never counted healthy by a check that did not run");
+        assert_eq!(e.reason, "PING_CHECK 10.0.0.11: cannot run: no ICMP socket");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "no UP follows"
+        );
     }
 }

@@ -15,6 +15,7 @@ fn vrrp_instance_defaults() {
             announce: None,
             sync: None,
             sync_peers: None,
+            strict: None,
             capacity: Capacity {
                 services: 64,
                 reals: 4096,

@@ -70,15 +70,7 @@ fn unsupported_features() {
         ),
         (
             "virtual_server group web {\n}\n",
-            &[
-                "k.conf:1: error: virtual_server group is not supported: list each VIP as its own virtual_server",
-            ],
-        ),
-        (
-            "virtual_server_group web {\n 10.0.0.1 80\n}\n",
-            &[
-                "k.conf:1: error: virtual_server_group is not supported: list each VIP as its own virtual_server",
-            ],
+            &["k.conf:1: error: virtual_server group web: no virtual_server_group web is defined"],
         ),
         (
             "virtual_server 10.0.0.1 0 {\n real_server 10.0.0.2 0 {\n  TCP_CHECK {\n  }\n }\n}\n",

@@ -53,7 +53,7 @@ fn assignments_are_split_with_a_warning() {
 #[test]
 fn unknown_keywords_warn_and_are_skipped_whole() {
     let l = ok(
-        "frobnicate 1\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n mystery_block {\n  priority 1\n  inner {\n   priority 2\n  }\n }\n virtual_ipaddress {\n  10.0.0.1\n }\n}\nstatic_routes {\n 10.0.0.0/8 via 1.2.3.4\n}\n",
+        "frobnicate 1\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n mystery_block {\n  priority 1\n  inner {\n   priority 2\n  }\n }\n virtual_ipaddress {\n  10.0.0.1\n }\n}\nlinkbeat_interfaces {\n eth0\n}\n",
     );
     assert_eq!(
         l.config.vrrp_instances[0].priority, 100,
@@ -64,7 +64,7 @@ fn unknown_keywords_warn_and_are_skipped_whole() {
         [
             "k.conf:1: warning: unknown keyword frobnicate, ignored",
             "k.conf:5: warning: unknown keyword mystery_block in vrrp_instance, ignored",
-            "k.conf:15: warning: static_routes: not acted on by xdpvs, ignored",
+            "k.conf:15: warning: linkbeat_interfaces: not acted on by xdpvs, ignored",
         ]
     );
 }

@@ -37,6 +37,10 @@ fn context(block: &str) -> (String, String) {
             format!("{REAL}  MISC_CHECK {{\n   misc_path /bin/true\n"),
             "  }\n }\n}\n".into(),
         ),
+        "virtual_server_group" => ("virtual_server_group g {\n".into(), "}\n".into()),
+        check @ ("UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK") => {
+            (format!("{REAL}  {check} {{\n"), "  }\n }\n}\n".into())
+        }
         other => panic!("no context for block {other}"),
     };
     (before, after)

@@ -3,13 +3,16 @@
 
 mod advanced;
 mod announce;
+mod checkers;
 mod defaults;
 mod errors;
 mod fixtures;
 mod grammar;
+mod groups;
 mod includes;
 mod keywords;
 mod limits;
+mod routes;
 mod ssl;
 
 use std::{
