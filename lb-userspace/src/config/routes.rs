@@ -11,6 +11,7 @@ use super::{
     diag::Diagnostics,
     model::{RouteKind, VirtualRoute, VirtualRule},
     tree::Node,
+    values::scope,
 };
 
 fn table(word: &str) -> Option<u32> {
@@ -19,17 +20,6 @@ fn table(word: &str) -> Option<u32> {
         "local" => Some(255),
         "default" => Some(253),
         n => n.parse().ok().filter(|&t| t != 0),
-    }
-}
-
-fn scope(word: &str) -> Option<u8> {
-    match word {
-        "global" | "universe" => Some(0),
-        "site" => Some(200),
-        "link" => Some(253),
-        "host" => Some(254),
-        "nowhere" => Some(255),
-        n => n.parse().ok(),
     }
 }
 

@@ -113,3 +113,15 @@ pub fn flag(n: &Node, d: &mut Diagnostics) -> bool {
     }
     true
 }
+
+/// `ip` scope names (iproute2's rt_scopes) or a number.
+pub fn scope(text: &str) -> Option<u8> {
+    match text {
+        "global" | "universe" => Some(0),
+        "site" => Some(200),
+        "link" => Some(253),
+        "host" => Some(254),
+        "nowhere" => Some(255),
+        n => n.parse().ok(),
+    }
+}

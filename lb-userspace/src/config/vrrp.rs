@@ -18,7 +18,7 @@ use super::{
         TrackScript, VipAddress, VipOptions, VrrpInstance, VrrpScript,
     },
     tree::Node,
-    values::{command, flag, int, ip, ip_text, one, secs},
+    values::{command, flag, int, ip, ip_text, one, scope, secs},
 };
 
 /// Reads one `global_defs` block into `g` (a file may have several).
@@ -368,18 +368,6 @@ fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
         }
     }
     ok.then_some(v)
-}
-
-/// `ip addr` scope names (iproute2's rt_scopes) or a number.
-fn scope(text: &str) -> Option<u8> {
-    match text {
-        "global" | "universe" => Some(0),
-        "site" => Some(200),
-        "link" => Some(253),
-        "host" => Some(254),
-        "nowhere" => Some(255),
-        n => n.parse().ok(),
-    }
 }
 
 fn tracked(k: &Node, d: &mut Diagnostics) -> (String, Option<i32>) {
