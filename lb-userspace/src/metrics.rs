@@ -32,7 +32,7 @@ use crate::{
     ha::InstanceStatus,
 };
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -81,43 +81,40 @@ pub fn render(
         )
     };
     type Get = fn(&ServiceStatus) -> u64;
-    let per_service: [(&str, &str, Get); 3] = [
+    let per_service: [(&str, &str, &str, Get); 5] = [
         (
             "xdpvs_service_packets_total",
+            "counter",
             "Packets forwarded for the service.",
             |s| s.traffic.packets,
         ),
         (
             "xdpvs_service_bytes_total",
+            "counter",
             "Bytes forwarded for the service (frames).",
             |s| s.traffic.bytes,
         ),
         (
             "xdpvs_service_flows_total",
+            "counter",
             "Flows the service placed on a real.",
             |s| s.traffic.new_flows,
         ),
-    ];
-    for (name, help, get) in per_service {
-        family(&mut out, name, "counter", help);
-        for s in services {
-            let _ = writeln!(out, "{name}{{{}}} {}", svc(s), get(s));
-        }
-    }
-    let quorum: [(&str, &str, Get); 2] = [
         (
             "xdpvs_service_quorum_up",
+            "gauge",
             "1 while the healthy reals' weights reach the service's quorum.",
             |s| u64::from(s.quorum.up),
         ),
         (
             "xdpvs_service_live_weight",
+            "gauge",
             "The sum of the weights of the service's healthy reals.",
             |s| s.quorum.live_weight,
         ),
     ];
-    for (name, help, get) in quorum {
-        family(&mut out, name, "gauge", help);
+    for (name, kind, help, get) in per_service {
+        family(&mut out, name, kind, help);
         for s in services {
             let _ = writeln!(out, "{name}{{{}}} {}", svc(s), get(s));
         }

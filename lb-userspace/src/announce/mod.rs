@@ -212,16 +212,21 @@ async fn sync(handle: &Handle, table: RouteTable, verdicts: &[Verdict]) -> Vec<V
 
 /// `xdpvs_vip_announced{vip}`: 1 while the route is in the table.
 fn metrics(status: &[VipStatus]) -> String {
-    let mut out = String::from(
-        "# HELP xdpvs_vip_announced Whether the VIP's route is announced (xdpvs_announce).\n\
-         # TYPE xdpvs_vip_announced gauge\n",
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    crate::metrics::family(
+        &mut out,
+        "xdpvs_vip_announced",
+        "gauge",
+        "Whether the VIP's route is announced (xdpvs_announce).",
     );
     for s in status {
-        out.push_str(&format!(
-            "xdpvs_vip_announced{{vip=\"{}\"}} {}\n",
+        let _ = writeln!(
+            out,
+            "xdpvs_vip_announced{{vip=\"{}\"}} {}",
             s.vip,
             u8::from(s.announced)
-        ));
+        );
     }
     out
 }
