@@ -20,6 +20,7 @@ use lb_common::{
     FLOW_CLOSING, FlowCacheEntry, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP, PersistKey, REAL_NO_NEW,
     REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, maps, rings_of, vip_filter_bit,
 };
+use tests::coarse_now_ns;
 use tests::packet::{
     ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
     ICMP_ECHO_REQUEST, ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, IPPROTO_ICMP, IPPROTO_ICMPV6,
@@ -66,18 +67,6 @@ fn object_path() -> String {
             env!("CARGO_MANIFEST_DIR")
         )
     })
-}
-
-/// CLOCK_MONOTONIC_COARSE, the program's clock.
-fn coarse_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write to.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn addr(ip: IpAddr) -> [u32; 4] {

@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{HashMap, Map, MapData, MapInfo};
 use lb_common::{Binding, FAMILY_V4, FLOW_CLOSING, FlowKey, PROTO_TCP, maps::FLOWS};
 use tests::{
+    coarse_now_ns,
     netns::{is_root, wait_for},
     topology::{DrLab, VIP, real_addr},
 };
@@ -243,16 +244,6 @@ fn fill(mut flows: HashMap<MapData, FlowKey, Binding>, lab: &DrLab) -> Result<()
         start.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn coarse_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Turns rs2's check off and on until `VERDICTS_DURING_SCAN` verdicts came
