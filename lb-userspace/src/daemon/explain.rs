@@ -3,10 +3,13 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Result;
-use lb_common::{NO_REAL, PersistKey, REAL_UP, RING_SIZE};
+use lb_common::{CONFIG_PASS_NO_REAL, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE};
 
 use super::state::State;
-use crate::dataplane::keys::{Proto, addr_words, flow_key};
+use crate::dataplane::{
+    flow_scan::coarse_now_ns,
+    keys::{Proto, addr_words, flow_key},
+};
 
 pub fn explain(
     state: &State,
@@ -35,18 +38,26 @@ pub fn explain(
     };
     // The data plane follows a flow or a binding only to a real that is up
     // and still this service's; otherwise it places the packet again.
-    let usable = |number: u32| {
+    let usable = |number: u32, refused: u16| {
         state
             .maps
             .real(number)
-            .is_some_and(|r| r.flags & REAL_UP != 0 && r.service == index.id)
+            .is_some_and(|r| r.flags & (REAL_UP | refused) == REAL_UP && r.service == index.id)
     };
+    // The same clock and timeouts the XDP program judges entries by.
+    let (config, now) = (state.maps.config()?, coarse_now_ns());
     let key = flow_key(proto, client.0, client.1, vip.0, vip.1);
     let service = format!("service {proto} {}", SocketAddr::new(id.0, id.1));
     let mut passed_over = Vec::new();
     if let Some(flow) = state.maps.flow(&key) {
-        if usable(flow.real) {
-            let closing = if flow.flags & lb_common::FLOW_CLOSING != 0 {
+        let closed = flow.flags & lb_common::FLOW_CLOSING != 0;
+        if config.idle_out(key.proto, &flow, now) {
+            passed_over.push(format!(
+                "its flow table entry is idle beyond its timeout ({} s), so it is decided again",
+                config.timeout_s(key.proto, closed)
+            ));
+        } else if usable(flow.real, 0) {
+            let closing = if closed {
                 ", closing (FIN/RST seen)"
             } else {
                 ""
@@ -55,11 +66,12 @@ pub fn explain(
                 "{service}: flow table entry → {}{closing}",
                 name_of(flow.real)
             ));
+        } else {
+            passed_over.push(format!(
+                "its flow table entry names {}, which is down, so it is placed again",
+                name_of(flow.real)
+            ));
         }
-        passed_over.push(format!(
-            "its flow table entry names {}, which is down, so it is placed again",
-            name_of(flow.real)
-        ));
     }
     let persist_timeout = state
         .table
@@ -75,26 +87,39 @@ pub fn explain(
             _pad: [0; 3],
         };
         if let Some(p) = state.maps.persistence(&pkey) {
-            if usable(p.real) {
+            let fresh =
+                now.wrapping_sub(p.last_seen_ns) < u64::from(persist_timeout) * 1_000_000_000;
+            if !fresh {
+                passed_over.push(format!(
+                    "client {}'s binding is older than persistence_timeout {persist_timeout}s",
+                    client.0
+                ));
+            } else if usable(p.real, REAL_NO_NEW) {
                 return Ok(format!(
-                    "{service}: {}client {} is bound to {} (persistence_timeout {persist_timeout}s, if still fresh)",
+                    "{service}: {}client {} is bound to {} (persistence_timeout {persist_timeout}s)",
                     prefix(&passed_over),
                     client.0,
                     name_of(p.real)
                 ));
+            } else {
+                passed_over.push(format!(
+                    "client {} is bound to {}, which is down or takes no new flows",
+                    client.0,
+                    name_of(p.real)
+                ));
             }
-            passed_over.push(format!(
-                "client {} is bound to {}, which is down",
-                client.0,
-                name_of(p.real)
-            ));
         }
     }
     let slot = key.hash() % RING_SIZE;
     let real = state.maps.ring_slot(index.ring, slot)?;
     let why = prefix(&passed_over);
     Ok(if real == NO_REAL {
-        format!("{service}: {why}ring slot {slot} is empty (no real up): the kernel gets it")
+        let fate = if config.flags & CONFIG_PASS_NO_REAL != 0 {
+            "the kernel gets it (--pass-without-real)"
+        } else {
+            "it is dropped"
+        };
+        format!("{service}: {why}ring slot {slot} is empty (no real up): {fate}")
     } else {
         format!(
             "{service}: {why}Maglev ring {} slot {slot} → {}",
