@@ -97,18 +97,17 @@ pub(crate) fn coarse_now_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
-/// Reads every entry of the flow table `map` (an LRU hash of `FlowKey` to
-/// `Binding`) in batches and counts them.
-pub fn scan(map: BorrowedFd<'_>, config: &DataplaneConfig) -> io::Result<Snapshot> {
-    let started = Instant::now();
-    let now_ns = coarse_now_ns();
+/// Hands every entry of the flow table `map` (an LRU hash of `FlowKey` to
+/// `Binding`) to `f`, a batch of up to `CHUNK` at a time.
+pub fn each_batch(
+    map: BorrowedFd<'_>,
+    mut f: impl FnMut(&[FlowKey], &[Binding]),
+) -> io::Result<()> {
     let mut keys = vec![FlowKey::default(); CHUNK];
     let mut values = vec![Binding::default(); CHUNK];
     // Batch tokens: the hash table's is a bucket number; sized as a key, as
     // the kernel documents for any map.
     let mut tokens = [FlowKey::default(); 2];
-    let mut by_real = HashMap::new();
-    let mut entries = 0u64;
     let mut first = true;
     loop {
         let (token_in, token_out) = tokens.split_at_mut(1);
@@ -129,17 +128,27 @@ pub fn scan(map: BorrowedFd<'_>, config: &DataplaneConfig) -> io::Result<Snapsho
             Ok(()) => {}
             // The end of the table; the last entries come with it.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                tally(&mut by_real, &keys[..got], &values[..got], now_ns, config);
-                entries += got as u64;
-                break;
+                f(&keys[..got], &values[..got]);
+                return Ok(());
             }
             Err(e) => return Err(e),
         }
-        tally(&mut by_real, &keys[..got], &values[..got], now_ns, config);
-        entries += got as u64;
+        f(&keys[..got], &values[..got]);
         tokens[0] = tokens[1];
         first = false;
     }
+}
+
+/// Reads every entry of the flow table `map` in batches and counts them.
+pub fn scan(map: BorrowedFd<'_>, config: &DataplaneConfig) -> io::Result<Snapshot> {
+    let started = Instant::now();
+    let now_ns = coarse_now_ns();
+    let mut by_real = HashMap::new();
+    let mut entries = 0u64;
+    each_batch(map, |keys, values| {
+        tally(&mut by_real, keys, values, now_ns, config);
+        entries += keys.len() as u64;
+    })?;
     Ok(Snapshot {
         by_real,
         entries,

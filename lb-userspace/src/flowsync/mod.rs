@@ -23,7 +23,7 @@ use std::{
     collections::{HashMap, HashSet},
     io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
-    os::fd::OwnedFd,
+    os::fd::{AsFd as _, OwnedFd},
     sync::{
         Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -40,7 +40,10 @@ use serde::{Deserialize, Serialize};
 
 pub use self::index::Index;
 use self::wire::{Entry, Message, What};
-use crate::{config::FlowSync as SyncConfig, dataplane::flow_scan::coarse_now_ns};
+use crate::{
+    config::FlowSync as SyncConfig,
+    dataplane::flow_scan::{self, coarse_now_ns},
+};
 
 /// How often the sender looks for new flows.
 const SEND_EVERY: Duration = Duration::from_millis(250);
@@ -262,7 +265,7 @@ impl FlowSync {
             peers: peers.clone(),
             port: config.port,
             id: config.id,
-            flows: lru(flows.try_clone()?)?,
+            flows: flows.try_clone()?,
             persist: lru_persist(persist.try_clone()?)?,
             sent: HashMap::new(),
         };
@@ -414,7 +417,8 @@ struct Sender {
     peers: Peers,
     port: u16,
     id: u8,
-    flows: BpfHashMap<MapData, FlowKey, Binding>,
+    /// `FLOWS`, read in batches.
+    flows: OwnedFd,
     persist: BpfHashMap<MapData, PersistKey, Binding>,
     /// What each live entry was last sent as, and when.
     sent: HashMap<(What, FlowKey), (u32, Instant)>,
@@ -477,13 +481,20 @@ impl Sender {
         let now = coarse_now_ns();
         let recent = |b: &Binding| now.wrapping_sub(b.last_seen_ns) < LIVE_WITHIN.as_nanos() as u64;
         let mut out = Vec::new();
-        for (key, b) in self.flows.iter().flatten() {
-            if b.flags & FLOW_CLOSING == 0
-                && recent(&b)
-                && let Some(entry) = index.flow_entry(&key, b.real)
-            {
-                out.push(((What::Flow, key), b.real, entry));
+        // In batches, as the flow scan reads it: a million flows is a few
+        // hundred syscalls, not a million.
+        let scanned = flow_scan::each_batch(self.flows.as_fd(), |keys, bindings| {
+            for (key, b) in keys.iter().zip(bindings) {
+                if b.flags & FLOW_CLOSING == 0
+                    && recent(b)
+                    && let Some(entry) = index.flow_entry(key, b.real)
+                {
+                    out.push(((What::Flow, *key), b.real, entry));
+                }
             }
+        });
+        if let Err(e) = scanned {
+            debug!("flow sync: reading the flow table: {e}");
         }
         for (key, b) in self.persist.iter().flatten() {
             if recent(&b)
