@@ -40,6 +40,8 @@ pub struct Keyword {
 
 use Class::{Acted as A, Ignored as I, Refused as R};
 
+use super::{diag::Diagnostics, tree::Node};
+
 const fn k(block: &'static str, name: &'static str, class: Class, probe: &'static str) -> Keyword {
     Keyword {
         block,
@@ -54,6 +56,48 @@ pub fn ignored(block: &str, name: &str) -> bool {
     KEYWORDS
         .iter()
         .any(|k| k.class == Class::Ignored && k.block == block && k.name == name)
+}
+
+/// Whether [`unhandled`] decides `name` in `block`: a row ignored or
+/// refused, or acted on by being what xdpvs always does (it has a reason).
+pub fn listed(block: &str, name: &str) -> bool {
+    KEYWORDS.iter().any(|k| {
+        k.block == block
+            && k.name == name
+            && (k.class != Class::Acted || why(block, name).is_some())
+    })
+}
+
+/// What a block's parser does with a statement it has no arm for: accepts
+/// a keyword whose effect is what xdpvs always does, warns about one that
+/// cannot matter, refuses one it cannot honour (each with the row's reason,
+/// see [`WHY`]), and warns about an unknown one.
+pub fn unhandled(block: &str, k: &Node, d: &mut Diagnostics) {
+    let name = k.keyword.as_str();
+    let row = KEYWORDS
+        .iter()
+        .find(|r| r.block == block && r.name == name);
+    let why = why(block, name);
+    match (row.map(|r| r.class), why) {
+        (Some(Class::Acted), _) => {}
+        (Some(Class::Ignored), Some(why)) => {
+            d.warn(&k.at, format!("{name}: not acted on by xdpvs ({why}), ignored"))
+        }
+        (Some(Class::Ignored), None) => d.warn(&k.at, format!("{name}: not acted on by xdpvs, ignored")),
+        (Some(Class::Refused), Some(why)) => {
+            d.error(&k.at, format!("{name} is not supported by xdpvs: {why}"))
+        }
+        (Some(Class::Refused), None) => d.error(&k.at, format!("{name} is not supported by xdpvs")),
+        (None, _) if block == TOP => d.warn(&k.at, format!("unknown keyword {name}, ignored")),
+        (None, _) => d.warn(&k.at, format!("unknown keyword {name} in {block}, ignored")),
+    }
+}
+
+/// The reason a row says, for the warning or error and the README.
+pub fn why(block: &str, name: &str) -> Option<&'static str> {
+    WHY.iter()
+        .find(|(b, n, _)| *b == block && *n == name)
+        .map(|(_, _, why)| *why)
 }
 
 pub const TOP: &str = "top level";
@@ -85,6 +129,11 @@ pub const KEYWORDS: &[Keyword] = &[
     k(TOP, "include_check", I, "readable"),
     k(TOP, "~SEQ", R, "~SEQ(N, 0, 3) 10.0.${N}.1"),
     k(TOP, "~LST", R, "~LST(N, 1, 2) 10.0.${N}.1"),
+    k(TOP, "linkbeat_use_polling", I, ""),
+    k(TOP, "namespace_with_ipsets", I, ""),
+    k(TOP, "track_group", R, "g {\n}"),
+    k(TOP, "interface_up_down_delays", R, "{\n eth0 2 1\n}"),
+    k(TOP, "SSL", R, "{\n}"),
 
     k("global_defs", "vrrp_version", A, "3"),
     k("global_defs", "router_id", I, "lb1"),
@@ -101,10 +150,10 @@ pub const KEYWORDS: &[Keyword] = &[
     k("global_defs", "enable_script_security", A, ""),
     k("global_defs", "script_user", A, "nobody"),
     k("global_defs", "lvs_id", I, "lb1"),
-    k("global_defs", "enable_traps", I, ""),
-    k("global_defs", "enable_snmp_vrrp", I, ""),
-    k("global_defs", "enable_snmp_checker", I, ""),
-    k("global_defs", "enable_snmp_rfc", I, ""),
+    k("global_defs", "enable_traps", R, ""),
+    k("global_defs", "enable_snmp_vrrp", R, ""),
+    k("global_defs", "enable_snmp_checker", R, ""),
+    k("global_defs", "enable_snmp_rfc", R, ""),
     k("global_defs", "vrrp_skip_check_adv_addr", A, ""),
     k("global_defs", "vrrp_strict", A, ""),
     k("global_defs", "net_namespace", R, "ns"),
@@ -118,12 +167,102 @@ pub const KEYWORDS: &[Keyword] = &[
     k("global_defs", "vrrp_garp_master_delay", I, "5"),
     k("global_defs", "vrrp_garp_master_repeat", I, "5"),
     k("global_defs", "vrrp_garp_master_refresh", I, "0"),
-    k("global_defs", "dynamic_interfaces", I, ""),
+    k("global_defs", "dynamic_interfaces", R, ""),
     k("global_defs", "process_names", I, ""),
     k("global_defs", "checker_process_name", I, "c"),
     k("global_defs", "vrrp_process_name", I, "v"),
     k("global_defs", "vrrp_no_swap", I, ""),
     k("global_defs", "checker_no_swap", I, ""),
+    k("global_defs", "process_name", I, ""),
+    k("global_defs", "lvs_process_name", I, "c"),
+    k("global_defs", "bfd_process_name", I, "b"),
+    k("global_defs", "use_symlink_paths", I, ""),
+    k("global_defs", "set_supplementary_groups", A, ""),
+    k("global_defs", "min_auto_priority_delay", I, "1000"),
+    k("global_defs", "checker_log_all_failures", I, ""),
+    k("global_defs", "disable_local_igmp", I, ""),
+    k("global_defs", "lvs_flush", I, ""),
+    k("global_defs", "lvs_flush_on_stop", I, ""),
+    k("global_defs", "lvs_flush_onstop", I, ""),
+    k("global_defs", "vrrp_vmac_garp_intvl", I, "60"),
+    k("global_defs", "vrrp_ipsets", I, ""),
+    k("global_defs", "nftables", I, ""),
+    k("global_defs", "nftables_priority", I, "-1"),
+    k("global_defs", "nftables_ifindex", I, ""),
+    k("global_defs", "nftables_counters", I, ""),
+    k("global_defs", "nftables_ipvs", I, ""),
+    k("global_defs", "nftables_ipvs_priority", I, "-1"),
+    k("global_defs", "nftables_ipvs_start_fwmark", I, "1000"),
+    k("global_defs", "vrrp_check_unicast_src", A, ""),
+    k("global_defs", "vrrp_priority", I, "10"),
+    k("global_defs", "vrrp_rt_priority", I, "10"),
+    k("global_defs", "vrrp_cpu_affinity", I, "0"),
+    k("global_defs", "vrrp_rlimit_rttime", I, "10"),
+    k("global_defs", "vrrp_rlimit_rtime", I, "10"),
+    k("global_defs", "checker_priority", I, "10"),
+    k("global_defs", "checker_rt_priority", I, "10"),
+    k("global_defs", "checker_cpu_affinity", I, "0"),
+    k("global_defs", "checker_rlimit_rttime", I, "10"),
+    k("global_defs", "checker_rlimit_rtime", I, "10"),
+    k("global_defs", "bfd_priority", I, "10"),
+    k("global_defs", "bfd_no_swap", I, ""),
+    k("global_defs", "bfd_rt_priority", I, "10"),
+    k("global_defs", "bfd_cpu_affinity", I, "0"),
+    k("global_defs", "bfd_rlimit_rttime", I, "10"),
+    k("global_defs", "bfd_rlimit_rtime", I, "10"),
+    k("global_defs", "snmp_socket", I, "udp:localhost:705"),
+    k("global_defs", "snmp_vs_stats_update_interval", I, "5"),
+    k("global_defs", "snmp_rs_stats_update_interval", I, "5"),
+    k("global_defs", "dbus_service_name", I, "x"),
+    k("global_defs", "dbus_no_interface_name", I, ""),
+    k("global_defs", "vrrp_netlink_cmd_rcv_bufs", I, "1048576"),
+    k("global_defs", "vrrp_netlink_cmd_rcv_bufs_force", I, ""),
+    k("global_defs", "vrrp_netlink_monitor_rcv_bufs", I, "1048576"),
+    k("global_defs", "vrrp_netlink_monitor_rcv_bufs_force", I, ""),
+    k("global_defs", "process_monitor_rcv_bufs", I, "1048576"),
+    k("global_defs", "process_monitor_rcv_bufs_force", I, ""),
+    k("global_defs", "lvs_netlink_cmd_rcv_bufs", I, "1048576"),
+    k("global_defs", "lvs_netlink_cmd_rcv_bufs_force", I, ""),
+    k("global_defs", "lvs_netlink_monitor_rcv_bufs", I, "1048576"),
+    k("global_defs", "lvs_netlink_monitor_rcv_bufs_force", I, ""),
+    k("global_defs", "vrrp_rx_bufs_policy", I, "MTU"),
+    k("global_defs", "vrrp_rx_bufs_multiplier", I, "4"),
+    k("global_defs", "log_unknown_vrids", I, ""),
+    k("global_defs", "vrrp_owner_ignore_adverts", A, ""),
+    k("global_defs", "vmac_prefix", I, "x"),
+    k("global_defs", "vmac_addr_prefix", I, "x"),
+    k("global_defs", "umask", I, "022"),
+    k("global_defs", "random_seed", I, "1"),
+    k("global_defs", "reload_check_config", A, ""),
+    k("global_defs", "config_save_dir", I, "/tmp"),
+    k("global_defs", "tmp_config_directory", I, "/tmp"),
+    k("global_defs", "data_use_instance", I, ""),
+    k("global_defs", "json_version", I, "2"),
+    k("global_defs", "state_dump_file", I, "/tmp/d"),
+    k("global_defs", "stats_dump_file", I, "/tmp/d"),
+    k("global_defs", "json_dump_file", I, "/tmp/d"),
+    k("global_defs", "vrrp_notify_priority_changes", I, ""),
+    k("global_defs", "fifo_write_vrrp_states_on_reload", I, ""),
+    k("global_defs", "v3_checksum_as_v2", R, ""),
+    k("global_defs", "enable_snmp_keepalived", R, ""),
+    k("global_defs", "enable_snmp_rfcv2", R, ""),
+    k("global_defs", "enable_snmp_rfcv3", R, ""),
+    k("global_defs", "enable_dbus", R, ""),
+    k("global_defs", "reload_time_file", R, "/tmp/t"),
+    k("global_defs", "reload_repeat", R, ""),
+    k("global_defs", "reload_file", R, "/tmp/t"),
+    k("global_defs", "iproute_usr_dir", R, "/usr/share/iproute2"),
+    k("global_defs", "iproute_etc_dir", R, "/etc/iproute2"),
+    k("global_defs", "notify_fifo", R, "/tmp/f"),
+    k("global_defs", "notify_fifo_script", R, "/bin/true"),
+    k("global_defs", "vrrp_notify_fifo", R, "/tmp/f"),
+    k("global_defs", "vrrp_notify_fifo_script", R, "/bin/true"),
+    k("global_defs", "lvs_notify_fifo", R, "/tmp/f"),
+    k("global_defs", "lvs_notify_fifo_script", R, "/bin/true"),
+    k("global_defs", "vrrp_garp_extra_if", R, "5"),
+    k("global_defs", "default_interface", R, "eth0"),
+    k("global_defs", "vrrp_startup_delay", R, "5"),
+    k("global_defs", "vrrp_delay_after_boot", R, "5"),
 
     k("vrrp_script", "script", A, "\"/bin/true\""),
     k("vrrp_script", "interval", A, "2"),
@@ -166,7 +305,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "smtp_alert", I, ""),
     k("vrrp_instance", "use_vmac", R, ""),
     k("vrrp_instance", "vmac_xmit_base", I, ""),
-    k("vrrp_instance", "native_ipv6", I, ""),
+    k("vrrp_instance", "native_ipv6", R, ""),
     k("vrrp_instance", "skip_check_adv_addr", A, ""),
     k("vrrp_instance", "strict_mode", R, ""),
     k("vrrp_instance", "debug", I, ""),
@@ -180,6 +319,26 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "track_file", I, "{\n }"),
     k("vrrp_instance", "track_process", I, "{\n }"),
     k("vrrp_instance", "notify_master_rx_lower_pri", I, "/bin/true"),
+    k("vrrp_instance", "use_vmac_addr", R, ""),
+    k("vrrp_instance", "use_ipvlan", R, ""),
+    k("vrrp_instance", "old_unicast_checksum", R, ""),
+    k("vrrp_instance", "vrf", R, "red"),
+    k("vrrp_instance", "track_bfd", R, "{\n  b\n }"),
+    k("vrrp_instance", "mcast_dst_ip", R, "224.0.0.19"),
+    k("vrrp_instance", "track_src_ip", R, ""),
+    k("vrrp_instance", "unicast_ttl", R, "64"),
+    k("vrrp_instance", "no_virtual_ipaddress", R, ""),
+    k("vrrp_instance", "linkbeat_use_polling", I, ""),
+    k("vrrp_instance", "v3_checksum_as_v2", R, ""),
+    k("vrrp_instance", "notify_priority_changes", I, ""),
+    k("vrrp_instance", "lvs_sync_daemon_interface", R, "eth0"),
+    k("vrrp_instance", "timer_expired_backup", R, ""),
+    k("vrrp_instance", "thread_timer_expired", R, ""),
+    k("vrrp_instance", "garp_extra_if", R, "5"),
+    k("vrrp_instance", "vmac_garp_intvl", I, "60"),
+    k("vrrp_instance", "owner_ignore_adverts", A, ""),
+    k("vrrp_instance", "auth_hmac", R, "{\n }"),
+    k("vrrp_instance", "check_unicast_src", A, ""),
 
     k("authentication", "auth_type", A, "PASS"),
     k("authentication", "auth_type", R, "AH"),
@@ -238,6 +397,16 @@ pub const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "warmup", I, "0"),
     k("virtual_server", "sh-port", I, ""),
     k("virtual_server", "sh-fallback", I, ""),
+    k("virtual_server", "ip_family", I, "inet"),
+    k("virtual_server", "hashed", I, ""),
+    k("virtual_server", "flag-1", I, ""),
+    k("virtual_server", "flag-2", I, ""),
+    k("virtual_server", "flag-3", I, ""),
+    k("virtual_server", "mh-port", I, ""),
+    k("virtual_server", "mh-fallback", I, ""),
+    k("virtual_server", "persistence_engine", R, "sip"),
+    k("virtual_server", "snmp_name", I, "x"),
+    k("virtual_server", "sorry_server_inhibit", R, ""),
 
     k("real_server", "weight", A, "3"),
     k("real_server", "inhibit_on_failure", A, ""),
@@ -264,6 +433,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("real_server", "smtp_alert", I, ""),
     k("real_server", "virtualhost", A, "www.example.com"),
     k("real_server", "warmup", I, "0"),
+    k("real_server", "snmp_name", I, "x"),
 
     k("TCP_CHECK", "connect_ip", A, "10.0.0.8"),
     k("TCP_CHECK", "connect_port", A, "8080"),
@@ -277,6 +447,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("TCP_CHECK", "bind_if", I, "eth0"),
     k("TCP_CHECK", "fwmark", I, "1"),
     k("TCP_CHECK", "alpha", I, ""),
+    k("TCP_CHECK", "log_all_failures", I, ""),
 
     k("HTTP_GET", "url", A, "{\n    path /health\n   }"),
     k("HTTP_GET", "connect_ip", A, "10.0.0.8"),
@@ -291,6 +462,8 @@ pub const KEYWORDS: &[Keyword] = &[
     k("HTTP_GET", "bind_if", I, "eth0"),
     k("HTTP_GET", "fwmark", I, "1"),
     k("HTTP_GET", "alpha", I, ""),
+    k("HTTP_GET", "log_all_failures", I, ""),
+    k("HTTP_GET", "tls_compliant", A, ""),
 
     k("url", "path", A, "/health"),
     k("url", "status_code", A, "200-299"),
@@ -299,6 +472,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("url", "regex", I, "ok"),
     k("url", "regex_no_match", I, ""),
     k("url", "regex_options", I, ""),
+    k("url", "tls_compliant", A, ""),
 
     k("virtual_server_group", "fwmark", R, "1"),
 
@@ -318,6 +492,14 @@ pub const KEYWORDS: &[Keyword] = &[
     k("MISC_CHECK", "warmup", I, "0"),
     k("MISC_CHECK", "retry", I, "2"),
     k("MISC_CHECK", "delay_before_retry", I, "2"),
+    k("MISC_CHECK", "log_all_failures", I, ""),
+    k("MISC_CHECK", "connect_ip", I, "10.0.0.8"),
+    k("MISC_CHECK", "connect_port", I, "80"),
+    k("MISC_CHECK", "bindto", I, "10.0.0.2"),
+    k("MISC_CHECK", "bind_port", I, "1000"),
+    k("MISC_CHECK", "bind_if", I, "eth0"),
+    k("MISC_CHECK", "connect_timeout", I, "3"),
+    k("MISC_CHECK", "fwmark", I, "1"),
 
     k("UDP_CHECK", "connect_ip", A, "10.0.0.8"),
     k("UDP_CHECK", "connect_port", A, "8080"),
@@ -331,6 +513,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("UDP_CHECK", "bind_if", I, "eth0"),
     k("UDP_CHECK", "fwmark", I, "1"),
     k("UDP_CHECK", "alpha", I, ""),
+    k("UDP_CHECK", "log_all_failures", I, ""),
     k("PING_CHECK", "connect_ip", A, "10.0.0.8"),
     k("PING_CHECK", "connect_port", A, "8080"),
     k("PING_CHECK", "bindto", A, "10.0.0.2"),
@@ -343,6 +526,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("PING_CHECK", "bind_if", I, "eth0"),
     k("PING_CHECK", "fwmark", I, "1"),
     k("PING_CHECK", "alpha", I, ""),
+    k("PING_CHECK", "log_all_failures", I, ""),
     k("DNS_CHECK", "connect_ip", A, "10.0.0.8"),
     k("DNS_CHECK", "connect_port", A, "8080"),
     k("DNS_CHECK", "bindto", A, "10.0.0.2"),
@@ -355,6 +539,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("DNS_CHECK", "bind_if", I, "eth0"),
     k("DNS_CHECK", "fwmark", I, "1"),
     k("DNS_CHECK", "alpha", I, ""),
+    k("DNS_CHECK", "log_all_failures", I, ""),
     k("SMTP_CHECK", "connect_ip", A, "10.0.0.8"),
     k("SMTP_CHECK", "connect_port", A, "8080"),
     k("SMTP_CHECK", "bindto", A, "10.0.0.2"),
@@ -367,13 +552,188 @@ pub const KEYWORDS: &[Keyword] = &[
     k("SMTP_CHECK", "bind_if", I, "eth0"),
     k("SMTP_CHECK", "fwmark", I, "1"),
     k("SMTP_CHECK", "alpha", I, ""),
+    k("SMTP_CHECK", "log_all_failures", I, ""),
+];
+
+/// Why a keyword is ignored or refused (or, for one acted on without
+/// code of its own, why that is right): told in the warning or error and in
+/// the README.
+#[rustfmt::skip]
+pub const WHY: &[(&str, &str, &str)] = &[
+    (TOP, "linkbeat_interfaces", "xdpvs follows link state through netlink, which every driver reports"),
+    (TOP, "instance", "names keepalived's pid files; xdpvs's files are named by interface (`--state-dir`, `--socket`)"),
+    (TOP, "use_pid_dir", "keepalived's pid files; xdpvs writes none (systemd tracks it)"),
+    (TOP, "child_wait_time", "keepalived's child processes; xdpvs is one process"),
+    (TOP, "include_check", "xdpvs reads every include as keepalived's `includer` does and names a pattern that matched nothing"),
+    ("global_defs", "vrrp_iptables", "keepalived's firewall rules drop VIP traffic while accept is off; xdpvs always accepts it (no_accept is refused)"),
+    ("global_defs", "max_auto_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "dynamic_interfaces", "xdpvs needs every interface it uses present at start: remove it"),
+    ("global_defs", "process_names", "process names of keepalived's children; xdpvs is one process"),
+    ("global_defs", "checker_process_name", "process names of keepalived's children; xdpvs is one process"),
+    ("global_defs", "vrrp_process_name", "process names of keepalived's children; xdpvs is one process"),
+    ("global_defs", "vrrp_no_swap", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_no_swap", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("vrrp_instance", "vmac_xmit_base", "only with use_vmac, which xdpvs refuses"),
+    ("vrrp_instance", "native_ipv6", "xdpvs takes an instance's family from its first address: put an IPv6 address first and remove it"),
+    ("vrrp_instance", "debug", "keepalived's debug level; xdpvs's log level is set with `RUST_LOG` (e.g. `RUST_LOG=debug`)"),
+    ("vrrp_instance", "kernel_rx_buf_size", "receive buffers of keepalived's VRRP sockets"),
+    ("vrrp_sync_group", "notify_priority_changes", "only with a notify FIFO, which xdpvs refuses"),
+    ("virtual_server", "lb_algo_flags", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "sh-port", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "sh-fallback", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    (TOP, "linkbeat_use_polling", "xdpvs follows link state through netlink, which every driver reports"),
+    (TOP, "namespace_with_ipsets", "ipsets serve keepalived's firewall rules, which xdpvs does not need"),
+    (TOP, "track_group", "static addresses, routes and rules are not tracked by groups: remove the block and the entries' track_group"),
+    (TOP, "interface_up_down_delays", "xdpvs acts on a link change at once: remove it"),
+    (TOP, "SSL", "client certificates and CA checks for SSL_GET: xdpvs checks TLS without verifying the server, as keepalived does without an SSL block; remove it"),
+    ("global_defs", "process_name", "process names of keepalived's children; xdpvs is one process"),
+    ("global_defs", "lvs_process_name", "process names of keepalived's children; xdpvs is one process"),
+    ("global_defs", "bfd_process_name", "process names of keepalived's children; xdpvs is one process"),
+    ("global_defs", "use_symlink_paths", "script paths are checked for enable_script_security as written"),
+    ("global_defs", "set_supplementary_groups", "xdpvs always gives scripts their user's supplementary groups"),
+    ("global_defs", "min_auto_priority_delay", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("global_defs", "disable_local_igmp", "IGMP membership of the VRRP group is the kernel's"),
+    ("global_defs", "lvs_flush", "xdpvs owns its whole service table: it replaces it at start and removes it at stop"),
+    ("global_defs", "lvs_flush_on_stop", "xdpvs owns its whole service table: it replaces it at start and removes it at stop"),
+    ("global_defs", "lvs_flush_onstop", "xdpvs owns its whole service table: it replaces it at start and removes it at stop"),
+    ("global_defs", "vrrp_vmac_garp_intvl", "only with use_vmac, which xdpvs refuses"),
+    ("global_defs", "vrrp_ipsets", "keepalived's firewall rules drop VIP traffic while accept is off; xdpvs always accepts it (no_accept is refused)"),
+    ("global_defs", "nftables", "keepalived's firewall rules drop VIP traffic while accept is off; xdpvs always accepts it (no_accept is refused)"),
+    ("global_defs", "nftables_priority", "keepalived's firewall rules drop VIP traffic while accept is off; xdpvs always accepts it (no_accept is refused)"),
+    ("global_defs", "nftables_ifindex", "keepalived's firewall rules drop VIP traffic while accept is off; xdpvs always accepts it (no_accept is refused)"),
+    ("global_defs", "nftables_counters", "keepalived's firewall rules drop VIP traffic while accept is off; xdpvs always accepts it (no_accept is refused)"),
+    ("global_defs", "nftables_ipvs", "firewall marks for IPVS fwmark services, which xdpvs refuses"),
+    ("global_defs", "nftables_ipvs_priority", "firewall marks for IPVS fwmark services, which xdpvs refuses"),
+    ("global_defs", "nftables_ipvs_start_fwmark", "firewall marks for IPVS fwmark services, which xdpvs refuses"),
+    ("global_defs", "vrrp_check_unicast_src", "xdpvs always drops unicast adverts from addresses not in unicast_peer"),
+    ("global_defs", "vrrp_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "vrrp_rt_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "vrrp_cpu_affinity", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "vrrp_rlimit_rttime", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "vrrp_rlimit_rtime", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_rt_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_cpu_affinity", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_rlimit_rttime", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "checker_rlimit_rtime", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "bfd_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "bfd_no_swap", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "bfd_rt_priority", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "bfd_cpu_affinity", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "bfd_rlimit_rttime", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "bfd_rlimit_rtime", "scheduling of keepalived's child processes; xdpvs is one process (set its priority in the systemd unit)"),
+    ("global_defs", "snmp_socket", "only with SNMP, which xdpvs refuses"),
+    ("global_defs", "snmp_vs_stats_update_interval", "only with SNMP, which xdpvs refuses"),
+    ("global_defs", "snmp_rs_stats_update_interval", "only with SNMP, which xdpvs refuses"),
+    ("global_defs", "dbus_service_name", "only with enable_dbus, which xdpvs refuses"),
+    ("global_defs", "dbus_no_interface_name", "only with enable_dbus, which xdpvs refuses"),
+    ("global_defs", "vrrp_netlink_cmd_rcv_bufs", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "vrrp_netlink_cmd_rcv_bufs_force", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "vrrp_netlink_monitor_rcv_bufs", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "vrrp_netlink_monitor_rcv_bufs_force", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "process_monitor_rcv_bufs", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "process_monitor_rcv_bufs_force", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "lvs_netlink_cmd_rcv_bufs", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "lvs_netlink_cmd_rcv_bufs_force", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "lvs_netlink_monitor_rcv_bufs", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "lvs_netlink_monitor_rcv_bufs_force", "buffer sizes of keepalived's netlink sockets"),
+    ("global_defs", "vrrp_rx_bufs_policy", "receive buffers of keepalived's VRRP sockets"),
+    ("global_defs", "vrrp_rx_bufs_multiplier", "receive buffers of keepalived's VRRP sockets"),
+    ("global_defs", "log_unknown_vrids", "logging: xdpvs counts adverts for other VRIDs in its metrics"),
+    ("global_defs", "vrrp_owner_ignore_adverts", "an address owner (priority 255) always ignores adverts in xdpvs"),
+    ("global_defs", "vmac_prefix", "only with use_vmac, which xdpvs refuses"),
+    ("global_defs", "vmac_addr_prefix", "only with use_vmac, which xdpvs refuses"),
+    ("global_defs", "umask", "xdpvs creates its files with fixed modes (0600 and 0700 directories)"),
+    ("global_defs", "random_seed", "a keepalived testing aid"),
+    ("global_defs", "reload_check_config", "xdpvs always checks a configuration before a reload and keeps the last good one"),
+    ("global_defs", "config_save_dir", "xdpvs keeps no copies of configurations"),
+    ("global_defs", "tmp_config_directory", "xdpvs keeps no copies of configurations"),
+    ("global_defs", "data_use_instance", "keepalived's signal-triggered dumps; xdpvs answers `xdpvs ctl status [--json]`"),
+    ("global_defs", "json_version", "keepalived's signal-triggered dumps; xdpvs answers `xdpvs ctl status [--json]`"),
+    ("global_defs", "state_dump_file", "keepalived's signal-triggered dumps; xdpvs answers `xdpvs ctl status [--json]`"),
+    ("global_defs", "stats_dump_file", "keepalived's signal-triggered dumps; xdpvs answers `xdpvs ctl status [--json]`"),
+    ("global_defs", "json_dump_file", "keepalived's signal-triggered dumps; xdpvs answers `xdpvs ctl status [--json]`"),
+    ("global_defs", "vrrp_notify_priority_changes", "only with a notify FIFO, which xdpvs refuses"),
+    ("global_defs", "fifo_write_vrrp_states_on_reload", "only with a notify FIFO, which xdpvs refuses"),
+    ("global_defs", "v3_checksum_as_v2", "xdpvs computes VRRPv3 checksums as RFC 5798 says, with the pseudo-header: remove it (it is for peers running keepalived 1.x)"),
+    ("global_defs", "enable_snmp_keepalived", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("global_defs", "enable_snmp_rfcv2", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("global_defs", "enable_snmp_rfcv3", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("global_defs", "enable_dbus", "xdpvs has no D-Bus interface: remove it and use the admin socket (`xdpvs ctl`)"),
+    ("global_defs", "reload_time_file", "scheduled reloads: remove it and reload from a timer (`systemctl reload xdpvs`)"),
+    ("global_defs", "reload_repeat", "scheduled reloads: remove it and reload from a timer (`systemctl reload xdpvs`)"),
+    ("global_defs", "reload_file", "scheduled reloads: remove it and reload from a timer (`systemctl reload xdpvs`)"),
+    ("global_defs", "iproute_usr_dir", "xdpvs reads iproute2's names from /etc/iproute2: remove it"),
+    ("global_defs", "iproute_etc_dir", "xdpvs reads iproute2's names from /etc/iproute2: remove it"),
+    ("global_defs", "notify_fifo", "the notify FIFO is not supported: use notify scripts (notify, notify_master, ...), which get the same events"),
+    ("global_defs", "notify_fifo_script", "the notify FIFO is not supported: use notify scripts (notify, notify_master, ...), which get the same events"),
+    ("global_defs", "vrrp_notify_fifo", "the notify FIFO is not supported: use notify scripts (notify, notify_master, ...), which get the same events"),
+    ("global_defs", "vrrp_notify_fifo_script", "the notify FIFO is not supported: use notify scripts (notify, notify_master, ...), which get the same events"),
+    ("global_defs", "lvs_notify_fifo", "the notify FIFO is not supported: use notify scripts (notify, notify_master, ...), which get the same events"),
+    ("global_defs", "lvs_notify_fifo_script", "the notify FIFO is not supported: use notify scripts (notify, notify_master, ...), which get the same events"),
+    ("global_defs", "vrrp_garp_extra_if", "gratuitous ARPs go out on the instance's interface only: remove it"),
+    ("global_defs", "default_interface", "name the interface with `dev` on each address that needs one"),
+    ("global_defs", "vrrp_startup_delay", "xdpvs starts VRRP at once: remove it, or delay the service (systemd `ExecStartPre=/bin/sleep N`)"),
+    ("global_defs", "vrrp_delay_after_boot", "xdpvs starts VRRP at once: remove it, or delay the service (systemd `ExecStartPre=/bin/sleep N`)"),
+    ("global_defs", "enable_traps", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("global_defs", "enable_snmp_vrrp", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("global_defs", "enable_snmp_checker", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("global_defs", "enable_snmp_rfc", "xdpvs has no SNMP agent: remove it and scrape xdpvs's Prometheus metrics (`--metrics ADDR`) instead"),
+    ("vrrp_instance", "use_vmac_addr", "as use_vmac's"),
+    ("vrrp_instance", "use_ipvlan", "as use_vmac's"),
+    ("vrrp_instance", "old_unicast_checksum", "xdpvs computes unicast checksums as RFC 5798 says: remove it (it is for peers running keepalived before 1.3.6)"),
+    ("vrrp_instance", "vrf", "xdpvs does not run VRRP in a VRF: remove it"),
+    ("vrrp_instance", "track_bfd", "xdpvs runs no BFD: track the peer with a vrrp_script, or announce VIPs by BGP with BIRD's BFD (see README)"),
+    ("vrrp_instance", "mcast_dst_ip", "set vrrp_mcast_group4 / vrrp_mcast_group6 in global_defs"),
+    ("vrrp_instance", "track_src_ip", "xdpvs does not track the source address: remove it"),
+    ("vrrp_instance", "unicast_ttl", "xdpvs sends adverts with TTL 255 and requires 255 (RFC 5798), so peers must be on one link: remove it"),
+    ("vrrp_instance", "no_virtual_ipaddress", "an instance needs a virtual_ipaddress in xdpvs"),
+    ("vrrp_instance", "linkbeat_use_polling", "xdpvs follows link state through netlink, which every driver reports"),
+    ("vrrp_instance", "v3_checksum_as_v2", "xdpvs computes VRRPv3 checksums as RFC 5798 says, with the pseudo-header: remove it (it is for peers running keepalived 1.x)"),
+    ("vrrp_instance", "notify_priority_changes", "only with a notify FIFO, which xdpvs refuses"),
+    ("vrrp_instance", "lvs_sync_daemon_interface", "write `lvs_sync_daemon IF INSTANCE` in global_defs"),
+    ("vrrp_instance", "timer_expired_backup", "not supported: remove it"),
+    ("vrrp_instance", "thread_timer_expired", "not supported: remove it"),
+    ("vrrp_instance", "garp_extra_if", "gratuitous ARPs go out on the instance's interface only: remove it"),
+    ("vrrp_instance", "vmac_garp_intvl", "only with use_vmac, which xdpvs refuses"),
+    ("vrrp_instance", "owner_ignore_adverts", "an address owner (priority 255) always ignores adverts in xdpvs"),
+    ("vrrp_instance", "auth_hmac", "VRRP HMAC authentication is not supported: remove it (use PASS or none on a trusted link)"),
+    ("vrrp_instance", "check_unicast_src", "xdpvs always drops unicast adverts from addresses not in unicast_peer"),
+    ("virtual_server", "ip_family", "only for fwmark services, which xdpvs refuses"),
+    ("virtual_server", "hashed", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "flag-1", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "flag-2", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "flag-3", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "mh-port", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "mh-fallback", "IPVS scheduler flags: xdpvs schedules every service by weighted Maglev hashing"),
+    ("virtual_server", "persistence_engine", "persistence engines (SIP) are not supported: remove it"),
+    ("virtual_server", "snmp_name", "only shown over SNMP, which xdpvs refuses"),
+    ("virtual_server", "sorry_server_inhibit", "not supported: remove it"),
+    ("real_server", "snmp_name", "only shown over SNMP, which xdpvs refuses"),
+    ("TCP_CHECK", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("HTTP_GET", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("UDP_CHECK", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("PING_CHECK", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("DNS_CHECK", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("SMTP_CHECK", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("MISC_CHECK", "log_all_failures", "logging: xdpvs logs each change of a real's state and counts every failed check in its metrics"),
+    ("MISC_CHECK", "connect_ip", "MISC_CHECK opens no connection of its own"),
+    ("MISC_CHECK", "connect_port", "MISC_CHECK opens no connection of its own"),
+    ("MISC_CHECK", "bindto", "MISC_CHECK opens no connection of its own"),
+    ("MISC_CHECK", "bind_port", "MISC_CHECK opens no connection of its own"),
+    ("MISC_CHECK", "bind_if", "MISC_CHECK opens no connection of its own"),
+    ("MISC_CHECK", "connect_timeout", "MISC_CHECK opens no connection of its own"),
+    ("MISC_CHECK", "fwmark", "MISC_CHECK opens no connection of its own"),
+    ("HTTP_GET", "tls_compliant", "rustls always ends a TLS session with close_notify"),
+    ("url", "tls_compliant", "rustls always ends a TLS session with close_notify"),
 ];
 
 #[cfg(test)]
 /// The README's table (between its `keywords` markers), one row a keyword
-/// and block, the probes' values left out.
+/// and block, the probes' values left out, with the reason of [`WHY`].
 pub fn readme_table() -> String {
-    let mut out = String::from("| block | keyword | xdpvs |\n|---|---|---|\n");
+    let mut out = String::from("| block | keyword | xdpvs | why |\n|---|---|---|---|\n");
     let mut rows: Vec<(&str, &str, String)> = Vec::new();
     for k in KEYWORDS {
         let class = match KEYWORDS
@@ -393,7 +753,8 @@ pub fn readme_table() -> String {
         }
     }
     for (block, name, class) in rows {
-        out.push_str(&format!("| {block} | `{name}` | {class} |\n"));
+        let why = why(block, name).unwrap_or("").replace('|', "\\|");
+        out.push_str(&format!("| {block} | `{name}` | {class} | {why} |\n"));
     }
     out
 }

@@ -312,10 +312,7 @@ fn service(
                     }
                 }
             }
-            other if keywords::ignored("virtual_server", other) => {
-                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
-            }
-            other => d.warn(&k.at, format!("unknown keyword {other} in virtual_server, ignored")),
+            _ => keywords::unhandled("virtual_server", k, d),
         }
     }
     if let Some(at) = scheduler_at {
@@ -451,13 +448,7 @@ fn real_server(
                     );
                 }
             }
-            other if keywords::ignored("real_server", other) => {
-                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
-            }
-            other => d.warn(
-                &k.at,
-                format!("unknown keyword {other} in real_server, ignored"),
-            ),
+            _ => keywords::unhandled("real_server", k, d),
         }
     }
     Some(r)
@@ -526,9 +517,7 @@ impl Connect {
             "connect_ip" => self.connect_ip = ip(k, d),
             "connect_port" => self.connect_port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
-            other if keywords::ignored(block, other) => {
-                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
-            }
+            other if keywords::listed(block, other) => keywords::unhandled(block, k, d),
             _ => return self.read(k, d),
         }
         true
@@ -700,10 +689,7 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
                 ),
                 None => {}
             },
-            other if keywords::ignored("url", other) => {
-                d.warn(&k.at, format!("{other}: not supported yet, ignored"))
-            }
-            other => d.warn(&k.at, format!("unknown keyword {other} in url, ignored")),
+            _ => keywords::unhandled("url", k, d),
         }
     }
     match path {
@@ -741,13 +727,7 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
             "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
             "misc_dynamic" => m.misc_dynamic = flag(k, d),
             "user" => m.user = super::vrrp::script_user(k, d),
-            other if keywords::ignored("MISC_CHECK", other) => {
-                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
-            }
-            other => d.warn(
-                &k.at,
-                format!("unknown keyword {other} in MISC_CHECK, ignored"),
-            ),
+            _ => keywords::unhandled("MISC_CHECK", k, d),
         }
     }
     match path {

@@ -220,10 +220,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
             "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
-            k if keywords::ignored(keywords::TOP, k) => {
-                d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
-            }
-            k => d.warn(&n.at, format!("unknown keyword {k}, ignored")),
+            _ => keywords::unhandled(keywords::TOP, n, d),
         }
     }
     let instances: std::collections::HashSet<&str> = config

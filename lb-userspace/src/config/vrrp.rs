@@ -81,13 +81,7 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 ),
                 None => {}
             },
-            other if keywords::ignored("global_defs", other) => {
-                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
-            }
-            other => d.warn(
-                &k.at,
-                format!("unknown keyword {other} in global_defs, ignored"),
-            ),
+            _ => keywords::unhandled("global_defs", k, d),
         }
     }
 }
@@ -258,14 +252,7 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
             "user" => s.user = script_user(k, d),
-            other if keywords::ignored("vrrp_script", other) => d.warn(
-                &k.at,
-                format!("{other}: not acted on by xdpvs yet; the script starts as passing"),
-            ),
-            other => d.warn(
-                &k.at,
-                format!("unknown keyword {other} in vrrp_script, ignored"),
-            ),
+            _ => keywords::unhandled("vrrp_script", k, d),
         }
     }
     let Some(script) = script else {
@@ -568,13 +555,7 @@ pub fn vrrp_instance(
                 &k.at,
                 "no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
             ),
-            other if keywords::ignored("vrrp_instance", other) => {
-                d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
-            }
-            other => d.warn(
-                &k.at,
-                format!("unknown keyword {other} in vrrp_instance, ignored"),
-            ),
+            _ => keywords::unhandled("vrrp_instance", k, d),
         }
     }
     if i.interface.is_empty() {
@@ -789,14 +770,7 @@ pub fn sync_group(
                 );
                 member(&mut g, k);
             }
-            other if keywords::ignored("vrrp_sync_group", other) => d.warn(
-                &k.at,
-                format!("{other}: not acted on by xdpvs in a sync group, ignored"),
-            ),
-            other => d.warn(
-                &k.at,
-                format!("unknown keyword {other} in vrrp_sync_group, ignored"),
-            ),
+            _ => keywords::unhandled("vrrp_sync_group", k, d),
         }
     }
     Some(g)

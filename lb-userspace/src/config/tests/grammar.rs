@@ -64,7 +64,7 @@ fn unknown_keywords_warn_and_are_skipped_whole() {
         [
             "k.conf:1: warning: unknown keyword frobnicate, ignored",
             "k.conf:5: warning: unknown keyword mystery_block in vrrp_instance, ignored",
-            "k.conf:15: warning: linkbeat_interfaces: not acted on by xdpvs, ignored",
+            "k.conf:15: warning: linkbeat_interfaces: not acted on by xdpvs (xdpvs follows link state through netlink, which every driver reports), ignored",
         ]
     );
 }
