@@ -119,3 +119,37 @@ fn ipvsadm_commands_change_the_running_table_root() {
     adm(&["-C"]);
     assert!(!adm(&["-L", "-n"]).contains("TCP"));
 }
+
+/// global_defs of the node: `lvs_timeouts` are the data plane's idle
+/// timeouts from the start, a reload that changes them writes them, and
+/// `startup_script` / `shutdown_script` run at start and at SIGTERM.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn lvs_timeouts_and_host_scripts_root() {
+    let mut lab = DrLab::build("g", 1, 2).expect("lab");
+    let marks = lab.lab.dir.join("marks");
+    let global = |tcp: u32| {
+        format!(
+            "global_defs {{\n  lvs_timeouts tcp {tcp} udp 30\n  \
+             startup_script \"/bin/sh -c 'echo up >> {m}'\"\n  \
+             shutdown_script \"/bin/sh -c 'echo down >> {m}'\"\n  shutdown_script_timeout 2\n}}\n",
+            m = marks.display()
+        )
+    };
+    let body = config();
+    let body = body.split_once("}\n").map(|(_, rest)| rest).unwrap_or(&body);
+    lab.start_xdpvs(0, &format!("{}{body}", global(7200)), "generic")
+        .expect("xdpvs");
+    let read = || std::fs::read_to_string(&marks).unwrap_or_default();
+    assert_eq!(read(), "up\n", "startup_script ran once, before serving");
+    let timeouts = |lab: &DrLab| lab.adm(0, &["-L", "--timeout"]).expect("adm -L --timeout");
+    assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 7200 120 30\n");
+
+    let conf = lab.lab.dir.join("xdpvs-lb1.conf");
+    std::fs::write(&conf, format!("{}{body}", global(600))).expect("config");
+    lab.ctl(0, &["reload"]).expect("reload");
+    assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 600 120 30\n");
+
+    lab.lab.stop("xdpvs-lb1", libc::SIGTERM).expect("SIGTERM");
+    assert_eq!(read(), "up\ndown\n", "shutdown_script ran at stop");
+}

@@ -134,6 +134,11 @@ pub const KEYWORDS: &[Keyword] = &[
     k(TOP, "track_group", R, "g {\n}"),
     k(TOP, "interface_up_down_delays", R, "{\n eth0 2 1\n}"),
     k(TOP, "SSL", R, "{\n}"),
+    k(TOP, "includer", A, "includer /nonexistent-xdpvs/*.conf"),
+    k(TOP, "includem", A, "includem /nonexistent-xdpvs/*.conf"),
+    k(TOP, "includew", A, "includew /nonexistent-xdpvs/*.conf"),
+    k(TOP, "includeb", A, "includeb /nonexistent-xdpvs/*.conf"),
+    k(TOP, "includea", A, "includea /nonexistent-xdpvs/*.conf"),
 
     k("global_defs", "vrrp_version", A, "3"),
     k("global_defs", "router_id", I, "lb1"),
@@ -263,6 +268,12 @@ pub const KEYWORDS: &[Keyword] = &[
     k("global_defs", "default_interface", R, "eth0"),
     k("global_defs", "vrrp_startup_delay", R, "5"),
     k("global_defs", "vrrp_delay_after_boot", R, "5"),
+    k("global_defs", "startup_script", A, "/bin/true"),
+    k("global_defs", "startup_script_timeout", A, "5\n startup_script /bin/true"),
+    k("global_defs", "shutdown_script", A, "/bin/true"),
+    k("global_defs", "shutdown_script_timeout", A, "5\n shutdown_script /bin/true"),
+    k("global_defs", "lvs_timeouts", A, "tcp 7200 tcpfin 60 udp 30"),
+    k("global_defs", "include_check", I, "readable"),
 
     k("vrrp_script", "script", A, "\"/bin/true\""),
     k("vrrp_script", "interval", A, "2"),
@@ -464,6 +475,8 @@ pub const KEYWORDS: &[Keyword] = &[
     k("HTTP_GET", "alpha", I, ""),
     k("HTTP_GET", "log_all_failures", I, ""),
     k("HTTP_GET", "tls_compliant", A, ""),
+    k("HTTP_GET", "virtualhost", A, "www.example.com"),
+    k("HTTP_GET", "enable_sni", I, ""),
 
     k("url", "path", A, "/health"),
     k("url", "status_code", A, "200-299"),
@@ -560,6 +573,8 @@ pub const KEYWORDS: &[Keyword] = &[
 /// the README.
 #[rustfmt::skip]
 pub const WHY: &[(&str, &str, &str)] = &[
+    ("global_defs", "include_check", "xdpvs reads every include as keepalived's `includer` does and names a pattern that matched nothing"),
+    ("HTTP_GET", "enable_sni", "SNI is TLS's: acted on in SSL_GET"),
     (TOP, "linkbeat_interfaces", "xdpvs follows link state through netlink, which every driver reports"),
     (TOP, "instance", "names keepalived's pid files; xdpvs's files are named by interface (`--state-dir`, `--socket`)"),
     (TOP, "use_pid_dir", "keepalived's pid files; xdpvs writes none (systemd tracks it)"),

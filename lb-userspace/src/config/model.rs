@@ -65,6 +65,35 @@ pub struct GlobalDefs {
     pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
     /// `vrrp_skip_check_adv_addr`: the instances' default.
     pub vrrp_skip_check_adv_addr: bool,
+    /// `startup_script`: run when the daemon starts, before it serves.
+    pub startup_script: Option<HostScript>,
+    /// `shutdown_script`: run when the daemon stops, after the VRRP handover.
+    pub shutdown_script: Option<HostScript>,
+    /// `lvs_timeouts`: the data plane's idle timeouts.
+    pub lvs_timeouts: LvsTimeouts,
+}
+
+/// `startup_script` / `shutdown_script SCRIPT [USER [GROUP]]` with its
+/// `*_script_timeout` (keepalived's default: 10 s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostScript {
+    pub command: String,
+    pub user: Option<ScriptUser>,
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+    pub location: Location,
+}
+
+/// keepalived's default `startup_script_timeout` / `shutdown_script_timeout`.
+pub const HOST_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `lvs_timeouts [tcp S] [tcpfin S] [udp S]`: what IPVS calls its
+/// timeouts; `None` keeps the data plane's default (IPVS's 900/120/300 s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LvsTimeouts {
+    pub tcp: Option<u32>,
+    pub tcpfin: Option<u32>,
+    pub udp: Option<u32>,
 }
 
 /// IPVS's sync daemon port and multicast group, which keepalived uses too.
@@ -103,6 +132,9 @@ impl Default for GlobalDefs {
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
+            startup_script: None,
+            shutdown_script: None,
+            lvs_timeouts: LvsTimeouts::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::{
     diag::{Diagnostics, Location},
     keywords,
     model::{
-        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs,
+        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs, HOST_SCRIPT_TIMEOUT, HostScript, LvsTimeouts,
         InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackInterface,
         TrackScript, VipAddress, VipOptions, VrrpInstance, VrrpScript,
     },
@@ -62,6 +62,12 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                     .collect();
                 g.sync_peers = Some((peers, k.at.clone()));
             }
+            "startup_script" => g.startup_script = host_script(k, d),
+            "shutdown_script" => g.shutdown_script = host_script(k, d),
+            "startup_script_timeout" | "shutdown_script_timeout" => {
+                // Read once every line is: the timeout may come first.
+            }
+            "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(k, d),
             "enable_script_security" => g.enable_script_security = flag(k, d),
             "script_user" => g.script_user = script_user(k, d),
             "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = flag(k, d),
@@ -84,6 +90,91 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             _ => keywords::unhandled("global_defs", k, d),
         }
     }
+    host_script_timeouts(n, g, d);
+}
+
+/// `startup_script` / `shutdown_script SCRIPT [USER [GROUP]]`; the timeout
+/// is set by [`host_script_timeouts`].
+fn host_script(k: &Node, d: &mut Diagnostics) -> Option<HostScript> {
+    let Some(command) = k.arg(0) else {
+        d.error(&k.at, format!("{} needs a script", k.keyword));
+        return None;
+    };
+    let user = match k.args.len() {
+        1 => None,
+        2 | 3 => Some(ScriptUser {
+            user: k.args[1].text.clone(),
+            group: k.args.get(2).map(|g| g.text.clone()),
+        }),
+        _ => {
+            d.error(&k.at, format!("{} needs SCRIPT [USER [GROUP]]", k.keyword));
+            return None;
+        }
+    };
+    Some(HostScript {
+        command: command.to_string(),
+        user,
+        timeout: HOST_SCRIPT_TIMEOUT,
+        location: k.at.clone(),
+    })
+}
+
+/// `startup_script_timeout` / `shutdown_script_timeout SECS` (1 to 1000, as
+/// keepalived), wherever they stand in `global_defs`.
+fn host_script_timeouts(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
+    for k in n.block.iter().flatten() {
+        let script = match k.keyword.as_str() {
+            "startup_script_timeout" => &mut g.startup_script,
+            "shutdown_script_timeout" => &mut g.shutdown_script,
+            _ => continue,
+        };
+        let Some(secs) = int(k, 1u64, 1000, d) else {
+            continue;
+        };
+        match script {
+            Some(s) => s.timeout = Duration::from_secs(secs),
+            None => d.warn(
+                &k.at,
+                format!(
+                    "{} without {}, ignored",
+                    k.keyword,
+                    k.keyword.trim_end_matches("_timeout")
+                ),
+            ),
+        }
+    }
+}
+
+/// `lvs_timeouts [tcp S] [tcpfin S] [udp S]`, as keepalived reads it.
+fn lvs_timeouts(k: &Node, d: &mut Diagnostics) -> LvsTimeouts {
+    let mut t = LvsTimeouts::default();
+    let mut words = k.args.iter();
+    while let Some(w) = words.next() {
+        let slot = match w.text.as_str() {
+            "tcp" => &mut t.tcp,
+            "tcpfin" => &mut t.tcpfin,
+            "udp" => &mut t.udp,
+            other => {
+                d.error(
+                    &k.at,
+                    format!("lvs_timeouts: unknown timeout {other:?} (tcp, tcpfin or udp)"),
+                );
+                return LvsTimeouts::default();
+            }
+        };
+        // IPVS's own limit: 86400 * 31 s.
+        match words.next().map(|v| v.text.parse::<u32>()) {
+            Some(Ok(v)) if (1..=86400 * 31).contains(&v) => *slot = Some(v),
+            _ => {
+                d.error(
+                    &k.at,
+                    format!("lvs_timeouts {}: needs seconds from 1 to 2678400", w.text),
+                );
+                return LvsTimeouts::default();
+            }
+        }
+    }
+    t
 }
 
 /// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [id N] [maxlen N] [port N]

@@ -8,6 +8,7 @@
 //! send it events.
 
 mod explain;
+mod host_scripts;
 mod notify;
 mod scale_out;
 mod state;
@@ -69,11 +70,12 @@ pub struct RunArgs {
 pub const DEFAULT_NEW_FLOW_RATE: u32 = 25_000;
 
 /// What `run` tells the XDP program: the flood guard (a burst of one
-/// second's worth), no-real handling; IPVS's timeouts until `adm --set`.
-fn dataplane_config(args: &RunArgs) -> lb_common::DataplaneConfig {
+/// second's worth), no-real handling; the configuration's `lvs_timeouts`
+/// (IPVS's by default) until `adm --set`.
+fn dataplane_config(args: &RunArgs, config: &Config) -> lb_common::DataplaneConfig {
     let (new_flow_cost_ns, new_flow_burst_ns) =
         lb_common::DataplaneConfig::flood_guard(args.new_flow_rate, args.new_flow_rate);
-    lb_common::DataplaneConfig {
+    let mut c = lb_common::DataplaneConfig {
         new_flow_cost_ns,
         new_flow_burst_ns,
         flags: if args.pass_without_real {
@@ -82,7 +84,9 @@ fn dataplane_config(args: &RunArgs) -> lb_common::DataplaneConfig {
             0
         },
         ..Default::default()
-    }
+    };
+    state::with_lvs_timeouts(&mut c, &config.global.lvs_timeouts);
+    c
 }
 
 /// Removes the admin socket when the daemon ends, however it ends.
@@ -144,6 +148,11 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     let origin = upgrade::Origin::capture()?;
     let _ = OPTIONS.set(args.options.clone());
     let config = load_config(&args.config)?;
+    // An upgrade's new process is handed the listeners: the node goes on.
+    let upgrading = inherited.admin.is_some();
+    if !upgrading {
+        host_scripts::startup(&config).await;
+    }
     // The sockets first: a daemon that cannot have them (another one serves
     // them) stops here, before it touches the interface's XDP program. A
     // daemon started by an upgrade has them from the old one.
@@ -187,7 +196,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     })?;
     let sizes = dataplane.sizes;
     // Before any new service exists, so no VIP packet sees a default.
-    maps.write_config(&dataplane_config(&args))?;
+    maps.write_config(&dataplane_config(&args, &config))?;
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);
     let mut state = State::start(
@@ -308,13 +317,15 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
-    if args.keep_dataplane {
+    let result = if args.keep_dataplane {
         dataplane.leave();
         Ok(())
     } else {
         info!("stopping: removing the data plane from {}", args.interface);
         dataplane.remove()
-    }
+    };
+    host_scripts::shutdown(&config).await;
+    result
 }
 
 /// Tells systemd the daemon is ready, once: when every real's MAC is known,

@@ -56,6 +56,9 @@ pub struct State {
     flows: Scanner,
     /// Counts from a scan that began before this may predate a drain.
     reloaded_at: Instant,
+    /// The configuration's `lvs_timeouts`: a reload that changes them
+    /// writes them (over `adm --set`).
+    lvs_timeouts: crate::config::LvsTimeouts,
     /// Runs `quorum_up` / `quorum_down`.
     scripts: Notifier,
     /// Those scripts as the configuration in force has them, checked and
@@ -102,6 +105,7 @@ impl State {
             table,
             flows,
             reloaded_at: Instant::now(),
+            lvs_timeouts: config.global.lvs_timeouts,
             scripts: Notifier::spawn().0,
             quorum_scripts: HashMap::new(),
             maps,
@@ -353,6 +357,13 @@ impl State {
             return Err(e.context("reload could not be applied, keeping the running configuration"));
         }
         self.reloaded_at = Instant::now();
+        if config.global.lvs_timeouts != self.lvs_timeouts {
+            let mut c = self.maps.config()?;
+            with_lvs_timeouts(&mut c, &config.global.lvs_timeouts);
+            self.maps.write_config(&c)?;
+            self.lvs_timeouts = config.global.lvs_timeouts;
+            info!("reload: lvs_timeouts changed");
+        }
         for o in &overridden {
             warn!("reload: {o}");
         }
@@ -631,4 +642,12 @@ impl State {
         }
         Ok(out)
     }
+}
+
+/// `lvs_timeouts` into the data plane's settings; an absent one is the
+/// default again.
+pub fn with_lvs_timeouts(c: &mut lb_common::DataplaneConfig, t: &crate::config::LvsTimeouts) {
+    c.tcp_timeout_s = t.tcp.unwrap_or(0);
+    c.tcpfin_timeout_s = t.tcpfin.unwrap_or(0);
+    c.udp_timeout_s = t.udp.unwrap_or(0);
 }

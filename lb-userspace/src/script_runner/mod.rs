@@ -594,6 +594,12 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
             p.prepare(Kind::Notify, script, None, &i.location);
         }
     }
+    for s in [&config.global.startup_script, &config.global.shutdown_script]
+        .into_iter()
+        .flatten()
+    {
+        p.prepare(Kind::Notify, &s.command, s.user.as_ref(), &s.location);
+    }
     for vs in &config.virtual_servers {
         for real in &vs.reals {
             for check in &real.checks {

@@ -26,6 +26,9 @@ fn vrrp_instance_defaults() {
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
+            startup_script: None,
+            shutdown_script: None,
+            lvs_timeouts: LvsTimeouts::default(),
         }
     );
     let i = &c.vrrp_instances[0];
@@ -231,7 +234,9 @@ fn json_shows_the_model_with_defaults() {
             "capacity": {"services": 64, "reals": 4096, "flows": 1_048_576},
             "enable_script_security": false, "script_user": null,
             "vrrp_mcast_group4": null, "vrrp_mcast_group6": null,
-            "vrrp_skip_check_adv_addr": false})
+            "vrrp_skip_check_adv_addr": false,
+            "startup_script": null, "shutdown_script": null,
+            "lvs_timeouts": {"tcp": null, "tcpfin": null, "udp": null}})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");

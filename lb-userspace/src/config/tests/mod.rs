@@ -7,6 +7,7 @@ mod checkers;
 mod defaults;
 mod errors;
 mod fixtures;
+mod globals;
 mod grammar;
 mod groups;
 mod includes;

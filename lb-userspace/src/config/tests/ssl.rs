@@ -157,7 +157,7 @@ fn refused_and_warned_ssl_get_settings() {
             "k.conf:11: warning: enable_sni: url /a has no virtualhost, so no server name is sent",
             "k.conf:11: warning: enable_sni: virtualhost 10.0.0.2 is not a DNS name, so no server name is sent",
             "k.conf:12: warning: http_protocol: not acted on by xdpvs, ignored",
-            "k.conf:18: warning: unknown keyword enable_sni in HTTP_GET, ignored",
+            "k.conf:18: warning: enable_sni: not acted on by xdpvs (SNI is TLS's: acted on in SSL_GET), ignored",
         ]
     );
 }

@@ -1,0 +1,74 @@
+//! global_defs settings of the whole node: host scripts and IPVS timeouts.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn startup_and_shutdown_scripts_with_users_and_timeouts() {
+    // The timeout may stand before its script, as keepalived allows.
+    let c = ok("global_defs {\n shutdown_script_timeout 3\n startup_script \"/bin/echo up now\" nobody nogroup\n shutdown_script /bin/true\n}\n").config;
+    let up = c.global.startup_script.as_ref().expect("startup_script");
+    assert_eq!(up.command, "/bin/echo up now");
+    assert_eq!(
+        up.user,
+        Some(ScriptUser {
+            user: "nobody".into(),
+            group: Some("nogroup".into())
+        })
+    );
+    assert_eq!(up.timeout, HOST_SCRIPT_TIMEOUT);
+    assert_eq!(up.location.line, 3);
+    let down = c.global.shutdown_script.as_ref().expect("shutdown_script");
+    assert_eq!((down.user.as_ref(), down.timeout), (None, Duration::from_secs(3)));
+}
+
+#[test]
+fn host_script_mistakes_are_named() {
+    assert_eq!(
+        errors("global_defs {\n startup_script\n}\n"),
+        ["k.conf:2: error: startup_script needs a script"]
+    );
+    assert_eq!(
+        errors("global_defs {\n startup_script /bin/true\n startup_script_timeout 0\n}\n"),
+        ["k.conf:3: error: startup_script_timeout 0: must be a whole number from 1 to 1000"]
+    );
+    let l = ok("global_defs {\n shutdown_script_timeout 5\n}\n");
+    assert_eq!(
+        warnings(&l),
+        ["k.conf:2: warning: shutdown_script_timeout without shutdown_script, ignored"]
+    );
+}
+
+#[test]
+fn lvs_timeouts_in_any_order_and_subset() {
+    let t = ok("global_defs {\n lvs_timeouts udp 30 tcp 7200\n}\n")
+        .config
+        .global
+        .lvs_timeouts;
+    assert_eq!(
+        t,
+        LvsTimeouts {
+            tcp: Some(7200),
+            tcpfin: None,
+            udp: Some(30)
+        }
+    );
+    assert_eq!(ok("").config.global.lvs_timeouts, LvsTimeouts::default());
+}
+
+#[test]
+fn lvs_timeouts_mistakes_are_named() {
+    assert_eq!(
+        errors("global_defs {\n lvs_timeouts tcp\n}\n"),
+        ["k.conf:2: error: lvs_timeouts tcp: needs seconds from 1 to 2678400"]
+    );
+    assert_eq!(
+        errors("global_defs {\n lvs_timeouts sctp 10\n}\n"),
+        ["k.conf:2: error: lvs_timeouts: unknown timeout \"sctp\" (tcp, tcpfin or udp)"]
+    );
+    assert_eq!(
+        errors("global_defs {\n lvs_timeouts tcp 0\n}\n"),
+        ["k.conf:2: error: lvs_timeouts tcp: needs seconds from 1 to 2678400"]
+    );
+}
