@@ -418,6 +418,10 @@ pub const KEYWORDS: &[Keyword] = &[
     k("virtual_server", "persistence_engine", R, "sip"),
     k("virtual_server", "snmp_name", I, "x"),
     k("virtual_server", "sorry_server_inhibit", R, ""),
+    k("virtual_server", "inhibit_on_failure", A, ""),
+    k("virtual_server", "weight", A, "2"),
+    k("virtual_server", "sorry_server_lvs_method", A, "DR"),
+    k("virtual_server", "sorry_server_lvs_method", R, "NAT"),
 
     k("real_server", "weight", A, "3"),
     k("real_server", "inhibit_on_failure", A, ""),
@@ -445,6 +449,8 @@ pub const KEYWORDS: &[Keyword] = &[
     k("real_server", "virtualhost", A, "www.example.com"),
     k("real_server", "warmup", I, "0"),
     k("real_server", "snmp_name", I, "x"),
+    k("real_server", "lvs_method", A, "DR"),
+    k("real_server", "lvs_method", R, "TUN"),
 
     k("TCP_CHECK", "connect_ip", A, "10.0.0.8"),
     k("TCP_CHECK", "connect_port", A, "8080"),

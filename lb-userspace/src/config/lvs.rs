@@ -260,6 +260,7 @@ fn service(
     // Checker settings here are defaults for every check below, wherever they stand.
     let defaults = Connect::new().settings(blocks, d);
     let vs_virtualhost = virtualhost_of(blocks, d);
+    let real_defaults = RealDefaults::of(blocks);
     for k in blocks
         .iter()
         .filter(|k| !Connect::SETTINGS.contains(&k.keyword.as_str()))
@@ -275,15 +276,14 @@ fn service(
                     scheduler_at = Some(k.at.clone());
                 }
             }
-            "lb_kind" | "lvs_method" => match one(k, d).map(str::to_ascii_uppercase).as_deref() {
-                Some("DR") => {}
-                Some(kind @ ("NAT" | "TUN")) => d.error(
-                    &k.at,
-                    format!("lb_kind {kind} is not supported: xdpvs forwards in direct-routing mode (lb_kind DR)"),
-                ),
-                Some(other) => d.error(&k.at, format!("lb_kind {other}: expected DR")),
-                None => {}
-            },
+            "lb_kind" | "lvs_method" | "sorry_server_lvs_method" => direct_routing(k, d),
+            // The default of every real below (see `real_server`).
+            "weight" => {
+                int(k, 1u32, 65535, d);
+            }
+            "inhibit_on_failure" => {
+                flag(k, d);
+            }
             "persistence_timeout" => vs.persistence_timeout = int(k, 0, u32::MAX, d).unwrap_or(0),
             "protocol" => match one(k, d) {
                 Some(p) if p.eq_ignore_ascii_case("tcp") => vs.protocol = Protocol::Tcp,
@@ -303,7 +303,7 @@ fn service(
             // Read above, wherever it stands: the default of every url below.
             "virtualhost" => {}
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, (blocks, &defaults), vs_virtualhost.as_deref(), d) {
+                if let Some(r) = real_server(k, &vs, (blocks, &defaults, &real_defaults), vs_virtualhost.as_deref(), d) {
                     // A set, not a scan: a hostile file may list a million reals.
                     if !listed.insert((r.addr, r.port)) {
                         d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
@@ -330,7 +330,7 @@ fn service(
 fn real_server(
     n: &Node,
     vs: &VirtualServer,
-    (vs_blocks, vs_defaults): (&[Node], &Connect),
+    (vs_blocks, vs_defaults, vs_reals): (&[Node], &Connect, &RealDefaults),
     vs_virtualhost: Option<&str>,
     d: &mut Diagnostics,
 ) -> Option<RealServer> {
@@ -368,8 +368,8 @@ fn real_server(
     let mut r = RealServer {
         addr,
         port,
-        weight: 1,
-        inhibit_on_failure: false,
+        weight: vs_reals.weight,
+        inhibit_on_failure: vs_reals.inhibit_on_failure,
         checks: Vec::new(),
         location: n.at.clone(),
     };
@@ -383,6 +383,7 @@ fn real_server(
     {
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
+            "lvs_method" => direct_routing(k, d),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
             "TCP_CHECK" => {
                 let c = tcp_check(k, &defaults, d);
@@ -452,6 +453,48 @@ fn real_server(
         }
     }
     Some(r)
+}
+
+/// The virtual_server's `weight` and `inhibit_on_failure`: its reals'
+/// defaults, as in keepalived, wherever they stand (their errors are told
+/// where the virtual_server's statements are read).
+struct RealDefaults {
+    weight: u32,
+    inhibit_on_failure: bool,
+}
+
+impl RealDefaults {
+    fn of(vs_blocks: &[Node]) -> Self {
+        let mut quiet = Diagnostics::default();
+        let mut r = RealDefaults {
+            weight: 1,
+            inhibit_on_failure: false,
+        };
+        for k in vs_blocks {
+            match k.keyword.as_str() {
+                "weight" => r.weight = int(k, 1, 65535, &mut quiet).unwrap_or(r.weight),
+                "inhibit_on_failure" => r.inhibit_on_failure = flag(k, &mut quiet),
+                _ => {}
+            }
+        }
+        r
+    }
+}
+
+/// `lb_kind` / `lvs_method`: only DR, the one method xdpvs forwards by.
+fn direct_routing(k: &Node, d: &mut Diagnostics) {
+    match one(k, d).map(str::to_ascii_uppercase).as_deref() {
+        Some("DR") => {}
+        Some(kind @ ("NAT" | "TUN")) => d.error(
+            &k.at,
+            format!(
+                "{} {kind} is not supported: xdpvs forwards in direct-routing mode (DR)",
+                k.keyword
+            ),
+        ),
+        Some(other) => d.error(&k.at, format!("{} {other}: expected DR", k.keyword)),
+        None => {}
+    }
 }
 
 /// A real of a port-0 (every port) service has no port to check by default.

@@ -43,13 +43,13 @@ fn unsupported_features() {
         (
             "virtual_server 10.0.0.1 80 {\n  lb_kind NAT\n}\n",
             &[
-                "k.conf:2: error: lb_kind NAT is not supported: xdpvs forwards in direct-routing mode (lb_kind DR)",
+                "k.conf:2: error: lb_kind NAT is not supported: xdpvs forwards in direct-routing mode (DR)",
             ],
         ),
         (
             "virtual_server 10.0.0.1 80 {\n  lb_kind TUN\n}\n",
             &[
-                "k.conf:2: error: lb_kind TUN is not supported: xdpvs forwards in direct-routing mode (lb_kind DR)",
+                "k.conf:2: error: lb_kind TUN is not supported: xdpvs forwards in direct-routing mode (DR)",
             ],
         ),
         (
@@ -311,7 +311,7 @@ fn every_error_is_reported_with_the_warnings_around_it() {
         e.to_string(),
         [
             "k.conf:1: warning: unknown keyword frob, ignored",
-            "k.conf:3: error: lb_kind NAT is not supported: xdpvs forwards in direct-routing mode (lb_kind DR)",
+            "k.conf:3: error: lb_kind NAT is not supported: xdpvs forwards in direct-routing mode (DR)",
             "k.conf:5: error: vrrp_instance V needs an interface",
             "k.conf:5: error: vrrp_instance V needs a virtual_router_id",
             "k.conf:5: error: vrrp_instance V has no virtual_ipaddress",

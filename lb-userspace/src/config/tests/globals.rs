@@ -72,3 +72,24 @@ fn lvs_timeouts_mistakes_are_named() {
         ["k.conf:2: error: lvs_timeouts tcp: needs seconds from 1 to 2678400"]
     );
 }
+
+#[test]
+fn a_virtual_servers_weight_and_inhibit_are_its_reals_defaults() {
+    let c = ok("virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n }\n weight 3\n inhibit_on_failure\n real_server 10.0.0.3 80 {\n  weight 1\n }\n lvs_method DR\n sorry_server 10.0.0.9 80\n sorry_server_lvs_method DR\n}\n").config;
+    let reals = &c.virtual_servers[0].reals;
+    // Wherever the defaults stand, as keepalived applies them after reading.
+    assert_eq!(
+        reals
+            .iter()
+            .map(|r| (r.weight, r.inhibit_on_failure))
+            .collect::<Vec<_>>(),
+        [(3, true), (1, true)]
+    );
+    assert_eq!(
+        errors("virtual_server 10.0.0.1 80 {\n weight 0\n real_server 10.0.0.2 80 {\n  lvs_method NAT\n }\n}\n"),
+        [
+            "k.conf:2: error: weight 0: must be a whole number from 1 to 65535",
+            "k.conf:4: error: lvs_method NAT is not supported: xdpvs forwards in direct-routing mode (DR)",
+        ]
+    );
+}

@@ -74,7 +74,7 @@ fn errors_in_included_files_name_the_included_file() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{}:4: error: lb_kind TUN is not supported: xdpvs forwards in direct-routing mode (lb_kind DR)",
+            "{}:4: error: lb_kind TUN is not supported: xdpvs forwards in direct-routing mode (DR)",
             sub.display()
         )
     );
