@@ -137,7 +137,10 @@ fn lvs_timeouts_and_host_scripts_root() {
         )
     };
     let body = config();
-    let body = body.split_once("}\n").map(|(_, rest)| rest).unwrap_or(&body);
+    let body = body
+        .split_once("}\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or(&body);
     lab.start_xdpvs(0, &format!("{}{body}", global(7200)), "generic")
         .expect("xdpvs");
     let read = || std::fs::read_to_string(&marks).unwrap_or_default();

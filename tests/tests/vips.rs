@@ -49,6 +49,66 @@ fn ipv6_vip_is_never_tentative_root() {
     assert!(first.contains("nodad"), "added with IFA_F_NODAD: {first}");
 }
 
+/// `promote_secondaries`: set on the VIPs' interface while xdpvs runs, so
+/// deleting the interface's primary address keeps a VIP of its subnet;
+/// cleared at stop, as keepalived does.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn promote_secondaries_keeps_vips_of_the_primarys_subnet_root() {
+    let mut lab = DrLab::build("ps", 1, 0).expect("building the lab");
+    let lb = lab.lbs[0].clone();
+    let sysctl = || {
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &lb,
+                "cat",
+                "/proc/sys/net/ipv4/conf/eth0/promote_secondaries",
+            ],
+        )
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+    };
+    assert_eq!(sysctl(), "0", "off by default");
+    let conf = format!(
+        "vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    priority 255\n    \
+         promote_secondaries\n    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n}}\n"
+    );
+    lab.start_xdpvs(0, &conf, "generic").expect("xdpvs");
+    let has_vip = || {
+        sh("ip", &["-n", &lb, "-4", "addr", "show", "dev", "eth0"])
+            .is_ok_and(|o| o.contains(&format!(" {VIP}/24")))
+    };
+    wait_for(Duration::from_secs(10), || {
+        if has_vip() {
+            Ok(())
+        } else {
+            anyhow::bail!("no VIP yet")
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
+    assert_eq!(sysctl(), "1");
+    // The node's own address, primary of the VIP's /24 (the VIP came second).
+    let primary = sh(
+        "ip",
+        &["-n", &lb, "-4", "-o", "addr", "show", "dev", "eth0"],
+    )
+    .expect("addr")
+    .lines()
+    .find(|l| !l.contains("secondary") && l.contains("/24"))
+    .and_then(|l| l.split_whitespace().nth(3).map(String::from))
+    .expect("a primary /24 address");
+    sh("ip", &["-n", &lb, "addr", "del", &primary, "dev", "eth0"]).expect("del");
+    assert!(
+        has_vip(),
+        "the VIP was promoted, not deleted with {primary}"
+    );
+    lab.lab.stop("xdpvs-lb1", libc::SIGTERM).expect("SIGTERM");
+    assert_eq!(sysctl(), "0", "cleared at stop");
+}
+
 /// `vrrp_mcast_group4 224.0.0.19` on both nodes: xdpvs joins and sends to
 /// that group only, and keepalived, listening there, backs off.
 #[test]

@@ -74,16 +74,17 @@ pub fn listed(block: &str, name: &str) -> bool {
 /// see [`WHY`]), and warns about an unknown one.
 pub fn unhandled(block: &str, k: &Node, d: &mut Diagnostics) {
     let name = k.keyword.as_str();
-    let row = KEYWORDS
-        .iter()
-        .find(|r| r.block == block && r.name == name);
+    let row = KEYWORDS.iter().find(|r| r.block == block && r.name == name);
     let why = why(block, name);
     match (row.map(|r| r.class), why) {
         (Some(Class::Acted), _) => {}
-        (Some(Class::Ignored), Some(why)) => {
-            d.warn(&k.at, format!("{name}: not acted on by xdpvs ({why}), ignored"))
+        (Some(Class::Ignored), Some(why)) => d.warn(
+            &k.at,
+            format!("{name}: not acted on by xdpvs ({why}), ignored"),
+        ),
+        (Some(Class::Ignored), None) => {
+            d.warn(&k.at, format!("{name}: not acted on by xdpvs, ignored"))
         }
-        (Some(Class::Ignored), None) => d.warn(&k.at, format!("{name}: not acted on by xdpvs, ignored")),
         (Some(Class::Refused), Some(why)) => {
             d.error(&k.at, format!("{name} is not supported by xdpvs: {why}"))
         }
@@ -274,6 +275,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("global_defs", "shutdown_script_timeout", A, "5\n shutdown_script /bin/true"),
     k("global_defs", "lvs_timeouts", A, "tcp 7200 tcpfin 60 udp 30"),
     k("global_defs", "include_check", I, "readable"),
+    k("global_defs", "vrrp_down_timer_adverts", A, "5"),
 
     k("vrrp_script", "script", A, "\"/bin/true\""),
     k("vrrp_script", "interval", A, "2"),
@@ -350,6 +352,9 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "owner_ignore_adverts", A, ""),
     k("vrrp_instance", "auth_hmac", R, "{\n }"),
     k("vrrp_instance", "check_unicast_src", A, ""),
+    k("vrrp_instance", "down_timer_adverts", A, "5"),
+    k("vrrp_instance", "promote_secondaries", A, ""),
+    k("vrrp_instance", "notify_deleted", I, "/bin/true"),
 
     k("authentication", "auth_type", A, "PASS"),
     k("authentication", "auth_type", R, "AH"),
@@ -579,6 +584,7 @@ pub const KEYWORDS: &[Keyword] = &[
 /// the README.
 #[rustfmt::skip]
 pub const WHY: &[(&str, &str, &str)] = &[
+    ("vrrp_instance", "notify_deleted", "keepalived sends DELETED for an instance a reload removed; a reload never removes a running instance in xdpvs (VRRP changes take a restart)"),
     ("global_defs", "include_check", "xdpvs reads every include as keepalived's `includer` does and names a pattern that matched nothing"),
     ("HTTP_GET", "enable_sni", "SNI is TLS's: acted on in SSL_GET"),
     (TOP, "linkbeat_interfaces", "xdpvs follows link state through netlink, which every driver reports"),

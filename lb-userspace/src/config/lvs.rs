@@ -270,7 +270,12 @@ fn service(
             "lb_algo" | "lvs_sched" => {
                 if let Some(s) = one(k, d) {
                     if !SCHEDULERS.contains(&s) {
-                        d.warn(&k.at, format!("lb_algo {s}: not an IPVS scheduler name; weighted Maglev is used"));
+                        d.warn(
+                            &k.at,
+                            format!(
+                                "lb_algo {s}: not an IPVS scheduler name; weighted Maglev is used"
+                            ),
+                        );
                     }
                     vs.scheduler = s.to_string();
                     scheduler_at = Some(k.at.clone());
@@ -303,10 +308,22 @@ fn service(
             // Read above, wherever it stands: the default of every url below.
             "virtualhost" => {}
             "real_server" => {
-                if let Some(r) = real_server(k, &vs, (blocks, &defaults, &real_defaults), vs_virtualhost.as_deref(), d) {
+                if let Some(r) = real_server(
+                    k,
+                    &vs,
+                    (blocks, &defaults, &real_defaults),
+                    vs_virtualhost.as_deref(),
+                    d,
+                ) {
                     // A set, not a scan: a hostile file may list a million reals.
                     if !listed.insert((r.addr, r.port)) {
-                        d.error(&k.at, format!("real_server {} {} is listed twice in this virtual_server", r.addr, r.port));
+                        d.error(
+                            &k.at,
+                            format!(
+                                "real_server {} {} is listed twice in this virtual_server",
+                                r.addr, r.port
+                            ),
+                        );
                     } else {
                         vs.reals.push(r);
                     }

@@ -65,6 +65,9 @@ pub struct GlobalDefs {
     pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
     /// `vrrp_skip_check_adv_addr`: the instances' default.
     pub vrrp_skip_check_adv_addr: bool,
+    /// `vrrp_down_timer_adverts`: the instances' default.
+    #[serde(skip)]
+    pub vrrp_down_timer_adverts: u32,
     /// `startup_script`: run when the daemon starts, before it serves.
     pub startup_script: Option<HostScript>,
     /// `shutdown_script`: run when the daemon stops, after the VRRP handover.
@@ -83,6 +86,9 @@ pub struct HostScript {
     pub timeout: Duration,
     pub location: Location,
 }
+
+/// Master_Down_Interval's adverts in RFC 5798 (and keepalived's default).
+pub const DOWN_TIMER_ADVERTS: u32 = 3;
 
 /// keepalived's default `startup_script_timeout` / `shutdown_script_timeout`.
 pub const HOST_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,6 +138,7 @@ impl Default for GlobalDefs {
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
+            vrrp_down_timer_adverts: DOWN_TIMER_ADVERTS,
             startup_script: None,
             shutdown_script: None,
             lvs_timeouts: LvsTimeouts::default(),
@@ -589,6 +596,12 @@ pub struct VrrpInstance {
     /// `skip_check_adv_addr`: adverts from the current master are not
     /// checked against our VIP list (keepalived).
     pub skip_check_adv_addr: bool,
+    /// `down_timer_adverts` (`vrrp_down_timer_adverts`): adverts a backup
+    /// misses before it takes over (RFC: 3).
+    pub down_timer_adverts: u32,
+    /// `promote_secondaries`: set the interface's promote_secondaries, so
+    /// removing its primary address does not remove the VIPs in its subnet.
+    pub promote_secondaries: bool,
     /// `virtual_routes`: present while this instance is master.
     pub virtual_routes: Vec<VirtualRoute>,
     /// `virtual_rules`: likewise.

@@ -26,6 +26,12 @@ pub fn refusals(c: &Config, d: &mut Diagnostics) {
         if i.auth.is_some() {
             d.error(here, why(&format!("vrrp_instance {name}: authentication")));
         }
+        if i.down_timer_adverts != super::model::DOWN_TIMER_ADVERTS {
+            d.error(
+                here,
+                why(&format!("vrrp_instance {name}: down_timer_adverts")),
+            );
+        }
         if !i.preempt_delay.is_zero() {
             d.error(here, why(&format!("vrrp_instance {name}: preempt_delay")));
         }

@@ -13,9 +13,10 @@ use super::{
     diag::{Diagnostics, Location},
     keywords,
     model::{
-        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs, HOST_SCRIPT_TIMEOUT, HostScript, LvsTimeouts,
-        InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackInterface,
-        TrackScript, VipAddress, VipOptions, VrrpInstance, VrrpScript,
+        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs,
+        HOST_SCRIPT_TIMEOUT, HostScript, InitialState, LvsTimeouts, Notify, SYNC_GROUP, SYNC_PORT,
+        ScriptUser, SyncGroup, TrackInterface, TrackScript, VipAddress, VipOptions, VrrpInstance,
+        VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, scope, secs},
@@ -68,6 +69,9 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 // Read once every line is: the timeout may come first.
             }
             "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(k, d),
+            "vrrp_down_timer_adverts" => {
+                g.vrrp_down_timer_adverts = int(k, 1, 100, d).unwrap_or(g.vrrp_down_timer_adverts)
+            }
             "enable_script_security" => g.enable_script_security = flag(k, d),
             "script_user" => g.script_user = script_user(k, d),
             "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = flag(k, d),
@@ -517,6 +521,8 @@ pub fn vrrp_instance(
         garp: GarpSettings::default(),
         lower_prio_no_advert: false,
         skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
+        down_timer_adverts: global.vrrp_down_timer_adverts,
+        promote_secondaries: false,
         virtual_routes: Vec::new(),
         virtual_rules: Vec::new(),
         location: n.at.clone(),
@@ -636,6 +642,10 @@ pub fn vrrp_instance(
             "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
+            "down_timer_adverts" => {
+                i.down_timer_adverts = int(k, 1, 100, d).unwrap_or(i.down_timer_adverts)
+            }
+            "promote_secondaries" => i.promote_secondaries = flag(k, d),
             // RFC 5798 Accept_Mode. xdpvs holds the VIPs on the interface
             // while master, so traffic to them is always accepted: that is
             // `accept`; `no_accept` would need a filter xdpvs does not install.

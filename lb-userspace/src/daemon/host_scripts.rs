@@ -14,12 +14,22 @@ use crate::{
 
 /// Runs `startup_script`, if any.
 pub async fn startup(config: &Config) {
-    run("startup_script", config.global.startup_script.as_ref(), config).await;
+    run(
+        "startup_script",
+        config.global.startup_script.as_ref(),
+        config,
+    )
+    .await;
 }
 
 /// Runs `shutdown_script`, if any.
 pub async fn shutdown(config: &Config) {
-    run("shutdown_script", config.global.shutdown_script.as_ref(), config).await;
+    run(
+        "shutdown_script",
+        config.global.shutdown_script.as_ref(),
+        config,
+    )
+    .await;
 }
 
 async fn run(word: &str, script: Option<&HostScript>, config: &Config) {

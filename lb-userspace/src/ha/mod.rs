@@ -15,6 +15,7 @@ mod addresses;
 mod announce;
 mod instance;
 pub mod persist;
+mod promote;
 mod routes;
 pub(crate) mod scripts;
 mod socket;
@@ -65,6 +66,24 @@ pub struct Ha {
     running: Vec<Running>,
     /// Checks, link pollers, trackers and the notify worker.
     helpers: Vec<JoinHandle<()>>,
+    /// Interfaces whose promote_secondaries this daemon set (cleared at stop).
+    promoted: Vec<String>,
+}
+
+/// The interfaces of the addresses of instances with `promote_secondaries`.
+fn promoting(config: &Config) -> Vec<String> {
+    let mut devs: Vec<String> = config
+        .vrrp_instances
+        .iter()
+        .filter(|i| i.promote_secondaries)
+        .flat_map(|i| {
+            let (v, x) = vips_of(i);
+            v.into_iter().chain(x).map(|v| v.dev)
+        })
+        .collect();
+    devs.sort();
+    devs.dedup();
+    devs
 }
 
 /// The addresses an instance manages, `dev` defaulting to its interface.
@@ -152,6 +171,7 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
             lower_prio_repeat: g.lower_prio_repeat.unwrap_or(g.master_repeat),
         },
         lower_prio_no_advert: inst.lower_prio_no_advert,
+        down_timer_adverts: inst.down_timer_adverts,
         ..FsmConfig::new(version, inst.vrid, inst.priority, src)
     })
 }
@@ -196,6 +216,7 @@ impl Ha {
         let mut ha = Ha {
             running: Vec::new(),
             helpers: Vec::new(),
+            promoted: Vec::new(),
         };
         if config.vrrp_instances.is_empty()
             && config.static_routes.is_empty()
@@ -246,6 +267,16 @@ impl Ha {
             .context("removing stale VIPs")?
         {
             info!("removed stale VIP {}/{} from {}", v.addr, v.prefix, v.dev);
+        }
+        for dev in promoting(config) {
+            match promote::enable(&dev) {
+                Ok(true) => {
+                    info!("{dev}: promote_secondaries set");
+                    ha.promoted.push(dev);
+                }
+                Ok(false) => {}
+                Err(e) => warn!("{dev}: promote_secondaries not set: {e}"),
+            }
         }
         let (notifier, task) = Notifier::spawn();
         ha.helpers.push(task);
@@ -503,6 +534,11 @@ impl Ha {
         }
         for h in self.helpers {
             h.abort();
+        }
+        for dev in &self.promoted {
+            if let Err(e) = promote::clear(dev) {
+                warn!("{dev}: promote_secondaries not cleared: {e}");
+            }
         }
     }
 

@@ -594,9 +594,12 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
             p.prepare(Kind::Notify, script, None, &i.location);
         }
     }
-    for s in [&config.global.startup_script, &config.global.shutdown_script]
-        .into_iter()
-        .flatten()
+    for s in [
+        &config.global.startup_script,
+        &config.global.shutdown_script,
+    ]
+    .into_iter()
+    .flatten()
     {
         p.prepare(Kind::Notify, &s.command, s.user.as_ref(), &s.location);
     }

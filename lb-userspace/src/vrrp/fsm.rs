@@ -267,9 +267,10 @@ impl Fsm {
         Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 
-    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time.
+    /// Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time, or
+    /// keepalived's `down_timer_adverts` instead of 3.
     pub fn master_down_interval(&self) -> Duration {
-        self.master_adver_int * 3 + self.skew_time()
+        self.master_adver_int * self.cfg.down_timer_adverts.max(1) + self.skew_time()
     }
 
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {

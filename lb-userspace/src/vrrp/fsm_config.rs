@@ -61,6 +61,8 @@ pub struct FsmConfig {
     /// Member of a `vrrp_sync_group`: wait for `GroupGoMaster` to take over.
     pub sync_group: bool,
     pub garp: GarpConfig,
+    /// keepalived `down_timer_adverts`: Master_Down_Interval's adverts (RFC: 3).
+    pub down_timer_adverts: u32,
 }
 
 impl FsmConfig {
@@ -79,6 +81,7 @@ impl FsmConfig {
             lower_prio_no_advert: false,
             sync_group: false,
             garp: GarpConfig::default(),
+            down_timer_adverts: 3,
         }
     }
 }

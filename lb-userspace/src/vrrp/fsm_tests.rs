@@ -186,6 +186,41 @@ fn v3_skew_scales_with_interval() {
 }
 
 #[test]
+fn down_timer_adverts_replaces_the_rfcs_three() {
+    // keepalived's down_timer_adverts: N * Master_Adver_Interval + Skew_Time.
+    for (n, want) in [(1, S + 609_375), (3, DOWN_100), (10, 10 * S + 609_375)] {
+        let fsm = Fsm::new(FsmConfig {
+            down_timer_adverts: n,
+            ..cfg(100)
+        });
+        assert_eq!(
+            fsm.master_down_interval(),
+            Duration::from_micros(want),
+            "{n}"
+        );
+    }
+    // The backup's timer follows it: an advert restarts one interval.
+    let t = t();
+    let down = S + 609_375;
+    run(
+        FsmConfig {
+            down_timer_adverts: 1,
+            ..cfg(100)
+        },
+        t.0,
+        vec![
+            step(0, Startup, t.startup_backup(down), "one interval plus skew"),
+            step(
+                S,
+                advert(PEER_HI, 200),
+                vec![t.arm(MasterDown, S + down)],
+                "the master's advert restarts it",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn backup_accepts_higher_master_and_restarts_timer() {
     let t = t();
     run(

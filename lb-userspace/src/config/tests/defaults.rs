@@ -26,6 +26,7 @@ fn vrrp_instance_defaults() {
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
+            vrrp_down_timer_adverts: 3,
             startup_script: None,
             shutdown_script: None,
             lvs_timeouts: LvsTimeouts::default(),

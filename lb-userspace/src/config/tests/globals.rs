@@ -20,7 +20,10 @@ fn startup_and_shutdown_scripts_with_users_and_timeouts() {
     assert_eq!(up.timeout, HOST_SCRIPT_TIMEOUT);
     assert_eq!(up.location.line, 3);
     let down = c.global.shutdown_script.as_ref().expect("shutdown_script");
-    assert_eq!((down.user.as_ref(), down.timeout), (None, Duration::from_secs(3)));
+    assert_eq!(
+        (down.user.as_ref(), down.timeout),
+        (None, Duration::from_secs(3))
+    );
 }
 
 #[test]
@@ -86,10 +89,47 @@ fn a_virtual_servers_weight_and_inhibit_are_its_reals_defaults() {
         [(3, true), (1, true)]
     );
     assert_eq!(
-        errors("virtual_server 10.0.0.1 80 {\n weight 0\n real_server 10.0.0.2 80 {\n  lvs_method NAT\n }\n}\n"),
+        errors(
+            "virtual_server 10.0.0.1 80 {\n weight 0\n real_server 10.0.0.2 80 {\n  lvs_method NAT\n }\n}\n"
+        ),
         [
             "k.conf:2: error: weight 0: must be a whole number from 1 to 65535",
             "k.conf:4: error: lvs_method NAT is not supported: xdpvs forwards in direct-routing mode (DR)",
         ]
+    );
+}
+
+#[test]
+fn down_timer_adverts_from_global_defs_or_the_instance() {
+    let c = ok(&format!(
+        "global_defs {{\n vrrp_down_timer_adverts 5\n}}\n{}{}",
+        instance(" down_timer_adverts 2\n promote_secondaries\n"),
+        instance("")
+            .replace("vrrp_instance V", "vrrp_instance W")
+            .replace("router_id 7", "router_id 8")
+    ))
+    .config;
+    let i = &c.vrrp_instances;
+    assert_eq!(
+        (i[0].down_timer_adverts, i[0].promote_secondaries),
+        (2, true)
+    );
+    assert_eq!(
+        (i[1].down_timer_adverts, i[1].promote_secondaries),
+        (5, false)
+    );
+    assert_eq!(
+        errors(&instance(" down_timer_adverts 0\n")),
+        ["k.conf:7: error: down_timer_adverts 0: must be a whole number from 1 to 100"]
+    );
+    let strict = errors(&format!(
+        "global_defs {{\n vrrp_strict\n}}\n{}",
+        instance(" down_timer_adverts 2\n")
+    ));
+    assert!(
+        strict
+            .iter()
+            .any(|e| e.contains("down_timer_adverts is not allowed with vrrp_strict")),
+        "{strict:?}"
     );
 }
