@@ -109,6 +109,35 @@ fn promote_secondaries_keeps_vips_of_the_primarys_subnet_root() {
     assert_eq!(sysctl(), "0", "cleared at stop");
 }
 
+/// `vrrp_startup_delay`: the owner, which takes over at once otherwise,
+/// holds its VIP only once the delay has passed.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn vrrp_startup_delay_holds_vrrp_back_root() {
+    let mut lab = DrLab::build("sd", 1, 0).expect("building the lab");
+    let lb = lab.lbs[0].clone();
+    let conf = format!(
+        "global_defs {{\n    vrrp_startup_delay 2\n}}\nvrrp_instance VI_1 {{\n    interface eth0\n    \
+         virtual_router_id 51\n    priority 255\n    virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n"
+    );
+    let start = Instant::now();
+    lab.start_xdpvs(0, &conf, "generic").expect("xdpvs");
+    wait_for(Duration::from_secs(10), || {
+        let out = sh("ip", &["-n", &lb, "-4", "addr", "show", "dev", "eth0"])?;
+        if out.contains(&format!(" {VIP}/32")) {
+            Ok(())
+        } else {
+            anyhow::bail!("no VIP yet")
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(2) + SLACK,
+        "VIP after {took:?}, want 2 s"
+    );
+}
+
 /// `vrrp_mcast_group4 224.0.0.19` on both nodes: xdpvs joins and sends to
 /// that group only, and keepalived, listening there, backs off.
 #[test]

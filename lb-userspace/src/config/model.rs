@@ -68,6 +68,12 @@ pub struct GlobalDefs {
     /// `vrrp_down_timer_adverts`: the instances' default.
     #[serde(skip)]
     pub vrrp_down_timer_adverts: u32,
+    /// `vrrp_startup_delay`: VRRP starts this long after the daemon.
+    #[serde(serialize_with = "opt_secs")]
+    pub vrrp_startup_delay: Option<Duration>,
+    /// `vrrp_delay_after_boot`: VRRP starts no sooner than this after boot.
+    #[serde(serialize_with = "opt_secs")]
+    pub vrrp_delay_after_boot: Option<Duration>,
     /// `startup_script`: run when the daemon starts, before it serves.
     pub startup_script: Option<HostScript>,
     /// `shutdown_script`: run when the daemon stops, after the VRRP handover.
@@ -139,6 +145,8 @@ impl Default for GlobalDefs {
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
             vrrp_down_timer_adverts: DOWN_TIMER_ADVERTS,
+            vrrp_startup_delay: None,
+            vrrp_delay_after_boot: None,
             startup_script: None,
             shutdown_script: None,
             lvs_timeouts: LvsTimeouts::default(),

@@ -69,6 +69,9 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 // Read once every line is: the timeout may come first.
             }
             "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(k, d),
+            // keepalived keeps the longer when both are given; so does `ha`.
+            "vrrp_startup_delay" => g.vrrp_startup_delay = secs(k, 1, d),
+            "vrrp_delay_after_boot" => g.vrrp_delay_after_boot = secs(k, 1, d),
             "vrrp_down_timer_adverts" => {
                 g.vrrp_down_timer_adverts = int(k, 1, 100, d).unwrap_or(g.vrrp_down_timer_adverts)
             }

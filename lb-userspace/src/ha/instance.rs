@@ -6,7 +6,7 @@ use std::{
     collections::BTreeMap,
     net::IpAddr,
     sync::{Arc, Mutex, PoisonError},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use log::{info, warn};
@@ -80,6 +80,9 @@ pub struct Instance {
     pub skip_check_adv_addr: bool,
     /// `Startup`, or `ResumeMaster` when the last run was master just now.
     pub start: Input,
+    /// `vrrp_startup_delay` / `vrrp_delay_after_boot` still to wait before
+    /// `start` (zero when resuming).
+    pub start_delay: Duration,
     /// Where the state is recorded; `None` when it cannot be.
     pub store: Option<Store>,
 }
@@ -94,12 +97,33 @@ fn state_name(s: State) -> &'static str {
 }
 
 impl Instance {
+    /// Waits out the start delay, in INIT (no adverts, no VIPs); false
+    /// when the daemon stops meanwhile: nothing was started to hand over.
+    /// Other inputs meanwhile come from sync-group members, which wait as
+    /// long: dropped. Tracking is read when the start comes.
+    async fn wait_start_delay(&mut self) -> bool {
+        info!("{}: VRRP starts in {:?}", self.name, self.start_delay);
+        let until = tokio::time::Instant::now() + self.start_delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return true,
+                input = self.inputs.recv() => match input {
+                    None | Some(Input::Shutdown) => return false,
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+
     fn status(&self) -> std::sync::MutexGuard<'_, InstanceStatus> {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs until the state machine reports `Stopped`.
     pub async fn run(mut self) {
+        if !self.start_delay.is_zero() && !self.wait_start_delay().await {
+            return;
+        }
         let first = *self.tracking.borrow_and_update();
         self.apply_tracking(first).await;
         self.feed(self.start).await;
@@ -447,7 +471,6 @@ impl Timers {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 

@@ -70,6 +70,16 @@ pub struct Ha {
     promoted: Vec<String>,
 }
 
+/// How long VRRP waits before starting: `vrrp_startup_delay`, or what is
+/// left of `vrrp_delay_after_boot` after `uptime`, whichever is longer.
+fn start_delay(g: &config::GlobalDefs, uptime: Option<Duration>) -> Duration {
+    let after_boot = match (g.vrrp_delay_after_boot, uptime) {
+        (Some(d), Some(up)) => d.saturating_sub(up),
+        _ => Duration::ZERO,
+    };
+    g.vrrp_startup_delay.unwrap_or_default().max(after_boot)
+}
+
 /// The interfaces of the addresses of instances with `promote_secondaries`.
 fn promoting(config: &Config) -> Vec<String> {
     let mut devs: Vec<String> = config
@@ -490,6 +500,11 @@ impl Ha {
             status: status.clone(),
             timers: Timers::default(),
             skip_check_adv_addr: inst.skip_check_adv_addr,
+            start_delay: if start == Input::Startup {
+                start_delay(global, BootTime::now().ok().map(|b| b.since_boot))
+            } else {
+                Duration::ZERO
+            },
             start,
             store,
         };
@@ -564,5 +579,40 @@ impl Ha {
                     .clone()
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod start_delay_tests {
+    use std::time::Duration;
+
+    use super::start_delay;
+    use crate::config::GlobalDefs;
+
+    #[test]
+    fn the_longer_of_the_startup_delay_and_what_is_left_after_boot() {
+        let s = Duration::from_secs;
+        let g = |startup: Option<u64>, boot: Option<u64>| GlobalDefs {
+            vrrp_startup_delay: startup.map(s),
+            vrrp_delay_after_boot: boot.map(s),
+            ..GlobalDefs::default()
+        };
+        let up = Some(s(100));
+        for (startup, boot, uptime, want) in [
+            (None, None, up, 0),
+            (Some(5), None, up, 5),
+            (None, Some(130), up, 30),
+            (None, Some(60), up, 0),
+            (Some(5), Some(130), up, 30),
+            (Some(50), Some(130), up, 50),
+            // Uptime unknown: only the startup delay.
+            (Some(5), Some(130), None, 5),
+        ] {
+            assert_eq!(
+                start_delay(&g(startup, boot), uptime),
+                s(want),
+                "{startup:?} {boot:?} {uptime:?}"
+            );
+        }
     }
 }

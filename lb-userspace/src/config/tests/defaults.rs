@@ -27,6 +27,8 @@ fn vrrp_instance_defaults() {
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
             vrrp_down_timer_adverts: 3,
+            vrrp_startup_delay: None,
+            vrrp_delay_after_boot: None,
             startup_script: None,
             shutdown_script: None,
             lvs_timeouts: LvsTimeouts::default(),
@@ -236,6 +238,7 @@ fn json_shows_the_model_with_defaults() {
             "enable_script_security": false, "script_user": null,
             "vrrp_mcast_group4": null, "vrrp_mcast_group6": null,
             "vrrp_skip_check_adv_addr": false,
+            "vrrp_startup_delay": null, "vrrp_delay_after_boot": null,
             "startup_script": null, "shutdown_script": null,
             "lvs_timeouts": {"tcp": null, "tcpfin": null, "udp": null}})
     );

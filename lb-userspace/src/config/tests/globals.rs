@@ -133,3 +133,17 @@ fn down_timer_adverts_from_global_defs_or_the_instance() {
         "{strict:?}"
     );
 }
+
+#[test]
+fn vrrp_start_delays() {
+    let g = ok("global_defs {\n vrrp_startup_delay 2.5\n vrrp_delay_after_boot 120\n}\n")
+        .config
+        .global;
+    assert_eq!(
+        (g.vrrp_startup_delay, g.vrrp_delay_after_boot),
+        (
+            Some(Duration::from_millis(2500)),
+            Some(Duration::from_secs(120))
+        )
+    );
+}
