@@ -143,13 +143,27 @@ fn vrrp_startup_delay_holds_vrrp_back_root() {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn custom_multicast_group_with_keepalived_root() {
-    let mut lab = DrLab::build("mg", 2, 0).expect("building the lab");
+    multicast_group_with_keepalived(
+        "mg",
+        "global_defs {\n    vrrp_mcast_group4 224.0.0.19\n}\n",
+        "",
+    );
+}
+
+/// The same with the instance's own `mcast_dst_ip 224.0.0.19`.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn instance_multicast_group_with_keepalived_root() {
+    multicast_group_with_keepalived("mi", "", "    mcast_dst_ip 224.0.0.19\n");
+}
+
+fn multicast_group_with_keepalived(tag: &str, global: &str, in_instance: &str) {
+    let mut lab = DrLab::build(tag, 2, 0).expect("building the lab");
     let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
     let conf = |prio: u8| {
         format!(
-            "global_defs {{\n    vrrp_mcast_group4 224.0.0.19\n}}\n\
-             vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
-             priority {prio}\n    advert_int 1\n    virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n"
+            "{global}vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+             priority {prio}\n    advert_int 1\n{in_instance}    virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n"
         )
     };
     keepalived::start(&mut lab.lab, "keepalived", &lb2, &conf(99)).expect("keepalived");

@@ -40,7 +40,7 @@
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },
 //!                         "lower_prio_no_advert", "skip_check_adv_addr",
-//!                         "down_timer_adverts", "promote_secondaries",
+//!                         "down_timer_adverts", "promote_secondaries", "mcast_dst_ip",
 //!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",

@@ -607,6 +607,9 @@ pub struct VrrpInstance {
     /// `down_timer_adverts` (`vrrp_down_timer_adverts`): adverts a backup
     /// misses before it takes over (RFC: 3).
     pub down_timer_adverts: u32,
+    /// `mcast_dst_ip`: this instance's multicast group, over
+    /// `vrrp_mcast_group4/6`.
+    pub mcast_dst_ip: Option<IpAddr>,
     /// `promote_secondaries`: set the interface's promote_secondaries, so
     /// removing its primary address does not remove the VIPs in its subnet.
     pub promote_secondaries: bool,

@@ -526,12 +526,14 @@ pub fn vrrp_instance(
         skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
         down_timer_adverts: global.vrrp_down_timer_adverts,
         promote_secondaries: false,
+        mcast_dst_ip: None,
         virtual_routes: Vec::new(),
         virtual_rules: Vec::new(),
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
     let mut vips = Vec::new();
+    let mut mcast_at = None;
     for k in n.block.iter().flatten() {
         if notify(&mut i.notify, k, d) {
             continue;
@@ -649,6 +651,14 @@ pub fn vrrp_instance(
                 i.down_timer_adverts = int(k, 1, 100, d).unwrap_or(i.down_timer_adverts)
             }
             "promote_secondaries" => i.promote_secondaries = flag(k, d),
+            "mcast_dst_ip" => match ip(k, d) {
+                Some(a) if a.is_multicast() => {
+                    i.mcast_dst_ip = Some(a);
+                    mcast_at = Some(k.at.clone());
+                }
+                Some(a) => d.error(&k.at, format!("mcast_dst_ip {a}: not a multicast address")),
+                None => {}
+            },
             // RFC 5798 Accept_Mode. xdpvs holds the VIPs on the interface
             // while master, so traffic to them is always accepted: that is
             // `accept`; `no_accept` would need a filter xdpvs does not install.
@@ -675,6 +685,17 @@ pub fn vrrp_instance(
         );
     }
     one_family(&mut i, vips, d);
+    if let (Some(group), Some(at), Some(first)) = (i.mcast_dst_ip, &mcast_at, i.vips.first())
+        && group.is_ipv6() != first.addr.is_ipv6()
+    {
+        d.error(
+            at,
+            format!(
+                "mcast_dst_ip {group}: not of the instance's address family (that of {})",
+                first.addr
+            ),
+        );
+    }
     if i.vips.is_empty() {
         d.error(
             &n.at,

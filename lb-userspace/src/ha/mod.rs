@@ -439,10 +439,10 @@ impl Ha {
                 )
             })?;
         let ifindex = crate::neighbour::ifindex(&inst.interface)?;
-        let mcast = if v6 {
-            IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(MCAST_V6))
-        } else {
-            IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MCAST_V4))
+        let mcast = match inst.mcast_dst_ip {
+            Some(group) => group,
+            None if v6 => IpAddr::V6(global.vrrp_mcast_group6.unwrap_or(MCAST_V6)),
+            None => IpAddr::V4(global.vrrp_mcast_group4.unwrap_or(MCAST_V4)),
         };
         let socket = VrrpSocket::open(Endpoint {
             interface: inst.interface.clone(),

@@ -147,3 +147,19 @@ fn vrrp_start_delays() {
         )
     );
 }
+
+#[test]
+fn an_instances_own_multicast_group() {
+    let c = ok(&instance(" mcast_dst_ip 224.0.0.19\n")).config;
+    assert_eq!(c.vrrp_instances[0].mcast_dst_ip, Some(ip("224.0.0.19")));
+    assert_eq!(
+        errors(&instance(" mcast_dst_ip 10.0.0.9\n")),
+        ["k.conf:7: error: mcast_dst_ip 10.0.0.9: not a multicast address"]
+    );
+    assert_eq!(
+        errors(&instance(" mcast_dst_ip ff02::13\n")),
+        [
+            "k.conf:7: error: mcast_dst_ip ff02::13: not of the instance's address family (that of 10.0.0.1)"
+        ]
+    );
+}
