@@ -250,6 +250,7 @@ fn service(
         persistence_timeout: 0,
         sorry_server: None,
         alpha: false,
+        smtp_alert: None,
         quorum: QuorumConfig::default(),
         reals: Vec::new(),
         location: n.at.clone(),
@@ -296,6 +297,7 @@ fn service(
                 _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
             },
             "alpha" => vs.alpha = flag(k, d),
+            "smtp_alert" => vs.smtp_alert = super::mail::on_off(k, d),
             "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
             "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
             "quorum_up" => vs.quorum.up_script = command(k, d),
@@ -373,6 +375,7 @@ fn real_server(
         port,
         weight: 1,
         inhibit_on_failure: false,
+        smtp_alert: None,
         checks: Vec::new(),
         location: n.at.clone(),
     };
@@ -387,6 +390,7 @@ fn real_server(
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
+            "smtp_alert" => r.smtp_alert = super::mail::on_off(k, d),
             "TCP_CHECK" => {
                 let c = tcp_check(k, &defaults, d);
                 needs_port(k, &r, &c.connect, d);

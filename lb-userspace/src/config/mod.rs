@@ -74,6 +74,7 @@ mod keywords;
 mod lexer;
 pub mod limits;
 mod lvs;
+pub mod mail;
 mod model;
 mod params;
 mod reader;

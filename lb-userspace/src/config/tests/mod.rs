@@ -12,6 +12,7 @@ mod groups;
 mod includes;
 mod keywords;
 mod limits;
+mod mail;
 mod routes;
 mod ssl;
 
