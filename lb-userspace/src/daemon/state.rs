@@ -61,6 +61,8 @@ pub struct State {
     /// Those scripts as the configuration in force has them, checked and
     /// resolved by the script runner (a refused one is absent).
     quorum_scripts: HashMap<String, Script>,
+    /// `smtp_alert` mails of the reals' and services' changes.
+    pub mailer: crate::alert::Mailer,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -104,6 +106,7 @@ impl State {
             reloaded_at: Instant::now(),
             scripts: Notifier::spawn().0,
             quorum_scripts: HashMap::new(),
+            mailer: crate::alert::Mailer::default(),
             maps,
             reconciler,
             sizes,
@@ -169,6 +172,8 @@ impl State {
                 c.live_weight, c.threshold
             );
         }
+        self.mailer
+            .quorum(c.service, c.up, c.threshold, c.live_weight);
         if let Some(line) = c.script {
             match self.quorum_scripts.get(&line) {
                 Some(script) => {
@@ -248,6 +253,7 @@ impl State {
                 e.reason
             );
         }
+        self.mailer.real(e.service, e.real, e.up);
         if let Some(s) = self.table.services.get(&e.service).and_then(|s| s.sorry()) {
             warn!("{service}: no real can take traffic, sorry server {s} stands in");
         }
@@ -384,6 +390,7 @@ impl State {
         info!("{message}");
         let specs = self.check_specs(&config);
         self.checks = Runner::spawn(specs, self.health_events.clone());
+        self.mailer.reconfigure(&config);
         Ok(message)
     }
 
