@@ -55,12 +55,20 @@ impl Alert {
     pub fn subject(&self, router_id: &str) -> String {
         match self {
             Self::Instance { name, state } => {
-                format!("[{router_id}] VRRP Instance {name} - {}", state_subject(*state))
+                format!(
+                    "[{router_id}] VRRP Instance {name} - {}",
+                    state_subject(*state)
+                )
             }
             Self::Group { name, state } => {
-                format!("[{router_id}] VRRP Group {name} - {}", state_subject(*state))
+                format!(
+                    "[{router_id}] VRRP Group {name} - {}",
+                    state_subject(*state)
+                )
             }
-            Self::Real { service, real, up, .. } => format!(
+            Self::Real {
+                service, real, up, ..
+            } => format!(
                 "[{router_id}] Realserver {real} of virtual server {service} - {}",
                 up_down(*up)
             ),
@@ -124,7 +132,9 @@ pub fn check_line(check: &HealthCheck, up: bool) -> &'static str {
         (H::TcpCheck(_), true) => "=> TCP CHECK succeed on service <=",
         (H::TcpCheck(_), false) => "=> TCP CHECK failed on service <=",
         (H::HttpGet(_) | H::SslGet(_), true) => "=> CHECK succeed on service <=",
-        (H::HttpGet(_) | H::SslGet(_), false) => "=> CHECK failed on service : HTTP request failed <=",
+        (H::HttpGet(_) | H::SslGet(_), false) => {
+            "=> CHECK failed on service : HTTP request failed <="
+        }
         (H::MiscCheck(_), true) => "=> MISC CHECK succeeded on service <=",
         (H::MiscCheck(_), false) => "=> MISC CHECK failed on service <=",
         (H::UdpCheck(_), true) => "=> UDP CHECK succeed on service <=",
@@ -223,14 +233,23 @@ mod tests {
             i(VrrpState::Fault).body(),
             "=> VRRP Instance is no longer owning VRRP VIPs <="
         );
-        assert_eq!(i(VrrpState::Stop).subject("lb1"), "[lb1] VRRP Instance VI_1 - Stopping");
+        assert_eq!(
+            i(VrrpState::Stop).subject("lb1"),
+            "[lb1] VRRP Instance VI_1 - Stopping"
+        );
         assert_eq!(i(VrrpState::Stop).body(), "=> VRRP Instance stopping <=");
         let g = Alert::Group {
             name: "G".into(),
             state: VrrpState::Master,
         };
-        assert_eq!(g.subject("lb1"), "[lb1] VRRP Group G - Entering MASTER state");
-        assert_eq!(g.body(), "=> All VRRP group instances are now in MASTER state <=");
+        assert_eq!(
+            g.subject("lb1"),
+            "[lb1] VRRP Group G - Entering MASTER state"
+        );
+        assert_eq!(
+            g.body(),
+            "=> All VRRP group instances are now in MASTER state <="
+        );
         let g = Alert::Group {
             name: "G".into(),
             state: VrrpState::Stop,
@@ -267,9 +286,15 @@ mod tests {
             up: true,
             body: quorum_line(true, 2, 1, 3, 4),
         };
-        assert_eq!(q.subject("lb1"), "[lb1] Virtualserver [2001:db8::1]:udp:53 - UP");
+        assert_eq!(
+            q.subject("lb1"),
+            "[lb1] Virtualserver [2001:db8::1]:udp:53 - UP"
+        );
         assert_eq!(q.body(), "=> Gained quorum 2+1=3 <= 4 <=");
-        assert_eq!(quorum_line(false, 1, 0, 1, 0), "=> Lost quorum 1+0=1 <= 0 <=");
+        assert_eq!(
+            quorum_line(false, 1, 0, 1, 0),
+            "=> Lost quorum 1+0=1 <= 0 <="
+        );
         assert_eq!(group_service("web", 443), "[web]:443");
     }
 

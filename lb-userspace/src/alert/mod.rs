@@ -22,7 +22,8 @@ use std::{
 };
 
 use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, transport::smtp::extension::ClientId,
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    transport::smtp::extension::ClientId,
 };
 use log::{info, warn};
 use tokio::sync::{Notify, Semaphore};

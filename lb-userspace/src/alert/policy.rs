@@ -136,7 +136,11 @@ impl Policy {
                 state,
             });
         }
-        for g in self.groups.iter_mut().filter(|g| g.members.iter().any(|m| m == name)) {
+        for g in self
+            .groups
+            .iter_mut()
+            .filter(|g| g.members.iter().any(|m| m == name))
+        {
             let members: Vec<Option<VrrpState>> = g
                 .members
                 .iter()
@@ -183,7 +187,13 @@ impl Policy {
     }
 
     /// A service gained or lost its quorum.
-    pub fn quorum(&self, service: ServiceId, up: bool, threshold: u64, weight: u64) -> Option<Alert> {
+    pub fn quorum(
+        &self,
+        service: ServiceId,
+        up: bool,
+        threshold: u64,
+        weight: u64,
+    ) -> Option<Alert> {
         let s = self.services.get(&service).filter(|s| s.on)?;
         Some(Alert::Quorum {
             service: s.label.clone(),
@@ -214,19 +224,28 @@ mod tests {
     fn instances_mail_each_state_once_and_groups_follow() {
         use VrrpState::*;
         let mut p = policy(VRRP);
-        let names = |alerts: Vec<Alert>| -> Vec<String> {
-            alerts.iter().map(|a| a.subject("r")).collect()
-        };
+        let names =
+            |alerts: Vec<Alert>| -> Vec<String> { alerts.iter().map(|a| a.subject("r")).collect() };
         assert_eq!(
             names(p.instance("A", Backup)),
-            ["[r] VRRP Instance A - Entering BACKUP state", "[r] VRRP Group G - Entering BACKUP state"]
+            [
+                "[r] VRRP Instance A - Entering BACKUP state",
+                "[r] VRRP Group G - Entering BACKUP state"
+            ]
         );
-        assert_eq!(names(p.instance("A", Backup)), [] as [String; 0], "once a state");
+        assert_eq!(
+            names(p.instance("A", Backup)),
+            [] as [String; 0],
+            "once a state"
+        );
         // B has no smtp_alert (the default is off); the group waits for both.
         assert_eq!(names(p.instance("B", Master)), [] as [String; 0]);
         assert_eq!(
             names(p.instance("A", Master)),
-            ["[r] VRRP Instance A - Entering MASTER state", "[r] VRRP Group G - Entering MASTER state"]
+            [
+                "[r] VRRP Instance A - Entering MASTER state",
+                "[r] VRRP Group G - Entering MASTER state"
+            ]
         );
         assert_eq!(
             names(p.instance("B", Fault)),
@@ -239,9 +258,15 @@ mod tests {
         let mut p = policy(&format!(
             "global_defs {{\n smtp_alert_vrrp\n no_email_faults\n}}\n{VRRP}"
         ));
-        assert!(p.instance("B", VrrpState::Fault).is_empty(), "no FAULT mail");
+        assert!(
+            p.instance("B", VrrpState::Fault).is_empty(),
+            "no FAULT mail"
+        );
         let a = p.instance("B", VrrpState::Backup);
-        assert_eq!(a[0].subject("r"), "[r] VRRP Instance B - Entering BACKUP state");
+        assert_eq!(
+            a[0].subject("r"),
+            "[r] VRRP Instance B - Entering BACKUP state"
+        );
     }
 
     #[test]
@@ -253,7 +278,9 @@ mod tests {
         let real = (ip("10.0.1.1"), 80);
         // Reals start up: the first up is no news.
         assert_eq!(p.real((ip("10.0.0.1"), 80, Proto::Tcp), real, true), None);
-        let down = p.real((ip("10.0.0.1"), 80, Proto::Tcp), real, false).unwrap();
+        let down = p
+            .real((ip("10.0.0.1"), 80, Proto::Tcp), real, false)
+            .unwrap();
         assert_eq!(
             down.subject("r"),
             "[r] Realserver [10.0.1.1]:tcp:80 of virtual server [web]:80 - DOWN"
@@ -284,7 +311,13 @@ mod tests {
             "global_defs {\n smtp_alert_checker off\n}\nvirtual_server 10.0.0.9 80 {\n real_server 10.0.1.2 80 {\n  smtp_alert on\n  TCP_CHECK {\n  }\n }\n real_server 10.0.1.3 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
         );
         let vs = ("10.0.0.9".parse().unwrap(), 80, Proto::Tcp);
-        assert!(p.real(vs, ("10.0.1.2".parse().unwrap(), 80), false).is_some());
-        assert!(p.real(vs, ("10.0.1.3".parse().unwrap(), 80), false).is_none());
+        assert!(
+            p.real(vs, ("10.0.1.2".parse().unwrap(), 80), false)
+                .is_some()
+        );
+        assert!(
+            p.real(vs, ("10.0.1.3".parse().unwrap(), 80), false)
+                .is_none()
+        );
     }
 }

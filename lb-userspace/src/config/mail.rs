@@ -156,8 +156,7 @@ fn address_ok(a: &str) -> bool {
 fn host_ok(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
-        && h
-            .chars()
+        && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         && !h.starts_with(['-', '.'])
 }
@@ -185,7 +184,10 @@ pub fn global(k: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) -> bool {
         }
         "smtp_server" => {
             let (Some(host), port) = (k.arg(0), k.arg(1)) else {
-                d.error(&k.at, "smtp_server needs an address: `smtp_server 10.0.0.25 [PORT]`");
+                d.error(
+                    &k.at,
+                    "smtp_server needs an address: `smtp_server 10.0.0.25 [PORT]`",
+                );
                 return true;
             };
             if k.args.len() > 2 {
@@ -197,7 +199,10 @@ pub fn global(k: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) -> bool {
                 Some(_) => {
                     d.error(
                         &k.at,
-                        format!("smtp_server {host} {}: the port must be from 1 to 65535", k.arg(1).unwrap_or_default()),
+                        format!(
+                            "smtp_server {host} {}: the port must be from 1 to 65535",
+                            k.arg(1).unwrap_or_default()
+                        ),
                     );
                     None
                 }
@@ -218,7 +223,10 @@ pub fn global(k: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) -> bool {
         "smtp_connect_timeout" => {
             if let Some(s) = int(k, 0u32, 86_400, d) {
                 if s == 0 {
-                    d.warn(&k.at, "smtp_connect_timeout must be greater than 0, set to 1");
+                    d.warn(
+                        &k.at,
+                        "smtp_connect_timeout must be greater than 0, set to 1",
+                    );
                 }
                 m.smtp_connect_timeout = Duration::from_secs(u64::from(s.max(1)));
             }
@@ -226,7 +234,10 @@ pub fn global(k: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) -> bool {
         "notification_email" => {
             let listed: Vec<&Node> = k.block.iter().flatten().collect();
             if listed.is_empty() {
-                d.warn(&k.at, "notification_email: the block is empty, no mail will be sent");
+                d.warn(
+                    &k.at,
+                    "notification_email: the block is empty, no mail will be sent",
+                );
             }
             for e in listed {
                 // Each word of each line is an address (keepalived's value block).
@@ -246,7 +257,10 @@ pub fn global(k: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) -> bool {
             if from.is_empty() {
                 d.error(&k.at, "notification_email_from needs an address");
             } else if !address_ok(&from) {
-                d.error(&k.at, format!("notification_email_from {from}: not a mail address"));
+                d.error(
+                    &k.at,
+                    format!("notification_email_from {from}: not a mail address"),
+                );
             } else {
                 m.notification_email_from = Some(from);
             }
@@ -294,7 +308,11 @@ pub fn summary(config: &Config) -> String {
         m.notification_email.join(", "),
         m.smtp_connect_timeout.as_secs(),
         m.notification_email_from.as_deref().unwrap_or("USER@HOST"),
-        config.global.router_id.as_deref().unwrap_or("the host name"),
+        config
+            .global
+            .router_id
+            .as_deref()
+            .unwrap_or("the host name"),
     );
     let _ = write!(
         out,

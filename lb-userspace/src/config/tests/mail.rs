@@ -122,7 +122,10 @@ fn smtp_server_with_port_name_or_ipv6() {
             .smtp_server
             .map(|s| s.to_string())
     };
-    assert_eq!(server("smtp_server 10.0.0.25").as_deref(), Some("10.0.0.25:25"));
+    assert_eq!(
+        server("smtp_server 10.0.0.25").as_deref(),
+        Some("10.0.0.25:25")
+    );
     assert_eq!(
         server("smtp_server 10.0.0.25 2525").as_deref(),
         Some("10.0.0.25:2525")
@@ -147,7 +150,9 @@ fn smtp_server_with_port_name_or_ipv6() {
 
 #[test]
 fn connect_timeout_helo_from_and_router_id() {
-    let l = ok("global_defs {\n smtp_connect_timeout 0\n smtp_helo_name lb1.example.com\n notification_email_from \"LB one <lb1@example.com>\"\n lvs_id LVS_MAIN\n}\n");
+    let l = ok(
+        "global_defs {\n smtp_connect_timeout 0\n smtp_helo_name lb1.example.com\n notification_email_from \"LB one <lb1@example.com>\"\n lvs_id LVS_MAIN\n}\n",
+    );
     assert_eq!(
         warnings(&l),
         ["k.conf:2: warning: smtp_connect_timeout must be greater than 0, set to 1"]
@@ -159,9 +164,15 @@ fn connect_timeout_helo_from_and_router_id() {
         g.mail.notification_email_from.as_deref(),
         Some("LB one <lb1@example.com>")
     );
-    assert_eq!(g.router_id.as_deref(), Some("LVS_MAIN"), "lvs_id is router_id");
     assert_eq!(
-        errors("global_defs {\n smtp_connect_timeout soon\n notification_email_from nobody\n router_id\n}\n"),
+        g.router_id.as_deref(),
+        Some("LVS_MAIN"),
+        "lvs_id is router_id"
+    );
+    assert_eq!(
+        errors(
+            "global_defs {\n smtp_connect_timeout soon\n notification_email_from nobody\n router_id\n}\n"
+        ),
         [
             "k.conf:2: error: smtp_connect_timeout soon: must be a whole number from 0 to 86400",
             "k.conf:3: error: notification_email_from nobody: not a mail address",
@@ -230,5 +241,8 @@ fn json_carries_the_mail_settings() {
     assert_eq!(mail["smtp_connect_timeout"], 30.0);
     assert_eq!(mail["notification_email"][1], "failover@firewall.loc");
     assert_eq!(mail["smtp_alert"], serde_json::Value::Null);
-    assert_eq!(json["vrrp_instances"][0]["smtp_alert"], serde_json::Value::Null);
+    assert_eq!(
+        json["vrrp_instances"][0]["smtp_alert"],
+        serde_json::Value::Null
+    );
 }
