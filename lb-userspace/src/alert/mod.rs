@@ -314,3 +314,92 @@ async fn send(p: Pending) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(server: std::net::SocketAddr, timeout: u32) -> Config {
+        let text = format!(
+            "global_defs {{\n notification_email {{\n  ops@example.com\n }}\n smtp_server {} {}\n smtp_connect_timeout {timeout}\n router_id lb1\n}}\nvrrp_instance V {{\n interface eth0\n virtual_router_id 7\n smtp_alert\n virtual_ipaddress {{\n  10.0.0.1\n }}\n}}\n",
+            server.ip(),
+            server.port()
+        );
+        crate::config::parse_str(&text, Path::new("k.conf"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    /// A server that accepts and never answers holds its mails for the
+    /// timeout; every call returns at once, and a full queue drops its
+    /// oldest mails, counted.
+    #[tokio::test]
+    async fn a_silent_server_costs_only_its_mails() {
+        let server = silent().await;
+        let (failed, dropped) = (
+            FAILED.load(Ordering::Relaxed),
+            DROPPED.load(Ordering::Relaxed),
+        );
+        let mailer = Mailer::start(&config(server, 1));
+        let started = std::time::Instant::now();
+        // 100 state changes: 4 being sent, 64 waiting, the rest dropped.
+        for i in 0..100 {
+            let state = if i % 2 == 0 {
+                VrrpState::Master
+            } else {
+                VrrpState::Backup
+            };
+            mailer.instance("V", state);
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(DROPPED.load(Ordering::Relaxed) - dropped >= 100 - 64 - PARALLEL as u64);
+        // The first four fail at the 1 s timeout, not before.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(FAILED.load(Ordering::Relaxed), failed);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(FAILED.load(Ordering::Relaxed) - failed >= PARALLEL as u64);
+        // A stop waits for them at most DRAIN.
+        let started = std::time::Instant::now();
+        mailer.drain().await;
+        assert!(started.elapsed() <= DRAIN + Duration::from_millis(200));
+    }
+
+    /// Accepts connections and never answers; returns where.
+    async fn silent() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        server
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_without_a_server_or_recipients() {
+        // Silent, so that no mail of this test fails during the other's.
+        // 30 s: none fails while the other test counts failures.
+        let mut c = config(silent().await, 30);
+        c.global.mail.notification_email.clear();
+        let mailer = Mailer::start(&c);
+        mailer.instance("V", VrrpState::Master);
+        assert!(lock(&mailer.shared.queue).is_empty());
+        c.global
+            .mail
+            .notification_email
+            .push("ops@example.com".into());
+        mailer.reconfigure(&c);
+        mailer.instance("V", VrrpState::Backup);
+        let queued = lock(&mailer.shared.queue).len()
+            + mailer.shared.sending.load(Ordering::SeqCst) as usize;
+        assert_eq!(queued, 1, "a reload's settings are used");
+    }
+}
