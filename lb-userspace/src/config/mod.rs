@@ -18,7 +18,11 @@
 //!                         "peers", "location" } | null,
 //!               "capacity": { "services", "reals", "flows" },
 //!               "enable_script_security", "script_user": { "user", "group" } | null,
-//!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr" },
+//!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr",
+//!               "mail": { "smtp_server": { "host", "port" } | null, "smtp_helo_name",
+//!                         "smtp_connect_timeout", "notification_email": [ ... ],
+//!                         "notification_email_from", "smtp_alert", "smtp_alert_vrrp",
+//!                         "smtp_alert_checker", "no_email_faults" } },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
 //!                         "rise", "fall", "user": { "user", "group" } | null,
 //!                         "location" } ],
@@ -35,7 +39,7 @@
 //!                         "garp": { "master_delay", "master_repeat",
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },
-//!                         "lower_prio_no_advert", "skip_check_adv_addr",
+//!                         "lower_prio_no_advert", "skip_check_adv_addr", "smtp_alert",
 //!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",
@@ -46,17 +50,17 @@
 //!                         "location" } ],
 //!   "static_routes":  [ { as "virtual_routes" below } ],
 //!   "static_rules":   [ { as "virtual_rules" below } ],
-//!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
+//!   "sync_groups":    [ { "name", "members", "notify", "smtp_alert", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
 //!                          "protocol": "TCP" | "UDP",
 //!                          "delay_loop", "scheduler", "persistence_timeout",
-//!                          "sorry_server": "ip:port" | null, "alpha",
-//!                          "reals": [ { "addr", "port", "weight",
-//!                                       "inhibit_on_failure", "checks", "location" } ],
+//!                          "sorry_server": "ip:port" | null, "alpha", "smtp_alert",
+//!                          "reals": [ { "addr", "port", "weight", "inhibit_on_failure",
+//!                                       "smtp_alert", "checks", "location" } ],
 //!                          "location" } ] }
 //! ```
 //! Durations are seconds as numbers (`0.5`), addresses are strings, absent
-//! options are `null`, `location` is `"file:line"`. A check is an object with
+//! options are `null` (an absent `smtp_alert`: the global default, see `mail`), `location` is `"file:line"`. A check is an object with
 //! `"type"`: `"TCP_CHECK"` (`connect_ip`, `connect_port`, `bindto`,
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
 //! plus `urls`: `[{ "path", "status_codes", "digest", "virtualhost" }]`, empty
