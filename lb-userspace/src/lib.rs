@@ -5,6 +5,7 @@
 //! the rest drives them.
 
 pub mod accept;
+pub mod alert;
 pub mod announce;
 pub mod api;
 pub mod config;

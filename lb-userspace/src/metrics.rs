@@ -298,6 +298,15 @@ pub fn render(
             );
         }
     }
+    family(
+        &mut out,
+        "xdpvs_alert_mails_total",
+        "counter",
+        "smtp_alert mails by result: sent, failed (refused, unreachable or timed out) or dropped (queue full).",
+    );
+    for (result, n) in crate::alert::counts() {
+        let _ = writeln!(out, "xdpvs_alert_mails_total{{result=\"{result}\"}} {n}");
+    }
     out
 }
 

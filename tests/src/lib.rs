@@ -9,6 +9,7 @@ pub mod mutate;
 pub mod netns;
 pub mod packet;
 pub mod ping;
+pub mod smtp;
 pub mod topology;
 
 /// CLOCK_MONOTONIC_COARSE in ns: the clock the XDP program stamps flows with

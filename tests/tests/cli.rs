@@ -8,7 +8,10 @@ fn check(text: &str, json: bool) -> (i32, String, String) {
     let bin = Artifacts::from_env()
         .expect("run the tests with `cargo xtask test`")
         .xdpvs;
-    let dir = std::env::temp_dir().join(format!("xdpvs-cli-{}-{json}", std::process::id()));
+    // One directory a call: the tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("xdpvs-cli-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file: PathBuf = dir.join("keepalived.conf");
     std::fs::write(&file, text).expect("config");
@@ -47,12 +50,12 @@ fn check_refuses_with_every_error_and_its_line() {
 #[test]
 fn check_accepts_and_prints_the_model() {
     let (code, out, err) = check(
-        "global_defs {\n  smtp_server 127.0.0.1\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.0.2 80 {\n  }\n}\n",
+        "global_defs {\n  enable_traps\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.0.2 80 {\n  }\n}\n",
         true,
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("keepalived.conf:2: warning: smtp_server"),
+        err.contains("keepalived.conf:2: warning: enable_traps"),
         "{err}"
     );
     assert!(
@@ -61,6 +64,26 @@ fn check_accepts_and_prints_the_model() {
     );
     assert!(out.contains("\"scheduler\": \"rr\""), "{out}");
     assert!(out.contains("\"weight\": 1"), "{out}");
+}
+
+#[test]
+fn check_says_where_alert_mails_go() {
+    let (code, _, err) = check(
+        "global_defs {\n  notification_email {\n    ops@example.com\n  }\n  smtp_server 10.0.0.25 2525\n  router_id lb1\n}\nvirtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n  }\n}\n",
+        false,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "alert mails: to ops@example.com via 10.0.0.25:2525 (timeout 30s), from USER@HOST, \
+             router_id lb1; smtp_alert on for 0/0 vrrp_instance, 0/0 vrrp_sync_group, \
+             0/1 virtual_server (quorum), 1/1 real_server"
+        ),
+        "{err}"
+    );
+    let (code, out, err) = check("global_defs {\n  smtp_server 10.0.0.25\n}\n", true);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"smtp_server\": {"), "{out}");
 }
 
 /// A directory of files for one test, removed on drop.

@@ -29,6 +29,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "systemd",
     // setpriv, to run the daemon with only the unit's capabilities.
     "util-linux",
+    // The SMTP server the smtp_alert mails are sent to (tests/src/smtp.rs).
+    "python3-aiosmtpd",
 ];
 
 pub fn rust_src() -> Result<()> {

@@ -230,6 +230,7 @@ fn check(file: &std::path::Path, json: bool, options: &config::Options) -> ExitC
                     c.vrrp_instances.len(),
                     c.vrrp_scripts.len()
                 );
+                eprintln!("{}", config::mail::summary(c));
             }
             ExitCode::SUCCESS
         }

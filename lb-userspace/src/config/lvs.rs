@@ -250,6 +250,7 @@ fn service(
         persistence_timeout: 0,
         sorry_server: None,
         alpha: false,
+        smtp_alert: None,
         quorum: QuorumConfig::default(),
         reals: Vec::new(),
         location: n.at.clone(),
@@ -301,6 +302,7 @@ fn service(
                 _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
             },
             "alpha" => vs.alpha = flag(k, d),
+            "smtp_alert" => vs.smtp_alert = super::mail::on_off(k, d),
             "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
             "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
             "quorum_up" => vs.quorum.up_script = command(k, d),
@@ -387,6 +389,7 @@ fn real_server(
         port,
         weight: vs_reals.weight,
         inhibit_on_failure: vs_reals.inhibit_on_failure,
+        smtp_alert: None,
         checks: Vec::new(),
         location: n.at.clone(),
     };
@@ -402,6 +405,7 @@ fn real_server(
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "lvs_method" => direct_routing(k, d),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
+            "smtp_alert" => r.smtp_alert = super::mail::on_off(k, d),
             "TCP_CHECK" => {
                 let c = tcp_check(k, &defaults, d);
                 needs_port(k, &r, &c.connect, d);

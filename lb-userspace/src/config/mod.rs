@@ -22,7 +22,11 @@
 //!               "vrrp_startup_delay", "vrrp_delay_after_boot": seconds | null,
 //!               "startup_script" / "shutdown_script": { "command", "user", "timeout",
 //!                                   "location" } | null,
-//!               "lvs_timeouts": { "tcp", "tcpfin", "udp" } (null: IPVS's default) },
+//!               "lvs_timeouts": { "tcp", "tcpfin", "udp" } (null: IPVS's default),
+//!               "mail": { "smtp_server": { "host", "port" } | null, "smtp_helo_name",
+//!                         "smtp_connect_timeout", "notification_email": [ ... ],
+//!                         "notification_email_from", "smtp_alert", "smtp_alert_vrrp",
+//!                         "smtp_alert_checker", "no_email_faults" } },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
 //!                         "rise", "fall", "user": { "user", "group" } | null,
 //!                         "location" } ],
@@ -40,7 +44,7 @@
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },
 //!                         "lower_prio_no_advert", "skip_check_adv_addr",
-//!                         "down_timer_adverts", "promote_secondaries", "mcast_dst_ip",
+//!                         "smtp_alert", "down_timer_adverts", "promote_secondaries", "mcast_dst_ip",
 //!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",
@@ -51,17 +55,17 @@
 //!                         "location" } ],
 //!   "static_routes":  [ { as "virtual_routes" below } ],
 //!   "static_rules":   [ { as "virtual_rules" below } ],
-//!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
+//!   "sync_groups":    [ { "name", "members", "notify", "smtp_alert", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
 //!                          "protocol": "TCP" | "UDP",
 //!                          "delay_loop", "scheduler", "persistence_timeout",
-//!                          "sorry_server": "ip:port" | null, "alpha",
-//!                          "reals": [ { "addr", "port", "weight",
-//!                                       "inhibit_on_failure", "checks", "location" } ],
+//!                          "sorry_server": "ip:port" | null, "alpha", "smtp_alert",
+//!                          "reals": [ { "addr", "port", "weight", "inhibit_on_failure",
+//!                                       "smtp_alert", "checks", "location" } ],
 //!                          "location" } ] }
 //! ```
 //! Durations are seconds as numbers (`0.5`), addresses are strings, absent
-//! options are `null`, `location` is `"file:line"`. A check is an object with
+//! options are `null` (an absent `smtp_alert`: the global default, see `mail`), `location` is `"file:line"`. A check is an object with
 //! `"type"`: `"TCP_CHECK"` (`connect_ip`, `connect_port`, `bindto`,
 //! `connect_timeout`, `retry`, `delay_before_retry`), `"HTTP_GET"` (the same
 //! plus `urls`: `[{ "path", "status_codes", "digest", "virtualhost" }]`, empty
@@ -79,6 +83,7 @@ mod keywords;
 mod lexer;
 pub mod limits;
 mod lvs;
+pub mod mail;
 mod model;
 mod params;
 mod reader;

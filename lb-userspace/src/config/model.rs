@@ -39,7 +39,11 @@ pub struct Config {
 pub struct GlobalDefs {
     /// `vrrp_version`: the default for instances (keepalived's default is 2).
     pub vrrp_version: u8,
+    /// `router_id` (or `lvs_id`): names the node in alert mails; unset:
+    /// the host name.
     pub router_id: Option<String>,
+    /// The alert mails' settings (`config::mail`).
+    pub mail: super::mail::MailSettings,
     /// `xdpvs_announce { ... }`: keep a host route per servable VIP for a
     /// routing daemon (BIRD) to announce by BGP. Absent: no routes.
     pub announce: Option<Announce>,
@@ -134,6 +138,7 @@ impl Default for GlobalDefs {
         Self {
             vrrp_version: 2,
             router_id: None,
+            mail: super::mail::MailSettings::default(),
             announce: None,
             sync: None,
             sync_peers: None,
@@ -261,6 +266,8 @@ pub struct VirtualServer {
     pub sorry_server: Option<SocketAddr>,
     /// Reals start down until their first successful check.
     pub alpha: bool,
+    /// `smtp_alert`: mail on quorum changes; `None`: the global default.
+    pub smtp_alert: Option<bool>,
     pub quorum: QuorumConfig,
     pub reals: Vec<RealServer>,
     pub location: Location,
@@ -296,6 +303,8 @@ pub struct RealServer {
     pub port: u16,
     pub weight: u32,
     pub inhibit_on_failure: bool,
+    /// `smtp_alert`: mail when the real goes up or down; `None`: the global default.
+    pub smtp_alert: Option<bool>,
     pub checks: Vec<HealthCheck>,
     pub location: Location,
 }
@@ -617,6 +626,8 @@ pub struct VrrpInstance {
     pub virtual_routes: Vec<VirtualRoute>,
     /// `virtual_rules`: likewise.
     pub virtual_rules: Vec<VirtualRule>,
+    /// `smtp_alert`: mail on state changes; `None`: the global default.
+    pub smtp_alert: Option<bool>,
     pub location: Location,
 }
 
@@ -694,5 +705,7 @@ pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
     pub notify: Notify,
+    /// `smtp_alert`: mail on the group's state changes; `None`: the global default.
+    pub smtp_alert: Option<bool>,
     pub location: Location,
 }

@@ -25,16 +25,11 @@ use super::{
 /// Reads one `global_defs` block into `g` (a file may have several).
 pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
     for k in n.block.iter().flatten() {
+        if super::mail::global(k, g, d) {
+            continue;
+        }
         match k.keyword.as_str() {
             "vrrp_version" => g.vrrp_version = int(k, 2u8, 3u8, d).unwrap_or(2),
-            "router_id" => {
-                g.router_id = one(k, d).map(String::from);
-                // Kept for --json; keepalived uses it in alert mails and SNMP only.
-                d.note(
-                    &k.at,
-                    "router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
-                );
-            }
             "xdpvs_max_services" => capacity(k, Capacity::SERVICES, &mut g.capacity.services, d),
             "xdpvs_max_reals" => capacity(k, Capacity::REALS, &mut g.capacity.reals, d),
             "xdpvs_max_flows" => capacity(k, Capacity::FLOWS, &mut g.capacity.flows, d),
@@ -529,6 +524,7 @@ pub fn vrrp_instance(
         mcast_dst_ip: None,
         virtual_routes: Vec::new(),
         virtual_rules: Vec::new(),
+        smtp_alert: None,
         location: n.at.clone(),
     };
     let mut vrid_seen = false;
@@ -646,6 +642,7 @@ pub fn vrrp_instance(
             "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
             "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
             "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
+            "smtp_alert" => i.smtp_alert = super::mail::on_off(k, d),
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
             "down_timer_adverts" => {
                 i.down_timer_adverts = int(k, 1, 100, d).unwrap_or(i.down_timer_adverts)
@@ -857,6 +854,7 @@ pub fn sync_group(
         name,
         members: Vec::new(),
         notify: Notify::default(),
+        smtp_alert: None,
         location: n.at.clone(),
     };
     let mut seen = HashSet::new();
@@ -885,6 +883,7 @@ pub fn sync_group(
                     member(&mut g, m);
                 }
             }
+            "smtp_alert" => g.smtp_alert = super::mail::on_off(k, d),
             bare if k.block.is_none() && instances.contains(&bare) => {
                 d.warn(
                     &k.at,

@@ -21,6 +21,7 @@ use super::{
     scripts::{Notifier, NotifyScripts, notify_args, state_word},
     socket::{Received, VrrpSocket},
 };
+use crate::alert::VrrpState;
 use crate::vrrp::{
     fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
     packet::{Advert, Auth, DecodeError, Expect},
@@ -70,6 +71,8 @@ pub struct Instance {
     pub announcer: Announcer,
     pub notify: NotifyScripts,
     pub notifier: Notifier,
+    /// `smtp_alert` mails of the state changes.
+    pub mailer: crate::alert::Mailer,
     pub tracking: watch::Receiver<Effective>,
     pub inputs: mpsc::UnboundedReceiver<Input>,
     pub group: Option<GroupLink>,
@@ -399,6 +402,16 @@ impl Instance {
         };
         if let Some(script) = specific {
             self.notifier.run(script.clone());
+        }
+        let mailed = match event {
+            NotifyEvent::Master => Some(VrrpState::Master),
+            NotifyEvent::Backup => Some(VrrpState::Backup),
+            NotifyEvent::Fault => Some(VrrpState::Fault),
+            NotifyEvent::Stop => Some(VrrpState::Stop),
+            NotifyEvent::MasterRxLowerPri => None,
+        };
+        if let Some(state) = mailed {
+            self.mailer.instance(&self.name, state);
         }
         if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
             let priority = Some(self.fsm.priority());

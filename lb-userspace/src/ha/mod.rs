@@ -222,7 +222,11 @@ fn resumes(inst: &VrrpInstance, store: Option<&Store>, in_group: bool) -> bool {
 impl Ha {
     /// Starts every configured instance; with none, an `Ha` that does nothing.
     /// Instances recorded in `store` as master just now resume as master.
-    pub async fn start(config: &Config, store: Option<Store>) -> Result<Ha> {
+    pub async fn start(
+        config: &Config,
+        store: Option<Store>,
+        mailer: crate::alert::Mailer,
+    ) -> Result<Ha> {
         let mut ha = Ha {
             running: Vec::new(),
             helpers: Vec::new(),
@@ -405,7 +409,7 @@ impl Ha {
             let running = Self::start_instance(
                 inst,
                 &config.global,
-                (addresses.clone(), notifier.clone(), notify),
+                (addresses.clone(), notifier.clone(), notify, mailer.clone()),
                 store.clone(),
                 tracking,
                 (tx, rx),
@@ -420,7 +424,12 @@ impl Ha {
     fn start_instance(
         inst: &VrrpInstance,
         global: &config::GlobalDefs,
-        (addresses, notifier, notify): (Addresses, Notifier, NotifyScripts),
+        (addresses, notifier, notify, mailer): (
+            Addresses,
+            Notifier,
+            NotifyScripts,
+            crate::alert::Mailer,
+        ),
         store: Option<Store>,
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
         (tx, inputs): (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
@@ -494,6 +503,7 @@ impl Ha {
             announcer,
             notify,
             notifier,
+            mailer,
             tracking,
             inputs,
             group,

@@ -12,6 +12,7 @@ fn vrrp_instance_defaults() {
         GlobalDefs {
             vrrp_version: 2,
             router_id: None,
+            mail: crate::config::mail::MailSettings::default(),
             announce: None,
             sync: None,
             sync_peers: None,
@@ -240,7 +241,10 @@ fn json_shows_the_model_with_defaults() {
             "vrrp_skip_check_adv_addr": false,
             "vrrp_startup_delay": null, "vrrp_delay_after_boot": null,
             "startup_script": null, "shutdown_script": null,
-            "lvs_timeouts": {"tcp": null, "tcpfin": null, "udp": null}})
+            "lvs_timeouts": {"tcp": null, "tcpfin": null, "udp": null},
+            "mail": {"smtp_server": null, "smtp_helo_name": null, "smtp_connect_timeout": 30.0,
+                "notification_email": [], "notification_email_from": null, "smtp_alert": null,
+                "smtp_alert_vrrp": null, "smtp_alert_checker": null, "no_email_faults": false}})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");

@@ -70,23 +70,10 @@ fn classic_nginx_pair() {
     assert_eq!((b.initial_state, b.priority), (InitialState::Backup, 100));
     assert_eq!((&b.vips, b.vrid, &b.auth), (&i.vips, i.vrid, &i.auth));
 
-    // Mail settings are named as ignored, with their lines; script security is read.
-    let at = |line: u32, what: &str| {
-        format!(
-            "{}:{line}: warning: {what}: not acted on by xdpvs, ignored",
-            fixture("nginx-ha.conf").display()
-        )
-    };
-    assert_eq!(
-        warnings(&master),
-        [
-            at(3, "notification_email"),
-            at(6, "notification_email_from"),
-            at(7, "smtp_server"),
-            at(8, "smtp_connect_timeout"),
-        ]
-    );
+    // Mail settings and script security are read.
+    assert_eq!(warnings(&master), [] as [String; 0]);
     let g = &master.config.global;
+    assert!(g.mail.enabled());
     assert!(g.enable_script_security);
     assert_eq!(
         g.script_user,
@@ -95,13 +82,8 @@ fn classic_nginx_pair() {
             group: None
         })
     );
-    assert_eq!(
-        notes(&master),
-        [format!(
-            "{}:9: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)",
-            fixture("nginx-ha.conf").display()
-        )]
-    );
+    assert_eq!(notes(&master), [] as [String; 0]);
+    assert_eq!(g.router_id.as_deref(), Some("LVS_DEVEL"));
 }
 
 #[test]
@@ -269,9 +251,6 @@ fn lvs_dr_services_and_checks() {
     assert_eq!(
         notes(&l),
         [
-            format!(
-                "{f}:3: note: router_id: not acted on by xdpvs (keepalived names the node with it in alert mails and SNMP, which xdpvs does not send)"
-            ),
             format!("{f}:56: note: lb_algo wlc is served by weighted Maglev consistent hashing"),
             format!("{f}:101: note: lb_algo sh is served by weighted Maglev consistent hashing"),
             format!("{f}:120: note: lb_algo mh is served by weighted Maglev consistent hashing"),

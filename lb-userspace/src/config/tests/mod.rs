@@ -13,6 +13,7 @@ mod groups;
 mod includes;
 mod keywords;
 mod limits;
+mod mail;
 mod routes;
 mod ssl;
 
