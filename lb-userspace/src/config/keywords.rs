@@ -280,6 +280,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("global_defs", "lvs_timeouts", A, "tcp 7200 tcpfin 60 udp 30"),
     k("global_defs", "include_check", I, "readable"),
     k("global_defs", "vrrp_down_timer_adverts", A, "5"),
+    k("global_defs", "no_checker_emails", A, ""),
 
     k("vrrp_script", "script", A, "\"/bin/true\""),
     k("vrrp_script", "interval", A, "2"),
@@ -348,7 +349,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "linkbeat_use_polling", I, ""),
     k("vrrp_instance", "v3_checksum_as_v2", R, ""),
     k("vrrp_instance", "notify_priority_changes", I, ""),
-    k("vrrp_instance", "lvs_sync_daemon_interface", R, "eth0"),
+    k("vrrp_instance", "lvs_sync_daemon_interface", A, "eth0"),
     k("vrrp_instance", "timer_expired_backup", R, ""),
     k("vrrp_instance", "thread_timer_expired", R, ""),
     k("vrrp_instance", "garp_extra_if", R, "5"),
@@ -588,6 +589,7 @@ pub const KEYWORDS: &[Keyword] = &[
 /// the README.
 #[rustfmt::skip]
 pub const WHY: &[(&str, &str, &str)] = &[
+    ("global_defs", "no_checker_emails", "xdpvs mails when a real changes state, never for one checker of several: what this asks for"),
     ("vrrp_instance", "notify_deleted", "keepalived sends DELETED for an instance a reload removed; a reload never removes a running instance in xdpvs (VRRP changes take a restart)"),
     ("global_defs", "include_check", "xdpvs reads every include as keepalived's `includer` does and names a pattern that matched nothing"),
     ("HTTP_GET", "enable_sni", "SNI is TLS's: acted on in SSL_GET"),
@@ -720,7 +722,6 @@ pub const WHY: &[(&str, &str, &str)] = &[
     ("vrrp_instance", "linkbeat_use_polling", "xdpvs follows link state through netlink, which every driver reports"),
     ("vrrp_instance", "v3_checksum_as_v2", "xdpvs computes VRRPv3 checksums as RFC 5798 says, with the pseudo-header: remove it (it is for peers running keepalived 1.x)"),
     ("vrrp_instance", "notify_priority_changes", "only with a notify FIFO, which xdpvs refuses"),
-    ("vrrp_instance", "lvs_sync_daemon_interface", "write `lvs_sync_daemon IF INSTANCE` in global_defs"),
     ("vrrp_instance", "timer_expired_backup", "not supported: remove it"),
     ("vrrp_instance", "thread_timer_expired", "not supported: remove it"),
     ("vrrp_instance", "garp_extra_if", "gratuitous ARPs go out on the instance's interface only: remove it"),

@@ -199,6 +199,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
     for n in nodes.iter().filter(|n| n.keyword == "global_defs") {
         vrrp::global_defs(n, &mut config.global, d);
     }
+    vrrp::old_sync_daemon(nodes, &mut config.global, d);
     vrrp::sync_peers(&mut config.global, d);
     // Groups first too: a virtual_server may name one defined after it.
     let vs_groups = lvs::groups(nodes, d);

@@ -237,6 +237,46 @@ fn lvs_sync_daemon(n: &Node, d: &mut Diagnostics) -> Option<FlowSync> {
 }
 
 /// Joins `xdpvs_sync_peers` to `lvs_sync_daemon`, once all global_defs are read.
+/// keepalived 1.x's `lvs_sync_daemon_interface IF` in a vrrp_instance: read
+/// as `lvs_sync_daemon IF INSTANCE` in global_defs, with a warning naming it.
+pub fn old_sync_daemon(nodes: &[Node], g: &mut GlobalDefs, d: &mut Diagnostics) {
+    for n in nodes.iter().filter(|n| n.keyword == "vrrp_instance") {
+        let lines = n.block.iter().flatten();
+        for k in lines.filter(|k| k.keyword == "lvs_sync_daemon_interface") {
+            let (Some(interface), Some(instance)) = (k.arg(0), n.arg(0)) else {
+                d.error(&k.at, "lvs_sync_daemon_interface needs an interface");
+                continue;
+            };
+            if let Some(s) = &g.sync {
+                d.error(
+                    &k.at,
+                    format!(
+                        "lvs_sync_daemon_interface: flow sync is already set by lvs_sync_daemon at {}",
+                        s.location
+                    ),
+                );
+                continue;
+            }
+            d.warn(
+                &k.at,
+                format!(
+                    "lvs_sync_daemon_interface is keepalived 1.x's spelling: read as \
+                     `lvs_sync_daemon {interface} {instance}` in global_defs"
+                ),
+            );
+            g.sync = Some(FlowSync {
+                interface: interface.to_string(),
+                instance: Some(instance.to_string()),
+                id: 0,
+                port: SYNC_PORT,
+                group: SYNC_GROUP,
+                peers: Vec::new(),
+                location: k.at.clone(),
+            });
+        }
+    }
+}
+
 pub fn sync_peers(g: &mut GlobalDefs, d: &mut Diagnostics) {
     match (&mut g.sync, g.sync_peers.take()) {
         (Some(sync), Some((peers, _))) => sync.peers = peers,
@@ -648,6 +688,8 @@ pub fn vrrp_instance(
                 i.down_timer_adverts = int(k, 1, 100, d).unwrap_or(i.down_timer_adverts)
             }
             "promote_secondaries" => i.promote_secondaries = flag(k, d),
+            // Read before the instances (see `old_sync_daemon`).
+            "lvs_sync_daemon_interface" => {}
             "mcast_dst_ip" => match ip(k, d) {
                 Some(a) if a.is_multicast() => {
                     i.mcast_dst_ip = Some(a);

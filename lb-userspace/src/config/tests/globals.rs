@@ -163,3 +163,24 @@ fn an_instances_own_multicast_group() {
         ]
     );
 }
+
+#[test]
+fn keepalived_1x_sync_daemon_interface_in_an_instance() {
+    let l = ok(&instance(" lvs_sync_daemon_interface eth1\n"));
+    let sync = l.config.global.sync.as_ref().expect("flow sync");
+    assert_eq!(
+        (sync.interface.as_str(), sync.instance.as_deref(), sync.port),
+        ("eth1", Some("V"), SYNC_PORT)
+    );
+    assert_eq!(
+        warnings(&l),
+        ["k.conf:7: warning: lvs_sync_daemon_interface is keepalived 1.x's spelling: read as `lvs_sync_daemon eth1 V` in global_defs"]
+    );
+    assert_eq!(
+        errors(&format!(
+            "global_defs {{\n lvs_sync_daemon eth0\n}}\n{}",
+            instance(" lvs_sync_daemon_interface eth1\n")
+        )),
+        ["k.conf:10: error: lvs_sync_daemon_interface: flow sync is already set by lvs_sync_daemon at k.conf:2"]
+    );
+}
