@@ -250,3 +250,56 @@ fn a_mail_server_that_never_answers_delays_nothing_root() {
     );
     assert!(!log.contains("alert mail sent"), "{log}");
 }
+
+/// `notify_fifo` with its `notify_fifo_script`: the reader started with the
+/// FIFO's path gets keepalived's lines for the instance and the real, and
+/// the FIFO xdpvs created is gone after a stop.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn notify_fifo_lines_reach_its_reader_root() {
+    let mut lab = DrLab::build("nf", 1, 1).expect("lab");
+    let dir = lab.lab.dir.clone();
+    let (fifo, out, reader) = (dir.join("events"), dir.join("read"), dir.join("reader.sh"));
+    std::fs::write(
+        &reader,
+        format!("#!/bin/sh\nexec cat \"$1\" >> {}\n", out.display()),
+    )
+    .expect("reader");
+    std::fs::set_permissions(&reader, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let config = format!(
+        "global_defs {{\n    script_user root\n    notify_fifo {}\n    notify_fifo_script {}\n}}\n\
+         vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    priority 255\n    \
+         virtual_ipaddress {{\n        {VIP}/32 dev eth0\n    }}\n}}\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_kind DR\n    protocol TCP\n    \
+         real_server {} 80 {{\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n}}\n",
+        fifo.display(),
+        reader.display(),
+        real_addr(0)
+    );
+    lab.start_xdpvs(0, &config, XDP_MODE).expect("xdpvs");
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let log = lab.lab.log_path("xdpvs-lb1");
+    let wait = |want: &str| {
+        tests::netns::wait_for(Duration::from_secs(10), || {
+            if read().contains(want) {
+                Ok(())
+            } else {
+                anyhow::bail!("no {want:?} yet")
+            }
+        })
+        .unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("{e}:\n{}\n{log}", read())
+        });
+    };
+    wait("INSTANCE \"VI_1\" MASTER 255\n");
+    lab.stop_nginx(0).expect("stop nginx");
+    let rs = format!("RS [{}]:tcp:80 [{VIP}]:tcp:80 DOWN\n", real_addr(0));
+    wait(&rs);
+    wait(&format!("VS [{VIP}]:tcp:80 DOWN\n"));
+    assert!(fifo.exists(), "the FIFO is there while xdpvs runs");
+    lab.lab.stop("xdpvs-lb1", libc::SIGTERM).expect("SIGTERM");
+    assert!(!fifo.exists(), "the FIFO xdpvs created is removed at stop");
+    println!("{}", read());
+}

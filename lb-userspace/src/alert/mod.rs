@@ -1,7 +1,9 @@
-//! keepalived's `smtp_alert` mails: VRRP instance and sync-group state
-//! changes, real servers going up or down, virtual servers gaining or
-//! losing their quorum, in keepalived's words (`message`), by keepalived's
-//! rules (`policy`), sent over plain SMTP as keepalived sends them.
+//! What the node tells the outside when its state changes, as keepalived
+//! does: VRRP instance and sync-group state changes, real servers going up
+//! or down, virtual servers gaining or losing their quorum, as `smtp_alert`
+//! mails in keepalived's words (`message`), by keepalived's rules
+//! (`policy`), sent over plain SMTP as keepalived sends them, and as lines
+//! in the notify FIFOs (`fifo`).
 //!
 //! Nothing here can delay VRRP or the health checks: an event becomes a
 //! mail in a bounded queue (the oldest dropped, counted and logged, when
@@ -9,6 +11,7 @@
 //! by `smtp_connect_timeout` from connect to QUIT. A dead or hanging
 //! server costs only the mails to it.
 
+mod fifo;
 mod message;
 mod policy;
 
@@ -83,11 +86,13 @@ struct Shared {
     wake: Notify,
     /// Mails taken from the queue and not yet sent or failed.
     sending: AtomicU64,
+    fifos: Mutex<fifo::Fifos>,
 }
 
-/// The daemon's mail sender; clones share it. Every call returns at once.
+/// The daemon's alerts (mails and FIFO lines); clones share them. Every
+/// call returns at once.
 #[derive(Clone, Default)]
-pub struct Mailer {
+pub struct Alerts {
     shared: Arc<Shared>,
 }
 
@@ -145,14 +150,16 @@ fn transport(config: &Config) -> Option<Transport> {
     })
 }
 
-impl Mailer {
+impl Alerts {
     /// A sender for `config`, its worker running.
     pub fn start(config: &Config) -> Self {
-        let mailer = Self::default();
-        mailer.reconfigure(config);
-        let shared = mailer.shared.clone();
+        let alerts = Self::default();
+        alerts.reconfigure(config);
+        // Opened once: a reload keeps them (and their readers) as they are.
+        *lock(&alerts.shared.fifos) = fifo::Fifos::open(config);
+        let shared = alerts.shared.clone();
         tokio::spawn(async move { worker(shared).await });
-        mailer
+        alerts
     }
 
     /// Takes the settings and `smtp_alert`s of a configuration (a reload).
@@ -170,26 +177,29 @@ impl Mailer {
         lock(&self.shared.policy).reconfigure(config);
     }
 
-    /// A VRRP instance entered `state`.
-    pub fn instance(&self, name: &str, state: VrrpState) {
+    /// A VRRP instance entered `state`, at `priority`.
+    pub fn instance(&self, name: &str, state: VrrpState, priority: u8) {
+        lock(&self.shared.fifos).instance(name, state, priority);
         let alerts = lock(&self.shared.policy).instance(name, state);
         alerts.into_iter().for_each(|a| self.queue(a));
     }
 
     /// A health verdict on a real.
     pub fn real(&self, service: ServiceId, real: RealId, up: bool) {
+        lock(&self.shared.fifos).real(service, real, up);
         let alert = lock(&self.shared.policy).real(service, real, up);
         alert.into_iter().for_each(|a| self.queue(a));
     }
 
     /// A service's quorum changed, decided against `threshold`.
     pub fn quorum(&self, service: ServiceId, up: bool, threshold: u64, live_weight: u64) {
+        lock(&self.shared.fifos).quorum(service, up);
         let alert = lock(&self.shared.policy).quorum(service, up, threshold, live_weight);
         alert.into_iter().for_each(|a| self.queue(a));
     }
 
-    /// Waits, at most `DRAIN`, for the mails queued and being sent: a
-    /// stopping daemon's last words.
+    /// Waits, at most `DRAIN`, for the mails queued and being sent (a
+    /// stopping daemon's last words), then closes the FIFOs.
     pub async fn drain(&self) {
         let deadline = tokio::time::Instant::now() + DRAIN;
         while (!lock(&self.shared.queue).is_empty()
@@ -198,6 +208,7 @@ impl Mailer {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        lock(&self.shared.fifos).close();
     }
 
     fn queue(&self, alert: Alert) {
@@ -342,7 +353,7 @@ mod tests {
             FAILED.load(Ordering::Relaxed),
             DROPPED.load(Ordering::Relaxed),
         );
-        let mailer = Mailer::start(&config(server, 1));
+        let alerts = Alerts::start(&config(server, 1));
         let started = std::time::Instant::now();
         // 100 state changes: 4 being sent, 64 waiting, the rest dropped.
         for i in 0..100 {
@@ -351,7 +362,7 @@ mod tests {
             } else {
                 VrrpState::Backup
             };
-            mailer.instance("V", state);
+            alerts.instance("V", state, 100);
         }
         assert!(
             started.elapsed() < Duration::from_millis(100),
@@ -366,7 +377,7 @@ mod tests {
         assert!(FAILED.load(Ordering::Relaxed) - failed >= PARALLEL as u64);
         // A stop waits for them at most DRAIN.
         let started = std::time::Instant::now();
-        mailer.drain().await;
+        alerts.drain().await;
         assert!(started.elapsed() <= DRAIN + Duration::from_millis(200));
     }
 
@@ -389,17 +400,17 @@ mod tests {
         // 30 s: none fails while the other test counts failures.
         let mut c = config(silent().await, 30);
         c.global.mail.notification_email.clear();
-        let mailer = Mailer::start(&c);
-        mailer.instance("V", VrrpState::Master);
-        assert!(lock(&mailer.shared.queue).is_empty());
+        let alerts = Alerts::start(&c);
+        alerts.instance("V", VrrpState::Master, 100);
+        assert!(lock(&alerts.shared.queue).is_empty());
         c.global
             .mail
             .notification_email
             .push("ops@example.com".into());
-        mailer.reconfigure(&c);
-        mailer.instance("V", VrrpState::Backup);
-        let queued = lock(&mailer.shared.queue).len()
-            + mailer.shared.sending.load(Ordering::SeqCst) as usize;
+        alerts.reconfigure(&c);
+        alerts.instance("V", VrrpState::Backup, 100);
+        let queued = lock(&alerts.shared.queue).len()
+            + alerts.shared.sending.load(Ordering::SeqCst) as usize;
         assert_eq!(queued, 1, "a reload's settings are used");
     }
 }

@@ -20,6 +20,9 @@
 //!               "enable_script_security", "script_user": { "user", "group" } | null,
 //!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr",
 //!               "vrrp_startup_delay", "vrrp_delay_after_boot": seconds | null,
+//!               "notify_fifos": { "all" / "vrrp" / "lvs": { "path", "owner",
+//!                                   "script": { "command", "user", "location" } | null,
+//!                                   "location" } | null },
 //!               "startup_script" / "shutdown_script": { "command", "user", "timeout",
 //!                                   "location" } | null,
 //!               "lvs_timeouts": { "tcp", "tcpfin", "udp" } (null: IPVS's default),
@@ -79,6 +82,7 @@
 
 mod check;
 mod diag;
+pub mod fifo;
 mod keywords;
 mod lexer;
 pub mod limits;

@@ -44,6 +44,8 @@ pub struct GlobalDefs {
     pub router_id: Option<String>,
     /// The alert mails' settings (`config::mail`).
     pub mail: super::mail::MailSettings,
+    /// `notify_fifo`, `vrrp_notify_fifo`, `lvs_notify_fifo` (`config::fifo`).
+    pub notify_fifos: super::fifo::NotifyFifos,
     /// `xdpvs_announce { ... }`: keep a host route per servable VIP for a
     /// routing daemon (BIRD) to announce by BGP. Absent: no routes.
     pub announce: Option<Announce>,
@@ -139,6 +141,7 @@ impl Default for GlobalDefs {
             vrrp_version: 2,
             router_id: None,
             mail: super::mail::MailSettings::default(),
+            notify_fifos: super::fifo::NotifyFifos::default(),
             announce: None,
             sync: None,
             sync_peers: None,

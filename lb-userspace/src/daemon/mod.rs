@@ -197,7 +197,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     let sizes = dataplane.sizes;
     // Before any new service exists, so no VIP packet sees a default.
     maps.write_config(&dataplane_config(&args, &config))?;
-    let mailer = crate::alert::Mailer::start(&config);
+    let alerts = crate::alert::Alerts::start(&config);
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (health_tx, mut health) = mpsc::channel(256);
     let mut state = State::start(
@@ -209,12 +209,12 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
         args.config.clone(),
         health_tx,
     )?;
-    state.mailer = mailer.clone();
+    state.alerts = alerts.clone();
     // VRRP starts once XDP forwards, so a new master serves at once.
     let store = Store::new(&args.state_dir)
         .inspect_err(|e| warn!("VRRP states will not be recorded: {e}"))
         .ok();
-    let ha = Ha::start(&config, store, mailer.clone()).await?;
+    let ha = Ha::start(&config, store, alerts.clone()).await?;
     let mut scale_out = ScaleOut::start(&config, &state.maps, dataplane.adopted)?;
     let mut scale_out_tick = tokio::time::interval(scale_out::TICK);
 
@@ -319,7 +319,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;
-    mailer.drain().await;
+    alerts.drain().await;
     let result = if args.keep_dataplane {
         dataplane.leave();
         Ok(())

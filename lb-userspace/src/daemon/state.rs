@@ -65,7 +65,7 @@ pub struct State {
     /// resolved by the script runner (a refused one is absent).
     quorum_scripts: HashMap<String, Script>,
     /// `smtp_alert` mails of the reals' and services' changes.
-    pub mailer: crate::alert::Mailer,
+    pub alerts: crate::alert::Alerts,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -110,7 +110,7 @@ impl State {
             lvs_timeouts: config.global.lvs_timeouts,
             scripts: Notifier::spawn().0,
             quorum_scripts: HashMap::new(),
-            mailer: crate::alert::Mailer::default(),
+            alerts: crate::alert::Alerts::default(),
             maps,
             reconciler,
             sizes,
@@ -176,7 +176,7 @@ impl State {
                 c.live_weight, c.threshold
             );
         }
-        self.mailer
+        self.alerts
             .quorum(c.service, c.up, c.threshold, c.live_weight);
         if let Some(line) = c.script {
             match self.quorum_scripts.get(&line) {
@@ -257,7 +257,7 @@ impl State {
                 e.reason
             );
         }
-        self.mailer.real(e.service, e.real, e.up);
+        self.alerts.real(e.service, e.real, e.up);
         if let Some(s) = self.table.services.get(&e.service).and_then(|s| s.sorry()) {
             warn!("{service}: no real can take traffic, sorry server {s} stands in");
         }
@@ -401,7 +401,7 @@ impl State {
         info!("{message}");
         let specs = self.check_specs(&config);
         self.checks = Runner::spawn(specs, self.health_events.clone());
-        self.mailer.reconfigure(&config);
+        self.alerts.reconfigure(&config);
         Ok(message)
     }
 

@@ -72,7 +72,7 @@ pub struct Instance {
     pub notify: NotifyScripts,
     pub notifier: Notifier,
     /// `smtp_alert` mails of the state changes.
-    pub mailer: crate::alert::Mailer,
+    pub alerts: crate::alert::Alerts,
     pub tracking: watch::Receiver<Effective>,
     pub inputs: mpsc::UnboundedReceiver<Input>,
     pub group: Option<GroupLink>,
@@ -411,7 +411,7 @@ impl Instance {
             NotifyEvent::MasterRxLowerPri => None,
         };
         if let Some(state) = mailed {
-            self.mailer.instance(&self.name, state);
+            self.alerts.instance(&self.name, state, self.fsm.priority());
         }
         if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
             let priority = Some(self.fsm.priority());

@@ -225,7 +225,7 @@ impl Ha {
     pub async fn start(
         config: &Config,
         store: Option<Store>,
-        mailer: crate::alert::Mailer,
+        alerts: crate::alert::Alerts,
     ) -> Result<Ha> {
         let mut ha = Ha {
             running: Vec::new(),
@@ -409,7 +409,7 @@ impl Ha {
             let running = Self::start_instance(
                 inst,
                 &config.global,
-                (addresses.clone(), notifier.clone(), notify, mailer.clone()),
+                (addresses.clone(), notifier.clone(), notify, alerts.clone()),
                 store.clone(),
                 tracking,
                 (tx, rx),
@@ -424,11 +424,11 @@ impl Ha {
     fn start_instance(
         inst: &VrrpInstance,
         global: &config::GlobalDefs,
-        (addresses, notifier, notify, mailer): (
+        (addresses, notifier, notify, alerts): (
             Addresses,
             Notifier,
             NotifyScripts,
-            crate::alert::Mailer,
+            crate::alert::Alerts,
         ),
         store: Option<Store>,
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
@@ -503,7 +503,7 @@ impl Ha {
             announcer,
             notify,
             notifier,
-            mailer,
+            alerts,
             tracking,
             inputs,
             group,

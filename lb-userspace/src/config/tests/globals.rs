@@ -174,13 +174,59 @@ fn keepalived_1x_sync_daemon_interface_in_an_instance() {
     );
     assert_eq!(
         warnings(&l),
-        ["k.conf:7: warning: lvs_sync_daemon_interface is keepalived 1.x's spelling: read as `lvs_sync_daemon eth1 V` in global_defs"]
+        [
+            "k.conf:7: warning: lvs_sync_daemon_interface is keepalived 1.x's spelling: read as `lvs_sync_daemon eth1 V` in global_defs"
+        ]
     );
     assert_eq!(
         errors(&format!(
             "global_defs {{\n lvs_sync_daemon eth0\n}}\n{}",
             instance(" lvs_sync_daemon_interface eth1\n")
         )),
-        ["k.conf:10: error: lvs_sync_daemon_interface: flow sync is already set by lvs_sync_daemon at k.conf:2"]
+        [
+            "k.conf:10: error: lvs_sync_daemon_interface: flow sync is already set by lvs_sync_daemon at k.conf:2"
+        ]
+    );
+}
+
+#[test]
+fn notify_fifos_with_owners_and_scripts_in_any_order() {
+    use crate::config::fifo::{FifoScript, NotifyFifo};
+    let f = ok("global_defs {\n vrrp_notify_fifo_script /bin/reader nobody\n vrrp_notify_fifo /run/vrrp.fifo nobody nogroup\n lvs_notify_fifo /run/lvs.fifo\n}\n")
+        .config
+        .global
+        .notify_fifos;
+    assert_eq!(f.all, None);
+    let vrrp = f.vrrp.as_ref().expect("vrrp_notify_fifo");
+    assert_eq!(
+        (
+            vrrp.path.as_str(),
+            vrrp.owner
+                .as_ref()
+                .map(|o| (o.user.as_str(), o.group.as_deref()))
+        ),
+        ("/run/vrrp.fifo", Some(("nobody", Some("nogroup"))))
+    );
+    assert_eq!(
+        vrrp.script
+            .as_ref()
+            .map(|s: &FifoScript| (s.command.as_str(), s.location.line)),
+        Some(("/bin/reader", 2))
+    );
+    assert!(matches!(
+        &f.lvs,
+        Some(NotifyFifo {
+            script: None,
+            owner: None,
+            ..
+        })
+    ));
+    assert_eq!(
+        errors("global_defs {\n lvs_notify_fifo_script /bin/reader\n}\n"),
+        ["k.conf:2: error: lvs_notify_fifo_script needs lvs_notify_fifo PATH in global_defs"]
+    );
+    assert_eq!(
+        errors("global_defs {\n notify_fifo fifo\n}\n"),
+        ["k.conf:2: error: notify_fifo fifo: needs an absolute path"]
     );
 }
