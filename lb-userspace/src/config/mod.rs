@@ -220,6 +220,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
             "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
+            "bfd_instance" => lvs::refuse_bfd(n, d),
             k if keywords::ignored(keywords::TOP, k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }

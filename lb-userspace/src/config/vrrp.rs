@@ -568,6 +568,7 @@ pub fn vrrp_instance(
                 &k.at,
                 "no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
             ),
+            "track_bfd" => super::lvs::refuse_bfd(k, d),
             other if keywords::ignored("vrrp_instance", other) => {
                 d.warn(&k.at, format!("{other}: not acted on by xdpvs, ignored"))
             }
@@ -789,6 +790,7 @@ pub fn sync_group(
                 );
                 member(&mut g, k);
             }
+            "track_bfd" => super::lvs::refuse_bfd(k, d),
             other if keywords::ignored("vrrp_sync_group", other) => d.warn(
                 &k.at,
                 format!("{other}: not acted on by xdpvs in a sync group, ignored"),

@@ -26,17 +26,27 @@ use crate::{
         keys::{Mac, Proto, format_mac},
         loader::Sizes,
         maps::Maps,
-        reconcile::{Reconciler, ServiceId},
+        reconcile::{RealId, Reconciler, ServiceId},
     },
     ha::{Ha, scripts::Notifier},
     health::{
         self,
-        runner::{CheckSpec, HealthEvent, Runner},
+        runner::{Addresses, CheckSpec, HealthEvent, Runner},
     },
     metrics,
     script_runner::{Kind, Preparer, RealFs, Script},
     services::{QuorumChange, Table},
 };
+
+/// What an `omega` script may take at shutdown (keepalived: one second).
+const OMEGA_WAIT: Duration = Duration::from_secs(1);
+
+fn proto_of(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
+}
 
 /// How often the flow table is counted (a slow scan pauses as long as it took).
 const FLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -56,11 +66,17 @@ pub struct State {
     flows: Scanner,
     /// Counts from a scan that began before this may predate a drain.
     reloaded_at: Instant,
-    /// Runs `quorum_up` / `quorum_down`.
+    /// Runs `quorum_up` / `quorum_down` and the reals' `notify_up` / `notify_down`.
     scripts: Notifier,
     /// Those scripts as the configuration in force has them, checked and
     /// resolved by the script runner (a refused one is absent).
     quorum_scripts: HashMap<String, Script>,
+    /// Each real's `notify_up` and `notify_down` lines.
+    real_notify: HashMap<(ServiceId, RealId), (Option<String>, Option<String>)>,
+    /// The `omega` services' `quorum_down` lines, run at shutdown.
+    omega: Vec<(ServiceId, Option<String>)>,
+    /// The host's addresses, for `ha_suspend`.
+    addresses: Addresses,
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -93,6 +109,7 @@ impl State {
         let flows = Scanner::spawn(maps.flows_fd()?, maps.config_handle()?, FLOW_SCAN_EVERY)
             .context("starting the flow-table scanner")?;
         let mut table = Table::from_config(config);
+        let addresses = health::presence::watch_host();
         // An adopted data plane says how its reals were: not re-learned.
         for (sid, rid, healthy) in reconciler.adopted_health() {
             let reason = "carried over from the running data plane".to_string();
@@ -104,18 +121,25 @@ impl State {
             reloaded_at: Instant::now(),
             scripts: Notifier::spawn().0,
             quorum_scripts: HashMap::new(),
+            real_notify: HashMap::new(),
+            omega: Vec::new(),
+            addresses: addresses.clone(),
             maps,
             reconciler,
             sizes,
             wanted,
             config_path,
-            checks: Runner::spawn(Vec::new(), health_events.clone()),
+            checks: Runner::spawn(Vec::new(), health_events.clone(), addresses),
             health_events,
         };
         let writes = state.apply().context("filling the data plane")?;
         info!("configuration in the data plane: {writes} map writes");
         let specs = state.check_specs(config);
-        state.checks = Runner::spawn(specs, state.health_events.clone());
+        state.checks = Runner::spawn(
+            specs,
+            state.health_events.clone(),
+            state.addresses.clone(),
+        );
         Ok(state)
     }
 
@@ -180,6 +204,53 @@ impl State {
         }
     }
 
+    /// A real went up or down: its `notify_up` / `notify_down` runs, as
+    /// keepalived runs it when the real's checks change its state.
+    fn notify_real(&self, sid: &ServiceId, rid: &RealId, up: bool, service: &str) {
+        let Some((on_up, on_down)) = self.real_notify.get(&(*sid, *rid)) else {
+            return;
+        };
+        let Some(line) = (if up { on_up } else { on_down }) else {
+            return;
+        };
+        let real = SocketAddr::new(rid.0, rid.1);
+        match self.quorum_scripts.get(line) {
+            Some(script) => {
+                info!("real {real} of {service}: running {line:?}");
+                self.scripts.run(script.clone());
+            }
+            None => warn!("real {real} of {service}: {line:?} not run: the script was refused at load"),
+        }
+    }
+
+    /// keepalived's `omega` at shutdown: each live real's `notify_down`, then
+    /// the service's `quorum_down`, each given OMEGA_WAIT to finish.
+    pub async fn omega(&self) {
+        let mut runs = Vec::new();
+        for (sid, quorum_down) in &self.omega {
+            let Some(service) = self.table.services.get(sid) else {
+                continue;
+            };
+            let live = service.reals.iter().filter(|(_, r)| r.healthy);
+            let downs = live.filter_map(|(rid, _)| {
+                self.real_notify
+                    .get(&(*sid, *rid))
+                    .and_then(|(_, down)| down.as_ref())
+            });
+            for line in downs.chain(quorum_down) {
+                if let Some(script) = self.quorum_scripts.get(line) {
+                    info!(
+                        "{} {}: shutting down (omega): running {line:?}",
+                        sid.2,
+                        SocketAddr::new(sid.0, sid.1)
+                    );
+                    runs.push(script.run(OMEGA_WAIT));
+                }
+            }
+        }
+        futures::future::join_all(runs).await;
+    }
+
     /// Whether every real's MAC is known: the data plane can serve them all.
     pub fn macs_known(&self) -> bool {
         self.reconciler
@@ -213,11 +284,20 @@ impl State {
             e.service.2,
             SocketAddr::new(e.service.0, e.service.1)
         );
+        let was_up = self
+            .table
+            .services
+            .get(&e.service)
+            .and_then(|s| s.reals.get(&e.real))
+            .map(|r| r.healthy);
         if !self
             .table
             .set_health(&e.service, &e.real, e.up, e.weight, e.reason.clone())
         {
             return;
+        }
+        if was_up != Some(e.up) {
+            self.notify_real(&e.service, &e.real, e.up, &service);
         }
         if let Err(err) = self.apply() {
             error!("real {rid} of {service}: updating the data plane: {err:#}");
@@ -320,13 +400,30 @@ impl State {
             }
         }
         self.quorum_scripts.clear();
+        self.real_notify.clear();
+        self.omega.clear();
         for vs in &config.virtual_servers {
-            for line in [&vs.quorum.up_script, &vs.quorum.down_script]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(script) = scripts.prepare(Kind::Notify, line, None, &vs.location) {
-                    self.quorum_scripts.insert(line.clone(), script);
+            let sid = (vs.addr, vs.port, proto_of(vs.protocol));
+            if vs.omega {
+                self.omega.push((sid, vs.quorum.down_script.clone()));
+            }
+            let reals = vs.reals.iter().map(|r| {
+                self.real_notify.insert(
+                    (sid, (r.addr, r.port)),
+                    (r.notify_up.clone(), r.notify_down.clone()),
+                );
+                (&r.location, [&r.notify_up, &r.notify_down])
+            });
+            let lines: Vec<_> = std::iter::once((&vs.location, [&vs.quorum.up_script, &vs.quorum.down_script]))
+                .chain(reals)
+                .collect();
+            for (at, pair) in lines {
+                for line in pair.into_iter().flatten() {
+                    if !self.quorum_scripts.contains_key(line)
+                        && let Some(script) = scripts.prepare(Kind::Notify, line, None, at)
+                    {
+                        self.quorum_scripts.insert(line.clone(), script);
+                    }
                 }
             }
         }
@@ -383,7 +480,11 @@ impl State {
         );
         info!("{message}");
         let specs = self.check_specs(&config);
-        self.checks = Runner::spawn(specs, self.health_events.clone());
+        self.checks = Runner::spawn(
+            specs,
+            self.health_events.clone(),
+            self.addresses.clone(),
+        );
         Ok(message)
     }
 

@@ -34,7 +34,7 @@ const MAX_HEAD: usize = 64 << 10;
 
 pub struct HttpProbe {
     pub target: SocketAddr,
-    pub bindto: Option<std::net::IpAddr>,
+    pub source: super::source::Source,
     pub urls: Vec<Url>,
     pub timeout: Duration,
     /// SSL_GET: the TLS client (`tls::client`); `None` for HTTP_GET.
@@ -44,7 +44,7 @@ pub struct HttpProbe {
 impl HttpProbe {
     /// One url on a connection of its own, as keepalived checks them.
     async fn get(&self, url: &Url) -> Outcome {
-        let stream = match connect(self.target, self.bindto).await {
+        let stream = match connect(self.target, &self.source).await {
             Ok(s) => s,
             Err(e) => return Outcome::Down(e.into()),
         };

@@ -8,18 +8,21 @@ pub mod http;
 pub mod hysteresis;
 pub mod misc;
 pub mod ping;
+pub mod presence;
 pub mod probe;
 pub mod runner;
 pub mod smtp;
+pub mod source;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use self::{
     dns::DnsProbe, http::HttpProbe, hysteresis::Policy, misc::MiscProbe, ping::PingProbe,
-    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, tcp::TcpProbe, udp::UdpProbe,
+    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, source::Source, tcp::TcpProbe,
+    udp::UdpProbe,
 };
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
@@ -38,45 +41,41 @@ pub fn spec_for(
     if real.checks.is_empty() {
         return None;
     }
-    let mut retry = 0;
-    let mut delay_before_retry = vs.delay_loop;
-    // Where TCP_CHECK, HTTP_GET and SSL_GET connect, folding their retry timing into
-    // the real's: the strictest of its checks decides.
-    let mut connect = |c: &Connect| {
-        retry = retry.max(c.retry);
-        delay_before_retry = delay_before_retry.min(c.delay_before_retry);
+    let timing = Fold::of(vs, real);
+    // Where the checks connect, from where.
+    let connect = |c: &Connect| {
         let target = SocketAddr::new(
             c.connect_ip.unwrap_or(real.addr),
             c.connect_port.unwrap_or(real.port),
         );
-        (target, c.bindto, c.connect_timeout)
+        (target, Source::from(c), c.connect_timeout)
     };
     let mut probes: Vec<Box<dyn Probe>> = Vec::new();
     for check in &real.checks {
         match check {
             HealthCheck::TcpCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(TcpProbe {
                     target,
-                    bindto,
+                    source,
                     timeout,
                 }));
             }
             HealthCheck::HttpGet(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(HttpProbe {
                     target,
-                    bindto,
+                    source,
                     urls: c.urls.clone(),
                     timeout,
                     tls: None,
                 }));
             }
             HealthCheck::SslGet(c) => {
-                let (target, bindto, timeout) = connect(&c.http.connect);
+                let (target, source, timeout) = connect(&c.http.connect);
                 probes.push(Box::new(HttpProbe {
                     target,
-                    bindto,
+                    source,
                     urls: c.http.urls.clone(),
                     timeout,
                     tls: Some(tls::client(c.enable_sni)),
@@ -94,10 +93,10 @@ pub fn spec_for(
                 }
             }
             HealthCheck::UdpCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(UdpProbe {
                     target,
-                    bindto,
+                    source,
                     timeout,
                     payload: c.payload.clone(),
                     require_reply: c.require_reply,
@@ -106,12 +105,12 @@ pub fn spec_for(
                 }));
             }
             HealthCheck::PingCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
-                probes.push(Box::new(PingProbe::new(target.ip(), bindto, timeout)));
+                let (target, source, timeout) = connect(&c.connect);
+                probes.push(Box::new(PingProbe::new(target.ip(), source, timeout)));
             }
             HealthCheck::DnsCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
-                match DnsProbe::new(target, bindto, timeout, &c.record_type, &c.name) {
+                let (target, source, timeout) = connect(&c.connect);
+                match DnsProbe::new(target, source, timeout, &c.record_type, &c.name) {
                     Ok(p) => probes.push(Box::new(p)),
                     // The parser accepted both: a mismatch is a bug, and the
                     // real must not pass for want of its check.
@@ -119,10 +118,10 @@ pub fn spec_for(
                 }
             }
             HealthCheck::SmtpCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(SmtpProbe {
                     target,
-                    bindto,
+                    source,
                     timeout,
                     helo_name: c.helo_name.clone(),
                 }));
@@ -142,20 +141,65 @@ pub fn spec_for(
                 real.port,
                 real.weight,
                 &real.checks,
-                vs.delay_loop,
-                vs.alpha
+                (vs.delay_loop, real.delay_loop),
+                (vs.alpha, real.alpha),
+                vs.ha_suspend
             )
         ),
         service: (vs.addr, vs.port, proto),
         real: (real.addr, real.port),
         probes,
         policy: Policy {
-            delay_loop: vs.delay_loop,
-            retry,
-            delay_before_retry,
+            delay_loop: timing.delay_loop,
+            retry: timing.retry,
+            delay_before_retry: timing.delay_before_retry,
         },
-        start_up: !vs.alpha,
+        start_up: !timing.alpha,
+        warmup: timing.warmup,
+        ha_suspend: if vs.ha_suspend {
+            vec![vs.addr]
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// The timing of a real's checks, which run together: keepalived's
+/// defaults (checker, else real, else virtual server) per check, then the
+/// strictest of them decides (the most retries, the shortest delays), and
+/// one alpha check starts the real down, as its failed check would.
+#[derive(Debug, PartialEq)]
+struct Fold {
+    retry: u32,
+    delay_before_retry: Duration,
+    delay_loop: Duration,
+    warmup: Duration,
+    alpha: bool,
+}
+
+impl Fold {
+    fn of(vs: &VirtualServer, real: &RealServer) -> Self {
+        let delay_loop = real.delay_loop.unwrap_or(vs.delay_loop);
+        let alpha = real.alpha.unwrap_or(vs.alpha);
+        let mut fold = Fold {
+            retry: 0,
+            delay_before_retry: delay_loop,
+            delay_loop,
+            warmup: Duration::MAX,
+            alpha,
+        };
+        for t in real.checks.iter().map(HealthCheck::timing) {
+            fold.retry = fold.retry.max(t.retry);
+            fold.delay_before_retry = fold.delay_before_retry.min(t.delay_before_retry);
+            fold.delay_loop = fold.delay_loop.min(t.delay_loop.unwrap_or(delay_loop));
+            fold.warmup = fold.warmup.min(t.warmup.unwrap_or_default());
+            fold.alpha |= t.alpha.unwrap_or(alpha);
+        }
+        if fold.warmup == Duration::MAX {
+            fold.warmup = Duration::ZERO;
+        }
+        fold
+    }
 }
 
 /// A check that cannot be built: always a local error, never an up.

@@ -79,13 +79,14 @@ fn url(path: &str, status_codes: Vec<u16>, digest: Option<&str>) -> Url {
         status_codes,
         digest: digest.map(String::from),
         virtualhost: None,
+    regex: None,
     }
 }
 
 fn probe(target: SocketAddr, status_codes: Vec<u16>, digest: Option<&str>) -> HttpProbe {
     HttpProbe {
         target,
-        bindto: None,
+        source: Default::default(),
         urls: vec![url("/health", status_codes, digest)],
         timeout: Duration::from_millis(300),
         tls: None,
