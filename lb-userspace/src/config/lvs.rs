@@ -308,6 +308,17 @@ fn service(
                  --set 0 0 SECONDS`, ends idle flows sooner)",
             ),
             "persistence_granularity" => persistence_granularity(k, &mut vs, d),
+            // IPVS's sh / mh flags: hash the port too, and fall back when
+            // the real is unavailable. Maglev over the 5-tuple does both.
+            "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" | "flag-1" | "flag-2"
+            | "flag-3" | "hashed" => d.warn(
+                &k.at,
+                format!(
+                    "{}: ignored: xdpvs's Maglev ring already hashes the client's port and \
+                     never picks a real that is down or drained",
+                    k.keyword
+                ),
+            ),
             "uthreshold" | "lthreshold" => threshold(k, d),
             // keepalived reads these per real_server only.
             "notify_up" | "notify_down" => d.error(
@@ -438,9 +449,8 @@ fn real_server(
             "virtualhost" => {}
             "MISC_CHECK" => {
                 let defaults = misc_defaults(vs_blocks, blocks);
-                r.checks.extend(
-                    misc_check(k, defaults, vs.delay_loop, d).map(HealthCheck::MiscCheck),
-                )
+                r.checks
+                    .extend(misc_check(k, defaults, vs.delay_loop, d).map(HealthCheck::MiscCheck))
             }
             "UDP_CHECK" => {
                 if let Some(c) = udp_check(k, &defaults, d) {
@@ -574,7 +584,12 @@ pub fn refuse_bfd(k: &Node, d: &mut Diagnostics) {
 
 /// keepalived's true/false words after `alpha`; none: true.
 fn switch(k: &Node, d: &mut Diagnostics) -> Option<bool> {
-    match k.args.first().map(|a| a.text.to_ascii_lowercase()).as_deref() {
+    match k
+        .args
+        .first()
+        .map(|a| a.text.to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("true" | "on" | "yes") => Some(true),
         Some("false" | "off" | "no") => Some(false),
         Some(other) => {
@@ -894,7 +909,7 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
                 None => {}
             },
             "regex" => match k.args.as_slice() {
-                [p] => regex.pattern = Some(p.text.clone()),
+                [p] => regex.pattern = Some((p.text.clone(), k.at.clone())),
                 _ => {
                     regex.bad = true;
                     d.error(
@@ -929,7 +944,7 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
             other => d.warn(&k.at, format!("unknown keyword {other} in url, ignored")),
         }
     }
-    u.regex = body_regex(regex, &n.at, d)?;
+    u.regex = body_regex(regex, d)?;
     match path {
         Some(p) => {
             u.path = p;
@@ -946,7 +961,7 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
 /// A url's regex statements, read in any order.
 #[derive(Default)]
 struct RegexParts {
-    pattern: Option<String>,
+    pattern: Option<(String, super::diag::Location)>,
     no_match: bool,
     options: Vec<String>,
     /// The first regex_no_match or regex_options, for an error without regex.
@@ -955,52 +970,36 @@ struct RegexParts {
     bad: bool,
 }
 
-/// keepalived's PCRE2 option names with the regex crate's equivalent.
-/// Options that only tune PCRE2's matcher, or that xdpvs's defaults already
-/// are (no UTF, `$` at the very end), are accepted as they are.
-const REGEX_OPTIONS: &[(&str, Option<fn(&mut regex::bytes::RegexBuilder)>)] = &[
-    ("caseless", Some(|b| {
-        b.case_insensitive(true);
-    })),
-    ("multiline", Some(|b| {
-        b.multi_line(true);
-    })),
-    ("dotall", Some(|b| {
-        b.dot_matches_new_line(true);
-    })),
-    ("extended", Some(|b| {
-        b.ignore_whitespace(true);
-    })),
-    ("ungreedy", Some(|b| {
-        b.swap_greed(true);
-    })),
-    ("utf", Some(|b| {
-        b.unicode(true);
-    })),
-    ("ucp", Some(|b| {
-        b.unicode(true);
-    })),
-    ("dollar_endonly", None),
-    ("never_utf", None),
-    ("never_ucp", None),
-    ("no_auto_capture", None),
-    ("no_auto_possess", None),
-    ("no_dotstar_anchor", None),
-    ("no_start_optimize", None),
-    ("never_backslash_c", None),
-    ("dupnames", None),
-];
+/// Sets keepalived's PCRE2 option `name` on `b`; false when the regex
+/// crate has no equivalent. Options that only tune PCRE2's matcher, or that
+/// xdpvs's defaults already are (no UTF, `$` only at the very end), change
+/// nothing.
+fn regex_option(b: &mut regex::bytes::RegexBuilder, name: &str) -> bool {
+    match name {
+        "caseless" => b.case_insensitive(true),
+        "multiline" => b.multi_line(true),
+        "dotall" => b.dot_matches_new_line(true),
+        "extended" => b.ignore_whitespace(true),
+        "ungreedy" => b.swap_greed(true),
+        "utf" | "ucp" => b.unicode(true),
+        "dollar_endonly" | "never_utf" | "never_ucp" | "no_auto_capture" | "no_auto_possess"
+        | "no_dotstar_anchor" | "no_start_optimize" | "never_backslash_c" | "dupnames" => b,
+        _ => return false,
+    };
+    true
+}
+
+/// What `regex_option` takes, for the error.
+const REGEX_OPTIONS: &str = "caseless, multiline, dotall, extended, ungreedy, utf, ucp, \
+     dollar_endonly, never_utf, never_ucp, no_auto_capture, no_auto_possess, no_dotstar_anchor, \
+     no_start_optimize, never_backslash_c, dupnames";
 
 /// The compiled regex of a url; `Err` (reported) drops the url.
-fn body_regex(
-    parts: RegexParts,
-    url_at: &super::diag::Location,
-    d: &mut Diagnostics,
-) -> Option<Option<BodyRegex>> {
+fn body_regex(parts: RegexParts, d: &mut Diagnostics) -> Option<Option<BodyRegex>> {
     if parts.bad {
         return None;
     }
-    let Some(pattern) = parts.pattern else {
+    let Some((pattern, regex_at)) = parts.pattern else {
         if let Some(at) = &parts.at {
             d.error(
                 at,
@@ -1010,38 +1009,29 @@ fn body_regex(
         }
         return Some(None);
     };
-    let at = parts.at.as_ref().unwrap_or(url_at);
+    let at = parts.at.as_ref().unwrap_or(&regex_at);
     let mut builder = regex::bytes::RegexBuilder::new(&pattern);
     // PCRE2 without `utf` matches bytes; a bounded program keeps a hostile
     // pattern from taking the daemon's memory.
     builder.unicode(false).size_limit(REGEX_SIZE_LIMIT);
     let mut valid = true;
     for o in &parts.options {
-        match REGEX_OPTIONS.iter().find(|(name, _)| name == o) {
-            Some((_, Some(set))) => set(&mut builder),
-            Some((_, None)) => {}
-            None => {
-                valid = false;
-                d.error(
-                    at,
-                    format!(
-                        "regex_options {o}: not supported by xdpvs's regex engine (Rust's regex \
-                         crate); it has {}",
-                        REGEX_OPTIONS
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
-            }
+        if !regex_option(&mut builder, o) {
+            valid = false;
+            d.error(
+                at,
+                format!(
+                    "regex_options {o}: not supported by xdpvs's regex engine (Rust's regex \
+                     crate); it has {REGEX_OPTIONS}"
+                ),
+            );
         }
     }
     let compiled = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             d.error(
-                url_at,
+                &regex_at,
                 format!(
                     "regex {pattern:?}: {e} (xdpvs uses Rust's regex crate: no look-around or \
                      back-references)"

@@ -135,11 +135,7 @@ impl State {
         let writes = state.apply().context("filling the data plane")?;
         info!("configuration in the data plane: {writes} map writes");
         let specs = state.check_specs(config);
-        state.checks = Runner::spawn(
-            specs,
-            state.health_events.clone(),
-            state.addresses.clone(),
-        );
+        state.checks = Runner::spawn(specs, state.health_events.clone(), state.addresses.clone());
         Ok(state)
     }
 
@@ -219,7 +215,9 @@ impl State {
                 info!("real {real} of {service}: running {line:?}");
                 self.scripts.run(script.clone());
             }
-            None => warn!("real {real} of {service}: {line:?} not run: the script was refused at load"),
+            None => {
+                warn!("real {real} of {service}: {line:?} not run: the script was refused at load")
+            }
         }
     }
 
@@ -414,9 +412,10 @@ impl State {
                 );
                 (&r.location, [&r.notify_up, &r.notify_down])
             });
-            let lines: Vec<_> = std::iter::once((&vs.location, [&vs.quorum.up_script, &vs.quorum.down_script]))
-                .chain(reals)
-                .collect();
+            let lines: Vec<_> =
+                std::iter::once((&vs.location, [&vs.quorum.up_script, &vs.quorum.down_script]))
+                    .chain(reals)
+                    .collect();
             for (at, pair) in lines {
                 for line in pair.into_iter().flatten() {
                     if !self.quorum_scripts.contains_key(line)
@@ -480,11 +479,7 @@ impl State {
         );
         info!("{message}");
         let specs = self.check_specs(&config);
-        self.checks = Runner::spawn(
-            specs,
-            self.health_events.clone(),
-            self.addresses.clone(),
-        );
+        self.checks = Runner::spawn(specs, self.health_events.clone(), self.addresses.clone());
         Ok(message)
     }
 

@@ -2,11 +2,7 @@
 //! transport is ours, bounded by the check's timeout). Up when the answer
 //! is a response to our id and question with RCODE NOERROR.
 
-use std::{
-    net::SocketAddr,
-    str::FromStr,
-    time::Duration,
-};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use hickory_proto::{
     op::{Message, MessageType, Query, ResponseCode},

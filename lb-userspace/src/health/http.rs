@@ -1,7 +1,8 @@
 //! HTTP_GET and SSL_GET: one HTTP/1.1 GET per `url`, over TCP or TLS; every
 //! url must answer with an accepted status (any 2xx when none is configured)
 //! and, when a digest is set, a body whose MD5 matches (what keepalived's
-//! `genhash` prints).
+//! `genhash` prints); with a `regex`, a body that matches it (or with
+//! `regex_no_match`, does not), read whole up to MAX_BODY.
 //!
 //! hyper speaks HTTP (framing, chunked bodies, keep-alive servers: the check
 //! ends as soon as the body is complete) over a socket connected here, so
@@ -138,7 +139,7 @@ where
     }
 }
 
-/// Status and digest, as keepalived judges them.
+/// Status, digest and regex, as keepalived judges them.
 fn verdict(url: &Url, status: u16, body: &[u8]) -> Outcome {
     let accepted = if url.status_codes.is_empty() {
         (200..300).contains(&status)
@@ -156,6 +157,19 @@ fn verdict(url: &Url, status: u16, body: &[u8]) -> Outcome {
         if &got != want {
             return Outcome::Down(Failure::DigestMismatch);
         }
+    }
+    if let Some(r) = &url.regex
+        && !r.passes(body)
+    {
+        let how = if r.no_match {
+            "matches"
+        } else {
+            "does not match"
+        };
+        return Outcome::Down(Failure::BadResponse(format!(
+            "body {how} regex {:?}",
+            r.pattern
+        )));
     }
     Outcome::Up
 }

@@ -21,8 +21,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use self::{
     dns::DnsProbe, http::HttpProbe, hysteresis::Policy, misc::MiscProbe, ping::PingProbe,
-    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, source::Source, tcp::TcpProbe,
-    udp::UdpProbe,
+    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, source::Source, tcp::TcpProbe, udp::UdpProbe,
 };
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
@@ -250,4 +249,62 @@ pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
     }
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn fold(text: &str) -> Fold {
+        let c = crate::config::parse_str(text, Path::new("t.conf"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+        let vs = &c.virtual_servers[0];
+        Fold::of(vs, &vs.reals[0])
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_reals_checks_run_on_the_strictest_timing_of_them() {
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n delay_loop 10\n real_server 10.0.0.2 80 {\n  \
+             TCP_CHECK {\n   retry 3\n   warmup 8\n   delay_loop 4\n  }\n  \
+             MISC_CHECK {\n   misc_path /bin/true\n   warmup 5\n   delay_before_retry 2\n  }\n }\n}\n",
+        );
+        assert_eq!(
+            f,
+            Fold {
+                retry: 3,
+                delay_before_retry: secs(1),
+                delay_loop: secs(4),
+                warmup: secs(5),
+                alpha: false,
+            }
+        );
+    }
+
+    #[test]
+    fn the_reals_delay_loop_and_alpha_stand_for_the_virtual_servers() {
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n delay_loop 10\n alpha\n real_server 10.0.0.2 80 {\n  \
+             delay_loop 3\n  alpha no\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+        );
+        assert_eq!((f.delay_loop, f.alpha, f.retry), (secs(3), false, 0));
+        // One alpha check starts the real down.
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  \
+             TCP_CHECK {\n  }\n  TCP_CHECK {\n   alpha\n  }\n }\n}\n",
+        );
+        assert!(f.alpha);
+        assert_eq!(
+            f.warmup,
+            Duration::ZERO,
+            "no warmup unless every check has one"
+        );
+    }
 }

@@ -121,7 +121,8 @@ impl PingProbe {
         let setup = || -> std::io::Result<()> {
             socket.set_nonblocking(true)?;
             // ICMP has no port: the parser refuses bind_port here.
-            self.source.apply((&socket).into(), self.target.is_ipv6(), false)?;
+            self.source
+                .apply((&socket).into(), self.target.is_ipv6(), false)?;
             // Only the target's packets reach a connected ICMP socket.
             socket.connect(&SockAddr::from(SocketAddr::new(self.target, 0)))
         };
@@ -236,7 +237,11 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(p.run().await, Outcome::Up);
         }
-        let v6 = PingProbe::new("::1".parse().unwrap(), Source::default(), Duration::from_millis(500));
+        let v6 = PingProbe::new(
+            "::1".parse().unwrap(),
+            Source::default(),
+            Duration::from_millis(500),
+        );
         assert_eq!(v6.run().await, Outcome::Up);
     }
 
@@ -268,7 +273,11 @@ mod tests {
         let ms = Duration::from_millis(300);
         // Loopback down: no route to anything.
         let (outcome, _) = in_empty_netns(move || {
-            run_here(PingProbe::new("127.0.0.1".parse().unwrap(), Source::default(), ms))
+            run_here(PingProbe::new(
+                "127.0.0.1".parse().unwrap(),
+                Source::default(),
+                ms,
+            ))
         });
         assert!(
             matches!(&outcome, Outcome::Down(f) if !f.is_local()),
@@ -288,7 +297,11 @@ mod tests {
             ip(&["addr", "add", "10.99.0.1/24", "dev", "v0"]);
             ip(&["link", "set", "v0", "up"]);
             ip(&["link", "set", "v1", "up"]);
-            run_here(PingProbe::new("10.99.0.7".parse().unwrap(), Source::default(), ms))
+            run_here(PingProbe::new(
+                "10.99.0.7".parse().unwrap(),
+                Source::default(),
+                ms,
+            ))
         });
         assert_eq!(outcome, Outcome::Down(Failure::Timeout(ms)));
         assert!(took < Duration::from_millis(800), "{took:?}");

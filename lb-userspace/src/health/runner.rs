@@ -415,7 +415,10 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(8);
         let start = Instant::now();
         let _runner = Runner::spawn(
-            vec![spec(1, "sleep 30", 20_000), spec(2, "exit 1", 500)], tx, nowhere());
+            vec![spec(1, "sleep 30", 20_000), spec(2, "exit 1", 500)],
+            tx,
+            nowhere(),
+        );
         let event = tokio::time::timeout(Duration::from_secs(2), rx.recv())
             .await
             .unwrap()
@@ -557,7 +560,11 @@ mod tests {
         let _ = std::fs::remove_file(&late);
         let (tx, mut rx) = mpsc::channel(8);
         let script = format!("(sleep 0.5; touch {}) & sleep 100", late.display());
-        let runner = Runner::spawn(vec![spec(6, &script, 60_000), spec(7, "exit 1", 500)], tx, nowhere());
+        let runner = Runner::spawn(
+            vec![spec(6, &script, 60_000), spec(7, "exit 1", 500)],
+            tx,
+            nowhere(),
+        );
         assert!(!next(&mut rx).await.up, "the failing check reported");
         runner.shutdown().await;
         // Every sender is gone with its task.
@@ -651,5 +658,49 @@ mod tests {
                 .is_err(),
             "no UP follows"
         );
+    }
+
+    #[test]
+    fn jitter_stays_within_the_warmup_and_varies() {
+        let up_to = Duration::from_secs(10);
+        let draws: Vec<_> = (0..200).map(|_| jitter(up_to)).collect();
+        assert!(draws.iter().all(|d| *d <= up_to));
+        assert!(draws.iter().any(|d| *d < up_to / 2) && draws.iter().any(|d| *d > up_to / 2));
+    }
+
+    #[tokio::test]
+    async fn warmup_delays_only_the_first_attempt() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut s = spec(12, "exit 1", 500);
+        s.warmup = Duration::from_millis(400);
+        let start = Instant::now();
+        let _runner = Runner::spawn(vec![s], tx, nowhere());
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        // A random share of 400 ms, then the script.
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn ha_suspend_holds_the_checks_until_the_vip_is_here() {
+        let vip: IpAddr = [192, 0, 2, 9].into();
+        let (host_tx, host) = watch::channel(Arc::new(HashSet::new()));
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut s = spec(13, "exit 1", 500);
+        s.ha_suspend = vec![vip];
+        let _runner = Runner::spawn(vec![s], tx, host);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), rx.recv())
+                .await
+                .is_err(),
+            "a check ran while the VIP was elsewhere"
+        );
+        host_tx.send_replace(Arc::new(HashSet::from([vip])));
+        let down = next(&mut rx).await;
+        assert!(!down.up, "checked once the VIP arrived");
     }
 }

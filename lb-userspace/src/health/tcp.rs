@@ -15,7 +15,10 @@ pub struct TcpProbe {
     pub timeout: Duration,
 }
 
-pub async fn connect(target: SocketAddr, source: &Source) -> std::io::Result<tokio::net::TcpStream> {
+pub async fn connect(
+    target: SocketAddr,
+    source: &Source,
+) -> std::io::Result<tokio::net::TcpStream> {
     let socket = if target.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -71,7 +74,12 @@ mod tests {
         let listener = socket.listen(0).unwrap();
         let mut fillers = Vec::new();
         for _ in 0..8 {
-            match tokio::time::timeout(Duration::from_millis(100), connect(addr, &Source::default())).await {
+            match tokio::time::timeout(
+                Duration::from_millis(100),
+                connect(addr, &Source::default()),
+            )
+            .await
+            {
                 Ok(Ok(s)) => fillers.push(s),
                 Ok(Err(e)) => panic!("filling the backlog: {e}"),
                 // Full: a SYN just went unanswered.

@@ -4,10 +4,7 @@
 //! within the timeout is success (keepalived): such a check takes its whole
 //! `connect_timeout` to pass.
 
-use std::{
-    net::SocketAddr,
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use tokio::net::UdpSocket;
 

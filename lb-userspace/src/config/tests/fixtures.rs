@@ -193,7 +193,11 @@ fn lvs_dr_services_and_checks() {
     };
     assert_eq!((s.http.urls[0].path.as_str(), s.enable_sni), ("/", false));
     assert_eq!(
-        (t.connect.connect_port, t.connect.bindto, t.connect.timing.retry),
+        (
+            t.connect.connect_port,
+            t.connect.bindto,
+            t.connect.timing.retry
+        ),
         (Some(80), Some(ip("10.1.0.2")), 2)
     );
     assert_eq!(
