@@ -121,8 +121,7 @@ impl PingProbe {
         let setup = || -> std::io::Result<()> {
             socket.set_nonblocking(true)?;
             // ICMP has no port: the parser refuses bind_port here.
-            self.source
-                .apply((&socket).into(), self.target.is_ipv6(), false)?;
+            self.source.apply((&socket).into(), self.target.is_ipv6())?;
             // Only the target's packets reach a connected ICMP socket.
             socket.connect(&SockAddr::from(SocketAddr::new(self.target, 0)))
         };

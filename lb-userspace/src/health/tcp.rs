@@ -24,7 +24,7 @@ pub async fn connect(
     } else {
         TcpSocket::new_v6()?
     };
-    source.apply((&socket).into(), target.is_ipv6(), true)?;
+    source.apply((&socket).into(), target.is_ipv6())?;
     socket.connect(target).await
 }
 

@@ -35,7 +35,7 @@ pub async fn connected(target: SocketAddr, source: &Source) -> std::io::Result<U
     };
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
     socket.set_nonblocking(true)?;
-    source.apply((&socket).into(), target.is_ipv6(), false)?;
+    source.apply((&socket).into(), target.is_ipv6())?;
     let socket = UdpSocket::from_std(socket.into())?;
     socket.connect(target).await?;
     Ok(socket)
