@@ -397,8 +397,8 @@ impl State {
                 specs.push(spec);
             }
         }
-        self.quorum_scripts.clear();
-        self.real_notify.clear();
+        let old_scripts = std::mem::take(&mut self.quorum_scripts);
+        let old_notify = std::mem::take(&mut self.real_notify);
         self.omega.clear();
         for vs in &config.virtual_servers {
             let sid = (vs.addr, vs.port, proto_of(vs.protocol));
@@ -424,6 +424,29 @@ impl State {
                         self.quorum_scripts.insert(line.clone(), script);
                     }
                 }
+            }
+        }
+        // keepalived: a live real the new configuration removes is taken
+        // down, and its notify_down (as the old one had it) runs.
+        for (key, (_, down)) in old_notify {
+            let live = self
+                .table
+                .services
+                .get(&key.0)
+                .and_then(|s| s.reals.get(&key.1))
+                .is_some_and(|r| r.healthy);
+            if self.real_notify.contains_key(&key) || !live {
+                continue;
+            }
+            if let Some(script) = down.as_ref().and_then(|line| old_scripts.get(line)) {
+                info!(
+                    "real {} of {} {}: removed by the reload: running {:?}",
+                    SocketAddr::new(key.1.0, key.1.1),
+                    key.0.2,
+                    SocketAddr::new(key.0.0, key.0.1),
+                    down.as_deref().unwrap_or_default()
+                );
+                self.scripts.run(script.clone());
             }
         }
         for d in scripts.finish(&Location::of(&self.config_path)) {
