@@ -70,7 +70,7 @@ pub struct State {
     scripts: Notifier,
     /// Those scripts as the configuration in force has them, checked and
     /// resolved by the script runner (a refused one is absent).
-    quorum_scripts: HashMap<String, Script>,
+    notify_scripts: HashMap<String, Script>,
     /// Each real's `notify_up` and `notify_down` lines.
     real_notify: HashMap<(ServiceId, RealId), (Option<String>, Option<String>)>,
     /// The `omega` services' `quorum_down` lines, run at shutdown.
@@ -120,7 +120,7 @@ impl State {
             flows,
             reloaded_at: Instant::now(),
             scripts: Notifier::spawn().0,
-            quorum_scripts: HashMap::new(),
+            notify_scripts: HashMap::new(),
             real_notify: HashMap::new(),
             omega: Vec::new(),
             addresses: addresses.clone(),
@@ -190,7 +190,7 @@ impl State {
             );
         }
         if let Some(line) = c.script {
-            match self.quorum_scripts.get(&line) {
+            match self.notify_scripts.get(&line) {
                 Some(script) => {
                     info!("{service}: running {line:?}");
                     self.scripts.run(script.clone());
@@ -210,7 +210,7 @@ impl State {
             return;
         };
         let real = SocketAddr::new(rid.0, rid.1);
-        match self.quorum_scripts.get(line) {
+        match self.notify_scripts.get(line) {
             Some(script) => {
                 info!("real {real} of {service}: running {line:?}");
                 self.scripts.run(script.clone());
@@ -236,7 +236,7 @@ impl State {
                     .and_then(|(_, down)| down.as_ref())
             });
             for line in downs.chain(quorum_down) {
-                if let Some(script) = self.quorum_scripts.get(line) {
+                if let Some(script) = self.notify_scripts.get(line) {
                     info!(
                         "{} {}: shutting down (omega): running {line:?}",
                         sid.2,
@@ -397,7 +397,7 @@ impl State {
                 specs.push(spec);
             }
         }
-        let old_scripts = std::mem::take(&mut self.quorum_scripts);
+        let old_scripts = std::mem::take(&mut self.notify_scripts);
         let old_notify = std::mem::take(&mut self.real_notify);
         self.omega.clear();
         for vs in &config.virtual_servers {
@@ -418,10 +418,10 @@ impl State {
                     .collect();
             for (at, pair) in lines {
                 for line in pair.into_iter().flatten() {
-                    if !self.quorum_scripts.contains_key(line)
+                    if !self.notify_scripts.contains_key(line)
                         && let Some(script) = scripts.prepare(Kind::Notify, line, None, at)
                     {
-                        self.quorum_scripts.insert(line.clone(), script);
+                        self.notify_scripts.insert(line.clone(), script);
                     }
                 }
             }

@@ -42,7 +42,7 @@ pub struct CheckSpec {
     pub ha_suspend: Vec<IpAddr>,
 }
 
-/// The addresses on this host (`presence::watch` keeps them current).
+/// The addresses on this host (`presence::watch_host` keeps them current).
 pub type Addresses = watch::Receiver<Arc<HashSet<IpAddr>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
