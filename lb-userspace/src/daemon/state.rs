@@ -400,12 +400,16 @@ impl State {
         let old_scripts = std::mem::take(&mut self.notify_scripts);
         let old_notify = std::mem::take(&mut self.real_notify);
         self.omega.clear();
+        // A virtual_server group is one virtual server to keepalived: its
+        // reals' scripts and its omega run once, for its first member.
+        let mut groups = std::collections::HashSet::new();
         for vs in &config.virtual_servers {
             let sid = (vs.addr, vs.port, proto_of(vs.protocol));
-            if vs.omega {
+            let first = vs.group.as_ref().is_none_or(|g| groups.insert(g.as_str()));
+            if vs.omega && first {
                 self.omega.push((sid, vs.quorum.down_script.clone()));
             }
-            let reals = vs.reals.iter().map(|r| {
+            let reals = vs.reals.iter().filter(|_| first).map(|r| {
                 self.real_notify.insert(
                     (sid, (r.addr, r.port)),
                     (r.notify_up.clone(), r.notify_down.clone()),
