@@ -1,6 +1,6 @@
 //! End to end in network namespaces (root): a virtual_server_group forwards
-//! for every member and its reals are checked once for all of them, and
-//! PING_CHECK takes a real that stops answering ICMP out and back.
+//! for every member and its reals are checked (and notified) once for all of
+//! them, and PING_CHECK takes a real that stops answering ICMP out and back.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -50,11 +50,15 @@ fn wait_log(lab: &DrLab, needles: &[&str], n: usize) {
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn virtual_server_group_forwards_for_every_member_root() {
     let mut lab = lab_with_vips("g", &[VIP, VIP2]);
+    let events = lab.lab.dir.join("events");
     let reals: String = (0..2)
         .map(|i| {
             format!(
-                " real_server {} {{\n  TCP_CHECK {{\n   connect_timeout 1\n   retry 0\n  }}\n }}\n",
-                real_addr(i)
+                " real_server {} {{\n  notify_down \"/bin/sh -c 'echo rs{} >> {}'\"\n  \
+                 TCP_CHECK {{\n   connect_timeout 1\n   retry 0\n  }}\n }}\n",
+                real_addr(i),
+                i + 1,
+                events.display()
             )
         })
         .collect();
@@ -88,6 +92,12 @@ fn virtual_server_group_forwards_for_every_member_root() {
         .filter(|l| l.contains(&rs2) && l.contains(": DOWN"))
         .count();
     assert_eq!(downs, 2, "one DOWN per service:\n{log}");
+    // One real of one virtual server to keepalived: its notify_down runs once.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::read_to_string(&events).unwrap_or_default(),
+        "rs2\n"
+    );
     for vip in [VIP, VIP2] {
         let counts = lab
             .answers(SocketAddr::from((vip, 80)), 20)

@@ -264,9 +264,17 @@ mod tests {
                 connect_ip: None,
                 connect_port: None,
                 bindto: None,
+                bind_port: None,
+                bind_if: None,
+                fwmark: None,
                 connect_timeout: Duration::from_secs(5),
-                retry: 1,
-                delay_before_retry: Duration::from_secs(1),
+                timing: crate::config::Timing {
+                    retry: 1,
+                    delay_before_retry: Duration::from_secs(1),
+                    warmup: None,
+                    delay_loop: None,
+                    alpha: None,
+                },
             },
         });
         let a = Alert::Real {

@@ -10,8 +10,9 @@ use super::{
     diag::Diagnostics,
     keywords,
     model::{
-        Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, MiscCheck, PingCheck, Protocol,
-        QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, UdpCheck, Url, VirtualServer,
+        BodyRegex, Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, MiscCheck, PingCheck,
+        Protocol, QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, Timing, UdpCheck, Url,
+        VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -251,6 +252,8 @@ fn service(
         sorry_server: None,
         alpha: false,
         smtp_alert: None,
+        ha_suspend: false,
+        omega: false,
         quorum: QuorumConfig::default(),
         reals: Vec::new(),
         location: n.at.clone(),
@@ -303,6 +306,25 @@ fn service(
             },
             "alpha" => vs.alpha = flag(k, d),
             "smtp_alert" => vs.smtp_alert = super::mail::on_off(k, d),
+            "ha_suspend" => vs.ha_suspend = flag(k, d),
+            "omega" => vs.omega = flag(k, d),
+            "ops" => d.error(
+                &k.at,
+                "ops (one-packet scheduling) is not supported: xdpvs keeps each UDP flow on one \
+                 real through its flow table; remove ops (a short UDP timeout, `xdpvs adm \
+                 --set 0 0 SECONDS`, ends idle flows sooner)",
+            ),
+            "persistence_granularity" => persistence_granularity(k, &mut vs, d),
+            "uthreshold" | "lthreshold" => threshold(k, d),
+            // keepalived reads these per real_server only.
+            "notify_up" | "notify_down" => d.error(
+                &k.at,
+                format!(
+                    "{0} belongs in each real_server block (keepalived runs it when that real \
+                     goes up or down): move it there",
+                    k.keyword
+                ),
+            ),
             "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
             "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
             "quorum_up" => vs.quorum.up_script = command(k, d),
@@ -390,6 +412,10 @@ fn real_server(
         weight: vs_reals.weight,
         inhibit_on_failure: vs_reals.inhibit_on_failure,
         smtp_alert: None,
+        delay_loop: None,
+        alpha: None,
+        notify_up: None,
+        notify_down: None,
         checks: Vec::new(),
         location: n.at.clone(),
     };
@@ -406,6 +432,12 @@ fn real_server(
             "lvs_method" => direct_routing(k, d),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
             "smtp_alert" => r.smtp_alert = super::mail::on_off(k, d),
+            "delay_loop" => r.delay_loop = secs(k, 1, d).or(r.delay_loop),
+            "alpha" => r.alpha = switch(k, d).or(r.alpha),
+            "notify_up" => r.notify_up = command(k, d),
+            "notify_down" => r.notify_down = command(k, d),
+            "uthreshold" | "lthreshold" => threshold(k, d),
+            "BFD_CHECK" => refuse_bfd(k, d),
             "TCP_CHECK" => {
                 let c = tcp_check(k, &defaults, d);
                 needs_port(k, &r, &c.connect, d);
@@ -423,9 +455,11 @@ fn real_server(
                     .push(HealthCheck::SslGet(SslCheck { http, enable_sni }));
             }
             "virtualhost" => {}
-            "MISC_CHECK" => r
-                .checks
-                .extend(misc_check(k, vs.delay_loop, d).map(HealthCheck::MiscCheck)),
+            "MISC_CHECK" => {
+                let defaults = misc_defaults(vs_blocks, blocks);
+                r.checks
+                    .extend(misc_check(k, defaults, vs.delay_loop, d).map(HealthCheck::MiscCheck))
+            }
             "UDP_CHECK" => {
                 if let Some(c) = udp_check(k, &defaults, d) {
                     needs_port(k, &r, &c.connect, d);
@@ -531,6 +565,152 @@ fn needs_port(k: &Node, r: &RealServer, c: &Connect, d: &mut Diagnostics) {
     }
 }
 
+/// keepalived's IPVS_SVC_PERSISTENT_TIMEOUT: what `persistence_granularity`
+/// turns persistence on with when no `persistence_timeout` came before it.
+const PERSISTENCE_TIMEOUT: u32 = 360;
+
+/// `persistence_granularity MASK`: the data plane binds each client address
+/// on its own, so only the full mask (the same as none) can be honoured.
+fn persistence_granularity(k: &Node, vs: &mut VirtualServer, d: &mut Diagnostics) {
+    let Some(mask) = one(k, d) else { return };
+    let full = match vs.addr {
+        IpAddr::V4(_) => mask == "255.255.255.255" || mask == "32",
+        IpAddr::V6(_) => mask == "128",
+    };
+    if !full {
+        let whole = if vs.addr.is_ipv4() {
+            "255.255.255.255"
+        } else {
+            "128"
+        };
+        d.error(
+            &k.at,
+            format!(
+                "persistence_granularity {mask} is not supported: xdpvs persists each client \
+                 address on its own; remove the line or write `persistence_granularity {whole}`"
+            ),
+        );
+        return;
+    }
+    if vs.persistence_timeout == 0 {
+        vs.persistence_timeout = PERSISTENCE_TIMEOUT;
+    }
+}
+
+/// `uthreshold` / `lthreshold N`: xdpvs does not count a real's connections
+/// to stop scheduling it, so only 0 (no limit) is accepted.
+fn threshold(k: &Node, d: &mut Diagnostics) {
+    match int(k, 0u32, u32::MAX, d) {
+        Some(0) | None => {}
+        Some(n) => d.error(
+            &k.at,
+            format!(
+                "{} {n} is not supported: xdpvs does not limit a real's connections; remove \
+                 the line (or set it to 0) and use weights, or `xdpvs ctl drain` to stop new flows",
+                k.keyword
+            ),
+        ),
+    }
+}
+
+/// BFD_CHECK, `bfd_instance`, `track_bfd`: xdpvs runs no BFD.
+pub fn refuse_bfd(k: &Node, d: &mut Diagnostics) {
+    d.error(
+        &k.at,
+        format!(
+            "{} is not supported: xdpvs runs no BFD. Check reals with TCP_CHECK or PING_CHECK; \
+             for fast failure detection between the balancers and the routers, run BFD in BIRD \
+             with the routed scale-out (see the README, \"Two ways to share a VIP\")",
+            k.keyword
+        ),
+    );
+}
+
+/// keepalived's true/false words after `alpha`; none: true.
+fn switch(k: &Node, d: &mut Diagnostics) -> Option<bool> {
+    match k
+        .args
+        .first()
+        .map(|a| a.text.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("true" | "on" | "yes") => Some(true),
+        Some("false" | "off" | "no") => Some(false),
+        Some(other) => {
+            d.error(
+                &k.at,
+                format!("{} {other}: expected no value, or true/false", k.keyword),
+            );
+            None
+        }
+    }
+}
+
+/// `bind_if NAME`: a network interface's name.
+fn interface_name(k: &Node, d: &mut Diagnostics) -> Option<String> {
+    let name = one(k, d)?;
+    let valid = !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', ':'])
+        && name.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Some(name.to_string())
+    } else {
+        d.error(
+            &k.at,
+            format!(
+                "{} {name}: not an interface name (at most {} characters, no `/`, `:` or spaces)",
+                k.keyword,
+                libc::IFNAMSIZ - 1
+            ),
+        );
+        None
+    }
+}
+
+/// MISC_CHECK's own default (keepalived: retry 0), then whatever the
+/// virtual_server and real_server set.
+fn misc_defaults(vs_blocks: &[Node], rs_blocks: &[Node]) -> Timing {
+    let mut base = Connect::new();
+    base.timing.retry = 0;
+    // Both blocks were read once already, with their diagnostics.
+    let mut quiet = Diagnostics::default();
+    base.settings(vs_blocks, &mut quiet)
+        .settings(rs_blocks, &mut quiet)
+        .timing
+}
+
+/// The settings of every checker, MISC_CHECK's too.
+impl Timing {
+    /// What a virtual_server or real_server may set for its checks too;
+    /// false when `k` is not one.
+    fn read(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+        match k.keyword.as_str() {
+            // `nb_get_retry` is the older spelling.
+            "retry" | "nb_get_retry" => self.retry = int(k, 0, 1000, d).unwrap_or(self.retry),
+            "delay_before_retry" => {
+                self.delay_before_retry = secs(k, 0, d).unwrap_or(self.delay_before_retry)
+            }
+            "warmup" => self.warmup = secs(k, 0, d).or(self.warmup),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A checker's own `delay_loop` and `alpha` (the virtual_server and
+    /// real_server read theirs); false when `k` is neither.
+    fn read_own(&mut self, k: &Node, d: &mut Diagnostics) -> bool {
+        match k.keyword.as_str() {
+            "delay_loop" => self.delay_loop = secs(k, 1, d).or(self.delay_loop),
+            "alpha" => self.alpha = switch(k, d).or(self.alpha),
+            _ => return false,
+        }
+        true
+    }
+}
+
 /// Reading the settings TCP_CHECK and HTTP_GET share.
 impl Connect {
     fn new() -> Self {
@@ -538,9 +718,17 @@ impl Connect {
             connect_ip: None,
             connect_port: None,
             bindto: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
             connect_timeout: CONNECT_TIMEOUT,
-            retry: RETRY,
-            delay_before_retry: DELAY_BEFORE_RETRY,
+            timing: Timing {
+                retry: RETRY,
+                delay_before_retry: DELAY_BEFORE_RETRY,
+                warmup: None,
+                delay_loop: None,
+                alpha: None,
+            },
         }
     }
 
@@ -550,6 +738,7 @@ impl Connect {
         "retry",
         "nb_get_retry",
         "delay_before_retry",
+        "warmup",
     ];
 
     fn settings(mut self, block: &[Node], d: &mut Diagnostics) -> Self {
@@ -565,12 +754,7 @@ impl Connect {
             "connect_timeout" => {
                 self.connect_timeout = secs(k, 1, d).unwrap_or(self.connect_timeout)
             }
-            // `nb_get_retry` is the older spelling.
-            "retry" | "nb_get_retry" => self.retry = int(k, 0, 1000, d).unwrap_or(self.retry),
-            "delay_before_retry" => {
-                self.delay_before_retry = secs(k, 0, d).unwrap_or(self.delay_before_retry)
-            }
-            _ => return false,
+            _ => return self.timing.read(k, d),
         }
         true
     }
@@ -581,6 +765,17 @@ impl Connect {
             "connect_ip" => self.connect_ip = ip(k, d),
             "connect_port" => self.connect_port = int(k, 1, 65535, d),
             "bindto" => self.bindto = ip(k, d),
+            "bind_port" if block == "PING_CHECK" => d.error(
+                &k.at,
+                "bind_port: PING_CHECK sends ICMP echoes, which have no port; remove the line",
+            ),
+            "bind_port" => self.bind_port = int(k, 1, 65535, d),
+            "bind_if" => self.bind_if = interface_name(k, d),
+            // 0: no mark, as keepalived.
+            "fwmark" => self.fwmark = int(k, 0, u32::MAX, d).filter(|&m| m != 0),
+            "delay_loop" | "alpha" => {
+                self.timing.read_own(k, d);
+            }
             other if keywords::listed(block, other) => keywords::unhandled(block, k, d),
             _ => return self.read(k, d),
         }
@@ -703,7 +898,9 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
         status_codes: Vec::new(),
         digest: None,
         virtualhost: default_host.map(String::from),
+        regex: None,
     };
+    let mut regex = RegexParts::default();
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
             "path" => {
@@ -753,9 +950,40 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
                 ),
                 None => {}
             },
+            "regex" => match k.args.as_slice() {
+                [p] => regex.pattern = Some((p.text.clone(), k.at.clone())),
+                _ => {
+                    regex.bad = true;
+                    d.error(
+                        &k.at,
+                        "regex needs one pattern; quote it when it has spaces: `regex \"up and running\"`",
+                    )
+                }
+            },
+            "regex_no_match" => {
+                regex.no_match = flag(k, d);
+                regex.at.get_or_insert(k.at.clone());
+            }
+            "regex_options" => {
+                regex.options.extend(k.args.iter().map(|a| a.text.clone()));
+                regex.at.get_or_insert(k.at.clone());
+            }
+            "regex_min_offset" | "regex_max_offset" | "regex_stack" => {
+                regex.bad = true;
+                d.error(
+                    &k.at,
+                    format!(
+                        "{} is not supported: the whole body (up to {} bytes) is matched; anchor \
+                         the regex instead",
+                        k.keyword,
+                        crate::health::http::MAX_BODY
+                    ),
+                )
+            }
             _ => keywords::unhandled("url", k, d),
         }
     }
+    u.regex = body_regex(regex, d)?;
     match path {
         Some(p) => {
             u.path = p;
@@ -769,6 +997,99 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
     }
 }
 
+/// A url's regex statements, read in any order.
+#[derive(Default)]
+struct RegexParts {
+    pattern: Option<(String, super::diag::Location)>,
+    no_match: bool,
+    options: Vec<String>,
+    /// The first regex_no_match or regex_options, for an error without regex.
+    at: Option<super::diag::Location>,
+    /// A statement was refused: the url is dropped.
+    bad: bool,
+}
+
+/// Sets keepalived's PCRE2 option `name` on `b`; false when the regex
+/// crate has no equivalent. Options that only tune PCRE2's matcher, or that
+/// xdpvs's defaults already are (no UTF, `$` only at the very end), change
+/// nothing.
+fn regex_option(b: &mut regex::bytes::RegexBuilder, name: &str) -> bool {
+    match name {
+        "caseless" => b.case_insensitive(true),
+        "multiline" => b.multi_line(true),
+        "dotall" => b.dot_matches_new_line(true),
+        "extended" => b.ignore_whitespace(true),
+        "ungreedy" => b.swap_greed(true),
+        "utf" | "ucp" => b.unicode(true),
+        "dollar_endonly" | "never_utf" | "never_ucp" | "no_auto_capture" | "no_auto_possess"
+        | "no_dotstar_anchor" | "no_start_optimize" | "never_backslash_c" | "dupnames" => b,
+        _ => return false,
+    };
+    true
+}
+
+/// What `regex_option` takes, for the error.
+const REGEX_OPTIONS: &str = "caseless, multiline, dotall, extended, ungreedy, utf, ucp, \
+     dollar_endonly, never_utf, never_ucp, no_auto_capture, no_auto_possess, no_dotstar_anchor, \
+     no_start_optimize, never_backslash_c, dupnames";
+
+/// The compiled regex of a url; `Err` (reported) drops the url.
+fn body_regex(parts: RegexParts, d: &mut Diagnostics) -> Option<Option<BodyRegex>> {
+    if parts.bad {
+        return None;
+    }
+    let Some((pattern, regex_at)) = parts.pattern else {
+        if let Some(at) = &parts.at {
+            d.error(
+                at,
+                "regex_no_match and regex_options need a regex in the same url",
+            );
+            return None;
+        }
+        return Some(None);
+    };
+    let at = parts.at.as_ref().unwrap_or(&regex_at);
+    let mut builder = regex::bytes::RegexBuilder::new(&pattern);
+    // PCRE2 without `utf` matches bytes; a bounded program keeps a hostile
+    // pattern from taking the daemon's memory.
+    builder.unicode(false).size_limit(REGEX_SIZE_LIMIT);
+    let mut valid = true;
+    for o in &parts.options {
+        if !regex_option(&mut builder, o) {
+            valid = false;
+            d.error(
+                at,
+                format!(
+                    "regex_options {o}: not supported by xdpvs's regex engine (Rust's regex \
+                     crate); it has {REGEX_OPTIONS}"
+                ),
+            );
+        }
+    }
+    let compiled = match builder.build() {
+        Ok(r) => r,
+        Err(e) => {
+            d.error(
+                &regex_at,
+                format!(
+                    "regex {pattern:?}: {e} (xdpvs uses Rust's regex crate: no look-around or \
+                     back-references)"
+                ),
+            );
+            return None;
+        }
+    };
+    valid.then_some(Some(BodyRegex {
+        pattern,
+        options: parts.options,
+        no_match: parts.no_match,
+        compiled,
+    }))
+}
+
+/// The compiled size a url's regex may take.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
 /// `200` or a range `200-299`.
 fn status_codes(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
     let (lo, hi) = text.split_once('-').unwrap_or((text, text));
@@ -776,7 +1097,12 @@ fn status_codes(text: &str) -> Option<std::ops::RangeInclusive<u16>> {
     (100 <= lo && lo <= hi && hi <= 599).then_some(lo..=hi)
 }
 
-fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<MiscCheck> {
+fn misc_check(
+    n: &Node,
+    timing: Timing,
+    delay_loop: Duration,
+    d: &mut Diagnostics,
+) -> Option<MiscCheck> {
     let mut path = None;
     // keepalived.conf(5): misc_timeout defaults to delay_loop.
     let mut m = MiscCheck {
@@ -784,6 +1110,7 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
         misc_timeout: delay_loop,
         misc_dynamic: false,
         user: None,
+        timing,
     };
     for k in n.block.iter().flatten() {
         match k.keyword.as_str() {
@@ -791,6 +1118,7 @@ fn misc_check(n: &Node, delay_loop: Duration, d: &mut Diagnostics) -> Option<Mis
             "misc_timeout" => m.misc_timeout = secs(k, 1, d).unwrap_or(delay_loop),
             "misc_dynamic" => m.misc_dynamic = flag(k, d),
             "user" => m.user = super::vrrp::script_user(k, d),
+            _ if m.timing.read(k, d) || m.timing.read_own(k, d) => {}
             _ => keywords::unhandled("MISC_CHECK", k, d),
         }
     }
@@ -910,11 +1238,9 @@ fn hex_string(n: &Node, wildcards: bool) -> Option<Vec<(u8, u8)>> {
 /// DNS_CHECK's own defaults (keepalived.conf(5): retry 3, delay_before_retry
 /// delay_loop), then whatever the virtual_server and real_server set.
 fn dns_defaults(vs_blocks: &[Node], rs_blocks: &[Node], delay_loop: Duration) -> Connect {
-    let base = Connect {
-        retry: DNS_RETRY,
-        delay_before_retry: delay_loop,
-        ..Connect::new()
-    };
+    let mut base = Connect::new();
+    base.timing.retry = DNS_RETRY;
+    base.timing.delay_before_retry = delay_loop;
     // Both blocks were read once already, with their diagnostics.
     let mut quiet = Diagnostics::default();
     base.settings(vs_blocks, &mut quiet)

@@ -235,6 +235,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
             "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
+            "bfd_instance" => lvs::refuse_bfd(n, d),
             _ => keywords::unhandled(keywords::TOP, n, d),
         }
     }

@@ -271,6 +271,11 @@ pub struct VirtualServer {
     pub alpha: bool,
     /// `smtp_alert`: mail on quorum changes; `None`: the global default.
     pub smtp_alert: Option<bool>,
+    /// `ha_suspend`: the checks pause while the VIP is not on this host.
+    pub ha_suspend: bool,
+    /// `omega`: at shutdown, `quorum_down` and each live real's
+    /// `notify_down` run (keepalived).
+    pub omega: bool,
     pub quorum: QuorumConfig,
     pub reals: Vec<RealServer>,
     pub location: Location,
@@ -308,6 +313,14 @@ pub struct RealServer {
     pub inhibit_on_failure: bool,
     /// `smtp_alert`: mail when the real goes up or down; `None`: the global default.
     pub smtp_alert: Option<bool>,
+    /// `delay_loop` for this real's checks; unset: the virtual server's.
+    #[serde(serialize_with = "opt_secs")]
+    pub delay_loop: Option<Duration>,
+    /// `alpha` for this real's checks; unset: the virtual server's.
+    pub alpha: Option<bool>,
+    /// Run when the real goes up (all its checks pass) / down.
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
     pub checks: Vec<HealthCheck>,
     pub location: Location,
 }
@@ -326,6 +339,22 @@ pub enum HealthCheck {
     PingCheck(PingCheck),
     DnsCheck(DnsCheck),
     SmtpCheck(SmtpCheck),
+}
+
+impl HealthCheck {
+    /// When the check runs.
+    pub fn timing(&self) -> &Timing {
+        match self {
+            Self::TcpCheck(c) => &c.connect.timing,
+            Self::HttpGet(c) => &c.connect.timing,
+            Self::SslGet(c) => &c.http.connect.timing,
+            Self::MiscCheck(c) => &c.timing,
+            Self::UdpCheck(c) => &c.connect.timing,
+            Self::PingCheck(c) => &c.connect.timing,
+            Self::DnsCheck(c) => &c.connect.timing,
+            Self::SmtpCheck(c) => &c.connect.timing,
+        }
+    }
 }
 
 /// UDP_CHECK: a datagram is sent; an ICMP error (port unreachable) is a
@@ -424,11 +453,34 @@ pub struct Connect {
     /// Defaults to the real's port.
     pub connect_port: Option<u16>,
     pub bindto: Option<IpAddr>,
+    /// `bind_port`: the source port.
+    pub bind_port: Option<u16>,
+    /// `bind_if`: SO_BINDTODEVICE.
+    pub bind_if: Option<String>,
+    /// `fwmark`: SO_MARK on the check's packets.
+    pub fwmark: Option<u32>,
     #[serde(serialize_with = "secs")]
     pub connect_timeout: Duration,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
+/// When a check runs, every checker's own (MISC_CHECK's too); a virtual_server
+/// or real_server sets the defaults of the checks beneath it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timing {
     pub retry: u32,
     #[serde(serialize_with = "secs")]
     pub delay_before_retry: Duration,
+    /// `warmup`: the first check waits a random time up to this; unset:
+    /// none (keepalived waits up to `delay_loop`).
+    #[serde(serialize_with = "opt_secs")]
+    pub warmup: Option<Duration>,
+    /// The checker's own `delay_loop`; unset: its real's, else its virtual server's.
+    #[serde(serialize_with = "opt_secs")]
+    pub delay_loop: Option<Duration>,
+    /// The checker's own `alpha`; unset: its real's, else its virtual server's.
+    pub alpha: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -465,6 +517,33 @@ pub struct Url {
     /// the url's `virtualhost`, else its checker's, real's or virtual
     /// server's; none: the address the check connects to.
     pub virtualhost: Option<String>,
+    /// `regex`: the body must match it (with `regex_no_match`: must not).
+    pub regex: Option<BodyRegex>,
+}
+
+/// A url's `regex`, `regex_no_match` and `regex_options`, compiled.
+#[derive(Debug, Clone, Serialize)]
+pub struct BodyRegex {
+    pub pattern: String,
+    /// keepalived's PCRE2 option names, as written.
+    pub options: Vec<String>,
+    pub no_match: bool,
+    #[serde(skip)]
+    pub compiled: regex::bytes::Regex,
+}
+
+impl PartialEq for BodyRegex {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.pattern, &self.options, self.no_match)
+            == (&other.pattern, &other.options, other.no_match)
+    }
+}
+
+impl BodyRegex {
+    /// Whether `body` passes: it matches, or with `no_match` it does not.
+    pub fn passes(&self, body: &[u8]) -> bool {
+        self.compiled.is_match(body) != self.no_match
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -474,6 +553,9 @@ pub struct MiscCheck {
     pub misc_timeout: Duration,
     pub misc_dynamic: bool,
     pub user: Option<ScriptUser>,
+    /// retry 0 by default, as keepalived's MISC_CHECK.
+    #[serde(flatten)]
+    pub timing: Timing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

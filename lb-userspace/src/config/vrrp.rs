@@ -710,6 +710,7 @@ pub fn vrrp_instance(
                 &k.at,
                 "no_accept is not supported: xdpvs accepts traffic to its VIPs while master (keepalived's `accept`); drop unwanted traffic to them with nftables",
             ),
+            "track_bfd" => super::lvs::refuse_bfd(k, d),
             _ => keywords::unhandled("vrrp_instance", k, d),
         }
     }
@@ -938,6 +939,7 @@ pub fn sync_group(
                 );
                 member(&mut g, k);
             }
+            "track_bfd" => super::lvs::refuse_bfd(k, d),
             _ => keywords::unhandled("vrrp_sync_group", k, d),
         }
     }

@@ -316,6 +316,8 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     // Withdraw first (make before break): the routers move the flows to
     // the other nodes while this one still forwards what reaches it.
     scale_out.withdraw(&state, &ha).await;
+    // keepalived's `omega`: the down scripts of what stops being served.
+    state.omega().await;
     // Handover: a stopping master keeps its VIPs, so XDP keeps
     // forwarding until the new master has spoken.
     ha.shutdown().await;

@@ -26,17 +26,27 @@ use crate::{
         keys::{Mac, Proto, format_mac},
         loader::Sizes,
         maps::Maps,
-        reconcile::{Reconciler, ServiceId},
+        reconcile::{RealId, Reconciler, ServiceId},
     },
     ha::{Ha, scripts::Notifier},
     health::{
         self,
-        runner::{CheckSpec, HealthEvent, Runner},
+        runner::{Addresses, CheckSpec, HealthEvent, Runner},
     },
     metrics,
     script_runner::{Kind, Preparer, RealFs, Script},
     services::{QuorumChange, Table},
 };
+
+/// What an `omega` script may take at shutdown (keepalived: one second).
+const OMEGA_WAIT: Duration = Duration::from_secs(1);
+
+fn proto_of(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+    }
+}
 
 /// How often the flow table is counted (a slow scan pauses as long as it took).
 const FLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -59,11 +69,17 @@ pub struct State {
     /// The configuration's `lvs_timeouts`: a reload that changes them
     /// writes them (over `adm --set`).
     lvs_timeouts: crate::config::LvsTimeouts,
-    /// Runs `quorum_up` / `quorum_down`.
+    /// Runs `quorum_up` / `quorum_down` and the reals' `notify_up` / `notify_down`.
     scripts: Notifier,
     /// Those scripts as the configuration in force has them, checked and
     /// resolved by the script runner (a refused one is absent).
-    quorum_scripts: HashMap<String, Script>,
+    notify_scripts: HashMap<String, Script>,
+    /// Each real's `notify_up` and `notify_down` lines.
+    real_notify: HashMap<(ServiceId, RealId), (Option<String>, Option<String>)>,
+    /// The `omega` services' `quorum_down` lines, run at shutdown.
+    omega: Vec<(ServiceId, Option<String>)>,
+    /// The host's addresses, for `ha_suspend`.
+    addresses: Addresses,
     /// `smtp_alert` mails of the reals' and services' changes.
     pub alerts: crate::alert::Alerts,
 }
@@ -98,6 +114,7 @@ impl State {
         let flows = Scanner::spawn(maps.flows_fd()?, maps.config_handle()?, FLOW_SCAN_EVERY)
             .context("starting the flow-table scanner")?;
         let mut table = Table::from_config(config);
+        let addresses = health::presence::watch_host();
         // An adopted data plane says how its reals were: not re-learned.
         for (sid, rid, healthy) in reconciler.adopted_health() {
             let reason = "carried over from the running data plane".to_string();
@@ -109,20 +126,23 @@ impl State {
             reloaded_at: Instant::now(),
             lvs_timeouts: config.global.lvs_timeouts,
             scripts: Notifier::spawn().0,
-            quorum_scripts: HashMap::new(),
+            notify_scripts: HashMap::new(),
+            real_notify: HashMap::new(),
+            omega: Vec::new(),
+            addresses: addresses.clone(),
             alerts: crate::alert::Alerts::default(),
             maps,
             reconciler,
             sizes,
             wanted,
             config_path,
-            checks: Runner::spawn(Vec::new(), health_events.clone()),
+            checks: Runner::spawn(Vec::new(), health_events.clone(), addresses),
             health_events,
         };
         let writes = state.apply().context("filling the data plane")?;
         info!("configuration in the data plane: {writes} map writes");
         let specs = state.check_specs(config);
-        state.checks = Runner::spawn(specs, state.health_events.clone());
+        state.checks = Runner::spawn(specs, state.health_events.clone(), state.addresses.clone());
         Ok(state)
     }
 
@@ -179,7 +199,7 @@ impl State {
         self.alerts
             .quorum(c.service, c.up, c.threshold, c.live_weight);
         if let Some(line) = c.script {
-            match self.quorum_scripts.get(&line) {
+            match self.notify_scripts.get(&line) {
                 Some(script) => {
                     info!("{service}: running {line:?}");
                     self.scripts.run(script.clone());
@@ -187,6 +207,55 @@ impl State {
                 None => warn!("{service}: {line:?} not run: the script was refused at load"),
             }
         }
+    }
+
+    /// A real went up or down: its `notify_up` / `notify_down` runs, as
+    /// keepalived runs it when the real's checks change its state.
+    fn notify_real(&self, sid: &ServiceId, rid: &RealId, up: bool, service: &str) {
+        let Some((on_up, on_down)) = self.real_notify.get(&(*sid, *rid)) else {
+            return;
+        };
+        let Some(line) = (if up { on_up } else { on_down }) else {
+            return;
+        };
+        let real = SocketAddr::new(rid.0, rid.1);
+        match self.notify_scripts.get(line) {
+            Some(script) => {
+                info!("real {real} of {service}: running {line:?}");
+                self.scripts.run(script.clone());
+            }
+            None => {
+                warn!("real {real} of {service}: {line:?} not run: the script was refused at load")
+            }
+        }
+    }
+
+    /// keepalived's `omega` at shutdown: each live real's `notify_down`, then
+    /// the service's `quorum_down`, each given OMEGA_WAIT to finish.
+    pub async fn omega(&self) {
+        let mut runs = Vec::new();
+        for (sid, quorum_down) in &self.omega {
+            let Some(service) = self.table.services.get(sid) else {
+                continue;
+            };
+            let live = service.reals.iter().filter(|(_, r)| r.healthy);
+            let downs = live.filter_map(|(rid, _)| {
+                self.real_notify
+                    .get(&(*sid, *rid))
+                    .and_then(|(_, down)| down.as_ref())
+            });
+            for line in downs.chain(quorum_down) {
+                if let Some(script) = self.notify_scripts.get(line) {
+                    info!(
+                        "{} {}: shutting down (omega): running {line:?}",
+                        sid.2,
+                        SocketAddr::new(sid.0, sid.1)
+                    );
+                    runs.push(script.run(OMEGA_WAIT));
+                }
+            }
+        }
+        futures::future::join_all(runs).await;
     }
 
     /// Whether every real's MAC is known: the data plane can serve them all.
@@ -222,11 +291,20 @@ impl State {
             e.service.2,
             SocketAddr::new(e.service.0, e.service.1)
         );
+        let was_up = self
+            .table
+            .services
+            .get(&e.service)
+            .and_then(|s| s.reals.get(&e.real))
+            .map(|r| r.healthy);
         if !self
             .table
             .set_health(&e.service, &e.real, e.up, e.weight, e.reason.clone())
         {
             return;
+        }
+        if was_up != Some(e.up) {
+            self.notify_real(&e.service, &e.real, e.up, &service);
         }
         if let Err(err) = self.apply() {
             error!("real {rid} of {service}: updating the data plane: {err:#}");
@@ -329,15 +407,60 @@ impl State {
                 specs.push(spec);
             }
         }
-        self.quorum_scripts.clear();
+        let old_scripts = std::mem::take(&mut self.notify_scripts);
+        let old_notify = std::mem::take(&mut self.real_notify);
+        self.omega.clear();
+        // A virtual_server group is one virtual server to keepalived: its
+        // reals' scripts and its omega run once, for its first member.
+        let mut groups = std::collections::HashSet::new();
         for vs in &config.virtual_servers {
-            for line in [&vs.quorum.up_script, &vs.quorum.down_script]
-                .into_iter()
-                .flatten()
-            {
-                if let Some(script) = scripts.prepare(Kind::Notify, line, None, &vs.location) {
-                    self.quorum_scripts.insert(line.clone(), script);
+            let sid = (vs.addr, vs.port, proto_of(vs.protocol));
+            let first = vs.group.as_ref().is_none_or(|g| groups.insert(g.as_str()));
+            if vs.omega && first {
+                self.omega.push((sid, vs.quorum.down_script.clone()));
+            }
+            let reals = vs.reals.iter().filter(|_| first).map(|r| {
+                self.real_notify.insert(
+                    (sid, (r.addr, r.port)),
+                    (r.notify_up.clone(), r.notify_down.clone()),
+                );
+                (&r.location, [&r.notify_up, &r.notify_down])
+            });
+            let lines: Vec<_> =
+                std::iter::once((&vs.location, [&vs.quorum.up_script, &vs.quorum.down_script]))
+                    .chain(reals)
+                    .collect();
+            for (at, pair) in lines {
+                for line in pair.into_iter().flatten() {
+                    if !self.notify_scripts.contains_key(line)
+                        && let Some(script) = scripts.prepare(Kind::Notify, line, None, at)
+                    {
+                        self.notify_scripts.insert(line.clone(), script);
+                    }
                 }
+            }
+        }
+        // keepalived: a live real the new configuration removes is taken
+        // down, and its notify_down (as the old one had it) runs.
+        for (key, (_, down)) in old_notify {
+            let live = self
+                .table
+                .services
+                .get(&key.0)
+                .and_then(|s| s.reals.get(&key.1))
+                .is_some_and(|r| r.healthy);
+            if self.real_notify.contains_key(&key) || !live {
+                continue;
+            }
+            if let Some(script) = down.as_ref().and_then(|line| old_scripts.get(line)) {
+                info!(
+                    "real {} of {} {}: removed by the reload: running {:?}",
+                    SocketAddr::new(key.1.0, key.1.1),
+                    key.0.2,
+                    SocketAddr::new(key.0.0, key.0.1),
+                    down.as_deref().unwrap_or_default()
+                );
+                self.scripts.run(script.clone());
             }
         }
         for d in scripts.finish(&Location::of(&self.config_path)) {
@@ -400,7 +523,7 @@ impl State {
         );
         info!("{message}");
         let specs = self.check_specs(&config);
-        self.checks = Runner::spawn(specs, self.health_events.clone());
+        self.checks = Runner::spawn(specs, self.health_events.clone(), self.addresses.clone());
         self.alerts.reconfigure(&config);
         Ok(message)
     }

@@ -2,11 +2,7 @@
 //! transport is ours, bounded by the check's timeout). Up when the answer
 //! is a response to our id and question with RCODE NOERROR.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    str::FromStr,
-    time::Duration,
-};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use hickory_proto::{
     op::{Message, MessageType, Query, ResponseCode},
@@ -15,12 +11,13 @@ use hickory_proto::{
 
 use super::{
     probe::{Attempt, Failure, Outcome, Probe, bounded},
+    source::Source,
     udp::connected,
 };
 
 pub struct DnsProbe {
     pub target: SocketAddr,
-    pub bindto: Option<IpAddr>,
+    pub source: Source,
     pub timeout: Duration,
     pub query: Query,
 }
@@ -29,7 +26,7 @@ impl DnsProbe {
     /// The probe for `name` and `record_type` as the parser accepted them.
     pub fn new(
         target: SocketAddr,
-        bindto: Option<IpAddr>,
+        source: Source,
         timeout: Duration,
         record_type: &str,
         name: &str,
@@ -41,7 +38,7 @@ impl DnsProbe {
             RecordType::from_str(record_type).map_err(|e| format!("type {record_type}: {e}"))?;
         Ok(Self {
             target,
-            bindto,
+            source,
             timeout,
             query: Query::query(name, record_type),
         })
@@ -75,7 +72,7 @@ impl DnsProbe {
             Ok(b) => b,
             Err(e) => return Outcome::Down(Failure::Local(format!("encoding the query: {e}"))),
         };
-        let socket = match connected(self.target, self.bindto).await {
+        let socket = match connected(self.target, &self.source).await {
             Ok(s) => s,
             Err(e) => return Outcome::Down(e.into()),
         };
@@ -148,7 +145,7 @@ mod tests {
     fn probe(target: SocketAddr) -> DnsProbe {
         DnsProbe::new(
             target,
-            None,
+            Source::default(),
             Duration::from_millis(300),
             "A",
             "www.example.com",
@@ -164,7 +161,7 @@ mod tests {
         );
         let soa = DnsProbe::new(
             responder(Some(ResponseCode::NoError)),
-            None,
+            Source::default(),
             Duration::from_millis(300),
             "SOA",
             ".",

@@ -1,7 +1,8 @@
 //! HTTP_GET and SSL_GET: one HTTP/1.1 GET per `url`, over TCP or TLS; every
 //! url must answer with an accepted status (any 2xx when none is configured)
 //! and, when a digest is set, a body whose MD5 matches (what keepalived's
-//! `genhash` prints).
+//! `genhash` prints); with a `regex`, a body that matches it (or with
+//! `regex_no_match`, does not), read whole up to MAX_BODY.
 //!
 //! hyper speaks HTTP (framing, chunked bodies, keep-alive servers: the check
 //! ends as soon as the body is complete) over a socket connected here, so
@@ -34,7 +35,7 @@ const MAX_HEAD: usize = 64 << 10;
 
 pub struct HttpProbe {
     pub target: SocketAddr,
-    pub bindto: Option<std::net::IpAddr>,
+    pub source: super::source::Source,
     pub urls: Vec<Url>,
     pub timeout: Duration,
     /// SSL_GET: the TLS client (`tls::client`); `None` for HTTP_GET.
@@ -44,7 +45,7 @@ pub struct HttpProbe {
 impl HttpProbe {
     /// One url on a connection of its own, as keepalived checks them.
     async fn get(&self, url: &Url) -> Outcome {
-        let stream = match connect(self.target, self.bindto).await {
+        let stream = match connect(self.target, &self.source).await {
             Ok(s) => s,
             Err(e) => return Outcome::Down(e.into()),
         };
@@ -138,7 +139,7 @@ where
     }
 }
 
-/// Status and digest, as keepalived judges them.
+/// Status, digest and regex, as keepalived judges them.
 fn verdict(url: &Url, status: u16, body: &[u8]) -> Outcome {
     let accepted = if url.status_codes.is_empty() {
         (200..300).contains(&status)
@@ -156,6 +157,19 @@ fn verdict(url: &Url, status: u16, body: &[u8]) -> Outcome {
         if &got != want {
             return Outcome::Down(Failure::DigestMismatch);
         }
+    }
+    if let Some(r) = &url.regex
+        && !r.passes(body)
+    {
+        let how = if r.no_match {
+            "matches"
+        } else {
+            "does not match"
+        };
+        return Outcome::Down(Failure::BadResponse(format!(
+            "body {how} regex {:?}",
+            r.pattern
+        )));
     }
     Outcome::Up
 }

@@ -8,18 +8,20 @@ pub mod http;
 pub mod hysteresis;
 pub mod misc;
 pub mod ping;
+pub mod presence;
 pub mod probe;
 pub mod runner;
 pub mod smtp;
+pub mod source;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use self::{
     dns::DnsProbe, http::HttpProbe, hysteresis::Policy, misc::MiscProbe, ping::PingProbe,
-    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, tcp::TcpProbe, udp::UdpProbe,
+    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, source::Source, tcp::TcpProbe, udp::UdpProbe,
 };
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
@@ -38,45 +40,41 @@ pub fn spec_for(
     if real.checks.is_empty() {
         return None;
     }
-    let mut retry = 0;
-    let mut delay_before_retry = vs.delay_loop;
-    // Where TCP_CHECK, HTTP_GET and SSL_GET connect, folding their retry timing into
-    // the real's: the strictest of its checks decides.
-    let mut connect = |c: &Connect| {
-        retry = retry.max(c.retry);
-        delay_before_retry = delay_before_retry.min(c.delay_before_retry);
+    let timing = Fold::of(vs, real);
+    // Where the checks connect, from where.
+    let connect = |c: &Connect| {
         let target = SocketAddr::new(
             c.connect_ip.unwrap_or(real.addr),
             c.connect_port.unwrap_or(real.port),
         );
-        (target, c.bindto, c.connect_timeout)
+        (target, Source::from(c), c.connect_timeout)
     };
     let mut probes: Vec<Box<dyn Probe>> = Vec::new();
     for check in &real.checks {
         match check {
             HealthCheck::TcpCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(TcpProbe {
                     target,
-                    bindto,
+                    source,
                     timeout,
                 }));
             }
             HealthCheck::HttpGet(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(HttpProbe {
                     target,
-                    bindto,
+                    source,
                     urls: c.urls.clone(),
                     timeout,
                     tls: None,
                 }));
             }
             HealthCheck::SslGet(c) => {
-                let (target, bindto, timeout) = connect(&c.http.connect);
+                let (target, source, timeout) = connect(&c.http.connect);
                 probes.push(Box::new(HttpProbe {
                     target,
-                    bindto,
+                    source,
                     urls: c.http.urls.clone(),
                     timeout,
                     tls: Some(tls::client(c.enable_sni)),
@@ -94,10 +92,10 @@ pub fn spec_for(
                 }
             }
             HealthCheck::UdpCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(UdpProbe {
                     target,
-                    bindto,
+                    source,
                     timeout,
                     payload: c.payload.clone(),
                     require_reply: c.require_reply,
@@ -106,12 +104,12 @@ pub fn spec_for(
                 }));
             }
             HealthCheck::PingCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
-                probes.push(Box::new(PingProbe::new(target.ip(), bindto, timeout)));
+                let (target, source, timeout) = connect(&c.connect);
+                probes.push(Box::new(PingProbe::new(target.ip(), source, timeout)));
             }
             HealthCheck::DnsCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
-                match DnsProbe::new(target, bindto, timeout, &c.record_type, &c.name) {
+                let (target, source, timeout) = connect(&c.connect);
+                match DnsProbe::new(target, source, timeout, &c.record_type, &c.name) {
                     Ok(p) => probes.push(Box::new(p)),
                     // The parser accepted both: a mismatch is a bug, and the
                     // real must not pass for want of its check.
@@ -119,10 +117,10 @@ pub fn spec_for(
                 }
             }
             HealthCheck::SmtpCheck(c) => {
-                let (target, bindto, timeout) = connect(&c.connect);
+                let (target, source, timeout) = connect(&c.connect);
                 probes.push(Box::new(SmtpProbe {
                     target,
-                    bindto,
+                    source,
                     timeout,
                     helo_name: c.helo_name.clone(),
                 }));
@@ -142,20 +140,65 @@ pub fn spec_for(
                 real.port,
                 real.weight,
                 &real.checks,
-                vs.delay_loop,
-                vs.alpha
+                (vs.delay_loop, real.delay_loop),
+                (vs.alpha, real.alpha),
+                vs.ha_suspend
             )
         ),
         service: (vs.addr, vs.port, proto),
         real: (real.addr, real.port),
         probes,
         policy: Policy {
-            delay_loop: vs.delay_loop,
-            retry,
-            delay_before_retry,
+            delay_loop: timing.delay_loop,
+            retry: timing.retry,
+            delay_before_retry: timing.delay_before_retry,
         },
-        start_up: !vs.alpha,
+        start_up: !timing.alpha,
+        warmup: timing.warmup,
+        ha_suspend: if vs.ha_suspend {
+            vec![vs.addr]
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// The timing of a real's checks, which run together: keepalived's
+/// defaults (checker, else real, else virtual server) per check, then the
+/// strictest of them decides (the most retries, the shortest delays), and
+/// one alpha check starts the real down, as its failed check would.
+#[derive(Debug, PartialEq)]
+struct Fold {
+    retry: u32,
+    delay_before_retry: Duration,
+    delay_loop: Duration,
+    warmup: Duration,
+    alpha: bool,
+}
+
+impl Fold {
+    fn of(vs: &VirtualServer, real: &RealServer) -> Self {
+        let delay_loop = real.delay_loop.unwrap_or(vs.delay_loop);
+        let alpha = real.alpha.unwrap_or(vs.alpha);
+        let mut fold = Fold {
+            retry: 0,
+            delay_before_retry: delay_loop,
+            delay_loop,
+            warmup: Duration::MAX,
+            alpha,
+        };
+        for t in real.checks.iter().map(HealthCheck::timing) {
+            fold.retry = fold.retry.max(t.retry);
+            fold.delay_before_retry = fold.delay_before_retry.min(t.delay_before_retry);
+            fold.delay_loop = fold.delay_loop.min(t.delay_loop.unwrap_or(delay_loop));
+            fold.warmup = fold.warmup.min(t.warmup.unwrap_or_default());
+            fold.alpha |= t.alpha.unwrap_or(alpha);
+        }
+        if fold.warmup == Duration::MAX {
+            fold.warmup = Duration::ZERO;
+        }
+        fold
+    }
 }
 
 /// A check that cannot be built: always a local error, never an up.
@@ -206,4 +249,62 @@ pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
     }
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn fold(text: &str) -> Fold {
+        let c = crate::config::parse_str(text, Path::new("t.conf"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+        let vs = &c.virtual_servers[0];
+        Fold::of(vs, &vs.reals[0])
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_reals_checks_run_on_the_strictest_timing_of_them() {
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n delay_loop 10\n real_server 10.0.0.2 80 {\n  \
+             TCP_CHECK {\n   retry 3\n   warmup 8\n   delay_loop 4\n  }\n  \
+             MISC_CHECK {\n   misc_path /bin/true\n   warmup 5\n   delay_before_retry 2\n  }\n }\n}\n",
+        );
+        assert_eq!(
+            f,
+            Fold {
+                retry: 3,
+                delay_before_retry: secs(1),
+                delay_loop: secs(4),
+                warmup: secs(5),
+                alpha: false,
+            }
+        );
+    }
+
+    #[test]
+    fn the_reals_delay_loop_and_alpha_stand_for_the_virtual_servers() {
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n delay_loop 10\n alpha\n real_server 10.0.0.2 80 {\n  \
+             delay_loop 3\n  alpha no\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+        );
+        assert_eq!((f.delay_loop, f.alpha, f.retry), (secs(3), false, 0));
+        // One alpha check starts the real down.
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  \
+             TCP_CHECK {\n  }\n  TCP_CHECK {\n   alpha\n  }\n }\n}\n",
+        );
+        assert!(f.alpha);
+        assert_eq!(
+            f.warmup,
+            Duration::ZERO,
+            "no warmup unless every check has one"
+        );
+    }
 }

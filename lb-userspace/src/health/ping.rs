@@ -15,11 +15,14 @@ use std::{
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::probe::{Attempt, Failure, Outcome, Probe, bounded};
+use super::{
+    probe::{Attempt, Failure, Outcome, Probe, bounded},
+    source::Source,
+};
 
 pub struct PingProbe {
     pub target: IpAddr,
-    pub bindto: Option<IpAddr>,
+    pub source: Source,
     pub timeout: Duration,
     sequence: AtomicU16,
 }
@@ -100,10 +103,10 @@ fn is_reply(packet: &[u8], kind: Kind, v6: bool, id: u16, sequence: u16) -> bool
 }
 
 impl PingProbe {
-    pub fn new(target: IpAddr, bindto: Option<IpAddr>, timeout: Duration) -> Self {
+    pub fn new(target: IpAddr, source: Source, timeout: Duration) -> Self {
         Self {
             target,
-            bindto,
+            source,
             timeout,
             sequence: AtomicU16::new(0),
         }
@@ -117,9 +120,8 @@ impl PingProbe {
         let io = |e: std::io::Error| Outcome::Down(e.into());
         let setup = || -> std::io::Result<()> {
             socket.set_nonblocking(true)?;
-            if let Some(source) = self.bindto {
-                socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
-            }
+            // ICMP has no port: the parser refuses bind_port here.
+            self.source.apply((&socket).into(), self.target.is_ipv6())?;
             // Only the target's packets reach a connected ICMP socket.
             socket.connect(&SockAddr::from(SocketAddr::new(self.target, 0)))
         };
@@ -227,14 +229,18 @@ mod tests {
     async fn loopback_answers_root() {
         let p = PingProbe::new(
             "127.0.0.1".parse().unwrap(),
-            None,
+            Source::default(),
             Duration::from_millis(500),
         );
         assert_eq!(p.unavailable(), None);
         for _ in 0..3 {
             assert_eq!(p.run().await, Outcome::Up);
         }
-        let v6 = PingProbe::new("::1".parse().unwrap(), None, Duration::from_millis(500));
+        let v6 = PingProbe::new(
+            "::1".parse().unwrap(),
+            Source::default(),
+            Duration::from_millis(500),
+        );
         assert_eq!(v6.run().await, Outcome::Up);
     }
 
@@ -266,7 +272,11 @@ mod tests {
         let ms = Duration::from_millis(300);
         // Loopback down: no route to anything.
         let (outcome, _) = in_empty_netns(move || {
-            run_here(PingProbe::new("127.0.0.1".parse().unwrap(), None, ms))
+            run_here(PingProbe::new(
+                "127.0.0.1".parse().unwrap(),
+                Source::default(),
+                ms,
+            ))
         });
         assert!(
             matches!(&outcome, Outcome::Down(f) if !f.is_local()),
@@ -286,7 +296,11 @@ mod tests {
             ip(&["addr", "add", "10.99.0.1/24", "dev", "v0"]);
             ip(&["link", "set", "v0", "up"]);
             ip(&["link", "set", "v1", "up"]);
-            run_here(PingProbe::new("10.99.0.7".parse().unwrap(), None, ms))
+            run_here(PingProbe::new(
+                "10.99.0.7".parse().unwrap(),
+                Source::default(),
+                ms,
+            ))
         });
         assert_eq!(outcome, Outcome::Down(Failure::Timeout(ms)));
         assert!(took < Duration::from_millis(800), "{took:?}");

@@ -6,15 +6,19 @@
 //! to every one of those services.
 
 use std::{
-    collections::HashMap,
-    net::SocketAddr,
+    collections::{HashMap, HashSet},
+    hash::{BuildHasher as _, Hasher as _},
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use futures::future::join_all;
-use log::warn;
-use tokio::{sync::mpsc, task::JoinHandle};
+use log::{info, warn};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 
 use super::{
     hysteresis::{Policy, Tracker},
@@ -31,7 +35,15 @@ pub struct CheckSpec {
     pub policy: Policy,
     /// State before the first result (false with `alpha`).
     pub start_up: bool,
+    /// `warmup`: the first attempt waits a random time up to this.
+    pub warmup: Duration,
+    /// `ha_suspend`: attempts run only while one of these VIPs is on this
+    /// host (empty: always).
+    pub ha_suspend: Vec<IpAddr>,
 }
+
+/// The addresses on this host (`presence::watch_host` keeps them current).
+pub type Addresses = watch::Receiver<Arc<HashSet<IpAddr>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
@@ -93,6 +105,7 @@ pub type LocalErrors = Arc<Mutex<HashMap<(ServiceId, RealId), LocalErrorCount>>>
 
 struct Shared {
     events: mpsc::Sender<HealthEvent>,
+    addresses: Addresses,
     latencies: Latencies,
     local_errors: LocalErrors,
 }
@@ -105,7 +118,11 @@ fn dedupe(specs: Vec<CheckSpec>) -> Vec<(CheckSpec, Vec<ServiceId>)> {
     for s in specs {
         // Reals whose state differs (a reload) keep checks of their own.
         match index.get(&(s.shared_key.clone(), s.start_up)) {
-            Some(&i) => out[i].1.push(s.service),
+            Some(&i) => {
+                // A group's checks run while any of its VIPs is here.
+                out[i].0.ha_suspend.extend(s.ha_suspend);
+                out[i].1.push(s.service);
+            }
             None => {
                 index.insert((s.shared_key.clone(), s.start_up), out.len());
                 let service = s.service;
@@ -137,8 +154,42 @@ async fn send_all(
     true
 }
 
+/// A random share of `up_to`, so that checks started together spread out.
+fn jitter(up_to: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    up_to.mul_f64(random as f64 / u64::MAX as f64)
+}
+
+/// Returns once one of `vips` is on this host (at once when `vips` is
+/// empty); logs the suspension and the resumption.
+async fn until_present(vips: &[IpAddr], addresses: &mut Addresses, real: RealId) {
+    let present = |a: &Addresses| vips.is_empty() || vips.iter().any(|v| a.borrow().contains(v));
+    if present(addresses) {
+        return;
+    }
+    info!(
+        "real {}: checks suspended while VIP {} is not on this host (ha_suspend)",
+        SocketAddr::from(real),
+        vips[0]
+    );
+    while !present(addresses) {
+        if addresses.changed().await.is_err() {
+            // No one reports addresses any more: stay suspended.
+            std::future::pending::<()>().await;
+        }
+    }
+    info!(
+        "real {}: checks resumed, VIP {} is on this host",
+        SocketAddr::from(real),
+        vips[0]
+    );
+}
+
 async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
     let mut start_up = spec.start_up;
+    let mut addresses = shared.addresses.clone();
     if let Some(why) = unavailable(&spec) {
         // Never counted healthy by a check that did not run.
         warn!(
@@ -165,7 +216,11 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
     let mut tracker = Tracker::new(spec.policy, start_up);
     let mut weight = None;
     let keys: Vec<_> = services.iter().map(|&s| (s, spec.real)).collect();
+    if !spec.warmup.is_zero() {
+        tokio::time::sleep(jitter(spec.warmup)).await;
+    }
     loop {
+        until_present(&spec.ha_suspend, &mut addresses, spec.real).await;
         let started = Instant::now();
         let outcomes = join_all(spec.probes.iter().map(|p| p.run())).await;
         let verdict = combine(&spec.probes, outcomes);
@@ -240,9 +295,14 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn spawn(specs: Vec<CheckSpec>, events: mpsc::Sender<HealthEvent>) -> Self {
+    pub fn spawn(
+        specs: Vec<CheckSpec>,
+        events: mpsc::Sender<HealthEvent>,
+        addresses: Addresses,
+    ) -> Self {
         let shared = Arc::new(Shared {
             events,
+            addresses,
             latencies: Latencies::default(),
             local_errors: LocalErrors::default(),
         });
@@ -321,13 +381,20 @@ mod tests {
                 delay_before_retry: Duration::from_millis(50),
             },
             start_up: true,
+            warmup: Duration::ZERO,
+            ha_suspend: Vec::new(),
         }
+    }
+
+    /// A host with no address that ever changes.
+    fn nowhere() -> Addresses {
+        watch::channel(Arc::default()).1
     }
 
     #[tokio::test]
     async fn each_attempt_records_its_duration() {
         let (tx, _rx) = mpsc::channel(8);
-        let runner = Runner::spawn(vec![spec(8, "sleep 0.2", 2_000)], tx);
+        let runner = Runner::spawn(vec![spec(8, "sleep 0.2", 2_000)], tx, nowhere());
         let latencies = runner.latencies();
         tokio::time::sleep(Duration::from_millis(600)).await;
         let took = latencies
@@ -350,6 +417,7 @@ mod tests {
         let _runner = Runner::spawn(
             vec![spec(1, "sleep 30", 20_000), spec(2, "exit 1", 500)],
             tx,
+            nowhere(),
         );
         let event = tokio::time::timeout(Duration::from_secs(2), rx.recv())
             .await
@@ -369,6 +437,7 @@ mod tests {
         let _runner = Runner::spawn(
             vec![spec(3, &format!("test -e {}", flag.display()), 500)],
             tx,
+            nowhere(),
         );
         let down = tokio::time::timeout(Duration::from_secs(2), rx.recv())
             .await
@@ -396,7 +465,7 @@ mod tests {
     async fn detection_time_spans_the_retries() {
         let (tx, mut rx) = mpsc::channel(8);
         // retry 2: three failures, 50 ms apart.
-        let _runner = Runner::spawn(vec![spec_with(4, "exit 1", 500, false, 2)], tx);
+        let _runner = Runner::spawn(vec![spec_with(4, "exit 1", 500, false, 2)], tx, nowhere());
         let down = next(&mut rx).await;
         assert!(!down.up);
         let detected = down
@@ -411,7 +480,7 @@ mod tests {
     #[tokio::test]
     async fn a_dynamic_weight_is_reported_while_up() {
         let (tx, mut rx) = mpsc::channel(8);
-        let _runner = Runner::spawn(vec![spec_with(5, "exit 7", 500, true, 0)], tx);
+        let _runner = Runner::spawn(vec![spec_with(5, "exit 7", 500, true, 0)], tx, nowhere());
         let event = next(&mut rx).await;
         assert_eq!((event.up, event.weight), (true, Some(5)));
         // The same weight again is no news.
@@ -452,7 +521,7 @@ mod tests {
             fail_for_real: fail_for_real.clone(),
         })];
         let (tx, mut rx) = mpsc::channel(8);
-        let runner = Runner::spawn(vec![s], tx);
+        let runner = Runner::spawn(vec![s], tx, nowhere());
         // retry 0: one real failure would be DOWN at once.
         assert!(
             tokio::time::timeout(Duration::from_millis(400), rx.recv())
@@ -491,7 +560,11 @@ mod tests {
         let _ = std::fs::remove_file(&late);
         let (tx, mut rx) = mpsc::channel(8);
         let script = format!("(sleep 0.5; touch {}) & sleep 100", late.display());
-        let runner = Runner::spawn(vec![spec(6, &script, 60_000), spec(7, "exit 1", 500)], tx);
+        let runner = Runner::spawn(
+            vec![spec(6, &script, 60_000), spec(7, "exit 1", 500)],
+            tx,
+            nowhere(),
+        );
         assert!(!next(&mut rx).await.up, "the failing check reported");
         runner.shutdown().await;
         // Every sender is gone with its task.
@@ -532,7 +605,7 @@ mod tests {
             })
             .collect();
         let (tx, mut rx) = mpsc::channel(8);
-        let runner = Runner::spawn(specs, tx);
+        let runner = Runner::spawn(specs, tx, nowhere());
         let mut ports = Vec::new();
         for _ in 0..3 {
             let e = next(&mut rx).await;
@@ -575,7 +648,7 @@ mod tests {
         s.probes = vec![Box::new(CannotRun)];
         assert!(s.start_up);
         let (tx, mut rx) = mpsc::channel(8);
-        let _runner = Runner::spawn(vec![s], tx);
+        let _runner = Runner::spawn(vec![s], tx, nowhere());
         let e = next(&mut rx).await;
         assert!(!e.up, "never counted healthy by a check that did not run");
         assert_eq!(e.reason, "PING_CHECK 10.0.0.11: cannot run: no ICMP socket");
@@ -585,5 +658,49 @@ mod tests {
                 .is_err(),
             "no UP follows"
         );
+    }
+
+    #[test]
+    fn jitter_stays_within_the_warmup_and_varies() {
+        let up_to = Duration::from_secs(10);
+        let draws: Vec<_> = (0..200).map(|_| jitter(up_to)).collect();
+        assert!(draws.iter().all(|d| *d <= up_to));
+        assert!(draws.iter().any(|d| *d < up_to / 2) && draws.iter().any(|d| *d > up_to / 2));
+    }
+
+    #[tokio::test]
+    async fn warmup_delays_only_the_first_attempt() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut s = spec(12, "exit 1", 500);
+        s.warmup = Duration::from_millis(400);
+        let start = Instant::now();
+        let _runner = Runner::spawn(vec![s], tx, nowhere());
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        // A random share of 400 ms, then the script.
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn ha_suspend_holds_the_checks_until_the_vip_is_here() {
+        let vip: IpAddr = [192, 0, 2, 9].into();
+        let (host_tx, host) = watch::channel(Arc::new(HashSet::new()));
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut s = spec(13, "exit 1", 500);
+        s.ha_suspend = vec![vip];
+        let _runner = Runner::spawn(vec![s], tx, host);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), rx.recv())
+                .await
+                .is_err(),
+            "a check ran while the VIP was elsewhere"
+        );
+        host_tx.send_replace(Arc::new(HashSet::from([vip])));
+        let down = next(&mut rx).await;
+        assert!(!down.up, "checked once the VIP arrived");
     }
 }

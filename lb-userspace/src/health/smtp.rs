@@ -14,7 +14,7 @@ use super::{
 
 pub struct SmtpProbe {
     pub target: SocketAddr,
-    pub bindto: Option<std::net::IpAddr>,
+    pub source: super::source::Source,
     pub timeout: Duration,
     pub helo_name: String,
 }
@@ -65,7 +65,7 @@ async fn expect<R: AsyncBufReadExt + Unpin>(
 
 impl SmtpProbe {
     async fn dialogue(&self) -> Result<(), Failure> {
-        let stream = connect(self.target, self.bindto).await?;
+        let stream = connect(self.target, &self.source).await?;
         let (read, mut write) = stream.into_split();
         let mut read = BufReader::new(read);
         expect(&mut read, 220, "greeting").await?;
@@ -135,7 +135,7 @@ mod tests {
     fn probe(target: SocketAddr) -> SmtpProbe {
         SmtpProbe {
             target,
-            bindto: None,
+            source: Default::default(),
             timeout: Duration::from_millis(500),
             helo_name: "lb1.example.com".into(),
         }

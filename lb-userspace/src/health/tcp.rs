@@ -4,33 +4,34 @@ use std::{net::SocketAddr, time::Duration};
 
 use tokio::net::TcpSocket;
 
-use super::probe::{Attempt, Failure, Outcome, Probe, bounded};
+use super::{
+    probe::{Attempt, Failure, Outcome, Probe, bounded},
+    source::Source,
+};
 
 pub struct TcpProbe {
     pub target: SocketAddr,
-    pub bindto: Option<std::net::IpAddr>,
+    pub source: Source,
     pub timeout: Duration,
 }
 
 pub async fn connect(
     target: SocketAddr,
-    bindto: Option<std::net::IpAddr>,
+    source: &Source,
 ) -> std::io::Result<tokio::net::TcpStream> {
     let socket = if target.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
-    if let Some(source) = bindto {
-        socket.bind(SocketAddr::new(source, 0))?;
-    }
+    source.apply((&socket).into(), target.is_ipv6())?;
     socket.connect(target).await
 }
 
 impl Probe for TcpProbe {
     fn run(&self) -> Attempt<'_> {
         Box::pin(bounded(self.timeout, async {
-            match connect(self.target, self.bindto).await {
+            match connect(self.target, &self.source).await {
                 Ok(_) => Outcome::Up,
                 Err(e) => Outcome::Down(Failure::from(e)),
             }
@@ -54,7 +55,7 @@ mod tests {
         let open = listener.local_addr().unwrap();
         let probe = TcpProbe {
             target: open,
-            bindto: None,
+            source: Source::default(),
             timeout: Duration::from_millis(500),
         };
         assert_eq!(probe.run().await, Outcome::Up);
@@ -73,7 +74,12 @@ mod tests {
         let listener = socket.listen(0).unwrap();
         let mut fillers = Vec::new();
         for _ in 0..8 {
-            match tokio::time::timeout(Duration::from_millis(100), connect(addr, None)).await {
+            match tokio::time::timeout(
+                Duration::from_millis(100),
+                connect(addr, &Source::default()),
+            )
+            .await
+            {
                 Ok(Ok(s)) => fillers.push(s),
                 Ok(Err(e)) => panic!("filling the backlog: {e}"),
                 // Full: a SYN just went unanswered.
@@ -88,7 +94,7 @@ mod tests {
         let (_listener, addr, _fillers) = black_hole().await;
         let probe = TcpProbe {
             target: addr,
-            bindto: None,
+            source: Source::default(),
             timeout: Duration::from_millis(200),
         };
         let start = std::time::Instant::now();
@@ -109,7 +115,7 @@ mod tests {
         let source: std::net::IpAddr = "127.0.0.2".parse().unwrap();
         let probe = TcpProbe {
             target: listener.local_addr().unwrap(),
-            bindto: Some(source),
+            source: Source::addr(Some(source)),
             timeout: Duration::from_millis(500),
         };
         assert_eq!(probe.run().await, Outcome::Up);
@@ -117,7 +123,7 @@ mod tests {
         assert_eq!(peer.ip(), source);
         // A source address this host does not have: down, not hung.
         let foreign = TcpProbe {
-            bindto: Some("192.0.2.1".parse().unwrap()),
+            source: Source::addr(Some("192.0.2.1".parse().unwrap())),
             ..probe
         };
         assert!(matches!(foreign.run().await, Outcome::Down(Failure::Io(_))));

@@ -4,19 +4,19 @@
 //! within the timeout is success (keepalived): such a check takes its whole
 //! `connect_timeout` to pass.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use tokio::net::UdpSocket;
 
-use super::probe::{Attempt, Failure, Outcome, Probe};
+use super::{
+    probe::{Attempt, Failure, Outcome, Probe},
+    source::Source,
+};
 use crate::config::HexPattern;
 
 pub struct UdpProbe {
     pub target: SocketAddr,
-    pub bindto: Option<IpAddr>,
+    pub source: Source,
     pub timeout: Duration,
     /// `None`: a few random bytes each time.
     pub payload: Option<Vec<u8>>,
@@ -25,15 +25,18 @@ pub struct UdpProbe {
     pub reply_length: std::ops::RangeInclusive<usize>,
 }
 
-/// A socket connected to `target`, from `bindto` if given: only the
-/// target's datagrams and ICMP errors reach it.
-pub async fn connected(target: SocketAddr, bindto: Option<IpAddr>) -> std::io::Result<UdpSocket> {
-    let any: IpAddr = if target.is_ipv4() {
-        std::net::Ipv4Addr::UNSPECIFIED.into()
+/// A socket connected to `target`, from `source`: only the target's
+/// datagrams and ICMP errors reach it.
+pub async fn connected(target: SocketAddr, source: &Source) -> std::io::Result<UdpSocket> {
+    let domain = if target.is_ipv4() {
+        socket2::Domain::IPV4
     } else {
-        std::net::Ipv6Addr::UNSPECIFIED.into()
+        socket2::Domain::IPV6
     };
-    let socket = UdpSocket::bind(SocketAddr::new(bindto.unwrap_or(any), 0)).await?;
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+    socket.set_nonblocking(true)?;
+    source.apply((&socket).into(), target.is_ipv6())?;
+    let socket = UdpSocket::from_std(socket.into())?;
     socket.connect(target).await?;
     Ok(socket)
 }
@@ -75,7 +78,7 @@ impl UdpProbe {
     }
 
     async fn attempt(&self) -> Outcome {
-        let socket = match connected(self.target, self.bindto).await {
+        let socket = match connected(self.target, &self.source).await {
             Ok(s) => s,
             Err(e) => return Outcome::Down(e.into()),
         };
@@ -128,7 +131,7 @@ mod tests {
     fn probe(target: SocketAddr) -> UdpProbe {
         UdpProbe {
             target,
-            bindto: None,
+            source: Default::default(),
             timeout: Duration::from_millis(300),
             payload: Some(b"ping".to_vec()),
             require_reply: true,

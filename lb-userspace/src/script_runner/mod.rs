@@ -605,6 +605,9 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
     }
     for vs in &config.virtual_servers {
         for real in &vs.reals {
+            for script in [&real.notify_up, &real.notify_down].into_iter().flatten() {
+                p.prepare(Kind::Notify, script, None, &real.location);
+            }
             for check in &real.checks {
                 if let crate::config::HealthCheck::MiscCheck(m) = check {
                     p.prepare(Kind::Misc, &m.misc_path, m.user.as_ref(), &real.location);

@@ -104,7 +104,7 @@ fn ping_check_takes_the_common_settings() {
     };
     assert_eq!(p.connect.connect_ip, Some(ip("10.0.0.12")));
     assert_eq!(p.connect.connect_timeout, Duration::from_millis(500));
-    assert_eq!(p.connect.retry, 4);
+    assert_eq!(p.connect.timing.retry, 4);
     let l = ok(&with_real("", "  PING_CHECK {\n   payload 00\n  }\n"));
     assert_eq!(
         warnings(&l),
@@ -132,8 +132,8 @@ fn dns_check_fields_and_keepalived_defaults() {
         panic!("{c:?}")
     };
     assert_eq!((q.record_type.as_str(), q.name.as_str()), ("SOA", "."));
-    assert_eq!(q.connect.retry, 3);
-    assert_eq!(q.connect.delay_before_retry, Duration::from_secs(6));
+    assert_eq!(q.connect.timing.retry, 3);
+    assert_eq!(q.connect.timing.delay_before_retry, Duration::from_secs(6));
     // What the blocks above set wins over DNS_CHECK's own defaults.
     let c = checks(&with_real(
         " retry 1\n",
@@ -142,8 +142,8 @@ fn dns_check_fields_and_keepalived_defaults() {
     let [HealthCheck::DnsCheck(q)] = c.as_slice() else {
         panic!("{c:?}")
     };
-    assert_eq!(q.connect.retry, 1);
-    assert_eq!(q.connect.delay_before_retry, Duration::from_secs(2));
+    assert_eq!(q.connect.timing.retry, 1);
+    assert_eq!(q.connect.timing.delay_before_retry, Duration::from_secs(2));
 }
 
 #[test]

@@ -179,17 +179,25 @@ fn service_real_and_check_defaults() {
                 connect_ip: None,
                 connect_port: None,
                 bindto: None,
+                bind_port: None,
+                bind_if: None,
+                fwmark: None,
                 connect_timeout: five,
-                retry: 1,
-                delay_before_retry: one
+                timing: Timing {
+                    retry: 1,
+                    delay_before_retry: one,
+                    warmup: None,
+                    delay_loop: None,
+                    alpha: None,
+                }
             }
         }
     );
     assert_eq!(
         (
             h.connect.connect_timeout,
-            h.connect.retry,
-            h.connect.delay_before_retry,
+            h.connect.timing.retry,
+            h.connect.timing.delay_before_retry,
             h.connect.connect_port
         ),
         (five, 1, one, None)
@@ -200,7 +208,8 @@ fn service_real_and_check_defaults() {
             path: "/".into(),
             status_codes: vec![],
             digest: None,
-            virtualhost: None
+            virtualhost: None,
+            regex: None,
         }],
         "no status_code: any 2xx"
     );

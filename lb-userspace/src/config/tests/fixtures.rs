@@ -165,7 +165,7 @@ fn lvs_dr_services_and_checks() {
         Some("9b3a0c85a887a256d6939da88aabd8cd")
     );
     assert_eq!(
-        (h.connect.retry, h.connect.connect_timeout),
+        (h.connect.timing.retry, h.connect.connect_timeout),
         (3, Duration::from_secs(2)),
         "nb_get_retry is retry"
     );
@@ -175,11 +175,15 @@ fn lvs_dr_services_and_checks() {
     };
     assert_eq!((s.http.urls[0].path.as_str(), s.enable_sni), ("/", false));
     assert_eq!(
-        (t.connect.connect_port, t.connect.bindto, t.connect.retry),
+        (
+            t.connect.connect_port,
+            t.connect.bindto,
+            t.connect.timing.retry
+        ),
         (Some(80), Some(ip("10.1.0.2")), 2)
     );
     assert_eq!(
-        t.connect.delay_before_retry,
+        t.connect.timing.delay_before_retry,
         Duration::from_secs(1),
         "default"
     );
@@ -226,8 +230,8 @@ fn lvs_dr_services_and_checks() {
     assert_eq!(
         (
             t.connect.connect_timeout,
-            t.connect.retry,
-            t.connect.delay_before_retry
+            t.connect.timing.retry,
+            t.connect.timing.delay_before_retry
         ),
         (Duration::from_secs(3), 5, Duration::from_secs(4)),
         "retry from the real, delay_before_retry from the service"
@@ -239,7 +243,7 @@ fn lvs_dr_services_and_checks() {
         (
             t.connect.connect_ip,
             t.connect.connect_port,
-            t.connect.retry
+            t.connect.timing.retry
         ),
         (Some(ip("2001:db8::12")), Some(8443), 1)
     );

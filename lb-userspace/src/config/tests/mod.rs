@@ -3,6 +3,7 @@
 
 mod advanced;
 mod announce;
+mod check_options;
 mod checkers;
 mod defaults;
 mod errors;

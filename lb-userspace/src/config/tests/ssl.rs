@@ -37,6 +37,7 @@ fn ssl_get_reads_http_get_fields_and_enable_sni() {
             status_codes: vec![200, 201, 503],
             digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
             virtualhost: Some("www.example.test".into()),
+            regex: None,
         }]
     );
     let c = &s.http.connect;
@@ -46,8 +47,8 @@ fn ssl_get_reads_http_get_fields_and_enable_sni() {
             c.connect_port,
             c.bindto,
             c.connect_timeout,
-            c.retry,
-            c.delay_before_retry
+            c.timing.retry,
+            c.timing.delay_before_retry
         ),
         (
             Some(ip("10.0.0.9")),
@@ -125,7 +126,7 @@ fn ssl_get_and_virtualhost_in_json() {
     assert_eq!(check["connect_timeout"], 5.0);
     assert_eq!(
         check["urls"][0],
-        serde_json::json!({"path": "/", "status_codes": [], "digest": null, "virtualhost": "vs.test"})
+        serde_json::json!({"path": "/", "status_codes": [], "digest": null, "virtualhost": "vs.test", "regex": null})
     );
 }
 

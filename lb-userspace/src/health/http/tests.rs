@@ -79,13 +79,14 @@ fn url(path: &str, status_codes: Vec<u16>, digest: Option<&str>) -> Url {
         status_codes,
         digest: digest.map(String::from),
         virtualhost: None,
+        regex: None,
     }
 }
 
 fn probe(target: SocketAddr, status_codes: Vec<u16>, digest: Option<&str>) -> HttpProbe {
     HttpProbe {
         target,
-        bindto: None,
+        source: Default::default(),
         urls: vec![url("/health", status_codes, digest)],
         timeout: Duration::from_millis(300),
         tls: None,
@@ -466,4 +467,38 @@ async fn socket_errors_under_hyper_stay_os_errors() {
             "errno {code}"
         );
     }
+}
+
+fn with_regex(target: SocketAddr, pattern: &str, no_match: bool) -> HttpProbe {
+    let mut p = probe(target, vec![], None);
+    p.urls[0].regex = Some(crate::config::BodyRegex {
+        pattern: pattern.into(),
+        options: Vec::new(),
+        no_match,
+        compiled: regex::bytes::Regex::new(pattern).unwrap(),
+    });
+    p
+}
+
+#[tokio::test]
+async fn the_body_is_matched_whole_against_the_regex() {
+    // The text the regex looks for straddles two chunks.
+    const CHUNKED: &str = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                           6\r\nstate:\r\n6\r\n ready\r\n0\r\n\r\n";
+    let (addr, _) = server(&[("/health", CHUNKED)], Duration::ZERO).await;
+    assert_eq!(
+        with_regex(addr, "^state: ready$", false).run().await,
+        Outcome::Up
+    );
+    assert_eq!(
+        with_regex(addr, "busy", false).run().await,
+        Outcome::Down(Failure::BadResponse(
+            "body does not match regex \"busy\"".into()
+        ))
+    );
+    assert_eq!(with_regex(addr, "busy", true).run().await, Outcome::Up);
+    assert_eq!(
+        with_regex(addr, "ready", true).run().await,
+        Outcome::Down(Failure::BadResponse("body matches regex \"ready\"".into()))
+    );
 }
