@@ -88,6 +88,31 @@ fn notify_scripts_follow_a_real_and_omega_runs_them_at_shutdown_root() {
     assert!(log.contains("shutting down (omega): running"), "{log}");
 }
 
+/// `rs_init_notifies`: a real starting up gets its `notify_up` at start.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn rs_init_notifies_runs_notify_up_at_start_root() {
+    let mut lab = DrLab::build("ni", 1, 1).expect("building the lab");
+    vip_on_lb(&lab);
+    let events = lab.lab.dir.join("events");
+    let config = format!(
+        "global_defs {{\n  rs_init_notifies\n}}\nvirtual_server {VIP} 80 {{\n  delay_loop 0.3\n  \
+         lb_kind DR\n  protocol TCP\n  real_server {} 80 {{\n    notify_up \"/bin/sh -c 'echo up >> {}'\"\n{CHECK}  }}\n}}\n",
+        real_addr(0),
+        events.display()
+    );
+    lab.start_xdpvs(0, &config, "generic")
+        .expect("starting xdpvs");
+    let read = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_for(Duration::from_secs(10), || match read().as_str() {
+        "up\n" => Ok(()),
+        other => anyhow::bail!("events so far: {other:?}"),
+    })
+    .expect("notify_up ran at start");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(read(), "up\n", "once: the checks passing change nothing");
+}
+
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn ha_suspend_checks_only_while_the_vip_is_here_root() {

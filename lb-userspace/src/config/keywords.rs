@@ -281,6 +281,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("global_defs", "include_check", I, "readable"),
     k("global_defs", "vrrp_down_timer_adverts", A, "5"),
     k("global_defs", "no_checker_emails", A, ""),
+    k("global_defs", "rs_init_notifies", A, ""),
 
     k("vrrp_script", "script", A, "\"/bin/true\""),
     k("vrrp_script", "interval", A, "2"),

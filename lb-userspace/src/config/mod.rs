@@ -19,6 +19,7 @@
 //!               "capacity": { "services", "reals", "flows" },
 //!               "enable_script_security", "script_user": { "user", "group" } | null,
 //!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr",
+//!               "rs_init_notifies",
 //!               "vrrp_startup_delay", "vrrp_delay_after_boot": seconds | null,
 //!               "notify_fifos": { "all" / "vrrp" / "lvs": { "path", "owner",
 //!                                   "script": { "command", "user", "location" } | null,

@@ -71,6 +71,8 @@ pub struct GlobalDefs {
     pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
     /// `vrrp_skip_check_adv_addr`: the instances' default.
     pub vrrp_skip_check_adv_addr: bool,
+    /// `rs_init_notifies`: reals starting up get their `notify_up` at start.
+    pub rs_init_notifies: bool,
     /// `vrrp_down_timer_adverts`: the instances' default.
     #[serde(skip)]
     pub vrrp_down_timer_adverts: u32,
@@ -153,6 +155,7 @@ impl Default for GlobalDefs {
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
             vrrp_down_timer_adverts: DOWN_TIMER_ADVERTS,
+            rs_init_notifies: false,
             vrrp_startup_delay: None,
             vrrp_delay_after_boot: None,
             startup_script: None,

@@ -64,6 +64,7 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 // Read once every line is: the timeout may come first.
             }
             "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(k, d),
+            "rs_init_notifies" => g.rs_init_notifies = flag(k, d),
             _ if super::fifo::read(k, &mut g.notify_fifos, d) => {}
             // keepalived keeps the longer when both are given; so does `ha`.
             "vrrp_startup_delay" => g.vrrp_startup_delay = secs(k, 1, d),

@@ -143,6 +143,9 @@ impl State {
         info!("configuration in the data plane: {writes} map writes");
         let specs = state.check_specs(config);
         state.checks = Runner::spawn(specs, state.health_events.clone(), state.addresses.clone());
+        if config.global.rs_init_notifies {
+            state.initial_notifies();
+        }
         Ok(state)
     }
 
@@ -226,6 +229,17 @@ impl State {
             }
             None => {
                 warn!("real {real} of {service}: {line:?} not run: the script was refused at load")
+            }
+        }
+    }
+
+    /// keepalived's `rs_init_notifies`: at start, each real that starts up
+    /// gets its `notify_up` (one starting down waits for its checks).
+    fn initial_notifies(&self) {
+        for (sid, service) in &self.table.services {
+            let name = format!("{} {}", sid.2, SocketAddr::new(sid.0, sid.1));
+            for (rid, _) in service.reals.iter().filter(|(_, r)| r.healthy) {
+                self.notify_real(sid, rid, true, &name);
             }
         }
     }
