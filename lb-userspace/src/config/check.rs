@@ -23,6 +23,8 @@ pub enum RefKind {
     TrackScript,
     /// `vrrp_sync_group { group { NAME } }` → `vrrp_instance NAME`.
     SyncMember,
+    /// `track_file { NAME }` → `track_file NAME { file ... }`.
+    TrackFile,
 }
 
 pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
@@ -45,6 +47,15 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
             d.error(
                 &s.location,
                 format!("vrrp_script {} is already defined at {first}", s.name),
+            );
+        }
+    }
+    let mut files = HashMap::new();
+    for f in &c.track_files {
+        if let Some(first) = files.insert(f.name.as_str(), &f.location) {
+            d.error(
+                &f.location,
+                format!("track_file {} is already defined at {first}", f.name),
             );
         }
     }
@@ -100,7 +111,14 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
                     );
                 }
             }
-            RefKind::TrackScript => {}
+            RefKind::TrackFile if !files.contains_key(r.name.as_str()) => d.error(
+                &r.at,
+                format!(
+                    "{}: track_file {} is not defined by any top-level track_file block",
+                    r.from, r.name
+                ),
+            ),
+            RefKind::TrackScript | RefKind::TrackFile => {}
         }
     }
 }

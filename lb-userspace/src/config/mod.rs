@@ -192,6 +192,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
     vrrp::sync_peers(&mut config.global, d);
     // Groups first too: a virtual_server may name one defined after it.
     let vs_groups = lvs::groups(nodes, d);
+    let mut garp_taken = std::collections::HashSet::new();
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}
@@ -219,7 +220,17 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .flatten()
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
-            "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
+            "static_ipaddress" => config.static_addresses.extend(vrrp::static_addresses(n, d)),
+            "garp_group" => config
+                .garp_groups
+                .extend(vrrp::garp_group(n, &mut garp_taken, d)),
+            "track_file" | "vrrp_track_file" => config.track_files.extend(vrrp::track_file(n, d)),
+            "vrrp_track_process" | "track_process" => vrrp::refuse_track_process(n, d),
+            "net_namespace" => {
+                let before = config.global.net_namespace.take();
+                config.global.net_namespace = vrrp::net_namespace(n, before, d);
+            }
+            "net_namespace_ipvs" => vrrp::refuse_net_namespace_ipvs(n, d),
             k if keywords::ignored(keywords::TOP, k) => {
                 d.warn(&n.at, format!("{k}: not acted on by xdpvs, ignored"));
             }
@@ -237,6 +248,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
         .filter_map(|n| vrrp::sync_group(n, &instances, refs, d))
         .collect();
     config.sync_groups = groups;
+    vrrp::group_tracking(&mut config, d);
     config
 }
 

@@ -33,6 +33,61 @@ pub struct Config {
     pub static_routes: Vec<VirtualRoute>,
     /// `static_rules`: likewise.
     pub static_rules: Vec<VirtualRule>,
+    /// `static_ipaddress`: added when the daemon starts, removed when it stops.
+    pub static_addresses: Vec<VipAddress>,
+    /// `garp_group`: gratuitous ARP / NA spacing of some interfaces.
+    pub garp_groups: Vec<GarpGroup>,
+    /// `track_file` / `vrrp_track_file`: files whose number moves priorities.
+    pub track_files: Vec<TrackFile>,
+}
+
+/// `garp_group { garp_interval S  gna_interval S  interface IF | interfaces { IF ... } }`:
+/// the interfaces share one spacing, as keepalived's aggregation group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GarpGroup {
+    #[serde(flatten)]
+    pub pacing: GarpPacing,
+    pub interfaces: Vec<String>,
+    pub location: Location,
+}
+
+/// The least time between two gratuitous ARPs (`garp`) or unsolicited NAs
+/// (`gna`) sent on an interface; `None`: back to back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GarpPacing {
+    #[serde(serialize_with = "opt_secs", rename = "garp_interval")]
+    pub garp: Option<Duration>,
+    #[serde(serialize_with = "opt_secs", rename = "gna_interval")]
+    pub gna: Option<Duration>,
+}
+
+/// `track_file NAME { file PATH  weight N [reverse]  init_file [VALUE] [overwrite] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: String,
+    /// keepalived's default 1.
+    pub weight: i32,
+    pub reverse: bool,
+    /// `init_file`: the value written at start when the file is missing
+    /// (`overwrite`: always).
+    pub init: Option<TrackFileInit>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TrackFileInit {
+    pub value: i32,
+    pub overwrite: bool,
+}
+
+/// A `track_file { NAME [weight N [reverse|noreverse]] }` line: the file's
+/// own weight and direction unless given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackFileRef {
+    pub name: String,
+    pub weight: Option<i32>,
+    pub reverse: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +120,17 @@ pub struct GlobalDefs {
     pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
     /// `vrrp_skip_check_adv_addr`: the instances' default.
     pub vrrp_skip_check_adv_addr: bool,
+    /// `vrrp_garp_master_*`, `vrrp_garp_lower_prio_*`: the instances' defaults.
+    pub garp: GarpSettings,
+    /// `vrrp_garp_interval`, `vrrp_gna_interval`: each interface in no
+    /// `garp_group` is spaced on its own.
+    pub garp_pacing: GarpPacing,
+    /// `vrrp_lower_prio_no_advert`: the instances' default.
+    pub lower_prio_no_advert: bool,
+    /// `vrrp_higher_prio_send_advert`: the instances' default.
+    pub higher_prio_send_advert: bool,
+    /// `net_namespace NAME`: the daemon runs in /var/run/netns/NAME.
+    pub net_namespace: Option<String>,
 }
 
 /// IPVS's sync daemon port and multicast group, which keepalived uses too.
@@ -103,6 +169,11 @@ impl Default for GlobalDefs {
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
+            garp: GarpSettings::default(),
+            garp_pacing: GarpPacing::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            net_namespace: None,
         }
     }
 }
@@ -506,10 +577,11 @@ pub struct GarpSettings {
     #[serde(serialize_with = "opt_secs")]
     pub master_refresh: Option<Duration>,
     pub master_refresh_repeat: u32,
-    /// `garp_lower_prio_delay`; unset: `master_delay` (keepalived).
+    /// `garp_lower_prio_delay`; unset in an instance: global_defs'
+    /// `vrrp_garp_lower_prio_delay`, else its `vrrp_garp_master_delay` (keepalived).
     #[serde(serialize_with = "opt_secs")]
     pub lower_prio_delay: Option<Duration>,
-    /// `garp_lower_prio_repeat`; unset: `master_repeat` (keepalived).
+    /// `garp_lower_prio_repeat`; unset: likewise from the `repeat`s.
     pub lower_prio_repeat: Option<u32>,
 }
 
@@ -554,6 +626,17 @@ pub struct VrrpInstance {
     /// `lower_prio_no_advert`: as master, answer lower priorities with
     /// gratuitous ARPs only (RFC-strict silence on VRRP).
     pub lower_prio_no_advert: bool,
+    /// `higher_prio_send_advert`: as master, answer a higher priority with
+    /// one advert before becoming backup.
+    pub higher_prio_send_advert: bool,
+    /// `dont_track_primary`: the instance's interface (and VIPs on it)
+    /// going down does not make it fault.
+    pub dont_track_primary: bool,
+    /// `notify_master_rx_lower_pri`: run when, as master, a lower priority
+    /// advert is received.
+    pub notify_master_rx_lower_pri: Option<String>,
+    /// `track_file { NAME ... }`, with the sync group's added.
+    pub track_files: Vec<TrackFileRef>,
     /// `skip_check_adv_addr`: adverts from the current master are not
     /// checked against our VIP list (keepalived).
     pub skip_check_adv_addr: bool,
@@ -629,6 +712,8 @@ pub struct VrrpScript {
     pub weight: i32,
     pub rise: u32,
     pub fall: u32,
+    /// `init_fail`: the script starts as failing (it needs `rise` successes).
+    pub init_fail: bool,
     pub user: Option<ScriptUser>,
     pub location: Location,
 }
@@ -637,6 +722,15 @@ pub struct VrrpScript {
 pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
+    /// `track_script`, `track_interface`, `track_file`: tracked by every
+    /// member (merged into the members' own lists once read).
+    pub track_scripts: Vec<TrackScript>,
+    pub track_interfaces: Vec<TrackInterface>,
+    pub track_files: Vec<TrackFileRef>,
+    /// `sync_group_tracking_weight` (or the older `global_tracking`): the
+    /// members' own tracking weights count; without it keepalived (and
+    /// xdpvs) reads them as weight 0 (interfaces, files) or drops them (scripts).
+    pub tracking_weight: bool,
     pub notify: Notify,
     pub location: Location,
 }

@@ -8,6 +8,7 @@
 //! send it events.
 
 mod explain;
+pub mod netns;
 mod notify;
 mod scale_out;
 mod state;

@@ -206,7 +206,7 @@ fn the_new_checks_in_json() {
 // that xdpvs cannot, refused with what to do instead.
 
 #[test]
-fn use_vmac_and_net_namespace_are_refused_with_what_to_do() {
+fn use_vmac_and_net_namespace_ipvs_are_refused_with_what_to_do() {
     let e = errors(&instance(" use_vmac\n"));
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
@@ -216,12 +216,15 @@ fn use_vmac_and_net_namespace_are_refused_with_what_to_do() {
         "{e:?}"
     );
     assert_eq!(
-        errors("net_namespace blue\n"),
+        errors("net_namespace_ipvs blue\n"),
         [
-            "k.conf:1: error: net_namespace is not supported: start xdpvs inside the namespace instead (`ip netns exec NAME xdpvs run ...`) and remove this line"
+            "k.conf:1: error: net_namespace_ipvs is not supported: xdpvs has no IPVS; its data plane runs on the interface of the namespace the daemon is in (`net_namespace`). Remove this line"
         ]
     );
-    assert_eq!(errors("global_defs {\n net_namespace blue\n}\n").len(), 1);
+    assert_eq!(
+        errors("global_defs {\n net_namespace_ipvs blue\n}\n").len(),
+        1
+    );
     assert_eq!(
         errors(&instance(" strict_mode\n")),
         [

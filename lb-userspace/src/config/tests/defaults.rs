@@ -26,6 +26,11 @@ fn vrrp_instance_defaults() {
             vrrp_mcast_group4: None,
             vrrp_mcast_group6: None,
             vrrp_skip_check_adv_addr: false,
+            garp: GarpSettings::default(),
+            garp_pacing: GarpPacing::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            net_namespace: None,
         }
     );
     let i = &c.vrrp_instances[0];
@@ -61,11 +66,13 @@ fn vrrp_instance_defaults() {
             master_repeat: 5,
             master_refresh: None,
             master_refresh_repeat: 1,
-            lower_prio_delay: None,
-            lower_prio_repeat: None,
+            // keepalived: the master batch's delay and size.
+            lower_prio_delay: Some(Duration::from_secs(5)),
+            lower_prio_repeat: Some(5),
         }
     );
-    assert!(!i.lower_prio_no_advert && !i.skip_check_adv_addr);
+    assert!(!i.lower_prio_no_advert && !i.skip_check_adv_addr && !i.higher_prio_send_advert);
+    assert!(!i.dont_track_primary && i.notify_master_rx_lower_pri.is_none());
 }
 
 #[test]
@@ -231,7 +238,12 @@ fn json_shows_the_model_with_defaults() {
             "capacity": {"services": 64, "reals": 4096, "flows": 1_048_576},
             "enable_script_security": false, "script_user": null,
             "vrrp_mcast_group4": null, "vrrp_mcast_group6": null,
-            "vrrp_skip_check_adv_addr": false})
+            "vrrp_skip_check_adv_addr": false,
+            "garp": {"master_delay": 5.0, "master_repeat": 5, "master_refresh": null,
+                "master_refresh_repeat": 1, "lower_prio_delay": null, "lower_prio_repeat": null},
+            "garp_pacing": {"garp_interval": null, "gna_interval": null},
+            "lower_prio_no_advert": false, "higher_prio_send_advert": false,
+            "net_namespace": null})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");

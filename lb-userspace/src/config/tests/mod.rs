@@ -14,6 +14,7 @@ mod keywords;
 mod limits;
 mod routes;
 mod ssl;
+mod tracking;
 
 use std::{
     net::IpAddr,
