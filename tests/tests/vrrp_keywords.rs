@@ -1,0 +1,254 @@
+//! VRRP keywords that change what a node does, end to end (root): the
+//! spacing of gratuitous ARPs on an interface (`vrrp_garp_interval`),
+//! `static_ipaddress` on for the daemon's life, `net_namespace`, and
+//! `track_file` moving the VIP.
+
+use std::{
+    net::Ipv4Addr,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use tests::{
+    keepalived::{Vrrp, master_down_interval, wait_vip},
+    netns::{in_netns, sh, wait_for},
+    topology::{DrLab, Launch, VIP},
+};
+
+const SLACK: Duration = Duration::from_millis(1500);
+const VIP2: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 101);
+
+/// Gratuitous ARPs (sender = target address) for `vips` heard in `ns` for
+/// `listen`: (when, address), in arrival order.
+fn capture_garps(ns: &str, vips: Vec<Ipv4Addr>, listen: Duration) -> Vec<(Instant, Ipv4Addr)> {
+    in_netns(ns, move || {
+        let proto = (libc::ETH_P_ARP as u16).to_be();
+        // SAFETY: plain socket(2), closed below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+        assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        // SAFETY: a valid timeval for SO_RCVTIMEO on our socket.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 128];
+        let end = Instant::now() + listen;
+        while Instant::now() < end {
+            // SAFETY: reading into our buffer.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let at = Instant::now();
+            if n < 42 {
+                continue;
+            }
+            let spa = Ipv4Addr::new(buf[28], buf[29], buf[30], buf[31]);
+            let tpa = Ipv4Addr::new(buf[38], buf[39], buf[40], buf[41]);
+            if spa == tpa && vips.contains(&spa) {
+                seen.push((at, spa));
+            }
+        }
+        // SAFETY: our descriptor.
+        unsafe { libc::close(fd) };
+        seen
+    })
+    .expect("capture in the client namespace")
+}
+
+/// An address owner (master at once) with two VIPs and two GARPs each.
+fn owner_conf(global: &str) -> String {
+    format!(
+        "global_defs {{\n{global}}}\nvrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    \
+         priority 255\n    advert_int 1\n    garp_master_delay 0\n    garp_master_repeat 2\n    \
+         virtual_ipaddress {{\n        {VIP}/32 dev eth0\n        {VIP2}/32 dev eth0\n    }}\n}}\n"
+    )
+}
+
+/// Starts the owner with `global` and returns the gaps between the GARPs
+/// the client heard.
+fn garp_gaps(lab: &mut DrLab, global: &str) -> Vec<Duration> {
+    let client = lab.client.clone();
+    let capture =
+        std::thread::spawn(move || capture_garps(&client, vec![VIP, VIP2], Duration::from_secs(4)));
+    std::thread::sleep(Duration::from_millis(300));
+    lab.start_xdpvs(0, &owner_conf(global), "generic")
+        .expect("xdpvs");
+    let seen = capture.join().expect("capture thread");
+    lab.lab.stop("xdpvs-lb1", libc::SIGTERM).expect("stopping");
+    println!("{global:?}: {seen:?}");
+    assert_eq!(
+        seen.iter().filter(|(_, a)| *a == VIP).count(),
+        2,
+        "two for {VIP}: {seen:?}\n{}",
+        lab.lab.log("xdpvs-lb1")
+    );
+    assert_eq!(seen.len(), 4, "two for each VIP: {seen:?}");
+    seen.windows(2).map(|w| w[1].0 - w[0].0).collect()
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn gratuitous_arps_are_spaced_by_vrrp_garp_interval_root() {
+    let mut lab = DrLab::build("garp", 1, 0).expect("building the lab");
+    // Unspaced: the batch goes out back to back.
+    let gaps = garp_gaps(&mut lab, "");
+    assert!(
+        gaps.iter().all(|g| *g < Duration::from_millis(100)),
+        "{gaps:?}"
+    );
+    // 0.3 s: every message on eth0 waits for the one before.
+    let gaps = garp_gaps(&mut lab, "    vrrp_garp_interval 0.3\n");
+    println!("gaps with vrrp_garp_interval 0.3: {gaps:?}");
+    for g in &gaps {
+        assert!(
+            *g >= Duration::from_millis(290) && *g < Duration::from_millis(600),
+            "{gaps:?}"
+        );
+    }
+    // A garp_group for eth0 replaces the global interval.
+    let grouped = garp_gaps(
+        &mut lab,
+        "    vrrp_garp_interval 0.6\n}\ngarp_group {\n    garp_interval 0.15\n    interface eth0\n",
+    );
+    println!("gaps with a garp_group of 0.15: {grouped:?}");
+    for g in &grouped {
+        assert!(
+            *g >= Duration::from_millis(140) && *g < Duration::from_millis(450),
+            "{grouped:?}"
+        );
+    }
+}
+
+fn has_addr(ns: &str, addr: &str) -> bool {
+    sh("ip", &["-n", ns, "-o", "addr", "show", "dev", "eth0"])
+        .is_ok_and(|out| out.contains(&format!(" {addr}/")))
+}
+
+/// `net_namespace`: the daemon is started in another namespace and moves
+/// itself into the LB's; its VIP and `static_ipaddress` land there, and the
+/// static address goes when it stops.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn net_namespace_and_static_ipaddress_root() {
+    let mut lab = DrLab::build("nsst", 1, 0).expect("building the lab");
+    let lb = lab.lbs[0].clone();
+    let outside = lab.lab.netns("out").expect("namespace");
+    let conf = format!(
+        "net_namespace {lb}\nstatic_ipaddress {{\n    10.100.0.60/24 dev eth0 label eth0:st\n}}\n{}",
+        owner_conf("")
+    );
+    let wrapper = ["ip", "netns", "exec", outside.as_str()];
+    lab.start_xdpvs_with(
+        0,
+        &conf,
+        "generic",
+        &Launch {
+            wrapper: &wrapper,
+            ..Launch::default()
+        },
+    )
+    .expect("xdpvs");
+    wait_vip(&lb, true, SLACK * 2).expect("the owner's VIP, in the LB namespace");
+    wait_for(SLACK, || {
+        anyhow::ensure!(has_addr(&lb, "10.100.0.60"), "no static address yet");
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.lab.log("xdpvs-lb1")));
+    let labels = sh("ip", &["-n", &lb, "-o", "addr", "show", "dev", "eth0"]).expect("ip");
+    assert!(labels.contains("eth0:st"), "{labels}");
+    let log = lab.lab.log("xdpvs-lb1");
+    assert!(
+        log.contains(&format!("net_namespace {lb}: running in")),
+        "{log}"
+    );
+    // Nothing of it in the namespace it was started in.
+    let out = sh("ip", &["-n", &outside, "-o", "addr"]).expect("ip");
+    assert!(!out.contains("10.100.0."), "{out}");
+    lab.lab.stop("xdpvs-lb1", libc::SIGTERM).expect("stopping");
+    assert!(
+        !has_addr(&lb, "10.100.0.60"),
+        "removed at stop, as keepalived does"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_missing_net_namespace_is_a_clear_error_root() {
+    let lab = DrLab::build("nsmiss", 0, 0).expect("building the lab");
+    let conf = lab.lab.dir.join("missing.conf");
+    std::fs::write(&conf, "net_namespace xdpvs-no-such-ns\n").expect("write");
+    let out = Command::new(&lab.artifacts.xdpvs)
+        .args(["run", "--config"])
+        .arg(&conf)
+        .args(["--interface", "lo", "--socket"])
+        .arg(lab.lab.dir.join("missing.sock"))
+        .output()
+        .expect("running xdpvs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "net_namespace xdpvs-no-such-ns: cannot open /var/run/netns/xdpvs-no-such-ns"
+        ) && stderr.contains("ip netns add xdpvs-no-such-ns"),
+        "{stderr}"
+    );
+}
+
+/// `track_file`: the number written to the backup's file, times its
+/// weight, lifts it over the master and the VIP moves; 0 moves it back.
+/// Weight 0 on the master: a non-zero number is a fault.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn writing_a_track_file_moves_the_vip_root() {
+    let mut lab = DrLab::build("tf", 2, 0).expect("building the lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let (f1, f2) = (lab.lab.dir.join("lb1.track"), lab.lab.dir.join("lb2.track"));
+    let conf = |prio: u8, file: &std::path::Path, weight: i32| {
+        let base = Vrrp::new(3, prio).conf().replace(
+            "    virtual_ipaddress {",
+            "    track_file {\n        tf\n    }\n    virtual_ipaddress {",
+        );
+        format!(
+            "track_file tf {{\n    file {}\n    weight {weight}\n    init_file 0 overwrite\n}}\n{base}",
+            file.display()
+        )
+    };
+    lab.start_xdpvs(1, &conf(90, &f2, 2), "generic")
+        .expect("xdpvs lb2");
+    lab.start_xdpvs(0, &conf(100, &f1, 0), "generic")
+        .expect("xdpvs lb1");
+    let (down1, down2) = (master_down_interval(3, 100), master_down_interval(3, 90));
+    wait_vip(&lb1, true, down1 + down2 + SLACK).expect("lb1 (100) becomes master");
+    wait_vip(&lb2, false, SLACK).expect("lb2 (90) backs off");
+    assert_eq!(std::fs::read_to_string(&f2).expect("init_file"), "0\n");
+
+    // 90 + 8 × 2 = 106 > 100: lb2 preempts.
+    std::fs::write(&f2, "8\n").expect("write");
+    let took = wait_vip(&lb2, true, down2 + SLACK).expect("lb2 takes the VIP");
+    println!("lb2 master {took:?} after the write");
+    wait_vip(&lb1, false, SLACK).expect("lb1 lets it go");
+
+    // Back to 0: 90 again, lb1 preempts.
+    std::fs::write(&f2, "0\n").expect("write");
+    wait_vip(&lb1, true, down1 + SLACK).expect("lb1 takes it back");
+    wait_vip(&lb2, false, SLACK).expect("lb2 backs off");
+
+    // Weight 0 on lb1: a non-zero number is a fault, the VIP goes to lb2.
+    std::fs::write(&f1, "1\n").expect("write");
+    wait_vip(&lb2, true, down2 + SLACK).expect("lb1 faults, lb2 takes over");
+    assert!(
+        lab.lab.log("xdpvs-lb1").contains("-> FAULT"),
+        "{}",
+        lab.lab.log("xdpvs-lb1")
+    );
+    std::fs::write(&f1, "0\n").expect("write");
+    wait_vip(&lb1, true, down1 + SLACK * 2).expect("lb1 recovers and preempts");
+}
