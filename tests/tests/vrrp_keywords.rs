@@ -1,7 +1,7 @@
 //! VRRP keywords that change what a node does, end to end (root): the
 //! spacing of gratuitous ARPs on an interface (`vrrp_garp_interval`),
-//! `static_ipaddress` on for the daemon's life, `net_namespace`, and
-//! `track_file` moving the VIP.
+//! `static_ipaddress` on for the daemon's life, `net_namespace`,
+//! `track_file` moving the VIP, and a real_server's FILE_CHECK.
 
 use std::{
     net::Ipv4Addr,
@@ -12,7 +12,7 @@ use std::{
 use tests::{
     keepalived::{Vrrp, master_down_interval, wait_vip},
     netns::{in_netns, sh, wait_for},
-    topology::{DrLab, Launch, VIP},
+    topology::{DrLab, Launch, VIP, real_addr},
 };
 
 const SLACK: Duration = Duration::from_millis(1500);
@@ -251,4 +251,88 @@ fn writing_a_track_file_moves_the_vip_root() {
     );
     std::fs::write(&f1, "0\n").expect("write");
     wait_vip(&lb1, true, down1 + SLACK * 2).expect("lb1 recovers and preempts");
+}
+
+/// The line of `adm -L -n` for real `i`, its words (the weight is the 4th).
+fn real_line(lab: &DrLab, i: usize) -> Vec<String> {
+    let list = lab.adm(0, &["-L", "-n"]).unwrap_or_default();
+    list.lines()
+        .find(|l| l.contains(&format!("{}:80", real_addr(i))))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// FILE_CHECK: weight 0, a non-zero number takes the real down and 0
+/// brings it back; weighted, the number times the weight is added to the
+/// real's weight.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn file_check_takes_a_real_down_and_moves_its_weight_root() {
+    let mut lab = DrLab::build("fc", 1, 2).expect("lab");
+    lab.lab
+        .ip(
+            &lab.lbs[0],
+            &["addr", "add", &format!("{VIP}/32"), "dev", "eth0"],
+        )
+        .expect("VIP on lb1");
+    let (f1, f2) = (lab.lab.dir.join("rs1.weight"), lab.lab.dir.join("rs2.down"));
+    std::fs::write(&f2, "0\n").expect("write");
+    let config = format!(
+        "track_file w1 {{\n file {}\n weight 2\n}}\ntrack_file d2 {{\n file {}\n}}\n\
+         virtual_server {VIP} 80 {{\n delay_loop 1\n lb_kind DR\n protocol TCP\n\
+         real_server {} 80 {{\n  weight 1\n  FILE_CHECK {{\n   track_file w1\n  }}\n }}\n\
+         real_server {} 80 {{\n  FILE_CHECK {{\n   track_file d2\n   weight 0\n  }}\n }}\n}}\n",
+        f1.display(),
+        f2.display(),
+        real_addr(0),
+        real_addr(1)
+    );
+    lab.start_xdpvs(0, &config, "skb").expect("xdpvs");
+    let answers = |lab: &DrLab| {
+        lab.answers(std::net::SocketAddr::from((VIP, 80)), 20)
+            .expect("client")
+    };
+    wait_for(Duration::from_secs(5), || {
+        let c = answers(&lab);
+        anyhow::ensure!(c.contains_key("rs1") && c.contains_key("rs2"), "{c:?}");
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.lab.log("xdpvs-lb1")));
+
+    std::fs::write(&f2, "1\n").expect("write");
+    let rs2 = format!("real {}:80 of TCP {VIP}:80", real_addr(1));
+    wait_for(Duration::from_secs(10), || {
+        let log = lab.lab.log("xdpvs-lb1");
+        anyhow::ensure!(
+            log.lines().any(|l| l.contains(&rs2) && l.contains("DOWN")),
+            "rs2 not down yet:\n{log}"
+        );
+        Ok(())
+    })
+    .expect("rs2 down");
+    assert_eq!(answers(&lab).get("rs1").copied(), Some(20));
+    std::fs::write(&f2, "0\n").expect("write");
+    wait_for(Duration::from_secs(10), || {
+        let c = answers(&lab);
+        anyhow::ensure!(c.contains_key("rs2"), "{c:?}");
+        Ok(())
+    })
+    .expect("rs2 back");
+
+    // 1 + 4 × 2 = 9.
+    std::fs::write(&f1, "4\n").expect("write");
+    wait_for(Duration::from_secs(10), || {
+        let line = real_line(&lab, 0);
+        anyhow::ensure!(line.get(3).is_some_and(|w| w == "9"), "{line:?}");
+        println!("rs1 with 4 in its file: {line:?}");
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.adm(0, &["-L", "-n"]).unwrap_or_default()));
+    std::fs::write(&f1, "0\n").expect("write");
+    wait_for(Duration::from_secs(10), || {
+        let line = real_line(&lab, 0);
+        anyhow::ensure!(line.get(3).is_some_and(|w| w == "1"), "{line:?}");
+        Ok(())
+    })
+    .expect("weight back to 1");
 }

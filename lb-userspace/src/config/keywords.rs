@@ -258,7 +258,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("real_server", "DNS_CHECK", A, "{\n  }"),
     k("real_server", "UDP_CHECK", A, "{\n  }"),
     k("real_server", "PING_CHECK", A, "{\n  }"),
-    k("real_server", "FILE_CHECK", R, "{\n  }"),
+    k("real_server", "FILE_CHECK", A, "{\n   track_file f\n   weight 10 reverse\n  }"),
     k("real_server", "BFD_CHECK", I, "{\n  }"),
     k("real_server", "notify_up", I, "/bin/true"),
     k("real_server", "notify_down", I, "/bin/true"),
@@ -315,6 +315,9 @@ pub const KEYWORDS: &[Keyword] = &[
     k("DNS_CHECK", "name", A, "example.com"),
     k("SMTP_CHECK", "helo_name", A, "lb1.example.com"),
     k("SMTP_CHECK", "host", R, "{\n    connect_ip 10.0.0.8\n   }"),
+
+    k("FILE_CHECK", "track_file", A, "f"),
+    k("FILE_CHECK", "weight", A, "-5 reverse"),
 
     k("MISC_CHECK", "misc_path", A, "\"/bin/true x\""),
     k("MISC_CHECK", "misc_timeout", A, "5"),

@@ -429,13 +429,9 @@ fn real_server(
                     r.checks.push(HealthCheck::SmtpCheck(c));
                 }
             }
-            // Refused, not skipped: a skipped checker would leave the real healthy.
-            "FILE_CHECK" => d.error(
-                &k.at,
-                "FILE_CHECK is not supported yet: the real would never be checked by it. \
-                 Use MISC_CHECK with misc_dynamic and a script that reads the file \
-                 (exit 0: up, 1: down, 2-255: up with weight exit-2)",
-            ),
+            "FILE_CHECK" => r
+                .checks
+                .extend(super::vrrp::file_check(k, d).map(HealthCheck::FileCheck)),
             check if check.ends_with("_CHECK") => {
                 if keywords::ignored("real_server", check) {
                     d.warn(

@@ -249,6 +249,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
         .collect();
     config.sync_groups = groups;
     vrrp::group_tracking(&mut config, d);
+    vrrp::file_checks(&mut config, d);
     config
 }
 

@@ -338,6 +338,20 @@ pub enum HealthCheck {
     PingCheck(PingCheck),
     DnsCheck(DnsCheck),
     SmtpCheck(SmtpCheck),
+    FileCheck(FileCheck),
+}
+
+/// FILE_CHECK `{ track_file NAME  weight N [reverse] }`: the number in the
+/// track file times the weight is added to the real's weight; weight 0:
+/// the real is down while the number is not 0 (`reverse`: while it is 0).
+/// Weight and direction default to the track_file's own (filled in once
+/// every block is read, with the file's path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileCheck {
+    pub track_file: String,
+    pub path: String,
+    pub weight: Option<i32>,
+    pub reverse: Option<bool>,
 }
 
 /// UDP_CHECK: a datagram is sent; an ICMP error (port unreachable) is a

@@ -237,7 +237,9 @@ fn statement(t: Token, tokens: &mut Tokens, diags: &mut Diagnostics) -> (Node, b
     // `{` on a later line is still to come; a block keyword without one
     // would otherwise be read as empty without a word.
     let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
-    if is_block && !brace_follows {
+    // FILE_CHECK's `track_file NAME` is a statement of the block keyword.
+    let file_check_line = node.keyword == "track_file" && !node.args.is_empty();
+    if is_block && !brace_follows && !file_check_line {
         diags.warn(
             &node.at,
             format!("{} without a {{ ... }} block", node.keyword),

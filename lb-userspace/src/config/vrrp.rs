@@ -13,8 +13,8 @@ use super::{
     diag::{Diagnostics, Location},
     keywords,
     model::{
-        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpGroup, GarpPacing, GlobalDefs,
-        InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackFile,
+        Announce, AnnounceRequire, Auth, Capacity, FileCheck, FlowSync, GarpGroup, GarpPacing,
+        GlobalDefs, InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackFile,
         TrackFileInit, TrackFileRef, TrackInterface, TrackScript, VipAddress, VipOptions,
         VrrpInstance, VrrpScript,
     },
@@ -1254,6 +1254,73 @@ pub fn group_tracking(c: &mut super::model::Config, d: &mut Diagnostics) {
                     Some(o) if o.weight == Some(0) => {}
                     Some(o) => *o = t.clone(),
                     None => i.track_files.push(t.clone()),
+                }
+            }
+        }
+    }
+}
+
+/// keepalived's IPVS_WEIGHT_LIMIT: the bounds of a FILE_CHECK weight.
+const CHECKER_WEIGHT_LIMIT: i32 = 65535;
+
+/// A real_server's `FILE_CHECK { track_file NAME  weight N [reverse|noreverse] }`.
+pub fn file_check(n: &Node, d: &mut Diagnostics) -> Option<FileCheck> {
+    let mut c = FileCheck {
+        track_file: String::new(),
+        path: String::new(),
+        weight: None,
+        reverse: None,
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "track_file" => c.track_file = one(k, d).unwrap_or_default().to_string(),
+            "weight" => {
+                c.weight = int_arg(k, 0, -CHECKER_WEIGHT_LIMIT, CHECKER_WEIGHT_LIMIT, d);
+                c.reverse = match k.arg(1) {
+                    None | Some("noreverse") => Some(false),
+                    Some("reverse") => Some(true),
+                    Some(other) => {
+                        d.error(
+                            &k.at,
+                            format!("weight: unknown option {other} (expected reverse)"),
+                        );
+                        None
+                    }
+                };
+            }
+            other => d.error(&k.at, format!("unknown keyword {other} in FILE_CHECK")),
+        }
+    }
+    if c.track_file.is_empty() {
+        d.error(&n.at, "FILE_CHECK needs `track_file NAME`");
+        return None;
+    }
+    Some(c)
+}
+
+/// Joins each FILE_CHECK to its track_file, once every block is read: the
+/// path, and the file's weight and direction where the check gives none.
+pub fn file_checks(c: &mut super::model::Config, d: &mut Diagnostics) {
+    let files = &c.track_files;
+    for vs in &mut c.virtual_servers {
+        for r in &mut vs.reals {
+            for check in &mut r.checks {
+                let super::model::HealthCheck::FileCheck(f) = check else {
+                    continue;
+                };
+                match files.iter().find(|t| t.name == f.track_file) {
+                    Some(t) => {
+                        f.path = t.path.clone();
+                        f.weight = f.weight.or(Some(t.weight));
+                        f.reverse = f.reverse.or(Some(t.reverse));
+                    }
+                    None => d.error(
+                        &r.location,
+                        format!(
+                            "FILE_CHECK: track_file {} is not defined by any top-level track_file block",
+                            f.track_file
+                        ),
+                    ),
                 }
             }
         }

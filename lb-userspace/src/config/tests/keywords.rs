@@ -5,7 +5,7 @@ use super::*;
 use crate::config::keywords::{Class, KEYWORDS, Keyword, TOP, readme_table};
 
 const INSTANCE: &str = "track_file f {\n file /run/xdpvs-f\n}\nvrrp_script s {\n script /bin/true\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.1\n }\n";
-const REAL: &str = "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n";
+const REAL: &str = "track_file f {\n file /run/xdpvs-f\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n";
 
 /// The text around a probe of `block`: (before, after).
 fn context(block: &str) -> (String, String) {
@@ -32,6 +32,10 @@ fn context(block: &str) -> (String, String) {
         "url" => (
             format!("{REAL}  HTTP_GET {{\n   url {{\n    path /\n"),
             "   }\n  }\n }\n}\n".into(),
+        ),
+        "FILE_CHECK" => (
+            format!("{REAL}  FILE_CHECK {{\n   track_file f\n"),
+            "  }\n }\n}\n".into(),
         ),
         "MISC_CHECK" => (
             format!("{REAL}  MISC_CHECK {{\n   misc_path /bin/true\n"),
