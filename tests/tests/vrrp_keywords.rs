@@ -1,7 +1,8 @@
 //! VRRP keywords that change what a node does, end to end (root): the
 //! spacing of gratuitous ARPs on an interface (`vrrp_garp_interval`),
 //! `static_ipaddress` on for the daemon's life, `net_namespace`,
-//! `track_file` moving the VIP, and a real_server's FILE_CHECK.
+//! `track_file` moving the VIP, `track_process` faulting an instance, and a
+//! real_server's FILE_CHECK.
 
 use std::{
     net::Ipv4Addr,
@@ -335,4 +336,49 @@ fn file_check_takes_a_real_down_and_moves_its_weight_root() {
         Ok(())
     })
     .expect("weight back to 1");
+}
+
+/// A process this test started, killed (by its PID) when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `track_process` with weight 0: the instance is in Fault while no copy
+/// of the process runs, and takes the VIP again when one is back.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn track_process_faults_the_instance_while_the_process_is_gone_root() {
+    let mut lab = DrLab::build("tp", 1, 0).expect("lab");
+    let lb = lab.lbs[0].clone();
+    // A name of its own (the kernel names a process after the path it
+    // was started by), so no other process on the host matches.
+    let name = format!("xtp{}", std::process::id() % 100_000);
+    let path = lab.lab.dir.join(&name);
+    std::os::unix::fs::symlink("/bin/sleep", &path).expect("symlink");
+    let start = || Child(Command::new(&path).arg("1000").spawn().expect("sleep"));
+    let mut child = Some(start());
+    let conf = Vrrp::new(3, 100).conf().replace(
+        "    virtual_ipaddress {",
+        "    track_process {\n        tp\n    }\n    virtual_ipaddress {",
+    );
+    let conf = format!("track_process tp {{\n    process {name}\n    weight 0\n}}\n{conf}");
+    lab.start_xdpvs(0, &conf, "generic").expect("xdpvs");
+    let down = master_down_interval(3, 100);
+    wait_vip(&lb, true, down + SLACK).expect("master while the process runs");
+    let log = lab.lab.log("xdpvs-lb1");
+    assert!(log.contains("track_process tp: 1 running, up"), "{log}");
+
+    drop(child.take());
+    let gone = wait_vip(&lb, false, SLACK).expect("fault once it is gone");
+    println!("VIP released {gone:?} after the process ended");
+    assert!(lab.lab.log("xdpvs-lb1").contains("-> FAULT"));
+
+    child = Some(start());
+    wait_vip(&lb, true, down + SLACK * 2).expect("master again");
+    drop(child);
 }

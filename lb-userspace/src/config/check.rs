@@ -25,6 +25,8 @@ pub enum RefKind {
     SyncMember,
     /// `track_file { NAME }` → `track_file NAME { file ... }`.
     TrackFile,
+    /// `track_process { NAME }` → `track_process NAME { process ... }`.
+    TrackProcess,
 }
 
 pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
@@ -56,6 +58,15 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
             d.error(
                 &f.location,
                 format!("track_file {} is already defined at {first}", f.name),
+            );
+        }
+    }
+    let mut processes = HashMap::new();
+    for p in &c.track_processes {
+        if let Some(first) = processes.insert(p.name.as_str(), &p.location) {
+            d.error(
+                &p.location,
+                format!("track_process {} is already defined at {first}", p.name),
             );
         }
     }
@@ -118,7 +129,14 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
                     r.from, r.name
                 ),
             ),
-            RefKind::TrackScript | RefKind::TrackFile => {}
+            RefKind::TrackProcess if !processes.contains_key(r.name.as_str()) => d.error(
+                &r.at,
+                format!(
+                    "{}: track_process {} is not defined by any top-level track_process block",
+                    r.from, r.name
+                ),
+            ),
+            RefKind::TrackScript | RefKind::TrackFile | RefKind::TrackProcess => {}
         }
     }
 }

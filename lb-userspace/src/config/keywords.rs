@@ -74,8 +74,8 @@ pub const KEYWORDS: &[Keyword] = &[
     k(TOP, "garp_group", A, "{\n garp_interval 0.1\n gna_interval 0.2\n interfaces {\n  eth0\n  eth1\n }\n}"),
     k(TOP, "vrrp_track_file", A, "f2 {\n file /run/f2\n}"),
     k(TOP, "track_file", A, "f3 {\n file /run/f3\n weight -2 reverse\n init_file 1 overwrite\n}"),
-    k(TOP, "vrrp_track_process", R, "p {\n}"),
-    k(TOP, "track_process", R, "p {\n}"),
+    k(TOP, "vrrp_track_process", A, "p3 {\n process nginx\n}"),
+    k(TOP, "track_process", A, "p2 {\n process /usr/sbin/nginx -g x\n param_match partial\n full_command\n weight -10 reverse\n quorum 2\n quorum_max 4\n delay 0.5\n fork_delay 1\n terminate_delay 2\n}"),
     k(TOP, "bfd_instance", I, "b {\n}"),
     k(TOP, "net_namespace", A, "ns"),
     k(TOP, "net_namespace_ipvs", R, "ns"),
@@ -183,7 +183,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "virtual_routes", A, "{\n  10.9.0.0/24 dev eth0\n }"),
     k("vrrp_instance", "virtual_rules", A, "{\n  from 10.9.0.0/24 table 100\n }"),
     k("vrrp_instance", "track_file", A, "{\n  f weight 10 reverse\n }"),
-    k("vrrp_instance", "track_process", R, "{\n  p\n }"),
+    k("vrrp_instance", "track_process", A, "{\n  p weight 5 reverse\n }"),
     k("vrrp_instance", "notify_master_rx_lower_pri", A, "/bin/true"),
 
     k("authentication", "auth_type", A, "PASS"),
@@ -203,7 +203,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_sync_group", "track_interface", A, "{\n  eth1\n }"),
     k("vrrp_sync_group", "track_file", A, "{\n  f\n }"),
     k("vrrp_sync_group", "track_bfd", I, "{\n }"),
-    k("vrrp_sync_group", "track_process", R, "{\n  p\n }"),
+    k("vrrp_sync_group", "track_process", A, "{\n  p\n }"),
     k("vrrp_sync_group", "notify_priority_changes", I, ""),
 
     k("virtual_server", "fwmark", R, "virtual_server fwmark 1 {\n}"),

@@ -225,7 +225,9 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                 .garp_groups
                 .extend(vrrp::garp_group(n, &mut garp_taken, d)),
             "track_file" | "vrrp_track_file" => config.track_files.extend(vrrp::track_file(n, d)),
-            "vrrp_track_process" | "track_process" => vrrp::refuse_track_process(n, d),
+            "vrrp_track_process" | "track_process" => {
+                config.track_processes.extend(vrrp::track_process(n, d))
+            }
             "net_namespace" => {
                 let before = config.global.net_namespace.take();
                 config.global.net_namespace = vrrp::net_namespace(n, before, d);

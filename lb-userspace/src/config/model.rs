@@ -39,6 +39,48 @@ pub struct Config {
     pub garp_groups: Vec<GarpGroup>,
     /// `track_file` / `vrrp_track_file`: files whose number moves priorities.
     pub track_files: Vec<TrackFile>,
+    /// `track_process` / `vrrp_track_process`: processes whose count does.
+    pub track_processes: Vec<TrackProcess>,
+}
+
+/// `track_process NAME { process PATH [ARGS...]  param_match [initial|partial]
+/// full_command  weight N [reverse]  quorum N  quorum_max N  delay S
+/// fork_delay S  terminate_delay S }` (keepalived 2.2.7's keywords).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackProcess {
+    pub name: String,
+    /// Matched against the process's name (`/proc/PID/stat`), or with
+    /// `full_command` against its argv\[0\].
+    pub process: String,
+    /// The arguments after `process PATH`: matched by `param_match`.
+    pub params: Vec<String>,
+    pub param_match: ParamMatch,
+    pub full_command: bool,
+    pub weight: i32,
+    pub reverse: bool,
+    /// The process counts as up while `quorum <= running <= quorum_max`.
+    pub quorum: u32,
+    pub quorum_max: u32,
+    /// How long a gained (lost) quorum must last before it counts.
+    #[serde(serialize_with = "secs")]
+    pub fork_delay: Duration,
+    #[serde(serialize_with = "secs")]
+    pub terminate_delay: Duration,
+    pub location: Location,
+}
+
+/// How a process's arguments are compared (keepalived `param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// No arguments given, no `param_match`: any arguments.
+    None,
+    /// Exactly the arguments given.
+    Exact,
+    /// The process's arguments start with the ones given, whole words.
+    Partial,
+    /// Likewise, the last one given may be the start of a word.
+    Initial,
 }
 
 /// `garp_group { garp_interval S  gna_interval S  interface IF | interfaces { IF ... } }`:
@@ -651,6 +693,9 @@ pub struct VrrpInstance {
     pub notify_master_rx_lower_pri: Option<String>,
     /// `track_file { NAME ... }`, with the sync group's added.
     pub track_files: Vec<TrackFileRef>,
+    /// `track_process { NAME [weight N [reverse]] }`, with the sync group's
+    /// added (the same line shape as track_file's).
+    pub track_processes: Vec<TrackFileRef>,
     /// `skip_check_adv_addr`: adverts from the current master are not
     /// checked against our VIP list (keepalived).
     pub skip_check_adv_addr: bool,
@@ -741,6 +786,7 @@ pub struct SyncGroup {
     pub track_scripts: Vec<TrackScript>,
     pub track_interfaces: Vec<TrackInterface>,
     pub track_files: Vec<TrackFileRef>,
+    pub track_processes: Vec<TrackFileRef>,
     /// `sync_group_tracking_weight` (or the older `global_tracking`): the
     /// members' own tracking weights count; without it keepalived (and
     /// xdpvs) reads them as weight 0 (interfaces, files) or drops them (scripts).

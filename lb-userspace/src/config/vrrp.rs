@@ -14,9 +14,9 @@ use super::{
     keywords,
     model::{
         Announce, AnnounceRequire, Auth, Capacity, FileCheck, FlowSync, GarpGroup, GarpPacing,
-        GlobalDefs, InitialState, Notify, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackFile,
-        TrackFileInit, TrackFileRef, TrackInterface, TrackScript, VipAddress, VipOptions,
-        VrrpInstance, VrrpScript,
+        GlobalDefs, InitialState, Notify, ParamMatch, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup,
+        TrackFile, TrackFileInit, TrackFileRef, TrackInterface, TrackProcess, TrackScript,
+        VipAddress, VipOptions, VrrpInstance, VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, scope, secs, switch},
@@ -403,6 +403,19 @@ fn track_file_refs(
     refs: &mut Vec<Reference>,
     d: &mut Diagnostics,
 ) -> Vec<TrackFileRef> {
+    tracked_refs(k, from, RefKind::TrackFile, refs, d)
+}
+
+/// The lines of a `track_file` or `track_process` block: `NAME [weight N
+/// [reverse|noreverse]]`.
+fn tracked_refs(
+    k: &Node,
+    from: &str,
+    kind: RefKind,
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Vec<TrackFileRef> {
+    let what = &k.keyword;
     let mut out: Vec<TrackFileRef> = Vec::new();
     for t in k.block.iter().flatten() {
         let mut r = TrackFileRef {
@@ -427,7 +440,7 @@ fn track_file_refs(
                     _ => d.error(
                         &t.at,
                         format!(
-                            "track_file {} weight {w}: expected reverse or noreverse after it",
+                            "{what} {} weight {w}: expected reverse or noreverse after it",
                             r.name
                         ),
                     ),
@@ -436,10 +449,7 @@ fn track_file_refs(
             _ => {
                 d.error(
                     &t.at,
-                    format!(
-                        "track_file {}: expected `NAME [weight N [reverse]]`",
-                        r.name
-                    ),
+                    format!("{what} {}: expected `NAME [weight N [reverse]]`", r.name),
                 );
                 continue;
             }
@@ -447,15 +457,12 @@ fn track_file_refs(
         if out.iter().any(|o| o.name == r.name) {
             d.warn(
                 &t.at,
-                format!(
-                    "{from}: track_file {} listed twice; the first is used",
-                    r.name
-                ),
+                format!("{from}: {what} {} listed twice; the first is used", r.name),
             );
             continue;
         }
         refs.push(Reference {
-            kind: RefKind::TrackFile,
+            kind,
             from: from.to_string(),
             name: r.name.clone(),
             at: t.at.clone(),
@@ -710,6 +717,7 @@ pub fn vrrp_instance(
         dont_track_primary: false,
         notify_master_rx_lower_pri: None,
         track_files: Vec::new(),
+        track_processes: Vec::new(),
         skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
         virtual_routes: Vec::new(),
         virtual_rules: Vec::new(),
@@ -841,7 +849,11 @@ pub fn vrrp_instance(
                 let from = format!("vrrp_instance {}", i.name);
                 i.track_files.extend(track_file_refs(k, &from, refs, d));
             }
-            "track_process" => refuse_track_process(k, d),
+            "track_process" => {
+                let from = format!("vrrp_instance {}", i.name);
+                let procs = tracked_refs(k, &from, RefKind::TrackProcess, refs, d);
+                i.track_processes.extend(procs);
+            }
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
             // RFC 5798 Accept_Mode. xdpvs holds the VIPs on the interface
             // while master, so traffic to them is always accepted: that is
@@ -1051,6 +1063,7 @@ pub fn sync_group(
         track_scripts: Vec::new(),
         track_interfaces: Vec::new(),
         track_files: Vec::new(),
+        track_processes: Vec::new(),
         tracking_weight: false,
         notify: Notify::default(),
         location: n.at.clone(),
@@ -1086,7 +1099,11 @@ pub fn sync_group(
                 let files = track_file_refs(k, &from, refs, d);
                 g.track_files.extend(files);
             }
-            "track_process" => refuse_track_process(k, d),
+            "track_process" => {
+                let from = format!("vrrp_sync_group {}", g.name);
+                let procs = tracked_refs(k, &from, RefKind::TrackProcess, refs, d);
+                g.track_processes.extend(procs);
+            }
             "track_script" => {
                 for t in k.block.iter().flatten() {
                     let (name, weight) = tracked(t, d);
@@ -1167,17 +1184,115 @@ pub fn refuse_net_namespace_ipvs(k: &Node, d: &mut Diagnostics) {
     );
 }
 
-/// `track_process`: not run by xdpvs.
-pub fn refuse_track_process(k: &Node, d: &mut Diagnostics) {
-    d.error(
-        &k.at,
-        format!(
-            "{} is not supported: track the process with a vrrp_script instead, e.g. \
-             `vrrp_script p {{ script \"/usr/bin/pgrep -x NAME\" interval 1 }}` and \
-             `track_script {{ p }}` in the instance (weight and rise/fall as for any script)",
-            k.keyword
-        ),
-    );
+/// `track_process NAME { ... }` (`vrrp_track_process` is keepalived's older name).
+pub fn track_process(n: &Node, d: &mut Diagnostics) -> Option<TrackProcess> {
+    let name = name(n, &n.keyword, d)?;
+    let mut p = TrackProcess {
+        name,
+        process: String::new(),
+        params: Vec::new(),
+        param_match: ParamMatch::None,
+        full_command: false,
+        weight: 0,
+        reverse: false,
+        quorum: 1,
+        quorum_max: u32::MAX,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+        location: n.at.clone(),
+    };
+    let mut param_match = None;
+    let delay = |k: &Node, d: &mut Diagnostics| {
+        let v = secs(k, 0, d)?;
+        if v < Duration::from_micros(1) || v > Duration::from_secs(3600) {
+            d.error(
+                &k.at,
+                format!("{}: must be from 0.000001 to 3600 seconds", k.keyword),
+            );
+            return None;
+        }
+        Some(v)
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "process" => match k.args.split_first() {
+                Some((path, params)) => {
+                    p.process = path.text.clone();
+                    p.params = params.iter().map(|a| a.text.clone()).collect();
+                }
+                None => d.error(&k.at, "process needs a name or path"),
+            },
+            "param_match" => {
+                param_match = match k.arg(0) {
+                    None => Some(ParamMatch::Exact),
+                    Some("initial") => Some(ParamMatch::Initial),
+                    Some("partial") => Some(ParamMatch::Partial),
+                    Some(other) => {
+                        d.error(
+                            &k.at,
+                            format!("param_match {other}: expected initial, partial or nothing"),
+                        );
+                        None
+                    }
+                }
+            }
+            "full_command" => p.full_command = flag(k, d),
+            "weight" => {
+                p.weight = int_arg(k, 0, -254, 254, d).unwrap_or(0);
+                match k.arg(1) {
+                    None => {}
+                    Some("reverse") => p.reverse = true,
+                    Some(other) => d.error(
+                        &k.at,
+                        format!("weight: unknown option {other} (expected reverse)"),
+                    ),
+                }
+            }
+            "quorum" => p.quorum = int(k, 1, 65535, d).unwrap_or(1),
+            "quorum_max" => p.quorum_max = int(k, 0, 65535, d).unwrap_or(u32::MAX),
+            "delay" => {
+                if let Some(v) = delay(k, d) {
+                    (p.fork_delay, p.terminate_delay) = (v, v);
+                }
+            }
+            "fork_delay" => p.fork_delay = delay(k, d).unwrap_or(p.fork_delay),
+            "terminate_delay" => p.terminate_delay = delay(k, d).unwrap_or(p.terminate_delay),
+            other => d.error(
+                &k.at,
+                format!("unknown keyword {other} in {} {}", n.keyword, p.name),
+            ),
+        }
+    }
+    if p.process.is_empty() {
+        d.error(
+            &n.at,
+            format!("{} {} needs `process NAME`", n.keyword, p.name),
+        );
+        return None;
+    }
+    // keepalived: arguments or param_match compare the whole command line.
+    p.param_match = param_match.unwrap_or(if p.params.is_empty() {
+        ParamMatch::None
+    } else {
+        ParamMatch::Exact
+    });
+    if p.param_match != ParamMatch::None {
+        p.full_command = true;
+    }
+    // quorum_max 0 alone means "while none runs" (keepalived).
+    if p.quorum_max == 0 {
+        p.quorum = 0;
+    } else if p.quorum > p.quorum_max {
+        d.error(
+            &n.at,
+            format!(
+                "{} {}: quorum {} is above quorum_max {}",
+                n.keyword, p.name, p.quorum, p.quorum_max
+            ),
+        );
+        return None;
+    }
+    Some(p)
 }
 
 /// keepalived's sync-group tracking, once every block is read: without
@@ -1248,6 +1363,10 @@ pub fn group_tracking(c: &mut super::model::Config, d: &mut Diagnostics) {
             for t in &g.track_interfaces {
                 i.track_interfaces.retain(|o| o.name != t.name);
                 i.track_interfaces.push(t.clone());
+            }
+            for t in &g.track_processes {
+                i.track_processes.retain(|o| o.name != t.name);
+                i.track_processes.push(t.clone());
             }
             for t in &g.track_files {
                 match i.track_files.iter_mut().find(|o| o.name == t.name) {

@@ -19,6 +19,7 @@ mod routes;
 pub(crate) mod scripts;
 mod socket;
 mod track_file;
+mod track_process;
 
 use std::{
     collections::HashMap,
@@ -364,6 +365,25 @@ impl Ha {
             checks.insert(s.name.clone(), (rx, s.weight));
         }
 
+        // track_process: one /proc scanner for every process tracked.
+        let tracked_processes: Vec<&config::TrackProcess> = config
+            .track_processes
+            .iter()
+            .filter(|p| {
+                config
+                    .vrrp_instances
+                    .iter()
+                    .any(|i| i.track_processes.iter().any(|r| r.name == p.name))
+            })
+            .collect();
+        let processes = if tracked_processes.is_empty() {
+            HashMap::new()
+        } else {
+            let (rx, task) = track_process::spawn(&tracked_processes);
+            ha.helpers.push(task);
+            rx
+        };
+
         // Sync groups: shared member views and each member's input channel.
         let channels: Vec<_> = config
             .vrrp_instances
@@ -415,7 +435,24 @@ impl Ha {
             for (dev, weight) in links_to_watch(inst) {
                 let (state, task) = spawn_link(dev);
                 ha.helpers.push(task);
-                sources.push(Source::Check { state, weight });
+                sources.push(Source::Check {
+                    state,
+                    weight,
+                    reverse: false,
+                });
+            }
+            for r in &inst.track_processes {
+                let (Some(state), Some(p)) = (
+                    processes.get(&r.name),
+                    tracked_processes.iter().find(|p| p.name == r.name),
+                ) else {
+                    continue;
+                };
+                sources.push(Source::Check {
+                    state: state.clone(),
+                    weight: r.weight.unwrap_or(p.weight),
+                    reverse: r.reverse.unwrap_or(p.reverse),
+                });
             }
             for r in &inst.track_files {
                 if let Some((value, t)) = files.get(r.name.as_str()) {
@@ -440,6 +477,7 @@ impl Ha {
                 sources.push(Source::Check {
                     state: state.clone(),
                     weight: t.weight.unwrap_or(*weight),
+                    reverse: false,
                 });
             }
             let (tracking, task) = spawn_tracker(inst.priority, sources);

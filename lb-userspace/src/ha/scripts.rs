@@ -161,11 +161,14 @@ pub fn spawn_link(dev: String) -> (watch::Receiver<bool>, JoinHandle<()>) {
 
 /// One tracked check, link or file feeding an instance's priority.
 pub enum Source {
-    /// A `vrrp_script` or a link: up or down.
+    /// A `vrrp_script`, a link or a `track_process` quorum: up or down.
     Check {
         state: watch::Receiver<bool>,
         /// keepalived: 0 means fault while down.
         weight: i32,
+        /// keepalived's `reverse` (track_process): the weight's sign and
+        /// the fault's sense flip.
+        reverse: bool,
     },
     /// A `track_file`: the number in it.
     File {
@@ -189,9 +192,13 @@ fn current(base: u8, sources: &[Source]) -> Effective {
     let mut files = Vec::new();
     for s in sources {
         match s {
-            Source::Check { state, weight } => tracked.push(Tracked {
+            Source::Check {
+                state,
+                weight,
+                reverse,
+            } => tracked.push(Tracked {
                 weight: *weight,
-                reverse: false,
+                reverse: *reverse,
                 up: *state.borrow(),
             }),
             Source::File {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::keywords::{Class, KEYWORDS, Keyword, TOP, readme_table};
 
-const INSTANCE: &str = "track_file f {\n file /run/xdpvs-f\n}\nvrrp_script s {\n script /bin/true\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.1\n }\n";
+const INSTANCE: &str = "track_file f {\n file /run/xdpvs-f\n}\ntrack_process p {\n process nginx\n}\nvrrp_script s {\n script /bin/true\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.1\n }\n";
 const REAL: &str = "track_file f {\n file /run/xdpvs-f\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n";
 
 /// The text around a probe of `block`: (before, after).

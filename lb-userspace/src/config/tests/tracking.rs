@@ -330,10 +330,87 @@ fn sync_group_tracking_follows_keepalived() {
 }
 
 #[test]
-fn process_tracking_is_refused_with_a_script_to_use() {
-    let e = errors("track_process p {\n process nginx\n}\n");
-    assert_eq!(e.len(), 1);
-    assert!(e[0].contains("pgrep -x NAME"), "{e:?}");
+fn track_process_as_keepalived_reads_it() {
+    let c = ok(&format!(
+        "track_process web {{\n process /usr/sbin/nginx -g \"daemon off;\"\n weight -20 reverse\n \
+         quorum 2\n quorum_max 5\n delay 0.5\n terminate_delay 3\n}}\n\
+         vrrp_track_process any {{\n process nginx\n}}\n\
+         track_process none {{\n process sshd\n quorum_max 0\n}}\n{}",
+        instance(" track_process {\n  web\n  any weight 7\n }\n")
+    ))
+    .config;
+    let [web, any, none] = &c.track_processes[..] else {
+        panic!("{:#?}", c.track_processes)
+    };
+    assert_eq!(
+        (
+            web.process.as_str(),
+            &web.params[..],
+            web.param_match,
+            web.full_command
+        ),
+        (
+            "/usr/sbin/nginx",
+            &["-g".to_string(), "daemon off;".to_string()][..],
+            ParamMatch::Exact,
+            true
+        ),
+        "arguments: the whole command line, exactly"
+    );
+    assert_eq!(
+        (web.weight, web.reverse, web.quorum, web.quorum_max),
+        (-20, true, 2, 5)
+    );
+    assert_eq!(
+        (web.fork_delay, web.terminate_delay),
+        (Duration::from_millis(500), Duration::from_secs(3)),
+        "delay sets both, terminate_delay then its own"
+    );
+    assert_eq!(
+        (
+            any.param_match,
+            any.full_command,
+            any.weight,
+            any.quorum,
+            any.quorum_max
+        ),
+        (ParamMatch::None, false, 0, 1, u32::MAX),
+        "keepalived's defaults: the name, weight 0, at least one"
+    );
+    assert_eq!(
+        (none.quorum, none.quorum_max),
+        (0, 0),
+        "quorum_max 0: while none runs"
+    );
+    assert_eq!(
+        c.vrrp_instances[0].track_processes,
+        [
+            TrackFileRef {
+                name: "web".into(),
+                weight: None,
+                reverse: None
+            },
+            TrackFileRef {
+                name: "any".into(),
+                weight: Some(7),
+                reverse: None
+            },
+        ]
+    );
+    assert_eq!(
+        errors(&format!(
+            "track_process a {{\n weight 1\n}}\ntrack_process b {{\n process x\n quorum 3\n quorum_max 2\n \
+             param_match sideways\n delay 0\n}}\n{}",
+            instance(" track_process {\n  c\n }\n")
+        )),
+        [
+            "k.conf:1: error: track_process a needs `process NAME`",
+            "k.conf:4: error: track_process b: quorum 3 is above quorum_max 2",
+            "k.conf:8: error: param_match sideways: expected initial, partial or nothing",
+            "k.conf:9: error: delay: must be from 0.000001 to 3600 seconds",
+            "k.conf:18: error: vrrp_instance V: track_process c is not defined by any top-level track_process block",
+        ]
+    );
 }
 
 #[test]
