@@ -18,9 +18,12 @@
 //!                         "peers", "location" } | null,
 //!               "capacity": { "services", "reals", "flows" },
 //!               "enable_script_security", "script_user": { "user", "group" } | null,
-//!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr" },
+//!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr",
+//!               "garp": { as an instance's "garp" }, "garp_pacing": { "garp_interval",
+//!               "gna_interval" }, "lower_prio_no_advert", "higher_prio_send_advert",
+//!               "net_namespace": "NAME" | null },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
-//!                         "rise", "fall", "user": { "user", "group" } | null,
+//!                         "rise", "fall", "init_fail", "user": { "user", "group" } | null,
 //!                         "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
 //!                         "interface", "vrid", "priority", "advert_int",
@@ -35,7 +38,10 @@
 //!                         "garp": { "master_delay", "master_repeat",
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },
-//!                         "lower_prio_no_advert", "skip_check_adv_addr",
+//!                         "lower_prio_no_advert", "higher_prio_send_advert",
+//!                         "dont_track_primary", "notify_master_rx_lower_pri",
+//!                         "track_files" / "track_processes": [ { "name", "weight", "reverse" } ],
+//!                         "skip_check_adv_addr",
 //!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",
@@ -46,7 +52,16 @@
 //!                         "location" } ],
 //!   "static_routes":  [ { as "virtual_routes" below } ],
 //!   "static_rules":   [ { as "virtual_rules" below } ],
-//!   "sync_groups":    [ { "name", "members", "notify", "location" } ],
+//!   "static_addresses": [ { as "vips" } ],
+//!   "garp_groups":    [ { "garp_interval", "gna_interval", "interfaces", "location" } ],
+//!   "track_files":    [ { "name", "path", "weight", "reverse",
+//!                         "init": { "value", "overwrite" } | null, "location" } ],
+//!   "track_processes": [ { "name", "process", "params", "param_match": "none" | "exact" |
+//!                         "partial" | "initial", "full_command", "weight", "reverse",
+//!                         "quorum", "quorum_max", "fork_delay", "terminate_delay", "location" } ],
+//!   "sync_groups":    [ { "name", "members", "notify", "track_scripts",
+//!                         "track_interfaces", "track_files", "track_processes",
+//!                         "tracking_weight", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
 //!                          "protocol": "TCP" | "UDP",
 //!                          "delay_loop", "scheduler", "persistence_timeout",
@@ -66,7 +81,8 @@
 //! connect fields plus `payload` hex | null, `require_reply`, `reply_pattern`
 //! hex with `x` | null, `min_reply_length`, `max_reply_length`),
 //! `"PING_CHECK"` (the connect fields), `"DNS_CHECK"` (plus `query_type`,
-//! `name`) or `"SMTP_CHECK"` (plus `helo_name`).
+//! `name`), `"SMTP_CHECK"` (plus `helo_name`) or `"FILE_CHECK"`
+//! (`track_file`, `path`, `weight`, `reverse`).
 
 mod check;
 mod diag;
