@@ -1,8 +1,10 @@
 //! VRRP keywords that change what a node does, end to end (root): the
 //! spacing of gratuitous ARPs on an interface (`vrrp_garp_interval`),
 //! `static_ipaddress` on for the daemon's life, `net_namespace`,
-//! `track_file` moving the VIP, `track_process` faulting an instance, and a
-//! real_server's FILE_CHECK.
+//! `track_file` moving the VIP, `track_process` faulting an instance, a
+//! real_server's FILE_CHECK, and with keepalived as the peer
+//! `higher_prio_send_advert`, and `notify_master_rx_lower_pri` on a
+//! lower-priority advert.
 
 use std::{
     net::Ipv4Addr,
@@ -11,9 +13,11 @@ use std::{
 };
 
 use tests::{
-    keepalived::{Vrrp, master_down_interval, wait_vip},
+    adverts::Capture,
+    keepalived::{self, Vrrp, master_down_interval, wait_vip},
     netns::{in_netns, sh, wait_for},
-    topology::{DrLab, Launch, VIP, real_addr},
+    packet::checksum,
+    topology::{DrLab, Launch, VIP, lb_addr, real_addr},
 };
 
 const SLACK: Duration = Duration::from_millis(1500);
@@ -381,4 +385,126 @@ fn track_process_faults_the_instance_while_the_process_is_gone_root() {
     child = Some(start());
     wait_vip(&lb, true, down + SLACK * 2).expect("master again");
     drop(child);
+}
+
+/// Sends one VRRPv3 advert for VRID 51 and the VIP at `priority` from
+/// `ns`'s eth0 (TTL 255, to 224.0.0.18), as a peer's would be.
+fn send_advert(ns: &str, src: Ipv4Addr, priority: u8) {
+    in_netns(ns, move || {
+        let group = Ipv4Addr::new(224, 0, 0, 18);
+        // v3 advert, VRID 51, one address, 1 s (100 cs), checksum, VIP.
+        let mut vrrp = vec![0x31, 51, priority, 1, 0x00, 100, 0, 0];
+        vrrp.extend_from_slice(&VIP.octets());
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&src.octets());
+        pseudo.extend_from_slice(&group.octets());
+        pseudo.extend_from_slice(&[0, 112, 0, vrrp.len() as u8]);
+        let ck = checksum(&[&pseudo, &vrrp]);
+        vrrp[6..8].copy_from_slice(&ck.to_be_bytes());
+        // SAFETY: plain socket calls on a descriptor closed below, with
+        // pointers to locals that outlive each call.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, 112);
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let ttl: libc::c_int = 255;
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_TTL,
+                (&ttl as *const libc::c_int).cast(),
+                4,
+            );
+            let dev = c"eth0";
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr().cast(),
+                5,
+            );
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(group.octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            let n = libc::sendto(
+                fd,
+                vrrp.as_ptr().cast(),
+                vrrp.len(),
+                0,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            assert_eq!(
+                n,
+                vrrp.len() as isize,
+                "{}",
+                std::io::Error::last_os_error()
+            );
+            libc::close(fd);
+        }
+    })
+    .expect("sending an advert");
+}
+
+/// xdpvs master (100): a lower-priority advert (50) makes it run
+/// `notify_master_rx_lower_pri`; keepalived at 150 preempts, and xdpvs,
+/// with `higher_prio_send_advert`, answers keepalived's first advert with
+/// one of its own before stepping down.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn lower_and_higher_priority_answers_with_keepalived_root() {
+    let mut lab = DrLab::build("hp", 2, 0).expect("lab");
+    let (lb1, lb2) = (lab.lbs[0].clone(), lab.lbs[1].clone());
+    let mark = lab.lab.dir.join("rx-lower");
+    let conf = Vrrp::new(3, 100).conf().replace(
+        "    virtual_ipaddress {",
+        &format!(
+            "    higher_prio_send_advert\n    notify_master_rx_lower_pri \"/usr/bin/touch {}\"\n    virtual_ipaddress {{",
+            mark.display()
+        ),
+    );
+    lab.start_xdpvs(0, &conf, "generic").expect("xdpvs");
+    let down = master_down_interval(3, 100);
+    wait_vip(&lb1, true, down + SLACK).expect("xdpvs alone becomes master");
+
+    assert!(!mark.exists());
+    send_advert(&lb2, lb_addr(1), 50);
+    wait_for(Duration::from_secs(5), || {
+        anyhow::ensure!(mark.exists(), "notify_master_rx_lower_pri not run yet");
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.lab.log("xdpvs-lb1")));
+    assert!(keepalived::has_vip(&lb1), "xdpvs stays master");
+
+    let capture = Capture::start(&lab.client).expect("capture");
+    keepalived::start(&mut lab.lab, "ka-high", &lb2, &Vrrp::new(3, 150).conf())
+        .expect("keepalived 150");
+    wait_vip(&lb2, true, master_down_interval(3, 150) + SLACK).expect("keepalived preempts");
+    wait_vip(&lb1, false, SLACK).expect("xdpvs steps down");
+    std::thread::sleep(Duration::from_millis(1500));
+    let adverts = capture.finish().expect("adverts");
+    let first_high = adverts
+        .iter()
+        .find(|a| a.from == lb_addr(1) && a.priority == 150)
+        .expect("keepalived's advert at 150");
+    let answers: Vec<_> = adverts
+        .iter()
+        .filter(|a| a.from == lb_addr(0) && a.at >= first_high.at)
+        .collect();
+    println!("xdpvs adverts after keepalived's first at 150: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        1,
+        "one answer, then silence as backup: {answers:?}"
+    );
+    assert_eq!(answers[0].priority, 100);
+    assert!(
+        answers[0].at - first_high.at < Duration::from_millis(200),
+        "at once: {:?}",
+        answers[0].at - first_high.at
+    );
 }
