@@ -725,6 +725,8 @@ pub fn vrrp_instance(
     };
     let mut vrid_seen = false;
     let mut vips = Vec::new();
+    // Set in the instance, or left to global_defs (and vrrp_strict).
+    let (mut no_advert, mut send_advert) = (None, None);
     for k in n.block.iter().flatten() {
         if notify(&mut i.notify, k, d) {
             continue;
@@ -841,8 +843,8 @@ pub fn vrrp_instance(
             }
             "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
             "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
-            "lower_prio_no_advert" => i.lower_prio_no_advert = switch(k, d),
-            "higher_prio_send_advert" => i.higher_prio_send_advert = switch(k, d),
+            "lower_prio_no_advert" => no_advert = Some(switch(k, d)),
+            "higher_prio_send_advert" => send_advert = Some(switch(k, d)),
             "dont_track_primary" => i.dont_track_primary = flag(k, d),
             "notify_master_rx_lower_pri" => i.notify_master_rx_lower_pri = command(k, d),
             "track_file" => {
@@ -874,19 +876,7 @@ pub fn vrrp_instance(
             ),
         }
     }
-    // keepalived: unset in the instance, global_defs' lower-priority
-    // settings, else its master ones.
-    let g = &global.garp;
-    i.garp.lower_prio_delay = i
-        .garp
-        .lower_prio_delay
-        .or(g.lower_prio_delay)
-        .or(Some(g.master_delay));
-    i.garp.lower_prio_repeat = i
-        .garp
-        .lower_prio_repeat
-        .or(g.lower_prio_repeat)
-        .or(Some(g.master_repeat));
+    lower_priority_answers(&mut i, global, (no_advert, send_advert), &n.at, d);
     if i.interface.is_empty() {
         d.error(
             &n.at,
@@ -937,6 +927,65 @@ pub fn vrrp_instance(
         );
     }
     Some(i)
+}
+
+/// How a master answers other priorities, by keepalived's rules: unset in
+/// the instance, global_defs' settings (the lower-priority gratuitous batch
+/// defaulting to the master one); under `vrrp_strict`, no batch, no advert
+/// for a lower priority and none for a higher, whatever was set (reset with
+/// a warning, as keepalived does).
+fn lower_priority_answers(
+    i: &mut VrrpInstance,
+    global: &GlobalDefs,
+    (no_advert, send_advert): (Option<bool>, Option<bool>),
+    at: &Location,
+    d: &mut Diagnostics,
+) {
+    let strict = global.strict.is_some();
+    let reset = |d: &mut Diagnostics, what: &str| {
+        d.warn(
+            at,
+            format!(
+                "vrrp_instance {}: vrrp_strict requires {what}; reset, as keepalived does",
+                i.name
+            ),
+        );
+    };
+    let g = &global.garp;
+    i.garp.lower_prio_delay = match i.garp.lower_prio_delay {
+        Some(v) if strict && !v.is_zero() => {
+            reset(d, "garp_lower_prio_delay 0");
+            Some(Duration::ZERO)
+        }
+        Some(v) => Some(v),
+        None if strict => Some(Duration::ZERO),
+        None => g.lower_prio_delay.or(Some(g.master_delay)),
+    };
+    i.garp.lower_prio_repeat = match i.garp.lower_prio_repeat {
+        Some(v) if strict && v != 0 => {
+            reset(d, "garp_lower_prio_repeat 0");
+            Some(0)
+        }
+        Some(v) => Some(v),
+        None if strict => Some(0),
+        None => g.lower_prio_repeat.or(Some(g.master_repeat)),
+    };
+    i.lower_prio_no_advert = match no_advert {
+        Some(false) if strict => {
+            reset(d, "lower_prio_no_advert");
+            true
+        }
+        Some(v) => v,
+        None => strict || global.lower_prio_no_advert,
+    };
+    i.higher_prio_send_advert = match send_advert {
+        Some(true) if strict => {
+            reset(d, "higher_prio_send_advert off");
+            false
+        }
+        Some(v) => v,
+        None => !strict && global.higher_prio_send_advert,
+    };
 }
 
 /// A VRRP instance speaks for one address family, that of its first VIP;

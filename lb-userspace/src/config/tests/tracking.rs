@@ -69,6 +69,45 @@ fn global_garp_defaults_reach_the_instances() {
 }
 
 #[test]
+fn vrrp_strict_answers_other_priorities_as_keepalived() {
+    let strict = |body: &str| {
+        format!(
+            "global_defs {{\n vrrp_strict\n vrrp_higher_prio_send_advert\n}}\n{}",
+            instance(body)
+        )
+    };
+    let l = ok(&strict(""));
+    let i = &l.config.vrrp_instances[0];
+    assert_eq!(
+        (
+            i.garp.lower_prio_repeat,
+            i.garp.lower_prio_delay,
+            i.lower_prio_no_advert,
+            i.higher_prio_send_advert
+        ),
+        (Some(0), Some(Duration::ZERO), true, false),
+        "unset: strict's values, not global_defs'"
+    );
+    assert_eq!(warnings(&l), [] as [String; 0]);
+    let l = ok(&strict(
+        " garp_lower_prio_repeat 3\n garp_lower_prio_delay 1\n lower_prio_no_advert false\n higher_prio_send_advert\n",
+    ));
+    let i = &l.config.vrrp_instances[0];
+    assert_eq!(
+        (
+            i.garp.lower_prio_repeat,
+            i.garp.lower_prio_delay,
+            i.lower_prio_no_advert,
+            i.higher_prio_send_advert
+        ),
+        (Some(0), Some(Duration::ZERO), true, false),
+        "set: reset"
+    );
+    assert_eq!(warnings(&l).len(), 4, "{:?}", warnings(&l));
+    assert!(warnings(&l)[0].contains("vrrp_strict requires garp_lower_prio_delay 0; reset"));
+}
+
+#[test]
 fn garp_spacing_per_interface_and_per_group() {
     let l = ok(&format!(
         "global_defs {{\n vrrp_garp_interval 0.25\n vrrp_gna_interval 0.000001\n}}\n\
