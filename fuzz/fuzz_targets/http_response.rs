@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         digest: (flags & 1 != 0).then(|| "444bcb3a3fcf8389296c49467f27e1d6".into()),
         virtualhost: None,
         regex: None,
+        protocol: Default::default(),
     };
     let response = response.to_vec();
     let outcome = runtime().block_on(async move {

@@ -145,6 +145,8 @@ pub fn check_line(check: &HealthCheck, up: bool) -> &'static str {
         (H::DnsCheck(_), false) => "=> DNS_CHECK: failed on service <=",
         (H::SmtpCheck(_), true) => "=> CHECK succeed on service <=",
         (H::SmtpCheck(_), false) => "=> CHECK failed on service <=",
+        (H::FileCheck(_), true) => "=> FILE CHECK succeeded on service <=",
+        (H::FileCheck(_), false) => "=> FILE CHECK failed on service <=",
     }
 }
 

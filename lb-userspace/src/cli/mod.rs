@@ -147,6 +147,9 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
             new_flow_rate,
             pass_without_real,
         } => {
+            let options = id.options();
+            // Before the runtime: its threads must start in the namespace.
+            daemon::netns::enter_configured(&config, &options)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -161,7 +164,7 @@ pub fn dispatch(command: Command) -> Result<ExitCode> {
                 metrics,
                 state_dir,
                 socket_group,
-                options: id.options(),
+                options,
                 pin_dir,
                 fresh_dataplane,
                 keep_dataplane,

@@ -23,6 +23,10 @@ pub enum RefKind {
     TrackScript,
     /// `vrrp_sync_group { group { NAME } }` → `vrrp_instance NAME`.
     SyncMember,
+    /// `track_file { NAME }` → `track_file NAME { file ... }`.
+    TrackFile,
+    /// `track_process { NAME }` → `track_process NAME { process ... }`.
+    TrackProcess,
 }
 
 pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
@@ -45,6 +49,24 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
             d.error(
                 &s.location,
                 format!("vrrp_script {} is already defined at {first}", s.name),
+            );
+        }
+    }
+    let mut files = HashMap::new();
+    for f in &c.track_files {
+        if let Some(first) = files.insert(f.name.as_str(), &f.location) {
+            d.error(
+                &f.location,
+                format!("track_file {} is already defined at {first}", f.name),
+            );
+        }
+    }
+    let mut processes = HashMap::new();
+    for p in &c.track_processes {
+        if let Some(first) = processes.insert(p.name.as_str(), &p.location) {
+            d.error(
+                &p.location,
+                format!("track_process {} is already defined at {first}", p.name),
             );
         }
     }
@@ -100,7 +122,21 @@ pub fn across_blocks(c: &Config, refs: &[Reference], d: &mut Diagnostics) {
                     );
                 }
             }
-            RefKind::TrackScript => {}
+            RefKind::TrackFile if !files.contains_key(r.name.as_str()) => d.error(
+                &r.at,
+                format!(
+                    "{}: track_file {} is not defined by any top-level track_file block",
+                    r.from, r.name
+                ),
+            ),
+            RefKind::TrackProcess if !processes.contains_key(r.name.as_str()) => d.error(
+                &r.at,
+                format!(
+                    "{}: track_process {} is not defined by any top-level track_process block",
+                    r.from, r.name
+                ),
+            ),
+            RefKind::TrackScript | RefKind::TrackFile | RefKind::TrackProcess => {}
         }
     }
 }

@@ -10,9 +10,9 @@ use super::{
     diag::Diagnostics,
     keywords,
     model::{
-        BodyRegex, Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, MiscCheck, PingCheck,
-        Protocol, QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, Timing, UdpCheck, Url,
-        VirtualServer,
+        BodyRegex, Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, HttpProtocol, MiscCheck,
+        PingCheck, Protocol, QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, Timing,
+        UdpCheck, Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -482,13 +482,9 @@ fn real_server(
                     r.checks.push(HealthCheck::SmtpCheck(c));
                 }
             }
-            // Refused, not skipped: a skipped checker would leave the real healthy.
-            "FILE_CHECK" => d.error(
-                &k.at,
-                "FILE_CHECK is not supported yet: the real would never be checked by it. \
-                 Use MISC_CHECK with misc_dynamic and a script that reads the file \
-                 (exit 0: up, 1: down, 2-255: up with weight exit-2)",
-            ),
+            "FILE_CHECK" => r
+                .checks
+                .extend(super::vrrp::file_check(k, d).map(HealthCheck::FileCheck)),
             check if check.ends_with("_CHECK") => {
                 if keywords::ignored("real_server", check) {
                     d.warn(
@@ -838,6 +834,7 @@ fn http_check(
     let mut url_blocks = 0;
     let mut enable_sni = false;
     let mut sni_at = None;
+    let mut protocol = HttpProtocol::default();
     for k in block {
         match k.keyword.as_str() {
             "url" => {
@@ -849,11 +846,25 @@ fn http_check(
                 enable_sni = flag(k, d);
                 sni_at = Some(&k.at);
             }
-            // hyper speaks HTTP/1.1 with `Connection: close`, what
-            // keepalived's default (1.1) sends; each url is checked every round.
-            "http_protocol" | "fast_recovery" => d.warn(
+            "http_protocol" => match one(k, d) {
+                Some("1.0") => protocol = HttpProtocol::Http10,
+                Some("1.0C" | "1.0c") => protocol = HttpProtocol::Http10Close,
+                Some("1.1") => protocol = HttpProtocol::Http11,
+                Some(other) => d.error(
+                    &k.at,
+                    format!("http_protocol {other}: expected 1.0, 1.0C or 1.1"),
+                ),
+                None => {}
+            },
+            "fast_recovery" => d.error(
                 &k.at,
-                format!("{}: not acted on by xdpvs, ignored", k.keyword),
+                "fast_recovery is not supported: a down real is checked every delay_loop \
+                 (every delay_before_retry while retrying); remove it",
+            ),
+            "sni_name" if tls => d.error(
+                &k.at,
+                "sni_name is not supported: give the url a virtualhost, which enable_sni sends \
+                 as the server name",
             ),
             // SSL_GET has HTTP_GET's fields.
             _ if c.read_check("HTTP_GET", k, d) => {}
@@ -886,6 +897,9 @@ fn http_check(
             }
         }
     }
+    for u in &mut urls {
+        u.protocol = protocol;
+    }
     (HttpCheck { urls, connect: c }, enable_sni)
 }
 
@@ -899,6 +913,7 @@ fn url(n: &Node, default_host: Option<&str>, d: &mut Diagnostics) -> Option<Url>
         digest: None,
         virtualhost: default_host.map(String::from),
         regex: None,
+        protocol: HttpProtocol::default(),
     };
     let mut regex = RegexParts::default();
     for k in n.block.iter().flatten() {

@@ -30,9 +30,12 @@
 //!               "mail": { "smtp_server": { "host", "port" } | null, "smtp_helo_name",
 //!                         "smtp_connect_timeout", "notification_email": [ ... ],
 //!                         "notification_email_from", "smtp_alert", "smtp_alert_vrrp",
-//!                         "smtp_alert_checker", "no_email_faults" } },
+//!                         "smtp_alert_checker", "no_email_faults" },
+//!               "garp": { as an instance's "garp" }, "garp_pacing": { "garp_interval",
+//!               "gna_interval" }, "lower_prio_no_advert", "higher_prio_send_advert",
+//!               "net_namespace": "NAME" | null },
 //!   "vrrp_scripts":   [ { "name", "script", "interval", "timeout", "weight",
-//!                         "rise", "fall", "user": { "user", "group" } | null,
+//!                         "rise", "fall", "init_fail", "user": { "user", "group" } | null,
 //!                         "location" } ],
 //!   "vrrp_instances": [ { "name", "initial_state": "MASTER" | "BACKUP",
 //!                         "interface", "vrid", "priority", "advert_int",
@@ -47,8 +50,11 @@
 //!                         "garp": { "master_delay", "master_repeat",
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },
-//!                         "lower_prio_no_advert", "skip_check_adv_addr",
-//!                         "smtp_alert", "down_timer_adverts", "promote_secondaries", "mcast_dst_ip",
+//!                         "lower_prio_no_advert", "higher_prio_send_advert",
+//!                         "dont_track_primary", "notify_master_rx_lower_pri",
+//!                         "track_files" / "track_processes": [ { "name", "weight", "reverse" } ],
+//!                         "skip_check_adv_addr", "smtp_alert", "down_timer_adverts",
+//!                         "promote_secondaries", "mcast_dst_ip",
 //!                         "virtual_routes": [ { "kind": "unicast" | "blackhole" |
 //!                                   "unreachable" | "prohibit", "dst", "prefix", "src",
 //!                                   "via", "dev", "table", "metric", "scope",
@@ -59,7 +65,16 @@
 //!                         "location" } ],
 //!   "static_routes":  [ { as "virtual_routes" below } ],
 //!   "static_rules":   [ { as "virtual_rules" below } ],
-//!   "sync_groups":    [ { "name", "members", "notify", "smtp_alert", "location" } ],
+//!   "static_addresses": [ { as "vips" } ],
+//!   "garp_groups":    [ { "garp_interval", "gna_interval", "interfaces", "location" } ],
+//!   "track_files":    [ { "name", "path", "weight", "reverse",
+//!                         "init": { "value", "overwrite" } | null, "location" } ],
+//!   "track_processes": [ { "name", "process", "params", "param_match": "none" | "exact" |
+//!                         "partial" | "initial", "full_command", "weight", "reverse",
+//!                         "quorum", "quorum_max", "fork_delay", "terminate_delay", "location" } ],
+//!   "sync_groups":    [ { "name", "members", "notify", "smtp_alert", "track_scripts",
+//!                         "track_interfaces", "track_files", "track_processes",
+//!                         "tracking_weight", "location" } ],
 //!   "virtual_servers": [ { "addr", "port", "group": "NAME" | null,
 //!                          "protocol": "TCP" | "UDP",
 //!                          "delay_loop", "scheduler", "persistence_timeout",
@@ -79,7 +94,8 @@
 //! connect fields plus `payload` hex | null, `require_reply`, `reply_pattern`
 //! hex with `x` | null, `min_reply_length`, `max_reply_length`),
 //! `"PING_CHECK"` (the connect fields), `"DNS_CHECK"` (plus `query_type`,
-//! `name`) or `"SMTP_CHECK"` (plus `helo_name`).
+//! `name`), `"SMTP_CHECK"` (plus `helo_name`) or `"FILE_CHECK"`
+//! (`track_file`, `path`, `weight`, `reverse`).
 
 mod check;
 mod diag;
@@ -208,6 +224,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
     vrrp::sync_peers(&mut config.global, d);
     // Groups first too: a virtual_server may name one defined after it.
     let vs_groups = lvs::groups(nodes, d);
+    let mut garp_taken = std::collections::HashSet::new();
     for n in nodes {
         match n.keyword.as_str() {
             "global_defs" => {}
@@ -235,7 +252,19 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .flatten()
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
-            "net_namespace" | "net_namespace_ipvs" => vrrp::refuse_net_namespace(n, d),
+            "static_ipaddress" => config.static_addresses.extend(vrrp::static_addresses(n, d)),
+            "garp_group" => config
+                .garp_groups
+                .extend(vrrp::garp_group(n, &mut garp_taken, d)),
+            "track_file" | "vrrp_track_file" => config.track_files.extend(vrrp::track_file(n, d)),
+            "vrrp_track_process" | "track_process" => {
+                config.track_processes.extend(vrrp::track_process(n, d))
+            }
+            "net_namespace" => {
+                let before = config.global.net_namespace.take();
+                config.global.net_namespace = vrrp::net_namespace(n, before, d);
+            }
+            "net_namespace_ipvs" => vrrp::refuse_net_namespace_ipvs(n, d),
             "bfd_instance" => lvs::refuse_bfd(n, d),
             _ => keywords::unhandled(keywords::TOP, n, d),
         }
@@ -251,6 +280,8 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
         .filter_map(|n| vrrp::sync_group(n, &instances, refs, d))
         .collect();
     config.sync_groups = groups;
+    vrrp::group_tracking(&mut config, d);
+    vrrp::file_checks(&mut config, d);
     config
 }
 

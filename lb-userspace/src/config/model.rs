@@ -33,6 +33,103 @@ pub struct Config {
     pub static_routes: Vec<VirtualRoute>,
     /// `static_rules`: likewise.
     pub static_rules: Vec<VirtualRule>,
+    /// `static_ipaddress`: added when the daemon starts, removed when it stops.
+    pub static_addresses: Vec<VipAddress>,
+    /// `garp_group`: gratuitous ARP / NA spacing of some interfaces.
+    pub garp_groups: Vec<GarpGroup>,
+    /// `track_file` / `vrrp_track_file`: files whose number moves priorities.
+    pub track_files: Vec<TrackFile>,
+    /// `track_process` / `vrrp_track_process`: processes whose count does.
+    pub track_processes: Vec<TrackProcess>,
+}
+
+/// `track_process NAME { process PATH [ARGS...]  param_match [initial|partial]
+/// full_command  weight N [reverse]  quorum N  quorum_max N  delay S
+/// fork_delay S  terminate_delay S }` (keepalived 2.2.7's keywords).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackProcess {
+    pub name: String,
+    /// Matched against the process's name (`/proc/PID/stat`), or with
+    /// `full_command` against its argv\[0\].
+    pub process: String,
+    /// The arguments after `process PATH`: matched by `param_match`.
+    pub params: Vec<String>,
+    pub param_match: ParamMatch,
+    pub full_command: bool,
+    pub weight: i32,
+    pub reverse: bool,
+    /// The process counts as up while `quorum <= running <= quorum_max`.
+    pub quorum: u32,
+    pub quorum_max: u32,
+    /// How long a gained (lost) quorum must last before it counts.
+    #[serde(serialize_with = "secs")]
+    pub fork_delay: Duration,
+    #[serde(serialize_with = "secs")]
+    pub terminate_delay: Duration,
+    pub location: Location,
+}
+
+/// How a process's arguments are compared (keepalived `param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamMatch {
+    /// No arguments given, no `param_match`: any arguments.
+    None,
+    /// Exactly the arguments given.
+    Exact,
+    /// The process's arguments start with the ones given, whole words.
+    Partial,
+    /// Likewise, the last one given may be the start of a word.
+    Initial,
+}
+
+/// `garp_group { garp_interval S  gna_interval S  interface IF | interfaces { IF ... } }`:
+/// the interfaces share one spacing, as keepalived's aggregation group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GarpGroup {
+    #[serde(flatten)]
+    pub pacing: GarpPacing,
+    pub interfaces: Vec<String>,
+    pub location: Location,
+}
+
+/// The least time between two gratuitous ARPs (`garp`) or unsolicited NAs
+/// (`gna`) sent on an interface; `None`: back to back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GarpPacing {
+    #[serde(serialize_with = "opt_secs", rename = "garp_interval")]
+    pub garp: Option<Duration>,
+    #[serde(serialize_with = "opt_secs", rename = "gna_interval")]
+    pub gna: Option<Duration>,
+}
+
+/// `track_file NAME { file PATH  weight N [reverse]  init_file [VALUE] [overwrite] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: String,
+    /// keepalived's default 1.
+    pub weight: i32,
+    pub reverse: bool,
+    /// `init_file`: the value written at start when the file is missing
+    /// (`overwrite`: always).
+    pub init: Option<TrackFileInit>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TrackFileInit {
+    pub value: i32,
+    pub overwrite: bool,
+}
+
+/// A `track_file { NAME [weight N [reverse|noreverse]] }` line: the file's
+/// own weight and direction unless given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackFileRef {
+    pub name: String,
+    pub weight: Option<i32>,
+    pub reverse: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,6 +185,17 @@ pub struct GlobalDefs {
     pub shutdown_script: Option<HostScript>,
     /// `lvs_timeouts`: the data plane's idle timeouts.
     pub lvs_timeouts: LvsTimeouts,
+    /// `vrrp_garp_master_*`, `vrrp_garp_lower_prio_*`: the instances' defaults.
+    pub garp: GarpSettings,
+    /// `vrrp_garp_interval`, `vrrp_gna_interval`: each interface in no
+    /// `garp_group` is spaced on its own.
+    pub garp_pacing: GarpPacing,
+    /// `vrrp_lower_prio_no_advert`: the instances' default.
+    pub lower_prio_no_advert: bool,
+    /// `vrrp_higher_prio_send_advert`: the instances' default.
+    pub higher_prio_send_advert: bool,
+    /// `net_namespace NAME`: the daemon runs in /var/run/netns/NAME.
+    pub net_namespace: Option<String>,
 }
 
 /// `startup_script` / `shutdown_script SCRIPT [USER [GROUP]]` with its
@@ -161,6 +269,11 @@ impl Default for GlobalDefs {
             startup_script: None,
             shutdown_script: None,
             lvs_timeouts: LvsTimeouts::default(),
+            garp: GarpSettings::default(),
+            garp_pacing: GarpPacing::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            net_namespace: None,
         }
     }
 }
@@ -342,20 +455,36 @@ pub enum HealthCheck {
     PingCheck(PingCheck),
     DnsCheck(DnsCheck),
     SmtpCheck(SmtpCheck),
+    FileCheck(FileCheck),
+}
+
+/// FILE_CHECK `{ track_file NAME  weight N [reverse] }`: the number in the
+/// track file times the weight is added to the real's weight; weight 0:
+/// the real is down while the number is not 0 (`reverse`: while it is 0).
+/// Weight and direction default to the track_file's own (filled in once
+/// every block is read, with the file's path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileCheck {
+    pub track_file: String,
+    pub path: String,
+    pub weight: Option<i32>,
+    pub reverse: Option<bool>,
 }
 
 impl HealthCheck {
-    /// When the check runs.
-    pub fn timing(&self) -> &Timing {
+    /// When the check runs; FILE_CHECK has no timing of its own (it is
+    /// read at each round of its real's other checks, or its delay_loop).
+    pub fn timing(&self) -> Option<&Timing> {
         match self {
-            Self::TcpCheck(c) => &c.connect.timing,
-            Self::HttpGet(c) => &c.connect.timing,
-            Self::SslGet(c) => &c.http.connect.timing,
-            Self::MiscCheck(c) => &c.timing,
-            Self::UdpCheck(c) => &c.connect.timing,
-            Self::PingCheck(c) => &c.connect.timing,
-            Self::DnsCheck(c) => &c.connect.timing,
-            Self::SmtpCheck(c) => &c.connect.timing,
+            Self::TcpCheck(c) => Some(&c.connect.timing),
+            Self::HttpGet(c) => Some(&c.connect.timing),
+            Self::SslGet(c) => Some(&c.http.connect.timing),
+            Self::MiscCheck(c) => Some(&c.timing),
+            Self::UdpCheck(c) => Some(&c.connect.timing),
+            Self::PingCheck(c) => Some(&c.connect.timing),
+            Self::DnsCheck(c) => Some(&c.connect.timing),
+            Self::SmtpCheck(c) => Some(&c.connect.timing),
+            Self::FileCheck(_) => None,
         }
     }
 }
@@ -522,6 +651,23 @@ pub struct Url {
     pub virtualhost: Option<String>,
     /// `regex`: the body must match it (with `regex_no_match`: must not).
     pub regex: Option<BodyRegex>,
+    /// Its checker's `http_protocol`.
+    pub protocol: HttpProtocol,
+}
+
+/// `http_protocol`: the request's version and `Connection` header, as
+/// keepalived sends them (its default: HTTP/1.0, no `Connection`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum HttpProtocol {
+    #[default]
+    #[serde(rename = "1.0")]
+    Http10,
+    /// `1.0C`: HTTP/1.0 with `Connection: close`.
+    #[serde(rename = "1.0C")]
+    Http10Close,
+    /// `1.1`, with `Connection: close`.
+    #[serde(rename = "1.1")]
+    Http11,
 }
 
 /// A url's `regex`, `regex_no_match` and `regex_options`, compiled.
@@ -650,10 +796,11 @@ pub struct GarpSettings {
     #[serde(serialize_with = "opt_secs")]
     pub master_refresh: Option<Duration>,
     pub master_refresh_repeat: u32,
-    /// `garp_lower_prio_delay`; unset: `master_delay` (keepalived).
+    /// `garp_lower_prio_delay`; unset in an instance: global_defs'
+    /// `vrrp_garp_lower_prio_delay`, else its `vrrp_garp_master_delay` (keepalived).
     #[serde(serialize_with = "opt_secs")]
     pub lower_prio_delay: Option<Duration>,
-    /// `garp_lower_prio_repeat`; unset: `master_repeat` (keepalived).
+    /// `garp_lower_prio_repeat`; unset: likewise from the `repeat`s.
     pub lower_prio_repeat: Option<u32>,
 }
 
@@ -698,6 +845,20 @@ pub struct VrrpInstance {
     /// `lower_prio_no_advert`: as master, answer lower priorities with
     /// gratuitous ARPs only (RFC-strict silence on VRRP).
     pub lower_prio_no_advert: bool,
+    /// `higher_prio_send_advert`: as master, answer a higher priority with
+    /// one advert before becoming backup.
+    pub higher_prio_send_advert: bool,
+    /// `dont_track_primary`: the instance's interface (and VIPs on it)
+    /// going down does not make it fault.
+    pub dont_track_primary: bool,
+    /// `notify_master_rx_lower_pri`: run when, as master, a lower priority
+    /// advert is received.
+    pub notify_master_rx_lower_pri: Option<String>,
+    /// `track_file { NAME ... }`, with the sync group's added.
+    pub track_files: Vec<TrackFileRef>,
+    /// `track_process { NAME [weight N [reverse]] }`, with the sync group's
+    /// added (the same line shape as track_file's).
+    pub track_processes: Vec<TrackFileRef>,
     /// `skip_check_adv_addr`: adverts from the current master are not
     /// checked against our VIP list (keepalived).
     pub skip_check_adv_addr: bool,
@@ -784,6 +945,8 @@ pub struct VrrpScript {
     pub weight: i32,
     pub rise: u32,
     pub fall: u32,
+    /// `init_fail`: the script starts as failing (it needs `rise` successes).
+    pub init_fail: bool,
     pub user: Option<ScriptUser>,
     pub location: Location,
 }
@@ -792,6 +955,16 @@ pub struct VrrpScript {
 pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
+    /// `track_script`, `track_interface`, `track_file`: tracked by every
+    /// member (merged into the members' own lists once read).
+    pub track_scripts: Vec<TrackScript>,
+    pub track_interfaces: Vec<TrackInterface>,
+    pub track_files: Vec<TrackFileRef>,
+    pub track_processes: Vec<TrackFileRef>,
+    /// `sync_group_tracking_weight` (or the older `global_tracking`): the
+    /// members' own tracking weights count; without it keepalived (and
+    /// xdpvs) reads them as weight 0 (interfaces, files) or drops them (scripts).
+    pub tracking_weight: bool,
     pub notify: Notify,
     /// `smtp_alert`: mail on the group's state changes; `None`: the global default.
     pub smtp_alert: Option<bool>,

@@ -55,6 +55,9 @@ const BLOCKS: &[&str] = &[
     "track_script",
     "track_interface",
     "track_file",
+    "vrrp_track_file",
+    "track_process",
+    "vrrp_track_process",
     "group",
     "notification_email",
     "static_ipaddress",
@@ -237,7 +240,9 @@ fn statement(t: Token, tokens: &mut Tokens, diags: &mut Diagnostics) -> (Node, b
     // `{` on a later line is still to come; a block keyword without one
     // would otherwise be read as empty without a word.
     let brace_follows = peek(tokens).is_some_and(|n| n.is("{"));
-    if is_block && !brace_follows {
+    // FILE_CHECK's `track_file NAME` is a statement of the block keyword.
+    let file_check_line = node.keyword == "track_file" && !node.args.is_empty();
+    if is_block && !brace_follows && !file_check_line {
         diags.warn(
             &node.at,
             format!("{} without a {{ ... }} block", node.keyword),

@@ -114,6 +114,23 @@ pub fn flag(n: &Node, d: &mut Diagnostics) -> bool {
     true
 }
 
+/// A keepalived switch: the keyword alone is on, else `true`/`false`
+/// (`yes`/`no`, `on`/`off`).
+pub fn switch(n: &Node, d: &mut Diagnostics) -> bool {
+    match n.arg(0) {
+        None => true,
+        Some("true" | "yes" | "on") => true,
+        Some("false" | "no" | "off") => false,
+        Some(other) => {
+            d.error(
+                &n.at,
+                format!("{} {other}: expected true or false (or nothing)", n.keyword),
+            );
+            false
+        }
+    }
+}
+
 /// `ip` scope names (iproute2's rt_scopes) or a number.
 pub fn scope(text: &str) -> Option<u8> {
     match text {

@@ -13,13 +13,14 @@ use super::{
     diag::{Diagnostics, Location},
     keywords,
     model::{
-        Announce, AnnounceRequire, Auth, Capacity, FlowSync, GarpSettings, GlobalDefs,
-        HOST_SCRIPT_TIMEOUT, HostScript, InitialState, LvsTimeouts, Notify, SYNC_GROUP, SYNC_PORT,
-        ScriptUser, SyncGroup, TrackInterface, TrackScript, VipAddress, VipOptions, VrrpInstance,
-        VrrpScript,
+        Announce, AnnounceRequire, Auth, Capacity, FileCheck, FlowSync, GarpGroup, GarpPacing,
+        GarpSettings, GlobalDefs, HOST_SCRIPT_TIMEOUT, HostScript, InitialState, LvsTimeouts,
+        Notify, ParamMatch, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackFile, TrackFileInit,
+        TrackFileRef, TrackInterface, TrackProcess, TrackScript, VipAddress, VipOptions,
+        VrrpInstance, VrrpScript,
     },
     tree::Node,
-    values::{command, flag, int, ip, ip_text, one, scope, secs},
+    values::{command, flag, int, ip, ip_text, one, scope, secs, switch},
 };
 
 /// Reads one `global_defs` block into `g` (a file may have several).
@@ -37,7 +38,34 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
                 flag(k, d);
                 g.strict = Some(k.at.clone());
             }
-            "net_namespace" | "net_namespace_ipvs" => refuse_net_namespace(k, d),
+            "net_namespace" => g.net_namespace = net_namespace(k, g.net_namespace.take(), d),
+            "net_namespace_ipvs" => refuse_net_namespace_ipvs(k, d),
+            "vrrp_garp_master_delay" => garp_secs(k, &mut g.garp.master_delay, d),
+            "vrrp_garp_master_repeat" => repeat(k, &mut g.garp.master_repeat, d),
+            // keepalived: one message, no second batch, no refresh; a
+            // setting made before it is kept.
+            "vrrp_min_garp" => {
+                if switch(k, d) {
+                    let default = GarpSettings::default();
+                    if g.garp.master_repeat == default.master_repeat {
+                        g.garp.master_repeat = 1;
+                    }
+                    if g.garp.master_delay == default.master_delay {
+                        g.garp.master_delay = Duration::ZERO;
+                    }
+                    g.garp.master_refresh = None;
+                }
+            }
+            "vrrp_garp_master_refresh" => {
+                g.garp.master_refresh = secs(k, 0, d).filter(|r| !r.is_zero());
+            }
+            "vrrp_garp_master_refresh_repeat" => repeat(k, &mut g.garp.master_refresh_repeat, d),
+            "vrrp_garp_lower_prio_delay" => g.garp.lower_prio_delay = secs(k, 0, d),
+            "vrrp_garp_lower_prio_repeat" => g.garp.lower_prio_repeat = int(k, 0, 255, d),
+            "vrrp_garp_interval" => g.garp_pacing.garp = pacing(k, d),
+            "vrrp_gna_interval" => g.garp_pacing.gna = pacing(k, d),
+            "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = switch(k, d),
+            "vrrp_higher_prio_send_advert" => g.higher_prio_send_advert = switch(k, d),
             "xdpvs_announce" => g.announce = Some(announce(k, d)),
             "lvs_sync_daemon" => g.sync = lvs_sync_daemon(k, d),
             "xdpvs_sync_peers" => {
@@ -322,6 +350,272 @@ fn announce(n: &Node, d: &mut Diagnostics) -> Announce {
     a
 }
 
+fn garp_secs(k: &Node, slot: &mut Duration, d: &mut Diagnostics) {
+    if let Some(v) = secs(k, 0, d) {
+        *slot = v;
+    }
+}
+
+/// A gratuitous batch's size; 0 is read as 1, as keepalived does.
+fn repeat(k: &Node, slot: &mut u32, d: &mut Diagnostics) {
+    match int(k, 0, 255, d) {
+        Some(0) => {
+            d.warn(
+                &k.at,
+                format!("{} 0: read as 1, as keepalived does", k.keyword),
+            );
+            *slot = 1;
+        }
+        Some(n) => *slot = n,
+        None => {}
+    }
+}
+
+/// `vrrp_garp_interval`, `garp_interval` and the `gna` ones: seconds, to
+/// the microsecond, more than 0.
+fn pacing(k: &Node, d: &mut Diagnostics) -> Option<Duration> {
+    let v = secs(k, 0, d)?;
+    if v < Duration::from_micros(1) {
+        d.error(&k.at, format!("{}: must be more than 0 seconds", k.keyword));
+        return None;
+    }
+    if v >= Duration::from_secs(1) {
+        d.note(
+            &k.at,
+            format!(
+                "{} {}: very large (keepalived says so too)",
+                k.keyword,
+                v.as_secs_f64()
+            ),
+        );
+    }
+    Some(v)
+}
+
+/// `garp_group { garp_interval S  gna_interval S  interface IF  interfaces { IF ... } }`.
+/// `taken`: interfaces earlier groups named (one group per interface).
+pub fn garp_group(n: &Node, taken: &mut HashSet<String>, d: &mut Diagnostics) -> Option<GarpGroup> {
+    let mut g = GarpGroup {
+        pacing: GarpPacing::default(),
+        interfaces: Vec::new(),
+        location: n.at.clone(),
+    };
+    let mut add =
+        |g: &mut GarpGroup, dev: &str, at: &super::diag::Location, d: &mut Diagnostics| {
+            if taken.insert(dev.to_string()) {
+                g.interfaces.push(dev.to_string());
+            } else {
+                d.warn(
+                    at,
+                    format!("garp_group: {dev} is already in a garp_group; ignored here"),
+                );
+            }
+        };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "garp_interval" => g.pacing.garp = pacing(k, d),
+            "gna_interval" => g.pacing.gna = pacing(k, d),
+            "interface" => {
+                if let Some(dev) = one(k, d) {
+                    add(&mut g, dev, &k.at, d);
+                }
+            }
+            "interfaces" => {
+                for i in k.block.iter().flatten() {
+                    for dev in std::iter::once(&i.keyword).chain(i.args.iter().map(|a| &a.text)) {
+                        add(&mut g, dev, &i.at, d);
+                    }
+                }
+            }
+            other => d.error(&k.at, format!("unknown keyword {other} in garp_group")),
+        }
+    }
+    if g.pacing == GarpPacing::default() {
+        d.warn(
+            &n.at,
+            "garp_group has no garp_interval or gna_interval; ignored",
+        );
+        return None;
+    }
+    if g.interfaces.is_empty() {
+        d.warn(&n.at, "garp_group names no interface; ignored");
+        return None;
+    }
+    Some(g)
+}
+
+/// `static_ipaddress { IP[/prefix] dev IF ... }`: `virtual_ipaddress` lines
+/// that must name their interface.
+pub fn static_addresses(n: &Node, d: &mut Diagnostics) -> Vec<VipAddress> {
+    n.block
+        .iter()
+        .flatten()
+        .filter_map(|k| {
+            let v = vip(k, "static_ipaddress", d)?;
+            if v.dev.is_none() {
+                d.error(
+                    &k.at,
+                    format!("static_ipaddress {}: needs `dev INTERFACE` (xdpvs has no default interface)", k.keyword),
+                );
+                return None;
+            }
+            Some(v)
+        })
+        .collect()
+}
+
+/// `track_file NAME { file PATH  weight N [reverse]  init_file [VALUE] [overwrite] }`
+/// (`vrrp_track_file` is keepalived's older name).
+pub fn track_file(n: &Node, d: &mut Diagnostics) -> Option<TrackFile> {
+    let name = name(n, &n.keyword, d)?;
+    let mut t = TrackFile {
+        name,
+        path: String::new(),
+        weight: 1,
+        reverse: false,
+        init: None,
+        location: n.at.clone(),
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "file" => t.path = one(k, d).unwrap_or_default().to_string(),
+            "weight" => {
+                t.weight = int_arg(k, 0, -254, 254, d).unwrap_or(1);
+                match k.arg(1) {
+                    None => {}
+                    Some("reverse") => t.reverse = true,
+                    Some(other) => d.error(
+                        &k.at,
+                        format!("weight: unknown option {other} (expected reverse)"),
+                    ),
+                }
+            }
+            "init_file" => {
+                let mut init = TrackFileInit {
+                    value: 0,
+                    overwrite: false,
+                };
+                for a in &k.args {
+                    match a.text.as_str() {
+                        "overwrite" => init.overwrite = true,
+                        v => match v.parse::<i32>() {
+                            Ok(x) if (-254..=254).contains(&x) => init.value = x,
+                            _ => d.error(&k.at, format!("init_file {v}: expected a number from -254 to 254, or overwrite")),
+                        },
+                    }
+                }
+                t.init = Some(init);
+            }
+            other => d.error(
+                &k.at,
+                format!("unknown keyword {other} in {} {}", n.keyword, t.name),
+            ),
+        }
+    }
+    if t.path.is_empty() {
+        d.error(&n.at, format!("{} {} needs `file PATH`", n.keyword, t.name));
+        return None;
+    }
+    Some(t)
+}
+
+/// Argument `i` of `k` as an integer within `lo..=hi`.
+fn int_arg(k: &Node, i: usize, lo: i32, hi: i32, d: &mut Diagnostics) -> Option<i32> {
+    let Some(v) = k.arg(i) else {
+        d.error(&k.at, format!("{} needs a value", k.keyword));
+        return None;
+    };
+    match v.parse::<i32>() {
+        Ok(x) if (lo..=hi).contains(&x) => Some(x),
+        _ => {
+            d.error(
+                &k.at,
+                format!(
+                    "{} {v}: must be a whole number from {lo} to {hi}",
+                    k.keyword
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The lines of a `track_file { NAME [weight N [reverse|noreverse]] }` block.
+fn track_file_refs(
+    k: &Node,
+    from: &str,
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Vec<TrackFileRef> {
+    tracked_refs(k, from, RefKind::TrackFile, refs, d)
+}
+
+/// The lines of a `track_file` or `track_process` block: `NAME [weight N
+/// [reverse|noreverse]]`.
+fn tracked_refs(
+    k: &Node,
+    from: &str,
+    kind: RefKind,
+    refs: &mut Vec<Reference>,
+    d: &mut Diagnostics,
+) -> Vec<TrackFileRef> {
+    let what = &k.keyword;
+    let mut out: Vec<TrackFileRef> = Vec::new();
+    for t in k.block.iter().flatten() {
+        let mut r = TrackFileRef {
+            name: t.keyword.clone(),
+            weight: None,
+            reverse: None,
+        };
+        match t
+            .args
+            .iter()
+            .map(|a| a.text.as_str())
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [] => {}
+            ["weight", w, rest @ ..] => {
+                r.weight = int_arg(t, 1, -254, 254, d);
+                match rest {
+                    [] => {}
+                    ["reverse"] => r.reverse = Some(true),
+                    ["noreverse"] => r.reverse = Some(false),
+                    _ => d.error(
+                        &t.at,
+                        format!(
+                            "{what} {} weight {w}: expected reverse or noreverse after it",
+                            r.name
+                        ),
+                    ),
+                }
+            }
+            _ => {
+                d.error(
+                    &t.at,
+                    format!("{what} {}: expected `NAME [weight N [reverse]]`", r.name),
+                );
+                continue;
+            }
+        }
+        if out.iter().any(|o| o.name == r.name) {
+            d.warn(
+                &t.at,
+                format!("{from}: {what} {} listed twice; the first is used", r.name),
+            );
+            continue;
+        }
+        refs.push(Reference {
+            kind,
+            from: from.to_string(),
+            name: r.name.clone(),
+            at: t.at.clone(),
+        });
+        out.push(r);
+    }
+    out
+}
+
 fn capacity(k: &Node, (_, lo, hi): (&str, u32, u32), slot: &mut u32, d: &mut Diagnostics) {
     if let Some(v) = int(k, lo, hi, d) {
         *slot = v;
@@ -368,6 +662,7 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
         weight: 0,
         rise: 1,
         fall: 1,
+        init_fail: false,
         user: None,
         location: n.at.clone(),
     };
@@ -388,6 +683,7 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
             "rise" => s.rise = int(k, 1, 1000, d).unwrap_or(1),
             "fall" => s.fall = int(k, 1, 1000, d).unwrap_or(1),
             "user" => s.user = script_user(k, d),
+            "init_fail" => s.init_fail = flag(k, d),
             _ => keywords::unhandled("vrrp_script", k, d),
         }
     }
@@ -404,16 +700,13 @@ pub fn vrrp_script(n: &Node, d: &mut Diagnostics) -> Option<VrrpScript> {
 /// One line of `virtual_ipaddress`: `IP[/prefix] [dev IF] [label L] [brd B]
 /// [scope S] [preferred_lft N] [home] [nodad] [noprefixroute] [no_track]`;
 /// anything else is an error (never dropped silently).
-fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
+fn vip(k: &Node, what: &str, d: &mut Diagnostics) -> Option<VipAddress> {
     let (addr_text, prefix_text) = match k.keyword.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (k.keyword.as_str(), None),
     };
     let Some(addr) = ip_text(addr_text) else {
-        d.error(
-            &k.at,
-            format!("virtual_ipaddress {}: not an IP address", k.keyword),
-        );
+        d.error(&k.at, format!("{what} {}: not an IP address", k.keyword));
         return None;
     };
     let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -423,7 +716,7 @@ fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
         Some(_) => {
             d.error(
                 &k.at,
-                format!("virtual_ipaddress {}: prefix must be 0 to {max}", k.keyword),
+                format!("{what} {}: prefix must be 0 to {max}", k.keyword),
             );
             return None;
         }
@@ -436,10 +729,10 @@ fn vip(k: &Node, d: &mut Diagnostics) -> Option<VipAddress> {
         options: VipOptions::default(),
     };
     let mut args = k.args.iter();
-    let what = &k.keyword;
+    let addr_text = &k.keyword;
     let mut ok = true;
     let mut bad = |d: &mut Diagnostics, msg: String| {
-        d.error(&k.at, format!("virtual_ipaddress {what}: {msg}"));
+        d.error(&k.at, format!("{what} {addr_text}: {msg}"));
         ok = false;
     };
     while let Some(a) = args.next() {
@@ -559,8 +852,13 @@ pub fn vrrp_instance(
         track_scripts: Vec::new(),
         track_interfaces: Vec::new(),
         notify: Notify::default(),
-        garp: GarpSettings::default(),
-        lower_prio_no_advert: false,
+        garp: global.garp.clone(),
+        lower_prio_no_advert: global.lower_prio_no_advert,
+        higher_prio_send_advert: global.higher_prio_send_advert,
+        dont_track_primary: false,
+        notify_master_rx_lower_pri: None,
+        track_files: Vec::new(),
+        track_processes: Vec::new(),
         skip_check_adv_addr: global.vrrp_skip_check_adv_addr,
         down_timer_adverts: global.vrrp_down_timer_adverts,
         promote_secondaries: false,
@@ -573,6 +871,8 @@ pub fn vrrp_instance(
     let mut vrid_seen = false;
     let mut vips = Vec::new();
     let mut mcast_at = None;
+    // Set in the instance, or left to global_defs (and vrrp_strict).
+    let (mut no_advert, mut send_advert) = (None, None);
     for k in n.block.iter().flatten() {
         if notify(&mut i.notify, k, d) {
             continue;
@@ -625,11 +925,16 @@ pub fn vrrp_instance(
                 k.block
                     .iter()
                     .flatten()
-                    .filter_map(|v| Some((vip(v, d)?, v.at.clone()))),
+                    .filter_map(|v| Some((vip(v, "virtual_ipaddress", d)?, v.at.clone()))),
             ),
             "virtual_ipaddress_excluded" => i
                 .excluded_vips
-                .extend(k.block.iter().flatten().filter_map(|v| vip(v, d))),
+                .extend(
+                    k.block
+                        .iter()
+                        .flatten()
+                        .filter_map(|v| vip(v, "virtual_ipaddress", d)),
+                ),
             "track_script" => {
                 for t in k.block.iter().flatten() {
                     let (name, weight) = tracked(t, d);
@@ -684,7 +989,19 @@ pub fn vrrp_instance(
             }
             "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
             "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
-            "lower_prio_no_advert" => i.lower_prio_no_advert = flag(k, d),
+            "lower_prio_no_advert" => no_advert = Some(switch(k, d)),
+            "higher_prio_send_advert" => send_advert = Some(switch(k, d)),
+            "dont_track_primary" => i.dont_track_primary = flag(k, d),
+            "notify_master_rx_lower_pri" => i.notify_master_rx_lower_pri = command(k, d),
+            "track_file" => {
+                let from = format!("vrrp_instance {}", i.name);
+                i.track_files.extend(track_file_refs(k, &from, refs, d));
+            }
+            "track_process" => {
+                let from = format!("vrrp_instance {}", i.name);
+                let procs = tracked_refs(k, &from, RefKind::TrackProcess, refs, d);
+                i.track_processes.extend(procs);
+            }
             "smtp_alert" => i.smtp_alert = super::mail::on_off(k, d),
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
             "down_timer_adverts" => {
@@ -715,6 +1032,7 @@ pub fn vrrp_instance(
             _ => keywords::unhandled("vrrp_instance", k, d),
         }
     }
+    lower_priority_answers(&mut i, global, (no_advert, send_advert), &n.at, d);
     if i.interface.is_empty() {
         d.error(
             &n.at,
@@ -776,6 +1094,65 @@ pub fn vrrp_instance(
         );
     }
     Some(i)
+}
+
+/// How a master answers other priorities, by keepalived's rules: unset in
+/// the instance, global_defs' settings (the lower-priority gratuitous batch
+/// defaulting to the master one); under `vrrp_strict`, no batch, no advert
+/// for a lower priority and none for a higher, whatever was set (reset with
+/// a warning, as keepalived does).
+fn lower_priority_answers(
+    i: &mut VrrpInstance,
+    global: &GlobalDefs,
+    (no_advert, send_advert): (Option<bool>, Option<bool>),
+    at: &Location,
+    d: &mut Diagnostics,
+) {
+    let strict = global.strict.is_some();
+    let reset = |d: &mut Diagnostics, what: &str| {
+        d.warn(
+            at,
+            format!(
+                "vrrp_instance {}: vrrp_strict requires {what}; reset, as keepalived does",
+                i.name
+            ),
+        );
+    };
+    let g = &global.garp;
+    i.garp.lower_prio_delay = match i.garp.lower_prio_delay {
+        Some(v) if strict && !v.is_zero() => {
+            reset(d, "garp_lower_prio_delay 0");
+            Some(Duration::ZERO)
+        }
+        Some(v) => Some(v),
+        None if strict => Some(Duration::ZERO),
+        None => g.lower_prio_delay.or(Some(g.master_delay)),
+    };
+    i.garp.lower_prio_repeat = match i.garp.lower_prio_repeat {
+        Some(v) if strict && v != 0 => {
+            reset(d, "garp_lower_prio_repeat 0");
+            Some(0)
+        }
+        Some(v) => Some(v),
+        None if strict => Some(0),
+        None => g.lower_prio_repeat.or(Some(g.master_repeat)),
+    };
+    i.lower_prio_no_advert = match no_advert {
+        Some(false) if strict => {
+            reset(d, "lower_prio_no_advert");
+            true
+        }
+        Some(v) => v,
+        None => strict || global.lower_prio_no_advert,
+    };
+    i.higher_prio_send_advert = match send_advert {
+        Some(true) if strict => {
+            reset(d, "higher_prio_send_advert off");
+            false
+        }
+        Some(v) => v,
+        None => !strict && global.higher_prio_send_advert,
+    };
 }
 
 /// A VRRP instance speaks for one address family, that of its first VIP;
@@ -899,12 +1276,17 @@ pub fn sync_group(
     let mut g = SyncGroup {
         name,
         members: Vec::new(),
+        track_scripts: Vec::new(),
+        track_interfaces: Vec::new(),
+        track_files: Vec::new(),
+        track_processes: Vec::new(),
+        tracking_weight: false,
         notify: Notify::default(),
         smtp_alert: None,
         location: n.at.clone(),
     };
     let mut seen = HashSet::new();
-    let mut member = |g: &mut SyncGroup, m: &Node| {
+    let mut member = |g: &mut SyncGroup, m: &Node, refs: &mut Vec<Reference>| {
         let names =
             std::iter::once(m.keyword.as_str()).chain(m.args.iter().map(|a| a.text.as_str()));
         for member in names {
@@ -926,10 +1308,47 @@ pub fn sync_group(
         match k.keyword.as_str() {
             "group" => {
                 for m in k.block.iter().flatten() {
-                    member(&mut g, m);
+                    member(&mut g, m, refs);
                 }
             }
             "smtp_alert" => g.smtp_alert = super::mail::on_off(k, d),
+            "track_file" => {
+                let from = format!("vrrp_sync_group {}", g.name);
+                let files = track_file_refs(k, &from, refs, d);
+                g.track_files.extend(files);
+            }
+            "track_process" => {
+                let from = format!("vrrp_sync_group {}", g.name);
+                let procs = tracked_refs(k, &from, RefKind::TrackProcess, refs, d);
+                g.track_processes.extend(procs);
+            }
+            "track_script" => {
+                for t in k.block.iter().flatten() {
+                    let (name, weight) = tracked(t, d);
+                    refs.push(Reference {
+                        kind: RefKind::TrackScript,
+                        from: format!("vrrp_sync_group {}", g.name),
+                        name: name.clone(),
+                        at: t.at.clone(),
+                    });
+                    g.track_scripts.push(TrackScript { name, weight });
+                }
+            }
+            "track_interface" => {
+                for t in k.block.iter().flatten() {
+                    let (name, weight) = tracked(t, d);
+                    g.track_interfaces.push(TrackInterface { name, weight });
+                }
+            }
+            "sync_group_tracking_weight" => g.tracking_weight = flag(k, d),
+            "global_tracking" => {
+                g.tracking_weight = flag(k, d);
+                d.warn(
+                    &k.at,
+                    "global_tracking is deprecated (keepalived says so too): read as \
+                     sync_group_tracking_weight; put tracking on the sync group instead",
+                );
+            }
             bare if k.block.is_none() && instances.contains(&bare) => {
                 d.warn(
                     &k.at,
@@ -938,7 +1357,7 @@ pub fn sync_group(
                         g.name
                     ),
                 );
-                member(&mut g, k);
+                member(&mut g, k, refs);
             }
             "track_bfd" => super::lvs::refuse_bfd(k, d),
             _ => keywords::unhandled("vrrp_sync_group", k, d),
@@ -947,14 +1366,294 @@ pub fn sync_group(
     Some(g)
 }
 
-/// keepalived's `net_namespace`: xdpvs does not move itself into one.
-pub fn refuse_net_namespace(k: &Node, d: &mut Diagnostics) {
+/// `net_namespace NAME` (in global_defs or at the top level, once).
+pub fn net_namespace(k: &Node, before: Option<String>, d: &mut Diagnostics) -> Option<String> {
+    let ns = one(k, d)?;
+    if ns.is_empty() || ns.contains('/') || ns == "." || ns == ".." {
+        d.error(
+            &k.at,
+            format!(
+                "net_namespace {ns:?}: not a namespace name (one path component of /var/run/netns)"
+            ),
+        );
+        return before;
+    }
+    match before {
+        Some(b) if b != ns => {
+            d.error(&k.at, format!("net_namespace {ns}: already set to {b}"));
+            Some(b)
+        }
+        _ => Some(ns.to_string()),
+    }
+}
+
+/// keepalived's `net_namespace_ipvs`: IPVS in another namespace than VRRP.
+pub fn refuse_net_namespace_ipvs(k: &Node, d: &mut Diagnostics) {
     d.error(
         &k.at,
-        format!(
-            "{} is not supported: start xdpvs inside the namespace instead \
-             (`ip netns exec NAME xdpvs run ...`) and remove this line",
-            k.keyword
-        ),
+        "net_namespace_ipvs is not supported: xdpvs has no IPVS; its data plane runs on the \
+         interface of the namespace the daemon is in (`net_namespace`). Remove this line",
     );
+}
+
+/// `track_process NAME { ... }` (`vrrp_track_process` is keepalived's older name).
+pub fn track_process(n: &Node, d: &mut Diagnostics) -> Option<TrackProcess> {
+    let name = name(n, &n.keyword, d)?;
+    let mut p = TrackProcess {
+        name,
+        process: String::new(),
+        params: Vec::new(),
+        param_match: ParamMatch::None,
+        full_command: false,
+        weight: 0,
+        reverse: false,
+        quorum: 1,
+        quorum_max: u32::MAX,
+        fork_delay: Duration::ZERO,
+        terminate_delay: Duration::ZERO,
+        location: n.at.clone(),
+    };
+    let mut param_match = None;
+    let delay = |k: &Node, d: &mut Diagnostics| {
+        let v = secs(k, 0, d)?;
+        if v < Duration::from_micros(1) || v > Duration::from_secs(3600) {
+            d.error(
+                &k.at,
+                format!("{}: must be from 0.000001 to 3600 seconds", k.keyword),
+            );
+            return None;
+        }
+        Some(v)
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "process" => match k.args.split_first() {
+                Some((path, params)) => {
+                    p.process = path.text.clone();
+                    p.params = params.iter().map(|a| a.text.clone()).collect();
+                }
+                None => d.error(&k.at, "process needs a name or path"),
+            },
+            "param_match" => {
+                param_match = match k.arg(0) {
+                    None => Some(ParamMatch::Exact),
+                    Some("initial") => Some(ParamMatch::Initial),
+                    Some("partial") => Some(ParamMatch::Partial),
+                    Some(other) => {
+                        d.error(
+                            &k.at,
+                            format!("param_match {other}: expected initial, partial or nothing"),
+                        );
+                        None
+                    }
+                }
+            }
+            "full_command" => p.full_command = flag(k, d),
+            "weight" => {
+                p.weight = int_arg(k, 0, -254, 254, d).unwrap_or(0);
+                match k.arg(1) {
+                    None => {}
+                    Some("reverse") => p.reverse = true,
+                    Some(other) => d.error(
+                        &k.at,
+                        format!("weight: unknown option {other} (expected reverse)"),
+                    ),
+                }
+            }
+            "quorum" => p.quorum = int(k, 1, 65535, d).unwrap_or(1),
+            "quorum_max" => p.quorum_max = int(k, 0, 65535, d).unwrap_or(u32::MAX),
+            "delay" => {
+                if let Some(v) = delay(k, d) {
+                    (p.fork_delay, p.terminate_delay) = (v, v);
+                }
+            }
+            "fork_delay" => p.fork_delay = delay(k, d).unwrap_or(p.fork_delay),
+            "terminate_delay" => p.terminate_delay = delay(k, d).unwrap_or(p.terminate_delay),
+            other => d.error(
+                &k.at,
+                format!("unknown keyword {other} in {} {}", n.keyword, p.name),
+            ),
+        }
+    }
+    if p.process.is_empty() {
+        d.error(
+            &n.at,
+            format!("{} {} needs `process NAME`", n.keyword, p.name),
+        );
+        return None;
+    }
+    // keepalived: arguments or param_match compare the whole command line.
+    p.param_match = param_match.unwrap_or(if p.params.is_empty() {
+        ParamMatch::None
+    } else {
+        ParamMatch::Exact
+    });
+    if p.param_match != ParamMatch::None {
+        p.full_command = true;
+    }
+    // quorum_max 0 alone means "while none runs" (keepalived).
+    if p.quorum_max == 0 {
+        p.quorum = 0;
+    } else if p.quorum > p.quorum_max {
+        d.error(
+            &n.at,
+            format!(
+                "{} {}: quorum {} is above quorum_max {}",
+                n.keyword, p.name, p.quorum, p.quorum_max
+            ),
+        );
+        return None;
+    }
+    Some(p)
+}
+
+/// keepalived's sync-group tracking, once every block is read: without
+/// `sync_group_tracking_weight` a member's own weighted tracking is read as
+/// weight 0 (interfaces, files at their default weight) or dropped (scripts,
+/// other weighted files), each with a warning; then the group's own
+/// `track_*` entries are added to every member (a member's own entry of the
+/// same name gives way unless it is unweighted).
+pub fn group_tracking(c: &mut super::model::Config, d: &mut Diagnostics) {
+    let script_weight =
+        |name: &str, c: &[VrrpScript]| c.iter().find(|s| s.name == name).map_or(0, |s| s.weight);
+    let file_weight =
+        |name: &str, c: &[TrackFile]| c.iter().find(|f| f.name == name).map_or(1, |f| f.weight);
+    for g in &c.sync_groups {
+        for m in &g.members {
+            let Some(i) = c.vrrp_instances.iter_mut().find(|i| &i.name == m) else {
+                continue;
+            };
+            let why = format!(
+                "vrrp_instance {}: in vrrp_sync_group {} without sync_group_tracking_weight",
+                i.name, g.name
+            );
+            if !g.tracking_weight {
+                for t in &mut i.track_interfaces {
+                    if t.weight.is_some_and(|w| w != 0) {
+                        d.warn(
+                            &i.location,
+                            format!(
+                                "{why}: track_interface {} read with weight 0 (keepalived)",
+                                t.name
+                            ),
+                        );
+                        t.weight = Some(0);
+                    }
+                }
+                i.track_scripts.retain(|t| {
+                    let w = t
+                        .weight
+                        .unwrap_or_else(|| script_weight(&t.name, &c.vrrp_scripts));
+                    if w != 0 {
+                        d.warn(
+                            &i.location,
+                            format!(
+                                "{why}: weighted track_script {} ignored (keepalived)",
+                                t.name
+                            ),
+                        );
+                    }
+                    w == 0
+                });
+                i.track_files.retain_mut(|t| match t.weight.unwrap_or_else(|| file_weight(&t.name, &c.track_files)) {
+                    0 => true,
+                    1 => {
+                        d.warn(&i.location, format!("{why}: track_file {} read with weight 0 (keepalived; write weight 0 to say so)", t.name));
+                        t.weight = Some(0);
+                        true
+                    }
+                    w => {
+                        d.warn(&i.location, format!("{why}: track_file {} with weight {w} ignored (keepalived)", t.name));
+                        false
+                    }
+                });
+            }
+            for t in &g.track_scripts {
+                i.track_scripts.retain(|o| o.name != t.name);
+                i.track_scripts.push(t.clone());
+            }
+            for t in &g.track_interfaces {
+                i.track_interfaces.retain(|o| o.name != t.name);
+                i.track_interfaces.push(t.clone());
+            }
+            for t in &g.track_processes {
+                i.track_processes.retain(|o| o.name != t.name);
+                i.track_processes.push(t.clone());
+            }
+            for t in &g.track_files {
+                match i.track_files.iter_mut().find(|o| o.name == t.name) {
+                    Some(o) if o.weight == Some(0) => {}
+                    Some(o) => *o = t.clone(),
+                    None => i.track_files.push(t.clone()),
+                }
+            }
+        }
+    }
+}
+
+/// keepalived's IPVS_WEIGHT_LIMIT: the bounds of a FILE_CHECK weight.
+const CHECKER_WEIGHT_LIMIT: i32 = 65535;
+
+/// A real_server's `FILE_CHECK { track_file NAME  weight N [reverse|noreverse] }`.
+pub fn file_check(n: &Node, d: &mut Diagnostics) -> Option<FileCheck> {
+    let mut c = FileCheck {
+        track_file: String::new(),
+        path: String::new(),
+        weight: None,
+        reverse: None,
+    };
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "track_file" => c.track_file = one(k, d).unwrap_or_default().to_string(),
+            "weight" => {
+                c.weight = int_arg(k, 0, -CHECKER_WEIGHT_LIMIT, CHECKER_WEIGHT_LIMIT, d);
+                c.reverse = match k.arg(1) {
+                    None | Some("noreverse") => Some(false),
+                    Some("reverse") => Some(true),
+                    Some(other) => {
+                        d.error(
+                            &k.at,
+                            format!("weight: unknown option {other} (expected reverse)"),
+                        );
+                        None
+                    }
+                };
+            }
+            other => d.error(&k.at, format!("unknown keyword {other} in FILE_CHECK")),
+        }
+    }
+    if c.track_file.is_empty() {
+        d.error(&n.at, "FILE_CHECK needs `track_file NAME`");
+        return None;
+    }
+    Some(c)
+}
+
+/// Joins each FILE_CHECK to its track_file, once every block is read: the
+/// path, and the file's weight and direction where the check gives none.
+pub fn file_checks(c: &mut super::model::Config, d: &mut Diagnostics) {
+    let files = &c.track_files;
+    for vs in &mut c.virtual_servers {
+        for r in &mut vs.reals {
+            for check in &mut r.checks {
+                let super::model::HealthCheck::FileCheck(f) = check else {
+                    continue;
+                };
+                match files.iter().find(|t| t.name == f.track_file) {
+                    Some(t) => {
+                        f.path = t.path.clone();
+                        f.weight = f.weight.or(Some(t.weight));
+                        f.reverse = f.reverse.or(Some(t.reverse));
+                    }
+                    None => d.error(
+                        &r.location,
+                        format!(
+                            "FILE_CHECK: track_file {} is not defined by any top-level track_file block",
+                            f.track_file
+                        ),
+                    ),
+                }
+            }
+        }
+    }
 }

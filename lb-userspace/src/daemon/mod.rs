@@ -9,6 +9,7 @@
 
 mod explain;
 mod host_scripts;
+pub mod netns;
 mod notify;
 mod scale_out;
 mod state;

@@ -1,19 +1,27 @@
 //! Gratuitous ARP / unsolicited neighbour advertisements for the VIPs, sent
 //! as whole Ethernet frames from an AF_PACKET socket on each VIP's interface
 //! (the frames themselves come from the pure `vrrp::garp`). When to send
-//! them (takeover, `garp_master_delay`, refresh) is the state machine's call.
+//! them (takeover, `garp_master_delay`, refresh) is the state machine's call;
+//! how far apart on an interface (`vrrp_garp_interval`, `garp_group`) is
+//! `vrrp::garp_pace`'s, applied by one `GarpService` task for every instance.
 
 use std::{
     io,
     mem::{size_of, zeroed},
     net::IpAddr,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    sync::Arc,
+    time::Instant,
 };
 
 use thiserror::Error;
+use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::addresses::Vip;
-use crate::vrrp::garp::{Mac, announcement};
+use crate::vrrp::{
+    garp::{Mac, announcement},
+    garp_pace::{Pacer, Spacing},
+};
 
 #[derive(Debug, Error)]
 pub enum AnnounceError {
@@ -113,44 +121,120 @@ impl Port {
     }
 }
 
+/// One message ready to go.
+struct Frame {
+    port: Arc<Port>,
+    addr: IpAddr,
+    bytes: Vec<u8>,
+}
+
+enum Request {
+    Send(u64, Vec<Frame>),
+    Cancel(u64),
+}
+
+/// The daemon's one sender of gratuitous messages: queues them by lane
+/// (interface or garp_group, and family) and sends each when its lane's
+/// spacing allows.
+#[derive(Clone)]
+pub struct GarpService {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl GarpService {
+    pub fn spawn(spacing: Spacing) -> (GarpService, JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+        let task = tokio::spawn(async move {
+            let mut pacer: Pacer<Frame> = Pacer::new(spacing);
+            loop {
+                let wake = pacer.next_wake().map(tokio::time::Instant::from_std);
+                tokio::select! {
+                    request = rx.recv() => match request {
+                        Some(Request::Send(owner, frames)) => {
+                            for f in frames {
+                                let dev = f.port.dev.clone();
+                                pacer.push(&dev, f.addr.is_ipv6(), owner, f);
+                            }
+                        }
+                        Some(Request::Cancel(owner)) => {
+                            pacer.cancel(owner);
+                        }
+                        None => return,
+                    },
+                    () = sleep_until(wake), if wake.is_some() => {}
+                }
+                for f in pacer.due(Instant::now()) {
+                    if let Err(e) = f.port.send(&f.bytes) {
+                        log::warn!("announcing {}: {e}", f.addr);
+                    }
+                }
+            }
+        });
+        (GarpService { tx }, task)
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Senders for every interface an instance's VIPs live on.
 pub struct Announcer {
-    ports: Vec<Port>,
-    /// (port index, VIP) per announced address.
-    targets: Vec<(usize, IpAddr)>,
+    /// (port, VIP) per announced address.
+    targets: Vec<(Arc<Port>, IpAddr)>,
+    service: GarpService,
+    /// Whose messages these are (one per instance), to drop them on a step down.
+    owner: u64,
 }
 
 impl Announcer {
-    pub fn new(vips: &[Vip]) -> Result<Self, AnnounceError> {
-        let mut ports: Vec<Port> = Vec::new();
+    pub fn new(vips: &[Vip], service: GarpService, owner: u64) -> Result<Self, AnnounceError> {
+        let mut ports: Vec<Arc<Port>> = Vec::new();
         let mut targets = Vec::new();
         for v in vips {
-            let i = match ports.iter().position(|p| p.dev == v.dev) {
-                Some(i) => i,
+            let port = match ports.iter().find(|p| p.dev == v.dev) {
+                Some(p) => p.clone(),
                 None => {
-                    ports.push(Port::open(&v.dev)?);
-                    ports.len() - 1
+                    let p = Arc::new(Port::open(&v.dev)?);
+                    ports.push(p.clone());
+                    p
                 }
             };
-            targets.push((i, v.addr));
+            targets.push((port, v.addr));
         }
-        Ok(Announcer { ports, targets })
+        Ok(Announcer {
+            targets,
+            service,
+            owner,
+        })
     }
 
-    /// Sends `count` announcements for every VIP; returns how many went out.
+    /// Queues `count` announcements for every VIP, in rounds (every VIP
+    /// once, then again); the service sends them as the spacing allows.
     /// A failed send is logged, not fatal: the next batch may do better.
-    pub fn send(&self, count: u32) -> usize {
-        let mut sent = 0;
+    pub fn send(&self, count: u32) {
+        let mut frames = Vec::new();
         for _ in 0..count {
-            for &(i, addr) in &self.targets {
-                let port = &self.ports[i];
-                match port.send(&announcement(port.mac, addr, false)) {
-                    Ok(()) => sent += 1,
-                    Err(e) => log::warn!("announcing {addr}: {e}"),
-                }
+            for (port, addr) in &self.targets {
+                frames.push(Frame {
+                    port: port.clone(),
+                    addr: *addr,
+                    bytes: announcement(port.mac, *addr, false),
+                });
             }
         }
-        sent
+        if !frames.is_empty() {
+            let _ = self.service.tx.send(Request::Send(self.owner, frames));
+        }
+    }
+
+    /// Drops what is still queued: the VIPs are no longer ours to announce
+    /// (keepalived sends queued ones only while master).
+    pub fn cancel(&self) {
+        let _ = self.service.tx.send(Request::Cancel(self.owner));
     }
 }
 

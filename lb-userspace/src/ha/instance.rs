@@ -301,6 +301,7 @@ impl Instance {
                     }
                 }
                 Action::RemoveVips => {
+                    self.announcer.cancel();
                     if let Err(e) = self.addresses.remove(&self.managed).await {
                         warn!("{}: {e}", self.name);
                     }
@@ -398,7 +399,7 @@ impl Instance {
             NotifyEvent::Backup => &self.notify.backup,
             NotifyEvent::Fault => &self.notify.fault,
             NotifyEvent::Stop => &self.notify.stop,
-            NotifyEvent::MasterRxLowerPri => &None,
+            NotifyEvent::MasterRxLowerPri => &self.notify.master_rx_lower_pri,
         };
         if let Some(script) = specific {
             self.notifier.run(script.clone());

@@ -19,6 +19,8 @@ mod promote;
 mod routes;
 pub(crate) mod scripts;
 mod socket;
+mod track_file;
+mod track_process;
 
 use std::{
     collections::HashMap,
@@ -34,7 +36,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 pub use self::instance::InstanceStatus;
 use self::{
     addresses::{Addresses, Vip},
-    announce::Announcer,
+    announce::{Announcer, GarpService},
     instance::{GroupLink, Instance, Timers},
     persist::{BootTime, Store},
     routes::VirtualRoutes,
@@ -45,6 +47,7 @@ use crate::{
     config::{self, Config, VrrpInstance},
     vrrp::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
+        garp_pace::Spacing,
         packet::{Auth, MCAST_V4, MCAST_V6, Version},
         sync_group::MemberView,
     },
@@ -68,6 +71,8 @@ pub struct Ha {
     helpers: Vec<JoinHandle<()>>,
     /// Interfaces whose promote_secondaries this daemon set (cleared at stop).
     promoted: Vec<String>,
+    /// `static_ipaddress`: added at start, removed by `shutdown`.
+    statics: Option<(Addresses, Vec<Vip>)>,
 }
 
 /// How long VRRP waits before starting: `vrrp_startup_delay`, or what is
@@ -94,6 +99,60 @@ fn promoting(config: &Config) -> Vec<String> {
     devs.sort();
     devs.dedup();
     devs
+}
+
+/// `static_ipaddress` as addresses to add (the parser made sure of `dev`).
+fn static_vips(config: &Config) -> Vec<Vip> {
+    config
+        .static_addresses
+        .iter()
+        .map(|v| Vip {
+            addr: v.addr,
+            prefix: v.prefix,
+            dev: v.dev.clone().unwrap_or_default(),
+            label: v.label.clone(),
+            options: v.options.clone(),
+        })
+        .collect()
+}
+
+/// The links an instance follows, with their weights: its own interface
+/// (unless `dont_track_primary`), its `track_interface`s, and every other
+/// interface a VIP is on unless the VIP says `no_track` (keepalived; with
+/// `dont_track_primary` the VIPs on its own interface do not bring it back).
+fn links_to_watch(inst: &VrrpInstance) -> Vec<(String, i32)> {
+    let mut links: Vec<(String, i32)> = Vec::new();
+    if !inst.dont_track_primary {
+        links.push((inst.interface.clone(), 0));
+    }
+    for t in &inst.track_interfaces {
+        links.retain(|(d, _)| *d != t.name);
+        links.push((t.name.clone(), t.weight.unwrap_or(0)));
+    }
+    let (v, x) = vips_of(inst);
+    for vip in v.iter().chain(&x).filter(|v| !v.options.no_track) {
+        let untracked_primary = inst.dont_track_primary && vip.dev == inst.interface;
+        let listed = links.iter().any(|(d, _)| *d == vip.dev);
+        if !untracked_primary && !listed {
+            links.push((vip.dev.clone(), 0));
+        }
+    }
+    links
+}
+
+/// `garp_group`s and the global intervals, for `vrrp::garp_pace`.
+fn spacing(config: &Config) -> Spacing {
+    Spacing {
+        groups: config
+            .garp_groups
+            .iter()
+            .map(|g| (g.interfaces.clone(), g.pacing.garp, g.pacing.gna))
+            .collect(),
+        default: (
+            config.global.garp_pacing.garp,
+            config.global.garp_pacing.gna,
+        ),
+    }
 }
 
 /// The addresses an instance manages, `dev` defaulting to its interface.
@@ -182,6 +241,7 @@ fn fsm_config(inst: &VrrpInstance, src: IpAddr, in_group: bool) -> Result<FsmCon
         },
         lower_prio_no_advert: inst.lower_prio_no_advert,
         down_timer_adverts: inst.down_timer_adverts,
+        higher_prio_send_advert: inst.higher_prio_send_advert,
         ..FsmConfig::new(version, inst.vrid, inst.priority, src)
     })
 }
@@ -231,10 +291,12 @@ impl Ha {
             running: Vec::new(),
             helpers: Vec::new(),
             promoted: Vec::new(),
+            statics: None,
         };
         if config.vrrp_instances.is_empty()
             && config.static_routes.is_empty()
             && config.static_rules.is_empty()
+            && config.static_addresses.is_empty()
         {
             return Ok(ha);
         }
@@ -249,10 +311,21 @@ impl Ha {
         for e in statics.add().await {
             warn!("{e}");
         }
+        let addresses = Addresses::new(handle);
+        let static_addresses = static_vips(config);
+        if !static_addresses.is_empty() {
+            // One that cannot be added is said, the others stay (keepalived).
+            for v in &static_addresses {
+                match addresses.add(std::slice::from_ref(v)).await {
+                    Ok(()) => info!("static_ipaddress {}/{} on {}", v.addr, v.prefix, v.dev),
+                    Err(e) => warn!("static_ipaddress: {e}"),
+                }
+            }
+            ha.statics = Some((addresses.clone(), static_addresses));
+        }
         if config.vrrp_instances.is_empty() {
             return Ok(ha);
         }
-        let addresses = Addresses::new(handle);
         let grouped = |i: &VrrpInstance| {
             config
                 .sync_groups
@@ -294,6 +367,27 @@ impl Ha {
         }
         let (notifier, task) = Notifier::spawn();
         ha.helpers.push(task);
+        let (garps, task) = GarpService::spawn(spacing(config));
+        ha.helpers.push(task);
+
+        // track_file: init_file first, then one poller per file tracked.
+        let mut files = HashMap::new();
+        for t in &config.track_files {
+            match track_file::init(t) {
+                Ok(true) => info!("track_file {}: initialised {}", t.name, t.path),
+                Ok(false) => {}
+                Err(e) => warn!("track_file {}: cannot initialise {}: {e}", t.name, t.path),
+            }
+            let tracked = config
+                .vrrp_instances
+                .iter()
+                .any(|i| i.track_files.iter().any(|r| r.name == t.name));
+            if tracked {
+                let (rx, task) = track_file::spawn(t);
+                ha.helpers.push(task);
+                files.insert(t.name.as_str(), (rx, t));
+            }
+        }
 
         let prepared = scripts::prepare(config);
         let mut checks = HashMap::new();
@@ -310,10 +404,30 @@ impl Ha {
                 timeout: s.timeout,
                 rise: s.rise,
                 fall: s.fall,
+                init_fail: s.init_fail,
             });
             ha.helpers.push(task);
             checks.insert(s.name.clone(), (rx, s.weight));
         }
+
+        // track_process: one /proc scanner for every process tracked.
+        let tracked_processes: Vec<&config::TrackProcess> = config
+            .track_processes
+            .iter()
+            .filter(|p| {
+                config
+                    .vrrp_instances
+                    .iter()
+                    .any(|i| i.track_processes.iter().any(|r| r.name == p.name))
+            })
+            .collect();
+        let processes = if tracked_processes.is_empty() {
+            HashMap::new()
+        } else {
+            let (rx, task) = track_process::spawn(&tracked_processes);
+            ha.helpers.push(task);
+            rx
+        };
 
         // Sync groups: shared member views and each member's input channel.
         let channels: Vec<_> = config
@@ -363,25 +477,36 @@ impl Ha {
             .zip(prepared.notify);
         for (i, ((inst, (tx, rx)), notify)) in instances.enumerate() {
             let mut sources = vec![];
-            // keepalived tracks the instance's own interface unless told not to.
-            let mut links_to_watch: Vec<(String, i32)> = vec![(inst.interface.clone(), 0)];
-            links_to_watch.extend(
-                inst.track_interfaces
-                    .iter()
-                    .map(|t| (t.name.clone(), t.weight.unwrap_or(0))),
-            );
-            // keepalived also tracks the other interfaces its VIPs are on,
-            // unless the address says `no_track`.
-            let (v, x) = vips_of(inst);
-            for vip in v.iter().chain(&x).filter(|v| !v.options.no_track) {
-                if !links_to_watch.iter().any(|(d, _)| *d == vip.dev) {
-                    links_to_watch.push((vip.dev.clone(), 0));
-                }
-            }
-            for (dev, weight) in links_to_watch {
+            for (dev, weight) in links_to_watch(inst) {
                 let (state, task) = spawn_link(dev);
                 ha.helpers.push(task);
-                sources.push(Source { state, weight });
+                sources.push(Source::Check {
+                    state,
+                    weight,
+                    reverse: false,
+                });
+            }
+            for r in &inst.track_processes {
+                let (Some(state), Some(p)) = (
+                    processes.get(&r.name),
+                    tracked_processes.iter().find(|p| p.name == r.name),
+                ) else {
+                    continue;
+                };
+                sources.push(Source::Check {
+                    state: state.clone(),
+                    weight: r.weight.unwrap_or(p.weight),
+                    reverse: r.reverse.unwrap_or(p.reverse),
+                });
+            }
+            for r in &inst.track_files {
+                if let Some((value, t)) = files.get(r.name.as_str()) {
+                    sources.push(Source::File {
+                        value: value.clone(),
+                        weight: r.weight.unwrap_or(t.weight),
+                        reverse: r.reverse.unwrap_or(t.reverse),
+                    });
+                }
             }
             for t in &inst.track_scripts {
                 if disabled.contains(&t.name.as_str()) {
@@ -394,9 +519,10 @@ impl Ha {
                     );
                     continue;
                 };
-                sources.push(Source {
+                sources.push(Source::Check {
                     state: state.clone(),
                     weight: t.weight.unwrap_or(*weight),
+                    reverse: false,
                 });
             }
             let (tracking, task) = spawn_tracker(inst.priority, sources);
@@ -409,7 +535,13 @@ impl Ha {
             let running = Self::start_instance(
                 inst,
                 &config.global,
-                (addresses.clone(), notifier.clone(), notify, alerts.clone()),
+                (
+                    addresses.clone(),
+                    notifier.clone(),
+                    notify,
+                    alerts.clone(),
+                    (garps.clone(), i as u64),
+                ),
                 store.clone(),
                 tracking,
                 (tx, rx),
@@ -424,11 +556,12 @@ impl Ha {
     fn start_instance(
         inst: &VrrpInstance,
         global: &config::GlobalDefs,
-        (addresses, notifier, notify, alerts): (
+        (addresses, notifier, notify, alerts, (garps, owner)): (
             Addresses,
             Notifier,
             NotifyScripts,
             crate::alert::Alerts,
+            (GarpService, u64),
         ),
         store: Option<Store>,
         tracking: tokio::sync::watch::Receiver<crate::vrrp::track::Effective>,
@@ -467,7 +600,7 @@ impl Ha {
             .filter(|a| a.is_ipv6() == v6)
             .collect();
         let managed: Vec<Vip> = vips.into_iter().chain(excluded).collect();
-        let announcer = Announcer::new(&managed)?;
+        let announcer = Announcer::new(&managed, garps, owner)?;
         let fsm = Fsm::new(fsm_config(inst, src, group.is_some())?);
         let down_interval = fsm.master_down_interval();
         let auth = match (&inst.auth, fsm.config().version) {
@@ -557,6 +690,14 @@ impl Ha {
                 }
             }
         }
+        // keepalived removes its static addresses when it stops (before
+        // the helpers go: the netlink connection is one of them).
+        if let Some((addresses, vips)) = self.statics {
+            match addresses.remove(&vips).await {
+                Ok(()) => info!("static_ipaddress: {} removed", vips.len()),
+                Err(e) => warn!("static_ipaddress: {e}"),
+            }
+        }
         for h in self.helpers {
             h.abort();
         }
@@ -589,6 +730,52 @@ impl Ha {
                     .clone()
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn instance(body: &str) -> VrrpInstance {
+        let text = format!(
+            "vrrp_instance V {{\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {{\n  \
+             10.0.0.1\n  10.0.1.1 dev eth1\n  10.0.2.1 dev eth2 no_track\n }}\n{body}}}\n"
+        );
+        let loaded = config::parse_str(&text, Path::new("k.conf"))
+            .unwrap_or_else(|e| panic!("refused:\n{e}"));
+        loaded.config.vrrp_instances[0].clone()
+    }
+
+    fn links(body: &str) -> Vec<(String, i32)> {
+        links_to_watch(&instance(body))
+    }
+
+    fn l(dev: &str, weight: i32) -> (String, i32) {
+        (dev.to_string(), weight)
+    }
+
+    #[test]
+    fn the_links_an_instance_follows() {
+        assert_eq!(
+            links(""),
+            [l("eth0", 0), l("eth1", 0)],
+            "its own interface and the VIPs' others, not no_track ones"
+        );
+        assert_eq!(
+            links(" track_interface {\n  eth3 weight -10\n  eth0 weight 5\n }\n"),
+            [l("eth3", -10), l("eth0", 5), l("eth1", 0)],
+            "a track_interface entry for its own interface gives the weight"
+        );
+        // keepalived: dont_track_primary drops its interface and the VIPs
+        // on it, not the VIPs elsewhere nor what track_interface names.
+        assert_eq!(links(" dont_track_primary\n"), [l("eth1", 0)]);
+        assert_eq!(
+            links(" dont_track_primary\n track_interface {\n  eth0 weight -20\n }\n"),
+            [l("eth0", -20), l("eth1", 0)]
+        );
     }
 }
 

@@ -19,7 +19,7 @@ use crate::{
     script_runner::{Kind, Preparer, RealFs, Script},
     vrrp::{
         fsm::NotifyEvent,
-        track::{Effective, Tracked, effective},
+        track::{Effective, Tracked, TrackedFile, effective},
     },
 };
 
@@ -51,7 +51,8 @@ pub fn notify_args(kind: &str, name: &str, state: &str, priority: Option<u8>) ->
     argv
 }
 
-/// rise/fall hysteresis of one check; starts up (keepalived without `init_fail`).
+/// rise/fall hysteresis of one check; starts up, or with keepalived's
+/// `init_fail` down (then `rise` successes bring it up).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hysteresis {
     up: bool,
@@ -61,9 +62,9 @@ pub struct Hysteresis {
 }
 
 impl Hysteresis {
-    pub fn new(rise: u32, fall: u32) -> Self {
+    pub fn new(rise: u32, fall: u32, init_fail: bool) -> Self {
         Hysteresis {
-            up: true,
+            up: !init_fail,
             streak: 0,
             rise: rise.max(1),
             fall: fall.max(1),
@@ -99,11 +100,12 @@ pub struct Check {
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    pub init_fail: bool,
 }
 
 /// Starts a check; its state is on the returned channel.
 pub fn spawn_check(check: Check) -> (watch::Receiver<bool>, JoinHandle<()>) {
-    let mut state = Hysteresis::new(check.rise, check.fall);
+    let mut state = Hysteresis::new(check.rise, check.fall, check.init_fail);
     let (tx, rx) = watch::channel(state.up());
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(check.interval.max(Duration::from_millis(10)));
@@ -157,23 +159,60 @@ pub fn spawn_link(dev: String) -> (watch::Receiver<bool>, JoinHandle<()>) {
     (rx, task)
 }
 
-/// One tracked check or link feeding an instance's priority.
-pub struct Source {
-    pub state: watch::Receiver<bool>,
-    /// keepalived: 0 means fault while down.
-    pub weight: i32,
+/// One tracked check, link or file feeding an instance's priority.
+pub enum Source {
+    /// A `vrrp_script`, a link or a `track_process` quorum: up or down.
+    Check {
+        state: watch::Receiver<bool>,
+        /// keepalived: 0 means fault while down.
+        weight: i32,
+        /// keepalived's `reverse` (track_process): the weight's sign and
+        /// the fault's sense flip.
+        reverse: bool,
+    },
+    /// A `track_file`: the number in it.
+    File {
+        value: watch::Receiver<i64>,
+        weight: i32,
+        reverse: bool,
+    },
+}
+
+impl Source {
+    async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        match self {
+            Source::Check { state, .. } => state.changed().await,
+            Source::File { value, .. } => value.changed().await,
+        }
+    }
 }
 
 fn current(base: u8, sources: &[Source]) -> Effective {
-    let tracked: Vec<Tracked> = sources
-        .iter()
-        .map(|s| Tracked {
-            weight: s.weight,
-            reverse: false,
-            up: *s.state.borrow(),
-        })
-        .collect();
-    effective(base, &tracked)
+    let mut tracked = Vec::new();
+    let mut files = Vec::new();
+    for s in sources {
+        match s {
+            Source::Check {
+                state,
+                weight,
+                reverse,
+            } => tracked.push(Tracked {
+                weight: *weight,
+                reverse: *reverse,
+                up: *state.borrow(),
+            }),
+            Source::File {
+                value,
+                weight,
+                reverse,
+            } => files.push(TrackedFile {
+                weight: *weight,
+                reverse: *reverse,
+                value: *value.borrow(),
+            }),
+        }
+    }
+    effective(base, &tracked, &files)
 }
 
 /// Follows `sources` and publishes the instance's effective priority and
@@ -185,7 +224,7 @@ pub fn spawn_tracker(
     let (tx, rx) = watch::channel(current(base, &sources));
     let task = tokio::spawn(async move {
         while !sources.is_empty() {
-            let changes = sources.iter_mut().map(|s| Box::pin(s.state.changed()));
+            let changes = sources.iter_mut().map(|s| Box::pin(s.changed()));
             let (changed, _, _) = futures::future::select_all(changes).await;
             if changed.is_err() {
                 return;
@@ -210,6 +249,9 @@ pub struct NotifyScripts {
     pub stop: Option<Script>,
     /// `notify`: called with `INSTANCE name state priority` appended.
     pub any: Option<Script>,
+    /// `notify_master_rx_lower_pri`: run alone (keepalived gives the
+    /// generic `notify` no word for it).
+    pub master_rx_lower_pri: Option<Script>,
 }
 
 /// The VRRP side's scripts after `script_runner`'s checks: `None` for a
@@ -259,6 +301,7 @@ pub fn prepare(config: &Config) -> Prepared<'_> {
                 fault: one(&n.fault),
                 stop: one(&n.stop),
                 any: one(&n.any),
+                master_rx_lower_pri: one(&i.notify_master_rx_lower_pri),
             }
         })
         .collect();
@@ -325,7 +368,7 @@ mod tests {
 
     #[test]
     fn rise_and_fall() {
-        let mut h = Hysteresis::new(2, 3);
+        let mut h = Hysteresis::new(2, 3, false);
         assert!(h.up(), "starts up");
         assert!(
             !h.observe(false) && !h.observe(false),
@@ -339,6 +382,21 @@ mod tests {
         assert_eq!(flips, [false, false, true]);
         assert!(!h.up());
         assert!(!h.observe(true) && h.observe(true) && h.up(), "rise 2");
+    }
+
+    #[test]
+    fn init_fail_starts_down_and_needs_rise_successes() {
+        // keepalived vrrp_init_script: init_fail sets the result to 0, so
+        // `rise` successes are needed before the script counts as up.
+        let mut h = Hysteresis::new(3, 2, true);
+        assert!(!h.up(), "starts failed");
+        assert!(!h.observe(false), "a failure changes nothing");
+        assert!(!h.observe(true) && !h.observe(true), "two of three");
+        assert!(h.observe(true) && h.up(), "the third success: up");
+        let mut h = Hysteresis::new(1, 1, true);
+        assert!(h.observe(true), "rise 1: the first success");
+        // Without init_fail the same script is up from the start.
+        assert!(Hysteresis::new(3, 2, false).up());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{io, net::SocketAddr, time::Duration};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, LengthLimitError, Limited};
 use hyper::{
-    Request,
+    Request, Version,
     header::{CONNECTION, HOST, USER_AGENT},
 };
 use hyper_util::rt::TokioIo;
@@ -26,7 +26,7 @@ use super::{
     tcp::connect,
     tls,
 };
-use crate::config::Url;
+use crate::config::{HttpProtocol, Url};
 
 /// Bodies are read up to this much; a health page is small.
 pub const MAX_BODY: usize = 1 << 20;
@@ -103,10 +103,20 @@ async fn exchange<T>(io: T, url: &Url, host: &str) -> Result<(u16, Bytes), Failu
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let request = Request::get(url.path.as_str())
+    // keepalived's `http_protocol`: 1.0 (its default), 1.0C, 1.1.
+    let (version, close) = match url.protocol {
+        HttpProtocol::Http10 => (Version::HTTP_10, false),
+        HttpProtocol::Http10Close => (Version::HTTP_10, true),
+        HttpProtocol::Http11 => (Version::HTTP_11, true),
+    };
+    let mut request = Request::get(url.path.as_str())
+        .version(version)
         .header(HOST, host)
-        .header(USER_AGENT, "xdpvs-healthcheck")
-        .header(CONNECTION, "close")
+        .header(USER_AGENT, "xdpvs-healthcheck");
+    if close {
+        request = request.header(CONNECTION, "close");
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         // The parser admits only valid paths and hosts.
         .map_err(|e| Failure::Io(format!("cannot build the request: {e}")))?;

@@ -1,9 +1,10 @@
 //! Real-server health checks with keepalived's semantics: TCP_CHECK,
 //! HTTP_GET, SSL_GET, MISC_CHECK, UDP_CHECK, PING_CHECK, DNS_CHECK and
-//! SMTP_CHECK, retried and decided by `hysteresis`, run concurrently by
+//! SMTP_CHECK (and FILE_CHECK, a track_file's number), retried and decided by `hysteresis`, run concurrently by
 //! `runner`, each kind behind the `probe::Probe` trait.
 
 pub mod dns;
+pub mod file;
 pub mod http;
 pub mod hysteresis;
 pub mod misc;
@@ -125,6 +126,13 @@ pub fn spec_for(
                     helo_name: c.helo_name.clone(),
                 }));
             }
+            HealthCheck::FileCheck(c) => probes.push(Box::new(file::FileProbe {
+                name: c.track_file.clone(),
+                path: c.path.clone().into(),
+                weight: c.weight.unwrap_or(1),
+                reverse: c.reverse.unwrap_or(false),
+                base: real.weight,
+            })),
         }
     }
     if probes.is_empty() {
@@ -187,7 +195,7 @@ impl Fold {
             warmup: Duration::MAX,
             alpha,
         };
-        for t in real.checks.iter().map(HealthCheck::timing) {
+        for t in real.checks.iter().filter_map(HealthCheck::timing) {
             fold.retry = fold.retry.max(t.retry);
             fold.delay_before_retry = fold.delay_before_retry.min(t.delay_before_retry);
             fold.delay_loop = fold.delay_loop.min(t.delay_loop.unwrap_or(delay_loop));

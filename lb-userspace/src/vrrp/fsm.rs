@@ -542,6 +542,11 @@ impl Fsm {
         }
         let ours = self.priority;
         if prio > ours || (prio == ours && from > self.cfg.primary_addr) {
+            if self.cfg.higher_prio_send_advert {
+                // keepalived: tell the other master (and the backups) we
+                // were here, at our priority, before stepping down.
+                out.push(Action::SendAdvert { priority: ours });
+            }
             self.leave_master(out);
             self.learn_interval(int);
             self.master = Some((from, prio));

@@ -58,6 +58,9 @@ pub struct FsmConfig {
     pub accept: bool,
     /// keepalived `lower_prio_no_advert`: RFC-strict silence as master.
     pub lower_prio_no_advert: bool,
+    /// keepalived `higher_prio_send_advert`: a master that hears a higher
+    /// priority sends one advert of its own before it becomes backup.
+    pub higher_prio_send_advert: bool,
     /// Member of a `vrrp_sync_group`: wait for `GroupGoMaster` to take over.
     pub sync_group: bool,
     pub garp: GarpConfig,
@@ -79,6 +82,7 @@ impl FsmConfig {
             start_as_master: false,
             accept: false,
             lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
             sync_group: false,
             garp: GarpConfig::default(),
             down_timer_adverts: 3,

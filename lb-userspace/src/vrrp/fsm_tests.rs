@@ -471,6 +471,62 @@ fn lower_prio_rfc_strict() {
 }
 
 #[test]
+fn higher_prio_send_advert_answers_before_stepping_down() {
+    // keepalived vrrp.c (vrrp_state_master_rx): an advert at our own
+    // priority, then Backup; equal priority from a greater address too.
+    let t = t();
+    for (from, prio, why) in [
+        (PEER_HI, 150, "higher priority"),
+        (PEER_HI, 100, "equal priority, greater address"),
+    ] {
+        let at = DOWN_100 + 100_000;
+        let mut steps = master_steps(&t, 100, DOWN_100);
+        steps.push(step(
+            at,
+            advert(from, prio),
+            vec![
+                SendAdvert { priority: 100 },
+                CancelTimer(Advert),
+                CancelTimer(GarpDelay),
+                RemoveVips,
+                t.arm(MasterDown, at + DOWN_100),
+                StateChanged {
+                    from: State::Master,
+                    to: State::Backup,
+                },
+                Notify(NotifyEvent::Backup),
+            ],
+            why,
+        ));
+        let cfg = FsmConfig {
+            higher_prio_send_advert: true,
+            ..cfg(100)
+        };
+        run(cfg, t.0, steps);
+    }
+    // Off (the default): no advert, as the other tests show; and a lower
+    // priority is answered as before, whatever the switch says.
+    let at = DOWN_100 + 100_000;
+    let mut steps = master_steps(&t, 100, DOWN_100);
+    steps.push(step(
+        at,
+        advert(PEER_LO, 50),
+        vec![
+            SendAdvert { priority: 100 },
+            SendGratuitous { count: 5 },
+            t.arm(GarpLowerPrio, at + 5 * S),
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ],
+        "lower priority: keepalived's answer and notify_master_rx_lower_pri",
+    ));
+    let cfg = FsmConfig {
+        higher_prio_send_advert: true,
+        ..cfg(100)
+    };
+    run(cfg, t.0, steps);
+}
+
+#[test]
 fn master_answers_priority_zero() {
     let t = t();
     let at = DOWN_100 + 400_000;

@@ -29,12 +29,20 @@ fn warmup_cascades_from_virtual_server_to_real_to_checker() {
         " warmup 30\n",
         "  warmup 20\n  TCP_CHECK {\n   warmup 10\n  }\n  TCP_CHECK {\n  }\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n",
     ));
-    let w: Vec<_> = r.checks.iter().map(|c| c.timing().warmup).collect();
+    let w: Vec<_> = r
+        .checks
+        .iter()
+        .map(|c| c.timing().and_then(|t| t.warmup))
+        .collect();
     assert_eq!(w, [secs(10), secs(20), secs(20)]);
     let r = real(&vs(" warmup 30\n", "  TCP_CHECK {\n  }\n"));
-    assert_eq!(r.checks[0].timing().warmup, secs(30));
+    assert_eq!(r.checks[0].timing().and_then(|t| t.warmup), secs(30));
     let r = real(&vs("", "  TCP_CHECK {\n  }\n"));
-    assert_eq!(r.checks[0].timing().warmup, None, "no warmup unless asked");
+    assert_eq!(
+        r.checks[0].timing().and_then(|t| t.warmup),
+        None,
+        "no warmup unless asked"
+    );
     assert!(
         errors(&vs("", "  TCP_CHECK {\n   warmup -1\n  }\n"))[0]
             .contains("warmup -1: must be a number of seconds, at least 0")
@@ -51,7 +59,7 @@ fn real_and_checker_delay_loop_and_alpha() {
     let own: Vec<_> = r
         .checks
         .iter()
-        .map(|c| (c.timing().delay_loop, c.timing().alpha))
+        .filter_map(|c| c.timing().map(|t| (t.delay_loop, t.alpha)))
         .collect();
     assert_eq!(own, [(secs(2), Some(true)), (None, Some(false))]);
     let e = errors(&vs("", "  alpha maybe\n"));
@@ -91,7 +99,7 @@ fn misc_check_retries_as_keepalived() {
         "  MISC_CHECK {\n   misc_path /bin/true\n   retry 2\n   delay_before_retry 0.5\n   warmup 9\n   delay_loop 4\n  }\n",
     ));
     assert_eq!(
-        *r.checks[0].timing(),
+        *r.checks[0].timing().expect("a timed check"),
         Timing {
             retry: 2,
             delay_before_retry: Duration::from_millis(500),
@@ -318,4 +326,32 @@ fn shared_hash_flags_are_named_as_ignored() {
         w[0].contains("sh-port: not acted on by xdpvs (IPVS scheduler flags: xdpvs's Maglev ring already hashes the client's port"),
         "{w:?}"
     );
+}
+
+#[test]
+fn http_protocol_as_keepalived_sends_it() {
+    let proto = |line: &str| {
+        let c = ok(&vs(
+            "",
+            &format!("  HTTP_GET {{\n   url {{\n    path /\n   }}\n{line}  }}\n"),
+        ))
+        .config;
+        match &c.virtual_servers[0].reals[0].checks[0] {
+            HealthCheck::HttpGet(h) => h.urls[0].protocol,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(proto(""), HttpProtocol::Http10, "keepalived's default");
+    assert_eq!(proto("   http_protocol 1.1\n"), HttpProtocol::Http11);
+    assert_eq!(proto("   http_protocol 1.0C\n"), HttpProtocol::Http10Close);
+    let e = errors(&vs(
+        "",
+        "  HTTP_GET {\n   url {\n    path /\n   }\n   http_protocol 2\n   fast_recovery\n  }\n",
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("http_protocol 2: expected 1.0, 1.0C or 1.1"),
+        "{e:?}"
+    );
+    assert!(e[1].contains("fast_recovery is not supported"), "{e:?}");
 }

@@ -206,7 +206,7 @@ fn the_new_checks_in_json() {
 // that xdpvs cannot, refused with what to do instead.
 
 #[test]
-fn use_vmac_and_net_namespace_are_refused_with_what_to_do() {
+fn use_vmac_and_net_namespace_ipvs_are_refused_with_what_to_do() {
     let e = errors(&instance(" use_vmac\n"));
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(
@@ -216,12 +216,15 @@ fn use_vmac_and_net_namespace_are_refused_with_what_to_do() {
         "{e:?}"
     );
     assert_eq!(
-        errors("net_namespace blue\n"),
+        errors("net_namespace_ipvs blue\n"),
         [
-            "k.conf:1: error: net_namespace is not supported: start xdpvs inside the namespace instead (`ip netns exec NAME xdpvs run ...`) and remove this line"
+            "k.conf:1: error: net_namespace_ipvs is not supported: xdpvs has no IPVS; its data plane runs on the interface of the namespace the daemon is in (`net_namespace`). Remove this line"
         ]
     );
-    assert_eq!(errors("global_defs {\n net_namespace blue\n}\n").len(), 1);
+    assert_eq!(
+        errors("global_defs {\n net_namespace_ipvs blue\n}\n").len(),
+        1
+    );
     assert_eq!(
         errors(&instance(" strict_mode\n")),
         [
@@ -269,15 +272,43 @@ fn vrrp_strict_applies_keepalived_refusals() {
 }
 
 #[test]
-fn file_check_is_refused_with_the_misc_check_equivalent() {
+fn file_check_takes_the_track_files_path_and_weight() {
+    let files = "track_file wf {\n file /run/wf\n weight 3 reverse\n}\n";
+    let text = format!(
+        "{files}{}",
+        with_real(
+            "",
+            "  FILE_CHECK {\n   track_file wf\n  }\n  FILE_CHECK {\n   track_file wf\n   weight 0\n  }\n"
+        )
+    );
+    assert_eq!(
+        checks(&text),
+        [
+            HealthCheck::FileCheck(FileCheck {
+                track_file: "wf".into(),
+                path: "/run/wf".into(),
+                weight: Some(3),
+                reverse: Some(true),
+            }),
+            HealthCheck::FileCheck(FileCheck {
+                track_file: "wf".into(),
+                path: "/run/wf".into(),
+                weight: Some(0),
+                reverse: Some(false),
+            }),
+        ],
+        "the file's weight unless the check gives one"
+    );
     let e = errors(&with_real(
         "",
-        "  FILE_CHECK {\n   track_file weight_file\n  }\n",
+        "  FILE_CHECK {\n   track_file nope\n  }\n  FILE_CHECK {\n   weight 70000\n  }\n",
     ));
-    assert_eq!(e.len(), 1, "{e:?}");
-    assert!(
-        e[0].starts_with("k.conf:5: error: FILE_CHECK is not supported yet")
-            && e[0].contains("MISC_CHECK with misc_dynamic"),
-        "{e:?}"
+    assert_eq!(
+        e,
+        [
+            "k.conf:4: error: FILE_CHECK: track_file nope is not defined by any top-level track_file block",
+            "k.conf:8: error: FILE_CHECK needs `track_file NAME`",
+            "k.conf:9: error: weight 70000: must be a whole number from -65535 to 65535",
+        ]
     );
 }

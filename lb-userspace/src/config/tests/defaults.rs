@@ -35,6 +35,11 @@ fn vrrp_instance_defaults() {
             startup_script: None,
             shutdown_script: None,
             lvs_timeouts: LvsTimeouts::default(),
+            garp: GarpSettings::default(),
+            garp_pacing: GarpPacing::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            net_namespace: None,
         }
     );
     let i = &c.vrrp_instances[0];
@@ -70,11 +75,13 @@ fn vrrp_instance_defaults() {
             master_repeat: 5,
             master_refresh: None,
             master_refresh_repeat: 1,
-            lower_prio_delay: None,
-            lower_prio_repeat: None,
+            // keepalived: the master batch's delay and size.
+            lower_prio_delay: Some(Duration::from_secs(5)),
+            lower_prio_repeat: Some(5),
         }
     );
-    assert!(!i.lower_prio_no_advert && !i.skip_check_adv_addr);
+    assert!(!i.lower_prio_no_advert && !i.skip_check_adv_addr && !i.higher_prio_send_advert);
+    assert!(!i.dont_track_primary && i.notify_master_rx_lower_pri.is_none());
 }
 
 #[test]
@@ -211,6 +218,7 @@ fn service_real_and_check_defaults() {
             digest: None,
             virtualhost: None,
             regex: None,
+            protocol: Default::default(),
         }],
         "no status_code: any 2xx"
     );
@@ -257,7 +265,12 @@ fn json_shows_the_model_with_defaults() {
             "lvs_timeouts": {"tcp": null, "tcpfin": null, "udp": null},
             "mail": {"smtp_server": null, "smtp_helo_name": null, "smtp_connect_timeout": 30.0,
                 "notification_email": [], "notification_email_from": null, "smtp_alert": null,
-                "smtp_alert_vrrp": null, "smtp_alert_checker": null, "no_email_faults": false}})
+                "smtp_alert_vrrp": null, "smtp_alert_checker": null, "no_email_faults": false},
+            "garp": {"master_delay": 5.0, "master_repeat": 5, "master_refresh": null,
+                "master_refresh_repeat": 1, "lower_prio_delay": null, "lower_prio_repeat": null},
+            "garp_pacing": {"garp_interval": null, "gna_interval": null},
+            "lower_prio_no_advert": false, "higher_prio_send_advert": false,
+            "net_namespace": null})
     );
     let i = &v["vrrp_instances"][0];
     assert_eq!(i["initial_state"], "BACKUP");

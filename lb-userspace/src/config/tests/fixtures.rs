@@ -102,9 +102,11 @@ fn lvs_dr_services_and_checks() {
     assert_eq!(
         web.track_interfaces,
         [
+            // In a sync group without sync_group_tracking_weight:
+            // keepalived reads the weight as 0 (a fault while down).
             TrackInterface {
                 name: "eth1".into(),
-                weight: Some(-50)
+                weight: Some(0)
             },
             TrackInterface {
                 name: "eth2".into(),
@@ -250,7 +252,12 @@ fn lvs_dr_services_and_checks() {
 
     let file = fixture("lvs-dr.conf");
     let f = file.display();
-    assert_eq!(warnings(&l), [] as [String; 0]);
+    assert_eq!(
+        warnings(&l),
+        [format!(
+            "{f}:16: warning: vrrp_instance VI_WEB: in vrrp_sync_group VG_EDGE without sync_group_tracking_weight: track_interface eth1 read with weight 0 (keepalived)"
+        )]
+    );
     // Every scheduler is said to be mapped, as a note.
     assert_eq!(
         notes(&l),
@@ -406,10 +413,16 @@ fn one_file_for_two_nodes_with_conditions_and_parameters() {
         assert_eq!(c.virtual_servers[1].port, 0);
         assert_eq!(
             warnings(l),
-            [format!(
-                "{}:44: warning: vrrp_sync_group SG_WEB: VI_WEB written directly in the group (older syntax) is read as a member; the modern form is `group {{ VI_WEB }}`",
-                fixture("one-file-two-nodes.conf").display()
-            )]
+            [
+                format!(
+                    "{}:20: warning: vrrp_instance VI_WEB: in vrrp_sync_group SG_WEB without sync_group_tracking_weight: weighted track_script chk_nginx ignored (keepalived)",
+                    fixture("one-file-two-nodes.conf").display()
+                ),
+                format!(
+                    "{}:44: warning: vrrp_sync_group SG_WEB: VI_WEB written directly in the group (older syntax) is read as a member; the modern form is `group {{ VI_WEB }}`",
+                    fixture("one-file-two-nodes.conf").display()
+                )
+            ]
         );
     }
 }

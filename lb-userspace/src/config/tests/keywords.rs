@@ -4,8 +4,8 @@
 use super::*;
 use crate::config::keywords::{Class, KEYWORDS, Keyword, TOP, readme_table};
 
-const INSTANCE: &str = "vrrp_script s {\n script /bin/true\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.1\n }\n";
-const REAL: &str = "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n";
+const INSTANCE: &str = "track_file f {\n file /run/xdpvs-f\n}\ntrack_process p {\n process nginx\n}\nvrrp_script s {\n script /bin/true\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.1\n }\n";
+const REAL: &str = "track_file f {\n file /run/xdpvs-f\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n";
 
 /// The text around a probe of `block`: (before, after).
 fn context(block: &str) -> (String, String) {
@@ -33,11 +33,21 @@ fn context(block: &str) -> (String, String) {
             format!("{REAL}  HTTP_GET {{\n   url {{\n    path /\n"),
             "   }\n  }\n }\n}\n".into(),
         ),
+        "FILE_CHECK" => (
+            format!("{REAL}  FILE_CHECK {{\n   track_file f\n"),
+            "  }\n }\n}\n".into(),
+        ),
         "MISC_CHECK" => (
             format!("{REAL}  MISC_CHECK {{\n   misc_path /bin/true\n"),
             "  }\n }\n}\n".into(),
         ),
         "virtual_server_group" => ("virtual_server_group g {\n".into(), "}\n".into()),
+        "garp_group" => (
+            "garp_group {\n garp_interval 0.1\n interface eth9\n".into(),
+            "}\n".into(),
+        ),
+        "track_file" => ("track_file f {\n".into(), "}\n".into()),
+        "vrrp_track_process" => ("vrrp_track_process p {\n".into(), "}\n".into()),
         check @ ("UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK") => {
             (format!("{REAL}  {check} {{\n"), "  }\n }\n}\n".into())
         }
@@ -128,4 +138,43 @@ fn the_readme_table_is_generated_from_the_keywords() {
             );
         }
     }
+}
+
+#[test]
+fn every_keepalived_keyword_is_classified() {
+    let list = include_str!("../keepalived_keywords.txt");
+    let missing: Vec<&str> = list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter(|l| {
+            let (block, name) = l.split_once('\t').unwrap_or((l, ""));
+            !KEYWORDS.iter().any(|k| k.block == block && k.name == name)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keepalived keywords with no row in config::keywords:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_row_ignored_or_refused_says_why() {
+    let silent: Vec<String> = KEYWORDS
+        .iter()
+        // Refused by value (`lb_kind NAT` beside `lb_kind DR`): the parser says why.
+        .filter(|k| {
+            k.class != Class::Acted
+                && !KEYWORDS
+                    .iter()
+                    .any(|o| o.block == k.block && o.name == k.name && o.class == Class::Acted)
+        })
+        .filter(|k| crate::config::keywords::why(k.block, k.name).is_none())
+        .map(|k| format!("{} {}", k.block, k.name))
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "rows with no reason in WHY:\n{}",
+        silent.join("\n")
+    );
 }

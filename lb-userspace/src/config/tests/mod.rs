@@ -17,6 +17,7 @@ mod limits;
 mod mail;
 mod routes;
 mod ssl;
+mod tracking;
 
 use std::{
     net::IpAddr,

@@ -38,6 +38,7 @@ fn ssl_get_reads_http_get_fields_and_enable_sni() {
             digest: Some("9b3a0c85a887a256d6939da88aabd8cd".into()),
             virtualhost: Some("www.example.test".into()),
             regex: None,
+            protocol: Default::default(),
         }]
     );
     let c = &s.http.connect;
@@ -126,7 +127,7 @@ fn ssl_get_and_virtualhost_in_json() {
     assert_eq!(check["connect_timeout"], 5.0);
     assert_eq!(
         check["urls"][0],
-        serde_json::json!({"path": "/", "status_codes": [], "digest": null, "virtualhost": "vs.test", "regex": null})
+        serde_json::json!({"path": "/", "status_codes": [], "digest": null, "virtualhost": "vs.test", "regex": null, "protocol": "1.0"})
     );
 }
 
@@ -157,7 +158,6 @@ fn refused_and_warned_ssl_get_settings() {
         [
             "k.conf:11: warning: enable_sni: url /a has no virtualhost, so no server name is sent",
             "k.conf:11: warning: enable_sni: virtualhost 10.0.0.2 is not a DNS name, so no server name is sent",
-            "k.conf:12: warning: http_protocol: not acted on by xdpvs, ignored",
             "k.conf:18: warning: enable_sni: not acted on by xdpvs (SNI is TLS's: acted on in SSL_GET), ignored",
         ]
     );

@@ -80,6 +80,7 @@ fn url(path: &str, status_codes: Vec<u16>, digest: Option<&str>) -> Url {
         digest: digest.map(String::from),
         virtualhost: None,
         regex: None,
+        protocol: Default::default(),
     }
 }
 
@@ -129,16 +130,29 @@ async fn status_codes_and_digest() {
 }
 
 #[tokio::test]
-async fn the_request_names_the_host_and_closes() {
-    let (addr, last) = server(&[("/health", OK)], Duration::ZERO).await;
-    assert_eq!(probe(addr, vec![], None).run().await, Outcome::Up);
-    let request = last.lock().unwrap().to_ascii_lowercase();
-    assert!(request.starts_with("get /health http/1.1\r\n"), "{request}");
-    assert!(
-        request.contains(&format!("\r\nhost: {addr}\r\n")),
-        "{request}"
-    );
-    assert!(request.contains("\r\nconnection: close\r\n"), "{request}");
+async fn the_request_is_keepaliveds_for_each_http_protocol() {
+    use crate::config::HttpProtocol;
+    for (protocol, line, close) in [
+        (HttpProtocol::Http10, "get /health http/1.0\r\n", false),
+        (HttpProtocol::Http10Close, "get /health http/1.0\r\n", true),
+        (HttpProtocol::Http11, "get /health http/1.1\r\n", true),
+    ] {
+        let (addr, last) = server(&[("/health", OK)], Duration::ZERO).await;
+        let mut p = probe(addr, vec![], None);
+        p.urls[0].protocol = protocol;
+        assert_eq!(p.run().await, Outcome::Up);
+        let request = last.lock().unwrap().to_ascii_lowercase();
+        assert!(request.starts_with(line), "{protocol:?}: {request}");
+        assert!(
+            request.contains(&format!("\r\nhost: {addr}\r\n")),
+            "{request}"
+        );
+        assert_eq!(
+            request.contains("\r\nconnection: close\r\n"),
+            close,
+            "{protocol:?}: {request}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -150,7 +164,7 @@ async fn virtualhost_is_the_host_header() {
     assert_eq!(p.run().await, Outcome::Up);
     let request = last.lock().unwrap().to_ascii_lowercase();
     assert!(
-        request.starts_with("get /health?full http/1.1\r\n"),
+        request.starts_with("get /health?full http/1.0\r\n"),
         "{request}"
     );
     assert!(
