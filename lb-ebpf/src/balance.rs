@@ -13,8 +13,8 @@
 //! - a real with `REAL_NO_NEW` (weight 0) keeps its flows but is never chosen
 //!   for a new one, neither by the ring (the daemon leaves it out) nor by a
 //!   persistence binding, and gets no new binding;
-//! - above the flood guard's rate (see `flood`) a new flow is forwarded by
-//!   the ring but not recorded.
+//! - above the flood guard's rate (see `flood`), or when `FLOWS` is full, a
+//!   new flow is forwarded by the ring but not recorded.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use lb_common::{
@@ -44,7 +44,7 @@ pub struct Decision {
     pub mac: Mac,
     pub service_id: u32,
     pub new_flow: bool,
-    /// A new flow the flood guard kept out of the tables.
+    /// A new flow kept out of the tables: by the flood guard, or `FLOWS` full.
     pub untracked: bool,
 }
 
@@ -205,7 +205,7 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         mac,
         service_id: svc.id,
         new_flow,
-        untracked: !follows && !record,
+        untracked: !follows && !new_flow,
     })
 }
 
@@ -245,12 +245,13 @@ fn decide_syn(
         }
         new_flow = FLOWS.insert(key, binding, 0).is_ok();
     }
+    // Not recorded: `FLOWS` is full (the daemon deletes idle entries).
     Ok(Decision {
         real,
         mac,
         service_id: svc.id,
         new_flow,
-        untracked: false,
+        untracked: !new_flow,
     })
 }
 

@@ -14,9 +14,9 @@
 //! - the slow path decided it in the current `CACHE_EPOCH`, which the daemon
 //!   moves on every `TOUCH_INTERVAL_NS` and after each change it writes. Once
 //!   per epoch a packet of each cached flow takes the slow path, which looks
-//!   the flow up in `FLOWS` (keeping it recent in the LRU and its
-//!   `last_seen_ns` fresh, so a long-lived flow served from here is not
-//!   evicted or timed out there), refreshes persistence and sees what the
+//!   the flow up in `FLOWS` (keeping its `last_seen_ns` fresh, so a
+//!   long-lived flow served from here is not timed out there and deleted by
+//!   the daemon's flow scan), refreshes persistence and sees what the
 //!   daemon changed while the real stayed up (a new, more specific service; a
 //!   `FLOWS` entry deleted). The daemon's changes reach cached flows at once.
 //!   An epoch rather than the clock: `bpf_ktime_get_coarse_ns` on every
