@@ -14,7 +14,9 @@
 //! Objects: `XDPVS_EBPF_OBJECT` and `XDPVS_BASELINE_OBJECT`, defaulting to the
 //! release build under `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
 //! table with this many entries (fills are still counted against the default),
-//! to try other table shapes.
+//! to try other table shapes. `XDPVS_BENCH_BEFORE`: another xdpvs object (an
+//! older build) measured in the same interleaved rounds, configured and
+//! filled the same way, so a change is judged against its own run's noise.
 
 use std::{net::Ipv4Addr, time::Instant};
 
@@ -163,17 +165,32 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One figure: the baseline's and xdpvs's mean per round.
+/// One figure: the baseline's and xdpvs's mean per round (and the
+/// `XDPVS_BENCH_BEFORE` object's, if measured).
 #[derive(Default)]
 struct Figure {
     base: Vec<f64>,
     lb: Vec<f64>,
+    before: Vec<f64>,
 }
 
 impl Figure {
-    fn push(&mut self, base: f64, lb: f64) {
+    fn push(&mut self, base: f64, lb: f64, before: Option<f64>) {
         self.base.push(base);
         self.lb.push(lb);
+        self.before.extend(before);
+    }
+    /// Like `added`, for the before object.
+    fn before_added(&self) -> Option<f64> {
+        (!self.before.is_empty()).then(|| {
+            median(
+                self.before
+                    .iter()
+                    .zip(&self.base)
+                    .map(|(l, b)| l - b)
+                    .collect(),
+            )
+        })
     }
     fn base(&self) -> f64 {
         median(self.base.clone())
@@ -294,6 +311,17 @@ fn main() -> Result<()> {
         .unwrap_or(s.flows);
     let mut lb = load(&lb_path, "xdpvs", Some(entries))?;
     configure(&mut lb)?;
+    let before_path = std::env::var("XDPVS_BENCH_BEFORE").ok();
+    let before = match &before_path {
+        Some(path) => {
+            println!("and {path} as the before object");
+            let mut b = load(path, "xdpvs", Some(entries))?;
+            configure(&mut b)?;
+            Some(b)
+        }
+        None => None,
+    };
+    let before = before.as_ref().map(|b| xdp(b, "xdpvs")).transpose()?;
     let base = load(
         &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
         "mac_swap",
@@ -306,8 +334,10 @@ fn main() -> Result<()> {
     let not_service = packet(CLIENT, OTHER, TCP_ACK);
     let mut out = vec![0u8; established.len() + 256];
     // The first packet records the flow, the second fills the cache.
-    run_once(lb, &established, &mut out, XDP_TX)?;
-    run_once(lb, &established, &mut out, XDP_TX)?;
+    for prog in std::iter::once(lb).chain(before) {
+        run_once(prog, &established, &mut out, XDP_TX)?;
+        run_once(prog, &established, &mut out, XDP_TX)?;
+    }
     let (mut est, mut other) = (Figure::default(), Figure::default());
     println!(
         "established flow and non-service packet: {ROUNDS} rounds of {} calls each",
@@ -317,10 +347,16 @@ fn main() -> Result<()> {
         est.push(
             mean_same(base, &established, s.calls, XDP_TX)?,
             mean_same(lb, &established, s.calls, XDP_TX)?,
+            before
+                .map(|b| mean_same(b, &established, s.calls, XDP_TX))
+                .transpose()?,
         );
         other.push(
             mean_same(base, &not_service, s.calls, XDP_TX)?,
             mean_same(lb, &not_service, s.calls, XDP_PASS)?,
+            before
+                .map(|b| mean_same(b, &not_service, s.calls, XDP_PASS))
+                .transpose()?,
         );
     }
 
@@ -335,7 +371,9 @@ fn main() -> Result<()> {
         let target = (u64::from(s.flows) * u64::from(fill) / 100) as u32;
         if target > cursor {
             let t = Instant::now();
-            mean_distinct(lb, &frames, cursor, target - cursor, XDP_TX)?;
+            for prog in std::iter::once(lb).chain(before) {
+                mean_distinct(prog, &frames, cursor, target - cursor, XDP_TX)?;
+            }
             println!(
                 "  filled the flow table to {fill}% ({target} flows) in {:.1} s",
                 t.elapsed().as_secs_f64()
@@ -346,7 +384,10 @@ fn main() -> Result<()> {
         for _ in 0..ROUNDS {
             let b = mean_distinct(base, &frames, cursor, s.new_calls, XDP_TX)?;
             let l = mean_distinct(lb, &frames, cursor, s.new_calls, XDP_TX)?;
-            f.push(b, l);
+            let o = before
+                .map(|p| mean_distinct(p, &frames, cursor, s.new_calls, XDP_TX))
+                .transpose()?;
+            f.push(b, l, o);
             cursor += s.new_calls;
         }
         new_flows.push((fill, f));
@@ -359,17 +400,31 @@ fn main() -> Result<()> {
         s.calls, s.new_calls
     );
     println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}",
-        "case", "mac-swap", "xdpvs", "added", "ratio", "goal", ""
+        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}{}",
+        "case",
+        "mac-swap",
+        "xdpvs",
+        "added",
+        "ratio",
+        "goal",
+        "",
+        if before.is_some() {
+            format!(" {:>14}", "before: added")
+        } else {
+            String::new()
+        }
     );
     let row = |name: String, f: &Figure, goal: String, ok: Option<bool>| {
         let line = format!(
-            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {:>5}",
+            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {:>5}{}",
             f.base(),
             f.lb(),
             f.added(),
             f.lb() / f.base(),
-            ok.map(verdict).unwrap_or("")
+            ok.map(verdict).unwrap_or(""),
+            f.before_added()
+                .map(|a| format!(" {a:>+14.1}"))
+                .unwrap_or_default()
         );
         println!("{line}");
     };
