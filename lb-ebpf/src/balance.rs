@@ -60,15 +60,21 @@ fn now_ns() -> u64 {
 /// flow, the slow path ([`decide`]) for everything else.
 #[inline(always)]
 pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+    // What the fast path reads of the packet, copied before the first map
+    // lookup: LLVM takes every call (a map lookup is a helper call until the
+    // verifier inlines it) for one that may write the packet, whose address
+    // the slow path hands to helpers, and would read it all again from the
+    // stack, losing what the parser's constants told it.
+    let cacheable =
+        matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
+    let key = cache::key_words(&pkt.key);
     if !maybe_vip(&pkt.key.dst) {
         return Err(Reason::PassNotService);
     }
-    let cacheable =
-        matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     if !cacheable {
         return decide(pkt);
     }
-    let Some(entry) = cache::slot(pkt) else {
+    let Some(entry) = cache::slot(&key) else {
         return decide(pkt);
     };
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
@@ -77,7 +83,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // Read before deciding: a decision filled under this epoch saw every
     // change the daemon made before moving to it.
     let epoch = cache::epoch();
-    let cached = cache::same_flow(pkt, entry);
+    let cached = cache::same_flow(&key, entry);
     if cached
         && entry.epoch == epoch
         && let Some(mac) = up_real(entry.real, entry.service)

@@ -61,17 +61,22 @@ fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
 /// The common frame (see `parse::plain_ipv4`) gets a copy of everything
 /// below compiled for it alone: joined with the full parser's result, its
 /// constants (IPv4, zero address words, no fragment, no ICMP error) became
-/// variables kept on the stack, which cost more than its parsing saved.
+/// variables kept on the stack, which cost more than its parsing saved. Two
+/// instances (`PLAIN`), not one function called twice: LLVM joins two calls
+/// of one function into one before inlining it.
 #[inline(always)]
 fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
     match parse::plain_ipv4(ctx) {
-        Some(mut pkt) => forward_packet(ctx, &mut pkt),
-        None => forward_packet(ctx, &mut parse::any_packet(ctx)?),
+        Some(mut pkt) => forward_packet::<true>(ctx, &mut pkt),
+        None => forward_packet::<false>(ctx, &mut parse::any_packet(ctx)?),
     }
 }
 
 #[inline(always)]
-fn forward_packet(ctx: &XdpContext, pkt: &mut parse::Packet) -> Result<Reason, Reason> {
+fn forward_packet<const PLAIN: bool>(
+    ctx: &XdpContext,
+    pkt: &mut parse::Packet,
+) -> Result<Reason, Reason> {
     let d = balance::balance(pkt)?;
     let start = ctx.data();
     if start + 12 > ctx.data_end() {
@@ -91,7 +96,7 @@ fn forward_packet(ctx: &XdpContext, pkt: &mut parse::Packet) -> Result<Reason, R
     // must not stop traffic: those packets just go uncounted.
     count_at(&SERVICE_STATS, d.service_id, len, d.new_flow);
     count_at(&REAL_STATS, d.real, len, d.new_flow);
-    Ok(if pkt.icmp_error {
+    Ok(if !PLAIN && pkt.icmp_error {
         Reason::ForwardedIcmpError
     } else if d.untracked {
         Reason::ForwardedUntracked
