@@ -328,6 +328,10 @@ fn main() -> Result<()> {
         None,
     )?;
     let (lb, base) = (xdp(&lb, "xdpvs")?, xdp(&base, "mac_swap")?);
+    // For `bpftool prog dump xlated id N` while the bench runs.
+    if let Ok(info) = lb.info() {
+        println!("xdpvs is program id {}", info.id());
+    }
 
     // Established flow and node traffic: the same frame on every call.
     let established = packet(CLIENT, VIP, TCP_ACK);
