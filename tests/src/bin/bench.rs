@@ -7,16 +7,19 @@
 //! the program changes the frame and its state (a repeated run would see the
 //! frame the previous run rewrote, and a new flow only once); the kernel
 //! reports the duration of that one run. Each figure is the mean over many
-//! calls, and the median of three rounds in which the baseline and xdpvs
-//! alternate. New flows are measured at several fills of the flow table. The
+//! calls, and the median of three rounds (`XDPVS_BENCH_ROUNDS`) in which the
+//! baseline and xdpvs alternate. New flows are measured at several fills of the flow table. The
 //! flood guard is off (the bench writes no `CONFIG`), so it is never hit.
 //!
 //! Objects: `XDPVS_EBPF_OBJECT` and `XDPVS_BASELINE_OBJECT`, defaulting to the
 //! release build under `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
 //! table with this many entries (fills are still counted against the default),
-//! to try other table shapes. `XDPVS_BENCH_BEFORE`: another xdpvs object (an
-//! older build) measured in the same interleaved rounds, configured and
-//! filled the same way, so a change is judged against its own run's noise.
+//! to try other table shapes.
+//!
+//! One run is one placement of the program and its maps in memory, which
+//! moves the same-frame figures by several ns from one load to the next (two
+//! copies of one object loaded side by side differ by up to 5 ns): compare
+//! objects over several runs each, not within one.
 
 use std::{net::Ipv4Addr, time::Instant};
 
@@ -32,7 +35,6 @@ use lb_common::{
 };
 use tests::packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp};
 
-const ROUNDS: usize = 3;
 /// Frames of the mutation run (the kernel test runs 200,000).
 const MUTATED_FRAMES: u64 = 1_000_000;
 const REALS: u32 = 64;
@@ -57,6 +59,9 @@ const GOAL_NEW_FLOW_NS: f64 = 250.0;
 const GOAL_FILL_RATIO: f64 = 1.2;
 
 struct Settings {
+    /// Interleaved rounds per figure (`XDPVS_BENCH_ROUNDS`, default 3: each
+    /// new-flow round adds `new_calls` flows to the fill it measures).
+    rounds: usize,
     /// Calls per figure per round, same-frame cases.
     calls: u32,
     /// Calls per figure per round, new flows (each adds a flow: small
@@ -70,6 +75,11 @@ struct Settings {
 
 fn settings() -> Settings {
     Settings {
+        rounds: std::env::var("XDPVS_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&r| r > 0)
+            .unwrap_or(3),
         calls: 100_000,
         new_calls: 10_000,
         flows: MAX_FLOWS,
@@ -165,32 +175,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One figure: the baseline's and xdpvs's mean per round (and the
-/// `XDPVS_BENCH_BEFORE` object's, if measured).
+/// One figure: the baseline's and xdpvs's mean per round.
 #[derive(Default)]
 struct Figure {
     base: Vec<f64>,
     lb: Vec<f64>,
-    before: Vec<f64>,
 }
 
 impl Figure {
-    fn push(&mut self, base: f64, lb: f64, before: Option<f64>) {
+    fn push(&mut self, base: f64, lb: f64) {
         self.base.push(base);
         self.lb.push(lb);
-        self.before.extend(before);
-    }
-    /// Like `added`, for the before object.
-    fn before_added(&self) -> Option<f64> {
-        (!self.before.is_empty()).then(|| {
-            median(
-                self.before
-                    .iter()
-                    .zip(&self.base)
-                    .map(|(l, b)| l - b)
-                    .collect(),
-            )
-        })
     }
     fn base(&self) -> f64 {
         median(self.base.clone())
@@ -311,17 +306,6 @@ fn main() -> Result<()> {
         .unwrap_or(s.flows);
     let mut lb = load(&lb_path, "xdpvs", Some(entries))?;
     configure(&mut lb)?;
-    let before_path = std::env::var("XDPVS_BENCH_BEFORE").ok();
-    let before = match &before_path {
-        Some(path) => {
-            println!("and {path} as the before object");
-            let mut b = load(path, "xdpvs", Some(entries))?;
-            configure(&mut b)?;
-            Some(b)
-        }
-        None => None,
-    };
-    let before = before.as_ref().map(|b| xdp(b, "xdpvs")).transpose()?;
     let base = load(
         &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
         "mac_swap",
@@ -338,29 +322,21 @@ fn main() -> Result<()> {
     let not_service = packet(CLIENT, OTHER, TCP_ACK);
     let mut out = vec![0u8; established.len() + 256];
     // The first packet records the flow, the second fills the cache.
-    for prog in std::iter::once(lb).chain(before) {
-        run_once(prog, &established, &mut out, XDP_TX)?;
-        run_once(prog, &established, &mut out, XDP_TX)?;
-    }
+    run_once(lb, &established, &mut out, XDP_TX)?;
+    run_once(lb, &established, &mut out, XDP_TX)?;
     let (mut est, mut other) = (Figure::default(), Figure::default());
     println!(
-        "established flow and non-service packet: {ROUNDS} rounds of {} calls each",
-        s.calls
+        "established flow and non-service packet: {} rounds of {} calls each",
+        s.rounds, s.calls
     );
-    for _ in 0..ROUNDS {
+    for _ in 0..s.rounds {
         est.push(
             mean_same(base, &established, s.calls, XDP_TX)?,
             mean_same(lb, &established, s.calls, XDP_TX)?,
-            before
-                .map(|b| mean_same(b, &established, s.calls, XDP_TX))
-                .transpose()?,
         );
         other.push(
             mean_same(base, &not_service, s.calls, XDP_TX)?,
             mean_same(lb, &not_service, s.calls, XDP_PASS)?,
-            before
-                .map(|b| mean_same(b, &not_service, s.calls, XDP_PASS))
-                .transpose()?,
         );
     }
 
@@ -375,9 +351,7 @@ fn main() -> Result<()> {
         let target = (u64::from(s.flows) * u64::from(fill) / 100) as u32;
         if target > cursor {
             let t = Instant::now();
-            for prog in std::iter::once(lb).chain(before) {
-                mean_distinct(prog, &frames, cursor, target - cursor, XDP_TX)?;
-            }
+            mean_distinct(lb, &frames, cursor, target - cursor, XDP_TX)?;
             println!(
                 "  filled the flow table to {fill}% ({target} flows) in {:.1} s",
                 t.elapsed().as_secs_f64()
@@ -385,13 +359,10 @@ fn main() -> Result<()> {
             cursor = target;
         }
         let mut f = Figure::default();
-        for _ in 0..ROUNDS {
+        for _ in 0..s.rounds {
             let b = mean_distinct(base, &frames, cursor, s.new_calls, XDP_TX)?;
             let l = mean_distinct(lb, &frames, cursor, s.new_calls, XDP_TX)?;
-            let o = before
-                .map(|p| mean_distinct(p, &frames, cursor, s.new_calls, XDP_TX))
-                .transpose()?;
-            f.push(b, l, o);
+            f.push(b, l);
             cursor += s.new_calls;
         }
         new_flows.push((fill, f));
@@ -400,35 +371,21 @@ fn main() -> Result<()> {
 
     println!();
     println!(
-        "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {ROUNDS} interleaved rounds",
-        s.calls, s.new_calls
+        "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {} interleaved rounds",
+        s.calls, s.new_calls, s.rounds
     );
     println!(
-        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}{}",
-        "case",
-        "mac-swap",
-        "xdpvs",
-        "added",
-        "ratio",
-        "goal",
-        "",
-        if before.is_some() {
-            format!(" {:>14}", "before: added")
-        } else {
-            String::new()
-        }
+        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}",
+        "case", "mac-swap", "xdpvs", "added", "ratio", "goal", ""
     );
     let row = |name: String, f: &Figure, goal: String, ok: Option<bool>| {
         let line = format!(
-            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {:>5}{}",
+            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {:>5}",
             f.base(),
             f.lb(),
             f.added(),
             f.lb() / f.base(),
-            ok.map(verdict).unwrap_or(""),
-            f.before_added()
-                .map(|a| format!(" {a:>+14.1}"))
-                .unwrap_or_default()
+            ok.map(verdict).unwrap_or("")
         );
         println!("{line}");
     };
