@@ -22,7 +22,8 @@ pub const RING_SIZE: u32 = 65537;
 pub const MAX_SERVICES: u32 = 64;
 /// Default number of real servers over all services; raised at load time.
 pub const MAX_REALS: u32 = 4096;
-/// Default size of the flow table (LRU).
+/// Default size of the flow table (a preallocated hash; the daemon deletes
+/// idle entries).
 pub const MAX_FLOWS: u32 = 1 << 20;
 /// Default size of the source-IP persistence table (LRU).
 pub const MAX_PERSIST: u32 = 1 << 18;
@@ -48,7 +49,7 @@ pub const PROTO_UDP: u8 = 17;
 /// maps: the types below, the maps' names, kinds and sizes, and `RealIdent`.
 /// A daemon adopts a pinned data plane only when its version is this one.
 /// Bump it whenever a shared type or map changes.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Map names, as the XDP object declares them.
 pub mod maps {

@@ -13,8 +13,8 @@
 //! - a real with `REAL_NO_NEW` (weight 0) keeps its flows but is never chosen
 //!   for a new one, neither by the ring (the daemon leaves it out) nor by a
 //!   persistence binding, and gets no new binding;
-//! - above the flood guard's rate (see `flood`) a new flow is forwarded by
-//!   the ring but not recorded.
+//! - above the flood guard's rate (see `flood`), or when `FLOWS` is full, a
+//!   new flow is forwarded by the ring but not recorded.
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use lb_common::{
@@ -44,7 +44,7 @@ pub struct Decision {
     pub mac: Mac,
     pub service_id: u32,
     pub new_flow: bool,
-    /// A new flow the flood guard kept out of the tables.
+    /// A new flow kept out of the tables: by the flood guard, or `FLOWS` full.
     pub untracked: bool,
 }
 
@@ -60,15 +60,21 @@ fn now_ns() -> u64 {
 /// flow, the slow path ([`decide`]) for everything else.
 #[inline(always)]
 pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+    // What the fast path reads of the packet, copied before the first map
+    // lookup: LLVM takes every call (a map lookup is a helper call until the
+    // verifier inlines it) for one that may write the packet, whose address
+    // the slow path hands to helpers, and would read it all again from the
+    // stack, losing what the parser's constants told it.
+    let cacheable =
+        matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
+    let key = cache::key_words(&pkt.key);
     if !maybe_vip(&pkt.key.dst) {
         return Err(Reason::PassNotService);
     }
-    let cacheable =
-        matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     if !cacheable {
         return decide(pkt);
     }
-    let Some(entry) = cache::slot(pkt) else {
+    let Some(entry) = cache::slot(&key) else {
         return decide(pkt);
     };
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
@@ -77,7 +83,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // Read before deciding: a decision filled under this epoch saw every
     // change the daemon made before moving to it.
     let epoch = cache::epoch();
-    let cached = cache::same_flow(pkt, entry);
+    let cached = cache::same_flow(&key, entry);
     if cached
         && entry.epoch == epoch
         && let Some(mac) = up_real(entry.real, entry.service)
@@ -205,7 +211,7 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         mac,
         service_id: svc.id,
         new_flow,
-        untracked: !follows && !record,
+        untracked: !follows && !new_flow,
     })
 }
 
@@ -245,12 +251,13 @@ fn decide_syn(
         }
         new_flow = FLOWS.insert(key, binding, 0).is_ok();
     }
+    // Not recorded: `FLOWS` is full (the daemon deletes idle entries).
     Ok(Decision {
         real,
         mac,
         service_id: svc.id,
         new_flow,
-        untracked: false,
+        untracked: !new_flow,
     })
 }
 

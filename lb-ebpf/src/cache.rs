@@ -14,9 +14,9 @@
 //! - the slow path decided it in the current `CACHE_EPOCH`, which the daemon
 //!   moves on every `TOUCH_INTERVAL_NS` and after each change it writes. Once
 //!   per epoch a packet of each cached flow takes the slow path, which looks
-//!   the flow up in `FLOWS` (keeping it recent in the LRU and its
-//!   `last_seen_ns` fresh, so a long-lived flow served from here is not
-//!   evicted or timed out there), refreshes persistence and sees what the
+//!   the flow up in `FLOWS` (keeping its `last_seen_ns` fresh, so a
+//!   long-lived flow served from here is not timed out there and deleted by
+//!   the daemon's flow scan), refreshes persistence and sees what the
 //!   daemon changed while the real stayed up (a new, more specific service; a
 //!   `FLOWS` entry deleted). The daemon's changes reach cached flows at once.
 //!   An epoch rather than the clock: `bpf_ktime_get_coarse_ns` on every
@@ -41,23 +41,40 @@ use crate::{
     parse::Packet,
 };
 
-/// This CPU's slot for `pkt`'s flow.
+/// The flow key as the five words [`slot`] and [`same_flow`] take.
+#[inline(always)]
+pub fn key_words(key: &FlowKey) -> [u64; 5] {
+    let pair = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+    [
+        pair(key.src[0], key.src[1]),
+        pair(key.src[2], key.src[3]),
+        pair(key.dst[0], key.dst[1]),
+        pair(key.dst[2], key.dst[3]),
+        pair(
+            key.sport as u32 | (key.dport as u32) << 16,
+            key.proto as u32
+                | (key.family as u32) << 8
+                | (key._pad[0] as u32) << 16
+                | (key._pad[1] as u32) << 24,
+        ),
+    ]
+}
+
+/// This CPU's slot for the flow of key `w` (see [`key_words`]).
 ///
 /// The index is a multiplicative hash of the key's five words folded into
 /// one, not `FlowKey::hash`: the ring needs that hash only for new flows, and
 /// its ten rounds cost more than the rest of the fast path's arithmetic.
 /// Colliding flows only cost each other trips through the slow path.
 #[inline(always)]
-pub fn slot(pkt: &Packet) -> Option<*mut FlowCacheEntry> {
-    // SAFETY: `Packet` is `align(8)` with the key first.
-    let w = unsafe { words(&pkt.key) };
+pub fn slot(w: &[u64; 5]) -> Option<*mut FlowCacheEntry> {
     let folded = w[0] ^ w[1].rotate_left(17) ^ w[2] ^ w[3].rotate_left(17) ^ w[4].rotate_left(32);
     let index =
         folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FLOW_CACHE_SIZE.trailing_zeros());
     FLOW_CACHE.get_ptr_mut(index as u32)
 }
 
-/// The 40-byte key as five words.
+/// The 40-byte key as five words, in place.
 ///
 /// # Safety
 /// `key` must be 8-byte aligned.
@@ -67,12 +84,12 @@ unsafe fn words(key: &FlowKey) -> &[u64; 5] {
     unsafe { &*(key as *const FlowKey).cast::<[u64; 5]>() }
 }
 
-/// Whether `entry` caches `pkt`'s flow.
+/// Whether `entry` caches the flow of key `w` (see [`key_words`]).
 #[inline(always)]
-pub fn same_flow(pkt: &Packet, entry: &FlowCacheEntry) -> bool {
-    // SAFETY: `Packet` is `align(8)` with the key first; `FlowCacheEntry`
-    // holds a u64, so it is 8-byte aligned too, also with the key first.
-    let (a, b) = unsafe { (words(&pkt.key), words(&entry.key)) };
+pub fn same_flow(a: &[u64; 5], entry: &FlowCacheEntry) -> bool {
+    // SAFETY: `FlowCacheEntry` holds a u64, so it is 8-byte aligned, with
+    // the key first.
+    let b = unsafe { words(&entry.key) };
     (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) == 0
 }
 

@@ -57,10 +57,27 @@ fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
 }
 
 /// Rewrites the frame for its real server; `Err` carries the pass reason.
+///
+/// The common frame (see `parse::plain_ipv4`) gets a copy of everything
+/// below compiled for it alone: joined with the full parser's result, its
+/// constants (IPv4, zero address words, no fragment, no ICMP error) became
+/// variables kept on the stack, which cost more than its parsing saved. Two
+/// instances (`PLAIN`), not one function called twice: LLVM joins two calls
+/// of one function into one before inlining it.
 #[inline(always)]
 fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
-    let mut pkt = parse::packet(ctx)?;
-    let d = balance::balance(&mut pkt)?;
+    match parse::plain_ipv4(ctx) {
+        Some(mut pkt) => forward_packet::<true>(ctx, &mut pkt),
+        None => forward_packet::<false>(ctx, &mut parse::any_packet(ctx)?),
+    }
+}
+
+#[inline(always)]
+fn forward_packet<const PLAIN: bool>(
+    ctx: &XdpContext,
+    pkt: &mut parse::Packet,
+) -> Result<Reason, Reason> {
+    let d = balance::balance(pkt)?;
     let start = ctx.data();
     if start + 12 > ctx.data_end() {
         return Err(Reason::PassMalformed);
@@ -68,18 +85,18 @@ fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
     // SAFETY: both addresses are inside the frame (checked just above).
     unsafe {
         // Source = the frame's destination (our MAC), destination = the real.
-        let (head, tail) = (parse::load32(start), parse::load16(start + 4));
-        parse::store32(start + 6, head);
-        parse::store16(start + 10, tail);
-        parse::store32(start, d.mac.head);
-        parse::store16(start + 4, d.mac.tail);
+        let (head, tail) = (parse::load32_at::<0>(start), parse::load16_at::<4>(start));
+        parse::store32::<6>(start, head);
+        parse::store16::<10>(start, tail);
+        parse::store32::<0>(start, d.mac.head);
+        parse::store16::<4>(start, d.mac.tail);
     }
     let len = frame_len(ctx);
     // A service id or real number beyond the stats maps is a daemon bug that
     // must not stop traffic: those packets just go uncounted.
     count_at(&SERVICE_STATS, d.service_id, len, d.new_flow);
     count_at(&REAL_STATS, d.real, len, d.new_flow);
-    Ok(if pkt.icmp_error {
+    Ok(if !PLAIN && pkt.icmp_error {
         Reason::ForwardedIcmpError
     } else if d.untracked {
         Reason::ForwardedUntracked

@@ -26,14 +26,17 @@ pub static RINGS: Array<u32> = Array::with_max_entries(MAX_SERVICES * 2 * RING_S
 #[map]
 pub static REALS: Array<Real> = Array::with_max_entries(MAX_REALS, 0);
 
-/// Connection table: the arriving 5-tuple to its real. LRU, so idle flows age
-/// out under pressure without a sweeper. One common LRU list, not per-CPU
-/// lists (`BPF_F_NO_COMMON_LRU`): measured with the bench, per-CPU lists were
-/// no faster, even with every CPU inserting at once (the common list already
-/// hands out free nodes from per-CPU batches), and they split the capacity
-/// between CPUs, so one busy CPU would evict while others have room.
+/// Connection table: the arriving 5-tuple to its real. A preallocated plain
+/// hash, not an LRU hash: the LRU's insert (its free-list and list locks)
+/// was most of a new flow's cost, and the daemon's flow scan already reads
+/// the whole table every second, so it deletes the entries idle beyond their
+/// timeout (`flow_scan`), as Cilium's conntrack GC does. A full table does not
+/// evict: a new flow is then forwarded by the ring but not recorded
+/// (`ForwardedUntracked`), like a flow above the flood guard's rate. With no
+/// daemon running, idle entries stay (the program treats them as absent and
+/// overwrites them in place) until a daemon scans again.
 #[map]
-pub static FLOWS: LruHashMap<FlowKey, Binding> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+pub static FLOWS: HashMap<FlowKey, Binding> = HashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// Source-IP persistence: (client, service) to the real chosen for it.
 #[map]

@@ -182,9 +182,18 @@ struct Lb {
 
 impl Lb {
     fn load() -> Self {
+        Self::load_with(&mut EbpfLoader::new())
+    }
+
+    /// With a flow table of `flows` entries.
+    fn load_with_flows(flows: u32) -> Self {
+        Self::load_with(EbpfLoader::new().map_max_entries(maps::FLOWS, flows))
+    }
+
+    fn load_with(loader: &mut EbpfLoader) -> Self {
         pin_to_current_cpu();
         let path = object_path();
-        let mut ebpf = EbpfLoader::new().load_file(&path).unwrap_or_else(|e| {
+        let mut ebpf = loader.load_file(&path).unwrap_or_else(|e| {
             panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}")
         });
         let prog: &mut Xdp = ebpf
@@ -1706,6 +1715,88 @@ fn flood_guard_root() {
         Expect::Tx(ring_real(c)),
     )]);
     assert!(lb.flow(&flow_key(c, 9000, vip4, 53, PROTO_UDP)).is_some());
+}
+
+/// `FLOWS` is a plain hash that the daemon, not the kernel, empties of idle
+/// entries: full, it takes no new flow, which goes by the ring unrecorded,
+/// while its flows keep their reals and an idle entry is still replaced by
+/// its own tuple's new flow.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn full_flow_table_root() {
+    const FLOWS: u32 = 64;
+    let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
+    let mut lb = Lb::load_with_flows(FLOWS);
+    // UDP: reals 1 and 2 in the ring, 3 in none; TCP: real 4.
+    for r in [R1, R2, R3] {
+        lb.real(r, 0, true);
+    }
+    lb.real(R4, 1, true);
+    let vip4: IpAddr = VIP4.into();
+    lb.service_with_ring(service_key(vip4, 53, PROTO_UDP), 0, 0, ring);
+    lb.service_with_ring(service_key(vip4, 80, PROTO_TCP), 1, 0, |_| R4);
+    let udp_real = |c: IpAddr| ring(ring_slot(&flow_key(c, 9000, vip4, 53, PROTO_UDP)));
+    let tcp_real = |_: IpAddr| R4;
+    // Entry 0 is long idle and on real 3, in no ring.
+    let idle = flow_key(client(0), 9000, vip4, 53, PROTO_UDP);
+    lb.set_flow(idle, binding(R3, coarse_now_ns().wrapping_sub(400 * S)));
+    let mut established = Vec::new();
+    for n in 1..FLOWS {
+        let real = lb.forwarded_to(&udp_frame(client(n), 9000, vip4, 53));
+        established.push((n, real));
+    }
+    assert_eq!(lb.flow_count(), FLOWS as usize, "full");
+    let (udp_new, tcp_new) = (client(1000), client(1001));
+    lb.check_all(&[
+        case(
+            "full: a new UDP flow goes by the ring, unrecorded",
+            udp_frame(udp_new, 9000, vip4, 53),
+            Expect::UntrackedTx(udp_real(udp_new)),
+        ),
+        case(
+            "full: a SYN too",
+            tcp_frame(tcp_new, 9000, vip4, 80, TCP_SYN),
+            Expect::UntrackedTx(tcp_real(tcp_new)),
+        ),
+        case(
+            "full: its next packet again",
+            tcp_frame(tcp_new, 9000, vip4, 80, TCP_ACK),
+            Expect::UntrackedTx(tcp_real(tcp_new)),
+        ),
+        case(
+            "full: an idle entry is replaced by its tuple's new flow",
+            udp_frame(client(0), 9000, vip4, 53),
+            Expect::Tx(udp_real(client(0))),
+        ),
+    ]);
+    assert_eq!(lb.flow(&flow_key(udp_new, 9000, vip4, 53, PROTO_UDP)), None);
+    assert_eq!(lb.flow(&flow_key(tcp_new, 9000, vip4, 80, PROTO_TCP)), None);
+    assert_eq!(lb.flow(&idle).map(|b| b.real), Some(udp_real(client(0))));
+    assert_eq!(lb.reason(Reason::ForwardedUntracked).packets, 3);
+    // The table's flows keep their reals, from the table (cache emptied).
+    lb.clear_flow_cache();
+    let cases: Vec<Case> = established
+        .iter()
+        .map(|&(n, real)| {
+            case(
+                "full: a recorded flow",
+                udp_frame(client(n), 9000, vip4, 53),
+                Expect::Tx(real),
+            )
+        })
+        .collect();
+    lb.check_all(&cases);
+    // Room again (the daemon's scan deleted an idle entry): recorded.
+    lb.remove_flow(&flow_key(client(1), 9000, vip4, 53, PROTO_UDP));
+    lb.check_all(&[case(
+        "room again: recorded",
+        tcp_frame(tcp_new, 9000, vip4, 80, TCP_SYN),
+        Expect::Tx(tcp_real(tcp_new)),
+    )]);
+    assert!(
+        lb.flow(&flow_key(tcp_new, 9000, vip4, 80, PROTO_TCP))
+            .is_some()
+    );
 }
 
 const S: u64 = 1_000_000_000;

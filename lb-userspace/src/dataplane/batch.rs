@@ -3,7 +3,8 @@
 //! Writes many slots of a BPF array in one `BPF_MAP_UPDATE_BATCH` call: a real
 //! leaving a two-real service rewrites half of a 65537-slot ring; one syscall
 //! per slot costs tens of milliseconds, one batch about one. `flow_scan` reads
-//! the flow table with `BPF_MAP_LOOKUP_BATCH` through `call`.
+//! the flow table with `BPF_MAP_LOOKUP_BATCH` and deletes its idle entries
+//! with `BPF_MAP_DELETE_BATCH` through `call`.
 
 use std::{
     io,
@@ -14,6 +15,8 @@ use std::{
 pub const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 /// `BPF_MAP_UPDATE_BATCH` (linux/bpf.h, since 5.6).
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+/// `BPF_MAP_DELETE_BATCH` (linux/bpf.h, since 5.6).
+pub const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
 /// The `batch` member of `union bpf_attr`.
 #[repr(C)]

@@ -1,4 +1,5 @@
-//! Per-real flow counts, read from the flow table off the control loop.
+//! Per-real flow counts, read from the flow table off the control loop, and
+//! the flow table's garbage collection.
 //!
 //! With a million flows, walking `FLOWS` one key at a time takes seconds; done
 //! on the daemon's loop, health verdicts, MAC changes and signals would wait
@@ -7,6 +8,17 @@
 //! `every` and never more than half of its time, and publishes a `Snapshot`.
 //! Readers (`adm -L`, `ctl status`, metrics, the drain sweep) take the latest
 //! one at once and show its age.
+//!
+//! `FLOWS` is a plain hash, not an LRU (a new flow costs the data plane much
+//! less to insert), so nothing in the kernel ages it: each scan deletes the
+//! entries the XDP program already treats as absent (idle beyond their
+//! timeout), Cilium's conntrack GC. A packet that refreshes such an entry
+//! between the scan's read and its delete loses the refresh: its next packet
+//! is decided again, by persistence or the ring, and recorded anew. While no
+//! daemon runs nothing is deleted: the data plane keeps forwarding, idle
+//! entries are overwritten in place by their own tuple, and once the table is
+//! full new flows go by the ring unrecorded (`forwarded_untracked`) until a
+//! daemon scans again. A full table is logged.
 
 use std::{
     collections::HashMap,
@@ -21,10 +33,10 @@ use std::{
 
 use aya::maps::{Array, MapData};
 use lb_common::{Binding, DataplaneConfig, FLOW_CLOSING, FlowKey};
-use log::{debug, warn};
+use log::{debug, info, warn};
 use tokio::sync::watch;
 
-use super::batch::{self, BPF_MAP_LOOKUP_BATCH, BatchAttr};
+use super::batch::{self, BPF_MAP_DELETE_BATCH, BPF_MAP_LOOKUP_BATCH, BatchAttr};
 
 /// Entries per `BPF_MAP_LOOKUP_BATCH`: 56 bytes each, under 1 MiB of buffers.
 const CHUNK: usize = 16 * 1024;
@@ -48,7 +60,10 @@ pub struct RealFlows {
 pub struct Snapshot {
     /// By `REALS` index.
     pub by_real: HashMap<u32, RealFlows>,
+    /// Entries left after the scan's deletions.
     pub entries: u64,
+    /// Idle entries the scan deleted.
+    pub expired: u64,
     /// When the scan began: every flow older than this was counted.
     pub started: Instant,
     pub took: Duration,
@@ -62,9 +77,11 @@ impl Snapshot {
 
 /// Adds the entries to `counts`. `now_ns` and `last_seen_ns` are
 /// CLOCK_MONOTONIC_COARSE. An entry idle beyond its timeout (`config`, as
-/// the XDP program judges it) is gone for the data plane: not counted.
+/// the XDP program judges it) is gone for the data plane: not counted, and
+/// its key goes to `expired`.
 pub fn tally(
     counts: &mut HashMap<u32, RealFlows>,
+    expired: &mut Vec<FlowKey>,
     keys: &[FlowKey],
     bindings: &[Binding],
     now_ns: u64,
@@ -74,6 +91,7 @@ pub fn tally(
         // Touched after the scan took its clock: fresh, not (wrapping) old.
         let touched_since = now_ns.wrapping_sub(b.last_seen_ns) > u64::MAX / 2;
         if !touched_since && config.idle_out(k.proto, b, now_ns) {
+            expired.push(*k);
             continue;
         }
         let c = counts.entry(b.real).or_default();
@@ -97,7 +115,7 @@ pub(crate) fn coarse_now_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
-/// Hands every entry of the flow table `map` (an LRU hash of `FlowKey` to
+/// Hands every entry of the flow table `map` (a hash of `FlowKey` to
 /// `Binding`) to `f`, a batch of up to `CHUNK` at a time.
 pub fn each_batch(
     map: BorrowedFd<'_>,
@@ -139,19 +157,56 @@ pub fn each_batch(
     }
 }
 
-/// Reads every entry of the flow table `map` in batches and counts them.
+/// Deletes `keys` from the flow table `map`, in batches; returns how many
+/// were there. A key already gone is skipped (the kernel stops a batch there).
+pub fn delete(map: BorrowedFd<'_>, keys: &[FlowKey]) -> io::Result<u64> {
+    let (mut done, mut deleted) = (0usize, 0u64);
+    while done < keys.len() {
+        let rest = &keys[done..];
+        let mut attr = BatchAttr {
+            keys: rest.as_ptr() as u64,
+            count: rest.len() as u32,
+            map_fd: map.as_raw_fd() as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: `keys` holds `count` keys of the map's key size; no values.
+        let result = unsafe { batch::call(BPF_MAP_DELETE_BATCH, &mut attr) };
+        let gone = (attr.count as usize).min(rest.len());
+        deleted += gone as u64;
+        done += gone;
+        match result {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => done += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}
+
+/// Reads every entry of the flow table `map` in batches, counts them and
+/// deletes those idle beyond their timeout.
 pub fn scan(map: BorrowedFd<'_>, config: &DataplaneConfig) -> io::Result<Snapshot> {
     let started = Instant::now();
     let now_ns = coarse_now_ns();
     let mut by_real = HashMap::new();
-    let mut entries = 0u64;
+    let (mut entries, mut expired) = (0u64, 0u64);
+    let mut idle = Vec::new();
+    let mut deleting = Ok(());
     each_batch(map, |keys, values| {
-        tally(&mut by_real, keys, values, now_ns, config);
+        tally(&mut by_real, &mut idle, keys, values, now_ns, config);
         entries += keys.len() as u64;
+        // Deleting behind the walk (the hash's batches go bucket by bucket)
+        // keeps the list one batch long.
+        if deleting.is_ok() && !idle.is_empty() {
+            deleting = delete(map, &idle).map(|n| expired += n);
+        }
+        idle.clear();
     })?;
+    deleting?;
     Ok(Snapshot {
         by_real,
-        entries,
+        entries: entries - expired,
+        expired,
         started,
         took: started.elapsed(),
     })
@@ -176,6 +231,10 @@ impl Scanner {
         config: Array<MapData, DataplaneConfig>,
         every: Duration,
     ) -> io::Result<Self> {
+        let capacity = MapData::from_fd(map.try_clone()?)
+            .and_then(|m| m.info())
+            .map_err(io::Error::other)?
+            .max_entries();
         let (tx, latest) = watch::channel(None);
         let scanning = Arc::new(AtomicBool::new(false));
         let flag = scanning.clone();
@@ -191,6 +250,7 @@ impl Scanner {
                     debug!("flow scan: setpriority: {}", io::Error::last_os_error());
                 }
                 let mut last_error = None;
+                let mut full = false;
                 while !tx.is_closed() {
                     flag.store(true, Ordering::Relaxed);
                     let result = config
@@ -200,8 +260,25 @@ impl Scanner {
                     flag.store(false, Ordering::Relaxed);
                     let pause = match result {
                         Ok(s) => {
-                            debug!("flow scan: {} entries in {:.1?}", s.entries, s.took);
+                            debug!(
+                                "flow scan: {} entries, {} idle deleted, in {:.1?}",
+                                s.entries, s.expired, s.took
+                            );
                             last_error = None;
+                            // Said when it fills up and when it has room again.
+                            let now_full = s.expired == 0 && s.entries >= u64::from(capacity);
+                            if now_full != full {
+                                if now_full {
+                                    warn!(
+                                        "the flow table is full ({capacity} flows, none idle): \
+                                         new flows are forwarded by the ring but not recorded \
+                                         (forwarded_untracked); raise xdpvs_max_flows"
+                                    );
+                                } else {
+                                    info!("the flow table has room again");
+                                }
+                                full = now_full;
+                            }
                             let pause = every.max(s.took);
                             tx.send_replace(Some(Arc::new(s)));
                             pause
@@ -276,8 +353,9 @@ mod tests {
             (tcp, binding(1, 0, now + 5)),      // touched after the scan began
         ];
         let (keys, bindings): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-        let mut counts = HashMap::new();
-        tally(&mut counts, &keys, &bindings, now, &config);
+        let (mut counts, mut expired) = (HashMap::new(), Vec::new());
+        tally(&mut counts, &mut expired, &keys, &bindings, now, &config);
+        assert_eq!(expired.len(), 3, "the idle ones are to be deleted");
         assert_eq!(
             counts[&0],
             RealFlows {
@@ -303,6 +381,7 @@ mod tests {
         let config = DataplaneConfig::default();
         tally(
             &mut counts,
+            &mut Vec::new(),
             &[key(lb_common::PROTO_TCP)],
             &[binding(3, 0, 0)],
             1_000,
@@ -312,7 +391,8 @@ mod tests {
     }
 
     /// The XDP object's own flow table, filled with `n` flows over three
-    /// reals (one in four closing), scanned in batches.
+    /// reals (one in four closing) and `idle` flows idle beyond the TCP
+    /// timeout, scanned in batches: the idle ones are deleted, not counted.
     #[test]
     #[ignore = "needs root: run by `cargo xtask test`"]
     fn scan_counts_every_entry_of_a_large_table_root() {
@@ -333,31 +413,55 @@ mod tests {
         let ebpf = loader::load(object, sizes, &pins).unwrap();
         let _ = std::fs::remove_dir_all(&pins);
         let fd = match ebpf.map(lb_common::maps::FLOWS).expect("FLOWS") {
-            Map::LruHashMap(d) => d.fd().as_fd().try_clone_to_owned().unwrap(),
-            _ => panic!("FLOWS is not an LRU hash"),
+            Map::HashMap(d) => d.fd().as_fd().try_clone_to_owned().unwrap(),
+            _ => panic!("FLOWS is not a hash map"),
         };
         let config = DataplaneConfig::default();
         let empty = scan(fd.as_fd(), &config).unwrap();
         assert_eq!(empty.entries, 0, "an empty table ends at once");
         let data = MapData::from_fd(fd.try_clone().unwrap()).unwrap();
         let mut flows: BpfHash<MapData, FlowKey, Binding> =
-            BpfHash::try_from(Map::LruHashMap(data)).unwrap();
+            BpfHash::try_from(Map::HashMap(data)).unwrap();
         let now = coarse_now_ns();
+        let key = |i: u32, vip: u32| FlowKey {
+            src: [i.to_be(), 0, 0, 0],
+            dst: [vip, 0, 0, 0],
+            sport: 1000,
+            dport: 80,
+            proto: lb_common::PROTO_TCP,
+            family: lb_common::FAMILY_V4,
+            _pad: [0; 2],
+        };
         for i in 0..n {
-            let key = FlowKey {
-                src: [i.to_be(), 0, 0, 0],
-                dst: [0x0a00_0064, 0, 0, 0],
-                sport: 1000,
-                dport: 80,
-                proto: lb_common::PROTO_TCP,
-                family: lb_common::FAMILY_V4,
-                _pad: [0; 2],
-            };
             let flags = if i % 4 == 0 { FLOW_CLOSING } else { 0 };
-            flows.insert(key, binding(i % 3, flags, now), 0).unwrap();
+            flows
+                .insert(key(i, 0x0a00_0064), binding(i % 3, flags, now), 0)
+                .unwrap();
+        }
+        let idle = 20_000;
+        // Wrapping, as the data plane judges stamps near a fresh boot.
+        let long_ago =
+            now.wrapping_sub(u64::from(lb_common::DEFAULT_TCP_TIMEOUT_S + 1) * 1_000_000_000);
+        for i in 0..idle {
+            flows
+                .insert(key(i, 0x0a00_0065), binding(1, 0, long_ago), 0)
+                .unwrap();
         }
         let s = scan(fd.as_fd(), &config).unwrap();
         assert_eq!(s.entries, u64::from(n), "more than one batch, every entry");
+        assert_eq!(s.expired, u64::from(idle), "every idle entry deleted");
+        assert!(
+            flows.get(&key(7, 0x0a00_0065), 0).is_err(),
+            "gone from the table"
+        );
+        assert_eq!(flows.keys().count(), n as usize);
+        let again = scan(fd.as_fd(), &config).unwrap();
+        assert_eq!((again.entries, again.expired), (u64::from(n), 0));
+        // A key already gone is skipped, the rest still deleted.
+        let (gone, there) = (key(7, 0x0a00_0065), key(7, 0x0a00_0064));
+        assert_eq!(delete(fd.as_fd(), &[gone, there, gone]).unwrap(), 1);
+        assert!(flows.get(&there, 0).is_err());
+        flows.insert(there, binding(7 % 3, 0, now), 0).unwrap();
         let total: u64 = s.by_real.values().map(|c| c.active + c.inactive).sum();
         assert_eq!(total, u64::from(n));
         let closing = (0..n).filter(|i| i % 4 == 0 && i % 3 == 1).count() as u64;

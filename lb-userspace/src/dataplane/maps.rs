@@ -59,8 +59,8 @@ impl Maps {
             reals: take(ebpf, maps::REALS)?.try_into()?,
             idents,
             flows_fd: match &flows {
-                Map::LruHashMap(data) => data.fd().as_fd().try_clone_to_owned()?,
-                _ => bail!("{} is not an LRU hash", maps::FLOWS),
+                Map::HashMap(data) => data.fd().as_fd().try_clone_to_owned()?,
+                _ => bail!("{} is not a hash map", maps::FLOWS),
             },
             flows: flows.try_into()?,
             persist: take(ebpf, maps::PERSIST)?.try_into()?,

@@ -183,10 +183,8 @@ pub struct FlowSync {
     peers: Peers,
 }
 
-fn lru(fd: OwnedFd) -> Result<BpfHashMap<MapData, FlowKey, Binding>> {
-    Ok(BpfHashMap::try_from(Map::LruHashMap(MapData::from_fd(
-        fd,
-    )?))?)
+fn flows(fd: OwnedFd) -> Result<BpfHashMap<MapData, FlowKey, Binding>> {
+    Ok(BpfHashMap::try_from(Map::HashMap(MapData::from_fd(fd)?))?)
 }
 
 fn lru_persist(fd: OwnedFd) -> Result<BpfHashMap<MapData, PersistKey, Binding>> {
@@ -256,7 +254,7 @@ impl FlowSync {
             shared: shared.clone(),
             peers: peers.clone(),
             id: config.id,
-            flows: lru(flows.try_clone()?)?,
+            flows: self::flows(flows.try_clone()?)?,
             persist: lru_persist(persist.try_clone()?)?,
         };
         let sender = Sender {

@@ -7,14 +7,19 @@
 //! the program changes the frame and its state (a repeated run would see the
 //! frame the previous run rewrote, and a new flow only once); the kernel
 //! reports the duration of that one run. Each figure is the mean over many
-//! calls, and the median of three rounds in which the baseline and xdpvs
-//! alternate. New flows are measured at several fills of the flow table. The
+//! calls, and the median of three rounds (`XDPVS_BENCH_ROUNDS`) in which the
+//! baseline and xdpvs alternate. New flows are measured at several fills of the flow table. The
 //! flood guard is off (the bench writes no `CONFIG`), so it is never hit.
 //!
 //! Objects: `XDPVS_EBPF_OBJECT` and `XDPVS_BASELINE_OBJECT`, defaulting to the
 //! release build under `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
 //! table with this many entries (fills are still counted against the default),
 //! to try other table shapes.
+//!
+//! One run is one placement of the program and its maps in memory, which
+//! moves the same-frame figures by several ns from one load to the next (two
+//! copies of one object loaded side by side differ by up to 5 ns): compare
+//! objects over several runs each, not within one.
 
 use std::{net::Ipv4Addr, time::Instant};
 
@@ -30,7 +35,6 @@ use lb_common::{
 };
 use tests::packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp};
 
-const ROUNDS: usize = 3;
 /// Frames of the mutation run (the kernel test runs 200,000).
 const MUTATED_FRAMES: u64 = 1_000_000;
 const REALS: u32 = 64;
@@ -55,6 +59,9 @@ const GOAL_NEW_FLOW_NS: f64 = 250.0;
 const GOAL_FILL_RATIO: f64 = 1.2;
 
 struct Settings {
+    /// Interleaved rounds per figure (`XDPVS_BENCH_ROUNDS`, default 3: each
+    /// new-flow round adds `new_calls` flows to the fill it measures).
+    rounds: usize,
     /// Calls per figure per round, same-frame cases.
     calls: u32,
     /// Calls per figure per round, new flows (each adds a flow: small
@@ -68,6 +75,11 @@ struct Settings {
 
 fn settings() -> Settings {
     Settings {
+        rounds: std::env::var("XDPVS_BENCH_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&r| r > 0)
+            .unwrap_or(3),
         calls: 100_000,
         new_calls: 10_000,
         flows: MAX_FLOWS,
@@ -300,6 +312,10 @@ fn main() -> Result<()> {
         None,
     )?;
     let (lb, base) = (xdp(&lb, "xdpvs")?, xdp(&base, "mac_swap")?);
+    // For `bpftool prog dump xlated id N` while the bench runs.
+    if let Ok(info) = lb.info() {
+        println!("xdpvs is program id {}", info.id());
+    }
 
     // Established flow and node traffic: the same frame on every call.
     let established = packet(CLIENT, VIP, TCP_ACK);
@@ -310,10 +326,10 @@ fn main() -> Result<()> {
     run_once(lb, &established, &mut out, XDP_TX)?;
     let (mut est, mut other) = (Figure::default(), Figure::default());
     println!(
-        "established flow and non-service packet: {ROUNDS} rounds of {} calls each",
-        s.calls
+        "established flow and non-service packet: {} rounds of {} calls each",
+        s.rounds, s.calls
     );
-    for _ in 0..ROUNDS {
+    for _ in 0..s.rounds {
         est.push(
             mean_same(base, &established, s.calls, XDP_TX)?,
             mean_same(lb, &established, s.calls, XDP_TX)?,
@@ -343,7 +359,7 @@ fn main() -> Result<()> {
             cursor = target;
         }
         let mut f = Figure::default();
-        for _ in 0..ROUNDS {
+        for _ in 0..s.rounds {
             let b = mean_distinct(base, &frames, cursor, s.new_calls, XDP_TX)?;
             let l = mean_distinct(lb, &frames, cursor, s.new_calls, XDP_TX)?;
             f.push(b, l);
@@ -355,8 +371,8 @@ fn main() -> Result<()> {
 
     println!();
     println!(
-        "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {ROUNDS} interleaved rounds",
-        s.calls, s.new_calls
+        "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {} interleaved rounds",
+        s.calls, s.new_calls, s.rounds
     );
     println!(
         "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}",

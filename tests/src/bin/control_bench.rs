@@ -189,7 +189,7 @@ fn flow_table(lab: &DrLab) -> Result<HashMap<MapData, FlowKey, Binding>> {
         let info = MapInfo::from_id(map_id)?;
         if info.name_as_str() == Some(FLOWS) {
             let data = MapData::from_id(map_id)?;
-            return Ok(HashMap::try_from(Map::LruHashMap(data))?);
+            return Ok(HashMap::try_from(Map::HashMap(data))?);
         }
     }
     bail!("XDP program {id} has no {FLOWS} map")
