@@ -29,6 +29,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "systemd",
     // setpriv, to run the daemon with only the unit's capabilities.
     "util-linux",
+    // The end-to-end benchmark's load generator and its kernel DR baseline.
+    "wrk",
+    "nftables",
 ];
 
 pub fn rust_src() -> Result<()> {
