@@ -617,7 +617,7 @@ fn loadavg() -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit {
     use super::*;
 
     #[test]
