@@ -49,9 +49,9 @@ enum Task {
         #[arg(long)]
         destdir: Option<PathBuf>,
     },
-    /// Data-plane ns/packet beside a MAC-swap baseline, end-to-end requests
-    /// per second through the VIP beside direct access, and the control
-    /// loop's latencies with 1M flows in the table (root).
+    /// Data-plane ns/packet beside a MAC-swap baseline, end-to-end HTTP
+    /// (wrk) through xdpvs beside direct access and an nftables DR rule, and
+    /// the control loop's latencies with 1M flows in the table (root).
     Bench,
     /// libFuzzer on the config loader, the VRRP codec and the HTTP_GET
     /// response handling (installs cargo-fuzz; nightly).

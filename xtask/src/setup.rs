@@ -31,6 +31,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "util-linux",
     // The SMTP server the smtp_alert mails are sent to (tests/src/smtp.rs).
     "python3-aiosmtpd",
+    // The end-to-end benchmark's load generator and its kernel DR baseline.
+    "wrk",
+    "nftables",
 ];
 
 pub fn rust_src() -> Result<()> {

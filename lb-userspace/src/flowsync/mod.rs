@@ -479,8 +479,8 @@ impl Sender {
         let now = coarse_now_ns();
         let recent = |b: &Binding| now.wrapping_sub(b.last_seen_ns) < LIVE_WITHIN.as_nanos() as u64;
         let mut out = Vec::new();
-        // In batches, as the flow scan reads it: a million flows is a few
-        // hundred syscalls, not a million.
+        // In batches, as the flow scan reads it: a million flows is about a
+        // thousand syscalls, not a million.
         let scanned = flow_scan::each_batch(self.flows.as_fd(), |keys, bindings| {
             for (key, b) in keys.iter().zip(bindings) {
                 if b.flags & FLOW_CLOSING == 0
