@@ -50,12 +50,12 @@ fn check_refuses_with_every_error_and_its_line() {
 #[test]
 fn check_accepts_and_prints_the_model() {
     let (code, out, err) = check(
-        "global_defs {\n  enable_traps\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.0.2 80 {\n  }\n}\n",
+        "global_defs {\n  vrrp_no_swap\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.0.2 80 {\n  }\n}\n",
         true,
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("keepalived.conf:2: warning: enable_traps"),
+        err.contains("keepalived.conf:2: warning: vrrp_no_swap: not acted on"),
         "{err}"
     );
     assert!(
