@@ -367,7 +367,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_instance", "down_timer_adverts", A, "5"),
     k("vrrp_instance", "promote_secondaries", A, ""),
     k("vrrp_instance", "notify_deleted", I, "/bin/true"),
-    k("vrrp_instance", "unicast_fault_no_peer", R, ""),
+    k("vrrp_instance", "unicast_fault_no_peer", A, "\n unicast_peer {\n  10.0.0.3\n }"),
 
     k("authentication", "auth_type", A, "PASS"),
     k("authentication", "auth_type", R, "AH"),
@@ -645,7 +645,7 @@ pub const WHY: &[(&str, &str, &str)] = &[
     ("vrrp_instance", "no_accept", "xdpvs always accepts traffic to its VIPs while master (keepalived's accept); remove it"),
     ("vrrp_instance", "use_vmac", "xdpvs answers for the VIPs with the interface's own MAC, and the new master's gratuitous ARPs move them; remove it"),
     ("vrrp_instance", "strict_mode", "set vrrp_strict in global_defs for every instance, or remove it"),
-    ("vrrp_instance", "unicast_fault_no_peer", "an instance with it and no unicast_peer would stay in FAULT: give it its peers, or leave the instance out on this node (`@ID` lines)"),
+    ("vrrp_instance", "unicast_fault_no_peer", "refused without a unicast_peer (the instance would stay in FAULT): give it its peers, or leave the instance out on this node (`@ID` lines)"),
     ("vrrp_sync_group", "track_bfd", "xdpvs runs no BFD: track the peer with a vrrp_script"),
     ("virtual_server", "fwmark", "xdpvs balances (VIP, port, protocol) services: write one virtual_server per address and port, or a virtual_server_group"),
     ("virtual_server", "ops", "xdpvs keeps each UDP flow on one real; a short UDP timeout (`xdpvs adm --set 0 0 SECONDS`) ends idle flows sooner"),

@@ -871,6 +871,7 @@ pub fn vrrp_instance(
     let mut vrid_seen = false;
     let mut vips = Vec::new();
     let mut mcast_at = None;
+    let mut fault_no_peer = None;
     // Set in the instance, or left to global_defs (and vrrp_strict).
     let (mut no_advert, mut send_advert) = (None, None);
     for k in n.block.iter().flatten() {
@@ -1008,6 +1009,7 @@ pub fn vrrp_instance(
                 i.down_timer_adverts = int(k, 1, 100, d).unwrap_or(i.down_timer_adverts)
             }
             "promote_secondaries" => i.promote_secondaries = flag(k, d),
+            "unicast_fault_no_peer" => fault_no_peer = Some(k.at.clone()),
             // Read before the instances (see `old_sync_daemon`).
             "lvs_sync_daemon_interface" => {}
             "mcast_dst_ip" => match ip(k, d) {
@@ -1046,6 +1048,19 @@ pub fn vrrp_instance(
         );
     }
     one_family(&mut i, vips, d);
+    // keepalived keeps such an instance in FAULT for good: refused instead.
+    if let Some(at) = fault_no_peer
+        && i.unicast_peers.is_empty()
+    {
+        d.error(
+            &at,
+            format!(
+                "vrrp_instance {}: unicast_fault_no_peer without a unicast_peer would keep it \
+                 in FAULT: give it its peers, or leave the instance out on this node (`@ID` lines)",
+                i.name
+            ),
+        );
+    }
     if let (Some(group), Some(at), Some(first)) = (i.mcast_dst_ip, &mcast_at, i.vips.first())
         && group.is_ipv6() != first.addr.is_ipv6()
     {

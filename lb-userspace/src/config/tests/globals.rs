@@ -230,3 +230,16 @@ fn notify_fifos_with_owners_and_scripts_in_any_order() {
         ["k.conf:2: error: notify_fifo fifo: needs an absolute path"]
     );
 }
+
+#[test]
+fn unicast_fault_no_peer_needs_peers() {
+    ok(&instance(
+        " unicast_fault_no_peer\n unicast_peer {\n  10.0.0.3\n }\n",
+    ));
+    assert_eq!(
+        errors(&instance(" unicast_fault_no_peer\n")),
+        [
+            "k.conf:7: error: vrrp_instance V: unicast_fault_no_peer without a unicast_peer would keep it in FAULT: give it its peers, or leave the instance out on this node (`@ID` lines)"
+        ]
+    );
+}
