@@ -111,7 +111,8 @@ async fn verdict(port: u16, check: &str) -> Outcome {
     let loaded = parse_str(&text, Path::new("k.conf")).unwrap_or_else(|e| panic!("{e}"));
     let vs = &loaded.config.virtual_servers[0];
     let mut scripts = Preparer::new(&loaded.config, &RealFs);
-    let spec = spec_for(vs, &vs.reals[0], Proto::Tcp, &mut scripts).expect("a check");
+    let auth = xdpvs::health::tls::ClientAuth::None;
+    let spec = spec_for(vs, &vs.reals[0], Proto::Tcp, &mut scripts, &auth).expect("a check");
     spec.probes[0].run().await
 }
 

@@ -134,7 +134,7 @@ pub const KEYWORDS: &[Keyword] = &[
     k(TOP, "namespace_with_ipsets", I, ""),
     k(TOP, "track_group", R, "g {\n}"),
     k(TOP, "interface_up_down_delays", R, "{\n eth0 2 1\n}"),
-    k(TOP, "SSL", R, "{\n}"),
+    k(TOP, "SSL", A, "{\n certificate /etc/keepalived/c.pem\n key /etc/keepalived/k.pem\n}"),
     k(TOP, "includer", A, "includer /nonexistent-xdpvs/*.conf"),
     k(TOP, "includem", A, "includem /nonexistent-xdpvs/*.conf"),
     k(TOP, "includew", A, "includew /nonexistent-xdpvs/*.conf"),
@@ -542,6 +542,10 @@ pub const KEYWORDS: &[Keyword] = &[
     k("vrrp_track_process", "terminate_delay", A, "1"),
     k("vrrp_track_process", "fork_delay", A, "1"),
     k("vrrp_track_process", "full_command", A, ""),
+    k("SSL", "certificate", A, "/etc/keepalived/c.pem"),
+    k("SSL", "key", A, "/etc/keepalived/k.pem"),
+    k("SSL", "ca", A, "/etc/keepalived/ca.pem"),
+    k("SSL", "password", R, "secret"),
 
     k("virtual_server_group", "fwmark", R, "1"),
 
@@ -637,6 +641,8 @@ pub const KEYWORDS: &[Keyword] = &[
 /// the README.
 #[rustfmt::skip]
 pub const WHY: &[(&str, &str, &str)] = &[
+    ("SSL", "ca", "read as keepalived reads it, which verifies no real's certificate with it: neither does xdpvs"),
+    ("SSL", "password", "an encrypted key: store it decrypted (mode 0600) and remove the password"),
     (TOP, "bfd_instance", "xdpvs runs no BFD: check reals with TCP_CHECK or PING_CHECK, and for the routed scale-out use BIRD's BFD (see README)"),
     (TOP, "net_namespace_ipvs", "IPVS's namespace: xdpvs has no IPVS"),
     ("global_defs", "net_namespace_ipvs", "IPVS's namespace: xdpvs has no IPVS"),
@@ -689,7 +695,6 @@ pub const WHY: &[(&str, &str, &str)] = &[
     (TOP, "namespace_with_ipsets", "ipsets serve keepalived's firewall rules, which xdpvs does not need"),
     (TOP, "track_group", "static addresses, routes and rules are not tracked by groups: remove the block and the entries' track_group"),
     (TOP, "interface_up_down_delays", "xdpvs acts on a link change at once: remove it"),
-    (TOP, "SSL", "client certificates and CA checks for SSL_GET: xdpvs checks TLS without verifying the server, as keepalived does without an SSL block; remove it"),
     ("global_defs", "process_name", "process names of keepalived's children; xdpvs is one process"),
     ("global_defs", "lvs_process_name", "process names of keepalived's children; xdpvs is one process"),
     ("global_defs", "bfd_process_name", "process names of keepalived's children; xdpvs is one process"),

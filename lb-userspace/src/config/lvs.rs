@@ -11,8 +11,8 @@ use super::{
     keywords,
     model::{
         BodyRegex, Connect, DnsCheck, HealthCheck, HexPattern, HttpCheck, HttpProtocol, MiscCheck,
-        PingCheck, Protocol, QuorumConfig, RealServer, SmtpCheck, SslCheck, TcpCheck, Timing,
-        UdpCheck, Url, VirtualServer,
+        PingCheck, Protocol, QuorumConfig, RealServer, SmtpCheck, SslCheck, SslClient, TcpCheck,
+        Timing, UdpCheck, Url, VirtualServer,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, port_text, secs},
@@ -1340,4 +1340,35 @@ fn smtp_check(n: &Node, defaults: &Connect, d: &mut Diagnostics) -> Option<SmtpC
         }
     }
     valid.then_some(c)
+}
+
+/// The top-level `SSL { certificate PATH  key PATH  ca PATH  password P }`.
+pub fn ssl_client(n: &Node, d: &mut Diagnostics) -> Option<SslClient> {
+    let (mut certificate, mut key, mut ca) = (None, None, None);
+    for k in n.block.iter().flatten() {
+        match k.keyword.as_str() {
+            "certificate" => certificate = one(k, d).map(String::from),
+            "key" => key = one(k, d).map(String::from),
+            "ca" => ca = one(k, d).map(String::from),
+            "password" => d.error(
+                &k.at,
+                "SSL password: an encrypted key is not supported; store it decrypted \
+                 (`openssl pkey -in KEY -out PLAIN`, mode 0600) and remove the password",
+            ),
+            other => d.warn(&k.at, format!("unknown keyword {other} in SSL, ignored")),
+        }
+    }
+    match (certificate, key) {
+        (Some(certificate), Some(key)) => Some(SslClient {
+            certificate,
+            key,
+            ca,
+            location: n.at.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            d.error(&n.at, "SSL needs both certificate and key");
+            None
+        }
+    }
 }

@@ -66,6 +66,7 @@
 //!   "static_routes":  [ { as "virtual_routes" below } ],
 //!   "static_rules":   [ { as "virtual_rules" below } ],
 //!   "static_addresses": [ { as "vips" } ],
+//!   "ssl": { "certificate", "key", "ca", "location" } | null,
 //!   "garp_groups":    [ { "garp_interval", "gna_interval", "interfaces", "location" } ],
 //!   "track_files":    [ { "name", "path", "weight", "reverse",
 //!                         "init": { "value", "overwrite" } | null, "location" } ],
@@ -266,6 +267,7 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
             }
             "net_namespace_ipvs" => vrrp::refuse_net_namespace_ipvs(n, d),
             "bfd_instance" => lvs::refuse_bfd(n, d),
+            "SSL" => config.ssl = lvs::ssl_client(n, d),
             _ => keywords::unhandled(keywords::TOP, n, d),
         }
     }

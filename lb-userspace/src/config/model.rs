@@ -35,6 +35,8 @@ pub struct Config {
     pub static_rules: Vec<VirtualRule>,
     /// `static_ipaddress`: added when the daemon starts, removed when it stops.
     pub static_addresses: Vec<VipAddress>,
+    /// `SSL { certificate key }`: the client certificate SSL_GET presents.
+    pub ssl: Option<SslClient>,
     /// `garp_group`: gratuitous ARP / NA spacing of some interfaces.
     pub garp_groups: Vec<GarpGroup>,
     /// `track_file` / `vrrp_track_file`: files whose number moves priorities.
@@ -626,6 +628,17 @@ pub struct HttpCheck {
     pub urls: Vec<Url>,
     #[serde(flatten)]
     pub connect: Connect,
+}
+
+/// keepalived's top-level `SSL { certificate PATH  key PATH  ca PATH }`:
+/// the certificate and key (PEM) every SSL_GET presents to its real. `ca` is
+/// read as keepalived reads it, which verifies no server with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SslClient {
+    pub certificate: String,
+    pub key: String,
+    pub ca: Option<String>,
+    pub location: Location,
 }
 
 /// HTTP_GET's fields over TLS; the real's certificate is not verified, as

@@ -401,13 +401,14 @@ impl State {
     fn check_specs(&mut self, config: &Config) -> Vec<CheckSpec> {
         let mut specs = Vec::new();
         let mut scripts = Preparer::new(config, &RealFs);
+        let auth = health::tls::ClientAuth::load(config.ssl.as_ref());
         for vs in &config.virtual_servers {
             let proto = match vs.protocol {
                 Protocol::Tcp => Proto::Tcp,
                 Protocol::Udp => Proto::Udp,
             };
             for real in &vs.reals {
-                let Some(mut spec) = health::spec_for(vs, real, proto, &mut scripts) else {
+                let Some(mut spec) = health::spec_for(vs, real, proto, &mut scripts, &auth) else {
                     continue;
                 };
                 let current = self

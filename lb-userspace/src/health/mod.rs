@@ -37,6 +37,7 @@ pub fn spec_for(
     real: &RealServer,
     proto: Proto,
     scripts: &mut Preparer<'_>,
+    auth: &tls::ClientAuth,
 ) -> Option<CheckSpec> {
     if real.checks.is_empty() {
         return None;
@@ -73,13 +74,16 @@ pub fn spec_for(
             }
             HealthCheck::SslGet(c) => {
                 let (target, source, timeout) = connect(&c.http.connect);
-                probes.push(Box::new(HttpProbe {
-                    target,
-                    source,
-                    urls: c.http.urls.clone(),
-                    timeout,
-                    tls: Some(tls::client(c.enable_sni)),
-                }));
+                match auth.connector(c.enable_sni) {
+                    Ok(connector) => probes.push(Box::new(HttpProbe {
+                        target,
+                        source,
+                        urls: c.http.urls.clone(),
+                        timeout,
+                        tls: Some(connector),
+                    })),
+                    Err(e) => probes.push(Box::new(Broken(format!("SSL_GET {target}: {e}")))),
+                }
             }
             HealthCheck::MiscCheck(c) => {
                 let at = &real.location;
@@ -234,13 +238,14 @@ pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
     // Scripts are audited on their own (`script_runner::audit`): their
     // diagnostics are not repeated here.
     let mut scripts = Preparer::new(config, &crate::script_runner::RealFs);
+    let auth = tls::ClientAuth::load(config.ssl.as_ref());
     for vs in &config.virtual_servers {
         let proto = match vs.protocol {
             crate::config::Protocol::Tcp => Proto::Tcp,
             crate::config::Protocol::Udp => Proto::Udp,
         };
         for real in &vs.reals {
-            for p in spec_for(vs, real, proto, &mut scripts)
+            for p in spec_for(vs, real, proto, &mut scripts, &auth)
                 .iter()
                 .flat_map(|s| &s.probes)
             {

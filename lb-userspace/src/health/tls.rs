@@ -5,6 +5,8 @@
 //! the check asks "does the HTTPS service answer", not "is it who it claims".
 //! The handshake's signatures are still verified against the presented
 //! certificate, so the check does talk TLS with the holder of its key.
+//! With keepalived's top-level `SSL { certificate key }` every SSL_GET
+//! presents that certificate to a real that asks for one.
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,7 +16,7 @@ use tokio_rustls::{
         self, DigitallySignedStruct, SignatureScheme,
         client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
         crypto::WebPkiSupportedAlgorithms,
-        pki_types::{CertificateDer, ServerName, UnixTime},
+        pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject},
     },
 };
 
@@ -57,15 +59,70 @@ impl ServerCertVerifier for AnyCertificate {
     }
 }
 
-fn connector(enable_sni: bool) -> TlsConnector {
+/// What SSL_GET presents of itself (keepalived's `SSL` block).
+#[derive(Debug, Default)]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Certificate(Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>),
+    /// The files could not be read: every SSL_GET says so instead of running.
+    Broken(String),
+}
+
+impl ClientAuth {
+    /// Reads the `SSL` block's PEM certificate chain and key.
+    pub fn load(ssl: Option<&crate::config::SslClient>) -> Self {
+        let Some(s) = ssl else {
+            return ClientAuth::None;
+        };
+        let certs = CertificateDer::pem_file_iter(&s.certificate)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("SSL certificate {}: {e}", s.certificate));
+        let key =
+            PrivateKeyDer::from_pem_file(&s.key).map_err(|e| format!("SSL key {}: {e}", s.key));
+        match (certs, key) {
+            (Ok(certs), _) if certs.is_empty() => ClientAuth::Broken(format!(
+                "SSL certificate {}: no certificate in it",
+                s.certificate
+            )),
+            (Ok(certs), Ok(key)) => ClientAuth::Certificate(Arc::new((certs, key))),
+            (Err(e), _) | (_, Err(e)) => ClientAuth::Broken(e),
+        }
+    }
+
+    /// The connector for an SSL_GET; `Err` when the certificate is unusable.
+    pub fn connector(&self, enable_sni: bool) -> Result<TlsConnector, String> {
+        match self {
+            ClientAuth::None => Ok(client(enable_sni)),
+            ClientAuth::Certificate(id) => with_certificate(enable_sni, id),
+            ClientAuth::Broken(e) => Err(e.clone()),
+        }
+    }
+}
+
+fn builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports TLS 1.2 and 1.3")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+}
+
+fn with_certificate(
+    enable_sni: bool,
+    id: &(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> Result<TlsConnector, String> {
+    let mut config = builder()
+        .with_client_auth_cert(id.0.clone(), id.1.clone_key())
+        .map_err(|e| format!("SSL certificate and key: {e}"))?;
+    config.enable_sni = enable_sni;
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+fn connector(enable_sni: bool) -> TlsConnector {
+    let mut config = builder().with_no_client_auth();
     // Without `enable_sni` keepalived sends no server name at all.
     config.enable_sni = enable_sni;
     TlsConnector::from(Arc::new(config))

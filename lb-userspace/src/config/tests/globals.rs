@@ -243,3 +243,26 @@ fn unicast_fault_no_peer_needs_peers() {
         ]
     );
 }
+
+#[test]
+fn the_ssl_block_names_the_client_certificate() {
+    let c = ok("SSL {\n certificate /etc/keepalived/c.pem\n key /etc/keepalived/k.pem\n ca /etc/keepalived/ca.pem\n}\n").config;
+    let s = c.ssl.as_ref().expect("SSL");
+    assert_eq!(
+        (s.certificate.as_str(), s.key.as_str(), s.ca.as_deref()),
+        (
+            "/etc/keepalived/c.pem",
+            "/etc/keepalived/k.pem",
+            Some("/etc/keepalived/ca.pem")
+        )
+    );
+    assert_eq!(
+        errors("SSL {\n certificate /c.pem\n}\n"),
+        ["k.conf:1: error: SSL needs both certificate and key"]
+    );
+    let e = errors("SSL {\n certificate /c.pem\n key /k.pem\n password x\n}\n");
+    assert!(
+        e[0].starts_with("k.conf:4: error: SSL password: an encrypted key is not supported"),
+        "{e:?}"
+    );
+}

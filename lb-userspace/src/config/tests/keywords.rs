@@ -47,6 +47,7 @@ fn context(block: &str) -> (String, String) {
             "}\n".into(),
         ),
         "track_file" => ("track_file f {\n".into(), "}\n".into()),
+        "SSL" => ("SSL {\n".into(), "}\n".into()),
         "vrrp_track_process" => ("vrrp_track_process p {\n".into(), "}\n".into()),
         check @ ("UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK") => {
             (format!("{REAL}  {check} {{\n"), "  }\n }\n}\n".into())

@@ -297,16 +297,37 @@ struct Seen {
 /// A hyper server behind rustls with a fresh self-signed certificate for
 /// `www.example.test`, answering `/health` with `status` and body "ok".
 async fn https_server(status: u16) -> (SocketAddr, Arc<Mutex<Seen>>) {
+    https_server_with(status, None).await
+}
+
+/// [`https_server`], asking for a client certificate signed by `client_ca`.
+async fn https_server_with(
+    status: u16,
+    client_ca: Option<rustls::pki_types::CertificateDer<'static>>,
+) -> (SocketAddr, Arc<Mutex<Seen>>) {
     let cert = rcgen::generate_simple_self_signed(vec!["www.example.test".into()]).unwrap();
     let key = PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.cert.der().clone()], key)
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -515,4 +536,49 @@ async fn the_body_is_matched_whole_against_the_regex() {
         with_regex(addr, "ready", true).run().await,
         Outcome::Down(Failure::BadResponse("body matches regex \"ready\"".into()))
     );
+}
+
+#[tokio::test]
+async fn ssl_get_presents_the_ssl_blocks_certificate() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client = rcgen::CertificateParams::new(vec!["lb1.example.test".to_string()])
+        .unwrap()
+        .signed_by(&client_key, &ca, &ca_key)
+        .unwrap();
+    let (addr, _) = https_server_with(200, Some(ca.der().clone())).await;
+    assert!(
+        matches!(ssl_probe(addr, false, None).run().await, Outcome::Down(_)),
+        "a real asking for a client certificate refuses a check without one"
+    );
+
+    let dir = std::env::temp_dir().join(format!("xdpvs-ssl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&c, client.pem()).unwrap();
+    std::fs::write(&k, client_key.serialize_pem()).unwrap();
+    let ssl = |certificate: &std::path::Path| crate::config::SslClient {
+        certificate: certificate.display().to_string(),
+        key: k.display().to_string(),
+        ca: None,
+        location: crate::config::Location::of(&c),
+    };
+    let auth = tls::ClientAuth::load(Some(&ssl(&c)));
+    let mut p = ssl_probe(addr, false, None);
+    p.tls = Some(auth.connector(false).unwrap());
+    assert_eq!(
+        p.run().await,
+        Outcome::Up,
+        "with the SSL block's certificate"
+    );
+
+    let missing = tls::ClientAuth::load(Some(&ssl(&dir.join("none.pem"))));
+    let Err(e) = missing.connector(false) else {
+        panic!("a missing certificate must not make a connector");
+    };
+    assert!(e.starts_with("SSL certificate "), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
