@@ -51,7 +51,8 @@ fn ipv6_vip_is_never_tentative_root() {
 
 /// `promote_secondaries`: set on the VIPs' interface while xdpvs runs, so
 /// deleting the interface's primary address keeps a VIP of its subnet;
-/// cleared at stop, as keepalived does.
+/// cleared at stop, as keepalived does. `disable_local_igmp` likewise turns
+/// the namespace's link-local IGMP reports off while it runs.
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn promote_secondaries_keeps_vips_of_the_primarys_subnet_root() {
@@ -72,8 +73,23 @@ fn promote_secondaries_keeps_vips_of_the_primarys_subnet_root() {
         .unwrap_or_default()
     };
     assert_eq!(sysctl(), "0", "off by default");
+    let igmp = || {
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &lb,
+                "cat",
+                "/proc/sys/net/ipv4/igmp_link_local_mcast_reports",
+            ],
+        )
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+    };
+    assert_eq!(igmp(), "1", "the kernel's default");
     let conf = format!(
-        "vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    priority 255\n    \
+        "global_defs {{\n    disable_local_igmp\n}}\nvrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    priority 255\n    \
          promote_secondaries\n    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n}}\n"
     );
     lab.start_xdpvs(0, &conf, "generic").expect("xdpvs");
@@ -90,6 +106,7 @@ fn promote_secondaries_keeps_vips_of_the_primarys_subnet_root() {
     })
     .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
     assert_eq!(sysctl(), "1");
+    assert_eq!(igmp(), "0", "no link-local IGMP reports while xdpvs runs");
     // The node's own address, primary of the VIP's /24 (the VIP came second).
     let primary = sh(
         "ip",
@@ -107,6 +124,7 @@ fn promote_secondaries_keeps_vips_of_the_primarys_subnet_root() {
     );
     lab.lab.stop("xdpvs-lb1", libc::SIGTERM).expect("SIGTERM");
     assert_eq!(sysctl(), "0", "cleared at stop");
+    assert_eq!(igmp(), "1", "given back at stop");
 }
 
 /// `vrrp_startup_delay`: the owner, which takes over at once otherwise,

@@ -19,7 +19,7 @@
 //!               "capacity": { "services", "reals", "flows" },
 //!               "enable_script_security", "script_user": { "user", "group" } | null,
 //!               "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_skip_check_adv_addr",
-//!               "rs_init_notifies",
+//!               "rs_init_notifies", "disable_local_igmp", "default_interface",
 //!               "vrrp_startup_delay", "vrrp_delay_after_boot": seconds | null,
 //!               "notify_fifos": { "all" / "vrrp" / "lvs": { "path", "owner",
 //!                                   "script": { "command", "user", "location" } | null,
@@ -253,7 +253,11 @@ fn build(nodes: &[Node], refs: &mut Vec<Reference>, d: &mut Diagnostics) -> Conf
                     .flatten()
                     .filter_map(|r| routes::route(r, "static_routes", d)),
             ),
-            "static_ipaddress" => config.static_addresses.extend(vrrp::static_addresses(n, d)),
+            "static_ipaddress" => config.static_addresses.extend(vrrp::static_addresses(
+                n,
+                config.global.default_interface.as_deref(),
+                d,
+            )),
             "garp_group" => config
                 .garp_groups
                 .extend(vrrp::garp_group(n, &mut garp_taken, d)),

@@ -170,6 +170,10 @@ pub struct GlobalDefs {
     pub vrrp_mcast_group6: Option<std::net::Ipv6Addr>,
     /// `vrrp_skip_check_adv_addr`: the instances' default.
     pub vrrp_skip_check_adv_addr: bool,
+    /// `disable_local_igmp`: no IGMP reports for link-local groups.
+    pub disable_local_igmp: bool,
+    /// `default_interface`: the interface of a `static_ipaddress` without `dev`.
+    pub default_interface: Option<String>,
     /// `rs_init_notifies`: reals starting up get their `notify_up` at start.
     pub rs_init_notifies: bool,
     /// `vrrp_down_timer_adverts`: the instances' default.
@@ -266,6 +270,8 @@ impl Default for GlobalDefs {
             vrrp_skip_check_adv_addr: false,
             vrrp_down_timer_adverts: DOWN_TIMER_ADVERTS,
             rs_init_notifies: false,
+            disable_local_igmp: false,
+            default_interface: None,
             vrrp_startup_delay: None,
             vrrp_delay_after_boot: None,
             startup_script: None,

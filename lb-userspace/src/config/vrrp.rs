@@ -93,6 +93,8 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             }
             "lvs_timeouts" => g.lvs_timeouts = lvs_timeouts(k, d),
             "rs_init_notifies" => g.rs_init_notifies = flag(k, d),
+            "disable_local_igmp" => g.disable_local_igmp = flag(k, d),
+            "default_interface" => g.default_interface = one(k, d).map(String::from),
             _ if super::fifo::read(k, &mut g.notify_fifos, d) => {}
             // keepalived keeps the longer when both are given; so does `ha`.
             "vrrp_startup_delay" => g.vrrp_startup_delay = secs(k, 1, d),
@@ -446,16 +448,26 @@ pub fn garp_group(n: &Node, taken: &mut HashSet<String>, d: &mut Diagnostics) ->
 
 /// `static_ipaddress { IP[/prefix] dev IF ... }`: `virtual_ipaddress` lines
 /// that must name their interface.
-pub fn static_addresses(n: &Node, d: &mut Diagnostics) -> Vec<VipAddress> {
+pub fn static_addresses(
+    n: &Node,
+    default_interface: Option<&str>,
+    d: &mut Diagnostics,
+) -> Vec<VipAddress> {
     n.block
         .iter()
         .flatten()
         .filter_map(|k| {
-            let v = vip(k, "static_ipaddress", d)?;
+            let mut v = vip(k, "static_ipaddress", d)?;
+            if v.dev.is_none() {
+                v.dev = default_interface.map(String::from);
+            }
             if v.dev.is_none() {
                 d.error(
                     &k.at,
-                    format!("static_ipaddress {}: needs `dev INTERFACE` (xdpvs has no default interface)", k.keyword),
+                    format!(
+                        "static_ipaddress {}: needs `dev INTERFACE`, or `default_interface` in global_defs",
+                        k.keyword
+                    ),
                 );
                 return None;
             }

@@ -13,6 +13,7 @@
 
 mod addresses;
 mod announce;
+mod igmp;
 mod instance;
 pub mod persist;
 mod promote;
@@ -71,6 +72,8 @@ pub struct Ha {
     helpers: Vec<JoinHandle<()>>,
     /// Interfaces whose promote_secondaries this daemon set (cleared at stop).
     promoted: Vec<String>,
+    /// `disable_local_igmp`: the value of igmp_link_local_mcast_reports found.
+    igmp_reports: Option<String>,
     /// `static_ipaddress`: added at start, removed by `shutdown`.
     statics: Option<(Addresses, Vec<Vip>)>,
 }
@@ -291,6 +294,7 @@ impl Ha {
             running: Vec::new(),
             helpers: Vec::new(),
             promoted: Vec::new(),
+            igmp_reports: None,
             statics: None,
         };
         if config.vrrp_instances.is_empty()
@@ -354,6 +358,15 @@ impl Ha {
             .context("removing stale VIPs")?
         {
             info!("removed stale VIP {}/{} from {}", v.addr, v.prefix, v.dev);
+        }
+        if config.global.disable_local_igmp {
+            match igmp::disable() {
+                Ok(before) => {
+                    info!("disable_local_igmp: no IGMP reports for link-local groups");
+                    ha.igmp_reports = Some(before);
+                }
+                Err(e) => warn!("disable_local_igmp: {e}"),
+            }
         }
         for dev in promoting(config) {
             match promote::enable(&dev) {
@@ -705,6 +718,11 @@ impl Ha {
             if let Err(e) = promote::clear(dev) {
                 warn!("{dev}: promote_secondaries not cleared: {e}");
             }
+        }
+        if let Some(before) = &self.igmp_reports
+            && let Err(e) = igmp::restore(before)
+        {
+            warn!("disable_local_igmp: igmp_link_local_mcast_reports not restored: {e}");
         }
     }
 

@@ -266,3 +266,15 @@ fn the_ssl_block_names_the_client_certificate() {
         "{e:?}"
     );
 }
+
+#[test]
+fn default_interface_is_a_static_addresss_device() {
+    let c = ok("global_defs {\n default_interface eth3\n disable_local_igmp\n}\nstatic_ipaddress {\n 192.0.2.11/24\n 192.0.2.12/24 dev eth1\n}\n").config;
+    let devs: Vec<_> = c
+        .static_addresses
+        .iter()
+        .map(|v| v.dev.as_deref())
+        .collect();
+    assert_eq!(devs, [Some("eth3"), Some("eth1")]);
+    assert!(c.global.disable_local_igmp);
+}

@@ -188,7 +188,7 @@ fn static_addresses_take_the_vip_syntax_and_need_a_device() {
     assert_eq!(
         errors("static_ipaddress {\n 192.0.2.11\n 192.0.2.12 dev eth0 frob\n}\n"),
         [
-            "k.conf:2: error: static_ipaddress 192.0.2.11: needs `dev INTERFACE` (xdpvs has no default interface)",
+            "k.conf:2: error: static_ipaddress 192.0.2.11: needs `dev INTERFACE`, or `default_interface` in global_defs",
             "k.conf:3: error: static_ipaddress 192.0.2.12: frob is not supported",
         ]
     );
