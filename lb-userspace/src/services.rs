@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use self::quorum::Quorum;
 use crate::{
-    config::{Config, Protocol, VirtualServer},
+    config::{Config, VirtualServer},
     dataplane::{
         keys::Proto,
         reconcile::{RealId, RealSpec, ServiceId, ServiceSpec},
@@ -184,18 +184,11 @@ pub enum TableError {
     RealExists(SocketAddr, SocketAddr),
 }
 
-fn proto_of(p: &Protocol) -> Proto {
-    match p {
-        Protocol::Tcp => Proto::Tcp,
-        Protocol::Udp => Proto::Udp,
-    }
-}
-
 fn service_of(vs: &VirtualServer) -> Service {
     let mut service = Service {
         vip: vs.addr,
         port: vs.port,
-        proto: proto_of(&vs.protocol),
+        proto: vs.protocol.into(),
         scheduler: vs.scheduler.clone(),
         persistence_timeout: vs.persistence_timeout,
         reals: vs

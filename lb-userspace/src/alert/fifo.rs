@@ -28,14 +28,11 @@ use log::{info, warn};
 use nix::{sys::stat::Mode, unistd};
 use tokio::task::JoinHandle;
 
-use super::message::{VrrpState, group_state};
+use super::message::{VrrpState, group_state, trio};
 use crate::{
     config::{Config, fifo::NotifyFifo},
-    dataplane::{
-        keys::Proto,
-        reconcile::{RealId, ServiceId},
-    },
-    script_runner::{Identity, Kind, Preparer, RealFs},
+    dataplane::reconcile::{RealId, ServiceId},
+    script_runner::{Identity, prepare_one},
 };
 
 /// A reader script runs as long as the daemon; this only bounds the wait.
@@ -65,14 +62,6 @@ fn state_word(s: VrrpState) -> &'static str {
         VrrpState::Fault => "FAULT",
         VrrpState::Stop => "STOP",
     }
-}
-
-fn name(addr: std::net::IpAddr, proto: Proto, port: u16) -> String {
-    let p = match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    };
-    format!("[{addr}]:{p}:{port}")
 }
 
 /// The lines events make, as keepalived writes them: a group's line when
@@ -130,8 +119,8 @@ impl Lines {
         }
         Some(format!(
             "RS {} {} {}\n",
-            name(real.0, service.2, real.1),
-            name(service.0, service.2, service.1),
+            trio(real.0, service.2, real.1),
+            trio(service.0, service.2, service.1),
             if up { "UP" } else { "DOWN" }
         ))
     }
@@ -140,7 +129,7 @@ impl Lines {
     pub fn quorum(service: ServiceId, up: bool) -> String {
         format!(
             "VS {} {}\n",
-            name(service.0, service.2, service.1),
+            trio(service.0, service.2, service.1),
             if up { "UP" } else { "DOWN" }
         )
     }
@@ -222,12 +211,8 @@ impl Fifos {
             };
             info!("notify FIFO {}: writing events", fifo.path);
             let reader = fifo.script.as_ref().and_then(|s| {
-                let mut p = Preparer::new(config, &RealFs);
-                let script = p.prepare(Kind::Notify, &s.command, s.user.as_ref(), &s.location);
-                for d in p.finish(&s.location) {
-                    warn!("{d}");
-                }
-                let script = script?.with_args([fifo.path.clone()]);
+                let script = prepare_one(config, &s.command, s.user.as_ref(), &s.location)?
+                    .with_args([fifo.path.clone()]);
                 let command = s.command.clone();
                 Some(tokio::spawn(async move {
                     let outcome = script.run(READER_LIFETIME).await;
@@ -297,6 +282,7 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
+    use crate::dataplane::keys::Proto;
 
     fn config(text: &str) -> Config {
         crate::config::parse_str(text, Path::new("k.conf"))

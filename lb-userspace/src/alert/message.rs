@@ -10,7 +10,7 @@ use lettre::{
     message::{Mailbox, header::ContentType},
 };
 
-use crate::config::{HealthCheck, Protocol};
+use crate::{config::HealthCheck, dataplane::keys::Proto};
 
 /// A VRRP instance's or sync group's state, as mails name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,11 +111,12 @@ fn state_subject(s: VrrpState) -> &'static str {
     }
 }
 
-/// keepalived's name of a service or real: `[10.0.0.1]:tcp:80`.
-pub fn trio(addr: IpAddr, protocol: Protocol, port: u16) -> String {
-    let p = match protocol {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
+/// keepalived's name of a service or real: `[10.0.0.1]:tcp:80`, in mails
+/// and notify FIFO lines.
+pub fn trio(addr: IpAddr, protocol: impl Into<Proto>, port: u16) -> String {
+    let p = match protocol.into() {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
     };
     format!("[{addr}]:{p}:{port}")
 }
@@ -211,7 +212,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{Connect, TcpCheck};
+    use crate::config::{Connect, Protocol, TcpCheck};
 
     #[test]
     fn vrrp_subjects_and_bodies() {

@@ -53,13 +53,6 @@ pub struct Policy {
     starts_up: HashMap<String, bool>,
 }
 
-fn proto(p: Protocol) -> Proto {
-    match p {
-        Protocol::Tcp => Proto::Tcp,
-        Protocol::Udp => Proto::Udp,
-    }
-}
-
 impl Policy {
     /// The rules of `config`; what was mailed before (a reload) is kept.
     pub fn reconfigure(&mut self, config: &Config) {
@@ -85,7 +78,7 @@ impl Policy {
         self.services.clear();
         self.reals.clear();
         for vs in &config.virtual_servers {
-            let id = (vs.addr, vs.port, proto(vs.protocol));
+            let id = (vs.addr, vs.port, Proto::from(vs.protocol));
             let label = match &vs.group {
                 Some(g) => group_service(g, vs.port),
                 None => trio(vs.addr, vs.protocol, vs.port),

@@ -51,13 +51,6 @@ const fn k(block: &'static str, name: &'static str, class: Class, probe: &'stati
     }
 }
 
-/// Whether the parser reads past `name` in `block` with a warning.
-pub fn ignored(block: &str, name: &str) -> bool {
-    KEYWORDS
-        .iter()
-        .any(|k| k.class == Class::Ignored && k.block == block && k.name == name)
-}
-
 /// Whether [`unhandled`] decides `name` in `block`: a row ignored or
 /// refused, or acted on by being what xdpvs always does (it has a reason).
 pub fn listed(block: &str, name: &str) -> bool {

@@ -15,7 +15,7 @@ use super::{
         Timing, UdpCheck, Url, VirtualServer,
     },
     tree::Node,
-    values::{command, flag, int, ip, ip_text, one, port_text, secs},
+    values::{command, flag, int, ip, ip_text, one, port_text, secs, switch},
 };
 
 // keepalived's defaults as keepalived.conf(5) (2.x) gives them: delay_loop
@@ -305,7 +305,7 @@ fn service(
                 _ => d.error(&k.at, "sorry_server needs an IP address and a port"),
             },
             "alpha" => vs.alpha = flag(k, d),
-            "smtp_alert" => vs.smtp_alert = super::mail::on_off(k, d),
+            "smtp_alert" => vs.smtp_alert = switch(k, d),
             "ha_suspend" => vs.ha_suspend = flag(k, d),
             "omega" => vs.omega = flag(k, d),
             "ops" => d.error(
@@ -431,7 +431,7 @@ fn real_server(
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "lvs_method" => direct_routing(k, d),
             "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
-            "smtp_alert" => r.smtp_alert = super::mail::on_off(k, d),
+            "smtp_alert" => r.smtp_alert = switch(k, d),
             "delay_loop" => r.delay_loop = secs(k, 1, d).or(r.delay_loop),
             "alpha" => r.alpha = switch(k, d).or(r.alpha),
             "notify_up" => r.notify_up = command(k, d),
@@ -485,21 +485,6 @@ fn real_server(
             "FILE_CHECK" => r
                 .checks
                 .extend(super::vrrp::file_check(k, d).map(HealthCheck::FileCheck)),
-            check if check.ends_with("_CHECK") => {
-                if keywords::ignored("real_server", check) {
-                    d.warn(
-                        &k.at,
-                        format!(
-                            "{check}: not supported yet, ignored (the real is not checked by it)"
-                        ),
-                    );
-                } else {
-                    d.warn(
-                        &k.at,
-                        format!("unknown keyword {check} in real_server, ignored"),
-                    );
-                }
-            }
             _ => keywords::unhandled("real_server", k, d),
         }
     }
@@ -620,26 +605,6 @@ pub fn refuse_bfd(k: &Node, d: &mut Diagnostics) {
             k.keyword
         ),
     );
-}
-
-/// keepalived's true/false words after `alpha`; none: true.
-fn switch(k: &Node, d: &mut Diagnostics) -> Option<bool> {
-    match k
-        .args
-        .first()
-        .map(|a| a.text.to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("true" | "on" | "yes") => Some(true),
-        Some("false" | "off" | "no") => Some(false),
-        Some(other) => {
-            d.error(
-                &k.at,
-                format!("{} {other}: expected no value, or true/false", k.keyword),
-            );
-            None
-        }
-    }
 }
 
 /// `bind_if NAME`: a network interface's name.

@@ -15,7 +15,7 @@ use super::{
     diag::Diagnostics,
     model::{Config, GlobalDefs},
     tree::Node,
-    values::{flag, int, one},
+    values::{flag, int, one, switch},
 };
 
 /// keepalived's SMTP_PORT_STR.
@@ -107,30 +107,6 @@ impl MailSettings {
         own.or(self.smtp_alert_checker)
             .or(self.smtp_alert)
             .unwrap_or(true)
-    }
-}
-
-/// keepalived's check_true_false; a bare keyword means on.
-pub fn on_off(k: &Node, d: &mut Diagnostics) -> Option<bool> {
-    let Some(v) = k.arg(0) else {
-        return Some(true);
-    };
-    if k.args.len() > 1 {
-        d.warn(
-            &k.at,
-            format!("{}: extra values after {v:?} ignored", k.keyword),
-        );
-    }
-    match v {
-        "on" | "true" | "yes" => Some(true),
-        "off" | "false" | "no" => Some(false),
-        _ => {
-            d.error(
-                &k.at,
-                format!("{} {v}: expected on/off, true/false or yes/no", k.keyword),
-            );
-            None
-        }
     }
 }
 
@@ -265,9 +241,9 @@ pub fn global(k: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) -> bool {
                 m.notification_email_from = Some(from);
             }
         }
-        "smtp_alert" => m.smtp_alert = on_off(k, d).or(m.smtp_alert),
-        "smtp_alert_vrrp" => m.smtp_alert_vrrp = on_off(k, d).or(m.smtp_alert_vrrp),
-        "smtp_alert_checker" => m.smtp_alert_checker = on_off(k, d).or(m.smtp_alert_checker),
+        "smtp_alert" => m.smtp_alert = switch(k, d).or(m.smtp_alert),
+        "smtp_alert_vrrp" => m.smtp_alert_vrrp = switch(k, d).or(m.smtp_alert_vrrp),
+        "smtp_alert_checker" => m.smtp_alert_checker = switch(k, d).or(m.smtp_alert_checker),
         "no_email_faults" => m.no_email_faults = flag(k, d),
         _ => return false,
     }

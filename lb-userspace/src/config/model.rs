@@ -251,6 +251,21 @@ pub struct FlowSync {
     pub location: Location,
 }
 
+impl FlowSync {
+    /// Sync on `interface` with IPVS's defaults (id 0, its port and group).
+    pub fn on(interface: &str, location: &Location) -> Self {
+        FlowSync {
+            interface: interface.to_string(),
+            instance: None,
+            id: 0,
+            port: SYNC_PORT,
+            group: SYNC_GROUP,
+            peers: Vec::new(),
+            location: location.clone(),
+        }
+    }
+}
+
 impl Default for GlobalDefs {
     fn default() -> Self {
         Self {

@@ -114,19 +114,31 @@ pub fn flag(n: &Node, d: &mut Diagnostics) -> bool {
     true
 }
 
-/// A keepalived switch: the keyword alone is on, else `true`/`false`
-/// (`yes`/`no`, `on`/`off`).
-pub fn switch(n: &Node, d: &mut Diagnostics) -> bool {
-    match n.arg(0) {
-        None => true,
-        Some("true" | "yes" | "on") => true,
-        Some("false" | "no" | "off") => false,
-        Some(other) => {
+/// A keepalived switch: the keyword alone is on, else `true`/`false`,
+/// `yes`/`no` or `on`/`off` (keepalived's words, case and all); `None` after
+/// an error.
+pub fn switch(n: &Node, d: &mut Diagnostics) -> Option<bool> {
+    let Some(v) = n.arg(0) else {
+        return Some(true);
+    };
+    if n.args.len() > 1 {
+        d.warn(
+            &n.at,
+            format!("{}: extra values after {v:?} ignored", n.keyword),
+        );
+    }
+    match v {
+        "true" | "yes" | "on" => Some(true),
+        "false" | "no" | "off" => Some(false),
+        other => {
             d.error(
                 &n.at,
-                format!("{} {other}: expected true or false (or nothing)", n.keyword),
+                format!(
+                    "{} {other}: expected on/off, true/false or yes/no",
+                    n.keyword
+                ),
             );
-            false
+            None
         }
     }
 }

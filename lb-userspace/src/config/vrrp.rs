@@ -15,9 +15,9 @@ use super::{
     model::{
         Announce, AnnounceRequire, Auth, Capacity, FileCheck, FlowSync, GarpGroup, GarpPacing,
         GarpSettings, GlobalDefs, HOST_SCRIPT_TIMEOUT, HostScript, InitialState, LvsTimeouts,
-        Notify, ParamMatch, SYNC_GROUP, SYNC_PORT, ScriptUser, SyncGroup, TrackFile, TrackFileInit,
-        TrackFileRef, TrackInterface, TrackProcess, TrackScript, VipAddress, VipOptions,
-        VrrpInstance, VrrpScript,
+        Notify, ParamMatch, ScriptUser, SyncGroup, TrackFile, TrackFileInit, TrackFileRef,
+        TrackInterface, TrackProcess, TrackScript, VipAddress, VipOptions, VrrpInstance,
+        VrrpScript,
     },
     tree::Node,
     values::{command, flag, int, ip, ip_text, one, scope, secs, switch},
@@ -45,7 +45,7 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             // keepalived: one message, no second batch, no refresh; a
             // setting made before it is kept.
             "vrrp_min_garp" => {
-                if switch(k, d) {
+                if switch(k, d) == Some(true) {
                     let default = GarpSettings::default();
                     if g.garp.master_repeat == default.master_repeat {
                         g.garp.master_repeat = 1;
@@ -64,8 +64,12 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
             "vrrp_garp_lower_prio_repeat" => g.garp.lower_prio_repeat = int(k, 0, 255, d),
             "vrrp_garp_interval" => g.garp_pacing.garp = pacing(k, d),
             "vrrp_gna_interval" => g.garp_pacing.gna = pacing(k, d),
-            "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = switch(k, d),
-            "vrrp_higher_prio_send_advert" => g.higher_prio_send_advert = switch(k, d),
+            "vrrp_lower_prio_no_advert" => {
+                g.lower_prio_no_advert = switch(k, d).unwrap_or(g.lower_prio_no_advert)
+            }
+            "vrrp_higher_prio_send_advert" => {
+                g.higher_prio_send_advert = switch(k, d).unwrap_or(g.higher_prio_send_advert)
+            }
             "xdpvs_announce" => g.announce = Some(announce(k, d)),
             "lvs_sync_daemon" => g.sync = lvs_sync_daemon(k, d),
             "xdpvs_sync_peers" => {
@@ -219,15 +223,7 @@ fn lvs_sync_daemon(n: &Node, d: &mut Diagnostics) -> Option<FlowSync> {
         d.error(&n.at, "lvs_sync_daemon needs an interface");
         return None;
     };
-    let mut sync = FlowSync {
-        interface: interface.to_string(),
-        instance: None,
-        id: 0,
-        port: SYNC_PORT,
-        group: SYNC_GROUP,
-        peers: Vec::new(),
-        location: n.at.clone(),
-    };
+    let mut sync = FlowSync::on(interface, &n.at);
     let mut rest = n.args[1..].iter().map(|t| t.text.as_str()).peekable();
     if let Some(first) = rest.peek()
         && !matches!(*first, "id" | "maxlen" | "port" | "ttl" | "group")
@@ -298,13 +294,8 @@ pub fn old_sync_daemon(nodes: &[Node], g: &mut GlobalDefs, d: &mut Diagnostics) 
                 ),
             );
             g.sync = Some(FlowSync {
-                interface: interface.to_string(),
                 instance: Some(instance.to_string()),
-                id: 0,
-                port: SYNC_PORT,
-                group: SYNC_GROUP,
-                peers: Vec::new(),
-                location: k.at.clone(),
+                ..FlowSync::on(interface, &k.at)
             });
         }
     }
@@ -1002,8 +993,8 @@ pub fn vrrp_instance(
             }
             "garp_lower_prio_delay" => i.garp.lower_prio_delay = secs(k, 0, d),
             "garp_lower_prio_repeat" => i.garp.lower_prio_repeat = int(k, 0, 255, d),
-            "lower_prio_no_advert" => no_advert = Some(switch(k, d)),
-            "higher_prio_send_advert" => send_advert = Some(switch(k, d)),
+            "lower_prio_no_advert" => no_advert = switch(k, d).or(no_advert),
+            "higher_prio_send_advert" => send_advert = switch(k, d).or(send_advert),
             "dont_track_primary" => i.dont_track_primary = flag(k, d),
             "notify_master_rx_lower_pri" => i.notify_master_rx_lower_pri = command(k, d),
             "track_file" => {
@@ -1015,7 +1006,7 @@ pub fn vrrp_instance(
                 let procs = tracked_refs(k, &from, RefKind::TrackProcess, refs, d);
                 i.track_processes.extend(procs);
             }
-            "smtp_alert" => i.smtp_alert = super::mail::on_off(k, d),
+            "smtp_alert" => i.smtp_alert = switch(k, d),
             "skip_check_adv_addr" => i.skip_check_adv_addr = flag(k, d),
             "down_timer_adverts" => {
                 i.down_timer_adverts = int(k, 1, 100, d).unwrap_or(i.down_timer_adverts)
@@ -1338,7 +1329,7 @@ pub fn sync_group(
                     member(&mut g, m, refs);
                 }
             }
-            "smtp_alert" => g.smtp_alert = super::mail::on_off(k, d),
+            "smtp_alert" => g.smtp_alert = switch(k, d),
             "track_file" => {
                 let from = format!("vrrp_sync_group {}", g.name);
                 let files = track_file_refs(k, &from, refs, d);

@@ -9,7 +9,7 @@ use log::{info, warn};
 
 use crate::{
     config::{Config, HostScript},
-    script_runner::{Kind, Outcome, Preparer, RealFs},
+    script_runner::{Outcome, prepare_one},
 };
 
 /// Runs `startup_script`, if any.
@@ -36,12 +36,7 @@ async fn run(word: &str, script: Option<&HostScript>, config: &Config) {
     let Some(s) = script else {
         return;
     };
-    let mut preparer = Preparer::new(config, &RealFs);
-    let prepared = preparer.prepare(Kind::Notify, &s.command, s.user.as_ref(), &s.location);
-    for d in preparer.finish(&s.location) {
-        warn!("{d}");
-    }
-    let Some(prepared) = prepared else {
+    let Some(prepared) = prepare_one(config, &s.command, s.user.as_ref(), &s.location) else {
         warn!("{word} {}: not run", s.command);
         return;
     };

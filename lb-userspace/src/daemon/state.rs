@@ -20,7 +20,7 @@ use crate::{
         FlowScanStatus, QuorumStatus, RealRef, RealStatus, ReasonCount, Request, Response,
         ServiceRef, ServiceStatus, TableSizes, Traffic,
     },
-    config::{Config, Location, Protocol, Severity},
+    config::{Config, Location, Severity},
     dataplane::{
         flow_scan::{self, Scanner},
         keys::{Mac, Proto, format_mac},
@@ -40,13 +40,6 @@ use crate::{
 
 /// What an `omega` script may take at shutdown (keepalived: one second).
 const OMEGA_WAIT: Duration = Duration::from_secs(1);
-
-fn proto_of(p: Protocol) -> Proto {
-    match p {
-        Protocol::Tcp => Proto::Tcp,
-        Protocol::Udp => Proto::Udp,
-    }
-}
 
 /// How often the flow table is counted (a slow scan pauses as long as it took).
 const FLOW_SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -403,10 +396,7 @@ impl State {
         let mut scripts = Preparer::new(config, &RealFs);
         let auth = health::tls::ClientAuth::load(config.ssl.as_ref());
         for vs in &config.virtual_servers {
-            let proto = match vs.protocol {
-                Protocol::Tcp => Proto::Tcp,
-                Protocol::Udp => Proto::Udp,
-            };
+            let proto = Proto::from(vs.protocol);
             for real in &vs.reals {
                 let Some(mut spec) = health::spec_for(vs, real, proto, &mut scripts, &auth) else {
                     continue;
@@ -429,7 +419,7 @@ impl State {
         // reals' scripts and its omega run once, for its first member.
         let mut groups = std::collections::HashSet::new();
         for vs in &config.virtual_servers {
-            let sid = (vs.addr, vs.port, proto_of(vs.protocol));
+            let sid = (vs.addr, vs.port, vs.protocol.into());
             let first = vs.group.as_ref().is_none_or(|g| groups.insert(g.as_str()));
             if vs.omega && first {
                 self.omega.push((sid, vs.quorum.down_script.clone()));

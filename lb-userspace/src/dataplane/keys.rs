@@ -21,6 +21,15 @@ impl Proto {
     }
 }
 
+impl From<crate::config::Protocol> for Proto {
+    fn from(p: crate::config::Protocol) -> Self {
+        match p {
+            crate::config::Protocol::Tcp => Proto::Tcp,
+            crate::config::Protocol::Udp => Proto::Udp,
+        }
+    }
+}
+
 impl TryFrom<u8> for Proto {
     type Error = u8;
 

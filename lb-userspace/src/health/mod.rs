@@ -240,10 +240,7 @@ pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
     let mut scripts = Preparer::new(config, &crate::script_runner::RealFs);
     let auth = tls::ClientAuth::load(config.ssl.as_ref());
     for vs in &config.virtual_servers {
-        let proto = match vs.protocol {
-            crate::config::Protocol::Tcp => Proto::Tcp,
-            crate::config::Protocol::Udp => Proto::Udp,
-        };
+        let proto = Proto::from(vs.protocol);
         for real in &vs.reals {
             for p in spec_for(vs, real, proto, &mut scripts, &auth)
                 .iter()

@@ -575,6 +575,22 @@ impl<'f> Preparer<'f> {
     }
 }
 
+/// One script the daemon runs on its own (a host or FIFO script), checked
+/// under `config`'s `global_defs`; what is said about it is logged.
+pub fn prepare_one(
+    config: &Config,
+    command: &str,
+    user: Option<&ScriptUser>,
+    at: &Location,
+) -> Option<Script> {
+    let mut p = Preparer::new(config, &RealFs);
+    let script = p.prepare(Kind::Notify, command, user, at);
+    for d in p.finish(at) {
+        log::warn!("{d}");
+    }
+    script
+}
+
 /// Every script of `config` through one `Preparer`: what `xdpvs check`
 /// reports. Missing scripts and users are warnings there; unsafe scripts
 /// under `enable_script_security` are errors.

@@ -64,7 +64,7 @@ fn real_and_checker_delay_loop_and_alpha() {
     assert_eq!(own, [(secs(2), Some(true)), (None, Some(false))]);
     let e = errors(&vs("", "  alpha maybe\n"));
     assert!(
-        e[0].contains("alpha maybe: expected no value, or true/false"),
+        e[0].contains("alpha maybe: expected on/off, true/false or yes/no"),
         "{e:?}"
     );
     let e = errors(&vs("", "  delay_loop 0\n"));

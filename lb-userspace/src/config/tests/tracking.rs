@@ -63,7 +63,7 @@ fn global_garp_defaults_reach_the_instances() {
             instance("")
         )),
         [
-            "k.conf:2: error: vrrp_higher_prio_send_advert maybe: expected true or false (or nothing)"
+            "k.conf:2: error: vrrp_higher_prio_send_advert maybe: expected on/off, true/false or yes/no"
         ]
     );
 }
