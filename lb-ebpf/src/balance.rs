@@ -6,26 +6,26 @@
 //! from a ring is used only if it is up and `REALS[real].service` is the
 //! packet's service, so a real number reused by another service is never
 //! followed. Connection semantics, IPVS's:
-//! - a `FLOWS` entry idle for longer than its timeout (`DataplaneConfig`:
+//! - a recorded flow idle for longer than its timeout (`DataplaneConfig`:
 //!   tcp, tcpfin once FIN/RST was seen, udp) is treated as absent: the packet
-//!   is decided again and the entry overwritten;
+//!   is decided again and the slot overwritten;
 //! - a SYN on a tuple whose entry saw FIN/RST starts a new flow (port reuse);
 //! - a real with `REAL_NO_NEW` (weight 0) keeps its flows but is never chosen
 //!   for a new one, neither by the ring (the daemon leaves it out) nor by a
 //!   persistence binding, and gets no new binding;
-//! - above the flood guard's rate (see `flood`), or when `FLOWS` is full, a
-//!   new flow is forwarded by the ring but not recorded.
+//! - above the flood guard's rate (see `flood`), or when the flow's bucket of
+//!   `FLOWS` is full, a new flow is forwarded by the ring but not recorded.
 
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
     Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
     RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS, vip_filter_bit,
 };
 
 use crate::{
-    cache, flood, fragments,
-    maps::{CONFIG, FLOWS, PERSIST, REALS, RINGS, SERVICES, VIP_FILTER},
-    parse::{Fragment, Packet},
+    cache, flood, flows, fragments,
+    maps::{CONFIG, PERSIST, REALS, RINGS, SERVICES, VIP_FILTER},
+    parse::{FragmentKind, Packet},
 };
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -44,7 +44,8 @@ pub struct Decision {
     pub mac: Mac,
     pub service_id: u32,
     pub new_flow: bool,
-    /// A new flow kept out of the tables: by the flood guard, or `FLOWS` full.
+    /// A new flow kept out of the tables: by the flood guard, or its `FLOWS`
+    /// bucket full.
     pub untracked: bool,
 }
 
@@ -66,7 +67,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // the slow path hands to helpers, and would read it all again from the
     // stack, losing what the parser's constants told it.
     let cacheable =
-        matches!(pkt.fragment, Fragment::No) && !pkt.icmp_error && !pkt.closing && !pkt.syn;
+        pkt.fragment.kind == FragmentKind::No && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     let key = cache::key_words(&pkt.key);
     if !maybe_vip(&pkt.key.dst) {
         return Err(Reason::PassNotService);
@@ -173,39 +174,56 @@ fn real_mac(real: u32, service: u32, refused: u16) -> Option<Mac> {
     }
 }
 
-/// Whether a `FLOWS` entry still decides a packet: not idle beyond its
+/// Whether a recorded flow still decides a packet: not idle beyond its
 /// timeout, and not a closed connection whose tuple a SYN reopens.
 #[inline(always)]
-fn live(flow: &Binding, key: &FlowKey, syn: bool, cfg: &DataplaneConfig, now: u64) -> bool {
-    !(syn && flow.flags & FLOW_CLOSING != 0) && !cfg.idle_out(key.proto, flow, now)
+fn live(
+    flags: u32,
+    last_seen_ns: u64,
+    key: &FlowKey,
+    syn: bool,
+    cfg: &DataplaneConfig,
+    now: u64,
+) -> bool {
+    let flow = Binding {
+        real: 0,
+        flags,
+        last_seen_ns,
+    };
+    !(syn && flags & FLOW_CLOSING != 0) && !cfg.idle_out(key.proto, &flow, now)
 }
 
 /// The slow path. Data packets create flow and persistence entries; ICMP
 /// errors and later fragments only follow existing state.
+///
+/// One probe of the flow's bucket serves both the lookup and the insert: a
+/// SYN nearly always opens a flow the table does not know, and a retransmitted
+/// SYN (or a packet of a flow the cache missed) finds its slot in it.
 #[inline(always)]
 fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
-    if let Fragment::Later(id) = pkt.fragment {
-        fragments::fill_later(&mut pkt.key, id)?;
+    if pkt.fragment.kind == FragmentKind::Later {
+        fragments::fill_later(&mut pkt.key, pkt.fragment.id)?;
     }
     let key = &pkt.key;
     let svc = service(key).ok_or(Reason::PassNotService)?;
-    if let Fragment::First(id) = pkt.fragment {
-        fragments::record_first(key, id);
+    if pkt.fragment.kind == FragmentKind::First {
+        fragments::record_first(key, pkt.fragment.id);
     }
-    let now = now_ns();
-    let cfg = config();
     // ICMP errors and later fragments only follow state; a new flow is
     // recorded unless the flood guard says no.
-    let follows = pkt.icmp_error || matches!(pkt.fragment, Fragment::Later(_));
-    if pkt.syn && !follows {
-        return decide_syn(pkt, &svc, &cfg, now);
-    }
-    if let Some(d) = established(pkt, &svc, &cfg, now) {
+    let follows = pkt.icmp_error || pkt.fragment.kind == FragmentKind::Later;
+    let now = now_ns();
+    let cfg = config();
+    let hash = key.hash();
+    let probe = flows::probe(key, hash, &cfg, now);
+    if let Some(d) = established(pkt, &svc, &cfg, now, &probe) {
         return Ok(d);
     }
     let record = !follows && flood::admit(&cfg, now);
-    let (real, mac) = pick(&svc, key, now, record)?;
-    let new_flow = record && FLOWS.insert(key, binding_for(pkt, real, now), 0).is_ok();
+    let (real, mac) = pick(&svc, key, hash, now, record)?;
+    let flags = if pkt.closing { FLOW_CLOSING } else { 0 };
+    // Not recorded when the bucket is full (see `lb_common::flow_table`).
+    let new_flow = record && probe.insert(key, hash, real, flags, now);
     Ok(Decision {
         real,
         mac,
@@ -215,70 +233,27 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     })
 }
 
-/// A SYN nearly always opens a flow the table does not know, so it is
-/// inserted first (`BPF_NOEXIST`): one hash and one bucket walk instead of a
-/// missed lookup followed by an insert. Only a tuple already there (a
-/// retransmitted SYN, a port reused after FIN) is looked up.
+/// The decision of the packet's recorded flow, if it still decides (see
+/// [`live`]) and its real is up and still the service's.
 #[inline(always)]
-fn decide_syn(
+fn established(
     pkt: &Packet,
     svc: &Service,
     cfg: &DataplaneConfig,
     now: u64,
-) -> Result<Decision, Reason> {
+    probe: &flows::Probe,
+) -> Option<Decision> {
     let key = &pkt.key;
-    if !flood::admit(cfg, now) {
-        if let Some(d) = established(pkt, svc, cfg, now) {
-            return Ok(d);
-        }
-        let (real, mac) = pick(svc, key, now, false)?;
-        return Ok(Decision {
-            real,
-            mac,
-            service_id: svc.id,
-            new_flow: false,
-            untracked: true,
-        });
-    }
-    let (real, mac) = pick(svc, key, now, true)?;
-    let binding = binding_for(pkt, real, now);
-    let mut new_flow = FLOWS.insert(key, binding, u64::from(BPF_NOEXIST)).is_ok();
-    if !new_flow {
-        // A retransmitted SYN keeps its flow; a closed, expired or orphaned
-        // entry is replaced by the new flow.
-        if let Some(d) = established(pkt, svc, cfg, now) {
-            return Ok(d);
-        }
-        new_flow = FLOWS.insert(key, binding, 0).is_ok();
-    }
-    // Not recorded: `FLOWS` is full (the daemon deletes idle entries).
-    Ok(Decision {
-        real,
-        mac,
-        service_id: svc.id,
-        new_flow,
-        untracked: !new_flow,
-    })
-}
-
-/// The decision of the packet's `FLOWS` entry, if it has one that still
-/// decides (see [`live`]) and whose real is up and still the service's.
-#[inline(always)]
-fn established(pkt: &Packet, svc: &Service, cfg: &DataplaneConfig, now: u64) -> Option<Decision> {
-    let key = &pkt.key;
-    let flow = FLOWS.get_ptr_mut(key)?;
-    // SAFETY: a pointer to a live map value. Concurrent writers on other
-    // CPUs write whole fields of the same flow; a lost update of
-    // `last_seen_ns` or `flags` is harmless.
-    let flow = unsafe { &mut *flow };
+    let flow = probe.found()?;
+    let (flags, last_seen_ns) = (flow.flags(), flow.last_seen_ns());
     // Expired, reopened by a SYN, or the real went down or is no longer this
-    // service's: the caller decides again and overwrites the entry.
-    if !live(flow, key, pkt.syn, cfg, now) {
+    // service's: the caller decides again and overwrites the slot.
+    if !live(flags, last_seen_ns, key, pkt.syn, cfg, now) {
         return None;
     }
     let mac = up_real(flow.real, svc.id)?;
     if !pkt.icmp_error {
-        touch(flow, svc, key, now, pkt.closing);
+        touch(&flow, flags, last_seen_ns, svc, key, now, pkt.closing);
     }
     Some(Decision {
         real: flow.real,
@@ -289,22 +264,20 @@ fn established(pkt: &Packet, svc: &Service, cfg: &DataplaneConfig, now: u64) -> 
     })
 }
 
-/// The `FLOWS` entry of a new flow of `pkt` on `real`.
-#[inline(always)]
-fn binding_for(pkt: &Packet, real: u32, now: u64) -> Binding {
-    Binding {
-        real,
-        flags: if pkt.closing { FLOW_CLOSING } else { 0 },
-        last_seen_ns: now,
-    }
-}
-
 /// Keeps an established flow (and its client's persistence) fresh, writing
 /// only when something changes so the cache line stays shared between CPUs.
 #[inline(always)]
-fn touch(flow: &mut Binding, svc: &Service, key: &FlowKey, now: u64, closing: bool) {
-    if now.wrapping_sub(flow.last_seen_ns) > TOUCH_INTERVAL_NS {
-        flow.last_seen_ns = now;
+fn touch(
+    flow: &flows::Found,
+    flags: u32,
+    last_seen_ns: u64,
+    svc: &Service,
+    key: &FlowKey,
+    now: u64,
+    closing: bool,
+) {
+    if now.wrapping_sub(last_seen_ns) > TOUCH_INTERVAL_NS {
+        flow.set_last_seen_ns(now);
         if svc.persist_timeout_s != 0
             && let Some(p) = PERSIST.get_ptr_mut(persist_key(key, svc))
         {
@@ -312,8 +285,8 @@ fn touch(flow: &mut Binding, svc: &Service, key: &FlowKey, now: u64, closing: bo
             unsafe { (*p).last_seen_ns = now };
         }
     }
-    if closing && flow.flags & FLOW_CLOSING == 0 {
-        flow.flags |= FLOW_CLOSING;
+    if closing && flags & FLOW_CLOSING == 0 {
+        flow.mark_closing();
     }
 }
 
@@ -336,9 +309,15 @@ fn persist_key(key: &FlowKey, svc: &Service) -> PersistKey {
 /// the client's persistence binding if fresh and open to new flows, else
 /// the ring. `record`: refresh or create the binding.
 #[inline(always)]
-fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Mac), Reason> {
+fn pick(
+    svc: &Service,
+    key: &FlowKey,
+    hash: u32,
+    now: u64,
+    record: bool,
+) -> Result<(u32, Mac), Reason> {
     if svc.persist_timeout_s == 0 {
-        return ring_pick(svc, key);
+        return ring_pick(svc, hash);
     }
     let pkey = persist_key(key, svc);
     if let Some(p) = PERSIST.get_ptr_mut(pkey) {
@@ -354,7 +333,7 @@ fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Ma
             return Ok((p.real, mac));
         }
     }
-    let (real, mac) = ring_pick(svc, key)?;
+    let (real, mac) = ring_pick(svc, hash)?;
     if record {
         let binding = Binding {
             real,
@@ -367,13 +346,14 @@ fn pick(svc: &Service, key: &FlowKey, now: u64, record: bool) -> Result<(u32, Ma
     Ok((real, mac))
 }
 
-/// The Maglev slot for the flow's hash in the service's current ring.
+/// The Maglev slot for the flow's hash (`FlowKey::hash`) in the service's
+/// current ring.
 #[inline(always)]
-fn ring_pick(svc: &Service, key: &FlowKey) -> Result<(u32, Mac), Reason> {
+fn ring_pick(svc: &Service, hash: u32) -> Result<(u32, Mac), Reason> {
     let slot = svc
         .ring
         .wrapping_mul(RING_SIZE)
-        .wrapping_add(key.hash() % RING_SIZE);
+        .wrapping_add(hash % RING_SIZE);
     let real = *RINGS.get(slot).ok_or(Reason::PassNoReal)?;
     if real == NO_REAL {
         return Err(Reason::PassNoReal);

@@ -19,6 +19,7 @@
 mod balance;
 mod cache;
 mod flood;
+mod flows;
 mod fragments;
 mod maps;
 mod parse;

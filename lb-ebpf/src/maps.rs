@@ -3,13 +3,14 @@
 //! `lb_common` defaults, which the daemon may raise at load time.
 
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowCacheEntry, FlowKey,
+    Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowBucket, FlowCacheEntry,
     FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES,
-    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, VIP_FILTER_WORDS,
+    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, VIP_FILTER_WORDS, flow_buckets,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -26,17 +27,15 @@ pub static RINGS: Array<u32> = Array::with_max_entries(MAX_SERVICES * 2 * RING_S
 #[map]
 pub static REALS: Array<Real> = Array::with_max_entries(MAX_REALS, 0);
 
-/// Connection table: the arriving 5-tuple to its real. A preallocated plain
-/// hash, not an LRU hash: the LRU's insert (its free-list and list locks)
-/// was most of a new flow's cost, and the daemon's flow scan already reads
-/// the whole table every second, so it deletes the entries idle beyond their
-/// timeout (`flow_scan`), as Cilium's conntrack GC does. A full table does not
-/// evict: a new flow is then forwarded by the ring but not recorded
-/// (`ForwardedUntracked`), like a flow above the flood guard's rate. With no
-/// daemon running, idle entries stay (the program treats them as absent and
-/// overwrites them in place) until a daemon scans again.
+/// Connection table: the arriving 5-tuple to its real, a set-associative
+/// array of buckets (see `flows` and `lb_common::flow_table`): a new flow
+/// costs one bucket's probe whatever the fill, where the kernel's hash map
+/// (and more so its LRU) cost an insert that grew with it. Nothing deletes
+/// idle flows: new ones take their slots. Memory-mappable, so the daemon
+/// reads and writes it in place.
 #[map]
-pub static FLOWS: HashMap<FlowKey, Binding> = HashMap::with_max_entries(MAX_FLOWS, 0);
+pub static FLOWS: Array<FlowBucket> =
+    Array::with_max_entries(flow_buckets(MAX_FLOWS), BPF_F_MMAPABLE);
 
 /// Source-IP persistence: (client, service) to the real chosen for it.
 #[map]

@@ -44,14 +44,45 @@ const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 
 /// Where a packet stands in IP fragmentation.
-#[derive(Clone, Copy)]
-pub enum Fragment {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FragmentKind {
     /// Not fragmented (or an atomic IPv6 fragment).
     No,
-    /// The first fragment, with the datagram's identification: it has ports.
-    First(u32),
-    /// A later fragment, with the datagram's identification: no ports.
-    Later(u32),
+    /// The first fragment: it has ports.
+    First,
+    /// A later fragment: no ports.
+    Later,
+}
+
+/// A packet's [`FragmentKind`] and its datagram's identification (0 when not
+/// fragmented). Not an enum with data: LLVM leaves the payload of `No`
+/// undefined, and the verifier refuses a program that copies an unset
+/// register.
+#[derive(Clone, Copy)]
+pub struct Fragment {
+    pub kind: FragmentKind,
+    pub id: u32,
+}
+
+impl Fragment {
+    pub const NO: Self = Self {
+        kind: FragmentKind::No,
+        id: 0,
+    };
+
+    pub const fn first(id: u32) -> Self {
+        Self {
+            kind: FragmentKind::First,
+            id,
+        }
+    }
+
+    pub const fn later(id: u32) -> Self {
+        Self {
+            kind: FragmentKind::Later,
+            id,
+        }
+    }
 }
 
 /// What the balancer needs from a packet. `key` is first and the struct is
@@ -254,7 +285,7 @@ pub fn plain_ipv4(ctx: &XdpContext) -> Option<Packet> {
         icmp_error: false,
         closing,
         syn,
-        fragment: Fragment::No,
+        fragment: Fragment::NO,
     })
 }
 
@@ -333,17 +364,19 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
         ..FlowKey::default()
     };
     let fragment = if h.frag_off & IP_OFFSET != 0 {
-        Fragment::Later(h.id)
+        Fragment::later(h.id)
     } else if h.frag_off & IP_MF != 0 {
-        Fragment::First(h.id)
+        Fragment::first(h.id)
     } else {
-        Fragment::No
+        Fragment::NO
     };
     let l4 = l3 + h.ihl;
     let l4_len = h.tot_len - h.ihl;
-    match (h.proto, fragment) {
-        (_, Fragment::Later(_)) => Ok(unported(key, fragment)),
-        (PROTO_ICMP, _) => icmp4(ctx, l4, l4_len, h.dst),
+    if fragment.kind == FragmentKind::Later {
+        return Ok(unported(key, fragment));
+    }
+    match h.proto {
+        PROTO_ICMP => icmp4(ctx, l4, l4_len, h.dst),
         _ => transport(ctx, key, l4, l4_len, fragment),
     }
 }
@@ -392,7 +425,7 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
     };
     unsafe { ipv6_addrs(h, &mut key) };
     let mut off = l3 + IPV6_HLEN;
-    let mut fragment = Fragment::No;
+    let mut fragment = Fragment::NO;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
@@ -420,10 +453,10 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
                 next = nh;
                 if frag_off & IPV6_FRAG_OFFSET != 0 {
                     key.proto = next;
-                    return Ok(unported(key, Fragment::Later(id)));
+                    return Ok(unported(key, Fragment::later(id)));
                 }
                 if frag_off & IPV6_FRAG_MORE != 0 {
-                    fragment = Fragment::First(id);
+                    fragment = Fragment::first(id);
                 }
             }
             _ => break,
@@ -526,7 +559,7 @@ fn quoted(mut key: FlowKey, ports: usize) -> Packet {
         icmp_error: true,
         closing: false,
         syn: false,
-        fragment: Fragment::No,
+        fragment: Fragment::NO,
     }
 }
 

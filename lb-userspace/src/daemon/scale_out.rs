@@ -46,7 +46,7 @@ impl ScaleOut {
         let sync = match &config.global.sync {
             Some(s) => {
                 let (flows, persist) = maps.binding_fds()?;
-                Some(FlowSync::start(s, &flows, &persist)?)
+                Some(FlowSync::start(s, &flows, &persist, maps.config_handle()?)?)
             }
             None => None,
         };

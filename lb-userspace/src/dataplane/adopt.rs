@@ -283,7 +283,7 @@ fn open_idents(dir: &Path) -> Result<Array<MapData, RealIdent>> {
 /// binary's layout (a guard under `LAYOUT_VERSION`).
 fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
     use core::mem::size_of;
-    use lb_common::{Binding, FlowKey, PersistKey, Real, Service, ServiceKey};
+    use lb_common::{Binding, FlowBucket, PersistKey, Real, Service, ServiceKey, flows_of_buckets};
     let open = |name: &str, key: usize, value: usize| -> Result<u32> {
         let info = MapData::from_pin(dir.join(name))
             .and_then(|m| m.info())
@@ -304,7 +304,7 @@ fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
     let reals = open(names::REALS, 4, size_of::<Real>())?;
     open(names::RINGS, 4, 4)?;
     open(names::IDENTS, 4, size_of::<RealIdent>())?;
-    let flows = open(names::FLOWS, size_of::<FlowKey>(), size_of::<Binding>())?;
+    let flows = flows_of_buckets(open(names::FLOWS, 4, size_of::<FlowBucket>())?);
     let persist = open(
         names::PERSIST,
         size_of::<PersistKey>(),

@@ -2,9 +2,7 @@
 //!
 //! Writes many slots of a BPF array in one `BPF_MAP_UPDATE_BATCH` call: a real
 //! leaving a two-real service rewrites half of a 65537-slot ring; one syscall
-//! per slot costs tens of milliseconds, one batch about one. `flow_scan` reads
-//! the flow table with `BPF_MAP_LOOKUP_BATCH` and deletes its idle entries
-//! with `BPF_MAP_DELETE_BATCH` through `call`.
+//! per slot costs tens of milliseconds, one batch about one.
 
 use std::{
     io,
@@ -12,24 +10,22 @@ use std::{
 };
 
 /// `BPF_MAP_LOOKUP_BATCH` (linux/bpf.h, since 5.6).
-pub const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 /// `BPF_MAP_UPDATE_BATCH` (linux/bpf.h, since 5.6).
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
-/// `BPF_MAP_DELETE_BATCH` (linux/bpf.h, since 5.6).
-pub const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 
 /// The `batch` member of `union bpf_attr`.
 #[repr(C)]
 #[derive(Default)]
-pub struct BatchAttr {
-    pub in_batch: u64,
-    pub out_batch: u64,
-    pub keys: u64,
-    pub values: u64,
-    pub count: u32,
-    pub map_fd: u32,
-    pub elem_flags: u64,
-    pub flags: u64,
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
 }
 
 /// One batch command; the kernel writes back `attr.count` (also on some errors).
@@ -37,7 +33,7 @@ pub struct BatchAttr {
 /// # Safety
 /// Every pointer in `attr` must point at buffers the command may read or
 /// write: `count` keys and values, and batch tokens of the map's key size.
-pub unsafe fn call(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
+unsafe fn call(cmd: libc::c_long, attr: &mut BatchAttr) -> io::Result<()> {
     // SAFETY: the caller vouches for the buffers; the size is the struct's.
     let ret = unsafe {
         libc::syscall(

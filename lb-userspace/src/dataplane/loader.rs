@@ -8,7 +8,10 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{Xdp, XdpMode, links::FdLink},
 };
-use lb_common::{MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, maps};
+use lb_common::{
+    MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, flow_buckets,
+    flow_table::FLOW_BUCKET_MASK, maps,
+};
 use log::{info, warn};
 
 use super::device;
@@ -29,6 +32,7 @@ pub fn embedded_object() -> Option<&'static [u8]> {
 pub struct Sizes {
     pub services: u32,
     pub reals: u32,
+    /// Flows `FLOWS` is sized for (`lb_common::flow_buckets`).
     pub flows: u32,
     pub persist: u32,
     pub fragments: u32,
@@ -91,14 +95,19 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path) -> Result<Ebpf> {
         .services
         .checked_mul(2 * RING_SIZE)
         .ok_or_else(|| anyhow!("{} services do not fit one ring array", sizes.services))?;
+    let buckets = flow_buckets(sizes.flows);
+    // The program's mask must match the map it gets; an adopted `FLOWS`
+    // keeps its size, which `sizes.flows` then comes from.
+    let mask = buckets - 1;
     let mut loader = EbpfLoader::new();
     loader
+        .override_global(FLOW_BUCKET_MASK, &mask, true)
         .map_max_entries(maps::SERVICES, sizes.services)
         .map_max_entries(maps::SERVICE_STATS, sizes.services)
         .map_max_entries(maps::RINGS, rings)
         .map_max_entries(maps::REALS, sizes.reals)
         .map_max_entries(maps::REAL_STATS, sizes.reals)
-        .map_max_entries(maps::FLOWS, sizes.flows)
+        .map_max_entries(maps::FLOWS, buckets)
         .map_max_entries(maps::PERSIST, sizes.persist)
         .map_max_entries(maps::FRAGMENTS, sizes.fragments);
     for name in maps::OBJECT {

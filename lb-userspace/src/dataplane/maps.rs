@@ -18,6 +18,7 @@ use log::debug;
 
 use super::{
     batch,
+    flow_table::FlowTable,
     reconcile::{Snapshot, SnapshotReal, Write},
 };
 
@@ -28,7 +29,8 @@ pub struct Maps {
     rings_fd: OwnedFd,
     reals: Array<MapData, Real>,
     idents: Array<MapData, RealIdent>,
-    flows: HashMap<MapData, FlowKey, Binding>,
+    /// `FLOWS`, mapped (see `flow_table`).
+    flows: FlowTable,
     flows_fd: OwnedFd,
     persist: HashMap<MapData, PersistKey, Binding>,
     service_stats: PerCpuArray<MapData, Counters>,
@@ -48,7 +50,10 @@ impl Maps {
     /// The object's maps, taken from `ebpf`, and the daemon's own `IDENTS`.
     pub fn new(ebpf: &mut Ebpf, idents: Array<MapData, RealIdent>) -> Result<Self> {
         let rings = take(ebpf, maps::RINGS)?;
-        let flows = take(ebpf, maps::FLOWS)?;
+        let flows_fd = match take(ebpf, maps::FLOWS)? {
+            Map::Array(data) => data.fd().as_fd().try_clone_to_owned()?,
+            _ => bail!("{} is not an array", maps::FLOWS),
+        };
         Ok(Self {
             services: take(ebpf, maps::SERVICES)?.try_into()?,
             rings_fd: match &rings {
@@ -58,11 +63,8 @@ impl Maps {
             rings: rings.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
             idents,
-            flows_fd: match &flows {
-                Map::HashMap(data) => data.fd().as_fd().try_clone_to_owned()?,
-                _ => bail!("{} is not a hash map", maps::FLOWS),
-            },
-            flows: flows.try_into()?,
+            flows_fd: flows_fd.try_clone()?,
+            flows: FlowTable::map(flows_fd)?,
             persist: take(ebpf, maps::PERSIST)?.try_into()?,
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
@@ -220,7 +222,7 @@ impl Maps {
     }
 
     pub fn flow(&self, key: &FlowKey) -> Option<Binding> {
-        self.flows.get(key, 0).ok()
+        self.flows.get(key)
     }
 
     pub fn persistence(&self, key: &PersistKey) -> Option<Binding> {
@@ -231,7 +233,7 @@ impl Maps {
     pub fn binding_fds(&self) -> Result<(OwnedFd, OwnedFd)> {
         use aya::maps::IterableMap as _;
         Ok((
-            self.flows.map().fd().as_fd().try_clone_to_owned()?,
+            self.flows_fd.try_clone()?,
             self.persist.map().fd().as_fd().try_clone_to_owned()?,
         ))
     }
@@ -252,10 +254,10 @@ impl Maps {
         Ok(Array::try_from(Map::Array(MapData::from_fd(fd)?))?)
     }
 
-    /// A handle on the flow table for `flow_scan`, which reads it off the
-    /// control loop.
-    pub fn flows_fd(&self) -> Result<OwnedFd> {
-        Ok(self.flows_fd.try_clone()?)
+    /// A mapping of the flow table of its own for `flow_scan`, which reads
+    /// it off the control loop.
+    pub fn flow_table(&self) -> Result<FlowTable> {
+        Ok(FlowTable::map(self.flows_fd.try_clone()?)?)
     }
 }
 

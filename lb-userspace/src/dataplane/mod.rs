@@ -5,6 +5,7 @@ pub mod adopt;
 mod batch;
 pub mod device;
 pub mod flow_scan;
+pub mod flow_table;
 pub mod keys;
 pub mod loader;
 pub mod maps;

@@ -23,7 +23,7 @@ use std::{
     collections::{HashMap, HashSet},
     io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
-    os::fd::{AsFd as _, OwnedFd},
+    os::fd::OwnedFd,
     sync::{
         Arc, Mutex, PoisonError, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -33,8 +33,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::maps::{HashMap as BpfHashMap, Map, MapData};
-use lb_common::{Binding, FLOW_CLOSING, FlowKey, PersistKey};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
+use lb_common::{Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, PersistKey};
 use log::{debug, info, warn};
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,7 @@ pub use self::index::Index;
 use self::wire::{Entry, Message, What};
 use crate::{
     config::FlowSync as SyncConfig,
-    dataplane::flow_scan::{self, coarse_now_ns},
+    dataplane::{flow_scan::coarse_now_ns, flow_table::FlowTable},
 };
 
 /// How often the sender looks for new flows.
@@ -183,10 +183,6 @@ pub struct FlowSync {
     peers: Peers,
 }
 
-fn flows(fd: OwnedFd) -> Result<BpfHashMap<MapData, FlowKey, Binding>> {
-    Ok(BpfHashMap::try_from(Map::HashMap(MapData::from_fd(fd)?))?)
-}
-
 fn lru_persist(fd: OwnedFd) -> Result<BpfHashMap<MapData, PersistKey, Binding>> {
     Ok(BpfHashMap::try_from(Map::LruHashMap(MapData::from_fd(
         fd,
@@ -200,8 +196,14 @@ fn is_local(addr: IpAddr) -> bool {
 
 impl FlowSync {
     /// Binds the sync port and starts both threads. `flows` and `persist`
-    /// are descriptors of the data plane's `FLOWS` and `PERSIST` maps.
-    pub fn start(config: &SyncConfig, flows: &OwnedFd, persist: &OwnedFd) -> Result<Self> {
+    /// are descriptors of the data plane's `FLOWS` and `PERSIST` maps,
+    /// `dataplane` its `CONFIG`.
+    pub fn start(
+        config: &SyncConfig,
+        flows: &OwnedFd,
+        persist: &OwnedFd,
+        dataplane: Array<MapData, DataplaneConfig>,
+    ) -> Result<Self> {
         let (peers, socket) = if config.peers.is_empty() {
             let subnets = ipv4_subnets(&config.interface)
                 .with_context(|| format!("reading the addresses of {}", config.interface))?;
@@ -254,8 +256,9 @@ impl FlowSync {
             shared: shared.clone(),
             peers: peers.clone(),
             id: config.id,
-            flows: self::flows(flows.try_clone()?)?,
+            flows: FlowTable::map(flows.try_clone()?)?,
             persist: lru_persist(persist.try_clone()?)?,
+            config: dataplane,
         };
         let sender = Sender {
             socket,
@@ -263,7 +266,7 @@ impl FlowSync {
             peers: peers.clone(),
             port: config.port,
             id: config.id,
-            flows: flows.try_clone()?,
+            flows: FlowTable::map(flows.try_clone()?)?,
             persist: lru_persist(persist.try_clone()?)?,
             sent: HashMap::new(),
         };
@@ -316,11 +319,13 @@ struct Receiver {
     shared: Arc<Shared>,
     peers: Peers,
     id: u8,
-    flows: BpfHashMap<MapData, FlowKey, Binding>,
+    flows: FlowTable,
     persist: BpfHashMap<MapData, PersistKey, Binding>,
+    /// `CONFIG`, whose timeouts say which flows the data plane still follows.
+    config: Array<MapData, DataplaneConfig>,
 }
 
-/// `BPF_NOEXIST`: a node's own decision is never overwritten.
+/// `BPF_NOEXIST`: a node's own binding is never overwritten.
 const BPF_NOEXIST: u64 = 1;
 
 impl Receiver {
@@ -386,6 +391,7 @@ impl Receiver {
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
         let index = self.shared.index();
         let now = coarse_now_ns();
+        let config = self.config.get(&0, 0).unwrap_or_default();
         for e in entries {
             let Some(local) = index.local(e) else {
                 continue;
@@ -396,13 +402,15 @@ impl Receiver {
                 last_seen_ns: now,
             };
             let inserted = match e.what {
-                What::Flow => self.flows.insert(local.flow_key(e), binding, BPF_NOEXIST),
-                What::Persistence => {
-                    self.persist
-                        .insert(local.persist_key(e), binding, BPF_NOEXIST)
-                }
+                What::Flow => self
+                    .flows
+                    .insert_absent(&local.flow_key(e), &binding, &config, now),
+                What::Persistence => self
+                    .persist
+                    .insert(local.persist_key(e), binding, BPF_NOEXIST)
+                    .is_ok(),
             };
-            if inserted.is_ok() {
+            if inserted {
                 c.inserted.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -415,8 +423,8 @@ struct Sender {
     peers: Peers,
     port: u16,
     id: u8,
-    /// `FLOWS`, read in batches.
-    flows: OwnedFd,
+    /// `FLOWS`, read in place.
+    flows: FlowTable,
     persist: BpfHashMap<MapData, PersistKey, Binding>,
     /// What each live entry was last sent as, and when.
     sent: HashMap<(What, FlowKey), (u32, Instant)>,
@@ -479,20 +487,14 @@ impl Sender {
         let now = coarse_now_ns();
         let recent = |b: &Binding| now.wrapping_sub(b.last_seen_ns) < LIVE_WITHIN.as_nanos() as u64;
         let mut out = Vec::new();
-        // In batches, as the flow scan reads it: a million flows is about a
-        // thousand syscalls, not a million.
-        let scanned = flow_scan::each_batch(self.flows.as_fd(), |keys, bindings| {
-            for (key, b) in keys.iter().zip(bindings) {
-                if b.flags & FLOW_CLOSING == 0
-                    && recent(b)
-                    && let Some(entry) = index.flow_entry(key, b.real)
-                {
-                    out.push(((What::Flow, *key), b.real, entry));
-                }
+        for w in self.flows.ways() {
+            let b = &w.binding;
+            if b.flags & FLOW_CLOSING == 0
+                && recent(b)
+                && let Some(entry) = index.flow_entry(&w.key, b.real)
+            {
+                out.push(((What::Flow, w.key), b.real, entry));
             }
-        });
-        if let Err(e) = scanned {
-            debug!("flow sync: reading the flow table: {e}");
         }
         for (key, b) in self.persist.iter().flatten() {
             if recent(&b)

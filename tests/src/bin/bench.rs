@@ -30,8 +30,8 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
-    FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, maps, rings_of,
-    vip_filter_bit,
+    FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, flow_buckets,
+    flow_table::FLOW_BUCKET_MASK, maps, rings_of, vip_filter_bit,
 };
 use tests::packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp};
 
@@ -98,8 +98,13 @@ fn object(var: &str, name: &str) -> String {
 
 fn load(path: &str, program: &str, flows: Option<u32>) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
+    let mask;
     if let Some(flows) = flows {
-        loader.map_max_entries(maps::FLOWS, flows);
+        let buckets = flow_buckets(flows);
+        mask = buckets - 1;
+        loader
+            .map_max_entries(maps::FLOWS, buckets)
+            .override_global(FLOW_BUCKET_MASK, &mask, true);
     }
     let mut ebpf = loader
         .load_file(path)
@@ -292,7 +297,12 @@ fn main() -> Result<()> {
     }
     let started = Instant::now();
     let s = settings();
-    pin_to(0)?;
+    // `XDPVS_BENCH_CPU`: another CPU than 0, to keep off a busy one.
+    let cpu = std::env::var("XDPVS_BENCH_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pin_to(cpu)?;
     let load_before = loadavg();
 
     let lb_path = object("XDPVS_EBPF_OBJECT", "lb-ebpf");

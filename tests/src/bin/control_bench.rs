@@ -13,15 +13,18 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use aya::maps::{HashMap, Map, MapData, MapInfo};
-use lb_common::{Binding, FAMILY_V4, FLOW_CLOSING, FlowKey, PROTO_TCP, maps::FLOWS};
+use aya::maps::{Array, Map, MapData, MapInfo};
+use lb_common::{
+    Binding, FAMILY_V4, FLOW_CLOSING, FlowBucket, FlowKey, PROTO_TCP, flow_table::bucket_of,
+    maps::FLOWS,
+};
 use tests::{
     coarse_now_ns,
     netns::{is_root, wait_for},
     topology::{DrLab, VIP, real_addr},
 };
 
-/// Flows written into the table (its capacity is 2^20).
+/// Flows written into the table (sized for 2^20).
 const FLOWS_FILLED: u32 = 1_000_000;
 /// Calls per measured command.
 const SAMPLES: usize = 100;
@@ -173,7 +176,7 @@ fn listed_flows(list: &str) -> u64 {
 
 /// The daemon's `FLOWS`: among the maps of the XDP program attached to the
 /// LB's eth0 (other daemons on this machine have their own).
-fn flow_table(lab: &DrLab) -> Result<HashMap<MapData, FlowKey, Binding>> {
+fn flow_table(lab: &DrLab) -> Result<Array<MapData, FlowBucket>> {
     let link = lab.lab.ip(&lab.lbs[0], &["-d", "link", "show", "eth0"])?;
     let id: u32 = link
         .split("prog/xdp")
@@ -189,7 +192,7 @@ fn flow_table(lab: &DrLab) -> Result<HashMap<MapData, FlowKey, Binding>> {
         let info = MapInfo::from_id(map_id)?;
         if info.name_as_str() == Some(FLOWS) {
             let data = MapData::from_id(map_id)?;
-            return Ok(HashMap::try_from(Map::HashMap(data))?);
+            return Ok(Array::try_from(Map::Array(data))?);
         }
     }
     bail!("XDP program {id} has no {FLOWS} map")
@@ -197,15 +200,17 @@ fn flow_table(lab: &DrLab) -> Result<HashMap<MapData, FlowKey, Binding>> {
 
 /// Fills the flow table with `FLOWS_FILLED` flows from 172.16.0.0/12 to the
 /// VIP, spread over the reals real traffic was bound to; one in ten closing.
-fn fill(mut flows: HashMap<MapData, FlowKey, Binding>, lab: &DrLab) -> Result<()> {
+/// Bucket by bucket, into the empty ways (a few flows find their bucket
+/// full, as the data plane's would).
+fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
     let answers = lab.requests(SocketAddr::from((VIP, 80)), 20)?;
     if answers.iter().any(Result::is_err) {
         bail!("requests through the VIP failed: {answers:?}");
     }
-    let mut reals: Vec<u32> = flows
+    let mut buckets: Vec<FlowBucket> = flows.iter().collect::<Result<_, _>>()?;
+    let mut reals: Vec<u32> = buckets
         .iter()
-        .filter_map(Result::ok)
-        .map(|(_, b)| b.real)
+        .flat_map(|b| b.tags.iter().filter(|&&t| t != 0).map(|&t| t as u32))
         .collect();
     reals.sort();
     reals.dedup();
@@ -215,6 +220,8 @@ fn fill(mut flows: HashMap<MapData, FlowKey, Binding>, lab: &DrLab) -> Result<()
     let now = coarse_now_ns();
     let start = Instant::now();
     let vip = u32::from_ne_bytes(VIP.octets());
+    let mask = flows.len() - 1;
+    let mut touched = vec![false; buckets.len()];
     for i in 0..FLOWS_FILLED {
         let key = FlowKey {
             src: [
@@ -235,9 +242,19 @@ fn fill(mut flows: HashMap<MapData, FlowKey, Binding>, lab: &DrLab) -> Result<()
             flags: if i % 10 == 0 { FLOW_CLOSING } else { 0 },
             last_seen_ns: now,
         };
-        flows
-            .insert(key, binding, 0)
-            .with_context(|| format!("writing flow {i}"))?;
+        let index = bucket_of(key.hash(), mask) as usize;
+        let bucket = &mut buckets[index];
+        if let Some(way) = bucket.tags.iter().position(|&t| t == 0) {
+            bucket.set(way, key, &binding);
+            touched[index] = true;
+        }
+    }
+    for (index, bucket) in buckets.iter().enumerate() {
+        if touched[index] {
+            flows
+                .set(index as u32, bucket, 0)
+                .with_context(|| format!("writing bucket {index}"))?;
+        }
     }
     println!(
         "  filled {FLOWS_FILLED} flows over reals {reals:?} in {:.1} s",

@@ -1,0 +1,229 @@
+//! The flow table `FLOWS` in the program: one probe of a flow's bucket finds
+//! its way and the way a new flow would take (`lb_common::flow_table` has
+//! the layout, and why a torn way is harmless).
+//!
+//! Ways are read and written with volatile accesses, in the order that
+//! module documents (tag, then key; writers clear the tag first and set it
+//! last), so that LLVM keeps that order; the JIT keeps it on x86, whose
+//! stores are seen in program order.
+
+use core::ptr::{read_volatile, write_volatile};
+
+use lb_common::{
+    DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowKey, FlowSlot, MAX_FLOWS,
+    flow_buckets,
+    flow_table::{bucket_of, checks, tag_of},
+};
+
+use crate::maps::FLOWS;
+
+/// `FLOWS`' buckets minus one (a power of two). The loader sets it to the
+/// size it gives `FLOWS` (`lb_common::flow_table::FLOW_BUCKET_MASK`); read
+/// only, so the verifier knows its value.
+#[unsafe(no_mangle)]
+static FLOW_BUCKET_MASK: u32 = flow_buckets(MAX_FLOWS) - 1;
+
+/// No way: the flow is not there, or the bucket has no room.
+const NONE: usize = FLOW_WAYS;
+
+/// A flow's bucket as one probe saw it.
+pub struct Probe {
+    /// Null when `FLOWS` has no such bucket (a mask the map does not match):
+    /// then `found` and `free` are `NONE`.
+    bucket: *mut FlowBucket,
+    /// The way holding the flow, or `NONE`.
+    found: usize,
+    /// The found slot's tag (its real).
+    tag: u64,
+    /// The first free way (empty, or idle beyond its timeout), or `NONE`.
+    free: usize,
+}
+
+/// The key as five words, as the slots are compared.
+#[inline(always)]
+fn words(key: &FlowKey) -> *const u64 {
+    (key as *const FlowKey).cast::<u64>()
+}
+
+/// Probes the bucket of `key` (whose `FlowKey::hash` is `hash`).
+///
+/// Not an `Option`: LLVM leaves the fields of a `None` undefined, and the
+/// verifier refuses a program that copies an unset register.
+#[inline(always)]
+pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe {
+    // SAFETY: a plain read of the program's own read-only global.
+    let mask = unsafe { read_volatile(&FLOW_BUCKET_MASK) };
+    let (mut found, mut tag, mut free) = (NONE, 0, NONE);
+    let Some(bucket) = FLOWS.get_ptr_mut(bucket_of(hash, mask)) else {
+        return Probe {
+            bucket: core::ptr::null_mut(),
+            found,
+            tag,
+            free,
+        };
+    };
+    let w = words(key);
+    // SAFETY (both loops): `way` < FLOW_WAYS, inside the bucket; `FlowKey`
+    // is 8-byte aligned (it holds u32s and sits first in 8-aligned structs:
+    // the packet's `Packet`, the slot).
+    let mut way = 0;
+    while way < FLOW_WAYS {
+        unsafe {
+            let t = read_volatile((*bucket).tags.as_ptr().add(way));
+            if t == 0 {
+                if free == NONE {
+                    free = way;
+                }
+            } else if checks(t, hash) && same_key(w, slot(bucket, way)) {
+                found = way;
+                tag = t;
+                break;
+            }
+        }
+        way += 1;
+    }
+    // No empty way: an idle one, read from the slots (the daemon's flow scan
+    // empties idle ways, so this is seldom needed while it runs).
+    if found == NONE && free == NONE {
+        let mut way = 0;
+        while way < FLOW_WAYS {
+            if unsafe { idle(slot(bucket, way), cfg, now) } {
+                free = way;
+                break;
+            }
+            way += 1;
+        }
+    }
+    Probe {
+        bucket,
+        found,
+        tag,
+        free,
+    }
+}
+
+/// Way `way`'s slot.
+///
+/// # Safety
+/// `bucket` points into `FLOWS`, `way` < `FLOW_WAYS`.
+#[inline(always)]
+unsafe fn slot(bucket: *mut FlowBucket, way: usize) -> *mut FlowSlot {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*bucket).slots.as_mut_ptr().add(way) }
+}
+
+/// # Safety
+/// `w` points to a key's five words, `slot` into `FLOWS`.
+#[inline(always)]
+unsafe fn same_key(w: *const u64, slot: *const FlowSlot) -> bool {
+    // SAFETY: guaranteed by the caller; the slot's key is its first 40 bytes.
+    unsafe {
+        let s = (&raw const (*slot).key).cast::<u64>();
+        let mut diff = 0;
+        let mut i = 0;
+        while i < 5 {
+            diff |= *w.add(i) ^ read_volatile(s.add(i));
+            i += 1;
+        }
+        diff == 0
+    }
+}
+
+/// # Safety
+/// `slot` points into `FLOWS`.
+#[inline(always)]
+unsafe fn idle(slot: *const FlowSlot, cfg: &DataplaneConfig, now: u64) -> bool {
+    // SAFETY: guaranteed by the caller.
+    let (proto, flags, last_seen_ns) = unsafe {
+        (
+            read_volatile(&(*slot).key.proto),
+            read_volatile(&(*slot).flags),
+            read_volatile(&(*slot).last_seen_ns),
+        )
+    };
+    let timeout_ns = cfg.timeout_s(proto, flags & FLOW_CLOSING != 0) as u64 * 1_000_000_000;
+    now.wrapping_sub(last_seen_ns) >= timeout_ns
+}
+
+/// The recorded flow of a probe: its slot, to read and refresh.
+pub struct Found {
+    slot: *mut FlowSlot,
+    pub real: u32,
+}
+
+impl Found {
+    #[inline(always)]
+    pub fn flags(&self) -> u32 {
+        // SAFETY: a slot of `FLOWS` (see `Probe::found`).
+        unsafe { read_volatile(&(*self.slot).flags) }
+    }
+
+    #[inline(always)]
+    pub fn last_seen_ns(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { read_volatile(&(*self.slot).last_seen_ns) }
+    }
+
+    /// Refreshes the flow. Plain stores: another CPU refreshing the same flow
+    /// writes the same fields, and losing one refresh is harmless.
+    #[inline(always)]
+    pub fn set_last_seen_ns(&self, now: u64) {
+        // SAFETY: as above.
+        unsafe { (*self.slot).last_seen_ns = now };
+    }
+
+    #[inline(always)]
+    pub fn mark_closing(&self) {
+        // SAFETY: as above.
+        unsafe { (*self.slot).flags |= FLOW_CLOSING };
+    }
+}
+
+impl Probe {
+    /// The flow's slot, if the table has it.
+    #[inline(always)]
+    pub fn found(&self) -> Option<Found> {
+        if self.found >= FLOW_WAYS {
+            return None;
+        }
+        Some(Found {
+            // SAFETY: `found` < FLOW_WAYS, inside the bucket.
+            slot: unsafe { slot(self.bucket, self.found) },
+            real: self.tag as u32,
+        })
+    }
+
+    /// Records `key`'s flow on `real`: in its own slot (expired, closed, or
+    /// its real gone), else in the first free one. `false`: the bucket is
+    /// full, and the flow goes unrecorded.
+    #[inline(always)]
+    pub fn insert(&self, key: &FlowKey, hash: u32, real: u32, flags: u32, now: u64) -> bool {
+        let way = if self.found < FLOW_WAYS {
+            self.found
+        } else {
+            self.free
+        };
+        if way >= FLOW_WAYS {
+            return false;
+        }
+        let w = words(key);
+        // SAFETY: `way` < FLOW_WAYS, inside the bucket; `w` is the key's
+        // five words (see `probe`).
+        unsafe {
+            let tag = (*self.bucket).tags.as_mut_ptr().add(way);
+            let slot = slot(self.bucket, way);
+            // Cleared first, set last: a reader meanwhile sees no flow here.
+            write_volatile(tag, 0);
+            let s = (&raw mut (*slot).key).cast::<u64>();
+            let mut i = 0;
+            while i < 5 {
+                write_volatile(s.add(i), *w.add(i));
+                i += 1;
+            }
+            write_volatile(&mut (*slot).last_seen_ns, now);
+            write_volatile(&mut (*slot).flags, flags);
+            write_volatile(tag, tag_of(hash, real));
+        }
+        true
+    }
+}

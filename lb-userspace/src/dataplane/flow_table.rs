@@ -1,0 +1,228 @@
+//! The daemon's view of `FLOWS`, the connection table (layout and rules in
+//! `lb_common::flow_table`), mapped into its memory: the flow scan reads a
+//! million flows without a syscall, and flow sync writes one way without
+//! rewriting the bucket around it, which the XDP program may be writing too.
+//!
+//! Tags are read and written as atomics, slots as volatile memory, in the
+//! module's order: a reader loads the tag, then the slot; a writer clears the
+//! tag, writes the slot, then sets the tag.
+
+use std::{
+    io,
+    os::fd::{AsRawFd as _, OwnedFd},
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use aya::maps::MapData;
+use lb_common::{
+    Binding, DataplaneConfig, FLOW_WAYS, FlowBucket, FlowKey, FlowSlot,
+    flow_table::{bucket_of, tag_of},
+    flows_of_buckets,
+};
+
+/// `FLOWS`, mapped shared and writable.
+pub struct FlowTable {
+    base: NonNull<FlowBucket>,
+    buckets: u32,
+    len: usize,
+    /// The mapping keeps the map alive by itself; kept for clarity.
+    _fd: OwnedFd,
+}
+
+// SAFETY: the mapping is shared memory every access to which goes through
+// atomics or volatile copies (see the module docs); the kernel writes it
+// concurrently anyway.
+unsafe impl Send for FlowTable {}
+// SAFETY: as above.
+unsafe impl Sync for FlowTable {}
+
+/// One way of a bucket as a reader saw it: where it is, and its flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Way {
+    pub bucket: u32,
+    pub way: usize,
+    /// The tag the flow was read under (see [`FlowTable::clear_if`]).
+    pub tag: u64,
+    pub key: FlowKey,
+    pub binding: Binding,
+}
+
+impl FlowTable {
+    /// Maps the flow table behind `fd`, which must have this build's layout.
+    pub fn map(fd: OwnedFd) -> io::Result<Self> {
+        let info = MapData::from_fd(fd.try_clone()?)
+            .and_then(|m| m.info())
+            .map_err(io::Error::other)?;
+        if info.value_size() as usize != size_of::<FlowBucket>() || info.key_size() != 4 {
+            return Err(io::Error::other(format!(
+                "the flow table has {}-byte keys and {}-byte buckets, not this build's 4 and {}",
+                info.key_size(),
+                info.value_size(),
+                size_of::<FlowBucket>()
+            )));
+        }
+        let buckets = info.max_entries();
+        let len = (buckets as usize * size_of::<FlowBucket>()).next_multiple_of(page_size());
+        // SAFETY: a fresh shared mapping of the map's whole (page-rounded)
+        // array, which the kernel allows for BPF_F_MMAPABLE arrays; nothing
+        // else refers to the new address range.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("mapping the flow table: {e}"),
+            ));
+        }
+        Ok(Self {
+            base: NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap gave NULL"))?,
+            buckets,
+            len,
+            _fd: fd,
+        })
+    }
+
+    pub fn buckets(&self) -> u32 {
+        self.buckets
+    }
+
+    /// The flows the table is sized for (`xdpvs_max_flows`).
+    pub fn capacity(&self) -> u32 {
+        flows_of_buckets(self.buckets)
+    }
+
+    fn bucket_ptr(&self, bucket: u32) -> *mut FlowBucket {
+        assert!(bucket < self.buckets, "bucket {bucket} of {}", self.buckets);
+        // SAFETY: within the mapping (checked just above).
+        unsafe { self.base.as_ptr().add(bucket as usize) }
+    }
+
+    fn tag(&self, bucket: u32, way: usize) -> &AtomicU64 {
+        // SAFETY: an aligned u64 inside the mapping, which lives as long as
+        // `self`; every access to it is atomic (the XDP program's stores are
+        // plain 8-byte stores, atomic on every architecture BPF runs on).
+        unsafe { AtomicU64::from_ptr((&raw mut (*self.bucket_ptr(bucket)).tags[way]).cast()) }
+    }
+
+    fn slot(&self, bucket: u32, way: usize) -> FlowSlot {
+        // SAFETY: a slot inside the mapping; volatile, as the kernel writes it.
+        unsafe { std::ptr::read_volatile(&raw const (*self.bucket_ptr(bucket)).slots[way]) }
+    }
+
+    /// Way `way` of `bucket`, if it holds a flow.
+    pub fn way(&self, bucket: u32, way: usize) -> Option<Way> {
+        let tag = self.tag(bucket, way).load(Ordering::Acquire);
+        if tag == 0 {
+            return None;
+        }
+        let slot = self.slot(bucket, way);
+        Some(Way {
+            bucket,
+            way,
+            tag,
+            key: slot.key,
+            binding: Binding {
+                real: tag as u32,
+                flags: slot.flags,
+                last_seen_ns: slot.last_seen_ns,
+            },
+        })
+    }
+
+    /// A copy of `bucket`, tags read before slots (a way emptied meanwhile
+    /// is copied empty).
+    fn read_bucket(&self, bucket: u32) -> FlowBucket {
+        let mut copy = FlowBucket::default();
+        for w in 0..FLOW_WAYS {
+            copy.tags[w] = self.tag(bucket, w).load(Ordering::Acquire);
+        }
+        for w in 0..FLOW_WAYS {
+            if copy.tags[w] != 0 {
+                copy.slots[w] = self.slot(bucket, w);
+            }
+        }
+        copy
+    }
+
+    fn bucket_of(&self, key: &FlowKey) -> u32 {
+        bucket_of(key.hash(), self.buckets - 1)
+    }
+
+    /// `key`'s flow as the table holds it (idle or not).
+    pub fn get(&self, key: &FlowKey) -> Option<Binding> {
+        let copy = self.read_bucket(self.bucket_of(key));
+        copy.find(key).map(|w| copy.binding(w))
+    }
+
+    /// Records `key`'s flow unless the table already follows it (flow sync:
+    /// a node's own decision is never overwritten). Takes a way as the XDP
+    /// program would (`FlowBucket::room_for`); `false` if the table follows
+    /// the flow or its bucket is full.
+    pub fn insert_absent(
+        &self,
+        key: &FlowKey,
+        b: &Binding,
+        config: &DataplaneConfig,
+        now: u64,
+    ) -> bool {
+        let bucket = self.bucket_of(key);
+        let copy = self.read_bucket(bucket);
+        if copy.find(key).is_some_and(|w| copy.live(w, config, now)) {
+            return false;
+        }
+        let Some(way) = copy.room_for(key, config, now) else {
+            return false;
+        };
+        let tag = self.tag(bucket, way);
+        tag.store(0, Ordering::Release);
+        let slot = FlowSlot {
+            key: *key,
+            last_seen_ns: b.last_seen_ns,
+            flags: b.flags,
+            _pad: [0; 3],
+        };
+        // SAFETY: a slot inside the mapping; volatile, as the kernel reads it.
+        unsafe {
+            std::ptr::write_volatile(&raw mut (*self.bucket_ptr(bucket)).slots[way], slot);
+        }
+        tag.store(tag_of(key.hash(), b.real), Ordering::Release);
+        true
+    }
+
+    /// Empties a way if it still holds the flow read under `tag`: the flow
+    /// scan's removal of an idle flow, which a new flow of the XDP program
+    /// written meanwhile survives.
+    pub fn clear_if(&self, bucket: u32, way: usize, tag: u64) -> bool {
+        self.tag(bucket, way)
+            .compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Every way holding a flow, bucket by bucket.
+    pub fn ways(&self) -> impl Iterator<Item = Way> + '_ {
+        (0..self.buckets).flat_map(move |b| (0..FLOW_WAYS).filter_map(move |w| self.way(b, w)))
+    }
+}
+
+impl Drop for FlowTable {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as usize } else { 4096 }
+}
