@@ -358,9 +358,12 @@ mod tests {
             idle_stored += u32::from(table.insert_absent(&key(i, 0x0a00_0065), &b, &config, now));
         }
         assert!(idle_stored > idle * 99 / 100);
+        // An idle flow is free: a later one may have taken its way.
+        let idle_present = table.ways().count() as u64 - u64::from(stored);
+        assert!(idle_present > u64::from(idle) * 99 / 100);
         let s = scan(&table, &config);
         assert_eq!(s.entries, u64::from(stored), "every live flow counted");
-        assert_eq!(s.expired, u64::from(idle_stored), "every idle flow emptied");
+        assert_eq!(s.expired, idle_present, "every idle flow emptied");
         assert_eq!(table.get(&key(7, 0x0a00_0065)), None, "gone from the table");
         assert_eq!(table.ways().count(), stored as usize);
         let again = scan(&table, &config);
