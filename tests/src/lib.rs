@@ -9,6 +9,7 @@ pub mod mutate;
 pub mod netns;
 pub mod packet;
 pub mod ping;
+pub mod report;
 pub mod smtp;
 pub mod topology;
 

@@ -1,6 +1,7 @@
 //! `cargo xtask`: builds, tests, runs, demonstrates and benchmarks xdpvs,
 //! installing what each step needs first.
 
+mod bench_readme;
 mod fuzz;
 mod install;
 mod setup;
@@ -90,7 +91,7 @@ fn dispatch(task: Task) -> Result<()> {
             let artifacts = build()?;
             install::install(&root(), &artifacts.xdpvs, &prefix, destdir.as_deref())
         }
-        Task::Bench => tests_binaries("bench", &["bench", "e2e_bench", "control_bench"]),
+        Task::Bench => bench(),
         Task::Fuzz { seconds, target } => fuzz::fuzz(seconds, target.as_deref()),
     }
 }
@@ -192,7 +193,13 @@ fn with_artifacts(c: &mut Command, a: &Artifacts) {
         .env("XDPVS_BASELINE_OBJECT", &a.objects.baseline)
         .env("XDPVS_PASS_OBJECT", &a.objects.pass)
         .env("XDPVS_BIN", &a.xdpvs)
+        .env("XDPVS_BENCH_REPORTS", bench_reports())
         .current_dir(root());
+}
+
+/// Where the benchmarks write their reports (see `bench_readme`).
+fn bench_reports() -> PathBuf {
+    root().join("target/bench")
 }
 
 fn test(extra: &[String]) -> Result<()> {
@@ -245,6 +252,34 @@ fn tests_binaries(task: &str, names: &[&str]) -> Result<()> {
         );
         with_artifacts(&mut c, &artifacts);
         run(c)?;
+    }
+    Ok(())
+}
+
+/// Runs every benchmark (all of them, even after one misses a goal), then
+/// puts their reports into the README's performance section.
+fn bench() -> Result<()> {
+    const NAMES: [&str; 3] = ["bench", "e2e_bench", "control_bench"];
+    let reports = bench_reports();
+    let _ = std::fs::remove_dir_all(&reports);
+    let mut failed = Vec::new();
+    for name in NAMES {
+        if let Err(e) = tests_binaries("bench", &[name]) {
+            eprintln!("xtask: {name}: {e:#}");
+            failed.push(name);
+        }
+    }
+    let updated = bench_readme::update(&root().join("README.md"), &reports, &NAMES)?;
+    step(&format!(
+        "README.md's performance section now shows this run's {}",
+        if updated.is_empty() {
+            "(no report: nothing)".to_string()
+        } else {
+            updated.join(", ")
+        }
+    ));
+    if !failed.is_empty() {
+        bail!("{} did not finish or missed a goal", failed.join(", "));
     }
     Ok(())
 }

@@ -33,7 +33,10 @@ use lb_common::{
     FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, flow_buckets,
     flow_table::FLOW_BUCKET_MASK, maps, rings_of, vip_filter_bit,
 };
-use tests::packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp};
+use tests::{
+    packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp},
+    report::{Report, loadavg},
+};
 
 /// Frames of the mutation run (the kernel test runs 200,000).
 const MUTATED_FRAMES: u64 = 1_000_000;
@@ -280,12 +283,6 @@ fn pin_to(cpu: usize) -> Result<()> {
     Ok(())
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
@@ -379,67 +376,71 @@ fn main() -> Result<()> {
     }
     let load_after = loadavg();
 
+    let mut report = Report::new("bench");
     println!();
-    println!(
+    report.line(format!(
         "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {} interleaved rounds",
         s.calls, s.new_calls, s.rounds
-    );
-    println!(
+    ));
+    report.line("```");
+    report.line(format!(
         "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}",
         "case", "mac-swap", "xdpvs", "added", "ratio", "goal", ""
-    );
-    let row = |name: String, f: &Figure, goal: String, ok: Option<bool>| {
-        let line = format!(
+    ));
+    let row = |report: &mut Report, name: String, f: &Figure, goal: String, ok: bool| {
+        report.line(format!(
             "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {:>5}",
             f.base(),
             f.lb(),
             f.added(),
             f.lb() / f.base(),
-            ok.map(verdict).unwrap_or("")
-        );
-        println!("{line}");
+            verdict(ok)
+        ));
     };
     row(
+        &mut report,
         "established flow".into(),
         &est,
         format!("<= +{GOAL_ESTABLISHED_NS}"),
-        Some(est.added() <= GOAL_ESTABLISHED_NS),
+        est.added() <= GOAL_ESTABLISHED_NS,
     );
     row(
+        &mut report,
         "packet for no service".into(),
         &other,
         format!("<= +{GOAL_NOT_SERVICE_NS}"),
-        Some(other.added() <= GOAL_NOT_SERVICE_NS),
+        other.added() <= GOAL_NOT_SERVICE_NS,
     );
     for (fill, f) in &new_flows {
         row(
+            &mut report,
             format!("new TCP flow, table {fill}% full"),
             f,
             format!("<= +{GOAL_NEW_FLOW_NS}"),
-            Some(f.added() <= GOAL_NEW_FLOW_NS),
+            f.added() <= GOAL_NEW_FLOW_NS,
         );
     }
     let (first, last) = (&new_flows[0], &new_flows[new_flows.len() - 1]);
     let fill_ratio = last.1.added() / first.1.added();
-    println!(
+    report.line(format!(
         "new flow at {}% over {}% full: {fill_ratio:.2}x (goal <= {GOAL_FILL_RATIO}x) {}",
         last.0,
         first.0,
         verdict(fill_ratio <= GOAL_FILL_RATIO)
-    );
+    ));
 
     let spread = std::iter::once(&est)
         .chain(std::iter::once(&other))
         .chain(new_flows.iter().map(|(_, f)| f))
         .map(Figure::base_spread)
         .fold(1.0, f64::max);
-    println!(
-        "\nload average {load_before} before, {load_after} after; the baseline moved {:.0}% between rounds",
+    report.line(format!(
+        "the baseline moved {:.0}% between rounds",
         (spread - 1.0) * 100.0
-    );
+    ));
     if spread > 1.25 {
-        println!(
-            "the machine was busy during this run: figures are noisy, run again on a quieter machine"
+        report.line(
+            "the machine was busy during this run: figures are noisy, run again on a quieter machine",
         );
     }
 
@@ -449,15 +450,20 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let m = tests::mutate::run(&world, "xdpvs", MUTATED_FRAMES, 0x5eed_0002);
     match &m {
-        Ok(m) => println!(
-            "\n{MUTATED_FRAMES} mutated frames in {:.1} s: {} XDP_TX, {} XDP_PASS, {} XDP_DROP, none aborted or wrong: PASS",
+        Ok(m) => report.line(format!(
+            "{MUTATED_FRAMES} mutated frames in {:.1} s: {} XDP_TX, {} XDP_PASS, {} XDP_DROP, none aborted or wrong: PASS",
             t.elapsed().as_secs_f64(),
             m.tx,
             m.pass,
             m.drop
-        ),
-        Err(e) => println!("\nmutated frames: MISS: {e:#}"),
+        )),
+        Err(e) => report.line(format!("mutated frames: MISS: {e:#}")),
     }
-    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    report.line("```");
+    report.save(&load_before, &load_after)?;
+    println!(
+        "load average {load_before} before, {load_after} after; total {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     m.map(drop)
 }

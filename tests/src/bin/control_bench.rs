@@ -21,6 +21,7 @@ use lb_common::{
 use tests::{
     coarse_now_ns,
     netns::{is_root, wait_for},
+    report::{Report, loadavg},
     topology::{DrLab, VIP, real_addr},
 };
 
@@ -39,6 +40,8 @@ fn main() -> Result<()> {
         bail!("the control-loop benchmark needs root (network namespaces, XDP)");
     }
     println!("control loop: client, lb1, rs1, rs2 (nginx); {FLOWS_FILLED} flows in the table");
+    let load_before = loadavg();
+    let mut report = Report::new("control_bench");
     let mut lab = DrLab::build("cb", 1, 2)?;
     lab.lab.ip(
         &lab.lbs[0],
@@ -68,17 +71,20 @@ fn main() -> Result<()> {
     })
     .context("the daemon did not count the filled table")?;
     let metrics = lab.metrics(0)?;
-    println!(
-        "  flow table: {entries} entries, scanned in {:.0} ms",
+    report.line("```");
+    report.line(format!(
+        "flow table: {entries} flows, scanned in {:.0} ms",
         gauge(&metrics, "xdpvs_flow_scan_duration_seconds")? * 1e3
-    );
+    ));
     let listed = listed_flows(&lab.adm(0, &["-L", "-n"])?);
     if (listed as f64) < entries * 0.95 {
         bail!("adm -L -n lists {listed} flows of {entries}");
     }
 
-    println!("\n{SAMPLES} calls each, with {entries} flows in the table:");
-    println!("command                 p50 ms   p99 ms   max ms   goal");
+    report.line(format!(
+        "{SAMPLES} calls each, with {entries} flows in the table:"
+    ));
+    report.line("command                 p50 ms   p99 ms   max ms   goal");
     let mut missed = false;
     let reads: [(&str, &dyn Fn() -> Result<String>); 3] = [
         ("xdpvs adm -L -n", &|| lab.adm(0, &["-L", "-n"])),
@@ -95,14 +101,14 @@ fn main() -> Result<()> {
         times.sort();
         let p99 = percentile(&times, 99);
         missed |= p99 > READ_GOAL;
-        println!(
+        report.line(format!(
             "{name:<22} {:>7.1}  {:>7.1}  {:>7.1}   p99 <= {} ms: {}",
             ms(percentile(&times, 50)),
             ms(p99),
             ms(times[times.len() - 1]),
             READ_GOAL.as_millis(),
             verdict(p99 <= READ_GOAL)
-        );
+        ));
     }
 
     let verdicts = toggle_health(&mut lab, &up_file)?;
@@ -118,8 +124,8 @@ fn main() -> Result<()> {
     let worst_during = during.iter().max().copied().unwrap_or_default();
     let worst = verdicts.iter().map(|v| v.0).max().unwrap_or_default();
     missed |= worst_during > VERDICT_GOAL || during.is_empty();
-    println!(
-        "\nhealth verdict to maps: {} verdicts, {} of them during a flow-table scan\n\
+    report.line(format!(
+        "health verdict to maps: {} verdicts, {} of them during a flow-table scan\n\
          during a scan: max {:.2} ms (goal <= {} ms: {}); all verdicts: max {:.2} ms",
         verdicts.len(),
         during.len(),
@@ -127,7 +133,9 @@ fn main() -> Result<()> {
         VERDICT_GOAL.as_millis(),
         verdict(!during.is_empty() && worst_during <= VERDICT_GOAL),
         ms(worst)
-    );
+    ));
+    report.line("```");
+    report.save(&load_before, &loadavg())?;
     lab.lab.alive("xdpvs-lb1")?;
     if missed {
         bail!("a control-loop goal was missed");

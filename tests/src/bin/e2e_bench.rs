@@ -24,6 +24,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, process::Command, time::Instant}
 use anyhow::{Context as _, Result, anyhow, bail};
 use tests::{
     netns::{is_root, sh},
+    report::{Report, loadavg},
     topology::{DrLab, Launch, VIP, real_addr},
 };
 
@@ -228,7 +229,7 @@ fn main() -> Result<()> {
         }
     }
     let load_after = loadavg();
-    report(&opts, &results);
+    report(&opts, &results).save(&load_before, &load_after)?;
     println!(
         "\nload average {load_before} before, {load_after} after (2 CPUs: above ~0.5 other \
          work shared the machine); {:.0} s in all",
@@ -562,7 +563,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) {
+fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) -> Report {
+    let mut report = Report::new("e2e_bench");
     let med = |load, path, f: fn(&Wrk) -> f64| {
         results
             .get(&(load, path))
@@ -570,12 +572,12 @@ fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) {
     };
     let mut goals = Vec::new();
     for load in [Load::KeepAlive, Load::Close] {
-        println!(
-            "\n{}, medians of {} rounds:\n| path | req/s | x direct | p50 ms | p99 ms | p99 x direct | retransmits | errors |\n\
+        report.line(format!(
+            "\n{}, medians of {} rounds:\n\n| path | req/s | x direct | p50 ms | p99 ms | p99 x direct | retransmits | errors |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- |",
             load.label(),
             opts.rounds
-        );
+        ));
         let Some(direct_rps) = med(load, Path::Direct, |w| w.rps) else {
             continue;
         };
@@ -592,12 +594,12 @@ fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) {
             let runs = &results[&(load, path)];
             let errors: u64 = runs.iter().map(|w| w.errors).sum();
             let retransmits: u64 = runs.iter().map(|w| w.retransmits).sum();
-            println!(
+            report.line(format!(
                 "| {} | {rps:.0} | {:.2} | {p50:.2} | {p99:.2} | {:.1} | {retransmits} | {errors} |",
                 path.label(),
                 rps / direct_rps,
                 p99 / direct_p99
-            );
+            ));
             if matches!(path, Path::XdpvsAuto | Path::XdpvsNative) {
                 if let Some(nft) = nft_rps {
                     goals.push((
@@ -620,16 +622,11 @@ fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) {
             }
         }
     }
-    println!("\ngoals:");
+    report.line("\nGoals:\n");
     for (what, met) in goals {
-        println!("  {} {what}", if met { "PASS" } else { "MISS" });
+        report.line(format!("- {} {what}", if met { "PASS" } else { "MISS" }));
     }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
+    report
 }
 
 #[cfg(test)]
