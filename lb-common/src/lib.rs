@@ -16,7 +16,9 @@ use core::mem::size_of;
 use bytemuck::{Pod, Zeroable};
 
 pub mod flow_table;
+pub mod service_table;
 pub use flow_table::{FLOW_WAYS, FlowBucket, FlowSlot, flow_buckets, flows_of_buckets};
+pub use service_table::{ServiceSlot, service_slots, services_of_slots};
 
 /// Slots in one Maglev lookup table. Prime, as Maglev requires; 65537 keeps the
 /// imbalance between reals well under 1% for up to a few hundred reals.
@@ -109,7 +111,8 @@ pub const fn vip_filter_bit(addr: &[u32; 4]) -> (u32, u64) {
 }
 const _: () = assert!(VIP_FILTER_WORDS == 1 << (16 - 6));
 
-/// Key of `SERVICES`. `port` 0 means every port of the VIP.
+/// A service's key in `SERVICES` (see `service_table`). `port` 0 means every
+/// port of the VIP.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct ServiceKey {
@@ -122,12 +125,12 @@ pub struct ServiceKey {
 }
 const _: () = assert!(size_of::<ServiceKey>() == 20);
 
-/// Value of `SERVICES`.
+/// A service as `SERVICES` holds it.
 ///
 /// The daemon publishes a new Maglev table by writing it into the ring that is
-/// not in use and then replacing this value with `ring` pointing at it; a hash
-/// map update swaps the whole value at once, so the XDP program reads either
-/// the old table or the new one, never a mix.
+/// not in use and then pointing `ring` at it, one aligned word whose two values
+/// differ in one bit, so the XDP program reads either the old table or the
+/// new one, never a mix.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct Service {
@@ -484,6 +487,7 @@ mod user {
     unsafe impl aya::Pod for DataplaneConfig {}
     unsafe impl aya::Pod for FloodBucket {}
     unsafe impl aya::Pod for FlowBucket {}
+    unsafe impl aya::Pod for ServiceSlot {}
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
-    RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS, vip_filter_bit,
+    Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, MAX_SERVICES, NO_REAL, PersistKey,
+    REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS,
+    service_slots, service_table::SERVICE_PROBES, vip_filter_bit,
 };
 
 use crate::{
@@ -122,6 +123,12 @@ fn maybe_vip(addr: &[u32; 4]) -> bool {
     VIP_FILTER.get(word).is_some_and(|w| w & bit != 0)
 }
 
+/// `SERVICES`' slots minus one (a power of two), set by the loader
+/// (`lb_common::service_table::SERVICE_SLOT_MASK`); read only, so the
+/// verifier knows its value.
+#[unsafe(no_mangle)]
+static SERVICE_SLOT_MASK: u32 = service_slots(MAX_SERVICES) - 1;
+
 /// The service for the packet's destination: exact port first, then port 0.
 #[inline(always)]
 fn service(key: &FlowKey) -> Option<Service> {
@@ -131,13 +138,45 @@ fn service(key: &FlowKey) -> Option<Service> {
         proto: key.proto,
         family: key.family,
     };
-    if let Some(s) = SERVICES.get_ptr(skey) {
-        // SAFETY: a pointer to a live map value, copied at once (12 bytes).
-        return Some(unsafe { *s });
+    if let Some(s) = lookup_service(&skey) {
+        return Some(s);
     }
     skey.port = 0;
-    // SAFETY: as above.
-    SERVICES.get_ptr(skey).map(|s| unsafe { *s })
+    lookup_service(&skey)
+}
+
+/// `skey`'s service: its probe sequence up to the first empty slot (see
+/// `lb_common::service_table`).
+#[inline(always)]
+fn lookup_service(skey: &ServiceKey) -> Option<Service> {
+    // SAFETY: a plain read of the program's own read-only global.
+    let mask = unsafe { core::ptr::read_volatile(&SERVICE_SLOT_MASK) };
+    let home = skey.slot(mask);
+    let want = service_words(skey);
+    let mut i = 0;
+    while i < SERVICE_PROBES {
+        let slot = SERVICES.get((home + i) & mask)?;
+        if slot.key.family == 0 {
+            return None;
+        }
+        let have = service_words(&slot.key);
+        if (want[0] ^ have[0]) | (want[1] ^ have[1]) | (want[2] ^ have[2]) == 0 {
+            return Some(slot.service);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A service key as the three words it is compared by.
+#[inline(always)]
+fn service_words(k: &ServiceKey) -> [u64; 3] {
+    let pair = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+    [
+        pair(k.addr[0], k.addr[1]),
+        pair(k.addr[2], k.addr[3]),
+        k.port as u64 | (k.proto as u64) << 16 | (k.family as u64) << 24,
+    ]
 }
 
 /// The daemon's settings; all defaults until it has written them.

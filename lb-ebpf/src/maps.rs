@@ -5,18 +5,20 @@
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
 };
 use lb_common::{
     Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowBucket, FlowCacheEntry,
     FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES,
-    PersistKey, RING_SIZE, Real, Reason, Service, ServiceKey, VIP_FILTER_WORDS, flow_buckets,
+    PersistKey, RING_SIZE, Real, Reason, ServiceSlot, VIP_FILTER_WORDS, flow_buckets,
+    service_slots,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
-/// Written only by the daemon.
+/// An open-addressed array (see `balance::service` and
+/// `lb_common::service_table`), written only by the daemon.
 #[map]
-pub static SERVICES: HashMap<ServiceKey, Service> = HashMap::with_max_entries(MAX_SERVICES, 0);
+pub static SERVICES: Array<ServiceSlot> = Array::with_max_entries(service_slots(MAX_SERVICES), 0);
 
 /// Two Maglev tables per service, back to back: slot `i` of ring `r` is
 /// `RINGS[r * RING_SIZE + i]`, holding a `REALS` index or `NO_REAL`.

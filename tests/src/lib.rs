@@ -10,6 +10,7 @@ pub mod netns;
 pub mod packet;
 pub mod ping;
 pub mod report;
+pub mod services;
 pub mod smtp;
 pub mod topology;
 

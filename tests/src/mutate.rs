@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
@@ -102,16 +102,14 @@ pub fn configure(ebpf: &mut Ebpf) -> Result<()> {
         let (word, bit) = vip_filter_bit(&addr);
         let old = filter.get(&word, 0)?;
         filter.set(word, old | bit, 0)?;
-        let mut services: HashMap<_, ServiceKey, Service> =
-            HashMap::try_from(ebpf.map_mut(maps::SERVICES).context("SERVICES")?)?;
-        services.insert(
+        crate::services::put(
+            ebpf,
             key,
             Service {
                 id,
                 ring,
                 persist_timeout_s: 0,
             },
-            0,
         )?;
     }
     Ok(())

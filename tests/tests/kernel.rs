@@ -262,9 +262,7 @@ impl Lb {
         let mut filter = self.array::<u64>(maps::VIP_FILTER);
         let old = filter.get(&word, 0).expect("VIP_FILTER get");
         filter.set(word, old | bit, 0).expect("VIP_FILTER set");
-        self.hash(maps::SERVICES)
-            .insert(key, svc, 0)
-            .expect("SERVICES insert");
+        tests::services::put(&mut self.ebpf, key, svc).expect("SERVICES put");
     }
 
     /// Real `real` of service `service`, up or down.
@@ -359,9 +357,7 @@ impl Lb {
     }
 
     fn remove_service(&mut self, key: &ServiceKey) {
-        self.hash::<ServiceKey, Service>(maps::SERVICES)
-            .remove(key)
-            .expect("SERVICES remove");
+        tests::services::remove(&mut self.ebpf, key).expect("SERVICES remove");
     }
 
     /// What the daemon does every second and after each change it writes.

@@ -283,7 +283,9 @@ fn open_idents(dir: &Path) -> Result<Array<MapData, RealIdent>> {
 /// binary's layout (a guard under `LAYOUT_VERSION`).
 fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
     use core::mem::size_of;
-    use lb_common::{Binding, FlowBucket, PersistKey, Real, Service, ServiceKey, flows_of_buckets};
+    use lb_common::{
+        Binding, FlowBucket, PersistKey, Real, ServiceSlot, flows_of_buckets, services_of_slots,
+    };
     let open = |name: &str, key: usize, value: usize| -> Result<u32> {
         let info = MapData::from_pin(dir.join(name))
             .and_then(|m| m.info())
@@ -296,11 +298,7 @@ fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
         }
         Ok(info.max_entries())
     };
-    let services = open(
-        names::SERVICES,
-        size_of::<ServiceKey>(),
-        size_of::<Service>(),
-    )?;
+    let services = services_of_slots(open(names::SERVICES, 4, size_of::<ServiceSlot>())?);
     let reals = open(names::REALS, 4, size_of::<Real>())?;
     open(names::RINGS, 4, 4)?;
     open(names::IDENTS, 4, size_of::<RealIdent>())?;

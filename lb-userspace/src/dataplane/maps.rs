@@ -11,7 +11,8 @@ use aya::{
 };
 use lb_common::{
     Binding, Counters, DataplaneConfig, FlowKey, PersistKey, RING_SIZE, Real, RealIdent, Reason,
-    Service, ServiceKey, maps, rings_of,
+    Service, ServiceKey, ServiceSlot, maps, rings_of,
+    service_table::{FAMILY_TOMBSTONE, SERVICE_PROBES, find, place},
 };
 
 use log::debug;
@@ -23,7 +24,11 @@ use super::{
 };
 
 pub struct Maps {
-    services: HashMap<MapData, ServiceKey, Service>,
+    /// `SERVICES` (see `lb_common::service_table`) and a copy of it: the
+    /// daemon is its only writer, so it places services without reading the
+    /// kernel's.
+    services: Array<MapData, ServiceSlot>,
+    service_slots: Vec<ServiceSlot>,
     rings: Array<MapData, u32>,
     /// For batch writes, which aya does not offer.
     rings_fd: OwnedFd,
@@ -50,12 +55,17 @@ impl Maps {
     /// The object's maps, taken from `ebpf`, and the daemon's own `IDENTS`.
     pub fn new(ebpf: &mut Ebpf, idents: Array<MapData, RealIdent>) -> Result<Self> {
         let rings = take(ebpf, maps::RINGS)?;
+        let services: Array<MapData, ServiceSlot> = take(ebpf, maps::SERVICES)?.try_into()?;
         let flows_fd = match take(ebpf, maps::FLOWS)? {
             Map::Array(data) => data.fd().as_fd().try_clone_to_owned()?,
             _ => bail!("{} is not an array", maps::FLOWS),
         };
         Ok(Self {
-            services: take(ebpf, maps::SERVICES)?.try_into()?,
+            service_slots: services
+                .iter()
+                .collect::<Result<_, _>>()
+                .context("reading SERVICES")?,
+            services,
             rings_fd: match &rings {
                 Map::Array(data) => data.fd().as_fd().try_clone_to_owned()?,
                 _ => bail!("{} is not an array", maps::RINGS),
@@ -117,13 +127,8 @@ impl Maps {
                     .set(*index, ident, 0)
                     .with_context(|| format!("IDENTS[{index}]"))?,
                 Write::RingSlots { ring, slots } => self.write_ring(*ring, slots)?,
-                Write::Service { key, service } => self
-                    .services
-                    .insert(key, service, 0)
-                    .context("SERVICES insert")?,
-                Write::DeleteService { key } => {
-                    self.services.remove(key).context("SERVICES remove")?
-                }
+                Write::Service { key, service } => self.write_service(key, service)?,
+                Write::DeleteService { key } => self.delete_service(key)?,
                 Write::VipFilter { word, bits } => self
                     .vip_filter
                     .set(*word, bits, 0)
@@ -131,6 +136,46 @@ impl Maps {
             }
         }
         Ok(())
+    }
+
+    fn set_service_slot(&mut self, slot: u32, value: ServiceSlot) -> Result<()> {
+        self.services
+            .set(slot, value, 0)
+            .with_context(|| format!("SERVICES[{slot}]"))?;
+        self.service_slots[slot as usize] = value;
+        Ok(())
+    }
+
+    /// Adds or replaces a service. A new one is written twice, first
+    /// matching no packet (`family` 0), so the program never reads its key
+    /// before its value.
+    fn write_service(&mut self, key: &ServiceKey, service: &Service) -> Result<()> {
+        let slot = place(&self.service_slots, key).ok_or_else(|| {
+            anyhow!(
+                "SERVICES has no free slot within {SERVICE_PROBES} of {key:?}'s: \
+                 raise xdpvs_max_services"
+            )
+        })?;
+        let value = ServiceSlot {
+            key: *key,
+            service: *service,
+        };
+        if self.service_slots[slot as usize].key != *key {
+            let mut hidden = value;
+            hidden.key.family = 0;
+            self.set_service_slot(slot, hidden)?;
+        }
+        self.set_service_slot(slot, value)
+    }
+
+    /// Removes a service, leaving a tombstone that lookups probe past.
+    fn delete_service(&mut self, key: &ServiceKey) -> Result<()> {
+        let Some(slot) = find(&self.service_slots, key) else {
+            bail!("SERVICES has no {key:?} to remove");
+        };
+        let mut gone = ServiceSlot::default();
+        gone.key.family = FAMILY_TOMBSTONE;
+        self.set_service_slot(slot, gone)
     }
 
     /// One batch for the whole ring change, slot by slot if the kernel has
@@ -153,8 +198,10 @@ impl Maps {
     /// Reads back what the reconciler keeps in the kernel.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
-        for entry in self.services.iter() {
-            snap.services.push(entry.context("reading SERVICES")?);
+        for slot in &self.service_slots {
+            if !matches!(slot.key.family, 0 | FAMILY_TOMBSTONE) {
+                snap.services.push((slot.key, slot.service));
+            }
         }
         for index in 0..self.reals.len() {
             let real = self

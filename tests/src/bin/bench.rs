@@ -26,7 +26,7 @@ use std::{net::Ipv4Addr, time::Instant};
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap},
+    maps::Array,
     programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
@@ -245,18 +245,15 @@ fn configure(lb: &mut Ebpf) -> Result<()> {
         let (word, bit) = vip_filter_bit(&key.addr);
         filter.set(word, bit, 0)?;
     }
-    let mut services: HashMap<_, ServiceKey, Service> =
-        HashMap::try_from(lb.map_mut(maps::SERVICES).context("SERVICES")?)?;
-    services.insert(
+    tests::services::put(
+        lb,
         key,
         Service {
             id: 0,
             ring,
             persist_timeout_s: 0,
         },
-        0,
-    )?;
-    Ok(())
+    )
 }
 
 fn packet(src: Ipv4Addr, dst: Ipv4Addr, flags: u8) -> Vec<u8> {
