@@ -11,8 +11,8 @@
 //! flow table.
 //!
 //! Only the daemon writes it, one slot at a time, so that the program always
-//! reads a whole service: a new service is written first with its key's
-//! `family` 0 (matching no packet), then with its family; a removed one
+//! reads a whole service: a new service is written first as a tombstone
+//! (matching no packet), then with its family; a removed one
 //! becomes a tombstone ([`FAMILY_TOMBSTONE`]) that lookups probe past and a
 //! later service may take; a ring switch rewrites only `Service::ring`, an
 //! aligned word whose two values (`rings_of`) differ in one bit.

@@ -63,9 +63,9 @@ pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe
         };
     };
     let w = words(key);
-    // SAFETY (both loops): `way` < FLOW_WAYS, inside the bucket; `FlowKey`
-    // is 8-byte aligned (it holds u32s and sits first in 8-aligned structs:
-    // the packet's `Packet`, the slot).
+    // SAFETY (both loops): `way` < FLOW_WAYS, inside the bucket; both keys
+    // compared as words are 8-byte aligned: the packet's sits first in the
+    // align(8) `Packet`, a slot's first in a 64-byte slot.
     let mut way = 0;
     while way < FLOW_WAYS {
         unsafe {
@@ -208,7 +208,7 @@ impl Probe {
         }
         let w = words(key);
         // SAFETY: `way` < FLOW_WAYS, inside the bucket; `w` is the key's
-        // five words (see `probe`).
+        // five aligned words (see `probe`).
         unsafe {
             let tag = (*self.bucket).tags.as_mut_ptr().add(way);
             let slot = slot(self.bucket, way);

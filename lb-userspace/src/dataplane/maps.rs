@@ -146,9 +146,9 @@ impl Maps {
         Ok(())
     }
 
-    /// Adds or replaces a service. A new one is written twice, first
-    /// matching no packet (`family` 0), so the program never reads its key
-    /// before its value.
+    /// Adds or replaces a service. A new one is written twice, first as a
+    /// tombstone (matching no packet, probed past), so the program never
+    /// reads its key before its value.
     fn write_service(&mut self, key: &ServiceKey, service: &Service) -> Result<()> {
         let slot = place(&self.service_slots, key).ok_or_else(|| {
             anyhow!(
@@ -162,7 +162,7 @@ impl Maps {
         };
         if self.service_slots[slot as usize].key != *key {
             let mut hidden = value;
-            hidden.key.family = 0;
+            hidden.key.family = FAMILY_TOMBSTONE;
             self.set_service_slot(slot, hidden)?;
         }
         self.set_service_slot(slot, value)
