@@ -68,8 +68,14 @@ fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
 fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
     match parse::plain_ipv4(ctx) {
         Some(mut pkt) => forward_packet::<true>(ctx, &mut pkt),
-        None => forward_packet::<false>(ctx, &mut parse::any_packet(ctx)?),
+        None => forward_any(ctx),
     }
+}
+
+/// Any other frame, out of line for the reason `balance::slow` gives.
+#[inline(never)]
+fn forward_any(ctx: &XdpContext) -> Result<Reason, Reason> {
+    forward_packet::<false>(ctx, &mut parse::any_packet(ctx)?)
 }
 
 #[inline(always)]
