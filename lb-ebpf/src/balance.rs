@@ -16,6 +16,8 @@
 //! - above the flood guard's rate (see `flood`), or when `FLOWS` is full, a
 //!   new flow is forwarded by the ring but not recorded.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use lb_common::{
     Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
@@ -114,14 +116,27 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     }
 }
 
-/// [`decide`] as a BPF function of its own (a bpf-to-bpf call), not inlined.
-/// Measured: inlined, its thousands of instructions lay between the pieces
-/// of the fast path, and an established flow cost about 12 ns more, a packet
-/// for no service 8 ns more, than with the slow path out of line; new flows
-/// got no slower for the call.
-#[inline(never)]
+/// [`decide`] through a BPF function of its own (a bpf-to-bpf call), not
+/// inlined. Measured: inlined, its thousands of instructions lay between the
+/// pieces of the fast path, and an established flow cost about 12 ns more, a
+/// packet for no service 8 ns more, than with the slow path out of line; new
+/// flows got no slower for the call.
+#[inline(always)]
 fn slow(pkt: &mut Packet) -> Result<Decision, Reason> {
-    decide(pkt)
+    let mut d = MaybeUninit::uninit();
+    decide_into(pkt, &mut d)?;
+    // SAFETY: `decide_into` wrote it, as it returned `Ok`.
+    Ok(unsafe { d.assume_init() })
+}
+
+/// The decision is written through `d`, and only a register-sized result
+/// returned: a `Result<Decision, _>` would come back through the caller's
+/// stack, leaving in R0 whatever LLVM last put there, and the verifier
+/// refuses a function that may return a stack pointer.
+#[inline(never)]
+fn decide_into(pkt: &mut Packet, d: &mut MaybeUninit<Decision>) -> Result<(), Reason> {
+    d.write(decide(pkt)?);
+    Ok(())
 }
 
 /// Whether `addr` may be a VIP: its `VIP_FILTER` bit is set.

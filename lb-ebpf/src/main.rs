@@ -68,14 +68,25 @@ fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
 fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
     match parse::plain_ipv4(ctx) {
         Some(mut pkt) => forward_packet::<true>(ctx, &mut pkt),
-        None => forward_any(ctx),
+        // Only `forward_packet` says `Ok`, and only with these reasons.
+        None => match forward_any(ctx) {
+            r @ (Reason::Forwarded | Reason::ForwardedIcmpError | Reason::ForwardedUntracked) => {
+                Ok(r)
+            }
+            r => Err(r),
+        },
     }
 }
 
-/// Any other frame, out of line for the reason `balance::slow` gives.
+/// Any other frame, out of line for the reason `balance::slow` gives. It
+/// returns the reason alone, which tells whether the frame was forwarded: a
+/// `Result` of two reasons would come back through the stack (see
+/// `balance::decide_into`).
 #[inline(never)]
-fn forward_any(ctx: &XdpContext) -> Result<Reason, Reason> {
-    forward_packet::<false>(ctx, &mut parse::any_packet(ctx)?)
+fn forward_any(ctx: &XdpContext) -> Reason {
+    match parse::any_packet(ctx).and_then(|mut pkt| forward_packet::<false>(ctx, &mut pkt)) {
+        Ok(r) | Err(r) => r,
+    }
 }
 
 #[inline(always)]
