@@ -59,9 +59,10 @@ fn now_ns() -> u64 {
 }
 
 /// Balances a parsed packet: the flow cache for plain data packets of a known
-/// flow, the slow path ([`decide`]) for everything else.
+/// flow, the slow path ([`decide`]) for everything else, called out of line
+/// (`OUTLINED`, see [`slow`]) or inlined.
 #[inline(always)]
-pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
+pub fn balance<const OUTLINED: bool>(pkt: &mut Packet) -> Result<Decision, Reason> {
     // What the fast path reads of the packet, copied before the first map
     // lookup: LLVM takes every call (a map lookup is a helper call until the
     // verifier inlines it) for one that may write the packet, whose address
@@ -74,10 +75,10 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
         return Err(Reason::PassNotService);
     }
     if !cacheable {
-        return slow(pkt);
+        return slow::<OUTLINED>(pkt);
     }
     let Some(entry) = cache::slot(&key) else {
-        return slow(pkt);
+        return slow::<OUTLINED>(pkt);
     };
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
     // this program runs on this CPU.
@@ -98,7 +99,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
             untracked: false,
         });
     }
-    match slow(pkt) {
+    match slow::<OUTLINED>(pkt) {
         Ok(d) => {
             // An untracked flow is not cached either: a flood must not push
             // established flows out of the cache.
@@ -116,13 +117,19 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     }
 }
 
-/// [`decide`] through a BPF function of its own (a bpf-to-bpf call), not
-/// inlined. Measured: inlined, its thousands of instructions lay between the
-/// pieces of the fast path, and an established flow cost about 12 ns more, a
-/// packet for no service 8 ns more, than with the slow path out of line; new
-/// flows got no slower for the call.
+/// [`decide`], through a BPF function of its own (a bpf-to-bpf call) when
+/// `OUTLINED`. Measured: inlined, its thousands of instructions lay between
+/// the pieces of the fast path, and an established flow cost about 12 ns
+/// more, a packet for no service 8 ns more, than with the slow path out of
+/// line; new flows got no slower for the call. Not `OUTLINED` on the full
+/// parser's path, itself a function of its own (`forward_any`): the frames
+/// of nested calls add up against BPF's 512-byte stack, and those three
+/// (main, `forward_any`, `decide_into`) reached exactly 512.
 #[inline(always)]
-fn slow(pkt: &mut Packet) -> Result<Decision, Reason> {
+fn slow<const OUTLINED: bool>(pkt: &mut Packet) -> Result<Decision, Reason> {
+    if !OUTLINED {
+        return decide(pkt);
+    }
     let mut d = MaybeUninit::uninit();
     decide_into(pkt, &mut d)?;
     // SAFETY: `decide_into` wrote it, as it returned `Ok`.

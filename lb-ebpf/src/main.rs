@@ -94,7 +94,7 @@ fn forward_packet<const PLAIN: bool>(
     ctx: &XdpContext,
     pkt: &mut parse::Packet,
 ) -> Result<Reason, Reason> {
-    let d = balance::balance(pkt)?;
+    let d = balance::balance::<PLAIN>(pkt)?;
     let start = ctx.data();
     if start + 12 > ctx.data_end() {
         return Err(Reason::PassMalformed);
