@@ -16,12 +16,11 @@
 //! - above the flood guard's rate (see `flood`), or when `FLOWS` is full, a
 //!   new flow is forwarded by the ring but not recorded.
 
-use core::mem::MaybeUninit;
-
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use lb_common::{
-    Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, NO_REAL, PersistKey, REAL_NO_NEW, REAL_UP,
-    RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS, vip_filter_bit,
+    Binding, DataplaneConfig, FLOW_CLOSING, FlowCacheEntry, FlowKey, NO_REAL, PersistKey,
+    REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS,
+    vip_filter_bit,
 };
 
 use crate::{
@@ -58,11 +57,11 @@ fn now_ns() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
-/// Balances a parsed packet: the flow cache for plain data packets of a known
-/// flow, the slow path ([`decide`]) for everything else, called out of line
-/// (`OUTLINED`, see [`slow`]) or inlined.
+/// Balances a parsed packet of any frame but the common one (which `main`
+/// takes through [`cached`] and [`refill`] itself): the flow cache for data
+/// packets of a known flow, the slow path ([`decide`]) for everything else.
 #[inline(always)]
-pub fn balance<const OUTLINED: bool>(pkt: &mut Packet) -> Result<Decision, Reason> {
+pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // What the fast path reads of the packet, copied before the first map
     // lookup: LLVM takes every call (a map lookup is a helper call until the
     // verifier inlines it) for one that may write the packet, whose address
@@ -75,41 +74,92 @@ pub fn balance<const OUTLINED: bool>(pkt: &mut Packet) -> Result<Decision, Reaso
         return Err(Reason::PassNotService);
     }
     if !cacheable {
-        return slow::<OUTLINED>(pkt);
+        return decide(pkt);
     }
-    let Some(entry) = cache::slot(&key) else {
-        return slow::<OUTLINED>(pkt);
+    match cached(&key) {
+        Ok(hit) => Ok(hit.decision()),
+        Err(miss) => refill(pkt, miss.as_ref()),
+    }
+}
+
+/// A flow cache hit: the entry (its real and service) and the real's MAC.
+pub struct Hit {
+    pub entry: *const FlowCacheEntry,
+    pub mac: Mac,
+}
+
+impl Hit {
+    #[inline(always)]
+    fn decision(&self) -> Decision {
+        // SAFETY: a `FLOW_CACHE` entry, as in `cached`.
+        let e = unsafe { &*self.entry };
+        Decision {
+            real: e.real,
+            mac: self.mac,
+            service_id: e.service,
+            new_flow: false,
+            untracked: false,
+        }
+    }
+}
+
+/// What the slow path needs of a flow cache probe that did not decide the
+/// packet: the slot its flow maps to, whether it held that flow, and the
+/// epoch read.
+pub struct Miss {
+    entry: *mut FlowCacheEntry,
+    cached: bool,
+    epoch: u64,
+}
+
+/// The fast path: the decision `FLOW_CACHE` holds for the flow of key `w`
+/// (see `cache::key_words`), if it is still good; else the slot to refill,
+/// if there is one.
+#[inline(always)]
+pub fn cached(w: &[u64; 5]) -> Result<Hit, Option<Miss>> {
+    let Some(entry) = cache::slot(w) else {
+        return Err(None);
     };
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
     // this program runs on this CPU.
-    let entry = unsafe { &mut *entry };
+    let e = unsafe { &*entry };
     // Read before deciding: a decision filled under this epoch saw every
     // change the daemon made before moving to it.
     let epoch = cache::epoch();
-    let cached = cache::same_flow(&key, entry);
+    let cached = cache::same_flow(w, e);
     if cached
-        && entry.epoch == epoch
-        && let Some(mac) = up_real(entry.real, entry.service)
+        && e.epoch == epoch
+        && let Some(mac) = up_real(e.real, e.service)
     {
-        return Ok(Decision {
-            real: entry.real,
-            mac,
-            service_id: entry.service,
-            new_flow: false,
-            untracked: false,
-        });
+        return Ok(Hit { entry, mac });
     }
-    match slow::<OUTLINED>(pkt) {
+    Err(Some(Miss {
+        entry,
+        cached,
+        epoch,
+    }))
+}
+
+/// The slow path, keeping the cache in step with its decision after a probe
+/// that missed (`miss`; `None` for a packet that may not use the cache).
+#[inline(always)]
+pub fn refill(pkt: &mut Packet, miss: Option<&Miss>) -> Result<Decision, Reason> {
+    let Some(miss) = miss else {
+        return decide(pkt);
+    };
+    // SAFETY: as in `cached`.
+    let entry = unsafe { &mut *miss.entry };
+    match decide(pkt) {
         Ok(d) => {
             // An untracked flow is not cached either: a flood must not push
             // established flows out of the cache.
             if !d.untracked {
-                cache::fill(entry, pkt, &d, epoch);
+                cache::fill(entry, pkt, &d, miss.epoch);
             }
             Ok(d)
         }
         Err(reason) => {
-            if cached {
+            if miss.cached {
                 cache::invalidate(entry);
             }
             Err(reason)
@@ -117,38 +167,9 @@ pub fn balance<const OUTLINED: bool>(pkt: &mut Packet) -> Result<Decision, Reaso
     }
 }
 
-/// [`decide`], through a BPF function of its own (a bpf-to-bpf call) when
-/// `OUTLINED`. Measured: inlined, its thousands of instructions lay between
-/// the pieces of the fast path, and an established flow cost about 12 ns
-/// more, a packet for no service 8 ns more, than with the slow path out of
-/// line; new flows got no slower for the call. Not `OUTLINED` on the full
-/// parser's path, itself a function of its own (`forward_any`): the frames
-/// of nested calls add up against BPF's 512-byte stack, and those three
-/// (main, `forward_any`, `decide_into`) reached exactly 512.
-#[inline(always)]
-fn slow<const OUTLINED: bool>(pkt: &mut Packet) -> Result<Decision, Reason> {
-    if !OUTLINED {
-        return decide(pkt);
-    }
-    let mut d = MaybeUninit::uninit();
-    decide_into(pkt, &mut d)?;
-    // SAFETY: `decide_into` wrote it, as it returned `Ok`.
-    Ok(unsafe { d.assume_init() })
-}
-
-/// The decision is written through `d`, and only a register-sized result
-/// returned: a `Result<Decision, _>` would come back through the caller's
-/// stack, leaving in R0 whatever LLVM last put there, and the verifier
-/// refuses a function that may return a stack pointer.
-#[inline(never)]
-fn decide_into(pkt: &mut Packet, d: &mut MaybeUninit<Decision>) -> Result<(), Reason> {
-    d.write(decide(pkt)?);
-    Ok(())
-}
-
 /// Whether `addr` may be a VIP: its `VIP_FILTER` bit is set.
 #[inline(always)]
-fn maybe_vip(addr: &[u32; 4]) -> bool {
+pub fn maybe_vip(addr: &[u32; 4]) -> bool {
     let (word, bit) = vip_filter_bit(addr);
     VIP_FILTER.get(word).is_some_and(|w| w & bit != 0)
 }
