@@ -161,7 +161,8 @@ fn send(ctx: &XdpContext, d: &balance::Decision, reason: Reason) -> Result<Reaso
     Ok(reason)
 }
 
-/// [`send`] for a flow cache hit.
+/// [`send`] for a flow cache hit, reading the real and service in the cache
+/// entry: no `Decision` is built, and no new flow is counted.
 #[inline(always)]
 fn send_cached(ctx: &XdpContext, hit: &balance::Hit) -> Result<Reason, Reason> {
     readdress(ctx, hit.mac)?;
