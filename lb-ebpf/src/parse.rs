@@ -210,6 +210,54 @@ macro_rules! store {
 store!(store16, u16, "*(u16 *)({0} + {off}) = {1}");
 store!(store32, u32, "*(u32 *)({0} + {off}) = {1}");
 
+/// An untagged IPv4 TCP or UDP frame without options, not fragmented (see
+/// [`plain_ipv4`]): the fields the balancer reads, as loaded (network byte
+/// order), kept in registers until the slow path needs a [`Packet`].
+#[derive(Clone, Copy)]
+pub struct Plain {
+    pub src: u32,
+    pub dst: u32,
+    /// Both ports in one load: the source port in the low half, as
+    /// `cache::key_words` joins `FlowKey::sport` and `dport`.
+    pub ports: u32,
+    pub proto: u8,
+    /// The TCP flags byte; 0 for UDP.
+    pub flags: u8,
+}
+
+impl Plain {
+    /// Not a SYN, FIN or RST: a packet that may use the flow cache.
+    #[inline(always)]
+    pub fn cacheable(&self) -> bool {
+        self.flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
+    }
+
+    #[inline(always)]
+    pub fn key(&self) -> FlowKey {
+        FlowKey {
+            src: [self.src, 0, 0, 0],
+            dst: [self.dst, 0, 0, 0],
+            sport: self.ports as u16,
+            dport: (self.ports >> 16) as u16,
+            proto: self.proto,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        }
+    }
+
+    /// The packet as the full parser would have returned it.
+    #[inline(always)]
+    pub fn packet(&self) -> Packet {
+        Packet {
+            key: self.key(),
+            icmp_error: false,
+            closing: self.flags & (TCP_FIN | TCP_RST) != 0,
+            syn: self.flags & TCP_SYN != 0,
+            fragment: Fragment::NO,
+        }
+    }
+}
+
 /// Bytes of an untagged IPv4 frame without options up to the end of a
 /// minimal TCP header (a UDP header ends before).
 const PLAIN_V4_LEN: usize = ETH_HLEN + IPV4_MIN_HLEN + TCP_MIN_HLEN;
@@ -221,7 +269,7 @@ const PLAIN_V4_LEN: usize = ETH_HLEN + IPV4_MIN_HLEN + TCP_MIN_HLEN;
 /// is returned; `None` (anything else, any check failing) leaves it to
 /// [`any_packet`], which then gives the verdict and the reason.
 #[inline(always)]
-pub fn plain_ipv4(ctx: &XdpContext) -> Option<Packet> {
+pub fn plain_ipv4(ctx: &XdpContext) -> Option<Plain> {
     let start = ctx.data();
     let frame_len = ctx.data_end() - start;
     if start + PLAIN_V4_LEN > ctx.data_end() {
@@ -249,44 +297,30 @@ pub fn plain_ipv4(ctx: &XdpContext) -> Option<Packet> {
         return None;
     }
     let l4_len = tot_len - IPV4_MIN_HLEN;
-    let (mut closing, mut syn) = (false, false);
+    let mut flags = 0;
     match proto {
         PROTO_TCP => {
             // SAFETY: as above.
-            let (doff, flags) = unsafe {
-                (
-                    (load8_at::<46>(start) >> 4) as usize * 4,
-                    load8_at::<47>(start),
-                )
-            };
+            let doff = unsafe { (load8_at::<46>(start) >> 4) as usize * 4 };
             if l4_len < TCP_MIN_HLEN || doff < TCP_MIN_HLEN || doff > l4_len {
                 return None;
             }
-            closing = flags & (TCP_FIN | TCP_RST) != 0;
-            syn = flags & TCP_SYN != 0;
+            // SAFETY: as above.
+            flags = unsafe { load8_at::<47>(start) };
         }
         PROTO_UDP if l4_len >= UDP_HLEN => {}
         _ => return None,
     }
     // SAFETY: as above.
-    let key = unsafe {
-        FlowKey {
-            src: [load32_at::<26>(start), 0, 0, 0],
-            dst: [load32_at::<30>(start), 0, 0, 0],
-            sport: load16_at::<34>(start),
-            dport: load16_at::<36>(start),
+    unsafe {
+        Some(Plain {
+            src: load32_at::<26>(start),
+            dst: load32_at::<30>(start),
+            ports: load32_at::<34>(start),
             proto,
-            family: FAMILY_V4,
-            _pad: [0; 2],
-        }
-    };
-    Some(Packet {
-        key,
-        icmp_error: false,
-        closing,
-        syn,
-        fragment: Fragment::NO,
-    })
+            flags,
+        })
+    }
 }
 
 /// Parses any frame up to the transport ports.
