@@ -2,12 +2,15 @@
 //! program and userspace both follow to find a flow in it.
 //!
 //! `FLOWS` is a BPF array of [`FlowBucket`]s, set-associative: a flow lives in
-//! bucket `FlowKey::hash() & mask`, in any of its [`FLOW_WAYS`] ways. A
-//! bucket is a line of tags (each way's real and a check of its key) and a
-//! line per way (key, last packet, flags). A flow the bucket does not hold,
-//! every new flow, costs one line read whatever the table's fill, where the
-//! kernel's hash map walked a chain and took an element from its free list:
-//! that insert was most of a new flow's cost, and grew with the fill.
+//! bucket [`bucket_of`]`(FlowKey::hash())`, in any of its [`FLOW_WAYS`] ways.
+//! A bucket is 512 bytes: a line of tags (each way's real and a check of its
+//! key) and a line per way (key, last packet, flags). A flow the bucket does
+//! not hold, every new flow, costs one line read whatever the table's fill,
+//! where the kernel's hash map walked a chain and took an element from its
+//! free list: that insert was most of a new flow's cost, and grew with the
+//! fill. 512 bytes, not eight ways' 576: a bucket never straddles a page
+//! (a second TLB miss), and its tag line always pairs with its first way's in
+//! the 128-byte blocks the CPU fetches together.
 //!
 //! A way is free when empty or idle beyond its timeout: a new flow takes the
 //! first empty way, else the first idle one. The daemon's flow scan empties
@@ -15,8 +18,8 @@
 //! new flows still take idle ways. A full bucket is not evicted from: a new
 //! flow is then forwarded by the ring, unrecorded, so a flood cannot push
 //! established flows out. There are twice as many ways as the table is sized
-//! for ([`flow_buckets`]), so at 80% of that size about 2% of new flows find
-//! their bucket full.
+//! for ([`flow_buckets`]), so at 80% of that size about 2.5% of new flows
+//! find their bucket full.
 //!
 //! Ways are written without locks, by the XDP program on every CPU and by the
 //! daemon through a memory mapping. A writer clears the tag, writes the slot,
@@ -29,25 +32,17 @@
 
 use crate::{Binding, DataplaneConfig, FlowKey};
 
-/// Ways per bucket.
-pub const FLOW_WAYS: usize = 8;
+/// Ways per bucket: seven, so that with the tag line a bucket is 512 bytes.
+pub const FLOW_WAYS: usize = 7;
 
-/// The XDP program's global holding `buckets - 1` (`FLOWS` has a power of two
-/// of buckets), set at load time (`EbpfLoader::override_global`).
-pub const FLOW_BUCKET_MASK: &str = "FLOW_BUCKET_MASK";
+/// The XDP program's global holding the number of buckets of `FLOWS`, set at
+/// load time (`EbpfLoader::override_global`) to the size the map gets.
+pub const FLOW_BUCKETS: &str = "FLOW_BUCKETS";
 
-/// Buckets of a table sized for `flows` flows: twice as many slots, rounded
-/// up to a power of two of buckets.
+/// Buckets of a table sized for `flows` flows: twice as many ways.
 pub const fn flow_buckets(flows: u32) -> u32 {
-    let slots = (flows as u64) * 2;
-    let buckets = slots.div_ceil(FLOW_WAYS as u64);
-    let buckets = if buckets == 0 { 1 } else { buckets };
-    let pow = buckets.next_power_of_two();
-    if pow > u32::MAX as u64 {
-        1 << 31
-    } else {
-        pow as u32
-    }
+    let buckets = (flows as u64 * 2).div_ceil(FLOW_WAYS as u64);
+    if buckets == 0 { 1 } else { buckets as u32 }
 }
 
 /// The flows a table of `buckets` buckets is sized for (inverse of
@@ -84,9 +79,10 @@ const _: () = assert!(core::mem::size_of::<FlowSlot>() == 64);
 pub struct FlowBucket {
     /// Way `i`'s tag (see [`tag_of`]); 0: way `i` is empty.
     pub tags: [u64; FLOW_WAYS],
+    pub _pad: u64,
     pub slots: [FlowSlot; FLOW_WAYS],
 }
-const _: () = assert!(core::mem::size_of::<FlowBucket>() == 576);
+const _: () = assert!(core::mem::size_of::<FlowBucket>() == 512);
 
 impl Default for FlowBucket {
     fn default() -> Self {
@@ -108,10 +104,11 @@ pub const fn checks(tag: u64, hash: u32) -> bool {
     (tag >> 32) as u32 == hash | 1
 }
 
-/// The bucket of a flow of hash `hash` in a table of `mask + 1` buckets.
+/// The bucket of a flow of hash `hash` in a table of `buckets` buckets: the
+/// hash scaled to the table (one multiply, no division, any table size).
 #[inline(always)]
-pub const fn bucket_of(hash: u32, mask: u32) -> u32 {
-    hash & mask
+pub const fn bucket_of(hash: u32, buckets: u32) -> u32 {
+    ((hash as u64 * buckets as u64) >> 32) as u32
 }
 
 impl FlowBucket {
@@ -176,20 +173,33 @@ mod tests {
     }
 
     #[test]
-    fn sizes_round_trip_and_double_the_slots() {
-        assert_eq!(flow_buckets(1 << 20), 1 << 18, "2M slots of 8 ways");
-        assert_eq!(flows_of_buckets(1 << 18), 1 << 20);
-        assert_eq!(flow_buckets(1000), 256, "2000 slots rounded up");
-        assert_eq!(flows_of_buckets(256), 1024);
+    fn sizes_round_trip_and_double_the_ways() {
+        assert_eq!(flow_buckets(1 << 20), 299_594, "2M ways of 7");
+        assert_eq!(flows_of_buckets(299_594), 1_048_579);
         assert_eq!(flow_buckets(0), 1);
-        assert_eq!(flow_buckets(1), 1);
-        assert_eq!(flow_buckets(u32::MAX), 1 << 30);
-        for flows in [1u32, 3, 4, 5, 64, 1023, 1 << 26] {
+        assert_eq!(flow_buckets(3), 1, "one bucket holds 3.5 flows");
+        assert_eq!(flow_buckets(4), 2);
+        for flows in [1u32, 3, 4, 5, 64, 1023, 1 << 20, 1 << 26, u32::MAX] {
             let b = flow_buckets(flows);
-            assert!(b.is_power_of_two());
             assert!(flows_of_buckets(b) >= flows, "{flows}");
             assert_eq!(flow_buckets(flows_of_buckets(b)), b, "{flows}");
         }
+    }
+
+    #[test]
+    fn buckets_cover_the_table_evenly() {
+        for buckets in [1u32, 3, 7, 299_594] {
+            assert_eq!(bucket_of(0, buckets), 0);
+            assert_eq!(bucket_of(u32::MAX, buckets), buckets - 1);
+        }
+        let mut counts = [0u32; 10];
+        for n in 0..100_000u32 {
+            counts[bucket_of(key(n).hash(), 10) as usize] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (9_500..10_500).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::{Service, ServiceKey};
 pub const SERVICE_PROBES: u32 = 16;
 
 /// The XDP program's global holding `slots - 1` (`SERVICES` has a power of
-/// two of slots), set at load time as `FLOW_BUCKET_MASK` is.
+/// two of slots), set at load time as `FLOW_BUCKETS` is.
 pub const SERVICE_SLOT_MASK: &str = "SERVICE_SLOT_MASK";
 
 /// `ServiceKey::family` of a removed service's slot.

@@ -296,6 +296,8 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         fragments::fill_later(&mut pkt.key, pkt.fragment.id)?;
     }
     let key = &pkt.key;
+    let hash = key.hash();
+    flows::prefetch(hash);
     let svc = service(key).ok_or(Reason::PassNotService)?;
     if pkt.fragment.kind == FragmentKind::First {
         fragments::record_first(key, pkt.fragment.id);
@@ -305,7 +307,6 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     let follows = pkt.icmp_error || pkt.fragment.kind == FragmentKind::Later;
     let now = now_ns();
     let cfg = config();
-    let hash = key.hash();
     let probe = flows::probe(key, hash, &cfg, now);
     if let Some(d) = established(pkt, &svc, &cfg, now, &probe) {
         return Ok(d);

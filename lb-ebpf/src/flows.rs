@@ -17,18 +17,18 @@ use lb_common::{
 
 use crate::maps::FLOWS;
 
-/// `FLOWS`' buckets minus one (a power of two). The loader sets it to the
-/// size it gives `FLOWS` (`lb_common::flow_table::FLOW_BUCKET_MASK`); read
-/// only, so the verifier knows its value.
+/// `FLOWS`' buckets. The loader sets it to the size it gives `FLOWS`
+/// (`lb_common::flow_table::FLOW_BUCKETS`); read only, so the verifier knows
+/// its value.
 #[unsafe(no_mangle)]
-static FLOW_BUCKET_MASK: u32 = flow_buckets(MAX_FLOWS) - 1;
+static FLOW_BUCKETS: u32 = flow_buckets(MAX_FLOWS);
 
 /// No way: the flow is not there, or the bucket has no room.
 const NONE: usize = FLOW_WAYS;
 
 /// A flow's bucket as one probe saw it.
 pub struct Probe {
-    /// Null when `FLOWS` has no such bucket (a mask the map does not match):
+    /// Null when `FLOWS` has no such bucket (a size the map does not match):
     /// then `found` and `free` are `NONE`.
     bucket: *mut FlowBucket,
     /// The way holding the flow, or `NONE`.
@@ -45,6 +45,20 @@ fn words(key: &FlowKey) -> *const u64 {
     (key as *const FlowKey).cast::<u64>()
 }
 
+/// Starts reading the tags of hash `hash`'s bucket, without waiting for them:
+/// the table is far larger than the caches, so its line (and its page's
+/// translation) is nearly always a miss, which then overlaps the service
+/// and ring lookups that come before [`probe`].
+#[inline(always)]
+pub fn prefetch(hash: u32) {
+    // SAFETY: a plain read of the program's own read-only global.
+    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
+    if let Some(bucket) = FLOWS.get_ptr(bucket_of(hash, buckets)) {
+        // SAFETY: a pointer into `FLOWS`; the value read is not used.
+        unsafe { read_volatile((*bucket).tags.as_ptr()) };
+    }
+}
+
 /// Probes the bucket of `key` (whose `FlowKey::hash` is `hash`).
 ///
 /// Not an `Option`: LLVM leaves the fields of a `None` undefined, and the
@@ -52,9 +66,9 @@ fn words(key: &FlowKey) -> *const u64 {
 #[inline(always)]
 pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe {
     // SAFETY: a plain read of the program's own read-only global.
-    let mask = unsafe { read_volatile(&FLOW_BUCKET_MASK) };
+    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
     let (mut found, mut tag, mut free) = (NONE, 0, NONE);
-    let Some(bucket) = FLOWS.get_ptr_mut(bucket_of(hash, mask)) else {
+    let Some(bucket) = FLOWS.get_ptr_mut(bucket_of(hash, buckets)) else {
         return Probe {
             bucket: core::ptr::null_mut(),
             found,

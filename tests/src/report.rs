@@ -64,7 +64,9 @@ pub fn machine() -> String {
         .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
         .map(|(_, m)| m.trim().to_string())
         .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Online CPUs, not this thread's affinity (the benchmark pins itself).
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpus} vCPUs {model}, kernel {}", kernel.trim())
 }

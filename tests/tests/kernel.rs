@@ -19,7 +19,7 @@ use lb_common::{
     Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
     FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowCacheEntry, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP,
     PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, flow_buckets,
-    flow_table::{FLOW_BUCKET_MASK, bucket_of, tag_of},
+    flow_table::{FLOW_BUCKETS, bucket_of, tag_of},
     maps, rings_of, vip_filter_bit,
 };
 use tests::coarse_now_ns;
@@ -190,11 +190,11 @@ impl Lb {
     /// With a flow table sized for `flows` flows (as the daemon's loader
     /// sizes it: buckets, and the program's mask to match).
     fn load_with_flows(flows: u32) -> Self {
-        let mask = flow_buckets(flows) - 1;
+        let buckets = flow_buckets(flows);
         Self::load_with(
             EbpfLoader::new()
-                .map_max_entries(maps::FLOWS, mask + 1)
-                .override_global(FLOW_BUCKET_MASK, &mask, true),
+                .map_max_entries(maps::FLOWS, buckets)
+                .override_global(FLOW_BUCKETS, &buckets, true),
         )
     }
 
@@ -321,7 +321,7 @@ impl Lb {
     /// `key`'s bucket of `FLOWS` and its number.
     fn flow_bucket(&mut self, key: &FlowKey) -> (u32, FlowBucket) {
         let flows = self.array::<FlowBucket>(maps::FLOWS);
-        let index = bucket_of(key.hash(), flows.len() - 1);
+        let index = bucket_of(key.hash(), flows.len());
         (index, flows.get(&index, 0).expect("FLOWS get"))
     }
 
@@ -1752,14 +1752,14 @@ fn flood_guard_root() {
 
 /// A bucket of `FLOWS` full of live flows takes no new flow, which goes by
 /// the ring unrecorded, while its flows keep their reals; an emptied or idle
-/// way is taken again. A table sized for four flows is one bucket: every
+/// way is taken again. A table sized for three flows is one bucket: every
 /// flow lands in it.
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn full_flow_bucket_root() {
     const WAYS: u32 = FLOW_WAYS as u32;
     let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
-    let mut lb = Lb::load_with_flows(4);
+    let mut lb = Lb::load_with_flows(3);
     assert_eq!(lb.array::<FlowBucket>(maps::FLOWS).len(), 1, "one bucket");
     // UDP: reals 1 and 2; TCP: real 4.
     for r in [R1, R2] {
@@ -1848,7 +1848,7 @@ fn full_flow_bucket_root() {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn a_torn_flow_way_is_not_followed_root() {
-    let mut lb = Lb::load_with_flows(4);
+    let mut lb = Lb::load_with_flows(3);
     for r in [R1, R2, R3] {
         lb.real(r, 0, true);
     }

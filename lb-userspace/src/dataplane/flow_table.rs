@@ -155,7 +155,7 @@ impl FlowTable {
     }
 
     fn bucket_of(&self, key: &FlowKey) -> u32 {
-        bucket_of(key.hash(), self.buckets - 1)
+        bucket_of(key.hash(), self.buckets)
     }
 
     /// `key`'s flow as the table holds it (idle or not).

@@ -10,7 +10,7 @@ use aya::{
 };
 use lb_common::{
     MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, flow_buckets,
-    flow_table::FLOW_BUCKET_MASK, maps, service_slots, service_table::SERVICE_SLOT_MASK,
+    flow_table::FLOW_BUCKETS, maps, service_slots, service_table::SERVICE_SLOT_MASK,
 };
 use log::{info, warn};
 
@@ -96,14 +96,13 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path) -> Result<Ebpf> {
         .checked_mul(2 * RING_SIZE)
         .ok_or_else(|| anyhow!("{} services do not fit one ring array", sizes.services))?;
     let buckets = flow_buckets(sizes.flows);
-    // The program's masks must match the maps it gets; adopted maps keep
-    // their sizes, which `sizes` then comes from.
-    let mask = buckets - 1;
+    // The program's sizes must match the maps it gets; adopted maps keep
+    // theirs, which `sizes` then comes from.
     let service_slots = service_slots(sizes.services);
     let service_mask = service_slots - 1;
     let mut loader = EbpfLoader::new();
     loader
-        .override_global(FLOW_BUCKET_MASK, &mask, true)
+        .override_global(FLOW_BUCKETS, &buckets, true)
         .override_global(SERVICE_SLOT_MASK, &service_mask, true)
         .map_max_entries(maps::SERVICES, service_slots)
         .map_max_entries(maps::SERVICE_STATS, sizes.services)

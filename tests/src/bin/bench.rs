@@ -31,7 +31,7 @@ use aya::{
 };
 use lb_common::{
     FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, flow_buckets,
-    flow_table::FLOW_BUCKET_MASK, maps, rings_of, vip_filter_bit,
+    flow_table::FLOW_BUCKETS, maps, rings_of, vip_filter_bit,
 };
 use tests::{
     packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp},
@@ -101,13 +101,12 @@ fn object(var: &str, name: &str) -> String {
 
 fn load(path: &str, program: &str, flows: Option<u32>) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
-    let mask;
+    let buckets;
     if let Some(flows) = flows {
-        let buckets = flow_buckets(flows);
-        mask = buckets - 1;
+        buckets = flow_buckets(flows);
         loader
             .map_max_entries(maps::FLOWS, buckets)
-            .override_global(FLOW_BUCKET_MASK, &mask, true);
+            .override_global(FLOW_BUCKETS, &buckets, true);
     }
     let mut ebpf = loader
         .load_file(path)

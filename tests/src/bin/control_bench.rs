@@ -228,7 +228,7 @@ fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
     let now = coarse_now_ns();
     let start = Instant::now();
     let vip = u32::from_ne_bytes(VIP.octets());
-    let mask = flows.len() - 1;
+    let count = flows.len();
     let mut touched = vec![false; buckets.len()];
     for i in 0..FLOWS_FILLED {
         let key = FlowKey {
@@ -250,7 +250,7 @@ fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
             flags: if i % 10 == 0 { FLOW_CLOSING } else { 0 },
             last_seen_ns: now,
         };
-        let index = bucket_of(key.hash(), mask) as usize;
+        let index = bucket_of(key.hash(), count) as usize;
         let bucket = &mut buckets[index];
         if let Some(way) = bucket.tags.iter().position(|&t| t == 0) {
             bucket.set(way, key, &binding);
