@@ -120,8 +120,8 @@ impl Options {
     fn parse() -> Result<Self> {
         let mut o = Options {
             paths: vec![Path::Direct, Path::Nft, Path::XdpvsAuto, Path::XdpvsNative],
-            rounds: 5,
-            seconds: 2,
+            rounds: 7,
+            seconds: 3,
             xdpvs_args: Vec::new(),
             reals: 1,
         };
