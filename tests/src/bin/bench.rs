@@ -8,18 +8,21 @@
 //! frame the previous run rewrote, and a new flow only once); the kernel
 //! reports the duration of that one run. Each figure is the mean over many
 //! calls, and the median of three rounds (`XDPVS_BENCH_ROUNDS`) in which the
-//! baseline and xdpvs alternate. New flows are measured at several fills of the flow table. The
-//! flood guard is off (the bench writes no `CONFIG`), so it is never hit.
+//! baseline and xdpvs alternate, in each of three placements
+//! (`XDPVS_BENCH_LOADS`). New flows are measured at several fills of the flow
+//! table. The flood guard is off (the bench writes no `CONFIG`), so it is
+//! never hit.
 //!
 //! Objects: `XDPVS_EBPF_OBJECT` and `XDPVS_BASELINE_OBJECT`, defaulting to the
 //! release build under `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
 //! table with this many entries (fills are still counted against the default),
 //! to try other table shapes.
 //!
-//! One run is one placement of the program and its maps in memory, which
-//! moves the same-frame figures by several ns from one load to the next (two
-//! copies of one object loaded side by side differ by up to 5 ns): compare
-//! objects over several runs each, not within one.
+//! A placement is one load of both programs and their maps: where the maps
+//! land in memory moves the same-frame figures by several ns, and a new
+//! flow's by tens, from one load to the next. So each figure is the median
+//! over several placements; compare objects over several runs each all the
+//! same.
 
 use std::{net::Ipv4Addr, time::Instant};
 
@@ -62,8 +65,12 @@ const GOAL_NEW_FLOW_NS: f64 = 250.0;
 const GOAL_FILL_RATIO: f64 = 1.2;
 
 struct Settings {
-    /// Interleaved rounds per figure (`XDPVS_BENCH_ROUNDS`, default 3: each
-    /// new-flow round adds `new_calls` flows to the fill it measures).
+    /// Placements (`XDPVS_BENCH_LOADS`, default 3): both programs loaded
+    /// afresh each time, since where their maps land moves the figures.
+    loads: usize,
+    /// Interleaved rounds per figure and placement (`XDPVS_BENCH_ROUNDS`,
+    /// default 3: each new-flow round adds `new_calls` flows to the fill it
+    /// measures).
     rounds: usize,
     /// Calls per figure per round, same-frame cases.
     calls: u32,
@@ -77,12 +84,16 @@ struct Settings {
 }
 
 fn settings() -> Settings {
-    Settings {
-        rounds: std::env::var("XDPVS_BENCH_ROUNDS")
+    let count = |var: &str, default: usize| {
+        std::env::var(var)
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|&r| r > 0)
-            .unwrap_or(3),
+            .unwrap_or(default)
+    };
+    Settings {
+        loads: count("XDPVS_BENCH_LOADS", 3),
+        rounds: count("XDPVS_BENCH_ROUNDS", 3),
         calls: 100_000,
         new_calls: 10_000,
         flows: MAX_FLOWS,
@@ -283,6 +294,76 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
+/// Every figure, over all placements and rounds.
+#[derive(Default)]
+struct Figures {
+    est: Figure,
+    other: Figure,
+    /// By fill, in percent.
+    new_flows: Vec<(u32, Figure)>,
+}
+
+/// One placement: both programs loaded afresh (their maps land elsewhere in
+/// memory), then every case measured in `s.rounds` interleaved rounds.
+fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> Result<()> {
+    let mut lb = load(lb_path, "xdpvs", Some(entries))?;
+    configure(&mut lb)?;
+    let base = load(
+        &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
+        "mac_swap",
+        None,
+    )?;
+    let (lb, base) = (xdp(&lb, "xdpvs")?, xdp(&base, "mac_swap")?);
+    // For `bpftool prog dump xlated id N` while the bench runs.
+    if let Ok(info) = lb.info() {
+        println!("  xdpvs is program id {}", info.id());
+    }
+
+    // Established flow and node traffic: the same frame on every call.
+    let established = packet(CLIENT, VIP, TCP_ACK);
+    let not_service = packet(CLIENT, OTHER, TCP_ACK);
+    let mut out = vec![0u8; established.len() + 256];
+    // The first packet records the flow, the second fills the cache.
+    run_once(lb, &established, &mut out, XDP_TX)?;
+    run_once(lb, &established, &mut out, XDP_TX)?;
+    for _ in 0..s.rounds {
+        figures.est.push(
+            mean_same(base, &established, s.calls, XDP_TX)?,
+            mean_same(lb, &established, s.calls, XDP_TX)?,
+        );
+        figures.other.push(
+            mean_same(base, &not_service, s.calls, XDP_TX)?,
+            mean_same(lb, &not_service, s.calls, XDP_PASS)?,
+        );
+    }
+
+    // New flows: distinct SYNs at each fill of the flow table. Filling runs
+    // the program too (unmeasured), so the table holds what traffic leaves.
+    let frames = Frames {
+        template: packet(CLIENT, VIP, TCP_SYN),
+    };
+    let mut cursor = 0u32;
+    for (fill, f) in &mut figures.new_flows {
+        let target = (u64::from(s.flows) * u64::from(*fill) / 100) as u32;
+        if target > cursor {
+            let t = Instant::now();
+            mean_distinct(lb, &frames, cursor, target - cursor, XDP_TX)?;
+            println!(
+                "  filled the flow table to {fill}% ({target} flows) in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            cursor = target;
+        }
+        for _ in 0..s.rounds {
+            let b = mean_distinct(base, &frames, cursor, s.new_calls, XDP_TX)?;
+            let l = mean_distinct(lb, &frames, cursor, s.new_calls, XDP_TX)?;
+            f.push(b, l);
+            cursor += s.new_calls;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -300,83 +381,33 @@ fn main() -> Result<()> {
 
     let lb_path = object("XDPVS_EBPF_OBJECT", "lb-ebpf");
     println!(
-        "loading {lb_path} ({REALS} reals, ring of {RING_SIZE} slots, flow table of {}) and the MAC-swap baseline",
-        s.flows
+        "loading {lb_path} ({REALS} reals, ring of {RING_SIZE} slots, flow table of {}) and the MAC-swap baseline, {} times",
+        s.flows, s.loads
     );
     let entries = std::env::var("XDPVS_BENCH_FLOW_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(s.flows);
-    let mut lb = load(&lb_path, "xdpvs", Some(entries))?;
-    configure(&mut lb)?;
-    let base = load(
-        &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
-        "mac_swap",
-        None,
-    )?;
-    let (lb, base) = (xdp(&lb, "xdpvs")?, xdp(&base, "mac_swap")?);
-    // For `bpftool prog dump xlated id N` while the bench runs.
-    if let Ok(info) = lb.info() {
-        println!("xdpvs is program id {}", info.id());
-    }
-
-    // Established flow and node traffic: the same frame on every call.
-    let established = packet(CLIENT, VIP, TCP_ACK);
-    let not_service = packet(CLIENT, OTHER, TCP_ACK);
-    let mut out = vec![0u8; established.len() + 256];
-    // The first packet records the flow, the second fills the cache.
-    run_once(lb, &established, &mut out, XDP_TX)?;
-    run_once(lb, &established, &mut out, XDP_TX)?;
-    let (mut est, mut other) = (Figure::default(), Figure::default());
-    println!(
-        "established flow and non-service packet: {} rounds of {} calls each",
-        s.rounds, s.calls
-    );
-    for _ in 0..s.rounds {
-        est.push(
-            mean_same(base, &established, s.calls, XDP_TX)?,
-            mean_same(lb, &established, s.calls, XDP_TX)?,
-        );
-        other.push(
-            mean_same(base, &not_service, s.calls, XDP_TX)?,
-            mean_same(lb, &not_service, s.calls, XDP_PASS)?,
-        );
-    }
-
-    // New flows: distinct SYNs at each fill of the flow table. Filling runs
-    // the program too (unmeasured), so the table holds what traffic leaves.
-    let frames = Frames {
-        template: packet(CLIENT, VIP, TCP_SYN),
+    let mut figures = Figures {
+        new_flows: s.fills.iter().map(|&f| (f, Figure::default())).collect(),
+        ..Figures::default()
     };
-    let mut cursor = 0u32;
-    let mut new_flows = Vec::new();
-    for &fill in s.fills {
-        let target = (u64::from(s.flows) * u64::from(fill) / 100) as u32;
-        if target > cursor {
-            let t = Instant::now();
-            mean_distinct(lb, &frames, cursor, target - cursor, XDP_TX)?;
-            println!(
-                "  filled the flow table to {fill}% ({target} flows) in {:.1} s",
-                t.elapsed().as_secs_f64()
-            );
-            cursor = target;
-        }
-        let mut f = Figure::default();
-        for _ in 0..s.rounds {
-            let b = mean_distinct(base, &frames, cursor, s.new_calls, XDP_TX)?;
-            let l = mean_distinct(lb, &frames, cursor, s.new_calls, XDP_TX)?;
-            f.push(b, l);
-            cursor += s.new_calls;
-        }
-        new_flows.push((fill, f));
+    for placement in 1..=s.loads {
+        println!("placement {placement} of {}:", s.loads);
+        measure(&s, &lb_path, entries, &mut figures)?;
     }
+    let Figures {
+        est,
+        other,
+        new_flows,
+    } = figures;
     let load_after = loadavg();
 
     let mut report = Report::new("bench");
     println!();
     report.line(format!(
-        "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {} interleaved rounds",
-        s.calls, s.new_calls, s.rounds
+        "ns per packet, repeat 1, mean of {} calls ({} distinct new flows), median of {} loads x {} interleaved rounds",
+        s.calls, s.new_calls, s.loads, s.rounds
     ));
     report.line("```");
     report.line(format!(
