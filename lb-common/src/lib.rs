@@ -208,6 +208,26 @@ pub struct FlowKey {
 const _: () = assert!(size_of::<FlowKey>() == 40);
 
 impl FlowKey {
+    /// The key as five 64-bit words, in memory order: what the flow cache
+    /// and the flow table compare, and what [`FlowKey::hash`] mixes.
+    #[inline(always)]
+    pub fn words(&self) -> [u64; 5] {
+        let pair = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
+        [
+            pair(self.src[0], self.src[1]),
+            pair(self.src[2], self.src[3]),
+            pair(self.dst[0], self.dst[1]),
+            pair(self.dst[2], self.dst[3]),
+            pair(
+                self.sport as u32 | (self.dport as u32) << 16,
+                self.proto as u32
+                    | (self.family as u32) << 8
+                    | (self._pad[0] as u32) << 16
+                    | (self._pad[1] as u32) << 24,
+            ),
+        ]
+    }
+
     /// The hash that indexes a service's Maglev ring and picks the flow's
     /// `FLOWS` bucket. Userspace computes the same one to explain where a
     /// flow goes. The key as five 64-bit words, each folded in by a multiply
@@ -216,17 +236,7 @@ impl FlowKey {
     /// ten 32-bit rounds it replaced, which a new flow paid on the data path.
     #[inline(always)]
     pub fn hash(&self) -> u32 {
-        let word = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
-        let w = [
-            word(self.src[0], self.src[1]),
-            word(self.src[2], self.src[3]),
-            word(self.dst[0], self.dst[1]),
-            word(self.dst[2], self.dst[3]),
-            word(
-                self.sport as u32 | (self.dport as u32) << 16,
-                self.proto as u32 | (self.family as u32) << 8,
-            ),
-        ];
+        let w = self.words();
         let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut i = 0;
         while i < w.len() {

@@ -70,7 +70,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // stack, losing what the parser's constants told it.
     let cacheable =
         pkt.fragment.kind == FragmentKind::No && !pkt.icmp_error && !pkt.closing && !pkt.syn;
-    let key = cache::key_words(&pkt.key);
+    let key = pkt.key.words();
     if !maybe_vip(&pkt.key.dst) {
         return Err(Reason::PassNotService);
     }
@@ -114,7 +114,7 @@ pub struct Miss {
 }
 
 /// The fast path: the decision `FLOW_CACHE` holds for the flow of key `w`
-/// (see `cache::key_words`), if it is still good; else the slot to refill,
+/// (see `FlowKey::words`), if it is still good; else the slot to refill,
 /// if there is one.
 #[inline(always)]
 pub fn cached(w: &[u64; 5]) -> Result<Hit, Option<Miss>> {

@@ -41,26 +41,7 @@ use crate::{
     parse::Packet,
 };
 
-/// The flow key as the five words [`slot`] and [`same_flow`] take.
-#[inline(always)]
-pub fn key_words(key: &FlowKey) -> [u64; 5] {
-    let pair = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
-    [
-        pair(key.src[0], key.src[1]),
-        pair(key.src[2], key.src[3]),
-        pair(key.dst[0], key.dst[1]),
-        pair(key.dst[2], key.dst[3]),
-        pair(
-            key.sport as u32 | (key.dport as u32) << 16,
-            key.proto as u32
-                | (key.family as u32) << 8
-                | (key._pad[0] as u32) << 16
-                | (key._pad[1] as u32) << 24,
-        ),
-    ]
-}
-
-/// This CPU's slot for the flow of key `w` (see [`key_words`]).
+/// This CPU's slot for the flow of key `w` (see `FlowKey::words`).
 ///
 /// The index is a multiplicative hash of the key's five words folded into
 /// one, not `FlowKey::hash`: the ring needs that hash only for new flows, and
@@ -87,7 +68,7 @@ unsafe fn words(key: &FlowKey) -> &[u64; 5] {
     unsafe { &*(key as *const FlowKey).cast::<[u64; 5]>() }
 }
 
-/// Whether `entry` caches the flow of key `w` (see [`key_words`]).
+/// Whether `entry` caches the flow of key `w` (see `FlowKey::words`).
 #[inline(always)]
 pub fn same_flow(a: &[u64; 5], entry: &FlowCacheEntry) -> bool {
     // SAFETY: `FlowCacheEntry` holds a u64, so it is 8-byte aligned, with

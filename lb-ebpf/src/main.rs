@@ -79,7 +79,7 @@ fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
         return Err(Reason::PassNotService);
     }
     let miss = if frame.cacheable() {
-        match balance::cached(&cache::key_words(&frame.key())) {
+        match balance::cached(&frame.key().words()) {
             Ok(hit) => return send_cached(ctx, &hit),
             Err(miss) => miss,
         }

@@ -218,7 +218,7 @@ pub struct Plain {
     pub src: u32,
     pub dst: u32,
     /// Both ports in one load: the source port in the low half, as
-    /// `cache::key_words` joins `FlowKey::sport` and `dport`.
+    /// `FlowKey::words` joins `FlowKey::sport` and `dport`.
     pub ports: u32,
     pub proto: u8,
     /// The TCP flags byte; 0 for UDP.
