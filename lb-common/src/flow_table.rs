@@ -28,7 +28,10 @@
 //! key that is neither flow's, or a tag whose check is not its key's, and
 //! treats the way as absent: the packet is decided again, by persistence or
 //! the ring. (The real it would use is checked to be up and the service's
-//! anyway.)
+//! anyway.) The order holds on x86, whose stores are seen in program order;
+//! on a weakly ordered CPU (arm64) BPF has no barrier to keep it, and a torn
+//! read could at worst send one packet to another up real of the same
+//! service.
 
 use crate::{Binding, DataplaneConfig, FlowKey};
 
