@@ -45,8 +45,8 @@ impl ScaleOut {
             .transpose()?;
         let sync = match &config.global.sync {
             Some(s) => {
-                let (flows, persist) = maps.binding_fds()?;
-                Some(FlowSync::start(s, &flows, &persist, maps.config_handle()?)?)
+                let (flows, persist) = maps.bindings()?;
+                Some(FlowSync::start(s, flows, &persist, maps.config_handle()?)?)
             }
             None => None,
         };

@@ -104,7 +104,7 @@ impl State {
         config_path: PathBuf,
         health_events: mpsc::Sender<HealthEvent>,
     ) -> Result<Self> {
-        let flows = Scanner::spawn(maps.flow_table()?, maps.config_handle()?, FLOW_SCAN_EVERY)
+        let flows = Scanner::spawn(maps.flow_table(), maps.config_handle()?, FLOW_SCAN_EVERY)
             .context("starting the flow-table scanner")?;
         let mut table = Table::from_config(config);
         let addresses = health::presence::watch_host();

@@ -136,7 +136,7 @@ impl Scanner {
     /// `Scanner` is dropped.
     /// Each scan reads the timeouts from `config` (the `CONFIG` map).
     pub fn spawn(
-        table: FlowTable,
+        table: Arc<FlowTable>,
         config: Array<MapData, DataplaneConfig>,
         every: Duration,
     ) -> io::Result<Self> {

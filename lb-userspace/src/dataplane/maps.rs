@@ -1,7 +1,10 @@
 //! The daemon's handles on the XDP program's maps: applies the reconciler's
 //! writes and reads the per-CPU counters.
 
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::{
+    os::fd::{AsFd as _, OwnedFd},
+    sync::Arc,
+};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::PerCpuValues;
@@ -34,9 +37,9 @@ pub struct Maps {
     rings_fd: OwnedFd,
     reals: Array<MapData, Real>,
     idents: Array<MapData, RealIdent>,
-    /// `FLOWS`, mapped (see `flow_table`).
-    flows: FlowTable,
-    flows_fd: OwnedFd,
+    /// `FLOWS`, mapped once (see `flow_table`) and shared with the flow
+    /// scan and flow sync: every mapping shows in the daemon's RSS in full.
+    flows: Arc<FlowTable>,
     persist: HashMap<MapData, PersistKey, Binding>,
     service_stats: PerCpuArray<MapData, Counters>,
     real_stats: PerCpuArray<MapData, Counters>,
@@ -56,7 +59,7 @@ impl Maps {
     pub fn new(ebpf: &mut Ebpf, idents: Array<MapData, RealIdent>) -> Result<Self> {
         let rings = take(ebpf, maps::RINGS)?;
         let services: Array<MapData, ServiceSlot> = take(ebpf, maps::SERVICES)?.try_into()?;
-        let flows_fd = match take(ebpf, maps::FLOWS)? {
+        let flows = match take(ebpf, maps::FLOWS)? {
             Map::Array(data) => data.fd().as_fd().try_clone_to_owned()?,
             _ => bail!("{} is not an array", maps::FLOWS),
         };
@@ -73,8 +76,7 @@ impl Maps {
             rings: rings.try_into()?,
             reals: take(ebpf, maps::REALS)?.try_into()?,
             idents,
-            flows_fd: flows_fd.try_clone()?,
-            flows: FlowTable::map(flows_fd)?,
+            flows: Arc::new(FlowTable::map(flows)?),
             persist: take(ebpf, maps::PERSIST)?.try_into()?,
             service_stats: take(ebpf, maps::SERVICE_STATS)?.try_into()?,
             real_stats: take(ebpf, maps::REAL_STATS)?.try_into()?,
@@ -276,11 +278,12 @@ impl Maps {
         self.persist.get(key, 0).ok()
     }
 
-    /// Descriptors of `FLOWS` and `PERSIST`, for flow sync's own threads.
-    pub fn binding_fds(&self) -> Result<(OwnedFd, OwnedFd)> {
+    /// The flow table and a descriptor of `PERSIST`, for flow sync's own
+    /// threads.
+    pub fn bindings(&self) -> Result<(Arc<FlowTable>, OwnedFd)> {
         use aya::maps::IterableMap as _;
         Ok((
-            self.flows_fd.try_clone()?,
+            self.flows.clone(),
             self.persist.map().fd().as_fd().try_clone_to_owned()?,
         ))
     }
@@ -301,10 +304,9 @@ impl Maps {
         Ok(Array::try_from(Map::Array(MapData::from_fd(fd)?))?)
     }
 
-    /// A mapping of the flow table of its own for `flow_scan`, which reads
-    /// it off the control loop.
-    pub fn flow_table(&self) -> Result<FlowTable> {
-        Ok(FlowTable::map(self.flows_fd.try_clone()?)?)
+    /// The flow table, for `flow_scan`, which reads it off the control loop.
+    pub fn flow_table(&self) -> Arc<FlowTable> {
+        self.flows.clone()
     }
 }
 

@@ -195,12 +195,11 @@ fn is_local(addr: IpAddr) -> bool {
 }
 
 impl FlowSync {
-    /// Binds the sync port and starts both threads. `flows` and `persist`
-    /// are descriptors of the data plane's `FLOWS` and `PERSIST` maps,
-    /// `dataplane` its `CONFIG`.
+    /// Binds the sync port and starts both threads on the data plane's flow
+    /// table, its `PERSIST` map (a descriptor) and its `CONFIG`.
     pub fn start(
         config: &SyncConfig,
-        flows: &OwnedFd,
+        flows: Arc<FlowTable>,
         persist: &OwnedFd,
         dataplane: Array<MapData, DataplaneConfig>,
     ) -> Result<Self> {
@@ -256,7 +255,7 @@ impl FlowSync {
             shared: shared.clone(),
             peers: peers.clone(),
             id: config.id,
-            flows: FlowTable::map(flows.try_clone()?)?,
+            flows: flows.clone(),
             persist: lru_persist(persist.try_clone()?)?,
             config: dataplane,
         };
@@ -266,7 +265,7 @@ impl FlowSync {
             peers: peers.clone(),
             port: config.port,
             id: config.id,
-            flows: FlowTable::map(flows.try_clone()?)?,
+            flows,
             persist: lru_persist(persist.try_clone()?)?,
             sent: HashMap::new(),
         };
@@ -319,7 +318,7 @@ struct Receiver {
     shared: Arc<Shared>,
     peers: Peers,
     id: u8,
-    flows: FlowTable,
+    flows: Arc<FlowTable>,
     persist: BpfHashMap<MapData, PersistKey, Binding>,
     /// `CONFIG`, whose timeouts say which flows the data plane still follows.
     config: Array<MapData, DataplaneConfig>,
@@ -424,7 +423,7 @@ struct Sender {
     port: u16,
     id: u8,
     /// `FLOWS`, read in place.
-    flows: FlowTable,
+    flows: Arc<FlowTable>,
     persist: BpfHashMap<MapData, PersistKey, Binding>,
     /// What each live entry was last sent as, and when.
     sent: HashMap<(What, FlowKey), (u32, Instant)>,
