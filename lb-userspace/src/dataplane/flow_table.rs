@@ -26,8 +26,6 @@ pub struct FlowTable {
     base: NonNull<FlowBucket>,
     buckets: u32,
     len: usize,
-    /// The mapping keeps the map alive by itself; kept for clarity.
-    _fd: OwnedFd,
 }
 
 // SAFETY: the mapping is shared memory every access to which goes through
@@ -50,6 +48,7 @@ pub struct Way {
 
 impl FlowTable {
     /// Maps the flow table behind `fd`, which must have this build's layout.
+    /// The mapping holds the map; `fd` is closed.
     pub fn map(fd: OwnedFd) -> io::Result<Self> {
         let info = MapData::from_fd(fd.try_clone()?)
             .and_then(|m| m.info())
@@ -88,12 +87,7 @@ impl FlowTable {
             base: NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap gave NULL"))?,
             buckets,
             len,
-            _fd: fd,
         })
-    }
-
-    pub fn buckets(&self) -> u32 {
-        self.buckets
     }
 
     /// The flows the table is sized for (`xdpvs_max_flows`).
@@ -200,8 +194,9 @@ impl FlowTable {
     }
 
     /// Empties a way if it still holds the flow read under `tag`: the flow
-    /// scan's removal of an idle flow, which a new flow of the XDP program
-    /// written meanwhile survives.
+    /// scan's removal of an idle flow, which a new flow the XDP program
+    /// wrote there meanwhile survives. (The idle flow refreshed meanwhile
+    /// keeps its tag and is emptied: its next packet is decided again.)
     pub fn clear_if(&self, bucket: u32, way: usize, tag: u64) -> bool {
         self.tag(bucket, way)
             .compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Relaxed)
