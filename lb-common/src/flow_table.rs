@@ -137,12 +137,17 @@ impl FlowBucket {
         self.tags[way] != 0 && !config.idle_out(self.slots[way].key.proto, &self.binding(way), now)
     }
 
+    /// The first empty way.
+    pub fn empty_way(&self) -> Option<usize> {
+        self.tags.iter().position(|&t| t == 0)
+    }
+
     /// Where a new flow of `key` goes: its own (dead) way if it has one, else
     /// the first empty way, else the first idle one, as the XDP program
     /// chooses; `None` when the bucket is full.
     pub fn room_for(&self, key: &FlowKey, config: &DataplaneConfig, now: u64) -> Option<usize> {
         self.find(key)
-            .or_else(|| (0..FLOW_WAYS).find(|&w| self.tags[w] == 0))
+            .or_else(|| self.empty_way())
             .or_else(|| (0..FLOW_WAYS).find(|&w| !self.live(w, config, now)))
     }
 

@@ -57,6 +57,28 @@ pub struct ServiceSlot {
 }
 const _: () = assert!(core::mem::size_of::<ServiceSlot>() == 32);
 
+impl ServiceSlot {
+    /// What a removed service leaves: matches no packet, probed past.
+    pub const TOMBSTONE: Self = Self {
+        key: ServiceKey {
+            addr: [0; 4],
+            port: 0,
+            proto: 0,
+            family: FAMILY_TOMBSTONE,
+        },
+        service: Service {
+            id: 0,
+            ring: 0,
+            persist_timeout_s: 0,
+        },
+    };
+
+    /// Whether the slot holds a service (neither empty nor a tombstone).
+    pub const fn in_use(&self) -> bool {
+        !matches!(self.key.family, 0 | FAMILY_TOMBSTONE)
+    }
+}
+
 impl ServiceKey {
     /// The home slot of this key in a table of `mask + 1` slots: its five
     /// words folded into one and mixed by two multiplies, so that every

@@ -10,7 +10,7 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use lb_common::{
-    DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowKey, FlowSlot, MAX_FLOWS,
+    Binding, DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowKey, FlowSlot, MAX_FLOWS,
     flow_buckets,
     flow_table::{bucket_of, checks, tag_of},
 };
@@ -45,15 +45,21 @@ fn words(key: &FlowKey) -> *const u64 {
     (key as *const FlowKey).cast::<u64>()
 }
 
+/// The bucket of a flow of hash `hash`.
+#[inline(always)]
+fn bucket(hash: u32) -> Option<*mut FlowBucket> {
+    // SAFETY: a plain read of the program's own read-only global.
+    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
+    FLOWS.get_ptr_mut(bucket_of(hash, buckets))
+}
+
 /// Starts reading the tags of hash `hash`'s bucket, without waiting for them:
 /// the table is far larger than the caches, so its line (and its page's
 /// translation) is nearly always a miss, which then overlaps the service
 /// and ring lookups that come before [`probe`].
 #[inline(always)]
 pub fn prefetch(hash: u32) {
-    // SAFETY: a plain read of the program's own read-only global.
-    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
-    if let Some(bucket) = FLOWS.get_ptr(bucket_of(hash, buckets)) {
+    if let Some(bucket) = bucket(hash) {
         // SAFETY: a pointer into `FLOWS`; the value read is not used.
         unsafe { read_volatile((*bucket).tags.as_ptr()) };
     }
@@ -65,10 +71,8 @@ pub fn prefetch(hash: u32) {
 /// verifier refuses a program that copies an unset register.
 #[inline(always)]
 pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe {
-    // SAFETY: a plain read of the program's own read-only global.
-    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
     let (mut found, mut tag, mut free) = (NONE, 0, NONE);
-    let Some(bucket) = FLOWS.get_ptr_mut(bucket_of(hash, buckets)) else {
+    let Some(bucket) = bucket(hash) else {
         return Probe {
             bucket: core::ptr::null_mut(),
             found,
@@ -148,15 +152,17 @@ unsafe fn same_key(w: *const u64, slot: *const FlowSlot) -> bool {
 #[inline(always)]
 unsafe fn idle(slot: *const FlowSlot, cfg: &DataplaneConfig, now: u64) -> bool {
     // SAFETY: guaranteed by the caller.
-    let (proto, flags, last_seen_ns) = unsafe {
+    let (proto, flow) = unsafe {
         (
             read_volatile(&(*slot).key.proto),
-            read_volatile(&(*slot).flags),
-            read_volatile(&(*slot).last_seen_ns),
+            Binding {
+                real: 0,
+                flags: read_volatile(&(*slot).flags),
+                last_seen_ns: read_volatile(&(*slot).last_seen_ns),
+            },
         )
     };
-    let timeout_ns = cfg.timeout_s(proto, flags & FLOW_CLOSING != 0) as u64 * 1_000_000_000;
-    now.wrapping_sub(last_seen_ns) >= timeout_ns
+    cfg.idle_out(proto, &flow, now)
 }
 
 /// The recorded flow of a probe: its slot, to read and refresh.

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{Ebpf, maps::Array};
 use lb_common::{
     Service, ServiceKey, ServiceSlot, maps,
-    service_table::{FAMILY_TOMBSTONE, find, place},
+    service_table::{find, place},
 };
 
 fn table(ebpf: &mut Ebpf) -> Result<Array<&mut aya::maps::MapData, ServiceSlot>> {
@@ -31,8 +31,6 @@ pub fn put(ebpf: &mut Ebpf, key: ServiceKey, service: Service) -> Result<()> {
 pub fn remove(ebpf: &mut Ebpf, key: &ServiceKey) -> Result<()> {
     let mut table = table(ebpf)?;
     let slot = find(&slots(&table)?, key).ok_or_else(|| anyhow!("no service {key:?}"))?;
-    let mut gone = ServiceSlot::default();
-    gone.key.family = FAMILY_TOMBSTONE;
-    table.set(slot, gone, 0)?;
+    table.set(slot, ServiceSlot::TOMBSTONE, 0)?;
     Ok(())
 }

@@ -342,7 +342,7 @@ impl Lb {
         let (index, mut bucket) = self.flow_bucket(&key);
         let way = bucket
             .find(&key)
-            .or_else(|| (0..FLOW_WAYS).find(|&w| bucket.tags[w] == 0))
+            .or_else(|| bucket.empty_way())
             .expect("a way for the flow");
         bucket.set(way, key, &binding);
         self.set_flow_bucket(index, bucket);

@@ -175,9 +175,7 @@ impl Maps {
         let Some(slot) = find(&self.service_slots, key) else {
             bail!("SERVICES has no {key:?} to remove");
         };
-        let mut gone = ServiceSlot::default();
-        gone.key.family = FAMILY_TOMBSTONE;
-        self.set_service_slot(slot, gone)
+        self.set_service_slot(slot, ServiceSlot::TOMBSTONE)
     }
 
     /// One batch for the whole ring change, slot by slot if the kernel has
@@ -200,10 +198,8 @@ impl Maps {
     /// Reads back what the reconciler keeps in the kernel.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
-        for slot in &self.service_slots {
-            if !matches!(slot.key.family, 0 | FAMILY_TOMBSTONE) {
-                snap.services.push((slot.key, slot.service));
-            }
+        for slot in self.service_slots.iter().filter(|s| s.in_use()) {
+            snap.services.push((slot.key, slot.service));
         }
         for index in 0..self.reals.len() {
             let real = self

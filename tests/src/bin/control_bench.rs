@@ -254,7 +254,7 @@ fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
         };
         let index = bucket_of(key.hash(), count) as usize;
         let bucket = &mut buckets[index];
-        if let Some(way) = bucket.tags.iter().position(|&t| t == 0) {
+        if let Some(way) = bucket.empty_way() {
             bucket.set(way, key, &binding);
             touched[index] = true;
         }
