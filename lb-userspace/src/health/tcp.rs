@@ -52,15 +52,24 @@ mod tests {
     #[tokio::test]
     async fn listening_port_is_up_closed_port_is_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let open = listener.local_addr().unwrap();
-        let probe = TcpProbe {
-            target: open,
+        let probe = |target| TcpProbe {
+            target,
             source: Source::default(),
             timeout: Duration::from_millis(500),
         };
-        assert_eq!(probe.run().await, Outcome::Up);
-        drop(listener);
-        assert_eq!(probe.run().await, Outcome::Down(Failure::Refused));
+        assert_eq!(
+            probe(listener.local_addr().unwrap()).run().await,
+            Outcome::Up
+        );
+        // Closed, and kept closed: bound but not listening, so no other
+        // test's listener (nor a connect to itself) can take the port, as
+        // they could a listener's port once it is dropped.
+        let closed = TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(
+            probe(closed.local_addr().unwrap()).run().await,
+            Outcome::Down(Failure::Refused)
+        );
     }
 
     /// A local black hole: a listener with backlog 0 that never accepts.
