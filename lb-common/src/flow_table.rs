@@ -1,16 +1,25 @@
 //! The layout of `FLOWS`, the connection table, and the rules the XDP
 //! program and userspace both follow to find a flow in it.
 //!
-//! `FLOWS` is a BPF array of [`FlowBucket`]s, set-associative: a flow lives in
-//! bucket [`bucket_of`]`(FlowKey::hash())`, in any of its [`FLOW_WAYS`] ways.
-//! A bucket is 512 bytes: a line of tags (each way's real and a check of its
-//! key) and a line per way (key, last packet, flags). A flow the bucket does
-//! not hold, every new flow, costs one line read whatever the table's fill,
-//! where the kernel's hash map walked a chain and took an element from its
-//! free list: that insert was most of a new flow's cost, and grew with the
-//! fill. 512 bytes, not eight ways' 576: a bucket never straddles a page
-//! (a second TLB miss), and its tag line always pairs with its first way's in
-//! the 128-byte blocks the CPU fetches together.
+//! `FLOWS` is a BPF array of 64-byte [`FlowLine`]s holding a set-associative
+//! table: a flow lives in bucket [`bucket_of`]`(FlowKey::hash())`, in any of
+//! its [`FLOW_WAYS`] ways. A bucket is a line of tags (each way's real and a
+//! check of its key) in the first part of the array, and a line per way (key,
+//! last packet, flags) in the second ([`tag_line`], [`slot_line`]). A flow
+//! the bucket does not hold, every new flow, costs one tag line read whatever
+//! the table's fill, where the kernel's hash map walked a chain and took an
+//! element from its free list: that insert was most of a new flow's cost, and
+//! grew with the fill.
+//!
+//! The tags are apart from the slots because a new flow's cost is mostly
+//! finding the tag line: the table is far larger than the caches and than
+//! the TLB's reach, and in a virtual machine each TLB miss is a
+//! two-dimensional page walk. All the tags, 8 bytes a way, take a ninth of
+//! the table (16 MB at the default size): their pages' translations mostly
+//! stay in the TLB, and their lines partly in the last-level cache, where a
+//! bucket laid out in one piece put every tag line on a page of its own.
+//! Past one page of tags the bucket count is a multiple of 64, so the slots
+//! start on a page and a bucket's eight slots (512 bytes) never straddle one.
 //!
 //! A way is free when empty or idle beyond its timeout: a new flow takes the
 //! first empty way, else the first idle one. The daemon's flow scan empties
@@ -18,7 +27,7 @@
 //! new flows still take idle ways. A full bucket is not evicted from: a new
 //! flow is then forwarded by the ring, unrecorded, so a flood cannot push
 //! established flows out. There are twice as many ways as the table is sized
-//! for ([`flow_buckets`]), so at 80% of that size about 2.5% of new flows
+//! for ([`flow_buckets`]), so at 80% of that size about 1.7% of new flows
 //! find their bucket full.
 //!
 //! Ways are written without locks, by the XDP program on every CPU and by the
@@ -35,17 +44,24 @@
 
 use crate::{Binding, DataplaneConfig, FlowKey};
 
-/// Ways per bucket: seven, so that with the tag line a bucket is 512 bytes.
-pub const FLOW_WAYS: usize = 7;
+/// Ways per bucket: eight, so that their tags fill one line.
+pub const FLOW_WAYS: usize = 8;
 
 /// The XDP program's global holding the number of buckets of `FLOWS`, set at
 /// load time (`EbpfLoader::override_global`) to the size the map gets.
 pub const FLOW_BUCKETS: &str = "FLOW_BUCKETS";
 
-/// Buckets of a table sized for `flows` flows: twice as many ways.
+/// Buckets of a table sized for `flows` flows: twice as many ways; past 64,
+/// a multiple of 64 (a whole number of pages of tags).
 pub const fn flow_buckets(flows: u32) -> u32 {
     let buckets = (flows as u64 * 2).div_ceil(FLOW_WAYS as u64);
-    if buckets == 0 { 1 } else { buckets as u32 }
+    if buckets == 0 {
+        1
+    } else if buckets > 64 {
+        buckets.next_multiple_of(64) as u32
+    } else {
+        buckets as u32
+    }
 }
 
 /// The flows a table of `buckets` buckets is sized for (inverse of
@@ -59,8 +75,59 @@ pub const fn flows_of_buckets(buckets: u32) -> u32 {
     }
 }
 
+/// Entries of `FLOWS` for `buckets` buckets: a tag line and a line per way
+/// each.
+pub const fn flow_lines(buckets: u32) -> u32 {
+    buckets * (1 + FLOW_WAYS as u32)
+}
+
+/// Buckets of a `FLOWS` of `lines` entries (inverse of [`flow_lines`]).
+pub const fn buckets_of_lines(lines: u32) -> u32 {
+    lines / (1 + FLOW_WAYS as u32)
+}
+
+/// The entry of `FLOWS` holding `bucket`'s tags.
+#[inline(always)]
+pub const fn tag_line(bucket: u32) -> u32 {
+    bucket
+}
+
+/// The entry of `FLOWS` holding way `way` of `bucket`, in a table of
+/// `buckets` buckets.
+#[inline(always)]
+pub const fn slot_line(buckets: u32, bucket: u32, way: u32) -> u32 {
+    buckets + bucket * FLOW_WAYS as u32 + way
+}
+
+/// Value of `FLOWS`: one cache line, a bucket's tags ([`FlowLine::tags`]) or
+/// one way's [`FlowSlot`].
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FlowLine {
+    pub words: [u64; 8],
+}
+const _: () = assert!(core::mem::size_of::<FlowLine>() == 64);
+
+impl FlowLine {
+    /// The line as a bucket's tags: way `i`'s tag (see [`tag_of`]) is word
+    /// `i`; 0: way `i` is empty.
+    pub fn tags(&self) -> &[u64; FLOW_WAYS] {
+        &self.words
+    }
+
+    pub fn slot(&self) -> FlowSlot {
+        bytemuck::cast(*self)
+    }
+}
+
+impl From<FlowSlot> for FlowLine {
+    fn from(slot: FlowSlot) -> Self {
+        bytemuck::cast(slot)
+    }
+}
+
 /// One flow's key and the rest of its binding (the real is in its tag), one
-/// cache line.
+/// line of `FLOWS`.
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct FlowSlot {
@@ -74,23 +141,13 @@ pub struct FlowSlot {
 }
 const _: () = assert!(core::mem::size_of::<FlowSlot>() == 64);
 
-/// Value of `FLOWS`: one bucket. The tags come first, in one cache line, so
-/// that a flow the bucket does not hold (every new flow) costs one line
-/// read, and finding one reads two: its tag, then its slot.
-#[repr(C, align(64))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+/// A copy of one bucket, its tag line and its slots gathered, on which
+/// userspace and the tests decide as the XDP program does in place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowBucket {
     /// Way `i`'s tag (see [`tag_of`]); 0: way `i` is empty.
     pub tags: [u64; FLOW_WAYS],
-    pub _pad: u64,
     pub slots: [FlowSlot; FLOW_WAYS],
-}
-const _: () = assert!(core::mem::size_of::<FlowBucket>() == 512);
-
-impl Default for FlowBucket {
-    fn default() -> Self {
-        bytemuck::Zeroable::zeroed()
-    }
 }
 
 /// The tag of a way holding a flow of hash `hash` bound to `real`: the real
@@ -182,11 +239,13 @@ mod tests {
 
     #[test]
     fn sizes_round_trip_and_double_the_ways() {
-        assert_eq!(flow_buckets(1 << 20), 299_594, "2M ways of 7");
-        assert_eq!(flows_of_buckets(299_594), 1_048_579);
+        assert_eq!(flow_buckets(1 << 20), 262_144, "2M ways of 8");
+        assert_eq!(flows_of_buckets(262_144), 1 << 20);
         assert_eq!(flow_buckets(0), 1);
-        assert_eq!(flow_buckets(3), 1, "one bucket holds 3.5 flows");
-        assert_eq!(flow_buckets(4), 2);
+        assert_eq!(flow_buckets(4), 1, "one bucket holds 4 flows");
+        assert_eq!(flow_buckets(5), 2);
+        assert_eq!(flow_buckets(256), 64);
+        assert_eq!(flow_buckets(257), 128, "past 64, whole pages of tags");
         for flows in [1u32, 3, 4, 5, 64, 1023, 1 << 20, 1 << 26, u32::MAX] {
             let b = flow_buckets(flows);
             assert!(flows_of_buckets(b) >= flows, "{flows}");
@@ -195,8 +254,40 @@ mod tests {
     }
 
     #[test]
+    fn tags_then_slots_each_slot_group_inside_a_page() {
+        let buckets = flow_buckets(1 << 20);
+        assert_eq!(flow_lines(buckets), 9 * buckets);
+        assert_eq!(buckets_of_lines(flow_lines(buckets)), buckets);
+        assert_eq!(tag_line(buckets - 1), buckets - 1);
+        assert_eq!(slot_line(buckets, 0, 0), buckets, "slots after the tags");
+        assert_eq!(
+            slot_line(buckets, buckets - 1, FLOW_WAYS as u32 - 1),
+            flow_lines(buckets) - 1
+        );
+        for flows in [1024u32, 5000, 1 << 20, 1 << 26] {
+            let buckets = flow_buckets(flows);
+            for bucket in [0, 1, buckets / 2, buckets - 1] {
+                let first = slot_line(buckets, bucket, 0) as usize * 64;
+                let last = slot_line(buckets, bucket, FLOW_WAYS as u32 - 1) as usize * 64 + 63;
+                assert_eq!(first / 4096, last / 4096, "{flows} flows, bucket {bucket}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_holds_a_slot_unchanged() {
+        let slot = FlowSlot {
+            key: key(7),
+            last_seen_ns: 99,
+            flags: FLOW_CLOSING,
+            _pad: [0; 3],
+        };
+        assert_eq!(FlowLine::from(slot).slot(), slot);
+    }
+
+    #[test]
     fn buckets_cover_the_table_evenly() {
-        for buckets in [1u32, 3, 7, 299_594] {
+        for buckets in [1u32, 3, 7, 262_144] {
             assert_eq!(bucket_of(0, buckets), 0);
             assert_eq!(bucket_of(u32::MAX, buckets), buckets - 1);
         }

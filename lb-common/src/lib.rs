@@ -17,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 
 pub mod flow_table;
 pub mod service_table;
-pub use flow_table::{FLOW_WAYS, FlowBucket, FlowSlot, flow_buckets, flows_of_buckets};
+pub use flow_table::{FLOW_WAYS, FlowBucket, FlowLine, FlowSlot, flow_buckets, flows_of_buckets};
 pub use service_table::{ServiceSlot, service_slots, services_of_slots};
 
 /// Slots in one Maglev lookup table. Prime, as Maglev requires; 65537 keeps the
@@ -54,7 +54,7 @@ pub const PROTO_UDP: u8 = 17;
 /// maps: the types below, the maps' names, kinds and sizes, and `RealIdent`.
 /// A daemon adopts a pinned data plane only when its version is this one.
 /// Bump it whenever a shared type or map changes.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Map names, as the XDP object declares them.
 pub mod maps {
@@ -496,7 +496,7 @@ mod user {
     unsafe impl aya::Pod for RealIdent {}
     unsafe impl aya::Pod for DataplaneConfig {}
     unsafe impl aya::Pod for FloodBucket {}
-    unsafe impl aya::Pod for FlowBucket {}
+    unsafe impl aya::Pod for FlowLine {}
     unsafe impl aya::Pod for ServiceSlot {}
 }
 

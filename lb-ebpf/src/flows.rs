@@ -7,12 +7,11 @@
 //! last), so that LLVM keeps that order; the JIT keeps it on x86, whose
 //! stores are seen in program order.
 
-use core::ptr::{read_volatile, write_volatile};
+use core::ptr::{null_mut, read_volatile, write_volatile};
 
 use lb_common::{
-    Binding, DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowKey, FlowSlot, MAX_FLOWS,
-    flow_buckets,
-    flow_table::{bucket_of, checks, tag_of},
+    Binding, DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowKey, FlowSlot, MAX_FLOWS, flow_buckets,
+    flow_table::{bucket_of, checks, slot_line, tag_line, tag_of},
 };
 
 use crate::maps::FLOWS;
@@ -28,12 +27,16 @@ const NONE: usize = FLOW_WAYS;
 
 /// A flow's bucket as one probe saw it.
 pub struct Probe {
-    /// Null when `FLOWS` has no such bucket (a size the map does not match):
-    /// then `found` and `free` are `NONE`.
-    bucket: *mut FlowBucket,
+    /// The bucket's tags; null when `FLOWS` has no such line (a size the map
+    /// does not match): then `found` and `free` are `NONE`.
+    tags: *mut u64,
+    /// The entry of `FLOWS` holding the bucket's first way.
+    first_slot: u32,
     /// The way holding the flow, or `NONE`.
     found: usize,
-    /// The found slot's tag (its real).
+    /// The found way's slot.
+    slot: *mut FlowSlot,
+    /// The found way's tag (its real).
     tag: u64,
     /// The first free way (empty, or idle beyond its timeout), or `NONE`.
     free: usize,
@@ -45,23 +48,35 @@ fn words(key: &FlowKey) -> *const u64 {
     (key as *const FlowKey).cast::<u64>()
 }
 
-/// The bucket of a flow of hash `hash`.
+/// The bucket of a flow of hash `hash`, and the table's bucket count.
 #[inline(always)]
-fn bucket(hash: u32) -> Option<*mut FlowBucket> {
+fn bucket(hash: u32) -> (u32, u32) {
     // SAFETY: a plain read of the program's own read-only global.
     let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
-    FLOWS.get_ptr_mut(bucket_of(hash, buckets))
+    (bucket_of(hash, buckets), buckets)
+}
+
+/// The tags of `bucket`.
+#[inline(always)]
+fn tags(bucket: u32) -> Option<*mut u64> {
+    FLOWS.get_ptr_mut(tag_line(bucket)).map(|l| l.cast::<u64>())
+}
+
+/// The slot in entry `line` of `FLOWS`.
+#[inline(always)]
+fn slot(line: u32) -> Option<*mut FlowSlot> {
+    FLOWS.get_ptr_mut(line).map(|l| l.cast::<FlowSlot>())
 }
 
 /// Starts reading the tags of hash `hash`'s bucket, without waiting for them:
-/// the table is far larger than the caches, so its line (and its page's
-/// translation) is nearly always a miss, which then overlaps the service
-/// and ring lookups that come before [`probe`].
+/// the table is far larger than the caches, so the line is nearly always a
+/// miss, which then overlaps the service and ring lookups that come before
+/// [`probe`].
 #[inline(always)]
 pub fn prefetch(hash: u32) {
-    if let Some(bucket) = bucket(hash) {
+    if let Some(tags) = tags(bucket(hash).0) {
         // SAFETY: a pointer into `FLOWS`; the value read is not used.
-        unsafe { read_volatile((*bucket).tags.as_ptr()) };
+        unsafe { read_volatile(tags) };
     }
 }
 
@@ -71,32 +86,38 @@ pub fn prefetch(hash: u32) {
 /// verifier refuses a program that copies an unset register.
 #[inline(always)]
 pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe {
-    let (mut found, mut tag, mut free) = (NONE, 0, NONE);
-    let Some(bucket) = bucket(hash) else {
+    let (bucket, buckets) = bucket(hash);
+    let first_slot = slot_line(buckets, bucket, 0);
+    let (mut found, mut found_slot, mut tag, mut free) = (NONE, null_mut(), 0, NONE);
+    let Some(tags) = tags(bucket) else {
         return Probe {
-            bucket: core::ptr::null_mut(),
+            tags: null_mut(),
+            first_slot,
             found,
+            slot: found_slot,
             tag,
             free,
         };
     };
     let w = words(key);
-    // SAFETY (both loops): `way` < FLOW_WAYS, inside the bucket; both keys
+    // SAFETY (both loops): `way` < FLOW_WAYS, inside the tag line; both keys
     // compared as words are 8-byte aligned: the packet's sits first in the
-    // align(8) `Packet`, a slot's first in a 64-byte slot.
+    // align(8) `Packet`, a slot's first in a 64-byte line.
     let mut way = 0;
     while way < FLOW_WAYS {
-        unsafe {
-            let t = read_volatile((*bucket).tags.as_ptr().add(way));
-            if t == 0 {
-                if free == NONE {
-                    free = way;
-                }
-            } else if checks(t, hash) && same_key(w, slot(bucket, way)) {
-                found = way;
-                tag = t;
-                break;
+        let t = unsafe { read_volatile(tags.add(way)) };
+        if t == 0 {
+            if free == NONE {
+                free = way;
             }
+        } else if checks(t, hash)
+            && let Some(s) = slot(first_slot + way as u32)
+            && unsafe { same_key(w, s) }
+        {
+            found = way;
+            found_slot = s;
+            tag = t;
+            break;
         }
         way += 1;
     }
@@ -105,7 +126,9 @@ pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe
     if found == NONE && free == NONE {
         let mut way = 0;
         while way < FLOW_WAYS {
-            if unsafe { idle(slot(bucket, way), cfg, now) } {
+            if let Some(s) = slot(first_slot + way as u32)
+                && unsafe { idle(s, cfg, now) }
+            {
                 free = way;
                 break;
             }
@@ -113,21 +136,13 @@ pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe
         }
     }
     Probe {
-        bucket,
+        tags,
+        first_slot,
         found,
+        slot: found_slot,
         tag,
         free,
     }
-}
-
-/// Way `way`'s slot.
-///
-/// # Safety
-/// `bucket` points into `FLOWS`, `way` < `FLOW_WAYS`.
-#[inline(always)]
-unsafe fn slot(bucket: *mut FlowBucket, way: usize) -> *mut FlowSlot {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (*bucket).slots.as_mut_ptr().add(way) }
 }
 
 /// # Safety
@@ -207,8 +222,7 @@ impl Probe {
             return None;
         }
         Some(Found {
-            // SAFETY: `found` < FLOW_WAYS, inside the bucket.
-            slot: unsafe { slot(self.bucket, self.found) },
+            slot: self.slot,
             real: self.tag as u32,
         })
     }
@@ -218,20 +232,21 @@ impl Probe {
     /// full, and the flow goes unrecorded.
     #[inline(always)]
     pub fn insert(&self, key: &FlowKey, hash: u32, real: u32, flags: u32, now: u64) -> bool {
-        let way = if self.found < FLOW_WAYS {
-            self.found
+        let (way, slot) = if self.found < FLOW_WAYS {
+            (self.found, self.slot)
+        } else if self.free < FLOW_WAYS
+            && let Some(slot) = slot(self.first_slot + self.free as u32)
+        {
+            (self.free, slot)
         } else {
-            self.free
-        };
-        if way >= FLOW_WAYS {
             return false;
-        }
+        };
         let w = words(key);
-        // SAFETY: `way` < FLOW_WAYS, inside the bucket; `w` is the key's
-        // five aligned words (see `probe`).
+        // SAFETY: `way` < FLOW_WAYS, inside the tag line (a way is found or
+        // free only in a bucket the table has); `slot` is a line of `FLOWS`;
+        // `w` is the key's five aligned words (see `probe`).
         unsafe {
-            let tag = (*self.bucket).tags.as_mut_ptr().add(way);
-            let slot = slot(self.bucket, way);
+            let tag = self.tags.add(way);
             // Cleared first, set last: a reader meanwhile sees no flow here.
             write_volatile(tag, 0);
             let s = (&raw mut (*slot).key).cast::<u64>();

@@ -8,10 +8,10 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowBucket, FlowCacheEntry,
+    Binding, Counters, DataplaneConfig, FLOW_CACHE_SIZE, FloodBucket, FlowCacheEntry, FlowLine,
     FragmentKey, FragmentPorts, MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES,
     PersistKey, RING_SIZE, Real, Reason, ServiceSlot, VIP_FILTER_WORDS, flow_buckets,
-    service_slots,
+    flow_table::flow_lines, service_slots,
 };
 
 /// Services by (VIP, port, protocol, family); port 0 = every port of the VIP.
@@ -30,14 +30,14 @@ pub static RINGS: Array<u32> = Array::with_max_entries(MAX_SERVICES * 2 * RING_S
 pub static REALS: Array<Real> = Array::with_max_entries(MAX_REALS, 0);
 
 /// Connection table: the arriving 5-tuple to its real, a set-associative
-/// array of buckets (see `flows` and `lb_common::flow_table`): a new flow
-/// costs one bucket's probe whatever the fill, where the kernel's hash map
-/// (and more so its LRU) cost an insert that grew with it. Nothing deletes
-/// idle flows: new ones take their slots. Memory-mappable, so the daemon
-/// reads and writes it in place.
+/// table of buckets in lines, tags apart from slots (see `flows` and
+/// `lb_common::flow_table`): a new flow costs one tag line's read whatever
+/// the fill, where the kernel's hash map (and more so its LRU) cost an insert
+/// that grew with it. Nothing deletes idle flows: new ones take their slots.
+/// Memory-mappable, so the daemon reads and writes it in place.
 #[map]
-pub static FLOWS: Array<FlowBucket> =
-    Array::with_max_entries(flow_buckets(MAX_FLOWS), BPF_F_MMAPABLE);
+pub static FLOWS: Array<FlowLine> =
+    Array::with_max_entries(flow_lines(flow_buckets(MAX_FLOWS)), BPF_F_MMAPABLE);
 
 /// Source-IP persistence: (client, service) to the real chosen for it.
 #[map]

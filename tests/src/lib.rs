@@ -3,6 +3,7 @@
 
 pub mod adverts;
 pub mod ecmp;
+pub mod flows;
 pub mod keepalived;
 pub mod load;
 pub mod mutate;

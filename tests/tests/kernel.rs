@@ -17,9 +17,10 @@ use aya::{
 };
 use lb_common::{
     Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
-    FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowCacheEntry, FlowKey, NO_REAL, PROTO_TCP, PROTO_UDP,
-    PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey, flow_buckets,
-    flow_table::{FLOW_BUCKETS, bucket_of, tag_of},
+    FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowCacheEntry, FlowKey, FlowLine, NO_REAL, PROTO_TCP,
+    PROTO_UDP, PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey,
+    flow_buckets,
+    flow_table::{FLOW_BUCKETS, bucket_of, flow_lines, tag_of},
     maps, rings_of, vip_filter_bit,
 };
 use tests::coarse_now_ns;
@@ -193,7 +194,7 @@ impl Lb {
         let buckets = flow_buckets(flows);
         Self::load_with(
             EbpfLoader::new()
-                .map_max_entries(maps::FLOWS, buckets)
+                .map_max_entries(maps::FLOWS, flow_lines(buckets))
                 .override_global(FLOW_BUCKETS, &buckets, true),
         )
     }
@@ -320,15 +321,13 @@ impl Lb {
 
     /// `key`'s bucket of `FLOWS` and its number.
     fn flow_bucket(&mut self, key: &FlowKey) -> (u32, FlowBucket) {
-        let flows = self.array::<FlowBucket>(maps::FLOWS);
-        let index = bucket_of(key.hash(), flows.len());
-        (index, flows.get(&index, 0).expect("FLOWS get"))
+        let flows = self.array::<FlowLine>(maps::FLOWS);
+        let index = bucket_of(key.hash(), tests::flows::buckets(&flows));
+        (index, tests::flows::read(&flows, index).expect("FLOWS get"))
     }
 
     fn set_flow_bucket(&mut self, index: u32, bucket: FlowBucket) {
-        self.array(maps::FLOWS)
-            .set(index, bucket, 0)
-            .expect("FLOWS set");
+        tests::flows::write(&mut self.array(maps::FLOWS), index, &bucket).expect("FLOWS set");
     }
 
     fn flow(&mut self, key: &FlowKey) -> Option<Binding> {
@@ -383,13 +382,7 @@ impl Lb {
 
     /// Ways of `FLOWS` holding a flow.
     fn flow_count(&mut self) -> usize {
-        let flows = self.array::<FlowBucket>(maps::FLOWS);
-        (0..flows.len())
-            .map(|i| {
-                let b = flows.get(&i, 0).expect("FLOWS get");
-                b.tags.iter().filter(|&&t| t != 0).count()
-            })
-            .sum()
+        tests::flows::count(&self.array::<FlowLine>(maps::FLOWS)).expect("FLOWS get")
     }
 
     fn persist(&mut self, key: &PersistKey) -> Option<Binding> {
@@ -1760,7 +1753,11 @@ fn full_flow_bucket_root() {
     const WAYS: u32 = FLOW_WAYS as u32;
     let ring = |i: u32| if i.is_multiple_of(2) { R1 } else { R2 };
     let mut lb = Lb::load_with_flows(3);
-    assert_eq!(lb.array::<FlowBucket>(maps::FLOWS).len(), 1, "one bucket");
+    assert_eq!(
+        tests::flows::buckets(&lb.array::<FlowLine>(maps::FLOWS)),
+        1,
+        "one bucket"
+    );
     // UDP: reals 1 and 2; TCP: real 4.
     for r in [R1, R2] {
         lb.real(r, 0, true);

@@ -284,7 +284,8 @@ fn open_idents(dir: &Path) -> Result<Array<MapData, RealIdent>> {
 fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
     use core::mem::size_of;
     use lb_common::{
-        Binding, FlowBucket, PersistKey, Real, ServiceSlot, flows_of_buckets, services_of_slots,
+        Binding, FlowLine, PersistKey, Real, ServiceSlot, flow_table::buckets_of_lines,
+        flows_of_buckets, services_of_slots,
     };
     let open = |name: &str, key: usize, value: usize| -> Result<u32> {
         let info = MapData::from_pin(dir.join(name))
@@ -302,7 +303,11 @@ fn pinned_sizes(dir: &Path, wanted: Sizes) -> Result<Sizes> {
     let reals = open(names::REALS, 4, size_of::<Real>())?;
     open(names::RINGS, 4, 4)?;
     open(names::IDENTS, 4, size_of::<RealIdent>())?;
-    let flows = flows_of_buckets(open(names::FLOWS, 4, size_of::<FlowBucket>())?);
+    let flows = flows_of_buckets(buckets_of_lines(open(
+        names::FLOWS,
+        4,
+        size_of::<FlowLine>(),
+    )?));
     let persist = open(
         names::PERSIST,
         size_of::<PersistKey>(),

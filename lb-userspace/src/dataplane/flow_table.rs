@@ -16,15 +16,16 @@ use std::{
 
 use aya::maps::MapData;
 use lb_common::{
-    Binding, DataplaneConfig, FLOW_WAYS, FlowBucket, FlowKey, FlowSlot,
-    flow_table::{bucket_of, tag_of},
+    Binding, DataplaneConfig, FLOW_WAYS, FlowBucket, FlowKey, FlowLine, FlowSlot,
+    flow_table::{bucket_of, buckets_of_lines, flow_lines, slot_line, tag_line, tag_of},
     flows_of_buckets,
 };
 
 /// `FLOWS`, mapped shared and writable.
 pub struct FlowTable {
-    base: NonNull<FlowBucket>,
+    base: NonNull<FlowLine>,
     buckets: u32,
+    lines: u32,
     len: usize,
 }
 
@@ -53,16 +54,23 @@ impl FlowTable {
         let info = MapData::from_fd(fd.try_clone()?)
             .and_then(|m| m.info())
             .map_err(io::Error::other)?;
-        if info.value_size() as usize != size_of::<FlowBucket>() || info.key_size() != 4 {
+        let lines = info.max_entries();
+        let buckets = buckets_of_lines(lines);
+        if info.value_size() as usize != size_of::<FlowLine>()
+            || info.key_size() != 4
+            || buckets == 0
+            || flow_lines(buckets) != lines
+        {
             return Err(io::Error::other(format!(
-                "the flow table has {}-byte keys and {}-byte buckets, not this build's 4 and {}",
+                "the flow table has {} entries of {}-byte keys and {}-byte values, not this \
+                 build's {}-byte lines of whole buckets",
+                lines,
                 info.key_size(),
                 info.value_size(),
-                size_of::<FlowBucket>()
+                size_of::<FlowLine>()
             )));
         }
-        let buckets = info.max_entries();
-        let len = (buckets as usize * size_of::<FlowBucket>()).next_multiple_of(page_size());
+        let len = (lines as usize * size_of::<FlowLine>()).next_multiple_of(page_size());
         // SAFETY: a fresh shared mapping of the map's whole (page-rounded)
         // array, which the kernel allows for BPF_F_MMAPABLE arrays; nothing
         // else refers to the new address range.
@@ -86,6 +94,7 @@ impl FlowTable {
         Ok(Self {
             base: NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap gave NULL"))?,
             buckets,
+            lines,
             len,
         })
     }
@@ -95,22 +104,31 @@ impl FlowTable {
         flows_of_buckets(self.buckets)
     }
 
-    fn bucket_ptr(&self, bucket: u32) -> *mut FlowBucket {
-        assert!(bucket < self.buckets, "bucket {bucket} of {}", self.buckets);
+    fn line_ptr(&self, line: u32) -> *mut FlowLine {
+        assert!(line < self.lines, "line {line} of {}", self.lines);
         // SAFETY: within the mapping (checked just above).
-        unsafe { self.base.as_ptr().add(bucket as usize) }
+        unsafe { self.base.as_ptr().add(line as usize) }
     }
 
     fn tag(&self, bucket: u32, way: usize) -> &AtomicU64 {
+        assert!(bucket < self.buckets, "bucket {bucket} of {}", self.buckets);
         // SAFETY: an aligned u64 inside the mapping, which lives as long as
         // `self`; every access to it is atomic (the XDP program's stores are
         // plain 8-byte stores, atomic on every architecture BPF runs on).
-        unsafe { AtomicU64::from_ptr((&raw mut (*self.bucket_ptr(bucket)).tags[way]).cast()) }
+        unsafe {
+            AtomicU64::from_ptr((&raw mut (*self.line_ptr(tag_line(bucket))).words[way]).cast())
+        }
+    }
+
+    fn slot_ptr(&self, bucket: u32, way: usize) -> *mut FlowSlot {
+        assert!(bucket < self.buckets, "bucket {bucket} of {}", self.buckets);
+        self.line_ptr(slot_line(self.buckets, bucket, way as u32))
+            .cast()
     }
 
     fn slot(&self, bucket: u32, way: usize) -> FlowSlot {
         // SAFETY: a slot inside the mapping; volatile, as the kernel writes it.
-        unsafe { std::ptr::read_volatile(&raw const (*self.bucket_ptr(bucket)).slots[way]) }
+        unsafe { std::ptr::read_volatile(self.slot_ptr(bucket, way)) }
     }
 
     /// Way `way` of `bucket`, if it holds a flow.
@@ -187,7 +205,7 @@ impl FlowTable {
         };
         // SAFETY: a slot inside the mapping; volatile, as the kernel reads it.
         unsafe {
-            std::ptr::write_volatile(&raw mut (*self.bucket_ptr(bucket)).slots[way], slot);
+            std::ptr::write_volatile(self.slot_ptr(bucket, way), slot);
         }
         tag.store(tag_of(key.hash(), b.real), Ordering::Release);
         true

@@ -10,7 +10,9 @@ use aya::{
 };
 use lb_common::{
     MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, flow_buckets,
-    flow_table::FLOW_BUCKETS, maps, service_slots, service_table::SERVICE_SLOT_MASK,
+    flow_table::{FLOW_BUCKETS, flow_lines},
+    maps, service_slots,
+    service_table::SERVICE_SLOT_MASK,
 };
 use log::{info, warn};
 
@@ -109,7 +111,7 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path) -> Result<Ebpf> {
         .map_max_entries(maps::RINGS, rings)
         .map_max_entries(maps::REALS, sizes.reals)
         .map_max_entries(maps::REAL_STATS, sizes.reals)
-        .map_max_entries(maps::FLOWS, buckets)
+        .map_max_entries(maps::FLOWS, flow_lines(buckets))
         .map_max_entries(maps::PERSIST, sizes.persist)
         .map_max_entries(maps::FRAGMENTS, sizes.fragments);
     for name in maps::OBJECT {

@@ -34,7 +34,8 @@ use aya::{
 };
 use lb_common::{
     FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, flow_buckets,
-    flow_table::FLOW_BUCKETS, maps, rings_of, vip_filter_bit,
+    flow_table::{FLOW_BUCKETS, flow_lines},
+    maps, rings_of, vip_filter_bit,
 };
 use tests::{
     packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp},
@@ -116,7 +117,7 @@ fn load(path: &str, program: &str, flows: Option<u32>) -> Result<Ebpf> {
     if let Some(flows) = flows {
         buckets = flow_buckets(flows);
         loader
-            .map_max_entries(maps::FLOWS, buckets)
+            .map_max_entries(maps::FLOWS, flow_lines(buckets))
             .override_global(FLOW_BUCKETS, &buckets, true);
     }
     let mut ebpf = loader

@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::maps::{Array, Map, MapData, MapInfo};
 use lb_common::{
-    Binding, FAMILY_V4, FLOW_CLOSING, FlowBucket, FlowKey, PROTO_TCP, flow_table::bucket_of,
+    Binding, FAMILY_V4, FLOW_CLOSING, FlowKey, FlowLine, PROTO_TCP, flow_table::bucket_of,
     maps::FLOWS,
 };
 use tests::{
@@ -186,7 +186,7 @@ fn listed_flows(list: &str) -> u64 {
 
 /// The daemon's `FLOWS`: among the maps of the XDP program attached to the
 /// LB's eth0 (other daemons on this machine have their own).
-fn flow_table(lab: &DrLab) -> Result<Array<MapData, FlowBucket>> {
+fn flow_table(lab: &DrLab) -> Result<Array<MapData, FlowLine>> {
     let link = lab.lab.ip(&lab.lbs[0], &["-d", "link", "show", "eth0"])?;
     let id: u32 = link
         .split("prog/xdp")
@@ -212,12 +212,12 @@ fn flow_table(lab: &DrLab) -> Result<Array<MapData, FlowBucket>> {
 /// VIP, spread over the reals real traffic was bound to; one in ten closing.
 /// Bucket by bucket, into the empty ways (a few flows find their bucket
 /// full, as the data plane's would).
-fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
+fn fill(mut flows: Array<MapData, FlowLine>, lab: &DrLab) -> Result<()> {
     let answers = lab.requests(SocketAddr::from((VIP, 80)), 20)?;
     if answers.iter().any(Result::is_err) {
         bail!("requests through the VIP failed: {answers:?}");
     }
-    let mut buckets: Vec<FlowBucket> = flows.iter().collect::<Result<_, _>>()?;
+    let mut buckets = tests::flows::read_all(&flows)?;
     let mut reals: Vec<u32> = buckets
         .iter()
         .flat_map(|b| b.tags.iter().filter(|&&t| t != 0).map(|&t| t as u32))
@@ -230,7 +230,7 @@ fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
     let now = coarse_now_ns();
     let start = Instant::now();
     let vip = u32::from_ne_bytes(VIP.octets());
-    let count = flows.len();
+    let count = tests::flows::buckets(&flows);
     let mut touched = vec![false; buckets.len()];
     for i in 0..FLOWS_FILLED {
         let key = FlowKey {
@@ -261,8 +261,7 @@ fn fill(mut flows: Array<MapData, FlowBucket>, lab: &DrLab) -> Result<()> {
     }
     for (index, bucket) in buckets.iter().enumerate() {
         if touched[index] {
-            flows
-                .set(index as u32, bucket, 0)
+            tests::flows::write(&mut flows, index as u32, bucket)
                 .with_context(|| format!("writing bucket {index}"))?;
         }
     }
