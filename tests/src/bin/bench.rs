@@ -299,6 +299,9 @@ fn verdict(ok: bool) -> &'static str {
 #[derive(Default)]
 struct Figures {
     est: Figure,
+    /// An established flow's packet that misses the flow cache: a lookup
+    /// in the flow table that finds the flow (no goal: the issue sets none).
+    uncached: Figure,
     other: Figure,
     /// By fill, in percent.
     new_flows: Vec<(u32, Figure)>,
@@ -362,6 +365,19 @@ fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> 
             cursor += s.new_calls;
         }
     }
+
+    // Established flows the cache does not hold: the ACKs of the first new
+    // flows, recorded at the emptiest fill and never cached (a SYN is not),
+    // now among the fullest table's lines.
+    let acks = Frames {
+        template: packet(CLIENT, VIP, TCP_ACK),
+    };
+    for round in 0..s.rounds {
+        let first = round as u32 * s.new_calls;
+        let b = mean_distinct(base, &acks, first, s.new_calls, XDP_TX)?;
+        let l = mean_distinct(lb, &acks, first, s.new_calls, XDP_TX)?;
+        figures.uncached.push(b, l);
+    }
     Ok(())
 }
 
@@ -399,6 +415,7 @@ fn main() -> Result<()> {
     }
     let Figures {
         est,
+        uncached,
         other,
         new_flows,
     } = figures;
@@ -415,37 +432,37 @@ fn main() -> Result<()> {
         "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}",
         "case", "mac-swap", "xdpvs", "added", "ratio", "goal", ""
     ));
-    let row = |report: &mut Report, name: String, f: &Figure, goal: String, ok: bool| {
+    // `goal`: its text and whether it is met; `None` for a figure without one.
+    let row = |report: &mut Report, name: &str, f: &Figure, goal: Option<(String, bool)>| {
+        let (goal, met) = goal.map_or(("-".into(), ""), |(g, ok)| (g, verdict(ok)));
         report.line(format!(
-            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {:>5}",
+            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {met:>5}",
             f.base(),
             f.lb(),
             f.added(),
             f.lb() / f.base(),
-            verdict(ok)
         ));
     };
+    let at_most = |f: &Figure, ns: f64| Some((format!("<= +{ns}"), f.added() <= ns));
     row(
         &mut report,
-        "established flow".into(),
+        "established flow",
         &est,
-        format!("<= +{GOAL_ESTABLISHED_NS}"),
-        est.added() <= GOAL_ESTABLISHED_NS,
+        at_most(&est, GOAL_ESTABLISHED_NS),
     );
+    row(&mut report, "established flow, not cached", &uncached, None);
     row(
         &mut report,
-        "packet for no service".into(),
+        "packet for no service",
         &other,
-        format!("<= +{GOAL_NOT_SERVICE_NS}"),
-        other.added() <= GOAL_NOT_SERVICE_NS,
+        at_most(&other, GOAL_NOT_SERVICE_NS),
     );
     for (fill, f) in &new_flows {
         row(
             &mut report,
-            format!("new TCP flow, table {fill}% full"),
+            &format!("new TCP flow, table {fill}% full"),
             f,
-            format!("<= +{GOAL_NEW_FLOW_NS}"),
-            f.added() <= GOAL_NEW_FLOW_NS,
+            at_most(f, GOAL_NEW_FLOW_NS),
         );
     }
     let (first, last) = (&new_flows[0], &new_flows[new_flows.len() - 1]);
@@ -457,8 +474,8 @@ fn main() -> Result<()> {
         verdict(fill_ratio <= GOAL_FILL_RATIO)
     ));
 
-    let spread = std::iter::once(&est)
-        .chain(std::iter::once(&other))
+    let spread = [&est, &uncached, &other]
+        .into_iter()
         .chain(new_flows.iter().map(|(_, f)| f))
         .map(Figure::base_spread)
         .fold(1.0, f64::max);
