@@ -38,8 +38,8 @@ pub struct Maps {
     reals: Array<MapData, Real>,
     idents: Array<MapData, RealIdent>,
     /// `FLOWS`, mapped once (see `flow_table`) and shared with the flow
-    /// scan and flow sync: every mapping counts in the daemon's RSS for each
-    /// page the scan reads through it.
+    /// scan and flow sync: every mapping shows in the daemon's RSS in full
+    /// (the kernel maps a BPF array's pages all at once).
     flows: Arc<FlowTable>,
     persist: HashMap<MapData, PersistKey, Binding>,
     service_stats: PerCpuArray<MapData, Counters>,
