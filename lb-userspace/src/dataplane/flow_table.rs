@@ -253,9 +253,9 @@ impl FlowTable {
 /// [`FlowTable::ways`]: a bucket's tag line is read once and an empty one
 /// skipped whole; slots are read only for the ways whose tags hold a flow.
 /// The scan reads every bucket each second, and most are empty until the
-/// table fills: over
-/// an empty table sized for a million flows this takes 0.5 ms, where asking
-/// each way in turn took 3.1 ms (release build, measured on this machine).
+/// table fills: over an empty table sized for a million flows this takes
+/// 0.5 ms, where asking each way in turn took 3.1 ms (release build,
+/// measured on this machine).
 pub struct Ways<'a> {
     table: &'a FlowTable,
     bucket: u32,
