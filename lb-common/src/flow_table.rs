@@ -191,7 +191,8 @@ impl FlowBucket {
     /// Whether way `way` holds a flow the data plane still follows at `now`:
     /// not empty, and not idle beyond its timeout.
     pub fn live(&self, way: usize, config: &DataplaneConfig, now: u64) -> bool {
-        self.tags[way] != 0 && !config.idle_out(self.slots[way].key.proto, &self.binding(way), now)
+        let slot = &self.slots[way];
+        self.tags[way] != 0 && !config.idle_out(slot.key.proto, slot.flags, slot.last_seen_ns, now)
     }
 
     /// The first empty way.

@@ -320,14 +320,15 @@ impl DataplaneConfig {
         if set == 0 { default } else { set }
     }
 
-    /// Whether `flow` (of protocol `proto`) has been idle beyond its timeout
-    /// at `now`: then it decides nothing and counts as ended. Wrapping, as
-    /// stamps near a fresh boot's clock need.
+    /// Whether a flow of protocol `proto` with `flags`, last seen at
+    /// `last_seen_ns` (as `Binding` and a `FLOWS` slot hold them), has been
+    /// idle beyond its timeout at `now`: then it decides nothing and counts
+    /// as ended. Wrapping, as stamps near a fresh boot's clock need.
     #[inline(always)]
-    pub fn idle_out(&self, proto: u8, flow: &Binding, now: u64) -> bool {
-        let closing = flow.flags & FLOW_CLOSING != 0;
+    pub fn idle_out(&self, proto: u8, flags: u32, last_seen_ns: u64, now: u64) -> bool {
+        let closing = flags & FLOW_CLOSING != 0;
         let timeout_ns = self.timeout_s(proto, closing) as u64 * 1_000_000_000;
-        now.wrapping_sub(flow.last_seen_ns) >= timeout_ns
+        now.wrapping_sub(last_seen_ns) >= timeout_ns
     }
 }
 

@@ -112,10 +112,9 @@ pub fn place(slots: &[ServiceSlot], key: &ServiceKey) -> Option<u32> {
     let mask = slots.len() as u32 - 1;
     let home = key.slot(mask);
     find(slots, key).or_else(|| {
-        (0..SERVICE_PROBES).map(|i| (home + i) & mask).find(|&s| {
-            let f = slots[s as usize].key.family;
-            f == 0 || f == FAMILY_TOMBSTONE
-        })
+        (0..SERVICE_PROBES)
+            .map(|i| (home + i) & mask)
+            .find(|&s| !slots[s as usize].in_use())
     })
 }
 

@@ -276,12 +276,7 @@ fn live(
     cfg: &DataplaneConfig,
     now: u64,
 ) -> bool {
-    let flow = Binding {
-        real: 0,
-        flags,
-        last_seen_ns,
-    };
-    !(syn && flags & FLOW_CLOSING != 0) && !cfg.idle_out(key.proto, &flow, now)
+    !(syn && flags & FLOW_CLOSING != 0) && !cfg.idle_out(key.proto, flags, last_seen_ns, now)
 }
 
 /// The slow path. Data packets create flow and persistence entries; ICMP
@@ -297,7 +292,7 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     }
     let key = &pkt.key;
     let hash = key.hash();
-    flows::prefetch(hash);
+    let bucket = flows::bucket(hash);
     let svc = service(key).ok_or(Reason::PassNotService)?;
     if pkt.fragment.kind == FragmentKind::First {
         fragments::record_first(key, pkt.fragment.id);
@@ -307,7 +302,7 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     let follows = pkt.icmp_error || pkt.fragment.kind == FragmentKind::Later;
     let now = now_ns();
     let cfg = config();
-    let probe = flows::probe(key, hash, &cfg, now);
+    let probe = bucket.probe(key, hash, &cfg, now);
     if let Some(d) = established(pkt, &svc, &cfg, now, &probe) {
         return Ok(d);
     }

@@ -10,7 +10,7 @@
 use core::ptr::{null_mut, read_volatile, write_volatile};
 
 use lb_common::{
-    Binding, DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowKey, FlowSlot, MAX_FLOWS, flow_buckets,
+    DataplaneConfig, FLOW_CLOSING, FLOW_WAYS, FlowKey, FlowSlot, MAX_FLOWS, flow_buckets,
     flow_table::{bucket_of, checks, slot_line, tag_line, tag_of},
 };
 
@@ -48,100 +48,103 @@ fn words(key: &FlowKey) -> *const u64 {
     (key as *const FlowKey).cast::<u64>()
 }
 
-/// The bucket of a flow of hash `hash`, and the table's bucket count.
-#[inline(always)]
-fn bucket(hash: u32) -> (u32, u32) {
-    // SAFETY: a plain read of the program's own read-only global.
-    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
-    (bucket_of(hash, buckets), buckets)
-}
-
-/// The tags of `bucket`.
-#[inline(always)]
-fn tags(bucket: u32) -> Option<*mut u64> {
-    FLOWS.get_ptr_mut(tag_line(bucket)).map(|l| l.cast::<u64>())
-}
-
 /// The slot in entry `line` of `FLOWS`.
 #[inline(always)]
 fn slot(line: u32) -> Option<*mut FlowSlot> {
     FLOWS.get_ptr_mut(line).map(|l| l.cast::<FlowSlot>())
 }
 
-/// Starts reading the tags of hash `hash`'s bucket, without waiting for them:
-/// the table is far larger than the caches, so the line is nearly always a
-/// miss, which then overlaps the service and ring lookups that come before
-/// [`probe`].
+/// A flow's bucket, found once per packet by [`bucket`] and probed later.
+pub struct Bucket {
+    /// Its tags; null when `FLOWS` has no such line (a size the map does not
+    /// match).
+    tags: *mut u64,
+    /// The entry of `FLOWS` holding its first way.
+    first_slot: u32,
+}
+
+/// The bucket of a flow of hash `hash` (`FlowKey::hash`), whose tags it
+/// starts reading without waiting for them: the table is far larger than the
+/// caches, so the line is nearly always a miss, which then overlaps the
+/// service and ring lookups that come before [`Bucket::probe`].
 #[inline(always)]
-pub fn prefetch(hash: u32) {
-    if let Some(tags) = tags(bucket(hash).0) {
-        // SAFETY: a pointer into `FLOWS`; the value read is not used.
-        unsafe { read_volatile(tags) };
+pub fn bucket(hash: u32) -> Bucket {
+    // SAFETY: a plain read of the program's own read-only global.
+    let buckets = unsafe { read_volatile(&FLOW_BUCKETS) };
+    let bucket = bucket_of(hash, buckets);
+    let tags = match FLOWS.get_ptr_mut(tag_line(bucket)) {
+        Some(line) => {
+            let tags = line.cast::<u64>();
+            // SAFETY: a pointer into `FLOWS`; the value read is not used.
+            unsafe { read_volatile(tags) };
+            tags
+        }
+        None => null_mut(),
+    };
+    Bucket {
+        tags,
+        first_slot: slot_line(buckets, bucket, 0),
     }
 }
 
-/// Probes the bucket of `key` (whose `FlowKey::hash` is `hash`).
-///
-/// Not an `Option`: LLVM leaves the fields of a `None` undefined, and the
-/// verifier refuses a program that copies an unset register.
-#[inline(always)]
-pub fn probe(key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe {
-    let (bucket, buckets) = bucket(hash);
-    let first_slot = slot_line(buckets, bucket, 0);
-    let (mut found, mut found_slot, mut tag, mut free) = (NONE, null_mut(), 0, NONE);
-    let Some(tags) = tags(bucket) else {
-        return Probe {
-            tags: null_mut(),
+impl Bucket {
+    /// Probes the bucket for `key` (whose `FlowKey::hash` is `hash`).
+    ///
+    /// Not an `Option`: LLVM leaves the fields of a `None` undefined, and the
+    /// verifier refuses a program that copies an unset register.
+    #[inline(always)]
+    pub fn probe(&self, key: &FlowKey, hash: u32, cfg: &DataplaneConfig, now: u64) -> Probe {
+        let (tags, first_slot) = (self.tags, self.first_slot);
+        let (mut found, mut found_slot, mut tag, mut free) = (NONE, null_mut(), 0, NONE);
+        // No such bucket: nothing found, no room.
+        if !tags.is_null() {
+            let w = words(key);
+            // SAFETY (both loops): `way` < FLOW_WAYS, inside the tag line;
+            // both keys compared as words are 8-byte aligned: the packet's
+            // sits first in the align(8) `Packet`, a slot's first in a
+            // 64-byte line.
+            let mut way = 0;
+            while way < FLOW_WAYS {
+                let t = unsafe { read_volatile(tags.add(way)) };
+                if t == 0 {
+                    if free == NONE {
+                        free = way;
+                    }
+                } else if checks(t, hash)
+                    && let Some(s) = slot(first_slot + way as u32)
+                    && unsafe { same_key(w, s) }
+                {
+                    found = way;
+                    found_slot = s;
+                    tag = t;
+                    break;
+                }
+                way += 1;
+            }
+            // No empty way: an idle one, read from the slots (the daemon's
+            // flow scan empties idle ways, so this is seldom needed while it
+            // runs).
+            if found == NONE && free == NONE {
+                let mut way = 0;
+                while way < FLOW_WAYS {
+                    if let Some(s) = slot(first_slot + way as u32)
+                        && unsafe { idle(s, cfg, now) }
+                    {
+                        free = way;
+                        break;
+                    }
+                    way += 1;
+                }
+            }
+        }
+        Probe {
+            tags,
             first_slot,
             found,
             slot: found_slot,
             tag,
             free,
-        };
-    };
-    let w = words(key);
-    // SAFETY (both loops): `way` < FLOW_WAYS, inside the tag line; both keys
-    // compared as words are 8-byte aligned: the packet's sits first in the
-    // align(8) `Packet`, a slot's first in a 64-byte line.
-    let mut way = 0;
-    while way < FLOW_WAYS {
-        let t = unsafe { read_volatile(tags.add(way)) };
-        if t == 0 {
-            if free == NONE {
-                free = way;
-            }
-        } else if checks(t, hash)
-            && let Some(s) = slot(first_slot + way as u32)
-            && unsafe { same_key(w, s) }
-        {
-            found = way;
-            found_slot = s;
-            tag = t;
-            break;
         }
-        way += 1;
-    }
-    // No empty way: an idle one, read from the slots (the daemon's flow scan
-    // empties idle ways, so this is seldom needed while it runs).
-    if found == NONE && free == NONE {
-        let mut way = 0;
-        while way < FLOW_WAYS {
-            if let Some(s) = slot(first_slot + way as u32)
-                && unsafe { idle(s, cfg, now) }
-            {
-                free = way;
-                break;
-            }
-            way += 1;
-        }
-    }
-    Probe {
-        tags,
-        first_slot,
-        found,
-        slot: found_slot,
-        tag,
-        free,
     }
 }
 
@@ -167,17 +170,14 @@ unsafe fn same_key(w: *const u64, slot: *const FlowSlot) -> bool {
 #[inline(always)]
 unsafe fn idle(slot: *const FlowSlot, cfg: &DataplaneConfig, now: u64) -> bool {
     // SAFETY: guaranteed by the caller.
-    let (proto, flow) = unsafe {
+    let (proto, flags, last_seen_ns) = unsafe {
         (
             read_volatile(&(*slot).key.proto),
-            Binding {
-                real: 0,
-                flags: read_volatile(&(*slot).flags),
-                last_seen_ns: read_volatile(&(*slot).last_seen_ns),
-            },
+            read_volatile(&(*slot).flags),
+            read_volatile(&(*slot).last_seen_ns),
         )
     };
-    cfg.idle_out(proto, &flow, now)
+    cfg.idle_out(proto, flags, last_seen_ns, now)
 }
 
 /// The recorded flow of a probe: its slot, to read and refresh.

@@ -49,6 +49,17 @@ impl Report {
     }
 }
 
+/// The median of `v` (of an even count, the mean of the middle two).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// The three load averages of /proc/loadavg: a busy machine shows here.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -88,4 +99,15 @@ pub fn utc_now() -> String {
         tm.tm_hour,
         tm.tm_min
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
 }

@@ -229,13 +229,15 @@ fn test(extra: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds once, then runs the `tests` crate's binaries `names` in order.
+/// Builds once, then runs the `tests` crate's binaries `names` in order, all
+/// of them even after one fails (a benchmark that misses a goal fails).
 fn tests_binaries(task: &str, names: &[&str]) -> Result<()> {
     setup::packages(setup::TEST_PACKAGES)?;
     let artifacts = build()?;
     if !is_root() {
         bail!("`cargo xtask {task}` needs root (network namespaces, BPF)");
     }
+    let mut failed = Vec::new();
     for name in names {
         step(&format!("building and running {name}"));
         let mut c = cmd(
@@ -251,24 +253,24 @@ fn tests_binaries(task: &str, names: &[&str]) -> Result<()> {
             ],
         );
         with_artifacts(&mut c, &artifacts);
-        run(c)?;
+        if let Err(e) = run(c) {
+            eprintln!("xtask: {name}: {e:#}");
+            failed.push(*name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} did not finish or missed a goal", failed.join(", "));
     }
     Ok(())
 }
 
-/// Runs every benchmark (all of them, even after one misses a goal), then
-/// puts their reports into the README's performance section.
+/// Runs every benchmark, then puts their reports into the README's
+/// performance section (also when one missed a goal).
 fn bench() -> Result<()> {
     const NAMES: [&str; 3] = ["bench", "e2e_bench", "control_bench"];
     let reports = bench_reports();
     let _ = std::fs::remove_dir_all(&reports);
-    let mut failed = Vec::new();
-    for name in NAMES {
-        if let Err(e) = tests_binaries("bench", &[name]) {
-            eprintln!("xtask: {name}: {e:#}");
-            failed.push(name);
-        }
-    }
+    let ran = tests_binaries("bench", &NAMES);
     let updated = bench_readme::update(&root().join("README.md"), &reports, &NAMES)?;
     step(&format!(
         "README.md's performance section now shows this run's {}",
@@ -278,10 +280,7 @@ fn bench() -> Result<()> {
             updated.join(", ")
         }
     ));
-    if !failed.is_empty() {
-        bail!("{} did not finish or missed a goal", failed.join(", "));
-    }
-    Ok(())
+    ran
 }
 
 fn is_root() -> bool {

@@ -51,7 +51,7 @@ pub fn explain(
     let mut passed_over = Vec::new();
     if let Some(flow) = state.maps.flow(&key) {
         let closed = flow.flags & lb_common::FLOW_CLOSING != 0;
-        if config.idle_out(key.proto, &flow, now) {
+        if config.idle_out(key.proto, flow.flags, flow.last_seen_ns, now) {
             passed_over.push(format!(
                 "its flow table entry is idle beyond its timeout ({} s), so it is decided again",
                 config.timeout_s(key.proto, closed)

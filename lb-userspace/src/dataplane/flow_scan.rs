@@ -73,7 +73,7 @@ impl Snapshot {
 pub fn expired(key: &FlowKey, b: &Binding, now_ns: u64, config: &DataplaneConfig) -> bool {
     // Touched after the scan took its clock: fresh, not (wrapping) old.
     let touched_since = now_ns.wrapping_sub(b.last_seen_ns) > u64::MAX / 2;
-    !touched_since && config.idle_out(key.proto, b, now_ns)
+    !touched_since && config.idle_out(key.proto, b.flags, b.last_seen_ns, now_ns)
 }
 
 /// Counts a flow the data plane follows.

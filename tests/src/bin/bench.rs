@@ -39,7 +39,7 @@ use lb_common::{
 };
 use tests::{
     packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp},
-    report::{Report, loadavg},
+    report::{Report, loadavg, median},
 };
 
 /// Frames of the mutation run (the kernel test runs 200,000).
@@ -187,11 +187,6 @@ fn mean_same(prog: &Xdp, packet: &[u8], count: u32, want: u32) -> Result<f64> {
         total += run_once(prog, packet, &mut out, want)?;
     }
     Ok(total as f64 / f64::from(count))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One figure: the baseline's and xdpvs's mean per round.

@@ -25,7 +25,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, process::Command, time::Instant}
 use anyhow::{Context as _, Result, anyhow, bail};
 use tests::{
     netns::{is_root, sh},
-    report::{Report, loadavg},
+    report::{Report, loadavg, median},
     topology::{DrLab, Launch, VIP, real_addr},
 };
 
@@ -554,16 +554,6 @@ fn duration_ms(s: &str) -> Result<f64> {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// One path's req/s over another's, round by round: the two ran within
 /// seconds of each other in each round, so the machine's drift over the run
 /// (other work, the host) cancels out of the ratio where it does not out of
@@ -715,11 +705,5 @@ mod unit {
         let p = Paired::of(&[run(90.0), run(110.0), run(100.0)], &b);
         assert_eq!((p.low, p.high), (0.9, 2.0));
         assert!((p.median - 1.375).abs() < 1e-9, "{p:?}");
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 }
