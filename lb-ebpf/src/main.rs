@@ -3,10 +3,14 @@
 //! A packet for a service (VIP, port, protocol) keeps its IP and transport
 //! headers; only the Ethernet addresses change: source = our MAC (the frame's
 //! old destination), destination = the chosen real server, and it leaves by
-//! `XDP_TX`. A packet for a service none of whose reals can take it is
-//! dropped (or passed, if the daemon says so); everything else goes to the
-//! kernel stack with `XDP_PASS`. Every verdict is counted in `REASON_STATS`
+//! the interface it came in on. A packet for a service none of whose reals
+//! can take it is dropped (or passed, if the daemon says so); everything else
+//! goes on to the kernel stack. Every verdict is counted in `REASON_STATS`
 //! under its `Reason`.
+//!
+//! One program, two hooks (see `frame`): `xdpvs` for XDP (sent with
+//! `XDP_TX`) and `xdpvs_tc` for tcx ingress (sent with `bpf_redirect` to the
+//! same interface's egress; node traffic goes to the next tcx program).
 //!
 //! Established flows take the fast path: a per-CPU flow cache hit skips the
 //! `SERVICES` and `FLOWS` lookups (`cache` explains when it is trusted);
@@ -21,40 +25,71 @@ mod cache;
 mod flood;
 mod flows;
 mod fragments;
+mod frame;
 mod maps;
 mod parse;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::PerCpuArray, programs::XdpContext};
+use aya_ebpf::{
+    bindings::{TC_ACT_SHOT, tcx_action_base::TCX_NEXT, xdp_action},
+    helpers::bpf_redirect,
+    macros::{classifier, xdp},
+    maps::PerCpuArray,
+    programs::{TcContext, XdpContext},
+};
 use lb_common::{CONFIG_PASS_NO_REAL, Counters, Reason};
 
-use crate::maps::{REAL_STATS, REASON_STATS, SERVICE_STATS};
+use crate::{
+    frame::Frame,
+    maps::{REAL_STATS, REASON_STATS, SERVICE_STATS},
+};
 
 #[xdp]
 pub fn xdpvs(ctx: XdpContext) -> u32 {
     match try_balance(&ctx) {
-        Ok(action) => action,
+        Ok(Verdict::Send) => xdp_action::XDP_TX,
+        Ok(Verdict::Pass) => xdp_action::XDP_PASS,
+        Ok(Verdict::Drop) => xdp_action::XDP_DROP,
         Err(()) => xdp_action::XDP_ABORTED,
     }
 }
 
+#[classifier]
+pub fn xdpvs_tc(ctx: TcContext) -> i32 {
+    match try_balance(&ctx) {
+        // SAFETY: reads the skb's `ifindex`, the device it arrived on.
+        Ok(Verdict::Send) => unsafe { bpf_redirect((*ctx.skb.skb).ifindex, 0) as i32 },
+        Ok(Verdict::Pass) => TCX_NEXT,
+        Ok(Verdict::Drop) | Err(()) => TC_ACT_SHOT,
+    }
+}
+
+/// What becomes of the frame, whichever the hook.
+enum Verdict {
+    /// Readdressed: out again by the interface it came in on.
+    Send,
+    /// On to the kernel stack.
+    Pass,
+    Drop,
+}
+
 /// `Err` only when `REASON_STATS` lacks a reason's slot: the object and
 /// `lb_common` disagree, which `XDP_ABORTED` makes visible in the
-/// `xdp:xdp_exception` tracepoint.
+/// `xdp:xdp_exception` tracepoint (tc drops the frame).
 #[inline(always)]
-fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
-    let (action, reason) = match forward(ctx) {
-        Ok(reason) => (xdp_action::XDP_TX, reason),
+fn try_balance<C: Frame>(ctx: &C) -> Result<Verdict, ()> {
+    let (verdict, reason) = match forward(ctx) {
+        Ok(reason) => (Verdict::Send, reason),
         // VIP traffic never reaches a local listener by accident: dropped,
         // as IPVS refuses it, unless the daemon asked for the old pass-through.
         Err(Reason::PassNoReal) if balance::config().flags & CONFIG_PASS_NO_REAL == 0 => {
-            (xdp_action::XDP_DROP, Reason::DropNoReal)
+            (Verdict::Drop, Reason::DropNoReal)
         }
-        Err(reason) => (xdp_action::XDP_PASS, reason),
+        Err(reason) => (Verdict::Pass, reason),
     };
     let stats = REASON_STATS.get_ptr_mut(reason as u32).ok_or(())?;
     // SAFETY: this CPU's slot of a per-CPU map; nothing else writes it now.
-    unsafe { count(stats, frame_len(ctx), false) };
-    Ok(action)
+    unsafe { count(stats, ctx.len() as u64, false) };
+    Ok(verdict)
 }
 
 /// Rewrites the frame for its real server; `Err` carries the pass reason.
@@ -71,9 +106,14 @@ fn try_balance(ctx: &XdpContext) -> Result<u32, ()> {
 /// function: the frames of nested calls add up against BPF's 512-byte
 /// stack (three reached it).
 #[inline(always)]
-fn forward(ctx: &XdpContext) -> Result<Reason, Reason> {
+fn forward<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
     let Some(frame) = parse::plain_ipv4(ctx) else {
-        return verdict_of(forward_any(ctx));
+        let reason = match forward_any(ctx) {
+            // tc: headers beyond the skb's linear part (`Frame::pull_headers`).
+            Reason::PassMalformed if ctx.pull_headers() => forward_any(ctx),
+            reason => reason,
+        };
+        return verdict_of(reason);
     };
     if !balance::maybe_vip(&[frame.dst, 0, 0, 0]) {
         return Err(Reason::PassNotService);
@@ -106,8 +146,8 @@ fn verdict_of(reason: Reason) -> Result<Reason, Reason> {
 
 /// The common frame after the cache did not decide it.
 #[inline(never)]
-fn forward_plain_slow(
-    ctx: &XdpContext,
+fn forward_plain_slow<C: Frame>(
+    ctx: &C,
     frame: &parse::Plain,
     miss: Option<&balance::Miss>,
 ) -> Reason {
@@ -123,14 +163,14 @@ fn forward_plain_slow(
 
 /// Any other frame.
 #[inline(never)]
-fn forward_any(ctx: &XdpContext) -> Reason {
+fn forward_any<C: Frame>(ctx: &C) -> Reason {
     match forward_packet(ctx) {
         Ok(r) | Err(r) => r,
     }
 }
 
 #[inline(always)]
-fn forward_packet(ctx: &XdpContext) -> Result<Reason, Reason> {
+fn forward_packet<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
     let mut pkt = parse::any_packet(ctx)?;
     let d = balance::balance(&mut pkt)?;
     let reason = if pkt.icmp_error {
@@ -152,9 +192,9 @@ fn forwarded(d: &balance::Decision) -> Reason {
 
 /// Addresses the frame to the real of `d` and counts it.
 #[inline(always)]
-fn send(ctx: &XdpContext, d: &balance::Decision, reason: Reason) -> Result<Reason, Reason> {
-    readdress(ctx, d.mac)?;
-    let len = frame_len(ctx);
+fn send<C: Frame>(ctx: &C, d: &balance::Decision, reason: Reason) -> Result<Reason, Reason> {
+    ctx.readdress(d.mac)?;
+    let len = ctx.len() as u64;
     // A service id or real number beyond the stats maps is a daemon bug that
     // must not stop traffic: those packets just go uncounted.
     count_at(&SERVICE_STATS, d.service_id, len, d.new_flow);
@@ -165,37 +205,14 @@ fn send(ctx: &XdpContext, d: &balance::Decision, reason: Reason) -> Result<Reaso
 /// [`send`] for a flow cache hit, reading the real and service in the cache
 /// entry: no `Decision` is built, and no new flow is counted.
 #[inline(always)]
-fn send_cached(ctx: &XdpContext, hit: &balance::Hit) -> Result<Reason, Reason> {
-    readdress(ctx, hit.mac)?;
-    let len = frame_len(ctx);
+fn send_cached<C: Frame>(ctx: &C, hit: &balance::Hit) -> Result<Reason, Reason> {
+    ctx.readdress(hit.mac)?;
+    let len = ctx.len() as u64;
     // SAFETY: a `FLOW_CACHE` entry (see `balance::cached`).
     let entry = unsafe { &*hit.entry };
     count_at(&SERVICE_STATS, entry.service, len, false);
     count_at(&REAL_STATS, entry.real, len, false);
     Ok(Reason::Forwarded)
-}
-
-/// Source = the frame's destination (our MAC), destination = `mac`.
-#[inline(always)]
-fn readdress(ctx: &XdpContext, mac: balance::Mac) -> Result<(), Reason> {
-    let start = ctx.data();
-    if start + 12 > ctx.data_end() {
-        return Err(Reason::PassMalformed);
-    }
-    // SAFETY: both addresses are inside the frame (checked just above).
-    unsafe {
-        let (head, tail) = (parse::load32_at::<0>(start), parse::load16_at::<4>(start));
-        parse::store32::<6>(start, head);
-        parse::store16::<10>(start, tail);
-        parse::store32::<0>(start, mac.head);
-        parse::store16::<4>(start, mac.tail);
-    }
-    Ok(())
-}
-
-#[inline(always)]
-fn frame_len(ctx: &XdpContext) -> u64 {
-    (ctx.data_end() - ctx.data()) as u64
 }
 
 #[inline(always)]

@@ -2,14 +2,14 @@
 //! IPv6 (with up to `MAX_EXT_HEADERS` extension headers), TCP, UDP, and the
 //! packet quoted by an ICMP/ICMPv6 error.
 //!
-//! Every read goes through [`ptr_at`], which checks the access against
+//! Every read goes through [`at`], which checks the access against
 //! `data_end` (the verifier insists, and a truncated frame must never be
-//! forwarded). Lengths are also checked against the IP header's own length
+//! forwarded; for tc, the end of the skb's linear part). Lengths are also checked against the IP header's own length
 //! fields, so a datagram shorter than its headers is `PassMalformed` even when
 //! the frame carries padding. Fields are read as byte arrays: the packet has no
 //! alignment guarantee, and keys keep network byte order.
 
-use aya_ebpf::programs::XdpContext;
+use crate::frame::Frame;
 use lb_common::{FAMILY_V4, FAMILY_V6, FlowKey, PROTO_TCP, PROTO_UDP, Reason};
 
 const ETH_HLEN: usize = 14;
@@ -108,7 +108,7 @@ const UDP_HLEN: usize = 8;
 
 /// The frame address `off` bytes in, if the frame holds `len` bytes there.
 #[inline(always)]
-fn at(ctx: &XdpContext, off: usize, len: usize) -> Result<usize, Reason> {
+fn at<C: Frame>(ctx: &C, off: usize, len: usize) -> Result<usize, Reason> {
     let p = ctx.data() + off;
     if p + len > ctx.data_end() {
         return Err(Reason::PassMalformed);
@@ -269,9 +269,9 @@ const PLAIN_V4_LEN: usize = ETH_HLEN + IPV4_MIN_HLEN + TCP_MIN_HLEN;
 /// is returned; `None` (anything else, any check failing) leaves it to
 /// [`any_packet`], which then gives the verdict and the reason.
 #[inline(always)]
-pub fn plain_ipv4(ctx: &XdpContext) -> Option<Plain> {
+pub fn plain_ipv4<C: Frame>(ctx: &C) -> Option<Plain> {
     let start = ctx.data();
-    let frame_len = ctx.data_end() - start;
+    let frame_len = ctx.len();
     if start + PLAIN_V4_LEN > ctx.data_end() {
         return None;
     }
@@ -325,7 +325,7 @@ pub fn plain_ipv4(ctx: &XdpContext) -> Option<Plain> {
 
 /// Parses any frame up to the transport ports.
 #[inline(always)]
-pub fn any_packet(ctx: &XdpContext) -> Result<Packet, Reason> {
+pub fn any_packet<C: Frame>(ctx: &C) -> Result<Packet, Reason> {
     // SAFETY (all loads below): each address comes from `at` with the
     // loaded bytes included in the checked length.
     let eth = at(ctx, 0, ETH_HLEN)?;
@@ -360,7 +360,7 @@ struct Ipv4 {
 
 /// Checks an IPv4 header (options included) at `l3` and reads it.
 #[inline(always)]
-fn ipv4_header(ctx: &XdpContext, l3: usize) -> Result<Ipv4, Reason> {
+fn ipv4_header<C: Frame>(ctx: &C, l3: usize) -> Result<Ipv4, Reason> {
     let h = at(ctx, l3, IPV4_MIN_HLEN)?;
     // SAFETY: the 20-byte header was checked.
     let version_ihl = unsafe { load8(h) };
@@ -385,9 +385,9 @@ fn ipv4_header(ctx: &XdpContext, l3: usize) -> Result<Ipv4, Reason> {
 }
 
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
+fn ipv4<C: Frame>(ctx: &C, l3: usize) -> Result<Packet, Reason> {
     let h = ipv4_header(ctx, l3)?;
-    if h.tot_len < h.ihl || l3 + h.tot_len > ctx.data_end() - ctx.data() {
+    if h.tot_len < h.ihl || l3 + h.tot_len > ctx.len() {
         return Err(Reason::PassMalformed);
     }
     let key = FlowKey {
@@ -439,7 +439,7 @@ unsafe fn ipv6_addrs(h: usize, key: &mut FlowKey) {
 }
 
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
+fn ipv6<C: Frame>(ctx: &C, l3: usize) -> Result<Packet, Reason> {
     let h = at(ctx, l3, IPV6_HLEN)?;
     // SAFETY (all loads below): addresses from `at`, lengths covered.
     let (version, payload_len, mut next) = unsafe {
@@ -450,7 +450,7 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Reason> {
         )
     };
     let end = l3 + IPV6_HLEN + payload_len;
-    if version != 6 || end > ctx.data_end() - ctx.data() {
+    if version != 6 || end > ctx.len() {
         return Err(Reason::PassMalformed);
     }
     let mut key = FlowKey {
@@ -540,8 +540,8 @@ fn unported(key: FlowKey, fragment: Fragment) -> Packet {
 
 /// TCP or UDP at `l4`, `l4_len` bytes long according to the IP header.
 #[inline(always)]
-fn transport(
-    ctx: &XdpContext,
+fn transport<C: Frame>(
+    ctx: &C,
     mut key: FlowKey,
     l4: usize,
     l4_len: usize,
@@ -602,7 +602,7 @@ fn quoted(mut key: FlowKey, ports: usize) -> Packet {
 /// addressed to (`outer_dst`: in direct routing, the VIP the real answered
 /// from); any other ICMP is not ours.
 #[inline(always)]
-fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize, outer_dst: u32) -> Result<Packet, Reason> {
+fn icmp4<C: Frame>(ctx: &C, l4: usize, l4_len: usize, outer_dst: u32) -> Result<Packet, Reason> {
     let icmp = at(ctx, l4, ICMP_HLEN)?;
     if l4_len < ICMP_HLEN {
         return Err(Reason::PassMalformed);
@@ -640,8 +640,8 @@ fn icmp4(ctx: &XdpContext, l4: usize, l4_len: usize, outer_dst: u32) -> Result<P
 /// own extension headers are not followed: a real server answering from a
 /// VIP sends none.
 #[inline(always)]
-fn icmp6(
-    ctx: &XdpContext,
+fn icmp6<C: Frame>(
+    ctx: &C,
     l4: usize,
     l4_len: usize,
     outer_dst: &[u32; 4],

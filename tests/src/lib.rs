@@ -4,6 +4,7 @@
 pub mod adverts;
 pub mod ecmp;
 pub mod flows;
+pub mod hook;
 pub mod keepalived;
 pub mod load;
 pub mod mutate;

@@ -1,4 +1,5 @@
-//! Mutation testing of the XDP program through `BPF_PROG_TEST_RUN`: frames
+//! Mutation testing of the XDP and tc programs through `BPF_PROG_TEST_RUN`
+//! (verdicts in XDP's words, see `hook`): frames
 //! derived from the kernel test table's forwarded cases, mutated at random
 //! (deterministically, from a seed), run one by one, each verdict checked
 //! against an oracle written apart from the program:
@@ -18,24 +19,19 @@ use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
     maps::{Array, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp},
 };
 use lb_common::{
     Counters, FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, REAL_UP, RING_SIZE, Real, Reason,
     Service, ServiceKey, maps, rings_of, vip_filter_bit,
 };
 
+use crate::hook::{Hook, XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX};
 use crate::packet::{
     ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
     ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
     IPPROTO_UDP, IPV6_DEST_OPTS, IPV6_HOP_BY_HOP, Ipv4, Ipv6, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN,
     Vlan, ethernet, frame, icmpv4, icmpv6, tcp, to_hex, udp,
 };
-
-const XDP_ABORTED: u32 = 0;
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 
 pub const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
@@ -478,6 +474,8 @@ fn ipv6(f: &[u8], l3: usize) -> Option<Class> {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub frames: u64,
+    /// Frames the test run refuses for the hook (`Hook::refuses`), not run.
+    pub refused: u64,
     pub tx: u64,
     pub pass: u64,
     pub drop: u64,
@@ -497,11 +495,10 @@ fn reason_total(ebpf: &Ebpf) -> Result<u64> {
     Ok(n)
 }
 
-/// Runs `count` mutated frames through `program` (configured with
+/// Runs `count` mutated frames through `hook`'s program (configured with
 /// [`configure`]); the first failure of the oracle is an error naming the
 /// frame in hex.
-pub fn run(ebpf: &Ebpf, program: &str, count: u64, seed: u64) -> Result<Summary> {
-    let prog: &Xdp = ebpf.program(program).context("program")?.try_into()?;
+pub fn run(ebpf: &Ebpf, hook: Hook, count: u64, seed: u64) -> Result<Summary> {
     let seeds = seeds();
     let mut rng = Rng::new(seed);
     let mut s = Summary::default();
@@ -509,22 +506,22 @@ pub fn run(ebpf: &Ebpf, program: &str, count: u64, seed: u64) -> Result<Summary>
     let mut out = vec![0u8; 4096];
     for n in 0..count {
         let input = mutate(&seeds[rng.below(seeds.len())], &mut rng);
-        let r = prog.test_run(TestRunOptions {
-            data_in: Some(&input),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })?;
-        let got = &out[..r.data_size_out as usize];
+        if hook.refuses(&input) {
+            s.refused += 1;
+            continue;
+        }
+        let (verdict, len) = hook.run(ebpf, &input, &mut out)?;
+        let got = &out[..len];
         let class = service_traffic(&input);
         let fail = |why: &str| -> Result<Summary> {
             bail!(
-                "frame {n} (seed {seed}): {why}; verdict {}, class {class:?}\ninput:\n{}\noutput:\n{}",
-                r.return_value,
+                "frame {n} (seed {seed}, {hook:?}): {why}; verdict {verdict}, class \
+                 {class:?}\ninput:\n{}\noutput:\n{}",
                 to_hex(&input),
                 to_hex(got)
             )
         };
-        match r.return_value {
+        match verdict {
             XDP_TX => {
                 s.tx += 1;
                 if class == Class::Other {

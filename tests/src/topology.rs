@@ -7,9 +7,9 @@
 //!   rs1    10.100.0.11 ─┤   reals hold the VIP 10.100.0.100 on lo,
 //!   rs2    10.100.0.12 ─┘   with arp_ignore=1 and arp_announce=2
 //! ```
-//! Each real runs nginx answering `<name> <client address>`. Every LB node's
-//! bridge-side veth gets a pass-through XDP program, because veth drops
-//! `XDP_TX` frames when its peer has none (verified on kernel 6.18).
+//! Each real runs nginx answering `<name> <client address>`. `build` readies
+//! the lab for native XDP on veth (`DrLab::set_native_ready`), `build_plain`
+//! leaves it as a new user builds it.
 
 use std::{
     collections::BTreeMap,
@@ -125,40 +125,54 @@ impl DrLab {
         Self::build_as(tag, lb_count, real_count, false)
     }
 
-    /// `native_ready`: the tweaks native XDP on veth needs (see below).
+    /// `native_ready`: the tweaks native XDP on veth needs (`set_native_ready`).
     fn build_as(tag: &str, lb_count: usize, real_count: usize, native_ready: bool) -> Result<Self> {
         let mut this = Self::bare(tag)?;
         this.client = this.host("client", CLIENT)?;
-        // veth leaves TCP/UDP checksums to "hardware" (CHECKSUM_PARTIAL); a
-        // frame that native XDP sends on with XDP_TX has lost that note and
-        // would reach the real with a partial checksum. A real NIC fills the
-        // checksum in on the client's side, so do that here too.
-        if native_ready {
-            sh(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &this.client,
-                    "ethtool",
-                    "-K",
-                    "eth0",
-                    "tx",
-                    "off",
-                ],
-            )?;
-        }
         for i in 0..lb_count {
             let ns = this.host(&format!("lb{}", i + 1), lb_addr(i))?;
-            if native_ready {
-                this.attach_pass(&format!("p-lb{}", i + 1))?;
-            }
             this.lbs.push(ns);
+        }
+        if native_ready {
+            this.set_native_ready(true)?;
         }
         for i in 0..real_count {
             this.add_real(i)?;
         }
         Ok(this)
+    }
+
+    /// Puts in (or takes out) what native XDP on veth needs and a physical
+    /// NIC does not: a pass-through XDP program on every LB node's bridge
+    /// port (veth drops `XDP_TX` frames when the peer has none), and software
+    /// checksums on the client (veth leaves TCP/UDP checksums to "hardware",
+    /// CHECKSUM_PARTIAL, and a frame that native XDP sends on with `XDP_TX`
+    /// has lost that note, so it would reach the real with a partial checksum;
+    /// a real NIC fills the checksum in on the client's side). Other paths
+    /// pay for both when they cross the same veth, so a benchmark takes them
+    /// out for those.
+    pub fn set_native_ready(&mut self, on: bool) -> Result<()> {
+        sh(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.client,
+                "ethtool",
+                "-K",
+                "eth0",
+                "tx",
+                if on { "off" } else { "on" },
+            ],
+        )?;
+        // Dropping a loaded program detaches it.
+        self.pass.clear();
+        if on {
+            for i in 0..self.lbs.len() {
+                self.attach_pass(&format!("p-lb{}", i + 1))?;
+            }
+        }
+        Ok(())
     }
 
     /// Real server `i`: the VIP on `lo`, LVS-DR's ARP settings, nginx.

@@ -1,6 +1,7 @@
 //! The XDP program in the kernel, through `BPF_PROG_TEST_RUN` (aya `TestRun`),
 //! in the manner of Katran's tester: named cases of input packet, map state,
-//! expected verdict and expected output bytes. A mismatch fails the test with
+//! expected verdict and expected output bytes. The table and the mutated
+//! frames run through the tc program too (`tests::hook`). A mismatch fails the test with
 //! the offset of the first differing byte and both packets in hex.
 //!
 //! The maps are filled the way the daemon's reconciler fills them: services,
@@ -13,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
-    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+    programs::ProgramError,
 };
 use lb_common::{
     Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
@@ -24,6 +25,7 @@ use lb_common::{
     maps, rings_of, vip_filter_bit,
 };
 use tests::coarse_now_ns;
+use tests::hook::{Hook, UNKNOWN, XDP_DROP, XDP_PASS, XDP_TX};
 use tests::packet::{
     ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ExtHeader, ICMP_DEST_UNREACH,
     ICMP_ECHO_REQUEST, ICMP_FRAG_NEEDED, ICMPV6_PACKET_TOO_BIG, IPPROTO_ICMP, IPPROTO_ICMPV6,
@@ -31,10 +33,6 @@ use tests::packet::{
     TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Vlan, arp_request, ethernet, frame, icmpv4, icmpv6, tcp,
     to_hex, udp,
 };
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 
 /// The load balancer's MAC: frames for a VIP arrive addressed to it.
 const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -181,11 +179,16 @@ fn case(name: &'static str, input: Vec<u8>, expect: Expect) -> Case {
 /// The loaded program and its maps.
 struct Lb {
     ebpf: Ebpf,
+    hook: Hook,
 }
 
 impl Lb {
     fn load() -> Self {
-        Self::load_with(&mut EbpfLoader::new())
+        Self::load_hook(Hook::Xdp)
+    }
+
+    fn load_hook(hook: Hook) -> Self {
+        Self::load_with(&mut EbpfLoader::new(), hook)
     }
 
     /// With a flow table sized for `flows` flows (as the daemon's loader
@@ -196,47 +199,37 @@ impl Lb {
             EbpfLoader::new()
                 .map_max_entries(maps::FLOWS, flow_lines(buckets))
                 .override_global(FLOW_BUCKETS, &buckets, true),
+            Hook::Xdp,
         )
     }
 
-    fn load_with(loader: &mut EbpfLoader) -> Self {
+    fn load_with(loader: &mut EbpfLoader, hook: Hook) -> Self {
         pin_to_current_cpu();
         let path = object_path();
         let mut ebpf = loader.load_file(&path).unwrap_or_else(|e| {
             panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}")
         });
-        let prog: &mut Xdp = ebpf
-            .program_mut("xdpvs")
-            .expect("program xdpvs in the object")
-            .try_into()
-            .expect("xdpvs is an XDP program");
-        if let Err(e) = prog.load() {
+        let name = hook.program();
+        if let Err(e) = hook.load(&mut ebpf) {
             match e {
                 ProgramError::LoadError { verifier_log, .. } => {
-                    panic!("verifier rejected xdpvs:\n{verifier_log}")
+                    panic!("verifier rejected {name}:\n{verifier_log}")
                 }
-                e => panic!("loading xdpvs: {e}"),
+                e => panic!("loading {name}: {e}"),
             }
         }
-        Self { ebpf }
+        Self { ebpf, hook }
     }
 
+    /// The verdict in XDP's words (see `tests::hook`) and the frame after.
     fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
-        let prog: &Xdp = self
-            .ebpf
-            .program("xdpvs")
-            .expect("program xdpvs")
-            .try_into()
-            .expect("XDP program");
         let mut out = vec![0u8; input.len() + 256];
-        let opts = TestRunOptions {
-            data_in: Some(input),
-            data_out: Some(&mut out),
-            ..Default::default()
-        };
-        let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
-        out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
+        let (verdict, len) = self
+            .hook
+            .run(&self.ebpf, input, &mut out)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN of\n{}: {e:#}", to_hex(input)));
+        out.truncate(len);
+        (verdict, out)
     }
 
     fn hash<K: aya::Pod, V: aya::Pod>(&mut self, name: &str) -> HashMap<&mut MapData, K, V> {
@@ -418,6 +411,13 @@ impl Lb {
 
     /// Runs a case; returns a description of what went wrong, if anything.
     fn check(&mut self, c: &Case) -> Result<(), String> {
+        if self.hook.refuses(&c.input) {
+            println!(
+                "{}: not run through {:?} (the test run refuses it)",
+                c.name, self.hook
+            );
+            return Ok(());
+        }
         let reason = match c.expect {
             Expect::Tx(_) => Reason::Forwarded,
             Expect::IcmpTx(_) => Reason::ForwardedIcmpError,
@@ -514,6 +514,7 @@ fn action_name(action: u32) -> &'static str {
         XDP_DROP => "XDP_DROP",
         XDP_PASS => "XDP_PASS",
         XDP_TX => "XDP_TX",
+        UNKNOWN => "a tc verdict the program never gives",
         _ => "?",
     }
 }
@@ -542,8 +543,8 @@ fn diff(got: &[u8], want: &[u8]) -> Result<(), String> {
 /// - id 0: VIP4 TCP 80 on real 1, id 1: VIP4 UDP 53 on real 11, id 2: VIP6
 ///   TCP 80 on real 21, id 3: VIP6 UDP 53 on real 31;
 /// - id 4: VIP4 TCP all ports, on real 2.
-fn table_world() -> Lb {
-    let mut lb = Lb::load();
+fn table_world(hook: Hook) -> Lb {
+    let mut lb = Lb::load_hook(hook);
     for (real, service) in [(R1, 0), (R_UDP4, 1), (R_TCP6, 2), (R_UDP6, 3), (R2, 4)] {
         lb.real(real, service, true);
     }
@@ -634,7 +635,20 @@ fn patched(f: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn kernel_table_root() {
-    let mut lb = table_world();
+    kernel_table(Hook::Xdp);
+}
+
+/// The same cases through the tc program: the same verdicts (a redirect
+/// for `XDP_TX`, `TCX_NEXT` for `XDP_PASS`, `TC_ACT_SHOT` for `XDP_DROP`)
+/// and the same bytes out.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn kernel_table_tc_root() {
+    kernel_table(Hook::Tc);
+}
+
+fn kernel_table(hook: Hook) {
+    let mut lb = table_world(hook);
     use Expect::{IcmpTx, Pass, Tx};
     use Reason::{PassExtHeaders, PassMalformed, PassNotIp, PassNotService};
 
@@ -2103,17 +2117,31 @@ fn no_real_pass_through_is_an_option_root() {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn mutated_frames_root() {
+    mutated_frames(Hook::Xdp);
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn mutated_frames_tc_root() {
+    mutated_frames(Hook::Tc);
+}
+
+fn mutated_frames(hook: Hook) {
     // 200,000 frames mutated from the table's forwarded frames: none
     // aborted, every XDP_TX valid service traffic with only its MACs
     // changed, everything else passed untouched or dropped for a service
     // (see tests::mutate). `cargo xtask bench` runs 10^6.
-    let mut lb = Lb::load();
+    let mut lb = Lb::load_hook(hook);
     tests::mutate::configure(&mut lb.ebpf).expect("the table's world");
     let started = std::time::Instant::now();
-    let s = tests::mutate::run(&lb.ebpf, "xdpvs", 200_000, 0x5eed_0001)
+    let s = tests::mutate::run(&lb.ebpf, hook, 200_000, 0x5eed_0001)
         .unwrap_or_else(|e| panic!("{e:#}"));
     println!("{s:?} in {:.1?}", started.elapsed());
-    assert_eq!(s.frames, 200_000);
+    assert_eq!(s.frames + s.refused, 200_000);
+    assert!(
+        s.refused < s.frames / 5,
+        "the test run refused too many frames to judge the program: {s:?}"
+    );
     assert!(
         s.tx > s.frames / 20 && s.pass > s.frames / 20,
         "the mutations must leave both forwarded and refused frames: {s:?}"

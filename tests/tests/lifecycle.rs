@@ -12,6 +12,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use aya::programs::{SchedClassifier, TcAttachType};
 use tests::{
     keepalived::{Vrrp, has_vip, master_down_interval, wait_vip},
     load::Load,
@@ -112,15 +113,26 @@ fn still_served(conns: &mut [(TcpStream, String)]) -> usize {
     served
 }
 
-fn xdp_program(lab: &DrLab, ns: &str) -> Option<String> {
+/// The program on `ns`'s eth0, XDP or tcx ingress ("xdp 41", "tcx 57").
+fn attached_program(lab: &DrLab, ns: &str) -> Option<String> {
     let out = lab
         .lab
         .ip(ns, &["link", "show", "eth0"])
         .unwrap_or_default();
-    out.split_whitespace()
+    if let Some(id) = out
+        .split_whitespace()
         .skip_while(|w| *w != "prog/xdp")
         .nth(2)
-        .map(str::to_string)
+    {
+        return Some(format!("xdp {id}"));
+    }
+    let tcx = in_netns(ns, || {
+        SchedClassifier::query_tcx("eth0", TcAttachType::Ingress)
+            .map(|(_, progs)| progs.first().map(|p| p.id()))
+    })
+    .expect("entering the namespace")
+    .expect("querying tcx on eth0");
+    tcx.map(|id| format!("tcx {id}"))
 }
 
 /// The pin directory a daemon's log names.
@@ -151,7 +163,7 @@ fn connections_survive_a_crash_and_a_restart_root() {
     lab.start_xdpvs(0, &config(false), "auto")
         .expect("starting xdpvs");
     let log = lab.lab.log(DAEMON);
-    assert!(log.contains("auto picks generic"), "{log}");
+    assert!(log.contains("auto picks tc"), "{log}");
     let mut conns = keepalive(&lab, 20);
     let ping = Ping::start(&lab.client, VIP, Duration::from_millis(10));
     let load = Load::start(&lab);
@@ -159,8 +171,11 @@ fn connections_survive_a_crash_and_a_restart_root() {
 
     lab.lab.stop(DAEMON, libc::SIGKILL).expect("kill -9");
     let crashed = Instant::now();
-    let program = xdp_program(&lab, &lab.lbs[0]);
-    assert!(program.is_some(), "XDP must stay attached after kill -9");
+    let program = attached_program(&lab, &lab.lbs[0]);
+    assert!(
+        program.is_some(),
+        "the program must stay attached after kill -9"
+    );
     let after_crash = still_served(&mut conns);
     thread::sleep(Duration::from_secs(1).saturating_sub(crashed.elapsed()));
 
@@ -180,7 +195,7 @@ fn connections_survive_a_crash_and_a_restart_root() {
         "the same configuration writes nothing after adoption:\n{log}"
     );
     assert_eq!(
-        xdp_program(&lab, &lab.lbs[0]),
+        attached_program(&lab, &lab.lbs[0]),
         program,
         "the same program keeps running"
     );
@@ -204,7 +219,11 @@ fn connections_survive_a_crash_and_a_restart_root() {
     // SIGTERM: the data plane goes with the daemon.
     let dir = pin_dir(&log);
     lab.lab.stop(DAEMON, libc::SIGTERM).expect("SIGTERM");
-    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None, "SIGTERM detaches XDP");
+    assert_eq!(
+        attached_program(&lab, &lab.lbs[0]),
+        None,
+        "SIGTERM detaches the program"
+    );
     assert!(!dir.exists(), "SIGTERM removes {}", dir.display());
 }
 
@@ -256,7 +275,7 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
     let d2 = pin_dir(&lab.lab.log("xdpvs-lb2"));
     println!("pins: lb1 {}, lb2 {}", d1.display(), d2.display());
     assert_ne!(d1, d2, "two namespaces, both eth0, never share pins");
-    let lb2_program = xdp_program(&lab, &lb2);
+    let lb2_program = attached_program(&lab, &lb2);
 
     // A crash leaves lb1's data plane; `down` in another namespace does not see it.
     lab.lab.stop(DAEMON, libc::SIGKILL).expect("kill -9 lb1");
@@ -264,7 +283,7 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
         .expect("down in the client namespace");
     println!("{other}");
     assert!(other.contains("nothing to remove"), "{other}");
-    assert!(xdp_program(&lab, &lb1).is_some());
+    assert!(attached_program(&lab, &lb1).is_some());
 
     // A layout this binary does not know: one clear line, the old data plane untouched.
     let layout = d1.join("layout");
@@ -290,7 +309,7 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
         "{refused}"
     );
     assert!(
-        xdp_program(&lab, &lb1).is_some(),
+        attached_program(&lab, &lb1).is_some(),
         "the old data plane keeps running"
     );
 
@@ -308,7 +327,7 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
     let log = lab.lab.log(DAEMON);
     assert!(log.contains("left forwarding on eth0"), "{log}");
     assert!(
-        xdp_program(&lab, &lb1).is_some(),
+        attached_program(&lab, &lb1).is_some(),
         "--keep-dataplane keeps XDP"
     );
     let down = xdpvs_in(&lab, &lb1, &["down", "-i", "eth0"]).expect("down");
@@ -316,11 +335,11 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
     println!("{down}{again}");
     assert!(down.contains("removed the data plane on eth0"), "{down}");
     assert!(again.contains("nothing to remove"), "{again}");
-    assert_eq!(xdp_program(&lab, &lb1), None);
+    assert_eq!(attached_program(&lab, &lb1), None);
     assert!(!d1.exists());
 
     assert_eq!(
-        xdp_program(&lab, &lb2),
+        attached_program(&lab, &lb2),
         lb2_program,
         "lb2 was never touched"
     );
@@ -351,11 +370,22 @@ fn pins_are_per_namespace_and_say_what_they_do_root() {
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn a_new_object_is_swapped_in_keeping_the_maps_root() {
-    let mut lab = lab("s", 1);
-    lab.start_xdpvs(0, &config(false), "generic")
+    swap_object("s", "generic");
+}
+
+/// The same on a tcx link (BPF_LINK_UPDATE works on both).
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_new_object_is_swapped_in_on_a_tcx_link_root() {
+    swap_object("w", "tc");
+}
+
+fn swap_object(tag: &str, mode: &str) {
+    let mut lab = lab(tag, 1);
+    lab.start_xdpvs(0, &config(false), mode)
         .expect("starting xdpvs");
     let mut conns = keepalive(&lab, 20);
-    let before = xdp_program(&lab, &lab.lbs[0]);
+    let before = attached_program(&lab, &lab.lbs[0]);
     // The same program with other bytes after it: another digest.
     let object = std::env::var_os("XDPVS_EBPF_OBJECT")
         .map(PathBuf::from)
@@ -376,7 +406,7 @@ fn a_new_object_is_swapped_in_keeping_the_maps_root() {
     lab.start_xdpvs_with(
         0,
         &config(false),
-        "generic",
+        mode,
         &extra(&["--bpf-object", new.to_str().unwrap()]),
     )
     .expect("restarting with the new object");
@@ -385,13 +415,13 @@ fn a_new_object_is_swapped_in_keeping_the_maps_root() {
         log.contains("replaced by the new object, maps kept"),
         "{log}"
     );
-    let after = xdp_program(&lab, &lab.lbs[0]);
+    let after = attached_program(&lab, &lab.lbs[0]);
     let served = still_served(&mut conns);
     thread::sleep(Duration::from_millis(300));
     let (fresh_ok, fresh_failed) = load.finish();
     let pings = ping.finish().expect("ping");
     println!(
-        "program {before:?} -> {after:?} on the pinned link, restart took {:.1?}; \
+        "{mode}: program {before:?} -> {after:?} on the pinned link, restart took {:.1?}; \
          keep-alive connections served {served}/20; new connections {fresh_ok} ok, \
          {fresh_failed} failed; pings every 10 ms: {} sent, {} lost",
         swapped.elapsed(),
@@ -436,7 +466,7 @@ fn pin_dir_option_root() {
     let refused = format!("{refused:#}");
     println!("{}", refused.lines().last().unwrap_or_default());
     assert!(refused.contains("is not on a BPF file system"), "{refused}");
-    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
+    assert_eq!(attached_program(&lab, &lab.lbs[0]), None);
 }
 
 /// Two xdpvs nodes by VRRP: the master's daemon crashes on a live host. Its
@@ -533,7 +563,7 @@ fn a_failed_start_leaves_no_data_plane_root() {
         "{failed}"
     );
     assert!(!failed.contains("pins in "), "nothing created:\n{failed}");
-    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
+    assert_eq!(attached_program(&lab, &lab.lbs[0]), None);
     drop(taken);
     // VRRP fails after the data plane exists: it is removed again.
     let vrrp = format!(
@@ -544,9 +574,9 @@ fn a_failed_start_leaves_no_data_plane_root() {
     let failed = run(&vrrp, "127.0.0.1:9122");
     println!("{}", failed.lines().last().unwrap_or_default());
     assert!(
-        failed.contains("start failed: XDP detached from eth0"),
+        failed.contains("start failed: program detached from eth0"),
         "{failed}"
     );
-    assert_eq!(xdp_program(&lab, &lab.lbs[0]), None);
+    assert_eq!(attached_program(&lab, &lab.lbs[0]), None);
     assert!(!pin_dir(&failed).exists());
 }

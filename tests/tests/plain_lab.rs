@@ -1,7 +1,7 @@
 //! The lab a new user builds by hand (root): veth pairs on a bridge with
 //! default offloads and nothing on the LB's bridge port. `--xdp-mode auto`
-//! must pick generic XDP there and every connection must work; `native`
-//! must say precisely why it will not.
+//! must pick tc there and every connection must work, as it must in
+//! generic XDP; `native` must say precisely why it will not.
 
 use std::net::SocketAddr;
 
@@ -36,23 +36,32 @@ fn auto_mode_serves_a_plain_veth_lab_root() {
     let log = lab.lab.log("xdpvs-lb1");
     let why = log
         .lines()
-        .find(|l| l.contains("XDP mode auto picks generic"))
-        .unwrap_or_else(|| panic!("auto must say why it picks generic:\n{log}"));
+        .find(|l| l.contains("XDP mode auto picks tc"))
+        .unwrap_or_else(|| panic!("auto must say why it picks tc:\n{log}"));
     println!("{why}");
     assert!(why.contains("veth"), "{why}");
-    let answers = lab
-        .answers(SocketAddr::from((VIP, 80)), 300)
-        .expect("client");
-    println!("300 connections through the VIP, auto mode, default offloads: {answers:?}");
-    assert_eq!(answers.get("failed"), None, "{answers:?}");
     assert!(
-        answers.contains_key("rs1") && answers.contains_key("rs2"),
-        "{answers:?}"
+        log.contains("tc program attached to eth0 (tcx ingress)"),
+        "{log}"
     );
-
-    lab.lab
-        .stop("xdpvs-lb1", libc::SIGTERM)
-        .expect("stopping xdpvs");
+    for mode in ["auto", "generic"] {
+        if mode == "generic" {
+            lab.start_xdpvs(0, &config(), mode)
+                .expect("starting xdpvs generic");
+        }
+        let answers = lab
+            .answers(SocketAddr::from((VIP, 80)), 300)
+            .expect("client");
+        println!("300 connections through the VIP, {mode} mode, default offloads: {answers:?}");
+        assert_eq!(answers.get("failed"), None, "{mode}: {answers:?}");
+        assert!(
+            answers.contains_key("rs1") && answers.contains_key("rs2"),
+            "{mode}: {answers:?}"
+        );
+        lab.lab
+            .stop("xdpvs-lb1", libc::SIGTERM)
+            .expect("stopping xdpvs");
+    }
     lab.start_xdpvs(0, &config(), "native")
         .expect("starting xdpvs native");
     let log = lab.lab.log("xdpvs-lb1");

@@ -101,6 +101,7 @@ fn dispatch(task: Task) -> Result<()> {
 struct Objects {
     xdpvs: PathBuf,
     baseline: PathBuf,
+    tc_baseline: PathBuf,
     pass: PathBuf,
 }
 
@@ -168,6 +169,7 @@ fn build_ebpf() -> Result<Objects> {
     Ok(Objects {
         xdpvs: out.join("lb-ebpf"),
         baseline: out.join("mac-swap"),
+        tc_baseline: out.join("tc-mac-swap"),
         pass: out.join("xdp-pass"),
     })
 }
@@ -191,6 +193,7 @@ fn build() -> Result<Artifacts> {
 fn with_artifacts(c: &mut Command, a: &Artifacts) {
     c.env("XDPVS_EBPF_OBJECT", &a.objects.xdpvs)
         .env("XDPVS_BASELINE_OBJECT", &a.objects.baseline)
+        .env("XDPVS_TC_BASELINE_OBJECT", &a.objects.tc_baseline)
         .env("XDPVS_PASS_OBJECT", &a.objects.pass)
         .env("XDPVS_BIN", &a.xdpvs)
         .env("XDPVS_BENCH_REPORTS", bench_reports())

@@ -37,8 +37,9 @@ pub enum Command {
         /// Interface that receives VIP traffic (and sends it back out to the reals).
         #[arg(long, short = 'i')]
         interface: String,
-        /// XDP attach mode: auto (generic on veth, else native with generic as
-        /// the fallback), native or generic.
+        /// How the program attaches: auto (tc on veth, else native XDP with
+        /// generic as the fallback), native, generic, or tc (tcx ingress,
+        /// Linux 6.6+).
         #[arg(long, default_value = "auto")]
         xdp_mode: AttachMode,
         /// Admin socket.
@@ -192,7 +193,7 @@ fn down(interface: &str, pin_dir: Option<PathBuf>) -> Result<ExitCode> {
             dir.display()
         ),
         n => println!(
-            "removed the data plane on {interface}: XDP detached, {n} pins removed from {}; \
+            "removed the data plane on {interface}: program detached, {n} pins removed from {}; \
              its flows are lost",
             dir.display()
         ),

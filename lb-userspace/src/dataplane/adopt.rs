@@ -14,10 +14,6 @@ use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
     maps::{Array, Map, MapData},
-    programs::{
-        links::{FdLink, PinnedLink},
-        xdp::XdpLink,
-    },
 };
 use lb_common::{LAYOUT_VERSION, RealIdent, maps as names};
 use log::{info, warn};
@@ -61,7 +57,7 @@ impl Drop for Dataplane {
     fn drop(&mut self) {
         if self.provisional {
             match pin::remove(&self.dir) {
-                Ok(_) => info!("start failed: XDP detached from {}", self.interface),
+                Ok(_) => info!("start failed: program detached from {}", self.interface),
                 Err(e) => warn!("removing the data plane of a failed start: {e:#}"),
             }
         }
@@ -146,10 +142,9 @@ impl Dataplane {
             .pin(dir.join(names::IDENTS))
             .context("pinning IDENTS")?;
         let idents = open_idents(&dir)?;
-        let prog = loader::load_program(&mut ebpf)?;
-        let (mode, link) = loader::attach(prog, opts.interface, opts.mode)?;
+        let (mode, link) = loader::attach(&mut ebpf, opts.interface, opts.mode)?;
         link.pin(dir.join(pin::LINK))
-            .context("pinning the XDP link")?;
+            .context("pinning the program's link")?;
         Meta {
             layout: LAYOUT_VERSION,
             object: pin::object_digest(opts.object),
@@ -190,17 +185,11 @@ impl Dataplane {
         let idents = open_idents(&dir)?;
         let digest = pin::object_digest(opts.object);
         if meta.object != digest {
-            let prog = loader::load_program(&mut ebpf)?;
-            let link = PinnedLink::from_pin(dir.join(pin::LINK)).context("opening the XDP link")?;
-            let link = XdpLink::try_from(FdLink::from(link)).context("the pinned link")?;
-            // BPF_LINK_UPDATE: the interface goes from the old program to
-            // the new one between two packets; both use the same maps.
-            prog.attach_to_link(link)
-                .context("replacing the XDP program on the pinned link")?;
+            loader::replace(&mut ebpf, &meta.mode, &dir.join(pin::LINK))?;
             pin::set_symlink(&dir, "object", &digest)?;
             info!(
-                "XDP program on {} replaced by the new object, maps kept",
-                opts.interface
+                "program on {} ({} mode) replaced by the new object, maps kept",
+                opts.interface, meta.mode
             );
         }
         if opts.mode != AttachMode::Auto && opts.mode.to_string() != meta.mode {
@@ -247,7 +236,7 @@ impl Dataplane {
         self.provisional = false;
         let n = pin::remove(&self.dir)?;
         info!(
-            "XDP detached from {}; {n} pins removed from {}",
+            "program detached from {}; {n} pins removed from {}",
             self.interface,
             self.dir.display()
         );

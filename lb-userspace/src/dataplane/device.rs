@@ -1,6 +1,6 @@
 //! What the interface's driver means for XDP, asked through the ethtool
-//! ioctl: the driver's name (veth needs generic mode) and whether the NIC
-//! strips VLAN tags before XDP sees the frame.
+//! ioctl: the driver's name (on veth, native XDP breaks forwarding) and
+//! whether the NIC strips VLAN tags before XDP sees the frame.
 
 use std::{
     io,

@@ -1,12 +1,18 @@
-//! Loads the XDP object with its maps pinned, sizes them and attaches the
-//! program.
+//! Loads the XDP object with its maps pinned, sizes them and attaches one
+//! of its two programs: `xdpvs` by XDP (native or generic), or `xdpvs_tc`
+//! by tcx ingress.
 
 use std::{fmt, path::Path, str::FromStr};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode, links::FdLink},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachOptions},
+        xdp::XdpLink,
+    },
 };
 use lb_common::{
     MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, flow_buckets,
@@ -52,14 +58,18 @@ impl Default for Sizes {
     }
 }
 
-/// `--xdp-mode`: `Auto` is generic on devices where native XDP breaks
-/// forwarding (veth), else native with generic as the fallback.
+/// `--xdp-mode`: `Auto` is tc on devices where native XDP breaks forwarding
+/// (veth; generic XDP when the kernel has no tcx), else native with generic
+/// as the fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttachMode {
     #[default]
     Auto,
     Native,
     Generic,
+    /// The tc program on tcx ingress (Linux 6.6+): the skb in place, sent
+    /// on with `bpf_redirect`.
+    Tc,
 }
 
 impl FromStr for AttachMode {
@@ -70,8 +80,9 @@ impl FromStr for AttachMode {
             "auto" => Ok(Self::Auto),
             "native" | "driver" => Ok(Self::Native),
             "generic" | "skb" => Ok(Self::Generic),
+            "tc" | "tcx" => Ok(Self::Tc),
             _ => Err(format!(
-                "unknown XDP mode {s:?}: expected auto, native or generic"
+                "unknown XDP mode {s:?}: expected auto, native, generic or tc"
             )),
         }
     }
@@ -83,11 +94,15 @@ impl fmt::Display for AttachMode {
             Self::Auto => "auto",
             Self::Native => "native",
             Self::Generic => "generic",
+            Self::Tc => "tc",
         })
     }
 }
 
+/// The XDP program's name in the object.
 pub const PROGRAM: &str = "xdpvs";
+/// The tc program's name in the object.
+pub const TC_PROGRAM: &str = "xdpvs_tc";
 
 /// Loads the object with maps of the given sizes, each pinned in `pins` by
 /// name: a map already pinned there is reused as it is (its contents and
@@ -130,47 +145,64 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path) -> Result<Ebpf> {
     Ok(ebpf)
 }
 
-/// Loads the program into the kernel (the verifier runs here).
-pub fn load_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
-    let prog = program(ebpf)?;
+fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(PROGRAM)
+        .ok_or_else(|| anyhow!("the XDP object has no program {PROGRAM:?}"))?
+        .try_into()
+        .context("program is not XDP")?;
     prog.load().context("the kernel refused the XDP program")?;
     Ok(prog)
 }
 
-pub fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
-    ebpf.program_mut(PROGRAM)
-        .ok_or_else(|| anyhow!("the XDP object has no program {PROGRAM:?}"))?
+fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut(TC_PROGRAM)
+        .ok_or_else(|| anyhow!("the XDP object has no program {TC_PROGRAM:?}"))?
         .try_into()
-        .context("program is not XDP")
+        .context("program is not a tc classifier")?;
+    prog.load().context("the kernel refused the tc program")?;
+    Ok(prog)
 }
 
-/// Attaches the loaded program with a BPF link; returns the mode it got and
-/// the link, which the caller pins so that it outlives the process.
-pub fn attach(prog: &mut Xdp, interface: &str, mode: AttachMode) -> Result<(AttachMode, FdLink)> {
+/// Loads the program `mode` needs (the verifier runs here) and attaches it
+/// with a BPF link; returns the mode it got and the link, which the caller
+/// pins so that it outlives the process.
+pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<(AttachMode, FdLink)> {
     let caveat = device::native_caveat(interface);
     let got = match (mode, &caveat) {
         (AttachMode::Auto, Some(why)) => {
-            info!("XDP mode auto picks generic: {why}");
-            AttachMode::Generic
+            info!("XDP mode auto picks tc: {why}");
+            AttachMode::Tc
         }
         (AttachMode::Native, Some(why)) => {
-            warn!("--xdp-mode native: {why}; --xdp-mode generic (or auto) avoids both");
+            warn!("--xdp-mode native: {why}; --xdp-mode tc (or auto) avoids both");
             AttachMode::Native
         }
         (m, _) => m,
     };
+    if got == AttachMode::Tc {
+        return match attach_tc(ebpf, interface) {
+            Err(e) if mode == AttachMode::Auto => {
+                warn!("tc on {interface} failed ({e:#}); falling back to generic XDP");
+                attach(ebpf, interface, AttachMode::Generic)
+            }
+            r => r.map(|link| (AttachMode::Tc, link)),
+        };
+    }
+    let prog = xdp_program(ebpf)?;
     let id = match got {
-        AttachMode::Native => prog
-            .attach(interface, XdpMode::Driver)
-            .with_context(|| format!("attaching native XDP to {interface}"))?,
         AttachMode::Generic => prog
             .attach(interface, XdpMode::Skb)
             .with_context(|| format!("attaching generic XDP to {interface}"))?,
-        AttachMode::Auto => match prog.attach(interface, XdpMode::Driver) {
+        AttachMode::Native => prog
+            .attach(interface, XdpMode::Driver)
+            .with_context(|| format!("attaching native XDP to {interface}"))?,
+        _ => match prog.attach(interface, XdpMode::Driver) {
             Ok(id) => id,
             Err(e) => {
                 warn!("native XDP on {interface} failed ({e}); falling back to generic XDP");
-                return attach(prog, interface, AttachMode::Generic);
+                return attach(ebpf, interface, AttachMode::Generic);
             }
         },
     };
@@ -184,6 +216,41 @@ pub fn attach(prog: &mut Xdp, interface: &str, mode: AttachMode) -> Result<(Atta
     info!("XDP attached to {interface} ({got})");
     warn_vlan_offload(interface);
     Ok((got, link))
+}
+
+/// tcx only, never a netlink filter: only a BPF link can be pinned.
+fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<FdLink> {
+    let prog = tc_program(ebpf)?;
+    let id = prog
+        .attach_with_options(
+            interface,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .with_context(|| format!("attaching tc (tcx ingress, Linux 6.6+) to {interface}"))?;
+    let link = FdLink::try_from(prog.take_link(id)?).context("the tcx link")?;
+    info!("tc program attached to {interface} (tcx ingress)");
+    Ok(link)
+}
+
+/// Loads this object's program for `mode` (the mode the pinned data plane
+/// runs in) and swaps it in on the pinned link: BPF_LINK_UPDATE, so the
+/// interface goes from the old program to the new one between two packets,
+/// both on the same maps.
+pub fn replace(ebpf: &mut Ebpf, mode: &str, pinned: &Path) -> Result<()> {
+    let link = FdLink::from(PinnedLink::from_pin(pinned).context("opening the pinned link")?);
+    if mode == AttachMode::Tc.to_string() {
+        let link = SchedClassifierLink::try_from(link).context("the pinned tcx link")?;
+        tc_program(ebpf)?
+            .attach_to_link(link)
+            .context("replacing the tc program on the pinned link")?;
+    } else {
+        let link = XdpLink::try_from(link).context("the pinned XDP link")?;
+        xdp_program(ebpf)?
+            .attach_to_link(link)
+            .context("replacing the XDP program on the pinned link")?;
+    }
+    Ok(())
 }
 
 /// With `rx-vlan-hw-parse` on, XDP never sees a VLAN tag and sends tagged

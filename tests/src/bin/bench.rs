@@ -13,8 +13,13 @@
 //! table. The flood guard is off (the bench writes no `CONFIG`), so it is
 //! never hit.
 //!
-//! Objects: `XDPVS_EBPF_OBJECT` and `XDPVS_BASELINE_OBJECT`, defaulting to the
-//! release build under `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
+//! The tc program (`xdpvs_tc`, what `--xdp-mode auto` runs on veth) is
+//! measured the same way beside a tc MAC-swap that writes the MACs and
+//! redirects as it does (no goals: the issue's are the XDP program's).
+//!
+//! Objects: `XDPVS_EBPF_OBJECT`, `XDPVS_BASELINE_OBJECT` and
+//! `XDPVS_TC_BASELINE_OBJECT`, defaulting to the release build under
+//! `target/ebpf`. `XDPVS_BENCH_FLOW_ENTRIES`: load the flow
 //! table with this many entries (fills are still counted against the default),
 //! to try other table shapes.
 //!
@@ -27,17 +32,14 @@
 use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::Array,
-    programs::{TestRun, TestRunOptions, Xdp},
-};
+use aya::{Ebpf, EbpfLoader, maps::Array};
 use lb_common::{
     FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, flow_buckets,
     flow_table::{FLOW_BUCKETS, flow_lines},
     maps, rings_of, vip_filter_bit,
 };
 use tests::{
+    hook::{Hook, XDP_PASS, XDP_TX},
     packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp},
     report::{Report, loadavg, median},
 };
@@ -45,8 +47,6 @@ use tests::{
 /// Frames of the mutation run (the kernel test runs 200,000).
 const MUTATED_FRAMES: u64 = 1_000_000;
 const REALS: u32 = 64;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 
 const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const ROUTER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
@@ -111,7 +111,7 @@ fn object(var: &str, name: &str) -> String {
     })
 }
 
-fn load(path: &str, program: &str, flows: Option<u32>) -> Result<Ebpf> {
+fn load(path: &str, hook: Hook, program: &str, flows: Option<u32>) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     let buckets;
     if let Some(flows) = flows {
@@ -123,32 +123,27 @@ fn load(path: &str, program: &str, flows: Option<u32>) -> Result<Ebpf> {
     let mut ebpf = loader
         .load_file(path)
         .with_context(|| format!("loading {path} (build it with `cargo xtask build-ebpf`)"))?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(program)
-        .with_context(|| format!("no program {program} in {path}"))?
-        .try_into()?;
-    prog.load()
-        .with_context(|| format!("loading {program} into the kernel"))?;
+    hook.load_program(&mut ebpf, program)
+        .with_context(|| format!("loading {program} of {path} into the kernel"))?;
     Ok(ebpf)
 }
 
-fn xdp<'a>(ebpf: &'a Ebpf, program: &str) -> Result<&'a Xdp> {
-    Ok(ebpf
-        .program(program)
-        .with_context(|| format!("no program {program}"))?
-        .try_into()?)
+/// A loaded program to time.
+struct Prog<'a> {
+    ebpf: &'a Ebpf,
+    hook: Hook,
+    name: &'a str,
 }
 
 /// One run of one frame: the kernel-reported duration in ns.
-fn run_once(prog: &Xdp, packet: &[u8], out: &mut [u8], want: u32) -> Result<u64> {
-    let r = prog.test_run(TestRunOptions {
-        data_in: Some(packet),
-        data_out: Some(out),
-        repeat: 1,
-        ..Default::default()
-    })?;
-    if r.return_value != want {
-        bail!("verdict {} where {want} was expected", r.return_value);
+fn run_once(prog: &Prog, packet: &[u8], out: &mut [u8], want: u32) -> Result<u64> {
+    let r = prog.hook.run_program(prog.ebpf, prog.name, packet, out)?;
+    if r.verdict != want {
+        bail!(
+            "{}: verdict {} where {want} was expected",
+            prog.name,
+            r.verdict
+        );
     }
     Ok(r.duration.as_nanos() as u64)
 }
@@ -169,7 +164,7 @@ impl Frames {
 }
 
 /// Mean ns per call of `prog` over frames `first..first + count`.
-fn mean_distinct(prog: &Xdp, frames: &Frames, first: u32, count: u32, want: u32) -> Result<f64> {
+fn mean_distinct(prog: &Prog, frames: &Frames, first: u32, count: u32, want: u32) -> Result<f64> {
     let (mut buf, mut out) = (Vec::new(), vec![0u8; frames.template.len() + 256]);
     let mut total = 0u64;
     for n in first..first + count {
@@ -180,7 +175,7 @@ fn mean_distinct(prog: &Xdp, frames: &Frames, first: u32, count: u32, want: u32)
 }
 
 /// Mean ns per call of `prog` over `count` calls with the same frame.
-fn mean_same(prog: &Xdp, packet: &[u8], count: u32, want: u32) -> Result<f64> {
+fn mean_same(prog: &Prog, packet: &[u8], count: u32, want: u32) -> Result<f64> {
     let mut out = vec![0u8; packet.len() + 256];
     let mut total = 0u64;
     for _ in 0..count {
@@ -300,23 +295,38 @@ struct Figures {
     other: Figure,
     /// By fill, in percent.
     new_flows: Vec<(u32, Figure)>,
+    /// The tc program against the tc MAC-swap: established flow, new flow
+    /// in an empty table; against the tc pass program: a packet for no
+    /// service.
+    tc_est: Figure,
+    tc_other: Figure,
+    tc_new: Figure,
 }
 
 /// One placement: both programs loaded afresh (their maps land elsewhere in
 /// memory), then every case measured in `s.rounds` interleaved rounds.
 fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> Result<()> {
-    let mut lb = load(lb_path, "xdpvs", Some(entries))?;
+    let mut lb = load(lb_path, Hook::Xdp, "xdpvs", Some(entries))?;
     configure(&mut lb)?;
     let base = load(
         &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
+        Hook::Xdp,
         "mac_swap",
         None,
     )?;
-    let (lb, base) = (xdp(&lb, "xdpvs")?, xdp(&base, "mac_swap")?);
-    // For `bpftool prog dump xlated id N` while the bench runs.
-    if let Ok(info) = lb.info() {
-        println!("  xdpvs is program id {}", info.id());
-    }
+    let (lb, base) = (
+        Prog {
+            ebpf: &lb,
+            hook: Hook::Xdp,
+            name: "xdpvs",
+        },
+        Prog {
+            ebpf: &base,
+            hook: Hook::Xdp,
+            name: "mac_swap",
+        },
+    );
+    let (lb, base) = (&lb, &base);
 
     // Established flow and node traffic: the same frame on every call.
     let established = packet(CLIENT, VIP, TCP_ACK);
@@ -373,6 +383,59 @@ fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> 
         let l = mean_distinct(lb, &acks, first, s.new_calls, XDP_TX)?;
         figures.uncached.push(b, l);
     }
+    measure_tc(s, lb_path, entries, figures)
+}
+
+/// The tc program beside the tc MAC-swap: the same frames as above, new
+/// flows in an empty table only.
+fn measure_tc(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> Result<()> {
+    let mut lb = load(lb_path, Hook::Tc, "xdpvs_tc", Some(entries))?;
+    configure(&mut lb)?;
+    let baselines = object("XDPVS_TC_BASELINE_OBJECT", "tc-mac-swap");
+    let mut base = load(&baselines, Hook::Tc, "tc_mac_swap", None)?;
+    Hook::Tc
+        .load_program(&mut base, "tc_pass")
+        .context("loading tc_pass")?;
+    let lb = Prog {
+        ebpf: &lb,
+        hook: Hook::Tc,
+        name: "xdpvs_tc",
+    };
+    let (base, pass) = (
+        Prog {
+            ebpf: &base,
+            hook: Hook::Tc,
+            name: "tc_mac_swap",
+        },
+        Prog {
+            ebpf: &base,
+            hook: Hook::Tc,
+            name: "tc_pass",
+        },
+    );
+    let established = packet(CLIENT, VIP, TCP_ACK);
+    let not_service = packet(CLIENT, OTHER, TCP_ACK);
+    let mut out = vec![0u8; established.len() + 256];
+    run_once(&lb, &established, &mut out, XDP_TX)?;
+    run_once(&lb, &established, &mut out, XDP_TX)?;
+    let frames = Frames {
+        template: packet(CLIENT, VIP, TCP_SYN),
+    };
+    for round in 0..s.rounds {
+        figures.tc_est.push(
+            mean_same(&base, &established, s.calls, XDP_TX)?,
+            mean_same(&lb, &established, s.calls, XDP_TX)?,
+        );
+        figures.tc_other.push(
+            mean_same(&pass, &not_service, s.calls, XDP_PASS)?,
+            mean_same(&lb, &not_service, s.calls, XDP_PASS)?,
+        );
+        let first = round as u32 * s.new_calls;
+        figures.tc_new.push(
+            mean_distinct(&base, &frames, first, s.new_calls, XDP_TX)?,
+            mean_distinct(&lb, &frames, first, s.new_calls, XDP_TX)?,
+        );
+    }
     Ok(())
 }
 
@@ -413,6 +476,9 @@ fn main() -> Result<()> {
         uncached,
         other,
         new_flows,
+        tc_est,
+        tc_other,
+        tc_new,
     } = figures;
     let load_after = loadavg();
 
@@ -468,8 +534,20 @@ fn main() -> Result<()> {
         first.0,
         verdict(fill_ratio <= GOAL_FILL_RATIO)
     ));
+    report.line(
+        "the tc program (xdpvs_tc) beside a tc MAC-swap (bpf_skb_store_bytes, bpf_redirect; for \
+         no service, beside a tc program that passes every frame), no goals:",
+    );
+    row(&mut report, "tc: established flow", &tc_est, None);
+    row(&mut report, "tc: packet for no service", &tc_other, None);
+    row(
+        &mut report,
+        "tc: new TCP flow, table 0% full",
+        &tc_new,
+        None,
+    );
 
-    let spread = [&est, &uncached, &other]
+    let spread = [&est, &uncached, &other, &tc_est, &tc_other, &tc_new]
         .into_iter()
         .chain(new_flows.iter().map(|(_, f)| f))
         .map(Figure::base_spread)
@@ -485,10 +563,10 @@ fn main() -> Result<()> {
     }
 
     // Mutated frames (issue 8): a fresh object with the kernel table's world.
-    let mut world = load(&lb_path, "xdpvs", None)?;
+    let mut world = load(&lb_path, Hook::Xdp, "xdpvs", None)?;
     tests::mutate::configure(&mut world)?;
     let t = Instant::now();
-    let m = tests::mutate::run(&world, "xdpvs", MUTATED_FRAMES, 0x5eed_0002);
+    let m = tests::mutate::run(&world, Hook::Xdp, MUTATED_FRAMES, 0x5eed_0002);
     match &m {
         Ok(m) => report.line(format!(
             "{MUTATED_FRAMES} mutated frames in {:.1} s: {} XDP_TX, {} XDP_PASS, {} XDP_DROP, none aborted or wrong: PASS",

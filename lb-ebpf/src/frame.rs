@@ -1,0 +1,126 @@
+//! The frame as each hook hands it over: XDP (the driver's buffer, or an skb
+//! in generic mode) and tc (tcx ingress: the skb itself, on which the stack
+//! goes on). The parser and the forwarder are written once over [`Frame`].
+//!
+//! Why tc: on veth, XDP copies every frame a local process sent (cloned, too
+//! little headroom) and native XDP needs tricks of the peer; tc works on the
+//! skb in place, keeps its checksum state and sends it on with
+//! `bpf_redirect`, as Cilium does on veth.
+
+use aya_ebpf::programs::{TcContext, XdpContext};
+use lb_common::Reason;
+
+use crate::balance::Mac;
+
+/// How far [`Frame::pull_headers`] makes a tc frame readable: past the
+/// deepest header the parser reads (two VLAN tags, IPv6 with extension
+/// headers, an ICMPv6 error quoting IPv6 and ports).
+const HEADERS_MAX: usize = 512;
+
+pub trait Frame {
+    /// The frame's first byte.
+    fn data(&self) -> usize;
+    /// The end of what can be read directly: the whole frame for XDP, the
+    /// skb's linear part for tc.
+    fn data_end(&self) -> usize;
+    /// The whole frame's length (for tc, beyond `data_end` when the skb
+    /// carries fragments).
+    fn len(&self) -> usize;
+    /// Makes the headers directly readable when they were not; `false` when
+    /// nothing changed (XDP: every byte already is). Invalidates every
+    /// address into the frame taken before.
+    fn pull_headers(&self) -> bool;
+    /// Destination = `mac`, source = the old destination (our MAC); the
+    /// frame holds at least 12 bytes.
+    fn readdress(&self, mac: Mac) -> Result<(), Reason>;
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        XdpContext::data(self)
+    }
+
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        XdpContext::data_end(self)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        XdpContext::data_end(self) - XdpContext::data(self)
+    }
+
+    #[inline(always)]
+    fn pull_headers(&self) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn readdress(&self, mac: Mac) -> Result<(), Reason> {
+        let start = Frame::data(self);
+        if start + 12 > Frame::data_end(self) {
+            return Err(Reason::PassMalformed);
+        }
+        // SAFETY: both addresses are inside the frame (checked just above).
+        unsafe {
+            use crate::parse::{load16_at, load32_at, store16, store32};
+            let (head, tail) = (load32_at::<0>(start), load16_at::<4>(start));
+            store32::<6>(start, head);
+            store16::<10>(start, tail);
+            store32::<0>(start, mac.head);
+            store16::<4>(start, mac.tail);
+        }
+        Ok(())
+    }
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        TcContext::data(self)
+    }
+
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        TcContext::data_end(self)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        TcContext::len(self) as usize
+    }
+
+    /// Only when the headers are not all in the linear part: pulling
+    /// un-clones the skb, a copy a locally sent frame would otherwise pay
+    /// even as node traffic.
+    #[inline(always)]
+    fn pull_headers(&self) -> bool {
+        let want = Frame::len(self).min(HEADERS_MAX);
+        Frame::data_end(self) - Frame::data(self) < want && self.skb.pull_data(want as u32).is_ok()
+    }
+
+    /// With `bpf_skb_store_bytes`, not by direct writes: a program that
+    /// writes packet data directly gets a prologue that un-clones every skb
+    /// it sees, forwarded or not.
+    #[inline(always)]
+    fn readdress(&self, mac: Mac) -> Result<(), Reason> {
+        let start = Frame::data(self);
+        if start + 12 > Frame::data_end(self) {
+            return Err(Reason::PassMalformed);
+        }
+        // SAFETY: inside the frame (checked just above).
+        let (old_head, old_tail) = unsafe {
+            use crate::parse::{load16_at, load32_at};
+            (load32_at::<0>(start), load16_at::<4>(start))
+        };
+        let mut addrs = [0u8; 12];
+        addrs[0..4].copy_from_slice(&mac.head.to_ne_bytes());
+        addrs[4..6].copy_from_slice(&mac.tail.to_ne_bytes());
+        addrs[6..10].copy_from_slice(&old_head.to_ne_bytes());
+        addrs[10..12].copy_from_slice(&old_tail.to_ne_bytes());
+        self.skb
+            .store(0, &addrs, 0)
+            .map_err(|_| Reason::PassMalformed)
+    }
+}
