@@ -2152,3 +2152,133 @@ fn mutated_frames(hook: Hook) {
         started.elapsed()
     );
 }
+
+/// `TUNSETIFF`, `_IOW('T', 202, int)`.
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NAPI: libc::c_short = 0x0010;
+/// Each written segment after the first becomes a page fragment.
+const IFF_NAPI_FRAGS: libc::c_short = 0x0020;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+/// A tap whose frames reach the stack with nothing but the Ethernet header
+/// in the skb's linear part (`IFF_NAPI_FRAGS`, GRO off), which
+/// `BPF_PROG_TEST_RUN` cannot build.
+fn frags_tap(name: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd as _;
+    let tap = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .expect("/dev/net/tun");
+    // SAFETY: an all-zero ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_NAPI | IFF_NAPI_FRAGS;
+    // SAFETY: TUNSETIFF reads and writes the ifreq it is given.
+    let rc = unsafe { libc::ioctl(tap.as_raw_fd(), TUNSETIFF as _, &mut req) };
+    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    tap
+}
+
+/// Writes `frame` as two segments: its Ethernet header, then the rest.
+fn write_in_two(tap: &std::fs::File, frame: &[u8]) {
+    use std::os::fd::AsRawFd as _;
+    let iov = [
+        libc::iovec {
+            iov_base: frame.as_ptr() as *mut _,
+            iov_len: 14,
+        },
+        libc::iovec {
+            iov_base: frame[14..].as_ptr() as *mut _,
+            iov_len: frame.len() - 14,
+        },
+    ];
+    // SAFETY: both segments lie inside `frame`.
+    let n = unsafe { libc::writev(tap.as_raw_fd(), iov.as_ptr(), 2) };
+    assert_eq!(
+        n,
+        frame.len() as isize,
+        "writev: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The next frame the tap sends whose destination MAC is `dst`, within 2 s.
+fn read_to(tap: &std::fs::File, dst: [u8; 6]) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd as _;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut buf = vec![0u8; 2048];
+    while std::time::Instant::now() < deadline {
+        let mut pfd = libc::pollfd {
+            fd: tap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        // SAFETY: reads into `buf`, at most its length.
+        let n = unsafe { libc::read(tap.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 && buf[..6] == dst {
+            return Some(buf[..n as usize].to_vec());
+        }
+    }
+    None
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn tc_reads_headers_beyond_the_linear_part_root() {
+    // On a real interface an skb may carry its headers in page fragments
+    // (here: a tap that hands the stack only the Ethernet header linear);
+    // the tc program pulls them in and forwards the frame as from a linear
+    // one, and leaves node traffic untouched.
+    use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
+    let mut lab = tests::netns::Lab::new("kt").expect("lab");
+    let ns = lab.netns("n").expect("namespace");
+    let lb = table_world(Hook::Tc);
+    let flow = v4_tcp(40000, 80);
+    let node = tcp_frame(CLIENT4.into(), 40000, OTHER4.into(), 80, TCP_SYN);
+    let sent = flow.clone();
+    let (lb, out) = tests::netns::in_netns(&ns, move || {
+        let mut lb = lb;
+        let tap = frags_tap("tp0");
+        for args in [
+            &["ethtool", "-K", "tp0", "gro", "off"][..],
+            &["sysctl", "-qw", "net.ipv6.conf.tp0.disable_ipv6=1"],
+            &["ip", "link", "set", "tp0", "up"],
+        ] {
+            let st = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .expect(args[0]);
+            assert!(st.success(), "{args:?}");
+        }
+        let prog: &mut SchedClassifier = lb
+            .ebpf
+            .program_mut("xdpvs_tc")
+            .expect("xdpvs_tc")
+            .try_into()
+            .expect("a classifier");
+        prog.attach_with_options(
+            "tp0",
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .expect("tcx attach");
+        write_in_two(&tap, &node);
+        write_in_two(&tap, &sent);
+        let out = read_to(&tap, real_mac(R1));
+        (lb, out)
+    })
+    .expect("in the namespace");
+    let out = out.expect("the flow's frame leaves the tap for real 1");
+    diff(&out, &rewritten(&flow, R1)).unwrap_or_else(|d| panic!("output differs: {d}"));
+    assert_eq!(lb.reason(Reason::Forwarded).packets, 1);
+    assert_eq!(lb.reason(Reason::PassNotService).packets, 1);
+    assert_eq!(lb.reason(Reason::PassMalformed).packets, 0);
+}
