@@ -266,6 +266,33 @@ fn packet(src: Ipv4Addr, dst: Ipv4Addr, flags: u8) -> Vec<u8> {
     )
 }
 
+/// The buffer [`memory_latency_ns`] reads: larger than the last-level cache
+/// and than the TLB's reach, as the flow table is.
+const LATENCY_BYTES: usize = 256 << 20;
+
+/// ns per load of a chase through a random cycle over `LATENCY_BYTES`:
+/// each load waits for the last, as a new flow's reads of the flow table do.
+/// The MAC-swap baseline touches no such memory, so a host whose memory is
+/// contended shows here and not there.
+fn memory_latency_ns() -> f64 {
+    let slots = LATENCY_BYTES / 8;
+    let mut next: Vec<u64> = (0..slots as u64).collect();
+    // Sattolo's shuffle: a single cycle through every slot.
+    let mut rng = tests::mutate::Rng::new(0x1a7e_0c11);
+    for i in (1..slots).rev() {
+        let j = (rng.next_u64() % i as u64) as usize;
+        next.swap(i, j);
+    }
+    const STEPS: u32 = 2_000_000;
+    let mut at = 0usize;
+    let started = Instant::now();
+    for _ in 0..STEPS {
+        at = next[at] as usize;
+    }
+    std::hint::black_box(at);
+    started.elapsed().as_nanos() as f64 / f64::from(STEPS)
+}
+
 /// Pins the calling thread to `cpu`, so that `BPF_PROG_TEST_RUN` runs there
 /// (the flow cache is per CPU).
 fn pin_to(cpu: usize) -> Result<()> {
@@ -453,6 +480,7 @@ fn main() -> Result<()> {
         .unwrap_or(0);
     pin_to(cpu)?;
     let load_before = loadavg();
+    let memory_before = memory_latency_ns();
 
     let lb_path = object("XDPVS_EBPF_OBJECT", "lb-ebpf");
     println!(
@@ -481,6 +509,7 @@ fn main() -> Result<()> {
         tc_new,
     } = figures;
     let load_after = loadavg();
+    let memory_after = memory_latency_ns();
 
     let mut report = Report::new("bench");
     println!();
@@ -561,6 +590,12 @@ fn main() -> Result<()> {
             "the machine was busy during this run: figures are noisy, run again on a quieter machine",
         );
     }
+    report.line(format!(
+        "a dependent random read in {} MB took {memory_before:.0} ns before the run and \
+         {memory_after:.0} ns after (new flows and uncached flows wait on such reads; \
+         the baseline shows none of it)",
+        LATENCY_BYTES >> 20
+    ));
 
     // Mutated frames (issue 8): a fresh object with the kernel table's world.
     let mut world = load(&lb_path, Hook::Xdp, "xdpvs", None)?;
