@@ -21,9 +21,10 @@ use crate::{
     topology::{DrLab, VIP, exchange, lb_addr, real_addr},
 };
 
-/// Generic XDP: the router forwards the client's partially checksummed
-/// segments, which native XDP on veth would send on unfinished.
-pub const MODE: &str = "generic";
+/// What an operator runs: `auto`, tc on these veths (the router forwards the
+/// client's partially checksummed segments, which native XDP on veth would
+/// send on unfinished; tc keeps the skb's checksum state).
+pub const MODE: &str = "auto";
 
 /// Every node's configuration (one file for all): the VIP announced for
 /// BGP, the reals with `weights` and TCP checks, and with `sync` flow sync
