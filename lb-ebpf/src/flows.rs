@@ -27,11 +27,9 @@ const NONE: usize = FLOW_WAYS;
 
 /// A flow's bucket as one probe saw it.
 pub struct Probe {
-    /// The bucket's tags; null when `FLOWS` has no such line (a size the map
-    /// does not match): then `found` and `free` are `NONE`.
-    tags: *mut u64,
-    /// The entry of `FLOWS` holding the bucket's first way.
-    first_slot: u32,
+    /// With no such bucket (a size the map does not match), `found` and
+    /// `free` are `NONE`.
+    bucket: Bucket,
     /// The way holding the flow, or `NONE`.
     found: usize,
     /// The found way's slot.
@@ -55,6 +53,7 @@ fn slot(line: u32) -> Option<*mut FlowSlot> {
 }
 
 /// A flow's bucket, found once per packet by [`bucket`] and probed later.
+#[derive(Clone, Copy)]
 pub struct Bucket {
     /// Its tags; null when `FLOWS` has no such line (a size the map does not
     /// match).
@@ -138,8 +137,7 @@ impl Bucket {
             }
         }
         Probe {
-            tags,
-            first_slot,
+            bucket: *self,
             found,
             slot: found_slot,
             tag,
@@ -235,7 +233,7 @@ impl Probe {
         let (way, slot) = if self.found < FLOW_WAYS {
             (self.found, self.slot)
         } else if self.free < FLOW_WAYS
-            && let Some(slot) = slot(self.first_slot + self.free as u32)
+            && let Some(slot) = slot(self.bucket.first_slot + self.free as u32)
         {
             (self.free, slot)
         } else {
@@ -246,7 +244,7 @@ impl Probe {
         // free only in a bucket the table has); `slot` is a line of `FLOWS`;
         // `w` is the key's five aligned words (see `probe`).
         unsafe {
-            let tag = self.tags.add(way);
+            let tag = self.bucket.tags.add(way);
             // Cleared first, set last: a reader meanwhile sees no flow here.
             write_volatile(tag, 0);
             let s = (&raw mut (*slot).key).cast::<u64>();

@@ -30,9 +30,30 @@ pub trait Frame {
     /// nothing changed (XDP: every byte already is). Invalidates every
     /// address into the frame taken before.
     fn pull_headers(&self) -> bool;
-    /// Destination = `mac`, source = the old destination (our MAC); the
-    /// frame holds at least 12 bytes.
-    fn readdress(&self, mac: Mac) -> Result<(), Reason>;
+    /// Writes the frame's first 12 bytes: destination `dst`, source `src`
+    /// (each as [`Mac`]'s two words).
+    ///
+    /// # Safety
+    /// `start` is [`Frame::data`], and the frame holds 12 bytes there.
+    unsafe fn write_addresses(&self, start: usize, dst: Mac, src: Mac) -> Result<(), Reason>;
+
+    /// Destination = `mac`, source = the old destination (our MAC).
+    #[inline(always)]
+    fn readdress(&self, mac: Mac) -> Result<(), Reason> {
+        let start = self.data();
+        if start + 12 > self.data_end() {
+            return Err(Reason::PassMalformed);
+        }
+        // SAFETY: both addresses are inside the frame (checked just above).
+        unsafe {
+            use crate::parse::{load16_at, load32_at};
+            let ours = Mac {
+                head: load32_at::<0>(start),
+                tail: load16_at::<4>(start),
+            };
+            self.write_addresses(start, mac, ours)
+        }
+    }
 }
 
 impl Frame for XdpContext {
@@ -57,19 +78,14 @@ impl Frame for XdpContext {
     }
 
     #[inline(always)]
-    fn readdress(&self, mac: Mac) -> Result<(), Reason> {
-        let start = Frame::data(self);
-        if start + 12 > Frame::data_end(self) {
-            return Err(Reason::PassMalformed);
-        }
-        // SAFETY: both addresses are inside the frame (checked just above).
+    unsafe fn write_addresses(&self, start: usize, dst: Mac, src: Mac) -> Result<(), Reason> {
+        // SAFETY: guaranteed by the caller.
         unsafe {
-            use crate::parse::{load16_at, load32_at, store16, store32};
-            let (head, tail) = (load32_at::<0>(start), load16_at::<4>(start));
-            store32::<6>(start, head);
-            store16::<10>(start, tail);
-            store32::<0>(start, mac.head);
-            store16::<4>(start, mac.tail);
+            use crate::parse::{store16, store32};
+            store32::<0>(start, dst.head);
+            store16::<4>(start, dst.tail);
+            store32::<6>(start, src.head);
+            store16::<10>(start, src.tail);
         }
         Ok(())
     }
@@ -104,21 +120,12 @@ impl Frame for TcContext {
     /// writes packet data directly gets a prologue that un-clones every skb
     /// it sees, forwarded or not.
     #[inline(always)]
-    fn readdress(&self, mac: Mac) -> Result<(), Reason> {
-        let start = Frame::data(self);
-        if start + 12 > Frame::data_end(self) {
-            return Err(Reason::PassMalformed);
-        }
-        // SAFETY: inside the frame (checked just above).
-        let (old_head, old_tail) = unsafe {
-            use crate::parse::{load16_at, load32_at};
-            (load32_at::<0>(start), load16_at::<4>(start))
-        };
+    unsafe fn write_addresses(&self, _start: usize, dst: Mac, src: Mac) -> Result<(), Reason> {
         let mut addrs = [0u8; 12];
-        addrs[0..4].copy_from_slice(&mac.head.to_ne_bytes());
-        addrs[4..6].copy_from_slice(&mac.tail.to_ne_bytes());
-        addrs[6..10].copy_from_slice(&old_head.to_ne_bytes());
-        addrs[10..12].copy_from_slice(&old_tail.to_ne_bytes());
+        addrs[0..4].copy_from_slice(&dst.head.to_ne_bytes());
+        addrs[4..6].copy_from_slice(&dst.tail.to_ne_bytes());
+        addrs[6..10].copy_from_slice(&src.head.to_ne_bytes());
+        addrs[10..12].copy_from_slice(&src.tail.to_ne_bytes());
         self.skb
             .store(0, &addrs, 0)
             .map_err(|_| Reason::PassMalformed)
