@@ -1,8 +1,9 @@
 //! The XDP program in the kernel, through `BPF_PROG_TEST_RUN` (aya `TestRun`),
 //! in the manner of Katran's tester: named cases of input packet, map state,
 //! expected verdict and expected output bytes. The table and the mutated
-//! frames run through the tc program too (`tests::hook`). A mismatch fails the test with
-//! the offset of the first differing byte and both packets in hex.
+//! frames run through the tc program too (`tests::hook`). A mismatch fails
+//! the test with the offset of the first differing byte and both packets in
+//! hex.
 //!
 //! The maps are filled the way the daemon's reconciler fills them: services,
 //! reals, and ring slots `RINGS[ring * RING_SIZE + i]`.

@@ -14,8 +14,9 @@
 //! never hit.
 //!
 //! The tc program (`xdpvs_tc`, what `--xdp-mode auto` runs on veth) is
-//! measured the same way beside a tc MAC-swap that writes the MACs and
-//! redirects as it does (no goals: the issue's are the XDP program's).
+//! measured the same way, every case, beside a tc MAC-swap that writes the
+//! MACs and redirects as it does, and for the packet for no service beside a
+//! tc program that passes it (no goals: the issue's are the XDP program's).
 //!
 //! Objects: `XDPVS_EBPF_OBJECT`, `XDPVS_BASELINE_OBJECT` and
 //! `XDPVS_TC_BASELINE_OBJECT`, defaulting to the release build under
@@ -313,6 +314,7 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// Every figure, over all placements and rounds.
+/// One hook's figures.
 #[derive(Default)]
 struct Figures {
     est: Figure,
@@ -322,38 +324,66 @@ struct Figures {
     other: Figure,
     /// By fill, in percent.
     new_flows: Vec<(u32, Figure)>,
-    /// The tc program against the tc MAC-swap: established flow, new flow
-    /// in an empty table; against the tc pass program: a packet for no
-    /// service.
-    tc_est: Figure,
-    tc_other: Figure,
-    tc_new: Figure,
 }
 
-/// One placement: both programs loaded afresh (their maps land elsewhere in
-/// memory), then every case measured in `s.rounds` interleaved rounds.
-fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> Result<()> {
-    let mut lb = load(lb_path, Hook::Xdp, "xdpvs", Some(entries))?;
+/// A hook's program and its baselines.
+struct Programs {
+    hook: Hook,
+    lb: &'static str,
+    baselines: (&'static str, &'static str),
+    /// The least a forwarder does: the baseline of forwarded cases.
+    send: &'static str,
+    /// The baseline of the packet for no service, and its verdict: for XDP
+    /// the MAC-swap too (it costs as little as passing), for tc a program
+    /// that passes (its MAC-swap pays a helper call to write).
+    pass: (&'static str, u32),
+}
+
+const XDP_PROGRAMS: Programs = Programs {
+    hook: Hook::Xdp,
+    lb: "xdpvs",
+    baselines: ("XDPVS_BASELINE_OBJECT", "mac-swap"),
+    send: "mac_swap",
+    pass: ("mac_swap", XDP_TX),
+};
+
+const TC_PROGRAMS: Programs = Programs {
+    hook: Hook::Tc,
+    lb: "xdpvs_tc",
+    baselines: ("XDPVS_TC_BASELINE_OBJECT", "tc-mac-swap"),
+    send: "tc_mac_swap",
+    pass: ("tc_pass", XDP_PASS),
+};
+
+/// One placement of `p`: xdpvs's program and its baselines loaded afresh
+/// (their maps land elsewhere in memory), then every case measured in
+/// `s.rounds` interleaved rounds.
+fn measure(
+    s: &Settings,
+    p: &Programs,
+    lb_path: &str,
+    entries: u32,
+    figures: &mut Figures,
+) -> Result<()> {
+    let mut lb = load(lb_path, p.hook, p.lb, Some(entries))?;
     configure(&mut lb)?;
-    let base = load(
-        &object("XDPVS_BASELINE_OBJECT", "mac-swap"),
-        Hook::Xdp,
-        "mac_swap",
-        None,
-    )?;
-    let (lb, base) = (
-        Prog {
-            ebpf: &lb,
-            hook: Hook::Xdp,
-            name: "xdpvs",
-        },
-        Prog {
-            ebpf: &base,
-            hook: Hook::Xdp,
-            name: "mac_swap",
-        },
-    );
-    let (lb, base) = (&lb, &base);
+    let mut base = load(&object(p.baselines.0, p.baselines.1), p.hook, p.send, None)?;
+    if p.pass.0 != p.send {
+        p.hook
+            .load_program(&mut base, p.pass.0)
+            .with_context(|| format!("loading {}", p.pass.0))?;
+    }
+    let prog = |ebpf, name| Prog {
+        ebpf,
+        hook: p.hook,
+        name,
+    };
+    let (lb, send, pass) = (prog(&lb, p.lb), prog(&base, p.send), prog(&base, p.pass.0));
+    let (lb, base) = (&lb, &send);
+    // For `bpftool prog dump xlated id N` while the bench runs.
+    if let Ok(info) = lb.ebpf.program(p.lb).context("program")?.info() {
+        println!("  {} is program id {}", p.lb, info.id());
+    }
 
     // Established flow and node traffic: the same frame on every call.
     let established = packet(CLIENT, VIP, TCP_ACK);
@@ -368,7 +398,7 @@ fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> 
             mean_same(lb, &established, s.calls, XDP_TX)?,
         );
         figures.other.push(
-            mean_same(base, &not_service, s.calls, XDP_TX)?,
+            mean_same(&pass, &not_service, s.calls, p.pass.1)?,
             mean_same(lb, &not_service, s.calls, XDP_PASS)?,
         );
     }
@@ -410,60 +440,68 @@ fn measure(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> 
         let l = mean_distinct(lb, &acks, first, s.new_calls, XDP_TX)?;
         figures.uncached.push(b, l);
     }
-    measure_tc(s, lb_path, entries, figures)
+    Ok(())
 }
 
-/// The tc program beside the tc MAC-swap: the same frames as above, new
-/// flows in an empty table only.
-fn measure_tc(s: &Settings, lb_path: &str, entries: u32, figures: &mut Figures) -> Result<()> {
-    let mut lb = load(lb_path, Hook::Tc, "xdpvs_tc", Some(entries))?;
-    configure(&mut lb)?;
-    let baselines = object("XDPVS_TC_BASELINE_OBJECT", "tc-mac-swap");
-    let mut base = load(&baselines, Hook::Tc, "tc_mac_swap", None)?;
-    Hook::Tc
-        .load_program(&mut base, "tc_pass")
-        .context("loading tc_pass")?;
-    let lb = Prog {
-        ebpf: &lb,
-        hook: Hook::Tc,
-        name: "xdpvs_tc",
+/// `figures` as rows beside their baseline, with the goals when `goals`.
+fn table(report: &mut Report, program: &str, baseline: &str, figures: &Figures, goals: bool) {
+    report.line(format!(
+        "{:<36} {baseline:>9} {program:>9} {:>9} {:>7} {:>10} {:>5}",
+        "case", "added", "ratio", "goal", ""
+    ));
+    // `goal_ns`: `None` for a figure the issue sets no goal for.
+    let row = |report: &mut Report, name: &str, f: &Figure, goal_ns: Option<f64>| {
+        let (goal, met) = match goal_ns.filter(|_| goals) {
+            Some(ns) => (format!("<= +{ns}"), verdict(f.added() <= ns)),
+            None => ("-".into(), ""),
+        };
+        report.line(format!(
+            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {met:>5}",
+            f.base(),
+            f.lb(),
+            f.added(),
+            f.lb() / f.base(),
+        ));
     };
-    let (base, pass) = (
-        Prog {
-            ebpf: &base,
-            hook: Hook::Tc,
-            name: "tc_mac_swap",
-        },
-        Prog {
-            ebpf: &base,
-            hook: Hook::Tc,
-            name: "tc_pass",
-        },
+    row(
+        report,
+        "established flow",
+        &figures.est,
+        Some(GOAL_ESTABLISHED_NS),
     );
-    let established = packet(CLIENT, VIP, TCP_ACK);
-    let not_service = packet(CLIENT, OTHER, TCP_ACK);
-    let mut out = vec![0u8; established.len() + 256];
-    run_once(&lb, &established, &mut out, XDP_TX)?;
-    run_once(&lb, &established, &mut out, XDP_TX)?;
-    let frames = Frames {
-        template: packet(CLIENT, VIP, TCP_SYN),
-    };
-    for round in 0..s.rounds {
-        figures.tc_est.push(
-            mean_same(&base, &established, s.calls, XDP_TX)?,
-            mean_same(&lb, &established, s.calls, XDP_TX)?,
-        );
-        figures.tc_other.push(
-            mean_same(&pass, &not_service, s.calls, XDP_PASS)?,
-            mean_same(&lb, &not_service, s.calls, XDP_PASS)?,
-        );
-        let first = round as u32 * s.new_calls;
-        figures.tc_new.push(
-            mean_distinct(&base, &frames, first, s.new_calls, XDP_TX)?,
-            mean_distinct(&lb, &frames, first, s.new_calls, XDP_TX)?,
-        );
+    row(
+        report,
+        "established flow, not cached",
+        &figures.uncached,
+        None,
+    );
+    row(
+        report,
+        "packet for no service",
+        &figures.other,
+        Some(GOAL_NOT_SERVICE_NS),
+    );
+    for (fill, f) in &figures.new_flows {
+        let name = format!("new TCP flow, table {fill}% full");
+        row(report, &name, f, Some(GOAL_NEW_FLOW_NS));
     }
-    Ok(())
+    let (first, last) = (
+        &figures.new_flows[0],
+        &figures.new_flows[figures.new_flows.len() - 1],
+    );
+    let fill_ratio = last.1.added() / first.1.added();
+    let goal = if goals {
+        format!(
+            " (goal <= {GOAL_FILL_RATIO}x) {}",
+            verdict(fill_ratio <= GOAL_FILL_RATIO)
+        )
+    } else {
+        String::new()
+    };
+    report.line(format!(
+        "new flow at {}% over {}% full: {fill_ratio:.2}x{goal}",
+        last.0, first.0
+    ));
 }
 
 fn main() -> Result<()> {
@@ -484,30 +522,23 @@ fn main() -> Result<()> {
 
     let lb_path = object("XDPVS_EBPF_OBJECT", "lb-ebpf");
     println!(
-        "loading {lb_path} ({REALS} reals, ring of {RING_SIZE} slots, flow table of {}) and the MAC-swap baseline, {} times",
+        "loading {lb_path} ({REALS} reals, ring of {RING_SIZE} slots, flow table of {}), its XDP and tc programs each beside its baselines, {} times",
         s.flows, s.loads
     );
     let entries = std::env::var("XDPVS_BENCH_FLOW_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(s.flows);
-    let mut figures = Figures {
+    let fresh = || Figures {
         new_flows: s.fills.iter().map(|&f| (f, Figure::default())).collect(),
         ..Figures::default()
     };
+    let (mut xdp, mut tc) = (fresh(), fresh());
     for placement in 1..=s.loads {
         println!("placement {placement} of {}:", s.loads);
-        measure(&s, &lb_path, entries, &mut figures)?;
+        measure(&s, &XDP_PROGRAMS, &lb_path, entries, &mut xdp)?;
+        measure(&s, &TC_PROGRAMS, &lb_path, entries, &mut tc)?;
     }
-    let Figures {
-        est,
-        uncached,
-        other,
-        new_flows,
-        tc_est,
-        tc_other,
-        tc_new,
-    } = figures;
     let load_after = loadavg();
     let memory_after = memory_latency_ns();
 
@@ -518,67 +549,20 @@ fn main() -> Result<()> {
         s.calls, s.new_calls, s.loads, s.rounds
     ));
     report.line("```");
-    report.line(format!(
-        "{:<36} {:>9} {:>9} {:>9} {:>7} {:>10} {:>5}",
-        "case", "mac-swap", "xdpvs", "added", "ratio", "goal", ""
-    ));
-    // `goal`: its text and whether it is met; `None` for a figure without one.
-    let row = |report: &mut Report, name: &str, f: &Figure, goal: Option<(String, bool)>| {
-        let (goal, met) = goal.map_or(("-".into(), ""), |(g, ok)| (g, verdict(ok)));
-        report.line(format!(
-            "{name:<36} {:>9.1} {:>9.1} {:>+9.1} {:>6.2}x {goal:>10} {met:>5}",
-            f.base(),
-            f.lb(),
-            f.added(),
-            f.lb() / f.base(),
-        ));
-    };
-    let at_most = |f: &Figure, ns: f64| Some((format!("<= +{ns}"), f.added() <= ns));
-    row(
-        &mut report,
-        "established flow",
-        &est,
-        at_most(&est, GOAL_ESTABLISHED_NS),
-    );
-    row(&mut report, "established flow, not cached", &uncached, None);
-    row(
-        &mut report,
-        "packet for no service",
-        &other,
-        at_most(&other, GOAL_NOT_SERVICE_NS),
-    );
-    for (fill, f) in &new_flows {
-        row(
-            &mut report,
-            &format!("new TCP flow, table {fill}% full"),
-            f,
-            at_most(f, GOAL_NEW_FLOW_NS),
-        );
-    }
-    let (first, last) = (&new_flows[0], &new_flows[new_flows.len() - 1]);
-    let fill_ratio = last.1.added() / first.1.added();
-    report.line(format!(
-        "new flow at {}% over {}% full: {fill_ratio:.2}x (goal <= {GOAL_FILL_RATIO}x) {}",
-        last.0,
-        first.0,
-        verdict(fill_ratio <= GOAL_FILL_RATIO)
-    ));
+    table(&mut report, "xdpvs", "mac-swap", &xdp, true);
     report.line(
-        "the tc program (xdpvs_tc) beside a tc MAC-swap (bpf_skb_store_bytes, bpf_redirect; for \
-         no service, beside a tc program that passes every frame), no goals:",
+        "the tc program beside a tc MAC-swap (bpf_skb_store_bytes, bpf_redirect; for no \
+         service, beside a tc program that passes every frame), no goals:",
     );
-    row(&mut report, "tc: established flow", &tc_est, None);
-    row(&mut report, "tc: packet for no service", &tc_other, None);
-    row(
-        &mut report,
-        "tc: new TCP flow, table 0% full",
-        &tc_new,
-        None,
-    );
+    table(&mut report, "xdpvs_tc", "tc base", &tc, false);
 
-    let spread = [&est, &uncached, &other, &tc_est, &tc_other, &tc_new]
+    let spread = [&xdp, &tc]
         .into_iter()
-        .chain(new_flows.iter().map(|(_, f)| f))
+        .flat_map(|f| {
+            [&f.est, &f.uncached, &f.other]
+                .into_iter()
+                .chain(f.new_flows.iter().map(|(_, f)| f))
+        })
         .map(Figure::base_spread)
         .fold(1.0, f64::max);
     report.line(format!(

@@ -74,6 +74,12 @@ impl Path {
         }
     }
 
+    /// Native XDP, which on veth needs the lab's tricks
+    /// (`DrLab::set_native_ready`): put in for this path alone.
+    fn native(self) -> bool {
+        matches!(self, Path::XdpvsNative | Path::NativeKept)
+    }
+
     fn parse(s: &str) -> Result<Self> {
         [
             Path::Direct,
@@ -205,6 +211,9 @@ fn main() -> Result<()> {
         let first = (round - 1) % order.len();
         order.rotate_left(first);
         for &path in &order {
+            if path.native() {
+                lab.set_native_ready(true)?;
+            }
             let (target, daemon) = enter(&mut lab, path, &opts.xdpvs_args)?;
             for load in [Load::KeepAlive, Load::Close] {
                 let cpu_before = daemon.map(daemon_cpu).transpose()?;
@@ -243,6 +252,9 @@ fn main() -> Result<()> {
                 results.entry((load, path)).or_default().push(w);
             }
             leave(&mut lab, path)?;
+            if path.native() {
+                lab.set_native_ready(false)?;
+            }
         }
     }
     let load_after = loadavg();
@@ -268,10 +280,7 @@ fn enter(lab: &mut DrLab, path: Path, extra: &[String]) -> Result<(Ipv4Addr, Opt
             let mode = match path {
                 Path::XdpvsAuto => "auto",
                 Path::XdpvsGeneric => "generic",
-                _ => {
-                    lab.set_native_ready(true)?;
-                    "native"
-                }
+                _ => "native",
             };
             let mut args: Vec<&str> = extra.iter().map(String::as_str).collect();
             if path == Path::NativeKept {
@@ -319,11 +328,7 @@ fn leave(lab: &mut DrLab, path: Path) -> Result<()> {
                 gauge("xdpvs_flow_scan_duration_seconds ") * 1e3,
                 verdicts.join(", ")
             );
-            lab.lab.stop("xdpvs-lb1", libc::SIGTERM)?;
-            if path == Path::XdpvsNative {
-                lab.set_native_ready(false)?;
-            }
-            Ok(())
+            lab.lab.stop("xdpvs-lb1", libc::SIGTERM)
         }
         Path::NativeKept => {
             let bin = lab.artifacts.xdpvs.to_string_lossy().into_owned();
@@ -338,8 +343,8 @@ fn leave(lab: &mut DrLab, path: Path) -> Result<()> {
                     "--interface",
                     "eth0",
                 ],
-            )?;
-            lab.set_native_ready(false)
+            )
+            .map(drop)
         }
     }
 }
@@ -652,8 +657,9 @@ fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) -> Report 
                     p99 <= 2.0 * direct_p99,
                 ));
             }
-            let nft_runs = results.get(&(load, Path::Nft));
-            if let (Some(nft_runs), false) = (nft_runs, matches!(path, Path::Direct | Path::Nft)) {
+            if !matches!(path, Path::Direct | Path::Nft)
+                && let Some(nft_runs) = results.get(&(load, Path::Nft))
+            {
                 let paired = Paired::of(runs, nft_runs);
                 let what = format!(
                     "{}, {}: req/s >= nftables DR's: {:.3}x, the median of each round's ratio \
