@@ -345,7 +345,9 @@ fn check_reads_a_10_mb_file_in_a_second() {
         "10 MB ({i} vrrp_script blocks): {:?} CPU, {:?} wall, {} KB max RSS",
         run.cpu, run.wall, run.max_rss_kb
     );
-    assert!(run.cpu.as_millis() < 1500, "{:?} of CPU", run.cpu);
+    // 0.3-0.4 s here; 1.2-1.6 s when every script's path was stat'ed anew
+    // (the same one 112,733 times: see `script_runner::Memo`).
+    assert!(run.cpu.as_millis() < 1000, "{:?} of CPU", run.cpu);
     // About 15 bytes of memory a byte of file (150 MB at any path length);
     // before token positions shared their file name: 326 MB, 486 MB under a
     // 178-character directory.

@@ -103,6 +103,61 @@ fn world_writable_root_script_is_refused_with_security() {
     );
 }
 
+/// `Table`, counting what it is asked.
+struct Counted(Table, std::cell::Cell<usize>);
+
+impl Fs for Counted {
+    fn lstat(&self, path: &Path) -> io::Result<Meta> {
+        self.1.set(self.1.get() + 1);
+        self.0.lstat(path)
+    }
+
+    fn stat(&self, path: &Path) -> io::Result<Meta> {
+        self.1.set(self.1.get() + 1);
+        self.0.stat(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.1.set(self.1.get() + 1);
+        self.0.canonicalize(path)
+    }
+}
+
+#[test]
+fn one_preparer_asks_the_filesystem_once_per_path() {
+    let fs = Counted(machine(), Default::default());
+    let cfg = config(&format!(
+        "global_defs {{\n enable_script_security\n {ROOT}}}\n"
+    ));
+    let mut p = Preparer::new(&cfg, &fs);
+    let script = p.prepare(Kind::Track("a"), "/etc/ok.sh", None, &at());
+    assert!(script.is_some());
+    // realpath, stat, and lstat of /, /etc, /etc/ok.sh.
+    assert_eq!(fs.1.get(), 5);
+    for i in 0..100 {
+        let again = p.prepare(Kind::Track(&format!("b{i}")), "/etc/ok.sh x", None, &at());
+        assert_eq!(again.map(|s| s.argv[0].clone()), Some("/etc/ok.sh".into()));
+        assert!(
+            p.prepare(Kind::Misc, "/etc/missing.sh", None, &at())
+                .is_none()
+        );
+    }
+    assert_eq!(fs.1.get(), 6, "and once for the missing script");
+    // The answers given again are the same: every missing script refused
+    // with strerror's words.
+    let notes = rendered(&p.finish(&at()));
+    assert_eq!(notes.len(), 200, "{notes:?}");
+    assert_eq!(
+        notes[0],
+        "/k.conf:1: error: Script /etc/missing.sh cannot be accessed - No such file or directory"
+    );
+    assert!(notes.chunks(2).all(|n| n == &notes[..2]), "{notes:?}");
+    // A new Preparer (a reload) asks again.
+    let mut p = Preparer::new(&cfg, &fs);
+    p.prepare(Kind::Track("a"), "/etc/ok.sh", None, &at());
+    assert_eq!(fs.1.get(), 11);
+}
+
 #[test]
 fn without_security_it_runs_with_keepalived_warnings() {
     let fs = machine();
