@@ -56,6 +56,15 @@ pub const PROTO_UDP: u8 = 17;
 /// Bump it whenever a shared type or map changes.
 pub const LAYOUT_VERSION: u32 = 5;
 
+/// Program names, as the XDP object declares them (each is its function's
+/// name in `lb-ebpf`).
+pub mod programs {
+    /// The XDP program.
+    pub const XDP: &str = "xdpvs";
+    /// The tc (tcx ingress) program.
+    pub const TC: &str = "xdpvs_tc";
+}
+
 /// Map names, as the XDP object declares them.
 pub mod maps {
     pub const SERVICES: &str = "SERVICES";

@@ -4,9 +4,10 @@
 //!
 //! Every read goes through [`at`], which checks the access against
 //! `data_end` (the verifier insists, and a truncated frame must never be
-//! forwarded; for tc, the end of the skb's linear part). Lengths are also checked against the IP header's own length
-//! fields, so a datagram shorter than its headers is `PassMalformed` even when
-//! the frame carries padding. Fields are read as byte arrays: the packet has no
+//! forwarded; for tc, the end of the skb's linear part). Lengths are also
+//! checked against the IP header's own length fields (and the whole
+//! frame's), so a datagram shorter than its headers is `PassMalformed` even
+//! when the frame carries padding. Fields are read as byte arrays: the packet has no
 //! alignment guarantee, and keys keep network byte order.
 
 use crate::frame::Frame;

@@ -33,8 +33,8 @@ impl Hook {
 
     pub fn program(self) -> &'static str {
         match self {
-            Hook::Xdp => "xdpvs",
-            Hook::Tc => "xdpvs_tc",
+            Hook::Xdp => lb_common::programs::XDP,
+            Hook::Tc => lb_common::programs::TC,
         }
     }
 

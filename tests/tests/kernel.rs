@@ -2261,8 +2261,8 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
         }
         let prog: &mut SchedClassifier = lb
             .ebpf
-            .program_mut("xdpvs_tc")
-            .expect("xdpvs_tc")
+            .program_mut(Hook::Tc.program())
+            .expect("the tc program")
             .try_into()
             .expect("a classifier");
         prog.attach_with_options(

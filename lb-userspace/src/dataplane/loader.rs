@@ -17,7 +17,7 @@ use aya::{
 use lb_common::{
     MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, flow_buckets,
     flow_table::{FLOW_BUCKETS, flow_lines},
-    maps, service_slots,
+    maps, programs, service_slots,
     service_table::SERVICE_SLOT_MASK,
 };
 use log::{info, warn};
@@ -99,11 +99,6 @@ impl fmt::Display for AttachMode {
     }
 }
 
-/// The XDP program's name in the object.
-pub const PROGRAM: &str = "xdpvs";
-/// The tc program's name in the object.
-pub const TC_PROGRAM: &str = "xdpvs_tc";
-
 /// Loads the object with maps of the given sizes, each pinned in `pins` by
 /// name: a map already pinned there is reused as it is (its contents and
 /// its size). The program is not loaded into the kernel yet.
@@ -147,8 +142,8 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path) -> Result<Ebpf> {
 
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
     let prog: &mut Xdp = ebpf
-        .program_mut(PROGRAM)
-        .ok_or_else(|| anyhow!("the XDP object has no program {PROGRAM:?}"))?
+        .program_mut(programs::XDP)
+        .ok_or_else(|| anyhow!("the XDP object has no program {:?}", programs::XDP))?
         .try_into()
         .context("program is not XDP")?;
     prog.load().context("the kernel refused the XDP program")?;
@@ -157,8 +152,8 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
 
 fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
     let prog: &mut SchedClassifier = ebpf
-        .program_mut(TC_PROGRAM)
-        .ok_or_else(|| anyhow!("the XDP object has no program {TC_PROGRAM:?}"))?
+        .program_mut(programs::TC)
+        .ok_or_else(|| anyhow!("the XDP object has no program {:?}", programs::TC))?
         .try_into()
         .context("program is not a tc classifier")?;
     prog.load().context("the kernel refused the tc program")?;
@@ -218,16 +213,25 @@ pub fn attach(ebpf: &mut Ebpf, interface: &str, mode: AttachMode) -> Result<(Att
     Ok((got, link))
 }
 
-/// tcx only, never a netlink filter: only a BPF link can be pinned.
+/// tcx only, never a netlink filter: only a BPF link can be pinned. A
+/// program the kernel loaded but would not attach is unloaded again, so
+/// that auto mode's fallback leaves only the XDP program in the kernel.
 fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<FdLink> {
     let prog = tc_program(ebpf)?;
-    let id = prog
-        .attach_with_options(
-            interface,
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .with_context(|| format!("attaching tc (tcx ingress, Linux 6.6+) to {interface}"))?;
+    let attached = prog.attach_with_options(
+        interface,
+        TcAttachType::Ingress,
+        TcAttachOptions::TcxOrder(LinkOrder::default()),
+    );
+    let id = match attached {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = prog.unload();
+            return Err(anyhow::Error::new(e).context(format!(
+                "attaching tc (tcx ingress, Linux 6.6+) to {interface}"
+            )));
+        }
+    };
     let link = FdLink::try_from(prog.take_link(id)?).context("the tcx link")?;
     info!("tc program attached to {interface} (tcx ingress)");
     Ok(link)
@@ -239,7 +243,7 @@ fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<FdLink> {
 /// both on the same maps.
 pub fn replace(ebpf: &mut Ebpf, mode: &str, pinned: &Path) -> Result<()> {
     let link = FdLink::from(PinnedLink::from_pin(pinned).context("opening the pinned link")?);
-    if mode == AttachMode::Tc.to_string() {
+    if mode.parse() == Ok(AttachMode::Tc) {
         let link = SchedClassifierLink::try_from(link).context("the pinned tcx link")?;
         tc_program(ebpf)?
             .attach_to_link(link)

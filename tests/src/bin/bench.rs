@@ -313,8 +313,7 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
-/// Every figure, over all placements and rounds.
-/// One hook's figures.
+/// One hook's figures, over all placements and rounds.
 #[derive(Default)]
 struct Figures {
     est: Figure,
@@ -328,8 +327,8 @@ struct Figures {
 
 /// A hook's program and its baselines.
 struct Programs {
+    /// xdpvs's program is this hook's (`Hook::program`).
     hook: Hook,
-    lb: &'static str,
     baselines: (&'static str, &'static str),
     /// The least a forwarder does: the baseline of forwarded cases.
     send: &'static str,
@@ -341,7 +340,6 @@ struct Programs {
 
 const XDP_PROGRAMS: Programs = Programs {
     hook: Hook::Xdp,
-    lb: "xdpvs",
     baselines: ("XDPVS_BASELINE_OBJECT", "mac-swap"),
     send: "mac_swap",
     pass: ("mac_swap", XDP_TX),
@@ -349,7 +347,6 @@ const XDP_PROGRAMS: Programs = Programs {
 
 const TC_PROGRAMS: Programs = Programs {
     hook: Hook::Tc,
-    lb: "xdpvs_tc",
     baselines: ("XDPVS_TC_BASELINE_OBJECT", "tc-mac-swap"),
     send: "tc_mac_swap",
     pass: ("tc_pass", XDP_PASS),
@@ -365,7 +362,7 @@ fn measure(
     entries: u32,
     figures: &mut Figures,
 ) -> Result<()> {
-    let mut lb = load(lb_path, p.hook, p.lb, Some(entries))?;
+    let mut lb = load(lb_path, p.hook, p.hook.program(), Some(entries))?;
     configure(&mut lb)?;
     let mut base = load(&object(p.baselines.0, p.baselines.1), p.hook, p.send, None)?;
     if p.pass.0 != p.send {
@@ -378,11 +375,15 @@ fn measure(
         hook: p.hook,
         name,
     };
-    let (lb, send, pass) = (prog(&lb, p.lb), prog(&base, p.send), prog(&base, p.pass.0));
+    let (lb, send, pass) = (
+        prog(&lb, p.hook.program()),
+        prog(&base, p.send),
+        prog(&base, p.pass.0),
+    );
     let (lb, base) = (&lb, &send);
     // For `bpftool prog dump xlated id N` while the bench runs.
-    if let Ok(info) = lb.ebpf.program(p.lb).context("program")?.info() {
-        println!("  {} is program id {}", p.lb, info.id());
+    if let Ok(info) = lb.ebpf.program(p.hook.program()).context("program")?.info() {
+        println!("  {} is program id {}", p.hook.program(), info.id());
     }
 
     // Established flow and node traffic: the same frame on every call.
@@ -549,12 +550,12 @@ fn main() -> Result<()> {
         s.calls, s.new_calls, s.loads, s.rounds
     ));
     report.line("```");
-    table(&mut report, "xdpvs", "mac-swap", &xdp, true);
+    table(&mut report, Hook::Xdp.program(), "mac-swap", &xdp, true);
     report.line(
         "the tc program beside a tc MAC-swap (bpf_skb_store_bytes, bpf_redirect; for no \
          service, beside a tc program that passes every frame), no goals:",
     );
-    table(&mut report, "xdpvs_tc", "tc base", &tc, false);
+    table(&mut report, Hook::Tc.program(), "tc base", &tc, false);
 
     let spread = [&xdp, &tc]
         .into_iter()
@@ -582,7 +583,7 @@ fn main() -> Result<()> {
     ));
 
     // Mutated frames (issue 8): a fresh object with the kernel table's world.
-    let mut world = load(&lb_path, Hook::Xdp, "xdpvs", None)?;
+    let mut world = load(&lb_path, Hook::Xdp, Hook::Xdp.program(), None)?;
     tests::mutate::configure(&mut world)?;
     let t = Instant::now();
     let m = tests::mutate::run(&world, Hook::Xdp, MUTATED_FRAMES, 0x5eed_0002);

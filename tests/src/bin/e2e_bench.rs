@@ -683,7 +683,9 @@ fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) -> Report 
     for (what, met) in goals {
         report.line(format!("- {} {what}", if met { "PASS" } else { "MISS" }));
     }
-    report.line("\nThe other modes, no goal (xdpvs on veth runs tc unless told otherwise):\n");
+    if !others.is_empty() {
+        report.line("\nThe other modes, no goal (xdpvs on veth runs tc unless told otherwise):\n");
+    }
     for what in others {
         report.line(format!("- {what}"));
     }
