@@ -154,38 +154,54 @@ impl Addresses {
             })
     }
 
-    /// Adds every VIP; one already there is left as it is.
-    pub async fn add(&self, vips: &[Vip]) -> Result<(), AddressError> {
+    /// Adds every VIP; one already there is left as it is. Each VIP is
+    /// tried whatever became of the others (keepalived's way): one on a
+    /// missing interface must not keep the rest off. Returns the failures.
+    pub async fn add(&self, vips: &[Vip]) -> Vec<AddressError> {
+        let mut errors = Vec::new();
         for v in vips {
-            let mut req = self
-                .handle
-                .address()
-                .add(ifindex(&v.dev)?, v.addr, v.prefix);
+            let index = match ifindex(&v.dev) {
+                Ok(index) => index,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let mut req = self.handle.address().add(index, v.addr, v.prefix);
             apply_options(req.message_mut(), v);
             match req.execute().await {
                 Ok(()) => {}
                 Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
-                Err(e) => {
-                    return Err(AddressError::Netlink {
-                        op: "adding",
-                        addr: v.addr,
-                        prefix: v.prefix,
-                        dev: v.dev.clone(),
-                        source: Box::new(e),
-                    });
-                }
+                Err(e) => errors.push(AddressError::Netlink {
+                    op: "adding",
+                    addr: v.addr,
+                    prefix: v.prefix,
+                    dev: v.dev.clone(),
+                    source: Box::new(e),
+                }),
             }
         }
-        Ok(())
+        errors
     }
 
     /// Removes every VIP that is present; absent ones are not an error.
-    pub async fn remove(&self, vips: &[Vip]) -> Result<(), AddressError> {
+    /// As [`Addresses::add`], a failure on one interface or VIP does not
+    /// keep the others: a VIP left behind would be held by two nodes once
+    /// the peer takes over. Returns the failures.
+    pub async fn remove(&self, vips: &[Vip]) -> Vec<AddressError> {
         let mut devs: Vec<&str> = vips.iter().map(|v| v.dev.as_str()).collect();
         devs.sort_unstable();
         devs.dedup();
+        let mut errors = Vec::new();
         for dev in devs {
-            for msg in self.dump(dev).await? {
+            let present = match self.dump(dev).await {
+                Ok(present) => present,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            for msg in present {
                 let Some(addr) = address_of(&msg) else {
                     continue;
                 };
@@ -196,19 +212,17 @@ impl Addresses {
                     Ok(()) => {}
                     Err(rtnetlink::Error::NetlinkError(e))
                         if e.raw_code() == -libc::EADDRNOTAVAIL => {}
-                    Err(e) => {
-                        return Err(AddressError::Netlink {
-                            op: "removing",
-                            addr: v.addr,
-                            prefix: v.prefix,
-                            dev: dev.to_string(),
-                            source: Box::new(e),
-                        });
-                    }
+                    Err(e) => errors.push(AddressError::Netlink {
+                        op: "removing",
+                        addr: v.addr,
+                        prefix: v.prefix,
+                        dev: dev.to_string(),
+                        source: Box::new(e),
+                    }),
                 }
             }
         }
-        Ok(())
+        errors
     }
 
     /// Removes the configured VIPs a previous run left behind; returns them.
@@ -228,8 +242,10 @@ impl Addresses {
             }
         }
         let stale: Vec<Vip> = stale(configured, &present).into_iter().cloned().collect();
-        self.remove(&stale).await?;
-        Ok(stale)
+        match self.remove(&stale).await.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(stale),
+        }
     }
 }
 
@@ -333,5 +349,64 @@ mod tests {
             stale(&configured, &[present(2, "eth0")]).is_empty(),
             "the node's own address is never touched"
         );
+    }
+
+    /// A VIP on an interface that is gone must not keep the others from
+    /// being added or removed: `absent0` sorts before `d1`.
+    #[test]
+    #[ignore = "needs root: run by `cargo xtask test`"]
+    fn one_failing_vip_does_not_stop_the_others_root() {
+        std::thread::spawn(|| {
+            // SAFETY: plain syscall; it moves only this thread.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            // No dummy driver on every kernel: a veth pair, up.
+            for args in [
+                &["link", "add", "d1", "type", "veth", "peer", "name", "d1p"][..],
+                &["link", "set", "d1", "up"],
+            ] {
+                let ok = std::process::Command::new("ip")
+                    .args(args)
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "ip {args:?}");
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (conn, handle, _) = rtnetlink::new_connection().unwrap();
+                tokio::spawn(conn);
+                let a = Addresses::new(handle);
+                let vips = [vip(1, "absent0"), vip(2, "d1")];
+                let on_d1 = || async {
+                    a.dump("d1")
+                        .await
+                        .unwrap()
+                        .iter()
+                        .filter_map(address_of)
+                        .collect::<Vec<_>>()
+                };
+                let errors = a.add(&vips).await;
+                assert!(
+                    matches!(&errors[..], [AddressError::NoInterface(d)] if d == "absent0"),
+                    "{errors:?}"
+                );
+                assert_eq!(on_d1().await, vec![vips[1].addr], "added despite absent0");
+                let errors = a.remove(&vips).await;
+                assert!(
+                    matches!(&errors[..], [AddressError::NoInterface(d)] if d == "absent0"),
+                    "{errors:?}"
+                );
+                assert_eq!(
+                    on_d1().await,
+                    Vec::<IpAddr>::new(),
+                    "removed despite absent0"
+                );
+            });
+        })
+        .join()
+        .unwrap();
     }
 }

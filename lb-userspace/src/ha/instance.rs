@@ -293,7 +293,7 @@ impl Instance {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority),
                 Action::AddVips { .. } => {
-                    if let Err(e) = self.addresses.add(&self.managed).await {
+                    for e in self.addresses.add(&self.managed).await {
                         warn!("{}: {e}", self.name);
                     }
                     for e in self.routes.add().await {
@@ -302,7 +302,7 @@ impl Instance {
                 }
                 Action::RemoveVips => {
                     self.announcer.cancel();
-                    if let Err(e) = self.addresses.remove(&self.managed).await {
+                    for e in self.addresses.remove(&self.managed).await {
                         warn!("{}: {e}", self.name);
                     }
                     for e in self.routes.remove().await {

@@ -320,9 +320,9 @@ impl Ha {
         if !static_addresses.is_empty() {
             // One that cannot be added is said, the others stay (keepalived).
             for v in &static_addresses {
-                match addresses.add(std::slice::from_ref(v)).await {
-                    Ok(()) => info!("static_ipaddress {}/{} on {}", v.addr, v.prefix, v.dev),
-                    Err(e) => warn!("static_ipaddress: {e}"),
+                match addresses.add(std::slice::from_ref(v)).await.pop() {
+                    None => info!("static_ipaddress {}/{} on {}", v.addr, v.prefix, v.dev),
+                    Some(e) => warn!("static_ipaddress: {e}"),
                 }
             }
             ha.statics = Some((addresses.clone(), static_addresses));
@@ -706,9 +706,12 @@ impl Ha {
         // keepalived removes its static addresses when it stops (before
         // the helpers go: the netlink connection is one of them).
         if let Some((addresses, vips)) = self.statics {
-            match addresses.remove(&vips).await {
-                Ok(()) => info!("static_ipaddress: {} removed", vips.len()),
-                Err(e) => warn!("static_ipaddress: {e}"),
+            let errors = addresses.remove(&vips).await;
+            for e in &errors {
+                warn!("static_ipaddress: {e}");
+            }
+            if errors.is_empty() {
+                info!("static_ipaddress: {} removed", vips.len());
             }
         }
         for h in self.helpers {
