@@ -434,7 +434,8 @@ pub enum Reason {
     /// Not IPv4 or IPv6 (ARP, LLDP, ...): `XDP_PASS`.
     PassNotIp,
     /// IP, but not for a configured service (the node's own traffic, VRRP,
-    /// other ports, ICMP that is not an error about a VIP flow): `XDP_PASS`.
+    /// other ports, ICMP that is not an error about a VIP flow) or not
+    /// addressed to this host (a broadcast or multicast MAC): `XDP_PASS`.
     PassNotService,
     /// For a service, but no real can take it (all down, MAC unknown), and
     /// `CONFIG_PASS_NO_REAL` is set: `XDP_PASS`.

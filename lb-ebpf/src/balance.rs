@@ -308,6 +308,12 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     }
     let record = !follows && flood::admit(&cfg, now);
     let (real, mac) = pick(&svc, key, hash, now, record)?;
+    // The tuple's own way, found but no longer deciding (a SYN reopening a
+    // closed tuple, an idle flow, its real gone): the flow is decided anew,
+    // and nothing may keep the old decision.
+    if probe.found().is_some() && !follows {
+        forget_stale(pkt, &probe, record);
+    }
     let flags = if pkt.closing { FLOW_CLOSING } else { 0 };
     // Not recorded when the bucket is full (see `lb_common::flow_table`).
     let new_flow = record && probe.insert(key, hash, real, flags, now);
@@ -318,6 +324,21 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
         new_flow,
         untracked: !follows && !new_flow,
     })
+}
+
+/// Drops what still holds a flow's old decision when it is decided anew.
+/// The cache: a SYN, FIN or RST neither reads nor fills it (see `cache`),
+/// so a cached ACK of the old connection would send the new one's next
+/// packets to the old real (the refill of a packet that may use the cache
+/// overwrites its slot anyway). The way: when the new flow is not recorded
+/// (the flood guard), its later packets must follow the ring as the first
+/// did, not the old way; clearing the tuple's own way evicts nobody.
+#[inline(always)]
+fn forget_stale(pkt: &Packet, probe: &flows::Probe, record: bool) {
+    cache::forget(&pkt.key.words());
+    if !record {
+        probe.clear();
+    }
 }
 
 /// The decision of the packet's recorded flow, if it still decides (see

@@ -32,6 +32,10 @@
 //! fragments need `FRAGMENTS`. A SYN opens a flow, so it neither reads nor
 //! fills the cache: the slow path must record it anyway, a flow is cached from
 //! its second packet on, and a SYN flood cannot evict established flows.
+//! A SYN, FIN or RST whose tuple's recorded flow no longer decides (a closed
+//! tuple reopened, an idle flow, a real gone) clears the tuple's entry, which
+//! would otherwise keep the old connection's real for the new one
+//! (`balance::forget_stale`).
 
 use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey};
 
@@ -108,4 +112,16 @@ pub fn fill(entry: &mut FlowCacheEntry, pkt: &Packet, d: &Decision, epoch: u64) 
 #[inline(always)]
 pub fn invalidate(entry: &mut FlowCacheEntry) {
     entry.key.family = 0;
+}
+
+/// Invalidates this CPU's entry for the flow of key `w`, if it holds it.
+#[inline(always)]
+pub fn forget(w: &[u64; 5]) {
+    if let Some(entry) = slot(w) {
+        // SAFETY: this CPU's slot of a per-CPU map (see `balance::cached`).
+        let e = unsafe { &mut *entry };
+        if same_flow(w, e) {
+            invalidate(e);
+        }
+    }
 }

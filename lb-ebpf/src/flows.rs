@@ -225,6 +225,15 @@ impl Probe {
         })
     }
 
+    /// Empties the found way, if any: the flow is no longer recorded.
+    #[inline(always)]
+    pub fn clear(&self) {
+        if self.found < FLOW_WAYS {
+            // SAFETY: `found` < FLOW_WAYS, inside the tag line (see `insert`).
+            unsafe { write_volatile(self.bucket.tags.add(self.found), 0) };
+        }
+    }
+
     /// Records `key`'s flow on `real`: in its own slot (expired, closed, or
     /// its real gone), else in the first free one. `false`: the bucket is
     /// full, and the flow goes unrecorded.

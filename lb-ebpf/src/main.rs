@@ -108,12 +108,7 @@ fn try_balance<C: Frame>(ctx: &C) -> Result<Verdict, ()> {
 #[inline(always)]
 fn forward<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
     let Some(frame) = parse::plain_ipv4(ctx) else {
-        let reason = match forward_any(ctx) {
-            // tc: headers beyond the skb's linear part (`Frame::pull_headers`).
-            Reason::PassMalformed if ctx.pull_headers() => forward_any(ctx),
-            reason => reason,
-        };
-        return verdict_of(reason);
+        return verdict_of(forward_any(ctx));
     };
     if !balance::maybe_vip(&[frame.dst, 0, 0, 0]) {
         return Err(Reason::PassNotService);
@@ -171,7 +166,13 @@ fn forward_any<C: Frame>(ctx: &C) -> Reason {
 
 #[inline(always)]
 fn forward_packet<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
-    let mut pkt = parse::any_packet(ctx)?;
+    let mut pkt = match parse::any_packet(ctx) {
+        // tc: headers beyond the skb's linear part (`Frame::pull_headers`).
+        // Only the parse is tried again, so the verifier walks the rest of
+        // the slow path once, not once per try.
+        Err(Reason::PassMalformed) if ctx.pull_headers() => parse::any_packet(ctx)?,
+        parsed => parsed?,
+    };
     let d = balance::balance(&mut pkt)?;
     let reason = if pkt.icmp_error {
         Reason::ForwardedIcmpError

@@ -368,6 +368,8 @@ fn classify(f: &[u8]) -> Option<Class> {
         }
     }
     match et {
+        // A broadcast or multicast destination MAC: not for this host.
+        ETH_P_IP | ETH_P_IPV6 if f[0] & 1 != 0 => None,
         ETH_P_IP => ipv4(f, l3),
         ETH_P_IPV6 => ipv6(f, l3),
         _ => None,

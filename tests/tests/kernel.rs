@@ -728,9 +728,33 @@ fn kernel_table(hook: Hook) {
         p
     };
 
+    // Service traffic to a group (broadcast, multicast) MAC: not for this
+    // host; readdressed, that MAC would become the frame's source.
+    let to_mac = |f: &[u8], mac: [u8; 6]| patched(f, 0, &mac);
+
     let cases = vec![
         // Service traffic, forwarded with only the MACs changed.
         case("v4 tcp to vip", v4.clone(), Tx(R1)),
+        case(
+            "v4 tcp to vip, broadcast MAC",
+            to_mac(&v4, [0xff; 6]),
+            Pass(PassNotService),
+        ),
+        case(
+            "v4 tcp to vip, multicast MAC",
+            to_mac(&v4, [0x01, 0, 0x5e, 0, 0, 1]),
+            Pass(PassNotService),
+        ),
+        case(
+            "v4 tcp to vip, vlan-tagged, broadcast MAC",
+            to_mac(&tagged(&v4, &[vlan(ETH_P_8021Q, 10)]), [0xff; 6]),
+            Pass(PassNotService),
+        ),
+        case(
+            "v6 tcp to vip, multicast MAC",
+            to_mac(&v6, [0x33, 0x33, 0, 0, 0, 1]),
+            Pass(PassNotService),
+        ),
         case("v4 udp to vip", udp_frame(c4, 40000, vip4, 53), Tx(R_UDP4)),
         case("v6 tcp to vip", v6.clone(), Tx(R_TCP6)),
         case("v6 udp to vip", udp_frame(c6, 40000, vip6, 53), Tx(R_UDP6)),
@@ -2040,6 +2064,71 @@ fn syn_reopens_a_closed_tuple_root() {
     assert_eq!(lb.counters(maps::SERVICE_STATS, 2).new_flows, 1);
 }
 
+/// A tuple reopened after its connection closed goes where the ring sends
+/// the new connection, packet after packet: no state of the old connection
+/// (the per-CPU cache's entry, the closed way) keeps its real.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_reopened_tuple_keeps_nothing_of_the_old_connection_root() {
+    pin_to_current_cpu();
+    // The ring names real 1; the old connections were on real 2.
+    let mut lb = stateful_world(2, 0, |_| R1);
+    let (c4, vip4): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
+    let key = |p| flow_key(c4, p, vip4, 80, PROTO_TCP);
+    let on_real2 = |flags| Binding {
+        real: R2,
+        flags,
+        last_seen_ns: coarse_now_ns(),
+    };
+    lb.set_flow(key(300), on_real2(0));
+    lb.check_all(&[
+        case(
+            "ACK of the old connection: its real (and now cached)",
+            tcp_frame(c4, 300, vip4, 80, TCP_ACK),
+            Expect::Tx(R2),
+        ),
+        case(
+            "its FIN",
+            tcp_frame(c4, 300, vip4, 80, TCP_FIN | TCP_ACK),
+            Expect::Tx(R2),
+        ),
+        case(
+            "SYN of a new connection on the tuple: the ring's real",
+            tcp_frame(c4, 300, vip4, 80, TCP_SYN),
+            Expect::Tx(R1),
+        ),
+        case(
+            "its ACK: the new connection's real, not the cached one",
+            tcp_frame(c4, 300, vip4, 80, TCP_ACK),
+            Expect::Tx(R1),
+        ),
+    ]);
+
+    // Above the flood guard's rate the new connection is not recorded: the
+    // closed way must not decide its later packets either.
+    lb.set_config(flood_guard(1, 1));
+    lb.check(&case(
+        "the one new flow the burst admits",
+        tcp_frame(c4, 400, vip4, 80, TCP_SYN),
+        Expect::Tx(R1),
+    ))
+    .unwrap();
+    lb.set_flow(key(301), on_real2(FLOW_CLOSING));
+    lb.check_all(&[
+        case(
+            "SYN on the closed tuple, above the rate: the ring's real, untracked",
+            tcp_frame(c4, 301, vip4, 80, TCP_SYN),
+            Expect::UntrackedTx(R1),
+        ),
+        case(
+            "its ACK: the ring's real again, not the closed way's",
+            tcp_frame(c4, 301, vip4, 80, TCP_ACK),
+            Expect::UntrackedTx(R1),
+        ),
+    ]);
+    assert_eq!(lb.flow(&key(301)), None, "the closed way is gone");
+}
+
 #[test]
 #[ignore = "needs root: run by `cargo xtask test`"]
 fn no_new_real_keeps_flows_but_takes_no_new_ones_root() {
@@ -2282,4 +2371,29 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
     assert_eq!(lb.reason(Reason::Forwarded).packets, 1);
     assert_eq!(lb.reason(Reason::PassNotService).packets, 1);
     assert_eq!(lb.reason(Reason::PassMalformed).packets, 0);
+}
+
+/// The verifier walks every path of a program up to a million instructions
+/// and then refuses it: a change that nears the limit is caught here, while
+/// there is room to restructure, not when the program no longer loads.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn the_programs_verify_with_room_to_spare_root() {
+    const LIMIT: u32 = 1_000_000;
+    for hook in [Hook::Xdp, Hook::Tc] {
+        let lb = Lb::load_hook(hook);
+        let name = hook.program();
+        let prog = lb.ebpf.program(name).expect("the program");
+        let walked = prog
+            .info()
+            .expect("the program's info")
+            .verified_instruction_count()
+            .expect("a kernel that reports verified instructions");
+        println!("{name}: {walked} instructions verified of {LIMIT}");
+        assert!(
+            walked < LIMIT / 4 * 3,
+            "{name}: the verifier walked {walked} instructions, over three quarters of its \
+             limit of {LIMIT}"
+        );
+    }
 }
