@@ -1101,17 +1101,44 @@ pub fn vrrp_instance(
         i.auth = None;
     }
     advert_int(&mut i, &n.at, d);
-    if !i.preempt && i.initial_state == InitialState::Master {
-        // keepalived.conf(5), nopreempt: "the initial state of this entry must be BACKUP".
-        d.warn(
-            &n.at,
-            format!(
-                "vrrp_instance {}: nopreempt only holds with state BACKUP; this node still starts as MASTER",
-                i.name
-            ),
-        );
-    }
+    preemption(&mut i, &n.at, d);
     Some(i)
+}
+
+/// keepalived's rules for settings that cannot hold together, each cleared
+/// with a warning as keepalived clears it (vrrp.c, `vrrp_complete_instance`):
+/// the address owner always preempts; an instance that starts as MASTER
+/// neither waits (`nopreempt`) nor delays (`preempt_delay`); a delay means
+/// nothing without preemption.
+fn preemption(i: &mut VrrpInstance, at: &Location, d: &mut Diagnostics) {
+    let name = i.name.clone();
+    let mut clear = |what: &str, why: &str| {
+        d.warn(
+            at,
+            format!("vrrp_instance {name}: {what} {why}; cleared, as keepalived does"),
+        )
+    };
+    if !i.preempt && i.priority == 255 {
+        clear(
+            "nopreempt",
+            "does not hold for the address owner (priority 255)",
+        );
+        i.preempt = true;
+    }
+    if i.initial_state == InitialState::Master {
+        if !i.preempt {
+            clear("nopreempt", "does not hold with state MASTER");
+            i.preempt = true;
+        }
+        if !i.preempt_delay.is_zero() {
+            clear("preempt_delay", "does not hold with state MASTER");
+            i.preempt_delay = Duration::ZERO;
+        }
+    }
+    if !i.preempt && !i.preempt_delay.is_zero() {
+        clear("preempt_delay", "means nothing with nopreempt");
+        i.preempt_delay = Duration::ZERO;
+    }
 }
 
 /// How a master answers other priorities, by keepalived's rules: unset in

@@ -261,8 +261,14 @@ fn vrrp_strict_applies_keepalived_refusals() {
         [
             "k.conf:4: error: vrrp_instance V: unicast_peer is not allowed with vrrp_strict (set at k.conf:2)",
             "k.conf:4: error: vrrp_instance V: authentication is not allowed with vrrp_strict (set at k.conf:2)",
-            "k.conf:4: error: vrrp_instance V: preempt_delay is not allowed with vrrp_strict (set at k.conf:2)",
             "k.conf:4: error: vrrp_instance V: state MASTER with a priority other than 255 is not allowed with vrrp_strict (set at k.conf:2)",
+        ],
+        "preempt_delay is cleared by state MASTER before vrrp_strict sees it (keepalived's order)"
+    );
+    assert_eq!(
+        errors(&strict(" preempt_delay 5\n")),
+        [
+            "k.conf:4: error: vrrp_instance V: preempt_delay is not allowed with vrrp_strict (set at k.conf:2)"
         ]
     );
     // Without vrrp_strict the same instance is fine.

@@ -210,6 +210,50 @@ fn vip_options_never_dropped_silently() {
 }
 
 #[test]
+fn preemption_settings_that_cannot_hold_are_cleared_as_keepalived_does() {
+    let parse = |body: &str| {
+        let l = ok(&instance(body));
+        let i = &l.config.vrrp_instances[0];
+        ((i.preempt, i.preempt_delay), warnings(&l))
+    };
+    let cleared = |what: &str, why: &str| {
+        format!("k.conf:1: warning: vrrp_instance V: {what} {why}; cleared, as keepalived does")
+    };
+    assert_eq!(
+        parse(" state MASTER\n nopreempt\n preempt_delay 30\n"),
+        (
+            (true, Duration::ZERO),
+            vec![
+                cleared("nopreempt", "does not hold with state MASTER"),
+                cleared("preempt_delay", "does not hold with state MASTER"),
+            ]
+        )
+    );
+    assert_eq!(
+        parse(" state BACKUP\n priority 255\n nopreempt\n"),
+        (
+            (true, Duration::ZERO),
+            vec![cleared(
+                "nopreempt",
+                "does not hold for the address owner (priority 255)"
+            )]
+        )
+    );
+    assert_eq!(
+        parse(" state BACKUP\n nopreempt\n preempt_delay 30\n"),
+        (
+            (false, Duration::ZERO),
+            vec![cleared("preempt_delay", "means nothing with nopreempt")]
+        )
+    );
+    assert_eq!(
+        parse(" state BACKUP\n preempt_delay 30\n"),
+        ((true, Duration::from_secs(30)), vec![]),
+        "a delay with preemption stays"
+    );
+}
+
+#[test]
 fn warnings_about_values_read_differently() {
     let l = ok(&format!(
         "{}virtual_server 10.0.0.1 80 {{\n real_server 10.0.0.2 8080 {{\n  inhibit_on_failure yes\n }}\n}}\n",
@@ -228,7 +272,7 @@ fn warnings_about_values_read_differently() {
         [
             "k.conf:1: warning: vrrp_instance V: VRRPv3 has no authentication; ignored",
             "k.conf:1: warning: vrrp_instance V: advert_int 0.015 read as 0.02 (VRRPv3 counts centiseconds)",
-            "k.conf:1: warning: vrrp_instance V: nopreempt only holds with state BACKUP; this node still starts as MASTER",
+            "k.conf:1: warning: vrrp_instance V: nopreempt does not hold with state MASTER; cleared, as keepalived does",
             "k.conf:13: warning: auth_pass is longer than 8 characters: only the first 8 are used, as keepalived does",
             "k.conf:15: warning: priority: extra values after \"90\" ignored",
             "k.conf:18: warning: real_server 10.0.0.2 8080: port differs from the virtual_server's 80; direct routing keeps port 80",
