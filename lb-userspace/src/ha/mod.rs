@@ -54,15 +54,15 @@ use crate::{
     },
 };
 
-/// Extra wait beyond the longest Master_Down_Interval for the handover.
+/// Extra wait beyond the longest handover.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(1);
 
 struct Running {
     inputs: mpsc::UnboundedSender<Input>,
     task: JoinHandle<()>,
     status: instance::SharedStatus,
-    /// Master_Down_Interval: the handover's upper bound.
-    down_interval: Duration,
+    /// The handover's upper bound (`Fsm::longest_handover`).
+    longest_handover: Duration,
 }
 
 /// The VRRP instances of one daemon.
@@ -615,7 +615,7 @@ impl Ha {
         let managed: Vec<Vip> = vips.into_iter().chain(excluded).collect();
         let announcer = Announcer::new(&managed, garps, owner)?;
         let fsm = Fsm::new(fsm_config(inst, src, group.is_some())?);
-        let down_interval = fsm.master_down_interval();
+        let longest_handover = fsm.longest_handover();
         let auth = match (&inst.auth, fsm.config().version) {
             (Some(config::Auth::Pass(p)), Version::V2) => Auth::pass(p),
             _ => Auth::None,
@@ -669,17 +669,17 @@ impl Ha {
             inputs: tx,
             task,
             status,
-            down_interval,
+            longest_handover,
         })
     }
 
     /// Planned handover; returns when every instance has stopped, or after
-    /// the longest Master_Down_Interval plus a second.
+    /// the longest handover (`Fsm::longest_handover`) plus a second.
     pub async fn shutdown(self) {
         let bound = self
             .running
             .iter()
-            .map(|r| r.down_interval)
+            .map(|r| r.longest_handover)
             .max()
             .unwrap_or_default()
             + SHUTDOWN_SLACK;

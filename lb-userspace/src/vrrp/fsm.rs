@@ -273,6 +273,19 @@ impl Fsm {
         self.master_adver_int * self.cfg.down_timer_adverts.max(1) + self.skew_time()
     }
 
+    /// The longest a planned handover (`Shutdown` as master) may wait: the
+    /// Master_Down_Interval of a master (its own advert interval) at the
+    /// lowest priority tracking can leave it, since the effective priority,
+    /// not the configured one, sets the skew.
+    pub fn longest_handover(&self) -> Duration {
+        let interval = self.cfg.advert_int;
+        let skew = match self.cfg.version {
+            Version::V2 => Duration::from_secs(1),
+            Version::V3 => interval,
+        };
+        interval * self.cfg.down_timer_adverts.max(1) + skew
+    }
+
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         match input {

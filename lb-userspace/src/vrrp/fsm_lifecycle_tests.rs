@@ -476,3 +476,36 @@ fn sync_member_waits_for_group() {
     assert_eq!(fsm.handle(t.at(at + 4), FaultChanged(false)).len(), 3);
     assert_eq!(fsm.state(), State::Backup);
 }
+
+#[test]
+fn the_longest_handover_bounds_it_at_any_effective_priority() {
+    for version in [Version::V2, Version::V3] {
+        let mut c = FsmConfig::new(version, 51, 254, super::tests::ME);
+        c.advert_int = Duration::from_secs(10);
+        let bound = Fsm::new(c.clone()).longest_handover();
+        for effective in [1, 100, 254] {
+            // A master whose tracking lowered it to `effective`: its
+            // handover waits the Master_Down_Interval at that priority.
+            let mut fsm = Fsm::new(c.clone());
+            let t = t();
+            fsm.handle(t.0, FaultChanged(false));
+            fsm.handle(t.0, Startup);
+            fsm.handle(t.at(40_000_000), TimerFired(MasterDown));
+            assert_eq!(fsm.state(), State::Master, "{version:?}");
+            fsm.handle(t.at(40_000_001), PriorityChanged(effective));
+            let at = t.at(40_000_002);
+            let handover = fsm.handle(at, Shutdown).into_iter().find_map(|a| match a {
+                ArmTimer {
+                    kind: Handover,
+                    at: until,
+                } => Some(until - at),
+                _ => None,
+            });
+            let handover = handover.expect("a master hands over");
+            assert!(
+                handover <= bound,
+                "{version:?} at priority {effective}: {handover:?} beyond {bound:?}"
+            );
+        }
+    }
+}
