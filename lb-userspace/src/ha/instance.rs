@@ -233,9 +233,21 @@ impl Instance {
                 self.status().adverts_received += 1;
                 let learnt = self.fsm.master_adver_int();
                 let learnable = self.fsm.interval_acceptable(advert.advert_int);
-                if self.fsm.state() == State::Backup && advert.advert_int != learnt && learnable {
-                    // keepalived's v3 log line, once per change; refused
-                    // intervals are logged (rate-limited) as discards.
+                if !learnable {
+                    // Learnt as the nearest bound (`vrrp::fsm::LEARN_*`).
+                    let n = self.count_bad("interval_out_of_bounds");
+                    if n.is_power_of_two() {
+                        warn!(
+                            "{}: advert interval {} ms from {} is beyond half or twice ours ({} ms): \
+                             taken as the nearest of those ({n} so far)",
+                            self.name,
+                            advert.advert_int.as_millis(),
+                            meta.src,
+                            cfg.advert_int.as_millis()
+                        );
+                    }
+                } else if self.fsm.state() == State::Backup && advert.advert_int != learnt {
+                    // keepalived's v3 log line, once per change.
                     info!(
                         "({}) advertisement interval mismatch: mine={} milli-sec, rcved={} milli-sec",
                         self.name,

@@ -25,9 +25,11 @@ pub const PRIO_STOP: u8 = 0;
 /// interval) or shrink it to 30 ms (flapping). At no less than half our
 /// interval, 3 × Master_Adver_Interval stays above one of our intervals, so a
 /// master advertising as configured is never timed out; at no more than
-/// twice, a spoofed advert at most doubles the failover time. Peers that
-/// really differ by more are misconfigured; their adverts are refused and
-/// counted (keepalived only logs the mismatch).
+/// twice, a spoofed advert at most doubles the failover time. An interval
+/// beyond is learnt as the nearest bound, its advert otherwise taken as any
+/// other (the daemon counts and logs it; keepalived only logs it): peers
+/// that differ by more are misconfigured, and refusing their adverts made
+/// both nodes master for good.
 pub const LEARN_MIN_DIVISOR: u32 = 2;
 pub const LEARN_MAX_FACTOR: u32 = 2;
 
@@ -125,8 +127,6 @@ pub enum Discard {
     /// RFC 3768, RFC 5798 and RFC 9568 say and keepalived 2.3.3 can be told
     /// to: a spoofed priority-255 advert cannot make it step down.
     Owner,
-    /// A v3 interval outside the bounds above (`LEARN_*`).
-    IntervalOutOfBounds,
     /// A lower-priority advert within one advert interval of the last one
     /// answered (advert, gratuitous batch and notify are not repeated).
     LowerPrioRateLimited,
@@ -137,7 +137,6 @@ impl Discard {
     pub fn reason(self) -> &'static str {
         match self {
             Discard::Owner => "owner_discards",
-            Discard::IntervalOutOfBounds => "interval_out_of_bounds",
             Discard::LowerPrioRateLimited => "lower_prio_rate_limited",
         }
     }
@@ -458,14 +457,17 @@ impl Fsm {
     }
 
     fn learn_interval(&mut self, max_advert_int: Duration) {
-        // RFC 5798 §6.4.2: Master_Adver_Interval := the advert's interval.
+        // RFC 5798 §6.4.2: Master_Adver_Interval := the advert's interval,
+        // within the bounds (`LEARN_*`).
         if self.cfg.version == Version::V3 && !max_advert_int.is_zero() {
-            self.master_adver_int = max_advert_int;
+            let ours = self.cfg.advert_int;
+            self.master_adver_int =
+                max_advert_int.clamp(ours / LEARN_MIN_DIVISOR, ours * LEARN_MAX_FACTOR);
         }
     }
 
-    /// Whether a v3 advert's interval may be learnt (see `LEARN_*`); v2
-    /// intervals were matched against ours by the codec (RFC 3768 §7.1).
+    /// Whether a v3 advert's interval is learnt as it is (see `LEARN_*`);
+    /// v2 intervals were matched against ours by the codec (RFC 3768 §7.1).
     pub fn interval_acceptable(&self, int: Duration) -> bool {
         let ours = self.cfg.advert_int;
         self.cfg.version == Version::V2
@@ -487,9 +489,6 @@ impl Fsm {
                 if prio != PRIO_STOP {
                     self.finish_stop(out);
                 }
-            }
-            State::Backup | State::Master if !self.interval_acceptable(int) => {
-                out.push(Action::Discarded(Discard::IntervalOutOfBounds));
             }
             // As Backup (after a fault) the owner takes over when its
             // master-down timer runs out, whatever others advertise.
