@@ -298,6 +298,15 @@ impl State {
             e.service.2,
             SocketAddr::new(e.service.0, e.service.1)
         );
+        if !self.checks.sent(&e) {
+            // Queued by the checks a reload replaced: the new ones started
+            // from the table's state and report only changes from it.
+            info!(
+                "real {rid} of {service}: {} from the checks before the reload ignored",
+                if e.up { "UP" } else { "DOWN" }
+            );
+            return;
+        }
         let was_up = self
             .table
             .services

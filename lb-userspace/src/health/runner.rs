@@ -9,7 +9,10 @@ use std::{
     collections::{HashMap, HashSet},
     hash::{BuildHasher as _, Hasher as _},
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -58,6 +61,8 @@ pub struct HealthEvent {
     pub detected_in: Option<Duration>,
     /// When the decision was taken: the daemon measures the time to the maps.
     pub decided_at: Instant,
+    /// The `Runner` that sent it (`Runner::sent`).
+    pub generation: u64,
 }
 
 /// What one attempt of every check of a real found.
@@ -104,6 +109,7 @@ pub struct LocalErrorCount {
 pub type LocalErrors = Arc<Mutex<HashMap<(ServiceId, RealId), LocalErrorCount>>>;
 
 struct Shared {
+    generation: u64,
     events: mpsc::Sender<HealthEvent>,
     addresses: Addresses,
     latencies: Latencies,
@@ -206,6 +212,7 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
                 reason: why.clone(),
                 detected_in: None,
                 decided_at: now,
+                generation: shared.generation,
             })
             .await
         {
@@ -278,6 +285,7 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
                 reason: reason.clone(),
                 detected_in: step.detected_in,
                 decided_at: now,
+                generation: shared.generation,
             })
             .await
         {
@@ -287,8 +295,13 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
     }
 }
 
+/// Numbers each `Runner`, so that the events of one a reload replaced,
+/// still queued, are told from the new one's.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// The running checks; dropping it stops them all.
 pub struct Runner {
+    generation: u64,
     tasks: Vec<JoinHandle<()>>,
     latencies: Latencies,
     local_errors: LocalErrors,
@@ -301,6 +314,7 @@ impl Runner {
         addresses: Addresses,
     ) -> Self {
         let shared = Arc::new(Shared {
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             events,
             addresses,
             latencies: Latencies::default(),
@@ -311,10 +325,17 @@ impl Runner {
             .map(|(s, services)| tokio::spawn(watch(s, services, shared.clone())))
             .collect();
         Self {
+            generation: shared.generation,
             tasks,
             latencies: shared.latencies.clone(),
             local_errors: shared.local_errors.clone(),
         }
+    }
+
+    /// Whether these checks sent `e`: aborting a runner leaves its last
+    /// events in the channel, and they are older than the new checks' start.
+    pub fn sent(&self, e: &HealthEvent) -> bool {
+        e.generation == self.generation
     }
 
     /// The duration of each real's last attempt, kept up to date.
@@ -459,6 +480,20 @@ mod tests {
             .await
             .expect("no event within 2 s")
             .expect("channel closed")
+    }
+
+    #[tokio::test]
+    async fn a_replaced_runners_queued_events_are_not_the_new_ones() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let old = Runner::spawn(vec![spec(6, "exit 1", 500)], tx.clone(), nowhere());
+        let queued = next(&mut rx).await;
+        // A reload: the old checks stop, the new ones start.
+        drop(old);
+        let current = Runner::spawn(vec![spec(6, "exit 1", 500)], tx, nowhere());
+        let fresh = next(&mut rx).await;
+        assert_eq!((queued.up, fresh.up), (false, false));
+        assert!(!current.sent(&queued), "the replaced runner's event");
+        assert!(current.sent(&fresh), "the current runner's event");
     }
 
     #[tokio::test]
