@@ -13,7 +13,7 @@
 pub mod quorum;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     net::{IpAddr, SocketAddr},
 };
 
@@ -223,6 +223,18 @@ fn service_of(vs: &VirtualServer) -> Service {
     service
 }
 
+/// The reals `config` gives checks to.
+fn checked_reals(config: &Config) -> HashSet<(ServiceId, RealId)> {
+    let mut checked = HashSet::new();
+    for vs in &config.virtual_servers {
+        let sid = (vs.addr, vs.port, vs.protocol.into());
+        for r in vs.reals.iter().filter(|r| !r.checks.is_empty()) {
+            checked.insert((sid, (r.addr, r.port)));
+        }
+    }
+    checked
+}
+
 /// Every service, keyed as the data plane keys them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
@@ -275,9 +287,11 @@ impl Table {
     }
 
     /// Replaces the table by the configuration's. Services and reals that stay
-    /// keep their health; every runtime change is dropped and reported.
+    /// keep their health (a real left without checks is up, as at a fresh
+    /// start); every runtime change is dropped and reported.
     pub fn reload(&mut self, config: &Config) -> Vec<String> {
         let mut next = Self::from_config(config);
+        let checked = checked_reals(config);
         let mut overridden = Vec::new();
         for (id, old) in &self.services {
             let name = format!("{} {}", old.proto, SocketAddr::new(old.vip, old.port));
@@ -304,8 +318,14 @@ impl Table {
             if let Some(new) = new {
                 // The state carries over; the new settings may change it below.
                 new.quorum_up = old.quorum_up;
+                // Only a real still checked keeps its health: with no check
+                // left, nothing would bring a failed one back up.
                 for (rid, real) in new.reals.iter_mut() {
-                    if let Some(old_real) = old.reals.get(rid) {
+                    if let Some(old_real) = old
+                        .reals
+                        .get(rid)
+                        .filter(|_| checked.contains(&(*id, *rid)))
+                    {
                         real.healthy = old_real.healthy;
                         real.check_weight = old_real.check_weight;
                         real.last_check = old_real.last_check.clone();
@@ -571,9 +591,11 @@ mod tests {
         );
     }
 
+    const TWO_CHECKED: &str = "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  weight 1\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.12 80 {\n  weight 3\n  TCP_CHECK {\n  }\n }\n}\n";
+
     #[test]
     fn reload_keeps_health_of_reals_that_stay() {
-        let mut t = table(TWO_REALS);
+        let mut t = table(TWO_CHECKED);
         assert!(t.set_health(
             &id(),
             &(ip("10.0.0.11"), 80),
@@ -581,7 +603,7 @@ mod tests {
             None,
             "connection refused".into()
         ));
-        let changed = TWO_REALS.replace("weight 3", "weight 5");
+        let changed = TWO_CHECKED.replace("weight 3", "weight 5");
         t.reload(&parse_str(&changed, Path::new("t.conf")).unwrap().config);
         assert_eq!(weights(&t), [(1, false), (5, true)]);
         assert_eq!(
@@ -589,6 +611,21 @@ mod tests {
                 .last_check
                 .as_deref(),
             Some("connection refused")
+        );
+    }
+
+    #[test]
+    fn a_real_whose_checks_a_reload_removes_is_up_as_at_a_fresh_start() {
+        let mut t = table(TWO_CHECKED);
+        let r = (ip("10.0.0.11"), 80);
+        assert!(t.set_health(&id(), &r, false, None, "connection refused".into()));
+        assert!(t.set_health(&id(), &r, false, Some(9), "script exit 9".into()));
+        t.reload(&parse_str(TWO_REALS, Path::new("t.conf")).unwrap().config);
+        assert_eq!(weights(&t), [(1, true), (3, true)], "no check to wait for");
+        let real = &t.services[&id()].reals[&r];
+        assert_eq!(
+            (real.check_weight, real.last_check.as_deref()),
+            (None, None)
         );
     }
 
@@ -654,7 +691,7 @@ mod tests {
         assert_eq!(addrs(&t), [ip("10.0.0.11")]);
     }
 
-    const QUORUM: &str = "virtual_server 10.0.0.100 80 {\n quorum 4\n hysteresis 1\n quorum_up \"/bin/up 'a b'\"\n quorum_down /bin/down\n sorry_server 10.0.0.99 80\n real_server 10.0.0.11 80 {\n  weight 2\n }\n real_server 10.0.0.12 80 {\n  weight 3\n }\n}\n";
+    const QUORUM: &str = "virtual_server 10.0.0.100 80 {\n quorum 4\n hysteresis 1\n quorum_up \"/bin/up 'a b'\"\n quorum_down /bin/down\n sorry_server 10.0.0.99 80\n real_server 10.0.0.11 80 {\n  weight 2\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.12 80 {\n  weight 3\n  TCP_CHECK {\n  }\n }\n}\n";
 
     fn up(t: &Table) -> bool {
         t.services[&id()].quorum_up
