@@ -202,8 +202,8 @@ fn service_of(vs: &VirtualServer) -> Service {
                     runtime_weight: None,
                     check_weight: None,
                     // keepalived's `alpha`: start down until the first
-                    // success; a real no check watches has none to wait for.
-                    healthy: !vs.alpha || r.checks.is_empty(),
+                    // success (the checks start from this state).
+                    healthy: !r.starts_down(vs.alpha),
                     inhibit_on_failure: r.inhibit_on_failure,
                     last_check: None,
                     runtime: false,
@@ -797,6 +797,20 @@ mod tests {
             weights(&t),
             [(1, false), (1, true)],
             "no check, so never down forever"
+        );
+    }
+
+    #[test]
+    fn a_real_or_checker_alpha_starts_its_real_down_under_a_virtual_server_without() {
+        let t = table(
+            "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  alpha\n  TCP_CHECK {\n  }\n }\n \
+             real_server 10.0.0.12 80 {\n  TCP_CHECK {\n   alpha\n  }\n }\n \
+             real_server 10.0.0.13 80 {\n  alpha\n  TCP_CHECK {\n   alpha no\n  }\n }\n}\n",
+        );
+        assert_eq!(
+            weights(&t),
+            [(1, false), (1, false), (1, true)],
+            "the real's alpha, the checker's, the checker's `alpha no` over the real's"
         );
     }
 

@@ -464,6 +464,22 @@ pub struct RealServer {
     pub location: Location,
 }
 
+impl RealServer {
+    /// keepalived's `alpha`: whether the real starts down, until its checks
+    /// pass. Each checker's own setting decides for it, else the real's,
+    /// else the virtual server's (`vs_alpha`); one alpha checker starts the
+    /// real down, as its failed check would. A FILE_CHECK reads its state
+    /// at once (keepalived clears its alpha), and a real with no checker
+    /// has nothing to wait for.
+    pub fn starts_down(&self, vs_alpha: bool) -> bool {
+        let alpha = self.alpha.unwrap_or(vs_alpha);
+        self.checks
+            .iter()
+            .filter_map(HealthCheck::timing)
+            .any(|t| t.alpha.unwrap_or(alpha))
+    }
+}
+
 /// One checker of a real server, named after its keepalived block; JSON:
 /// the check's fields plus `"type": "TCP_CHECK" | "HTTP_GET" | "SSL_GET" |
 /// "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK" | "DNS_CHECK" | "SMTP_CHECK"`.

@@ -177,8 +177,8 @@ pub fn spec_for(
 
 /// The timing of a real's checks, which run together: keepalived's
 /// defaults (checker, else real, else virtual server) per check, then the
-/// strictest of them decides (the most retries, the shortest delays), and
-/// one alpha check starts the real down, as its failed check would.
+/// strictest of them decides (the most retries, the shortest delays);
+/// `alpha` as `RealServer::starts_down` resolves it.
 #[derive(Debug, PartialEq)]
 struct Fold {
     retry: u32,
@@ -191,20 +191,18 @@ struct Fold {
 impl Fold {
     fn of(vs: &VirtualServer, real: &RealServer) -> Self {
         let delay_loop = real.delay_loop.unwrap_or(vs.delay_loop);
-        let alpha = real.alpha.unwrap_or(vs.alpha);
         let mut fold = Fold {
             retry: 0,
             delay_before_retry: delay_loop,
             delay_loop,
             warmup: Duration::MAX,
-            alpha,
+            alpha: real.starts_down(vs.alpha),
         };
         for t in real.checks.iter().filter_map(HealthCheck::timing) {
             fold.retry = fold.retry.max(t.retry);
             fold.delay_before_retry = fold.delay_before_retry.min(t.delay_before_retry);
             fold.delay_loop = fold.delay_loop.min(t.delay_loop.unwrap_or(delay_loop));
             fold.warmup = fold.warmup.min(t.warmup.unwrap_or_default());
-            fold.alpha |= t.alpha.unwrap_or(alpha);
         }
         if fold.warmup == Duration::MAX {
             fold.warmup = Duration::ZERO;
@@ -311,6 +309,12 @@ mod tests {
              TCP_CHECK {\n  }\n  TCP_CHECK {\n   alpha\n  }\n }\n}\n",
         );
         assert!(f.alpha);
+        // A checker's own `alpha no` outweighs its real's alpha.
+        let f = fold(
+            "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  alpha\n  \
+             TCP_CHECK {\n   alpha no\n  }\n }\n}\n",
+        );
+        assert!(!f.alpha);
         assert_eq!(
             f.warmup,
             Duration::ZERO,
