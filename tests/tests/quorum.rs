@@ -1,7 +1,8 @@
 //! End to end in network namespaces (root): a virtual server's `quorum`
 //! follows its healthy reals' weights, runs `quorum_down` and `quorum_up` on
 //! the transitions (what operators use to withdraw and announce a VIP by BGP)
-//! and shows in `ctl status` and the metrics.
+//! and shows in `ctl status` and the metrics; a reload that changes the
+//! quorum runs the scripts it brings.
 
 use std::time::Duration;
 
@@ -79,4 +80,39 @@ fn quorum_scripts_run_on_transitions_root() {
     let metrics = lab.metrics(0).expect("metrics");
     let line = format!("xdpvs_service_quorum_up{{protocol=\"TCP\",vip=\"{VIP}\",port=\"80\"}} 1");
     assert!(metrics.lines().any(|l| l == line), "{metrics}");
+}
+
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn a_reload_that_loses_quorum_runs_the_quorum_down_it_adds_root() {
+    let mut lab = DrLab::build("qr", 1, 1).expect("building the lab");
+    let events = lab.lab.dir.join("quorum-events");
+    let config = |extra: &str| {
+        format!(
+            "virtual_server {VIP} 80 {{\n  delay_loop 0.3\n  lb_kind DR\n  protocol TCP\n{extra}  \
+             real_server {} 80 {{\n    weight 2\n    TCP_CHECK {{\n      connect_timeout 1\n    \
+             }}\n  }}\n}}\n",
+            real_addr(0)
+        )
+    };
+    lab.start_xdpvs(0, &config(""), "generic")
+        .expect("starting xdpvs");
+    // Weight 2 under quorum 3: the reload itself loses the quorum, and the
+    // script is the reload's own.
+    let down = format!(
+        "  quorum 3\n  quorum_down \"/bin/sh -c 'echo down >> {}'\"\n",
+        events.display()
+    );
+    std::fs::write(lab.lab.dir.join("xdpvs-lb1.conf"), config(&down)).expect("rewrite config");
+    lab.ctl(0, &["reload"]).expect("ctl reload");
+    wait_for(Duration::from_secs(10), || {
+        match std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .as_str()
+        {
+            "down\n" => Ok(()),
+            other => anyhow::bail!("events so far: {other:?}"),
+        }
+    })
+    .expect("quorum_down ran once");
 }

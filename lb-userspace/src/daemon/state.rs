@@ -64,17 +64,62 @@ pub struct State {
     lvs_timeouts: crate::config::LvsTimeouts,
     /// Runs `quorum_up` / `quorum_down` and the reals' `notify_up` / `notify_down`.
     scripts: Notifier,
-    /// Those scripts as the configuration in force has them, checked and
-    /// resolved by the script runner (a refused one is absent).
-    notify_scripts: HashMap<String, Script>,
-    /// Each real's `notify_up` and `notify_down` lines.
-    real_notify: HashMap<(ServiceId, RealId), (Option<String>, Option<String>)>,
-    /// The `omega` services' `quorum_down` lines, run at shutdown.
-    omega: Vec<(ServiceId, Option<String>)>,
+    /// Those scripts as the configuration in force has them.
+    notifies: Notifies,
     /// The host's addresses, for `ha_suspend`.
     addresses: Addresses,
     /// `smtp_alert` mails of the reals' and services' changes.
     pub alerts: crate::alert::Alerts,
+}
+
+/// The scripts run on a change, as one configuration has them.
+#[derive(Default)]
+struct Notifies {
+    /// Every line below, checked and resolved by the script runner (a
+    /// refused one is absent).
+    scripts: HashMap<String, Script>,
+    /// Each real's `notify_up` and `notify_down` lines.
+    reals: HashMap<(ServiceId, RealId), (Option<String>, Option<String>)>,
+    /// The `omega` services' `quorum_down` lines, run at shutdown.
+    omega: Vec<(ServiceId, Option<String>)>,
+}
+
+impl Notifies {
+    /// `config`'s quorum and real scripts, each line checked once.
+    fn prepare(config: &Config, preparer: &mut Preparer<'_>) -> Self {
+        let mut notifies = Self::default();
+        // A virtual_server group is one virtual server to keepalived: its
+        // reals' scripts and its omega run once, for its first member.
+        let mut groups = std::collections::HashSet::new();
+        for vs in &config.virtual_servers {
+            let sid = (vs.addr, vs.port, vs.protocol.into());
+            let first = vs.group.as_ref().is_none_or(|g| groups.insert(g.as_str()));
+            if vs.omega && first {
+                notifies.omega.push((sid, vs.quorum.down_script.clone()));
+            }
+            let reals = vs.reals.iter().filter(|_| first).map(|r| {
+                notifies.reals.insert(
+                    (sid, (r.addr, r.port)),
+                    (r.notify_up.clone(), r.notify_down.clone()),
+                );
+                (&r.location, [&r.notify_up, &r.notify_down])
+            });
+            let lines: Vec<_> =
+                std::iter::once((&vs.location, [&vs.quorum.up_script, &vs.quorum.down_script]))
+                    .chain(reals)
+                    .collect();
+            for (at, pair) in lines {
+                for line in pair.into_iter().flatten() {
+                    if !notifies.scripts.contains_key(line)
+                        && let Some(script) = preparer.prepare(Kind::Notify, line, None, at)
+                    {
+                        notifies.scripts.insert(line.clone(), script);
+                    }
+                }
+            }
+        }
+        notifies
+    }
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -119,9 +164,7 @@ impl State {
             reloaded_at: Instant::now(),
             lvs_timeouts: config.global.lvs_timeouts,
             scripts: Notifier::spawn().0,
-            notify_scripts: HashMap::new(),
-            real_notify: HashMap::new(),
-            omega: Vec::new(),
+            notifies: Notifies::default(),
             addresses: addresses.clone(),
             alerts: crate::alert::Alerts::default(),
             maps,
@@ -132,9 +175,13 @@ impl State {
             checks: Runner::spawn(Vec::new(), health_events.clone(), addresses),
             health_events,
         };
+        let mut preparer = Preparer::new(config, &RealFs);
+        // Before `apply`, whose quorum changes run them.
+        state.notifies = Notifies::prepare(config, &mut preparer);
         let writes = state.apply().context("filling the data plane")?;
         info!("configuration in the data plane: {writes} map writes");
-        let specs = state.check_specs(config);
+        let specs = state.check_specs(config, &mut preparer);
+        state.report(preparer);
         state.checks = Runner::spawn(specs, state.health_events.clone(), state.addresses.clone());
         if config.global.rs_init_notifies {
             state.initial_notifies();
@@ -195,7 +242,7 @@ impl State {
         self.alerts
             .quorum(c.service, c.up, c.threshold, c.live_weight);
         if let Some(line) = c.script {
-            match self.notify_scripts.get(&line) {
+            match self.notifies.scripts.get(&line) {
                 Some(script) => {
                     info!("{service}: running {line:?}");
                     self.scripts.run(script.clone());
@@ -208,14 +255,14 @@ impl State {
     /// A real went up or down: its `notify_up` / `notify_down` runs, as
     /// keepalived runs it when the real's checks change its state.
     fn notify_real(&self, sid: &ServiceId, rid: &RealId, up: bool, service: &str) {
-        let Some((on_up, on_down)) = self.real_notify.get(&(*sid, *rid)) else {
+        let Some((on_up, on_down)) = self.notifies.reals.get(&(*sid, *rid)) else {
             return;
         };
         let Some(line) = (if up { on_up } else { on_down }) else {
             return;
         };
         let real = SocketAddr::new(rid.0, rid.1);
-        match self.notify_scripts.get(line) {
+        match self.notifies.scripts.get(line) {
             Some(script) => {
                 info!("real {real} of {service}: running {line:?}");
                 self.scripts.run(script.clone());
@@ -241,18 +288,19 @@ impl State {
     /// the service's `quorum_down`, each given OMEGA_WAIT to finish.
     pub async fn omega(&self) {
         let mut runs = Vec::new();
-        for (sid, quorum_down) in &self.omega {
+        for (sid, quorum_down) in &self.notifies.omega {
             let Some(service) = self.table.services.get(sid) else {
                 continue;
             };
             let live = service.reals.iter().filter(|(_, r)| r.healthy);
             let downs = live.filter_map(|(rid, _)| {
-                self.real_notify
+                self.notifies
+                    .reals
                     .get(&(*sid, *rid))
                     .and_then(|(_, down)| down.as_ref())
             });
             for line in downs.chain(quorum_down) {
-                if let Some(script) = self.notify_scripts.get(line) {
+                if let Some(script) = self.notifies.scripts.get(line) {
                     info!(
                         "{} {}: shutting down (omega): running {line:?}",
                         sid.2,
@@ -400,14 +448,13 @@ impl State {
 
     /// The health checks the table needs, each starting from the real's
     /// current state so a reload does not make it flap.
-    fn check_specs(&mut self, config: &Config) -> Vec<CheckSpec> {
+    fn check_specs(&self, config: &Config, scripts: &mut Preparer<'_>) -> Vec<CheckSpec> {
         let mut specs = Vec::new();
-        let mut scripts = Preparer::new(config, &RealFs);
         let auth = health::tls::ClientAuth::load(config.ssl.as_ref());
         for vs in &config.virtual_servers {
             let proto = Proto::from(vs.protocol);
             for real in &vs.reals {
-                let Some(mut spec) = health::spec_for(vs, real, proto, &mut scripts, &auth) else {
+                let Some(mut spec) = health::spec_for(vs, real, proto, scripts, &auth) else {
                     continue;
                 };
                 let current = self
@@ -421,52 +468,23 @@ impl State {
                 specs.push(spec);
             }
         }
-        let old_scripts = std::mem::take(&mut self.notify_scripts);
-        let old_notify = std::mem::take(&mut self.real_notify);
-        self.omega.clear();
-        // A virtual_server group is one virtual server to keepalived: its
-        // reals' scripts and its omega run once, for its first member.
-        let mut groups = std::collections::HashSet::new();
-        for vs in &config.virtual_servers {
-            let sid = (vs.addr, vs.port, vs.protocol.into());
-            let first = vs.group.as_ref().is_none_or(|g| groups.insert(g.as_str()));
-            if vs.omega && first {
-                self.omega.push((sid, vs.quorum.down_script.clone()));
-            }
-            let reals = vs.reals.iter().filter(|_| first).map(|r| {
-                self.real_notify.insert(
-                    (sid, (r.addr, r.port)),
-                    (r.notify_up.clone(), r.notify_down.clone()),
-                );
-                (&r.location, [&r.notify_up, &r.notify_down])
-            });
-            let lines: Vec<_> =
-                std::iter::once((&vs.location, [&vs.quorum.up_script, &vs.quorum.down_script]))
-                    .chain(reals)
-                    .collect();
-            for (at, pair) in lines {
-                for line in pair.into_iter().flatten() {
-                    if !self.notify_scripts.contains_key(line)
-                        && let Some(script) = scripts.prepare(Kind::Notify, line, None, at)
-                    {
-                        self.notify_scripts.insert(line.clone(), script);
-                    }
-                }
-            }
-        }
-        // keepalived: a live real the new configuration removes is taken
-        // down, and its notify_down (as the old one had it) runs.
-        for (key, (_, down)) in old_notify {
+        specs
+    }
+
+    /// keepalived: a live real the new configuration removes is taken
+    /// down, and its notify_down (as the old one had it) runs.
+    fn notify_removed(&self, old: &Notifies) {
+        for (key, (_, down)) in &old.reals {
             let live = self
                 .table
                 .services
                 .get(&key.0)
                 .and_then(|s| s.reals.get(&key.1))
                 .is_some_and(|r| r.healthy);
-            if self.real_notify.contains_key(&key) || !live {
+            if self.notifies.reals.contains_key(key) || !live {
                 continue;
             }
-            if let Some(script) = down.as_ref().and_then(|line| old_scripts.get(line)) {
+            if let Some(script) = down.as_ref().and_then(|line| old.scripts.get(line)) {
                 info!(
                     "real {} of {} {}: removed by the reload: running {:?}",
                     SocketAddr::new(key.1.0, key.1.1),
@@ -477,13 +495,16 @@ impl State {
                 self.scripts.run(script.clone());
             }
         }
-        for d in scripts.finish(&Location::of(&self.config_path)) {
+    }
+
+    /// What the script runner said about the configuration's scripts.
+    fn report(&self, preparer: Preparer<'_>) {
+        for d in preparer.finish(&Location::of(&self.config_path)) {
             match d.severity {
                 Severity::Error => error!("{d}"),
                 _ => warn!("{d}"),
             }
         }
-        specs
     }
 
     /// Re-reads the configuration, applies the difference and restarts the
@@ -494,11 +515,18 @@ impl State {
             .context("reload refused, keeping the running configuration")?;
         let mut next = self.table.clone();
         let overridden = next.reload(&config);
-        let previous = std::mem::replace(&mut self.table, next);
+        let mut preparer = Preparer::new(&config, &RealFs);
+        // Before `apply`: a quorum change it makes runs the new scripts.
+        let notifies = Notifies::prepare(&config, &mut preparer);
+        let previous = (
+            std::mem::replace(&mut self.table, next),
+            std::mem::replace(&mut self.notifies, notifies),
+        );
         if let Err(e) = self.apply() {
-            self.table = previous;
+            (self.table, self.notifies) = previous;
             return Err(e.context("reload could not be applied, keeping the running configuration"));
         }
+        self.notify_removed(&previous.1);
         self.reloaded_at = Instant::now();
         if config.global.lvs_timeouts != self.lvs_timeouts {
             let mut c = self.maps.config()?;
@@ -536,7 +564,8 @@ impl State {
             }
         );
         info!("{message}");
-        let specs = self.check_specs(&config);
+        let specs = self.check_specs(&config, &mut preparer);
+        self.report(preparer);
         self.checks = Runner::spawn(specs, self.health_events.clone(), self.addresses.clone());
         self.alerts.reconfigure(&config);
         Ok(message)
