@@ -12,11 +12,6 @@ use lb_common::Reason;
 
 use crate::balance::Mac;
 
-/// How far [`Frame::pull_headers`] makes a tc frame readable: past the
-/// deepest header the parser reads (two VLAN tags, IPv6 with extension
-/// headers, an ICMPv6 error quoting IPv6 and ports).
-const HEADERS_MAX: usize = 512;
-
 pub trait Frame {
     /// The frame's first byte.
     fn data(&self) -> usize;
@@ -112,7 +107,7 @@ impl Frame for TcContext {
     /// even as node traffic.
     #[inline(always)]
     fn pull_headers(&self) -> bool {
-        let want = Frame::len(self).min(HEADERS_MAX);
+        let want = Frame::len(self).min(crate::parse::HEADERS_MAX);
         Frame::data_end(self) - Frame::data(self) < want && self.skb.pull_data(want as u32).is_ok()
     }
 

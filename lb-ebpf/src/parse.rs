@@ -35,6 +35,17 @@ const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DEST_OPTS: u8 = 60;
 /// Extension headers followed before giving up with `PassExtHeaders`.
 const MAX_EXT_HEADERS: usize = 4;
+/// The longest IPv6 extension header: a length byte of 255 eight-byte units
+/// past the first.
+const EXT_HEADER_MAX: usize = 256 * 8;
+/// The longest TCP header (data offset 15).
+const TCP_MAX_HLEN: usize = 60;
+/// How deep the parser may read into a frame: two VLAN tags, IPv6 with its
+/// longest extension headers, then TCP's longest header (deeper than an
+/// ICMPv6 error's quoted IPv6 header and ports, or any IPv4 frame). tc's
+/// `Frame::pull_headers` makes this much readable.
+pub const HEADERS_MAX: usize =
+    ETH_HLEN + 2 * VLAN_HLEN + IPV6_HLEN + MAX_EXT_HEADERS * EXT_HEADER_MAX + TCP_MAX_HLEN;
 
 const IP_MF: u16 = 0x2000;
 const IP_OFFSET: u16 = 0x1fff;

@@ -1751,10 +1751,12 @@ fn flood_guard_root() {
         .collect();
     lb.check_all(&cases);
 
-    // Credit comes back with time: ten flows per second, a burst of one,
-    // and a pause longer than one flow's cost admits exactly one.
-    lb.set_config(flood_guard(10, 1));
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    // Credit comes back with time: one flow per second, a burst of one, and
+    // a pause longer than one flow's cost admits exactly one (a second
+    // between the two packets, not a tenth, so that a loaded machine running
+    // the other tests beside this one cannot earn it another).
+    lb.set_config(flood_guard(1, 1));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (a, b) = (client(100_000), client(100_001));
     lb.check_all(&[
         case(
@@ -2333,8 +2335,19 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
     let lb = table_world(Hook::Tc);
     let flow = v4_tcp(40000, 80);
     let node = tcp_frame(CLIENT4.into(), 40000, OTHER4.into(), 80, TCP_SYN);
-    let sent = flow.clone();
-    let (lb, out) = tests::netns::in_netns(&ns, move || {
+    // Its TCP header past byte 512: the pull reaches as deep as the parser.
+    let deep = {
+        let (c6, vip6): (IpAddr, IpAddr) = (CLIENT6.into(), VIP6.into());
+        let mut ip = Ipv6::new(CLIENT6, VIP6, IPPROTO_TCP);
+        ip.ext = vec![ExtHeader::options(IPV6_DEST_OPTS, 64)];
+        frame(
+            LB_MAC,
+            ROUTER_MAC,
+            &ip.build(&tcp(c6, vip6, 40001, 80, TCP_SYN, b"x")),
+        )
+    };
+    let (sent, deep_sent) = (flow.clone(), deep.clone());
+    let (lb, out, deep_out) = tests::netns::in_netns(&ns, move || {
         let mut lb = lb;
         let tap = frags_tap("tp0");
         for args in [
@@ -2363,12 +2376,16 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
         write_in_two(&tap, &node);
         write_in_two(&tap, &sent);
         let out = read_to(&tap, real_mac(R1));
-        (lb, out)
+        write_in_two(&tap, &deep_sent);
+        let deep_out = read_to(&tap, real_mac(R_TCP6));
+        (lb, out, deep_out)
     })
     .expect("in the namespace");
     let out = out.expect("the flow's frame leaves the tap for real 1");
     diff(&out, &rewritten(&flow, R1)).unwrap_or_else(|d| panic!("output differs: {d}"));
-    assert_eq!(lb.reason(Reason::Forwarded).packets, 1);
+    let deep_out = deep_out.expect("the deep frame leaves the tap for its real");
+    diff(&deep_out, &rewritten(&deep, R_TCP6)).unwrap_or_else(|d| panic!("output differs: {d}"));
+    assert_eq!(lb.reason(Reason::Forwarded).packets, 2);
     assert_eq!(lb.reason(Reason::PassNotService).packets, 1);
     assert_eq!(lb.reason(Reason::PassMalformed).packets, 0);
 }
