@@ -1,6 +1,7 @@
 //! Binary upgrade with no gap (root): an xdpvs master (priority 100) and a
 //! real keepalived backup (99), 20 keep-alive HTTP connections through the
-//! VIP and a ping every 10 ms. The daemon runs from a temporary path; a new
+//! VIP and a ping every 10 ms, flow sync on (its port bound by both processes
+//! for a moment). The daemon runs from a temporary path; a new
 //! binary is copied over it (copy + rename, as a package manager does) and
 //! `ctl upgrade`, then SIGUSR2, replace the daemon. Checked: every
 //! connection answers throughout, no ping is lost, the adverts on the wire
@@ -283,9 +284,13 @@ impl Rig {
             reals: 2,
             ..Vrrp::new(3, 100)
         };
+        // With flow sync, whose port the new process binds beside the old.
+        let conf = ours
+            .conf()
+            .replacen("global_defs {\n", "global_defs {\n    lvs_sync_daemon eth0\n", 1);
         // The daemon runs from `bin`; ctl and adm keep using the build.
         lab.artifacts.xdpvs = bin.clone();
-        let started = lab.start_xdpvs(0, &ours.conf(), XDP_MODE);
+        let started = lab.start_xdpvs(0, &conf, XDP_MODE);
         lab.artifacts.xdpvs = build.clone();
         started?;
         let startup = master_down_interval(3, 100) + master_down_interval(3, 99) + SLACK;

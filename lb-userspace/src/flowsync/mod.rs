@@ -212,15 +212,14 @@ impl FlowSync {
                     config.interface
                 );
             };
-            let socket =
-                UdpSocket::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), config.port))
-                    .with_context(|| format!("binding the flow-sync port {}", config.port))?;
+            let socket = bind_sync(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), config.port))
+                .with_context(|| format!("binding the flow-sync port {}", config.port))?;
             socket
                 .join_multicast_v4(&config.group, &own)
                 .with_context(|| format!("joining {} on {}", config.group, config.interface))?;
             socket.set_multicast_loop_v4(false)?;
             socket.set_multicast_ttl_v4(1)?;
-            set_multicast_if(&socket, own)?;
+            socket2::SockRef::from(&socket).set_multicast_if_v4(&own)?;
             let peers = Peers::Multicast {
                 group: config.group,
                 subnets,
@@ -238,7 +237,7 @@ impl FlowSync {
             } else {
                 Ipv6Addr::UNSPECIFIED.into()
             };
-            let socket = UdpSocket::bind(SocketAddr::new(any, config.port))
+            let socket = bind_sync(SocketAddr::new(any, config.port))
                 .with_context(|| format!("binding the flow-sync port {}", config.port))?;
             (Peers::Unicast(peers), socket)
         };
@@ -529,24 +528,34 @@ impl Sender {
     }
 }
 
-/// `IP_MULTICAST_IF`: send to the group out of the sync interface.
-fn set_multicast_if(socket: &UdpSocket, own: Ipv4Addr) -> io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    let addr = libc::in_addr {
-        s_addr: u32::from(own).to_be(),
-    };
-    // SAFETY: a valid socket and an in_addr of the size passed.
-    let ret = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MULTICAST_IF,
-            (&addr as *const libc::in_addr).cast(),
-            std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
-        )
-    };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
+/// The sync port, shared with another process's: an upgrade's new daemon
+/// binds it while the old one still holds it, and both apply what they read
+/// to the same pinned maps (a datagram read by either is applied once; a
+/// multicast one by both, which is idempotent). Only a process of the same
+/// user may join a port bound so (the kernel's rule for `SO_REUSEPORT`).
+fn bind_sync(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upgrades_new_daemon_binds_the_sync_port_beside_the_old_one() {
+        for any in [
+            IpAddr::from(Ipv4Addr::UNSPECIFIED),
+            Ipv6Addr::UNSPECIFIED.into(),
+        ] {
+            let old = bind_sync(SocketAddr::new(any, 0)).expect("the old daemon's");
+            let port = old.local_addr().unwrap().port();
+            let new = bind_sync(SocketAddr::new(any, port)).expect("the new daemon's");
+            assert_eq!(new.local_addr().unwrap().port(), port);
+        }
     }
-    Ok(())
 }
