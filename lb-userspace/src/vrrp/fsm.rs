@@ -676,7 +676,14 @@ impl Fsm {
             State::Fault if !fault => {
                 self.master_adver_int = self.cfg.advert_int;
                 self.preempt_until = None;
-                self.enter_backup(now + self.master_down_interval(), out);
+                // keepalived (`try_up_instance`): the address owner, which
+                // heeds no master, takes over after one interval.
+                let down = if self.cfg.priority == PRIO_OWNER {
+                    self.master_adver_int + self.skew_time()
+                } else {
+                    self.master_down_interval()
+                };
+                self.enter_backup(now + down, out);
             }
             _ => {}
         }
