@@ -83,6 +83,22 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Whether answering it changes the data plane or the daemon's state
+    /// (`ZeroCounters` included: it zeroes the maps' counters).
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Request::List
+                | Request::Status
+                | Request::Timeouts
+                | Request::Metrics
+                | Request::Upgrade
+                | Request::Explain { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "response", rename_all = "snake_case")]
 #[expect(
@@ -234,4 +250,74 @@ pub struct ReasonCount {
     pub reason: String,
     pub packets: u64,
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    /// What a daemon handing over to an upgrade's new process refuses: every
+    /// request that changes the maps or the daemon's state, and no other.
+    #[test]
+    fn writes_are_the_requests_that_change_state() {
+        let service = ServiceRef {
+            udp: false,
+            vip: Ipv4Addr::LOCALHOST.into(),
+            port: 80,
+        };
+        let real = RealRef {
+            addr: Ipv4Addr::LOCALHOST.into(),
+            port: 80,
+        };
+        let reads = [
+            Request::List,
+            Request::Status,
+            Request::Timeouts,
+            Request::Metrics,
+            Request::Upgrade,
+            Request::Explain {
+                udp: false,
+                client: Ipv4Addr::LOCALHOST.into(),
+                client_port: 1,
+                vip: service.vip,
+                port: 80,
+            },
+        ];
+        let writes = [
+            Request::AddService {
+                service,
+                scheduler: "mh".into(),
+                persistence_timeout: 0,
+            },
+            Request::EditService {
+                service,
+                scheduler: None,
+                persistence_timeout: None,
+            },
+            Request::DeleteService { service },
+            Request::AddReal {
+                service,
+                real,
+                weight: 1,
+            },
+            Request::SetWeight {
+                service,
+                real,
+                weight: 0,
+            },
+            Request::DeleteReal { service, real },
+            Request::ZeroCounters,
+            Request::SetTimeouts {
+                tcp: 1,
+                tcpfin: 1,
+                udp: 1,
+            },
+            Request::Clear,
+            Request::Reload,
+        ];
+        assert!(reads.iter().all(|r| !r.writes()), "{reads:?}");
+        assert!(writes.iter().all(Request::writes), "{writes:?}");
+    }
 }

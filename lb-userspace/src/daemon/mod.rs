@@ -28,7 +28,7 @@ use self::scale_out::ScaleOut;
 use self::state::State;
 use crate::{
     api::{
-        protocol::Request,
+        protocol::{Request, Response},
         server::{self, ApiCall},
     },
     config::{self, Config},
@@ -265,14 +265,20 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     // Lazily: a guard made and dropped at once would remove the socket.
     let socket_file = socket_file.unwrap_or_else(|| SocketFile(&args.socket));
     let successor = loop {
+        // While a new process starts, the maps stay as its snapshot found
+        // them: MAC, health and drain changes wait in their queues (applied
+        // here if the upgrade fails; the new process's own checks and
+        // neighbour watch find them if it succeeds), a reload waits, and
+        // run-time changes are refused.
+        let frozen = upgrades.in_progress();
         tokio::select! {
-            Some((addr, mac)) = macs.recv() => {
+            Some((addr, mac)) = macs.recv(), if !frozen => {
                 state.mac_changed(addr, mac);
                 tell_ready(&state, &mut ready, false);
             }
             _ = tokio::time::sleep_until(ready_by), if !ready => tell_ready(&state, &mut ready, true),
-            Some(event) = health.recv() => state.health(event),
-            _ = drain_sweep.tick() => state.sweep_drained(),
+            Some(event) = health.recv(), if !frozen => state.health(event),
+            _ = drain_sweep.tick(), if !frozen => state.sweep_drained(),
             _ = cache_epoch.tick() => {
                 if let Err(e) = state.maps.next_cache_epoch() {
                     warn!("{e:#}");
@@ -283,6 +289,13 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
                     upgrades.begin(Some(reply));
                     continue;
                 }
+                if frozen && request.writes() {
+                    let message = "an upgrade is in progress: the new daemon takes over the \
+                                   tables as they are; try again once it has"
+                        .to_string();
+                    let _ = reply.send(upgrades.origin().stamp(Response::Error { message }));
+                    continue;
+                }
                 let mut response = state.answer(request, &ha);
                 scale_out.annotate(&mut response);
                 let _ = reply.send(upgrades.origin().stamp(response));
@@ -291,7 +304,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
             Some(pid) = upgrades.finished() => break Some(pid),
             _ = watchdog.tick() => {}
             _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha),
-            _ = sighup.recv() => {
+            _ = sighup.recv(), if !frozen => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");
                 }

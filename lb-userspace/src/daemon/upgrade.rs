@@ -416,6 +416,13 @@ impl Upgrades {
         &self.origin
     }
 
+    /// A new process is starting: it has taken (or is taking) its snapshot
+    /// of the pinned maps, which this process must then leave as they are,
+    /// or the two would each write what the other does not know.
+    pub fn in_progress(&self) -> bool {
+        self.running.is_some()
+    }
+
     /// Starts an upgrade (`ctl upgrade` passes where to answer; SIGUSR2 not).
     pub fn begin(&mut self, answer: Option<oneshot::Sender<Response>>) {
         self.waiting.extend(answer);
