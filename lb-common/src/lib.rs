@@ -188,7 +188,8 @@ pub struct RealIdent {
     /// Network byte order.
     pub port: u16,
     pub family: u8,
-    /// `IDENT_HEALTHY` when the health checks last said up.
+    /// `IDENT_HEALTHY` when the data plane sends it packets, and
+    /// `IDENT_INHIBITED` too when that is only `inhibit_on_failure`.
     pub flags: u8,
     /// The `Service::id` the real belongs to.
     pub service: u32,
@@ -196,6 +197,10 @@ pub struct RealIdent {
 const _: () = assert!(size_of::<RealIdent>() == 24);
 
 pub const IDENT_HEALTHY: u8 = 1;
+/// With `IDENT_HEALTHY`: its checks said down, and `inhibit_on_failure` keeps
+/// it at weight 0 with its flows. Added within layout 5: a daemon before it
+/// ignores the bit and adopts such a real as up, as it did.
+pub const IDENT_INHIBITED: u8 = 2;
 
 /// A flow: the packet's 5-tuple as it arrives from the client (the key of
 /// `FLOWS` slots and of `FLOW_CACHE`).

@@ -71,6 +71,7 @@ impl Real {
             port: self.port,
             weight: if inhibited { 0 } else { self.weight() },
             healthy: self.healthy || inhibited,
+            inhibited,
         }
     }
 }
@@ -160,6 +161,7 @@ impl Service {
                 port: sorry.port(),
                 weight: 1,
                 healthy: true,
+                inhibited: false,
             });
         }
         ServiceSpec {
@@ -782,10 +784,20 @@ mod tests {
         assert_eq!(weights(&t), [(2, true), (1, true)]);
         t.set_health(&id(), &(ip("10.0.0.11"), 80), false, None, "refused".into());
         t.set_health(&id(), &(ip("10.0.0.12"), 80), false, None, "refused".into());
-        // Inhibited: up for its flows, weight 0. Not inhibited: down.
+        // Inhibited: up for its flows, weight 0, and said so for adoption.
+        // Not inhibited: down.
         assert_eq!(weights(&t), [(0, true), (1, false)]);
+        let inhibited = |t: &Table| {
+            t.specs()[0]
+                .reals
+                .iter()
+                .map(|r| r.inhibited)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(inhibited(&t), [true, false]);
         t.set_health(&id(), &(ip("10.0.0.11"), 80), true, None, "ok".into());
         assert_eq!(weights(&t)[0], (2, true));
+        assert_eq!(inhibited(&t), [false, false]);
     }
 
     #[test]

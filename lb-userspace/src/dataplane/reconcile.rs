@@ -19,8 +19,8 @@ use std::{
 };
 
 use lb_common::{
-    IDENT_HEALTHY, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, RealIdent, Service, ServiceKey,
-    VIP_FILTER_WORDS, rings_of, vip_filter_bit,
+    IDENT_HEALTHY, IDENT_INHIBITED, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, RealIdent, Service,
+    ServiceKey, VIP_FILTER_WORDS, rings_of, vip_filter_bit,
 };
 use thiserror::Error;
 
@@ -47,6 +47,9 @@ pub struct RealSpec {
     pub weight: u32,
     /// False while health checks say it is down: no packets at all.
     pub healthy: bool,
+    /// Down by its checks but kept (`healthy`, weight 0) by
+    /// `inhibit_on_failure`: recorded so that an adopting daemon knows it failed.
+    pub inhibited: bool,
 }
 
 /// Identity of a service: what the XDP program looks up.
@@ -185,7 +188,11 @@ fn ident_of(spec: &RealSpec, service: u32) -> RealIdent {
         addr,
         port: spec.port.to_be(),
         family,
-        flags: if spec.healthy { IDENT_HEALTHY } else { 0 },
+        flags: match (spec.healthy, spec.inhibited) {
+            (false, _) => 0,
+            (true, false) => IDENT_HEALTHY,
+            (true, true) => IDENT_HEALTHY | IDENT_INHIBITED,
+        },
         service,
     }
 }
@@ -260,6 +267,7 @@ impl Reconciler {
                         port: u16::from_be(r.ident.port),
                         weight: 0,
                         healthy: r.ident.flags & IDENT_HEALTHY != 0,
+                        inhibited: r.ident.flags & IDENT_INHIBITED != 0,
                     };
                     if r.real.flags & REAL_UP != 0 || r.real.mac != Mac::default() {
                         rec.macs.insert(addr, r.real.mac);
@@ -303,11 +311,16 @@ impl Reconciler {
         rec
     }
 
-    /// The health of every real as the adopted data plane recorded it.
+    /// The health of every real as the adopted data plane recorded it (an
+    /// inhibited one failed its checks).
     pub fn adopted_health(&self) -> Vec<(ServiceId, RealId, bool)> {
         self.services
             .iter()
-            .flat_map(|(sid, s)| s.reals.iter().map(|(rid, r)| (*sid, *rid, r.spec.healthy)))
+            .flat_map(|(sid, s)| {
+                s.reals
+                    .iter()
+                    .map(|(rid, r)| (*sid, *rid, r.spec.healthy && !r.spec.inhibited))
+            })
             .collect()
     }
 

@@ -112,6 +112,7 @@ fn spec(weights: &[(u32, bool)]) -> ServiceSpec {
                 port: 80,
                 weight: *weight,
                 healthy: *healthy,
+                inhibited: false,
             })
             .collect(),
     }
@@ -505,6 +506,29 @@ fn health_and_numbers_are_carried_over() {
 }
 
 #[test]
+fn an_inhibited_real_is_adopted_as_failed() {
+    let (mut rec, mut k) = two_reals_known();
+    let mut inhibited = spec(&[(1, true), (0, true)]);
+    inhibited.reals[1].inhibited = true;
+    k.apply(&rec.set_services(vec![inhibited.clone()]).unwrap());
+    let mut adopted = Reconciler::adopt(4, 16, &k.snapshot());
+    let mut health = adopted.adopted_health();
+    health.sort();
+    assert_eq!(
+        health,
+        vec![
+            (sid(), (ip("10.0.0.11"), 80), true),
+            (sid(), (ip("10.0.0.12"), 80), false),
+        ]
+    );
+    assert_eq!(
+        adopted.set_services(vec![inhibited]).unwrap(),
+        vec![],
+        "still at weight 0 with its flows"
+    );
+}
+
+#[test]
 fn leftovers_no_service_owns_are_cleared_first_and_their_numbers_reused_last() {
     let (_, mut k) = two_reals_known();
     // A crash while adding a service: its real's number is taken, the
@@ -627,6 +651,7 @@ fn ipv6_and_udp_services_are_adopted_as_they_were() {
             port: 5353,
             weight: 2,
             healthy: true,
+            inhibited: false,
         }],
     };
     let mut rec = Reconciler::new(4, 16);
