@@ -372,6 +372,19 @@ impl Table {
         overridden
     }
 
+    /// At start, the health an adopted data plane recorded (not re-learned),
+    /// for the reals `config` still checks: one without checks is up, as at
+    /// a fresh start, since nothing would bring a failed one back.
+    pub fn adopt_health(&mut self, config: &Config, health: Vec<(ServiceId, RealId, bool)>) {
+        let checked = checked_reals(config);
+        for (sid, rid, healthy) in health {
+            if checked.contains(&(sid, rid)) {
+                let reason = "carried over from the running data plane".to_string();
+                self.set_health(&sid, &rid, healthy, None, reason);
+            }
+        }
+    }
+
     fn service_mut(&mut self, id: &ServiceId) -> Result<&mut Service, TableError> {
         self.services
             .get_mut(id)
@@ -798,6 +811,20 @@ mod tests {
         t.set_health(&id(), &(ip("10.0.0.11"), 80), true, None, "ok".into());
         assert_eq!(weights(&t)[0], (2, true));
         assert_eq!(inhibited(&t), [false, false]);
+    }
+
+    #[test]
+    fn adopted_health_holds_only_for_checked_reals() {
+        let text = "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.11 80 {\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.12 80 {\n }\n}\n";
+        let config = parse_str(text, Path::new("t.conf")).unwrap().config;
+        let mut t = Table::from_config(&config);
+        let down = |real| (id(), (ip(real), 80), false);
+        t.adopt_health(&config, vec![down("10.0.0.11"), down("10.0.0.12")]);
+        assert_eq!(
+            weights(&t),
+            [(1, false), (1, true)],
+            "no check, so never down forever"
+        );
     }
 
     #[test]

@@ -153,11 +153,7 @@ impl State {
             .context("starting the flow-table scanner")?;
         let mut table = Table::from_config(config);
         let addresses = health::presence::watch_host();
-        // An adopted data plane says how its reals were: not re-learned.
-        for (sid, rid, healthy) in reconciler.adopted_health() {
-            let reason = "carried over from the running data plane".to_string();
-            table.set_health(&sid, &rid, healthy, None, reason);
-        }
+        table.adopt_health(config, reconciler.adopted_health());
         let mut state = Self {
             table,
             flows,
