@@ -524,13 +524,9 @@ impl State {
         }
         self.notify_removed(&previous.1);
         self.reloaded_at = Instant::now();
-        if config.global.lvs_timeouts != self.lvs_timeouts {
-            let mut c = self.maps.config()?;
-            with_lvs_timeouts(&mut c, &config.global.lvs_timeouts);
-            self.maps.write_config(&c)?;
-            self.lvs_timeouts = config.global.lvs_timeouts;
-            info!("reload: lvs_timeouts changed");
-        }
+        // The table is in force: the reload goes on to its checks whatever
+        // becomes of the timeouts, which are only reported.
+        let timeouts = self.write_lvs_timeouts(config.global.lvs_timeouts);
         for o in &overridden {
             warn!("reload: {o}");
         }
@@ -564,7 +560,24 @@ impl State {
         self.report(preparer);
         self.checks = Runner::spawn(specs, self.health_events.clone(), self.addresses.clone());
         self.alerts.reconfigure(&config);
-        Ok(message)
+        timeouts.map(|()| message).map_err(|e| {
+            e.context(
+                "reload applied, but writing its lvs_timeouts failed (the next reload tries again)",
+            )
+        })
+    }
+
+    /// Writes `lvs_timeouts` into the data plane when they changed.
+    fn write_lvs_timeouts(&mut self, timeouts: crate::config::LvsTimeouts) -> Result<()> {
+        if timeouts == self.lvs_timeouts {
+            return Ok(());
+        }
+        let mut c = self.maps.config()?;
+        with_lvs_timeouts(&mut c, &timeouts);
+        self.maps.write_config(&c)?;
+        self.lvs_timeouts = timeouts;
+        info!("reload: lvs_timeouts changed");
+        Ok(())
     }
 
     pub fn answer(&mut self, request: Request, ha: &Ha) -> Response {
