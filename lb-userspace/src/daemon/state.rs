@@ -120,6 +120,28 @@ impl Notifies {
         }
         notifies
     }
+
+    /// The `notify_down` lines of the reals `next` no longer has that were
+    /// live in `table` (the one before the reload): a real left the
+    /// configuration, alone or with its whole virtual server.
+    fn removed_downs<'a>(
+        &'a self,
+        next: &Notifies,
+        table: &Table,
+    ) -> Vec<((ServiceId, RealId), &'a str)> {
+        let live = |(sid, rid): &(ServiceId, RealId)| {
+            table
+                .services
+                .get(sid)
+                .and_then(|s| s.reals.get(rid))
+                .is_some_and(|r| r.healthy)
+        };
+        self.reals
+            .iter()
+            .filter(|(key, _)| !next.reals.contains_key(key) && live(key))
+            .filter_map(|(key, (_, down))| Some((*key, down.as_deref()?)))
+            .collect()
+    }
 }
 
 fn service_id(s: &ServiceRef) -> ServiceId {
@@ -469,24 +491,14 @@ impl State {
 
     /// keepalived: a live real the new configuration removes is taken
     /// down, and its notify_down (as the old one had it) runs.
-    fn notify_removed(&self, old: &Notifies) {
-        for (key, (_, down)) in &old.reals {
-            let live = self
-                .table
-                .services
-                .get(&key.0)
-                .and_then(|s| s.reals.get(&key.1))
-                .is_some_and(|r| r.healthy);
-            if self.notifies.reals.contains_key(key) || !live {
-                continue;
-            }
-            if let Some(script) = down.as_ref().and_then(|line| old.scripts.get(line)) {
+    fn notify_removed(&self, (old_table, old): &(Table, Notifies)) {
+        for (key, line) in old.removed_downs(&self.notifies, old_table) {
+            if let Some(script) = old.scripts.get(line) {
                 info!(
-                    "real {} of {} {}: removed by the reload: running {:?}",
+                    "real {} of {} {}: removed by the reload: running {line:?}",
                     SocketAddr::new(key.1.0, key.1.1),
                     key.0.2,
                     SocketAddr::new(key.0.0, key.0.1),
-                    down.as_deref().unwrap_or_default()
                 );
                 self.scripts.run(script.clone());
             }
@@ -522,7 +534,7 @@ impl State {
             (self.table, self.notifies) = previous;
             return Err(e.context("reload could not be applied, keeping the running configuration"));
         }
-        self.notify_removed(&previous.1);
+        self.notify_removed(&previous);
         self.reloaded_at = Instant::now();
         // The table is in force: the reload goes on to its checks whatever
         // becomes of the timeouts, which are only reported.
@@ -832,4 +844,66 @@ pub fn with_lvs_timeouts(c: &mut lb_common::DataplaneConfig, t: &crate::config::
     c.tcp_timeout_s = t.tcp.unwrap_or(0);
     c.tcpfin_timeout_s = t.tcpfin.unwrap_or(0);
     c.udp_timeout_s = t.udp.unwrap_or(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_str;
+
+    fn config(text: &str) -> Config {
+        parse_str(text, Path::new("t.conf"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    fn notifies(config: &Config) -> Notifies {
+        Notifies::prepare(config, &mut Preparer::new(config, &RealFs))
+    }
+
+    const VS: &str = "virtual_server 10.0.0.{vip} 80 {\n real_server 10.0.0.{rs} 80 {\n  notify_down \"/bin/true {rs}\"\n }\n}\n";
+
+    fn vs(vip: u8, rs: u8) -> String {
+        VS.replace("{vip}", &vip.to_string())
+            .replace("{rs}", &rs.to_string())
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The reload as `State::reload` sees it: the table before, and the
+    /// notify_down lines it runs.
+    #[test]
+    fn a_reload_runs_notify_down_of_every_live_real_it_removes() {
+        let before = config(&format!("{}{}", vs(100, 11), vs(101, 21)));
+        let mut table = Table::from_config(&before);
+        // 10.0.0.11 leaves a service that stays; 10.0.0.21 goes with its own.
+        let after = config(&vs(100, 12));
+        let removed = |table: &Table| {
+            let mut downs: Vec<_> = notifies(&before)
+                .removed_downs(&notifies(&after), table)
+                .into_iter()
+                .map(|((_, rid), line)| (rid.0, line.to_string()))
+                .collect();
+            downs.sort();
+            downs
+        };
+        assert_eq!(
+            removed(&table),
+            [
+                (ip("10.0.0.11"), "/bin/true 11".to_string()),
+                (ip("10.0.0.21"), "/bin/true 21".to_string())
+            ]
+        );
+        let gone = (ip("10.0.0.101"), 80, Proto::Tcp);
+        table.set_health(&gone, &(ip("10.0.0.21"), 80), false, None, "x".into());
+        assert_eq!(
+            removed(&table),
+            [(ip("10.0.0.11"), "/bin/true 11".to_string())],
+            "a real already down is not notified"
+        );
+    }
 }
