@@ -2,8 +2,8 @@
 //! `enable_script_security`, a root-run script that others can write is
 //! refused with keepalived's message and never runs; a safe one runs as
 //! `script_user nobody`, with no capabilities and only PATH in its
-//! environment, and so does `notify_master`. `xdpvs check` refuses the same
-//! file.
+//! environment, and so do `notify_master` and a sync group's `notify`.
+//! `xdpvs check` refuses the same file.
 
 use std::{
     os::unix::fs::PermissionsExt as _,
@@ -66,16 +66,27 @@ fn unsafe_script_refused_safe_one_runs_as_nobody_root() {
         &format!("id -u > {}", notified.display()),
         0o755,
     );
+    // The sync group's generic notify, with its keepalived arguments.
+    let grouped = dir.0.join("group.out");
+    std::fs::write(&grouped, "").expect("out file");
+    std::fs::set_permissions(&grouped, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let group_notify = dir.script(
+        "group.sh",
+        &format!("echo $(id -u) \"$@\" >> {}", grouped.display()),
+        0o755,
+    );
     let conf = format!(
         "global_defs {{\n    enable_script_security\n    script_user nobody\n}}\n\
          vrrp_script who {{\n    script \"{}\"\n    interval 1\n}}\n\
          vrrp_script open {{\n    script \"{}\"\n    interval 1\n    user root\n}}\n\
          vrrp_instance VI_1 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
          priority 100\n    advert_int 1\n    virtual_ipaddress {{\n        10.100.0.100/32 dev eth0\n    }}\n    \
-         track_script {{\n        who\n        open\n    }}\n    notify_master \"{}\"\n}}\n",
+         track_script {{\n        who\n        open\n    }}\n    notify_master \"{}\"\n}}\n\
+         vrrp_sync_group G {{\n    group {{\n        VI_1\n    }}\n    notify \"{}\"\n}}\n",
         who.display(),
         open.display(),
-        notify.display()
+        notify.display(),
+        group_notify.display()
     );
 
     // `xdpvs check` refuses what the daemon would disable.
@@ -138,6 +149,14 @@ fn unsafe_script_refused_safe_one_runs_as_nobody_root() {
     })
     .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
     assert_eq!(by, nobody, "notify_master runs as nobody");
+    // So does the sync group's, once the group as a whole is master.
+    let master = format!("{nobody} GROUP G MASTER 0");
+    wait_for(Duration::from_secs(5), || {
+        let t = std::fs::read_to_string(&grouped)?;
+        anyhow::ensure!(t.lines().any(|l| l == master), "group notify: {t:?}");
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", lab.lab.log("xdpvs-lb1")));
 
     // Two more intervals: the refused script still never ran.
     std::thread::sleep(Duration::from_secs(2));

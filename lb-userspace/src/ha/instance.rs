@@ -25,7 +25,7 @@ use crate::alert::VrrpState;
 use crate::vrrp::{
     fsm::{Action, Fsm, Input, NotifyEvent, State, TimerKind},
     packet::{Advert, Auth, DecodeError, Expect},
-    sync_group::{MemberView, decide},
+    sync_group::{GroupState, MemberView, decide},
     track::Effective,
 };
 
@@ -54,6 +54,15 @@ pub struct GroupLink {
     pub index: usize,
     pub views: Arc<Mutex<Vec<MemberView>>>,
     pub members: Vec<mpsc::UnboundedSender<Input>>,
+    pub notify: Arc<GroupNotify>,
+}
+
+/// A sync group's own state and `notify*` scripts, shared by its members:
+/// whichever member completes a group transition runs them.
+pub struct GroupNotify {
+    pub name: String,
+    pub scripts: NotifyScripts,
+    pub state: Mutex<GroupState>,
 }
 
 /// Everything one instance runs with.
@@ -329,6 +338,7 @@ impl Instance {
                 Action::StateChanged { from, to } => {
                     info!("{}: {} -> {}", self.name, state_name(from), state_name(to));
                     self.status().transitions += 1;
+                    self.group_entered(to);
                 }
                 Action::Notify(event) => self.notify(event),
                 Action::Discarded(why) => {
@@ -406,14 +416,7 @@ impl Instance {
     }
 
     fn notify(&self, event: NotifyEvent) {
-        let specific = match event {
-            NotifyEvent::Master => &self.notify.master,
-            NotifyEvent::Backup => &self.notify.backup,
-            NotifyEvent::Fault => &self.notify.fault,
-            NotifyEvent::Stop => &self.notify.stop,
-            NotifyEvent::MasterRxLowerPri => &self.notify.master_rx_lower_pri,
-        };
-        if let Some(script) = specific {
+        if let Some(script) = self.notify.specific(event) {
             self.notifier.run(script.clone());
         }
         let mailed = match event {
@@ -427,8 +430,34 @@ impl Instance {
             self.alerts.instance(&self.name, state, self.fsm.priority());
         }
         if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
-            let priority = Some(self.fsm.priority());
-            let args = notify_args("INSTANCE", &self.name, word, priority);
+            let args = notify_args("INSTANCE", &self.name, word, self.fsm.priority());
+            self.notifier.run(script.with_args(args));
+        }
+    }
+
+    /// This instance entered `to`: when that completes its sync group's
+    /// transition, the group's scripts run (keepalived's
+    /// send_group_notifies: `notify_*`, then `notify GROUP name STATE 0`).
+    fn group_entered(&self, to: State) {
+        let Some(g) = &self.group else { return };
+        let group = &g.notify;
+        let entered = group
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entered(g.index, to);
+        let Some(state) = entered else { return };
+        let now = match state {
+            State::Initialize => "stopped",
+            s => state_name(s),
+        };
+        info!("vrrp_sync_group {}: every member is {now}", group.name);
+        let event = NotifyEvent::entering(state);
+        if let Some(script) = group.scripts.specific(event) {
+            self.notifier.run(script.clone());
+        }
+        if let (Some(script), Some(word)) = (&group.scripts.any, state_word(event)) {
+            let args = notify_args("GROUP", &group.name, word, 0);
             self.notifier.run(script.with_args(args));
         }
     }

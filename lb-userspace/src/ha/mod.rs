@@ -38,7 +38,7 @@ pub use self::instance::InstanceStatus;
 use self::{
     addresses::{Addresses, Vip},
     announce::{Announcer, GarpService},
-    instance::{GroupLink, Instance, Timers},
+    instance::{GroupLink, GroupNotify, Instance, Timers},
     persist::{BootTime, Store},
     routes::VirtualRoutes,
     scripts::{Check, Notifier, NotifyScripts, Source, spawn_check, spawn_link, spawn_tracker},
@@ -50,7 +50,7 @@ use crate::{
         fsm::{Fsm, FsmConfig, GarpConfig, Input},
         garp_pace::Spacing,
         packet::{Auth, MCAST_V4, MCAST_V6, Version},
-        sync_group::MemberView,
+        sync_group::{GroupState, MemberView},
     },
 };
 
@@ -449,7 +449,7 @@ impl Ha {
             .map(|_| mpsc::unbounded_channel())
             .collect();
         let mut links: HashMap<usize, GroupLink> = HashMap::new();
-        for g in &config.sync_groups {
+        for (g, scripts) in config.sync_groups.iter().zip(prepared.groups) {
             let members: Vec<usize> = g
                 .members
                 .iter()
@@ -471,6 +471,11 @@ impl Ha {
                 members.len()
             ]));
             let senders: Vec<_> = members.iter().map(|&m| channels[m].0.clone()).collect();
+            let notify = Arc::new(GroupNotify {
+                name: g.name.clone(),
+                scripts,
+                state: Mutex::new(GroupState::new(members.len())),
+            });
             for (index, &m) in members.iter().enumerate() {
                 links.insert(
                     m,
@@ -478,6 +483,7 @@ impl Ha {
                         index,
                         views: views.clone(),
                         members: senders.clone(),
+                        notify: notify.clone(),
                     },
                 );
             }

@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    config::{Config, Location, Severity, VrrpScript},
+    config::{Config, Location, Notify, Severity, VrrpScript},
     script_runner::{Kind, Preparer, RealFs, Script},
     vrrp::{
         fsm::NotifyEvent,
@@ -44,11 +44,11 @@ pub fn state_word(event: NotifyEvent) -> Option<&'static str> {
 }
 
 /// The generic `notify` script's extra arguments, after its own words:
-/// `INSTANCE|GROUP name state priority`.
-pub fn notify_args(kind: &str, name: &str, state: &str, priority: Option<u8>) -> Vec<String> {
-    let mut argv = vec![kind.to_string(), name.to_string(), state.to_string()];
-    argv.extend(priority.map(|p| p.to_string()));
-    argv
+/// `INSTANCE|GROUP name state priority` (keepalived gives a group 0).
+pub fn notify_args(kind: &str, name: &str, state: &str, priority: u8) -> Vec<String> {
+    [kind, name, state, &priority.to_string()]
+        .map(String::from)
+        .into()
 }
 
 /// rise/fall hysteresis of one check; starts up, or with keepalived's
@@ -240,18 +240,31 @@ pub fn spawn_tracker(
     (rx, task)
 }
 
-/// An instance's checked `notify*` scripts.
+/// An instance's or a sync group's checked `notify*` scripts.
 #[derive(Clone, Debug, Default)]
 pub struct NotifyScripts {
     pub master: Option<Script>,
     pub backup: Option<Script>,
     pub fault: Option<Script>,
     pub stop: Option<Script>,
-    /// `notify`: called with `INSTANCE name state priority` appended.
+    /// `notify`: called with `INSTANCE|GROUP name state priority` appended.
     pub any: Option<Script>,
-    /// `notify_master_rx_lower_pri`: run alone (keepalived gives the
-    /// generic `notify` no word for it).
+    /// `notify_master_rx_lower_pri` (instances only): run alone (keepalived
+    /// gives the generic `notify` no word for it).
     pub master_rx_lower_pri: Option<Script>,
+}
+
+impl NotifyScripts {
+    /// The `notify_*` script of `event`.
+    pub fn specific(&self, event: NotifyEvent) -> Option<&Script> {
+        match event {
+            NotifyEvent::Master => self.master.as_ref(),
+            NotifyEvent::Backup => self.backup.as_ref(),
+            NotifyEvent::Fault => self.fault.as_ref(),
+            NotifyEvent::Stop => self.stop.as_ref(),
+            NotifyEvent::MasterRxLowerPri => self.master_rx_lower_pri.as_ref(),
+        }
+    }
 }
 
 /// The VRRP side's scripts after `script_runner`'s checks: `None` for a
@@ -260,10 +273,13 @@ pub struct Prepared<'c> {
     pub checks: Vec<(&'c VrrpScript, Option<Script>)>,
     /// One per instance, in order.
     pub notify: Vec<NotifyScripts>,
+    /// One per `vrrp_sync_group`, in order.
+    pub groups: Vec<NotifyScripts>,
 }
 
-/// Checks every used `vrrp_script` and every instance's notify scripts
-/// before any runs (keepalived's order), logging what was said.
+/// Checks every used `vrrp_script`, then every instance's and sync group's
+/// notify scripts, before any runs (keepalived's order), logging what was
+/// said.
 pub fn prepare(config: &Config) -> Prepared<'_> {
     let mut p = Preparer::new(config, &RealFs);
     let used = |s: &VrrpScript| {
@@ -290,20 +306,18 @@ pub fn prepare(config: &Config) -> Prepared<'_> {
         .vrrp_instances
         .iter()
         .map(|i| {
-            let mut one = |s: &Option<String>| {
-                let s = s.as_ref()?;
-                p.prepare(Kind::Notify, s, None, &i.location)
-            };
-            let n = &i.notify;
-            NotifyScripts {
-                master: one(&n.master),
-                backup: one(&n.backup),
-                fault: one(&n.fault),
-                stop: one(&n.stop),
-                any: one(&n.any),
-                master_rx_lower_pri: one(&i.notify_master_rx_lower_pri),
-            }
+            let mut n = notify_scripts(&mut p, &i.notify, &i.location);
+            n.master_rx_lower_pri = i
+                .notify_master_rx_lower_pri
+                .as_ref()
+                .and_then(|s| p.prepare(Kind::Notify, s, None, &i.location));
+            n
         })
+        .collect();
+    let groups = config
+        .sync_groups
+        .iter()
+        .map(|g| notify_scripts(&mut p, &g.notify, &g.location))
         .collect();
     let file = config.vrrp_instances.first().map(|i| &*i.location.file);
     for d in p.finish(&Location::of(file.unwrap_or("".as_ref()))) {
@@ -312,7 +326,24 @@ pub fn prepare(config: &Config) -> Prepared<'_> {
             _ => warn!("{d}"),
         }
     }
-    Prepared { checks, notify }
+    Prepared {
+        checks,
+        notify,
+        groups,
+    }
+}
+
+/// The checked `notify_master` ... `notify` of one instance or sync group.
+fn notify_scripts(p: &mut Preparer<'_>, n: &Notify, at: &Location) -> NotifyScripts {
+    let mut one = |s: &Option<String>| p.prepare(Kind::Notify, s.as_ref()?, None, at);
+    NotifyScripts {
+        master: one(&n.master),
+        backup: one(&n.backup),
+        fault: one(&n.fault),
+        stop: one(&n.stop),
+        any: one(&n.any),
+        master_rx_lower_pri: None,
+    }
 }
 
 /// Runs notify scripts off the instances' tasks, a few at a time.
@@ -356,11 +387,12 @@ mod tests {
 
     #[test]
     fn generic_notify_arguments() {
-        let argv = notify_args("INSTANCE", "VI_1", "MASTER", Some(100));
+        let argv = notify_args("INSTANCE", "VI_1", "MASTER", 100);
         assert_eq!(argv, ["INSTANCE", "VI_1", "MASTER", "100"]);
+        // keepalived's notify_script_exec: a group's priority is 0.
         assert_eq!(
-            notify_args("GROUP", "G", "FAULT", None),
-            ["GROUP", "G", "FAULT"]
+            notify_args("GROUP", "G", "FAULT", 0),
+            ["GROUP", "G", "FAULT", "0"]
         );
         assert_eq!(state_word(NotifyEvent::Stop), Some("STOP"));
         assert_eq!(state_word(NotifyEvent::MasterRxLowerPri), None);

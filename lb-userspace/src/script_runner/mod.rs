@@ -690,6 +690,11 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
             p.prepare(Kind::Notify, script, None, &i.location);
         }
     }
+    for g in &config.sync_groups {
+        for script in g.notify.scripts() {
+            p.prepare(Kind::Notify, script, None, &g.location);
+        }
+    }
     for s in [
         &config.global.startup_script,
         &config.global.shutdown_script,

@@ -329,3 +329,22 @@ async fn runs_as_nobody_with_no_capabilities_root() {
         ]
     );
 }
+
+#[test]
+fn check_audits_sync_group_notify_scripts() {
+    let cfg = config(
+        "global_defs {\n enable_script_security\n script_user root\n}\n\
+         vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n\
+         vrrp_sync_group G {\n group {\n  A\n }\n notify_master /etc/open.sh\n notify /etc/none.sh\n}\n",
+    );
+    let notes = rendered(&audit(&cfg, &at(), &machine()));
+    assert_eq!(
+        notes,
+        [
+            "/k.conf:12: error: Unsafe permissions found for script '/etc/open.sh' - disabling.",
+            "/k.conf:12: error: Disabling notify script /etc/open.sh due to insecure",
+            "/k.conf:12: warning: Script /etc/none.sh cannot be accessed - No such file or directory",
+            "/k.conf:12: warning: Disabling notify script /etc/none.sh since not found/accessible",
+        ]
+    );
+}

@@ -92,6 +92,18 @@ pub enum NotifyEvent {
     MasterRxLowerPri,
 }
 
+impl NotifyEvent {
+    /// The hook of a transition to `state` (`Initialize`: stopped).
+    pub fn entering(state: State) -> NotifyEvent {
+        match state {
+            State::Master => NotifyEvent::Master,
+            State::Backup => NotifyEvent::Backup,
+            State::Fault => NotifyEvent::Fault,
+            State::Initialize => NotifyEvent::Stop,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Input {
     Startup,
@@ -345,12 +357,7 @@ impl Fsm {
         let from = self.state;
         self.state = to;
         out.push(Action::StateChanged { from, to });
-        out.push(Action::Notify(match to {
-            State::Master => NotifyEvent::Master,
-            State::Backup => NotifyEvent::Backup,
-            State::Fault => NotifyEvent::Fault,
-            State::Initialize => NotifyEvent::Stop,
-        }));
+        out.push(Action::Notify(NotifyEvent::entering(to)));
     }
 
     fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -12,6 +12,8 @@
 //! - a member goes Master only once every Backup member wants to
 //!   (members are built with `FsmConfig::sync_group = true`, so their
 //!   master-down timer only sets `wants_master`).
+//!
+//! `GroupState` follows the group's own state for its notify scripts.
 
 use super::fsm::{Fsm, Input, State};
 
@@ -72,6 +74,37 @@ pub fn decide(members: &[MemberView]) -> Vec<(usize, Input)> {
     }
 }
 
+/// A sync group's own state, for its `notify*` scripts: the state every
+/// member has entered, once all have (keepalived notifies after moving
+/// them all); `Initialize` entered again is a stop.
+#[derive(Clone, Debug)]
+pub struct GroupState {
+    /// Each member's last state entered; `None` until it starts.
+    members: Vec<Option<State>>,
+    last: Option<State>,
+}
+
+impl GroupState {
+    pub fn new(members: usize) -> Self {
+        GroupState {
+            members: vec![None; members],
+            last: None,
+        }
+    }
+
+    /// Member `index` entered `state`: the group's new state when the
+    /// group as a whole just changed, so once per group transition.
+    pub fn entered(&mut self, index: usize, state: State) -> Option<State> {
+        *self.members.get_mut(index)? = Some(state);
+        let all = self.members.iter().all(|m| *m == Some(state));
+        if !all || self.last == Some(state) {
+            return None;
+        }
+        self.last = Some(state);
+        Some(state)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -81,7 +114,7 @@ mod tests {
 
     use super::*;
     use crate::vrrp::{
-        fsm::{FsmConfig, TimerKind},
+        fsm::{Action, FsmConfig, TimerKind},
         packet::Version,
     };
 
@@ -215,5 +248,84 @@ mod tests {
             group.iter().map(Fsm::state).collect::<Vec<_>>(),
             [State::Backup; 2]
         );
+    }
+
+    #[test]
+    fn the_group_changes_state_once_every_member_has() {
+        let mut g = GroupState::new(2);
+        let steps = [
+            (0, State::Backup, None),
+            (1, State::Backup, Some(State::Backup)),
+            (0, State::Master, None),
+            (1, State::Master, Some(State::Master)),
+            (1, State::Master, None),
+            (0, State::Fault, None),
+            (1, State::Fault, Some(State::Fault)),
+            (0, State::Backup, None),
+            (1, State::Backup, Some(State::Backup)),
+            (0, State::Initialize, None),
+            (1, State::Initialize, Some(State::Initialize)),
+        ];
+        for (n, (member, state, want)) in steps.into_iter().enumerate() {
+            assert_eq!(g.entered(member, state), want, "step {n}");
+        }
+        assert_eq!(g.entered(2, State::Master), None, "not a member");
+    }
+
+    /// Every member of a sync group of three, driven through its real
+    /// state machine and `decide`: each group transition is announced
+    /// once, after the last member moved, whichever member led it.
+    #[test]
+    fn group_notifications_of_real_members() {
+        let base = Instant::now();
+        let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let mut members: Vec<Fsm> = (1..=3)
+            .map(|vrid| {
+                Fsm::new(FsmConfig {
+                    sync_group: true,
+                    ..FsmConfig::new(Version::V3, vrid, 100, addr)
+                })
+            })
+            .collect();
+        let mut group = GroupState::new(3);
+        // One input to one member, then the group's reactions until stable:
+        // the group states announced meanwhile.
+        let mut feed = |members: &mut Vec<Fsm>, first: (usize, Input), now: Instant| {
+            let mut announced = Vec::new();
+            let mut pending = vec![first];
+            for _ in 0..5 {
+                for (i, input) in pending {
+                    for a in members[i].handle(now, input) {
+                        if let Action::StateChanged { to, .. } = a {
+                            announced.extend(group.entered(i, to));
+                        }
+                    }
+                }
+                let views: Vec<MemberView> = members.iter().map(MemberView::from).collect();
+                pending = decide(&views);
+                if pending.is_empty() {
+                    return announced;
+                }
+            }
+            panic!("sync group did not settle");
+        };
+        for i in 0..3 {
+            let want: &[State] = if i == 2 { &[State::Backup] } else { &[] };
+            assert_eq!(feed(&mut members, (i, Input::Startup), base), want);
+        }
+        let down = base + members[0].master_down_interval();
+        let timer = Input::TimerFired(TimerKind::MasterDown);
+        assert_eq!(feed(&mut members, (0, timer), down), []);
+        assert_eq!(feed(&mut members, (1, timer), down), []);
+        assert_eq!(feed(&mut members, (2, timer), down), [State::Master]);
+        let later = down + Duration::from_secs(1);
+        let fault = Input::FaultChanged(true);
+        assert_eq!(feed(&mut members, (1, fault), later), [State::Fault]);
+        let healed = Input::FaultChanged(false);
+        assert_eq!(feed(&mut members, (1, healed), later), [State::Backup]);
+        let stop = |m| (m, Input::Shutdown);
+        assert_eq!(feed(&mut members, stop(0), later), []);
+        assert_eq!(feed(&mut members, stop(1), later), []);
+        assert_eq!(feed(&mut members, stop(2), later), [State::Initialize]);
     }
 }
