@@ -215,6 +215,16 @@ impl Instance {
         actions
     }
 
+    /// Sends `input` to every other member of our sync group.
+    fn tell_other_members(&self, input: Input) {
+        let Some(g) = &self.group else { return };
+        for (i, tx) in g.members.iter().enumerate() {
+            if i != g.index {
+                let _ = tx.send(input);
+            }
+        }
+    }
+
     fn received(&mut self, r: Received) -> Vec<Action> {
         let (meta, payload) = match r {
             Received::Packet { meta, payload } => (meta, payload),
@@ -340,6 +350,7 @@ impl Instance {
                     self.status().transitions += 1;
                     self.group_entered(to);
                 }
+                Action::LowerPrioToGroup => self.tell_other_members(Input::GroupLowerPrio),
                 Action::Notify(event) => self.notify(event),
                 Action::Discarded(why) => {
                     let n = self.count_bad(why.reason());

@@ -130,6 +130,9 @@ pub enum Input {
     GroupForceBackup,
     /// Sync group: every member wants to be master.
     GroupGoMaster,
+    /// Sync group: another member, master, heard a lower-priority master
+    /// (`Action::LowerPrioToGroup`); a master refreshes its ARP caches too.
+    GroupLowerPrio,
 }
 
 /// Why a received advert changed nothing; the daemon counts these.
@@ -178,6 +181,11 @@ pub enum Action {
         to: State,
     },
     Notify(NotifyEvent),
+    /// Sync group: a lower-priority master was heard, as after a split
+    /// brain; the other members get `Input::GroupLowerPrio` (keepalived
+    /// vrrp_state_master_rx refreshes ARP for the whole group: the lower
+    /// node's other members give up without a word to us).
+    LowerPrioToGroup,
     /// A received advert was discarded by rule.
     Discarded(Discard),
     /// The instance has stopped; the daemon may drop it.
@@ -329,6 +337,11 @@ impl Fsm {
             Input::GroupGoMaster => {
                 if self.state == State::Backup {
                     self.become_master(now, &mut out);
+                }
+            }
+            Input::GroupLowerPrio => {
+                if self.state == State::Master && !self.stopping {
+                    self.lower_prio_garp(now, &mut out);
                 }
             }
             Input::Shutdown => self.shutdown(now, &mut out),
@@ -585,18 +598,27 @@ impl Fsm {
             if !self.cfg.lower_prio_no_advert {
                 out.push(Action::SendAdvert { priority: ours });
             }
-            let garp = self.cfg.garp;
-            if garp.lower_prio_repeat > 0 {
-                out.push(Action::SendGratuitous {
-                    count: garp.lower_prio_repeat,
-                });
-                if !garp.lower_prio_delay.is_zero() {
-                    self.arm(TimerKind::GarpLowerPrio, now + garp.lower_prio_delay, out);
-                }
+            self.lower_prio_garp(now, out);
+            if self.cfg.sync_group {
+                out.push(Action::LowerPrioToGroup);
             }
             out.push(Action::Notify(NotifyEvent::MasterRxLowerPri));
         }
         // Equal priority from our own address: a loop; ignored.
+    }
+
+    /// keepalived's ARP refresh after a lower-priority advert:
+    /// `garp_lower_prio_repeat` now, again after `garp_lower_prio_delay`.
+    fn lower_prio_garp(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let garp = self.cfg.garp;
+        if garp.lower_prio_repeat > 0 {
+            out.push(Action::SendGratuitous {
+                count: garp.lower_prio_repeat,
+            });
+            if !garp.lower_prio_delay.is_zero() {
+                self.arm(TimerKind::GarpLowerPrio, now + garp.lower_prio_delay, out);
+            }
+        }
     }
 
     fn timer(&mut self, now: Instant, kind: TimerKind, out: &mut Vec<Action>) {

@@ -919,3 +919,105 @@ fn garp_lower_prio_without_delayed_batch() {
     ));
     run(cfg, t.0, steps);
 }
+
+/// A sync member that became master at DOWN_100 + 1 (after `GroupGoMaster`).
+fn sync_master_steps(t: &T) -> Vec<Step> {
+    vec![
+        step(0, Startup, t.startup_backup(DOWN_100), "RFC 5798 §6.4.1"),
+        step(DOWN_100, TimerFired(MasterDown), vec![], "wants master"),
+        step(
+            DOWN_100 + 1,
+            GroupGoMaster,
+            t.takeover(DOWN_100 + 1, 100, State::Backup),
+            "the group goes master",
+        ),
+    ]
+}
+
+#[test]
+fn a_sync_member_hearing_a_lower_master_refreshes_its_whole_group() {
+    // keepalived vrrp_state_master_rx: after a split brain the lower
+    // node's other members give up silently, so this node's other members
+    // send their lower-priority gratuitous batch too.
+    let t = t();
+    let sync = |repeat| FsmConfig {
+        sync_group: true,
+        garp: GarpConfig {
+            lower_prio_repeat: repeat,
+            ..GarpConfig::default()
+        },
+        ..cfg(100)
+    };
+    let at = DOWN_100 + 2;
+    let mut steps = sync_master_steps(&t);
+    steps.push(step(
+        at,
+        advert(PEER_HI, 50),
+        vec![
+            SendAdvert { priority: 100 },
+            SendGratuitous { count: 5 },
+            t.arm(GarpLowerPrio, at + 5 * S),
+            LowerPrioToGroup,
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ],
+        "its own batch, then the other members'",
+    ));
+    run(sync(5), t.0, steps);
+    let mut steps = sync_master_steps(&t);
+    steps.push(step(
+        at,
+        advert(PEER_HI, 50),
+        vec![
+            SendAdvert { priority: 100 },
+            LowerPrioToGroup,
+            Notify(NotifyEvent::MasterRxLowerPri),
+        ],
+        "no batch of its own: the others' repeat is theirs to decide",
+    ));
+    run(sync(0), t.0, steps);
+}
+
+#[test]
+fn a_sync_master_told_of_a_lower_master_sends_its_lower_prio_batch() {
+    let t = t();
+    let sync = FsmConfig {
+        sync_group: true,
+        ..cfg(100)
+    };
+    let at = DOWN_100 + 2;
+    let mut steps = vec![
+        step(0, Startup, t.startup_backup(DOWN_100), "RFC 5798 §6.4.1"),
+        step(
+            1,
+            GroupLowerPrio,
+            vec![],
+            "a backup holds no VIPs to announce",
+        ),
+    ];
+    steps.extend(sync_master_steps(&t).into_iter().skip(1));
+    steps.extend([
+        step(
+            at,
+            GroupLowerPrio,
+            vec![
+                SendGratuitous { count: 5 },
+                t.arm(GarpLowerPrio, at + 5 * S),
+            ],
+            "garp_lower_prio_repeat now",
+        ),
+        step(
+            at + 5 * S,
+            TimerFired(GarpLowerPrio),
+            vec![SendGratuitous { count: 5 }],
+            "and after garp_lower_prio_delay",
+        ),
+    ]);
+    let mut fsm = run(sync, t.0, steps);
+    let _ = fsm.handle(t.at(at + 5 * S + 1), Shutdown);
+    assert!(fsm.is_stopping());
+    assert_eq!(
+        fsm.handle(t.at(at + 5 * S + 2), GroupLowerPrio),
+        vec![],
+        "a stopping master announces nothing"
+    );
+}

@@ -11,7 +11,9 @@
 //!   members that are Master are forced to Backup (no priority 0);
 //! - a member goes Master only once every Backup member wants to
 //!   (members are built with `FsmConfig::sync_group = true`, so their
-//!   master-down timer only sets `wants_master`).
+//!   master-down timer only sets `wants_master`);
+//! - a master that hears a lower-priority master has the other masters
+//!   refresh ARP too (`Action::LowerPrioToGroup`, relayed by the daemon).
 //!
 //! `GroupState` follows the group's own state for its notify scripts.
 
