@@ -47,11 +47,33 @@ pub fn parse_mac(text: &str) -> Option<Mac> {
     parts.next().is_none().then_some(mac)
 }
 
+/// Whether /proc/sys/net/ipv6/conf/IF/forwarding says the interface
+/// forwards IPv6 (keepalived: any value but 0).
+pub fn forwards(text: &str) -> bool {
+    text.trim().parse::<i64>().is_ok_and(|v| v != 0)
+}
+
+/// What an interface's announcements say about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    mac: Mac,
+    /// The interface forwards IPv6: its NAs set the Router flag, as
+    /// keepalived's do; with R=0 hosts clear IsRouter (RFC 4861 §7.2.5) and
+    /// drop a VIP they route through from their default router list.
+    router: bool,
+}
+
+impl Link {
+    fn announcement(&self, vip: IpAddr) -> Vec<u8> {
+        announcement(self.mac, vip, self.router)
+    }
+}
+
 /// One interface's sender.
 struct Port {
     dev: String,
     ifindex: u32,
-    mac: Mac,
+    link: Link,
     fd: OwnedFd,
 }
 
@@ -70,6 +92,9 @@ impl Port {
             dev: dev.into(),
             source: io::Error::new(io::ErrorKind::InvalidData, text.trim().to_string()),
         })?;
+        // Unreadable (no IPv6 on it): no NA is sent there anyway.
+        let router = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{dev}/forwarding"))
+            .is_ok_and(|t| forwards(&t));
         // Protocol 0: this socket only sends, it never receives a frame.
         // SAFETY: plain socket(2); the fd is owned right away.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -86,7 +111,7 @@ impl Port {
         Ok(Port {
             dev: dev.into(),
             ifindex,
-            mac,
+            link: Link { mac, router },
             fd,
         })
     }
@@ -222,7 +247,7 @@ impl Announcer {
                 frames.push(Frame {
                     port: port.clone(),
                     addr: *addr,
-                    bytes: announcement(port.mac, *addr, false),
+                    bytes: port.link.announcement(*addr),
                 });
             }
         }
@@ -251,5 +276,25 @@ mod tests {
         assert_eq!(parse_mac("02:00:0a:64:00"), None, "too short");
         assert_eq!(parse_mac("02:00:0a:64:00:ff:01"), None, "too long");
         assert_eq!(parse_mac("zz:00:0a:64:00:ff"), None);
+    }
+
+    #[test]
+    fn ipv6_forwarding_from_procfs_text() {
+        assert!(forwards("1\n"));
+        assert!(forwards("2"), "keepalived: any value but 0");
+        assert!(!forwards("0\n"));
+        assert!(!forwards(""));
+    }
+
+    /// The NA flags byte (after Ethernet, IPv6 and the ICMPv6 type, code
+    /// and checksum): Router + Override, or Override alone.
+    #[test]
+    fn a_forwarding_interface_announces_itself_as_a_router() {
+        const FLAGS: usize = 14 + 40 + 4;
+        let mac = [2, 0, 0, 0, 0, 1];
+        let vip = IpAddr::V6(std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1));
+        let frame = |router| Link { mac, router }.announcement(vip);
+        assert_eq!(frame(true)[FLAGS], 0xa0);
+        assert_eq!(frame(false)[FLAGS], 0x20);
     }
 }
