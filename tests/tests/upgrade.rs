@@ -285,9 +285,11 @@ impl Rig {
             ..Vrrp::new(3, 100)
         };
         // With flow sync, whose port the new process binds beside the old.
-        let conf = ours
-            .conf()
-            .replacen("global_defs {\n", "global_defs {\n    lvs_sync_daemon eth0\n", 1);
+        let conf = ours.conf().replacen(
+            "global_defs {\n",
+            "global_defs {\n    lvs_sync_daemon eth0\n",
+            1,
+        );
         // The daemon runs from `bin`; ctl and adm keep using the build.
         lab.artifacts.xdpvs = bin.clone();
         let started = lab.start_xdpvs(0, &conf, XDP_MODE);
