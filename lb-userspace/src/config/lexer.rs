@@ -107,7 +107,7 @@ pub(super) fn line_at(file: &Arc<Path>, index: usize) -> Location {
 /// The tokens of one line, the last marked as ending it.
 pub(super) fn lex_line(line: &str, at: &Location, diags: &mut Diagnostics) -> Vec<Token> {
     let mut out: Vec<Token> = Vec::new();
-    let mut chars = line.char_indices();
+    let mut chars = line.char_indices().peekable();
     let mut word = String::new();
     let token = |text: String, quoted: bool| Token {
         text,
@@ -123,8 +123,23 @@ pub(super) fn lex_line(line: &str, at: &Location, diags: &mut Diagnostics) -> Ve
     while let Some((col, c)) = chars.next() {
         match c {
             c if is_blank(c) => flush(&mut out, &mut word),
-            '#' | '!' if word.is_empty() => {
-                if out.last().is_some_and(|t| t.is("{")) {
+            // keepalived's `\#` and `\!`: the character itself, no comment.
+            '\\' if matches!(chars.peek(), Some((_, '#' | '!'))) => {
+                word.extend(chars.next().map(|(_, c)| c));
+            }
+            // A comment starts at any `#` or `!` outside quotes, inside a
+            // word too (keepalived's `decomment`): `auth_pass Secr3t!` is
+            // `Secr3t` to keepalived, so to its peer as well.
+            '#' | '!' => {
+                if !word.is_empty() {
+                    diags.warn(
+                        at,
+                        format!(
+                            "`{c}` in `{word}{c}...` starts a comment, as in keepalived: the rest of the \
+                             line is ignored (write `\\{c}` for the character)"
+                        ),
+                    );
+                } else if out.last().is_some_and(|t| t.is("{")) {
                     diags.warn(
                         at,
                         "comment right after `{`: read as a comment; some keepalived versions read it as a keyword",
@@ -210,9 +225,37 @@ mod tests {
 
     #[test]
     fn comments_anywhere_a_token_starts() {
-        let (w, d) = words("# top\n! bang\na 1 # tail\nb 2 ! tail\nc x#y\n  # indented\n");
-        assert_eq!(w, ["a", "1", "b", "2", "c", "x#y"]);
+        let (w, d) = words("# top\n! bang\na 1 # tail\nb 2 ! tail\n  # indented\n");
+        assert_eq!(w, ["a", "1", "b", "2"]);
         assert!(d.0.is_empty());
+    }
+
+    #[test]
+    fn a_comment_starts_inside_a_word_too_unless_escaped() {
+        // keepalived's decomment: `Secr3t!` is `Secr3t` to a keepalived peer.
+        let (w, d) = words("auth_pass Secr3t!\nc x#y z\nd a\\#b c\\!\ne \"q#r\"\n");
+        assert_eq!(
+            w,
+            [
+                "auth_pass",
+                "Secr3t",
+                "c",
+                "x",
+                "d",
+                "a#b",
+                "c!",
+                "e",
+                "q#r"
+            ]
+        );
+        let warnings: Vec<String> = d.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "t.conf:1: warning: `!` in `Secr3t!...` starts a comment, as in keepalived: the rest of the line is ignored (write `\\!` for the character)",
+                "t.conf:2: warning: `#` in `x#...` starts a comment, as in keepalived: the rest of the line is ignored (write `\\#` for the character)",
+            ]
+        );
     }
 
     #[test]

@@ -184,18 +184,18 @@ fn is_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A definition's value without a trailing comment (a `#` or `!` that
-/// starts a word outside quotes, as the lexer reads them).
+/// A definition's value without a trailing comment (a `#` or `!` outside
+/// quotes and not escaped by `\`, as the lexer reads them).
 fn without_comment(value: &str) -> &str {
     let mut quoted = false;
-    let mut word_start = true;
+    let mut escaped = false;
     for (i, c) in value.char_indices() {
         match c {
-            '"' => quoted = !quoted,
-            '#' | '!' if word_start && !quoted => return &value[..i],
+            '"' if !escaped => quoted = !quoted,
+            '#' | '!' if !escaped && !quoted => return &value[..i],
             _ => {}
         }
-        word_start = is_blank(c);
+        escaped = c == '\\' && !escaped;
     }
     value
 }

@@ -40,6 +40,17 @@ fn conditional_lines_follow_the_config_id() {
 }
 
 #[test]
+fn a_parameter_ends_at_a_comment_inside_a_word_unless_escaped() {
+    let text = "$PASS=ab\\#cd#ef\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.1\n }\n authentication {\n  auth_type PASS\n  auth_pass $PASS\n }\n}\n";
+    let c = ok_with(text, None).config;
+    assert_eq!(
+        c.vrrp_instances[0].auth,
+        Some(Auth::Pass("ab#cd".into())),
+        "`\\#` is the character, `#` a comment, as keepalived reads them"
+    );
+}
+
+#[test]
 fn parameters_are_substituted_when_used() {
     let text = "$PRIO=240 # the master's\n$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}\n$ADDRESS_BASE_SUB=0\nvrrp_instance V {\n interface eth0\n virtual_router_id 7\n priority $PRIO\n virtual_ipaddress {\n  ${ADDRESS_BASE}.100/32\n  $NOT_DEFINED\n }\n notify_master \"/bin/echo $1 ${UNDEFINED} ${_PWD}\"\n}\n";
     let l = with_id(text, None);
