@@ -259,6 +259,7 @@ fn service(
         location: n.at.clone(),
     };
     let mut scheduler_at = None;
+    let mut method_set = false;
     let mut listed = std::collections::HashSet::new();
     let blocks = n.block.as_deref().unwrap_or_default();
     // Checker settings here are defaults for every check below, wherever they stand.
@@ -285,13 +286,20 @@ fn service(
                     scheduler_at = Some(k.at.clone());
                 }
             }
-            "lb_kind" | "lvs_method" | "sorry_server_lvs_method" => direct_routing(k, d),
+            "lb_kind" | "lvs_method" => {
+                method_set = true;
+                direct_routing(k, d);
+            }
+            "sorry_server_lvs_method" => direct_routing(k, d),
             // The default of every real below (see `real_server`).
             "weight" => {
                 int(k, 1u32, 65535, d);
             }
             "inhibit_on_failure" => {
-                flag(k, d);
+                switch(k, d);
+            }
+            "persistence_timeout" if k.args.is_empty() => {
+                vs.persistence_timeout = PERSISTENCE_TIMEOUT
             }
             "persistence_timeout" => vs.persistence_timeout = int(k, 0, u32::MAX, d).unwrap_or(0),
             "protocol" => match one(k, d) {
@@ -365,6 +373,15 @@ fn service(
             ),
         );
     }
+    if !method_set {
+        // keepalived: "no forwarding method set, setting default NAT". A
+        // note, as `lb_algo`'s: what differs is said, the file is fine.
+        d.note(
+            &n.at,
+            "no lb_kind: keepalived would forward by NAT; xdpvs forwards by direct routing \
+             (DR), so each real must hold the VIP on its loopback (set `lb_kind DR`)",
+        );
+    }
     Some(vs)
 }
 
@@ -430,7 +447,10 @@ fn real_server(
         match k.keyword.as_str() {
             "weight" => r.weight = int(k, 0, 65535, d).unwrap_or(1),
             "lvs_method" => direct_routing(k, d),
-            "inhibit_on_failure" => r.inhibit_on_failure = flag(k, d),
+            // keepalived's `<BOOL>`: `false` undoes the virtual server's.
+            "inhibit_on_failure" => {
+                r.inhibit_on_failure = switch(k, d).unwrap_or(r.inhibit_on_failure)
+            }
             "smtp_alert" => r.smtp_alert = switch(k, d),
             "delay_loop" => r.delay_loop = secs(k, 1, d).or(r.delay_loop),
             "alpha" => r.alpha = switch(k, d).or(r.alpha),
@@ -509,7 +529,9 @@ impl RealDefaults {
         for k in vs_blocks {
             match k.keyword.as_str() {
                 "weight" => r.weight = int(k, 1, 65535, &mut quiet).unwrap_or(r.weight),
-                "inhibit_on_failure" => r.inhibit_on_failure = flag(k, &mut quiet),
+                "inhibit_on_failure" => {
+                    r.inhibit_on_failure = switch(k, &mut quiet).unwrap_or(r.inhibit_on_failure)
+                }
                 _ => {}
             }
         }
@@ -546,8 +568,9 @@ fn needs_port(k: &Node, r: &RealServer, c: &Connect, d: &mut Diagnostics) {
     }
 }
 
-/// keepalived's IPVS_SVC_PERSISTENT_TIMEOUT: what `persistence_granularity`
-/// turns persistence on with when no `persistence_timeout` came before it.
+/// keepalived's IPVS_SVC_PERSISTENT_TIMEOUT: what a `persistence_timeout`
+/// without a value sets, and what `persistence_granularity` turns
+/// persistence on with when no `persistence_timeout` came before it.
 const PERSISTENCE_TIMEOUT: u32 = 360;
 
 /// `persistence_granularity MASK`: the data plane binds each client address

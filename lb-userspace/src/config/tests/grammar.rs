@@ -7,7 +7,7 @@ use super::*;
 #[test]
 fn glued_braces_and_block_names_on_later_lines() {
     let l = ok(
-        "virtual_server\n 10.0.0.1 80\n{\n real_server 10.0.0.2 80{\n  weight 2}}\nvrrp_script\n  chk\n{\n script \"/bin/check --x\"}\n",
+        "virtual_server\n 10.0.0.1 80\n{\n lb_kind DR\n real_server 10.0.0.2 80{\n  weight 2}}\nvrrp_script\n  chk\n{\n script \"/bin/check --x\"}\n",
     );
     let vs = &l.config.virtual_servers[0];
     assert_eq!(
@@ -98,12 +98,40 @@ fn unknown_keywords_in_every_block() {
 }
 
 #[test]
+fn keepalived_defaults_that_differ_are_read_as_keepalived_reads_them() {
+    // `inhibit_on_failure` takes keepalived's <BOOL>: `false` in a real
+    // undoes the virtual server's; a bare `persistence_timeout` is IPVS's
+    // 360 s; with no lb_kind keepalived forwards by NAT, which is said.
+    let l = ok(
+        "virtual_server 10.0.0.1 80 {\n inhibit_on_failure\n persistence_timeout\n \
+         real_server 10.0.0.2 80 {\n  inhibit_on_failure false\n }\n \
+         real_server 10.0.0.3 80 {\n }\n}\n",
+    );
+    let vs = &l.config.virtual_servers[0];
+    assert_eq!(
+        (
+            vs.persistence_timeout,
+            vs.reals[0].inhibit_on_failure,
+            vs.reals[1].inhibit_on_failure
+        ),
+        (360, false, true)
+    );
+    assert!(warnings(&l).is_empty(), "{:?}", warnings(&l));
+    assert_eq!(
+        notes(&l),
+        [
+            "k.conf:1: note: no lb_kind: keepalived would forward by NAT; xdpvs forwards by direct routing (DR), so each real must hold the VIP on its loopback (set `lb_kind DR`)"
+        ]
+    );
+}
+
+#[test]
 fn schedulers_are_kept_and_noted_not_warned() {
     for algo in [
         "rr", "wrr", "lc", "wlc", "lblc", "sh", "dh", "mh", "sed", "nq",
     ] {
         let l = ok(&format!(
-            "virtual_server 10.0.0.1 80 {{\n lb_algo {algo}\n}}\n"
+            "virtual_server 10.0.0.1 80 {{\n lb_algo {algo}\n lb_kind DR\n}}\n"
         ));
         assert_eq!(l.config.virtual_servers[0].scheduler, algo);
         assert!(warnings(&l).is_empty(), "{algo}");
@@ -276,7 +304,6 @@ fn warnings_about_values_read_differently() {
             "k.conf:13: warning: auth_pass is longer than 8 characters: only the first 8 are used, as keepalived does",
             "k.conf:15: warning: priority: extra values after \"90\" ignored",
             "k.conf:18: warning: real_server 10.0.0.2 8080: port differs from the virtual_server's 80; direct routing keeps port 80",
-            "k.conf:19: warning: inhibit_on_failure takes no value; the rest of the line is ignored",
         ]
     );
 }
