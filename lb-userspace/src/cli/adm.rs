@@ -1,13 +1,22 @@
 //! `xdpvs adm`: ipvsadm's commands and options, against the running daemon.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, thread, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    thread,
+    time::Duration,
+};
 
 use anyhow::{Result, bail};
 use clap::{ArgGroup, Args};
-use xdpvs::api::{
-    client::call,
-    ipvsadm,
-    protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
+use xdpvs::{
+    api::{
+        client::call,
+        ipvsadm,
+        protocol::{RealRef, Request, Response, ServiceRef, ServiceStatus},
+    },
+    config::SCHEDULERS,
 };
 
 use super::DEFAULT_SOCKET;
@@ -55,17 +64,18 @@ pub struct Adm {
     /// UDP service VIP:PORT.
     #[arg(short = 'u', long = "udp-service")]
     udp_service: Option<SocketAddr>,
-    /// Real server RIP:PORT.
-    #[arg(short = 'r', long = "real-server")]
-    real_server: Option<SocketAddr>,
-    /// Scheduler name (every one is served by weighted Maglev).
-    #[arg(short = 's', long = "scheduler")]
+    /// Real server RIP[:PORT] ([RIP6]:PORT); the port is the service's, as
+    /// direct routing keeps it.
+    #[arg(short = 'r', long = "real-server", value_parser = real_address)]
+    real_server: Option<(IpAddr, Option<u16>)>,
+    /// Scheduler name, one of IPVS's (every one is served by weighted Maglev).
+    #[arg(short = 's', long = "scheduler", value_parser = scheduler)]
     scheduler: Option<String>,
     /// Persistence in seconds (ipvsadm's default 300 when given without a value).
     #[arg(short = 'p', long = "persistent", num_args = 0..=1, default_missing_value = "300")]
     persistent: Option<u32>,
-    /// Real server weight.
-    #[arg(short = 'w', long = "weight")]
+    /// Real server weight, 0 to 65535 as ipvsadm's.
+    #[arg(short = 'w', long = "weight", value_parser = clap::value_parser!(u32).range(0..=65535))]
     weight: Option<u32>,
     /// Direct routing (the only forwarding xdpvs does; accepted for habit).
     #[arg(short = 'g', long = "gatewaying")]
@@ -109,14 +119,106 @@ impl Adm {
         }
     }
 
+    /// The real server of `-r`, on the service's port (ipvsadm's rule for
+    /// direct routing: the real answers on the port the client asked for).
     fn real(&self) -> Result<RealRef> {
-        match self.real_server {
-            Some(r) => Ok(RealRef {
-                addr: r.ip(),
-                port: r.port(),
-            }),
-            None => bail!("which real server? give -r RIP:PORT"),
+        let service = self.service()?;
+        let Some((addr, port)) = self.real_server else {
+            bail!("which real server? give -r RIP[:PORT]")
+        };
+        if addr.is_ipv4() != service.vip.is_ipv4() {
+            bail!(
+                "-r {addr}: not of the service's address family (only tunnelled reals may be, \
+                 and xdpvs forwards by direct routing)"
+            );
         }
+        if let Some(p) = port.filter(|p| *p != 0 && *p != service.port) {
+            eprintln!(
+                "xdpvs: -r {}: direct routing keeps the service's port {}: the real is {}",
+                SocketAddr::new(addr, p),
+                service.port,
+                SocketAddr::new(addr, service.port)
+            );
+        }
+        Ok(RealRef {
+            addr,
+            port: service.port,
+        })
+    }
+}
+
+/// The daemon request for a command other than a listing.
+fn request(a: &Adm) -> Result<Request> {
+    Ok(if let Some(set) = &a.set {
+        let &[tcp, tcpfin, udp] = set.as_slice() else {
+            bail!("--set takes three values: TCP TCPFIN UDP")
+        };
+        Request::SetTimeouts { tcp, tcpfin, udp }
+    } else if a.zero {
+        Request::ZeroCounters
+    } else if a.clear {
+        Request::Clear
+    } else if a.add_service {
+        Request::AddService {
+            service: a.service()?,
+            scheduler: a.scheduler.clone().unwrap_or_else(|| "wlc".into()),
+            persistence_timeout: a.persistent.unwrap_or(0),
+        }
+    } else if a.edit_service {
+        // ipvsadm -E replaces the whole service: no -s is wlc, no -p no
+        // persistence.
+        Request::EditService {
+            service: a.service()?,
+            scheduler: Some(a.scheduler.clone().unwrap_or_else(|| "wlc".into())),
+            persistence_timeout: Some(a.persistent.unwrap_or(0)),
+        }
+    } else if a.delete_service {
+        Request::DeleteService {
+            service: a.service()?,
+        }
+    } else if a.add_server {
+        Request::AddReal {
+            service: a.service()?,
+            real: a.real()?,
+            weight: a.weight.unwrap_or(1),
+        }
+    } else if a.edit_server {
+        let Some(weight) = a.weight else {
+            bail!("-e changes the weight: give -w WEIGHT")
+        };
+        Request::SetWeight {
+            service: a.service()?,
+            real: a.real()?,
+            weight,
+        }
+    } else {
+        Request::DeleteReal {
+            service: a.service()?,
+            real: a.real()?,
+        }
+    })
+}
+
+/// `-r`'s RIP, RIP:PORT, [RIP6]:PORT or a bare IPv6 address.
+fn real_address(text: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok((a.ip(), Some(a.port())));
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>()
+        .map(|ip| (ip, None))
+        .map_err(|_| format!("{text:?} is not RIP, RIP:PORT or [RIP6]:PORT"))
+}
+
+/// `-s`: IPVS's scheduler names, as ipvsadm refuses any other.
+fn scheduler(name: &str) -> Result<String, String> {
+    if SCHEDULERS.contains(&name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "scheduler not found: {name} (IPVS's are {})",
+            SCHEDULERS.join(", ")
+        ))
     }
 }
 
@@ -175,57 +277,92 @@ pub fn run(a: Adm) -> Result<ExitCode> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let request = if let Some(set) = &a.set {
-        let &[tcp, tcpfin, udp] = set.as_slice() else {
-            bail!("--set takes three values: TCP TCPFIN UDP")
-        };
-        Request::SetTimeouts { tcp, tcpfin, udp }
-    } else if a.zero {
-        Request::ZeroCounters
-    } else if a.clear {
-        Request::Clear
-    } else if a.add_service {
-        Request::AddService {
-            service: a.service()?,
-            scheduler: a.scheduler.clone().unwrap_or_else(|| "wlc".into()),
-            persistence_timeout: a.persistent.unwrap_or(0),
-        }
-    } else if a.edit_service {
-        Request::EditService {
-            service: a.service()?,
-            scheduler: a.scheduler.clone(),
-            persistence_timeout: a.persistent,
-        }
-    } else if a.delete_service {
-        Request::DeleteService {
-            service: a.service()?,
-        }
-    } else if a.add_server {
-        Request::AddReal {
-            service: a.service()?,
-            real: a.real()?,
-            weight: a.weight.unwrap_or(1),
-        }
-    } else if a.edit_server {
-        let Some(weight) = a.weight else {
-            bail!("-e changes the weight: give -w WEIGHT")
-        };
-        Request::SetWeight {
-            service: a.service()?,
-            real: a.real()?,
-            weight,
-        }
-    } else {
-        Request::DeleteReal {
-            service: a.service()?,
-            real: a.real()?,
-        }
-    };
+    let request = request(&a)?;
     match call(&a.socket, &request)? {
         Response::Done { message } => {
             eprintln!("{message}");
             Ok(ExitCode::SUCCESS)
         }
         other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        adm: Adm,
+    }
+
+    fn adm(args: &[&str]) -> Result<Adm, clap::Error> {
+        Cli::try_parse_from(std::iter::once("adm").chain(args.iter().copied())).map(|c| c.adm)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_real_takes_the_services_port_as_ipvsadm_gives_it() {
+        let port_of = |args: &[&str]| adm(args).unwrap().real().unwrap();
+        let want = RealRef {
+            addr: ip("10.0.0.11"),
+            port: 80,
+        };
+        for r in ["10.0.0.11", "10.0.0.11:80", "10.0.0.11:0", "10.0.0.11:8080"] {
+            assert_eq!(
+                port_of(&["-a", "-t", "10.0.0.1:80", "-r", r, "-g"]),
+                want,
+                "{r}"
+            );
+        }
+        let v6 = port_of(&["-a", "-t", "[2001:db8::1]:443", "-r", "2001:db8::11"]);
+        assert_eq!((v6.addr, v6.port), (ip("2001:db8::11"), 443));
+        let mixed = adm(&["-a", "-t", "[2001:db8::1]:443", "-r", "10.0.0.11"]).unwrap();
+        assert!(
+            mixed
+                .real()
+                .unwrap_err()
+                .to_string()
+                .contains("address family")
+        );
+    }
+
+    #[test]
+    fn schedulers_and_weights_are_refused_as_ipvsadm_refuses_them() {
+        let e = adm(&["-A", "-t", "10.0.0.1:80", "-s", "wrrr"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("scheduler not found: wrrr"), "{e}");
+        assert!(adm(&["-A", "-t", "10.0.0.1:80", "-s", "mh"]).is_ok());
+        assert!(adm(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.11", "-w", "65536"]).is_err());
+        assert!(adm(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.11", "-w", "65535"]).is_ok());
+    }
+
+    #[test]
+    fn edit_replaces_the_whole_service_as_ipvsadm_does() {
+        let edit = |args: &[&str]| match request(&adm(args).unwrap()).unwrap() {
+            Request::EditService {
+                scheduler,
+                persistence_timeout,
+                ..
+            } => (scheduler, persistence_timeout),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            edit(&["-E", "-t", "10.0.0.1:80", "-s", "sh"]),
+            (Some("sh".into()), Some(0)),
+            "no -p: persistence off"
+        );
+        assert_eq!(
+            edit(&["-E", "-t", "10.0.0.1:80", "-p"]),
+            (Some("wlc".into()), Some(300)),
+            "no -s: wlc; -p alone: 300 s"
+        );
     }
 }

@@ -28,7 +28,7 @@ const RETRY: u32 = 1;
 const SCHEDULER: &str = "wlc";
 
 /// Schedulers IPVS knows; all are served by weighted Maglev.
-const SCHEDULERS: &[&str] = &[
+pub const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos",
 ];
 

@@ -120,6 +120,7 @@ use std::{fmt::Write as _, path::Path};
 use self::{check::Reference, diag::Diagnostics, tree::Node};
 pub use self::{
     diag::{Diagnostic, Location, Severity},
+    lvs::SCHEDULERS,
     model::*,
 };
 
