@@ -198,7 +198,7 @@ impl State {
         state.notifies = Notifies::prepare(config, &mut preparer);
         let writes = state.apply().context("filling the data plane")?;
         info!("configuration in the data plane: {writes} map writes");
-        let specs = state.check_specs(config, &mut preparer);
+        let specs = state.check_specs(config, &mut preparer, true);
         state.report(preparer);
         state.checks = Runner::spawn(specs, state.health_events.clone(), state.addresses.clone());
         if config.global.rs_init_notifies {
@@ -466,7 +466,13 @@ impl State {
 
     /// The health checks the table needs, each starting from the real's
     /// current state so a reload does not make it flap.
-    fn check_specs(&self, config: &Config, scripts: &mut Preparer<'_>) -> Vec<CheckSpec> {
+    /// `starting`: the daemon's first checks (see `CheckSpec::unjudged`).
+    fn check_specs(
+        &self,
+        config: &Config,
+        scripts: &mut Preparer<'_>,
+        starting: bool,
+    ) -> Vec<CheckSpec> {
         let mut specs = Vec::new();
         let auth = health::tls::ClientAuth::load(config.ssl.as_ref());
         for vs in &config.virtual_servers {
@@ -483,6 +489,7 @@ impl State {
                 if let Some(r) = current {
                     spec.start_up = r.healthy;
                 }
+                spec.unjudged = starting;
                 specs.push(spec);
             }
         }
@@ -568,7 +575,7 @@ impl State {
             }
         );
         info!("{message}");
-        let specs = self.check_specs(&config, &mut preparer);
+        let specs = self.check_specs(&config, &mut preparer, false);
         self.report(preparer);
         self.checks = Runner::spawn(specs, self.health_events.clone(), self.addresses.clone());
         self.alerts.reconfigure(&config);

@@ -43,6 +43,16 @@ impl Tracker {
         }
     }
 
+    /// A real no check has judged since the daemon started: keepalived's
+    /// "one failure is enough initially" (its retries are spent), so a dead
+    /// real assumed up goes down at its first failed attempt.
+    pub fn unjudged(policy: Policy, up: bool) -> Self {
+        Self {
+            failures: policy.retry,
+            ..Self::new(policy, up)
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.up
     }
@@ -105,6 +115,24 @@ mod tests {
         retry: 2,
         delay_before_retry: Duration::from_secs(1),
     };
+
+    #[test]
+    fn unjudged_goes_down_at_its_first_failure_and_retries_once_it_has_been_up() {
+        let t0 = Instant::now();
+        let mut t = Tracker::unjudged(POLICY, true);
+        let s = t.observe(false, t0);
+        assert_eq!(
+            (s.transition, s.detected_in),
+            (Some(false), Some(Duration::ZERO))
+        );
+        assert_eq!(t.observe(true, t0).transition, Some(true));
+        // Judged once: the next failure is retried as usual.
+        assert_eq!(t.observe(false, t0).transition, None);
+        // Up after its first success, then the usual retries too.
+        let mut t = Tracker::unjudged(POLICY, true);
+        assert_eq!(t.observe(true, t0).transition, None);
+        assert_eq!(t.observe(false, t0).transition, None);
+    }
 
     #[test]
     fn down_after_retry_plus_one_failures_spaced_by_delay_before_retry() {

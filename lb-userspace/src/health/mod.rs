@@ -166,6 +166,7 @@ pub fn spec_for(
             delay_before_retry: timing.delay_before_retry,
         },
         start_up: !timing.alpha,
+        unjudged: false,
         warmup: timing.warmup,
         ha_suspend: if vs.ha_suspend {
             vec![vs.addr]

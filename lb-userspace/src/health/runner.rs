@@ -38,6 +38,10 @@ pub struct CheckSpec {
     pub policy: Policy,
     /// State before the first result (false with `alpha`).
     pub start_up: bool,
+    /// The daemon is starting: no check has judged the real yet, and the
+    /// first failure takes it down (`Tracker::unjudged`); false on reload,
+    /// whose checks go on from the state the last ones left.
+    pub unjudged: bool,
     /// `warmup`: the first attempt waits a random time up to this.
     pub warmup: Duration,
     /// `ha_suspend`: attempts run only while one of these VIPs is on this
@@ -220,7 +224,11 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
         }
         start_up = false;
     }
-    let mut tracker = Tracker::new(spec.policy, start_up);
+    let mut tracker = if spec.unjudged {
+        Tracker::unjudged(spec.policy, start_up)
+    } else {
+        Tracker::new(spec.policy, start_up)
+    };
     let mut weight = None;
     let keys: Vec<_> = services.iter().map(|&s| (s, spec.real)).collect();
     if !spec.warmup.is_zero() {
@@ -402,6 +410,7 @@ mod tests {
                 delay_before_retry: Duration::from_millis(50),
             },
             start_up: true,
+            unjudged: false,
             warmup: Duration::ZERO,
             ha_suspend: Vec::new(),
         }
