@@ -37,6 +37,9 @@ pub struct VrrpView {
 /// Where the node is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Starting: the reals' MACs are not all known yet, and a real without
+    /// one is out of the ring (at most the daemon's readiness wait).
+    Resolving,
     /// Learning the live flows from the sync peers.
     Joining,
     Running,
@@ -104,6 +107,8 @@ pub fn decide(
             let holder = vrrp.iter().find(|v| v.vips.contains(&vip));
             let (announced, reason) = if phase == Phase::Stopping {
                 (false, "the daemon is stopping".to_string())
+            } else if phase == Phase::Resolving {
+                (false, "resolving the reals' MAC addresses".to_string())
             } else if phase == Phase::Joining {
                 (
                     false,
@@ -247,5 +252,19 @@ mod tests {
         );
         assert_eq!(announced(&v), [(vip(1), false)]);
         assert_eq!(v[0].reason, "learning the live flows from the sync peers");
+    }
+
+    #[test]
+    fn a_starting_node_announces_once_its_reals_macs_are_known() {
+        // Reals start healthy, but one without a MAC is out of the ring:
+        // the routers would send this node traffic it cannot forward.
+        let v = decide(
+            &[svc(1, 80, true)],
+            &[],
+            AnnounceRequire::Any,
+            Phase::Resolving,
+        );
+        assert_eq!(announced(&v), [(vip(1), false)]);
+        assert_eq!(v[0].reason, "resolving the reals' MAC addresses");
     }
 }

@@ -303,7 +303,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
             _ = sigusr2.recv() => upgrades.begin(None),
             Some(pid) = upgrades.finished() => break Some(pid),
             _ = watchdog.tick() => {}
-            _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha),
+            _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha, ready),
             _ = sighup.recv(), if !frozen => {
                 if let Err(e) = state.reload() {
                     error!("{e:#}");

@@ -67,8 +67,11 @@ impl ScaleOut {
         self.announcer.is_some() || self.sync.is_some()
     }
 
-    fn phase(&self) -> Phase {
+    /// `ready`: the daemon's readiness (every real's MAC known, or its wait
+    /// over), before which routers must not send this node traffic.
+    fn phase(&self, ready: bool) -> Phase {
         match &self.sync {
+            _ if !ready => Phase::Resolving,
             Some(s) if self.joining && !s.ready() => Phase::Joining,
             _ => Phase::Running,
         }
@@ -84,7 +87,7 @@ impl ScaleOut {
         ))
     }
 
-    pub fn tick(&mut self, state: &State, ha: &Ha) {
+    pub fn tick(&mut self, state: &State, ha: &Ha, ready: bool) {
         if let Some(s) = &self.sync {
             s.set_index(Index::of(
                 &state.reconciler,
@@ -92,7 +95,7 @@ impl ScaleOut {
             ));
         }
         if let (Some((a, _)), Some(verdicts)) =
-            (&self.announcer, self.decide(state, ha, self.phase()))
+            (&self.announcer, self.decide(state, ha, self.phase(ready)))
         {
             a.set(verdicts);
         }
