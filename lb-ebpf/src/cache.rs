@@ -32,10 +32,10 @@
 //! fragments need `FRAGMENTS`. A SYN opens a flow, so it neither reads nor
 //! fills the cache: the slow path must record it anyway, a flow is cached from
 //! its second packet on, and a SYN flood cannot evict established flows.
-//! A SYN, FIN or RST whose tuple's recorded flow no longer decides (a closed
-//! tuple reopened, an idle flow, a real gone) clears the tuple's entry, which
-//! would otherwise keep the old connection's real for the new one
-//! (`balance::forget_stale`).
+//! A packet whose tuple's recorded flow no longer decides (a closed tuple
+//! reopened, an idle flow, a real gone) clears the tuple's entry
+//! (`balance::forget_stale`): a SYN, FIN or RST, which does not refill it,
+//! would otherwise leave the old connection's real there for the new one.
 
 use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey};
 

@@ -7,8 +7,8 @@
 //! forwarded; for tc, the end of the skb's linear part). Lengths are also
 //! checked against the IP header's own length fields (and the whole
 //! frame's), so a datagram shorter than its headers is `PassMalformed` even
-//! when the frame carries padding. Fields are read as byte arrays: the packet has no
-//! alignment guarantee, and keys keep network byte order.
+//! when the frame carries padding. Fields are read as byte arrays: the
+//! packet has no alignment guarantee, and keys keep network byte order.
 
 use crate::frame::Frame;
 use lb_common::{FAMILY_V4, FAMILY_V6, FlowKey, PROTO_TCP, PROTO_UDP, Reason};
@@ -277,9 +277,10 @@ const PLAIN_V4_LEN: usize = ETH_HLEN + IPV4_MIN_HLEN + TCP_MIN_HLEN;
 /// The common frame in one bounds check and loads at fixed offsets:
 /// untagged IPv4 without options, not fragmented, TCP or UDP, to a unicast
 /// MAC. Measured: the full parser's chain of checks was most of what a
-/// packet for no service costs. Only a frame the full parser would read the same way and accept
-/// is returned; `None` (anything else, any check failing) leaves it to
-/// [`any_packet`], which then gives the verdict and the reason.
+/// packet for no service costs. Only a frame the full parser would read the
+/// same way and accept is returned; `None` (anything else, any check
+/// failing) leaves it to [`any_packet`], which then gives the verdict and
+/// the reason.
 #[inline(always)]
 pub fn plain_ipv4<C: Frame>(ctx: &C) -> Option<Plain> {
     let start = ctx.data();

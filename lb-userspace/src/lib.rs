@@ -17,6 +17,8 @@ pub mod health;
 pub mod maglev;
 pub mod metrics;
 pub mod neighbour;
+#[cfg(test)]
+mod netns_testing;
 pub mod script_runner;
 pub mod services;
 pub mod vrrp;

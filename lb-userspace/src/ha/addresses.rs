@@ -254,6 +254,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::netns_testing::{in_empty_netns, ip};
 
     fn vip(last: u8, dev: &str) -> Vip {
         Vip {
@@ -356,21 +357,10 @@ mod tests {
     #[test]
     #[ignore = "needs root: run by `cargo xtask test`"]
     fn one_failing_vip_does_not_stop_the_others_root() {
-        std::thread::spawn(|| {
-            // SAFETY: plain syscall; it moves only this thread.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        in_empty_netns(|| {
             // No dummy driver on every kernel: a veth pair, up.
-            for args in [
-                &["link", "add", "d1", "type", "veth", "peer", "name", "d1p"][..],
-                &["link", "set", "d1", "up"],
-            ] {
-                let ok = std::process::Command::new("ip")
-                    .args(args)
-                    .status()
-                    .unwrap()
-                    .success();
-                assert!(ok, "ip {args:?}");
-            }
+            ip(&["link", "add", "d1", "type", "veth", "peer", "name", "d1p"]);
+            ip(&["link", "set", "d1", "up"]);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -405,8 +395,6 @@ mod tests {
                     "removed despite absent0"
                 );
             });
-        })
-        .join()
-        .unwrap();
+        });
     }
 }

@@ -183,6 +183,7 @@ impl Probe for PingProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netns_testing::{in_empty_netns, ip};
 
     #[test]
     fn echo_requests_carry_a_valid_checksum() {
@@ -244,18 +245,6 @@ mod tests {
         assert_eq!(v6.run().await, Outcome::Up);
     }
 
-    /// Runs `f` on a thread of its own in a new, empty network namespace
-    /// (only `lo`, down), gone with the thread.
-    fn in_empty_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::spawn(move || {
-            // SAFETY: plain syscall; it moves only this thread.
-            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
-            f()
-        })
-        .join()
-        .unwrap()
-    }
-
     fn run_here(p: PingProbe) -> (Outcome, Duration) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -284,14 +273,6 @@ mod tests {
         );
         // A route to an address nobody holds: the echo goes out and nothing answers.
         let (outcome, took) = in_empty_netns(move || {
-            let ip = |args: &[&str]| {
-                let ok = std::process::Command::new("ip")
-                    .args(args)
-                    .status()
-                    .unwrap()
-                    .success();
-                assert!(ok, "ip {args:?}");
-            };
             ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
             ip(&["addr", "add", "10.99.0.1/24", "dev", "v0"]);
             ip(&["link", "set", "v0", "up"]);
