@@ -10,7 +10,11 @@ use lettre::{
     message::{Mailbox, header::ContentType},
 };
 
-use crate::{config::HealthCheck, dataplane::keys::Proto};
+use crate::{
+    config::HealthCheck,
+    dataplane::keys::Proto,
+    vrrp::{fsm::State, sync_group},
+};
 
 /// A VRRP instance's or sync group's state, as mails name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,6 +23,26 @@ pub enum VrrpState {
     Backup,
     Fault,
     Stop,
+}
+
+impl VrrpState {
+    fn fsm(self) -> State {
+        match self {
+            VrrpState::Master => State::Master,
+            VrrpState::Backup => State::Backup,
+            VrrpState::Fault => State::Fault,
+            VrrpState::Stop => State::Initialize,
+        }
+    }
+
+    fn of(state: State) -> VrrpState {
+        match state {
+            State::Master => VrrpState::Master,
+            State::Backup => VrrpState::Backup,
+            State::Fault => VrrpState::Fault,
+            State::Initialize => VrrpState::Stop,
+        }
+    }
 }
 
 /// One alert, before it is a mail.
@@ -158,25 +182,11 @@ pub fn quorum_line(up: bool, quorum: u32, hysteresis: u32, threshold: u64, weigh
     format!("=> {what} {quorum}+{hysteresis}={threshold} <= {weight} <=")
 }
 
-/// A sync group's state from its members' (`None`: not started): FAULT
-/// when any member is, MASTER once all are, BACKUP when one is and none
-/// faults, STOP once all stopped; otherwise unchanged (`None`).
+/// A sync group's state from its members' (`None`: not started), by the
+/// rule its notify scripts follow (`sync_group::group_state`).
 pub fn group_state(members: &[Option<VrrpState>]) -> Option<VrrpState> {
-    let all = |s| members.iter().all(|m| *m == Some(s));
-    let any = |s| members.contains(&Some(s));
-    if members.is_empty() {
-        None
-    } else if any(VrrpState::Fault) {
-        Some(VrrpState::Fault)
-    } else if all(VrrpState::Master) {
-        Some(VrrpState::Master)
-    } else if all(VrrpState::Stop) {
-        Some(VrrpState::Stop)
-    } else if any(VrrpState::Backup) && !any(VrrpState::Stop) {
-        Some(VrrpState::Backup)
-    } else {
-        None
-    }
+    let fsm: Vec<Option<State>> = members.iter().map(|m| m.map(VrrpState::fsm)).collect();
+    sync_group::group_state(&fsm).map(VrrpState::of)
 }
 
 /// Who a mail is from and to, checked once when the settings are read.
@@ -309,16 +319,15 @@ mod tests {
         assert_eq!(group_service("web", 443), "[web]:443");
     }
 
+    /// The rule is `sync_group::group_state`'s (tested there); each mail
+    /// state maps to its own and back.
     #[test]
     fn a_group_follows_its_members() {
         use VrrpState::*;
-        assert_eq!(group_state(&[None, None]), None);
-        assert_eq!(group_state(&[Some(Backup), None]), Some(Backup));
-        assert_eq!(group_state(&[Some(Master), Some(Backup)]), Some(Backup));
-        assert_eq!(group_state(&[Some(Master), Some(Master)]), Some(Master));
-        assert_eq!(group_state(&[Some(Master), Some(Fault)]), Some(Fault));
+        for s in [Master, Backup, Fault, Stop] {
+            assert_eq!(group_state(&[Some(s), Some(s)]), Some(s));
+        }
         assert_eq!(group_state(&[Some(Stop), Some(Master)]), None);
-        assert_eq!(group_state(&[Some(Stop), Some(Stop)]), Some(Stop));
     }
 
     #[test]

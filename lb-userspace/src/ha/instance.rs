@@ -446,8 +446,8 @@ impl Instance {
         }
     }
 
-    /// This instance entered `to`: when that completes its sync group's
-    /// transition, the group's scripts run (keepalived's
+    /// This instance entered `to`: when that changes its sync group's
+    /// state, the group's scripts run (keepalived's
     /// send_group_notifies: `notify_*`, then `notify GROUP name STATE 0`).
     fn group_entered(&self, to: State) {
         let Some(g) = &self.group else { return };
@@ -462,7 +462,7 @@ impl Instance {
             State::Initialize => "stopped",
             s => state_name(s),
         };
-        info!("vrrp_sync_group {}: every member is {now}", group.name);
+        info!("vrrp_sync_group {}: {now}", group.name);
         let event = NotifyEvent::entering(state);
         if let Some(script) = group.scripts.specific(event) {
             self.notifier.run(script.clone());

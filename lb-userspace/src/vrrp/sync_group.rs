@@ -76,9 +76,31 @@ pub fn decide(members: &[MemberView]) -> Vec<(usize, Input)> {
     }
 }
 
-/// A sync group's own state, for its `notify*` scripts: the state every
-/// member has entered, once all have (keepalived notifies after moving
-/// them all); `Initialize` entered again is a stop.
+/// A sync group's state from its members' last entered (`None`: not
+/// started; `Initialize` entered again is a stop), keepalived's rule
+/// (vrrp_sync_fault, _backup, _master): Fault as soon as any member is,
+/// Master once all are, stopped once all are, Backup when one is and
+/// none stopped; otherwise unchanged (`None`).
+pub fn group_state(members: &[Option<State>]) -> Option<State> {
+    let all = |s| members.iter().all(|m| *m == Some(s));
+    let any = |s| members.contains(&Some(s));
+    if members.is_empty() {
+        None
+    } else if any(State::Fault) {
+        Some(State::Fault)
+    } else if all(State::Master) {
+        Some(State::Master)
+    } else if all(State::Initialize) {
+        Some(State::Initialize)
+    } else if any(State::Backup) && !any(State::Initialize) {
+        Some(State::Backup)
+    } else {
+        None
+    }
+}
+
+/// A sync group's own state as its members enter theirs, for its
+/// `notify*` scripts: each change of `group_state` once.
 #[derive(Clone, Debug)]
 pub struct GroupState {
     /// Each member's last state entered; `None` until it starts.
@@ -98,12 +120,12 @@ impl GroupState {
     /// group as a whole just changed, so once per group transition.
     pub fn entered(&mut self, index: usize, state: State) -> Option<State> {
         *self.members.get_mut(index)? = Some(state);
-        let all = self.members.iter().all(|m| *m == Some(state));
-        if !all || self.last == Some(state) {
+        let now = group_state(&self.members)?;
+        if self.last == Some(now) {
             return None;
         }
-        self.last = Some(state);
-        Some(state)
+        self.last = Some(now);
+        Some(now)
     }
 }
 
@@ -253,16 +275,34 @@ mod tests {
     }
 
     #[test]
-    fn the_group_changes_state_once_every_member_has() {
+    fn the_group_state_follows_keepalived() {
+        use State::{Backup, Fault, Initialize as Stop, Master};
+        assert_eq!(group_state(&[]), None);
+        assert_eq!(group_state(&[None, None]), None);
+        assert_eq!(group_state(&[Some(Backup), None]), Some(Backup));
+        assert_eq!(group_state(&[Some(Master), Some(Backup)]), Some(Backup));
+        assert_eq!(group_state(&[Some(Master), None]), None);
+        assert_eq!(group_state(&[Some(Master), Some(Master)]), Some(Master));
+        assert_eq!(group_state(&[Some(Master), Some(Fault)]), Some(Fault));
+        assert_eq!(group_state(&[Some(Stop), Some(Fault)]), Some(Fault));
+        assert_eq!(group_state(&[Some(Stop), Some(Master)]), None);
+        assert_eq!(group_state(&[Some(Stop), Some(Backup)]), None);
+        assert_eq!(group_state(&[Some(Stop), Some(Stop)]), Some(Stop));
+    }
+
+    /// FAULT and BACKUP are announced with the first member to enter
+    /// them, MASTER and stop with the last.
+    #[test]
+    fn the_group_changes_state_once_per_transition() {
         let mut g = GroupState::new(2);
         let steps = [
-            (0, State::Backup, None),
-            (1, State::Backup, Some(State::Backup)),
+            (0, State::Backup, Some(State::Backup)),
+            (1, State::Backup, None),
             (0, State::Master, None),
             (1, State::Master, Some(State::Master)),
             (1, State::Master, None),
-            (0, State::Fault, None),
-            (1, State::Fault, Some(State::Fault)),
+            (0, State::Fault, Some(State::Fault)),
+            (1, State::Fault, None),
             (0, State::Backup, None),
             (1, State::Backup, Some(State::Backup)),
             (0, State::Initialize, None),
@@ -276,7 +316,7 @@ mod tests {
 
     /// Every member of a sync group of three, driven through its real
     /// state machine and `decide`: each group transition is announced
-    /// once, after the last member moved, whichever member led it.
+    /// once, whichever member led it.
     #[test]
     fn group_notifications_of_real_members() {
         let base = Instant::now();
@@ -312,7 +352,7 @@ mod tests {
             panic!("sync group did not settle");
         };
         for i in 0..3 {
-            let want: &[State] = if i == 2 { &[State::Backup] } else { &[] };
+            let want: &[State] = if i == 0 { &[State::Backup] } else { &[] };
             assert_eq!(feed(&mut members, (i, Input::Startup), base), want);
         }
         let down = base + members[0].master_down_interval();
