@@ -63,6 +63,11 @@ pub mod programs {
     pub const XDP: &str = "xdpvs";
     /// The tc (tcx ingress) program.
     pub const TC: &str = "xdpvs_tc";
+    /// The object's global telling the tc program how it sends a frame out
+    /// (set at load time, read only): 0 `bpf_redirect` to its interface's
+    /// egress, 1 `bpf_redirect_peer` into the ingress of its veth peer (see
+    /// the daemon's `device::redirects_to_peer` for when).
+    pub const TC_REDIRECT_PEER: &str = "TC_REDIRECT_PEER";
 }
 
 /// Map names, as the XDP object declares them.

@@ -10,7 +10,8 @@
 //!
 //! One program, two hooks (see `frame`): `xdpvs` for XDP (sent with
 //! `XDP_TX`) and `xdpvs_tc` for tcx ingress (sent with `bpf_redirect` to the
-//! same interface's egress; node traffic goes to the next tcx program).
+//! same interface's egress, or into its veth peer: [`TC_REDIRECT_PEER`];
+//! node traffic goes to the next tcx program).
 //!
 //! Established flows take the fast path: a per-CPU flow cache hit skips the
 //! `SERVICES` and `FLOWS` lookups (`cache` explains when it is trusted);
@@ -31,7 +32,7 @@ mod parse;
 
 use aya_ebpf::{
     bindings::{TC_ACT_SHOT, tcx_action_base::TCX_NEXT, xdp_action},
-    helpers::bpf_redirect,
+    helpers::{bpf_redirect, bpf_redirect_peer},
     macros::{classifier, xdp},
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
@@ -56,10 +57,33 @@ pub fn xdpvs(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn xdpvs_tc(ctx: TcContext) -> i32 {
     match try_balance(&ctx) {
-        // SAFETY: reads the skb's `ifindex`, the device it arrived on.
-        Ok(Verdict::Send) => unsafe { bpf_redirect((*ctx.skb.skb).ifindex, 0) as i32 },
+        Ok(Verdict::Send) => send_tc(&ctx),
         Ok(Verdict::Pass) => TCX_NEXT,
         Ok(Verdict::Drop) | Err(()) => TC_ACT_SHOT,
+    }
+}
+
+/// How the tc program sends a frame (`lb_common::programs::TC_REDIRECT_PEER`):
+/// 0 to its interface's egress, 1 straight into the ingress of the veth
+/// peer, which is what that egress would reach, without the transmit, the
+/// peer's backlog queue and a second softirq pass (Cilium's path into a
+/// pod). The loader sets 1 only on a veth whose peer is in another network
+/// namespace: the kernel drops a peer redirect anywhere else. Read only, so
+/// the verifier prunes the other branch.
+#[unsafe(no_mangle)]
+static TC_REDIRECT_PEER: u32 = 0;
+
+#[inline(always)]
+fn send_tc(ctx: &TcContext) -> i32 {
+    // SAFETY: reads the skb's `ifindex`, the device it arrived on, and the
+    // program's own read-only global.
+    unsafe {
+        let ifindex = (*ctx.skb.skb).ifindex;
+        if core::ptr::read_volatile(&TC_REDIRECT_PEER) != 0 {
+            bpf_redirect_peer(ifindex, 0) as i32
+        } else {
+            bpf_redirect(ifindex, 0) as i32
+        }
     }
 }
 

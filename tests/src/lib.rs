@@ -10,6 +10,7 @@ pub mod load;
 pub mod mutate;
 pub mod netns;
 pub mod packet;
+pub mod packet_socket;
 pub mod ping;
 pub mod report;
 pub mod services;

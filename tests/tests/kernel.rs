@@ -545,7 +545,11 @@ fn diff(got: &[u8], want: &[u8]) -> Result<(), String> {
 ///   TCP 80 on real 21, id 3: VIP6 UDP 53 on real 31;
 /// - id 4: VIP4 TCP all ports, on real 2.
 fn table_world(hook: Hook) -> Lb {
-    let mut lb = Lb::load_hook(hook);
+    table_in(Lb::load_hook(hook))
+}
+
+/// [`table_world`]'s services and reals, in a program loaded already.
+fn table_in(mut lb: Lb) -> Lb {
     for (real, service) in [(R1, 0), (R_UDP4, 1), (R_TCP6, 2), (R_UDP6, 3), (R2, 4)] {
         lb.real(real, service, true);
     }
@@ -2388,6 +2392,95 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
     assert_eq!(lb.reason(Reason::Forwarded).packets, 2);
     assert_eq!(lb.reason(Reason::PassNotService).packets, 1);
     assert_eq!(lb.reason(Reason::PassMalformed).packets, 0);
+}
+
+/// One frame through the tc program on veth `l0`, whose peer `l0p` is in
+/// another namespace, sent from that peer: where the program sends it back
+/// (`TC_REDIRECT_PEER`), and how many frames `l0` transmitted meanwhile.
+fn through_veth(redirect_peer: bool, input: Vec<u8>, dst: [u8; 6]) -> (Option<Vec<u8>>, u64) {
+    use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
+    let mut lab = tests::netns::Lab::new("kp").expect("lab");
+    let (lb_ns, peer_ns) = (
+        lab.netns("a").expect("netns"),
+        lab.netns("b").expect("netns"),
+    );
+    let mac = LB_MAC.map(|b| format!("{b:02x}")).join(":");
+    for (ns, args) in [
+        (
+            &lb_ns,
+            &[
+                "link", "add", "l0", "address", &mac, "type", "veth", "peer", "name", "l0p",
+                "netns", &peer_ns,
+            ][..],
+        ),
+        (&lb_ns, &["link", "set", "l0", "up"]),
+        (&peer_ns, &["link", "set", "l0p", "up"]),
+    ] {
+        lab.ip(ns, args).expect("ip");
+    }
+    for ns in [&lb_ns, &peer_ns] {
+        lab.sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1")
+            .expect("sysctl");
+    }
+    let peer = u32::from(redirect_peer);
+    let lb = table_in(Lb::load_with(
+        EbpfLoader::new().override_global(lb_common::programs::TC_REDIRECT_PEER, &peer, true),
+        Hook::Tc,
+    ));
+    let link = tests::netns::in_netns(&lb_ns, move || {
+        let mut lb = lb;
+        let prog: &mut SchedClassifier = lb
+            .ebpf
+            .program_mut(Hook::Tc.program())
+            .expect("the tc program")
+            .try_into()
+            .expect("a classifier");
+        prog.attach_with_options(
+            "l0",
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .expect("tcx attach");
+        lb
+    })
+    .expect("in the namespace");
+    let transmitted = || {
+        let path = "/sys/class/net/l0/statistics/tx_packets";
+        let n = tests::netns::sh("ip", &["netns", "exec", &lb_ns, "cat", path]).expect(path);
+        n.trim().parse::<u64>().expect("a count")
+    };
+    let before = transmitted();
+    let out = tests::netns::in_netns(&peer_ns, move || {
+        let sock = tests::packet_socket::PacketSocket::bind("l0p").expect("a packet socket on l0p");
+        sock.send(&input).expect("send");
+        sock.receive_to(dst, std::time::Duration::from_secs(2))
+            .expect("receive")
+    })
+    .expect("in the peer's namespace");
+    let sent = transmitted() - before;
+    drop(link);
+    (out, sent)
+}
+
+/// On a veth whose peer is in another namespace the tc program sends a frame
+/// straight into the peer (`bpf_redirect_peer`): it arrives there as
+/// rewritten, and the veth itself transmits nothing. Beside it the other
+/// way, by the veth's egress, which transmits it.
+#[test]
+#[ignore = "needs root: run by `cargo xtask test`"]
+fn tc_sends_into_the_veth_peer_root() {
+    let flow = v4_tcp(40000, 80);
+    for (redirect_peer, transmits) in [(true, 0), (false, 1)] {
+        let (out, sent) = through_veth(redirect_peer, flow.clone(), real_mac(R1));
+        let out = out.unwrap_or_else(|| {
+            panic!("peer redirect {redirect_peer}: nothing reached the peer for real 1")
+        });
+        diff(&out, &rewritten(&flow, R1)).unwrap_or_else(|d| panic!("output differs: {d}"));
+        assert_eq!(
+            sent, transmits,
+            "peer redirect {redirect_peer}: frames l0 transmitted"
+        );
+    }
 }
 
 /// The verifier walks every path of a program up to a million instructions

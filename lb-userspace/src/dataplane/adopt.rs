@@ -19,7 +19,7 @@ use lb_common::{LAYOUT_VERSION, RealIdent, maps as names};
 use log::{info, warn};
 
 use super::{
-    loader::{self, AttachMode, Sizes},
+    loader::{self, AttachMode, Sizes, TcSend},
     maps::Maps,
     pin::{self, Meta},
     reconcile::Reconciler,
@@ -135,7 +135,8 @@ impl Dataplane {
 
     fn create(opts: &Options, dir: PathBuf) -> Result<(Self, Maps, Reconciler)> {
         let sizes = opts.sizes;
-        let mut ebpf = loader::load(opts.object, sizes, &dir)?;
+        let tc_send = TcSend::for_interface(opts.interface);
+        let mut ebpf = loader::load(opts.object, sizes, &dir, tc_send)?;
         let idents = Array::<MapData, RealIdent>::create(sizes.reals, 0)
             .context("creating the IDENTS map")?;
         idents
@@ -145,6 +146,9 @@ impl Dataplane {
         let (mode, link) = loader::attach(&mut ebpf, opts.interface, opts.mode)?;
         link.pin(dir.join(pin::LINK))
             .context("pinning the program's link")?;
+        if mode == AttachMode::Tc {
+            log_tc_send(opts.interface, tc_send);
+        }
         Meta {
             layout: LAYOUT_VERSION,
             object: pin::object_digest(opts.object),
@@ -181,11 +185,16 @@ impl Dataplane {
                  applies new ones (its flows are lost)"
             );
         }
-        let mut ebpf = loader::load(opts.object, sizes, &dir)?;
+        // Only a replaced program reads it (an adopted one keeps its own).
+        let tc_send = TcSend::for_interface(opts.interface);
+        let mut ebpf = loader::load(opts.object, sizes, &dir, tc_send)?;
         let idents = open_idents(&dir)?;
         let digest = pin::object_digest(opts.object);
         if meta.object != digest {
             loader::replace(&mut ebpf, &meta.mode, &dir.join(pin::LINK))?;
+            if meta.mode.parse() == Ok(AttachMode::Tc) {
+                log_tc_send(opts.interface, tc_send);
+            }
             pin::set_symlink(&dir, "object", &digest)?;
             info!(
                 "program on {} ({} mode) replaced by the new object, maps kept",
@@ -251,6 +260,15 @@ impl Dataplane {
             self.interface,
             self.dir.display(),
             self.interface
+        );
+    }
+}
+
+fn log_tc_send(interface: &str, tc_send: TcSend) {
+    if tc_send == TcSend::Peer {
+        info!(
+            "{interface} is a veth whose peer is in another network namespace: the tc program \
+             sends frames straight into the peer (bpf_redirect_peer)"
         );
     }
 }

@@ -1,11 +1,20 @@
 //! What the interface's driver means for XDP, asked through the ethtool
 //! ioctl: the driver's name (on veth, native XDP breaks forwarding) and
-//! whether the NIC strips VLAN tags before XDP sees the frame.
+//! whether the NIC strips VLAN tags before XDP sees the frame; and, through
+//! rtnetlink, whether a veth's peer is in another network namespace (the tc
+//! program then sends frames straight into it).
 
 use std::{
     io,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
 };
+
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{LinkAttribute, LinkMessage},
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GDRVINFO: u32 = 0x03;
@@ -29,6 +38,55 @@ pub fn native_caveat(interface: &str) -> Option<String> {
              IF tx off`)"
         )
     })
+}
+
+/// Whether the tc program on `interface` may send frames with
+/// `bpf_redirect_peer`: a veth whose peer is in another network namespace,
+/// the only case the kernel takes (it drops a peer redirect on any other
+/// device, or to a peer in the same namespace). A device whose driver does
+/// not say (`lo`) is no veth.
+pub fn redirects_to_peer(interface: &str) -> io::Result<bool> {
+    match driver(interface) {
+        Ok(d) if d == "veth" => link_in_other_netns(interface),
+        _ => Ok(false),
+    }
+}
+
+/// Whether the kernel reports `interface`'s link (a veth's peer) in another
+/// network namespace: IFLA_LINK_NETNSID, which it sends only then.
+fn link_in_other_netns(interface: &str) -> io::Result<bool> {
+    let name = std::ffi::CString::new(interface)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut link = LinkMessage::default();
+    link.header.index = index;
+    let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetLink(link));
+    request.header.flags = NLM_F_REQUEST;
+    request.finalize();
+    let mut bytes = vec![0; request.buffer_len()];
+    request.serialize(&mut bytes);
+    let socket = Socket::new(NETLINK_ROUTE)?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    socket.send(&bytes, 0)?;
+    let mut reply = Vec::with_capacity(64 * 1024);
+    socket.recv(&mut reply, 0)?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    match reply.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => Ok(link
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::NetnsId(_)))),
+        NetlinkPayload::Error(e) => Err(e.to_io()),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected rtnetlink reply {other:?}"),
+        )),
+    }
 }
 
 /// The driver behind `interface` ("veth", "mlx5_core", ...).
@@ -77,4 +135,44 @@ fn ethtool(interface: &str, data: *mut u8) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::netns_testing::{in_empty_netns, ip};
+
+    #[test]
+    #[ignore = "needs root: run by `cargo xtask test`"]
+    fn a_veth_redirects_to_its_peer_only_in_another_namespace_root() {
+        // A thread parked in a namespace of its own, to move a peer into
+        // (`ip link set ... netns` takes its thread id as a pid).
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            // SAFETY: plain syscalls; unshare moves only this thread.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap().to_string();
+        in_empty_netns(move || {
+            ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v0p"]);
+            assert!(
+                !redirects_to_peer("v0").unwrap(),
+                "peer in the same namespace"
+            );
+            ip(&["link", "set", "v0p", "netns", &tid]);
+            assert!(
+                redirects_to_peer("v0").unwrap(),
+                "peer in another namespace"
+            );
+            assert!(!redirects_to_peer("lo").unwrap(), "not a veth");
+            assert!(!redirects_to_peer("absent0").unwrap(), "no such device");
+        });
+        done_tx.send(()).unwrap();
+        other.join().unwrap();
+    }
 }

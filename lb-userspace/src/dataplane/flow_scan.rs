@@ -316,7 +316,7 @@ mod tests {
             .unwrap()
             .join(format!("xdpvs-scan-test-{}", std::process::id()));
         std::fs::create_dir_all(&pins).unwrap();
-        let ebpf = loader::load(object, sizes, &pins).unwrap();
+        let ebpf = loader::load(object, sizes, &pins, loader::TcSend::Egress).unwrap();
         let _ = std::fs::remove_dir_all(&pins);
         let fd = match ebpf.map(lb_common::maps::FLOWS).expect("FLOWS") {
             Map::Array(d) => {
