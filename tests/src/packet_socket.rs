@@ -109,10 +109,7 @@ impl PacketSocket {
                 return Err(io::Error::last_os_error());
             }
             let frame = &buf[..n as usize];
-            if from.sll_pkttype != libc::PACKET_OUTGOING
-                && frame.len() >= 6
-                && frame[..6] == dst
-            {
+            if from.sll_pkttype != libc::PACKET_OUTGOING && frame.len() >= 6 && frame[..6] == dst {
                 return Ok(Some(frame.to_vec()));
             }
         }

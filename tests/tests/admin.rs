@@ -98,14 +98,31 @@ fn ipvsadm_commands_change_the_running_table_root() {
     adm(&["--set", "60", "0", "10"]);
     assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 60 120 10\n");
 
+    // -Z -u zeroes one service's counters and keeps the others'; -Z all.
+    let tcp_row = || {
+        let stats = adm(&["-L", "-n", "--stats"]);
+        let row: Vec<String> = stats
+            .lines()
+            .find(|l| l.starts_with(&format!("TCP  {vip} ")))
+            .map(|l| l.split_whitespace().skip(2).map(String::from).collect())
+            .unwrap_or_default();
+        (row, stats)
+    };
+    adm(&["-A", "-u", &format!("{VIP}:53")]);
+    adm(&["-Z", "-u", &format!("{VIP}:53")]);
+    let (row, stats) = tcp_row();
+    assert!(
+        row.len() == 5 && row[1] != "0",
+        "TCP's packets kept: {stats}"
+    );
+    let absent = lab
+        .adm(0, &["-Z", "-u", &format!("{VIP}:54")])
+        .expect_err("no such service");
+    assert!(absent.to_string().contains("no service"), "{absent:#}");
+    adm(&["-D", "-u", &format!("{VIP}:53")]);
     // -Z zeroes the counters; status lists health and MACs.
     adm(&["-Z"]);
-    let stats = adm(&["-L", "-n", "--stats"]);
-    let row: Vec<&str> = stats
-        .lines()
-        .find(|l| l.starts_with(&format!("TCP  {vip} ")))
-        .map(|l| l.split_whitespace().skip(2).collect())
-        .unwrap_or_default();
+    let (row, stats) = tcp_row();
     assert_eq!(row, ["0"; 5], "{stats}");
     let status = lab.ctl(0, &["status"]).expect("status");
     assert!(

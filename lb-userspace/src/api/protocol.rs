@@ -55,8 +55,12 @@ pub enum Request {
         service: ServiceRef,
         real: RealRef,
     },
-    /// `adm -Z`.
+    /// `adm -Z`: every counter.
     ZeroCounters,
+    /// `adm -Z -t|-u SERVICE`: that service's counters and its reals'.
+    ZeroService {
+        service: ServiceRef,
+    },
     /// `adm -L --timeout`.
     Timeouts,
     /// `adm --set TCP TCPFIN UDP`, in seconds; 0 keeps a value.
@@ -309,6 +313,7 @@ mod tests {
             },
             Request::DeleteReal { service, real },
             Request::ZeroCounters,
+            Request::ZeroService { service },
             Request::SetTimeouts {
                 tcp: 1,
                 tcpfin: 1,

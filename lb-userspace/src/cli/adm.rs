@@ -47,7 +47,8 @@ pub struct Adm {
     /// Delete a real server.
     #[arg(short = 'd', long = "delete-server")]
     delete_server: bool,
-    /// Zero the packet, byte and flow counters.
+    /// Zero the packet and byte counters (with -t/-u, of that service and
+    /// its real servers only).
     #[arg(short = 'Z', long = "zero")]
     zero: bool,
     /// Clear the whole table.
@@ -155,7 +156,13 @@ fn request(a: &Adm) -> Result<Request> {
         };
         Request::SetTimeouts { tcp, tcpfin, udp }
     } else if a.zero {
-        Request::ZeroCounters
+        if a.tcp_service.is_some() || a.udp_service.is_some() {
+            Request::ZeroService {
+                service: a.service()?,
+            }
+        } else {
+            Request::ZeroCounters
+        }
     } else if a.clear {
         Request::Clear
     } else if a.add_service {
@@ -342,6 +349,22 @@ mod tests {
         assert!(adm(&["-A", "-t", "10.0.0.1:80", "-s", "mh"]).is_ok());
         assert!(adm(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.11", "-w", "65536"]).is_err());
         assert!(adm(&["-a", "-t", "10.0.0.1:80", "-r", "10.0.0.11", "-w", "65535"]).is_ok());
+    }
+
+    #[test]
+    fn zero_takes_one_service_or_all() {
+        let zero = |args: &[&str]| request(&adm(args).unwrap()).unwrap();
+        assert_eq!(zero(&["-Z"]), Request::ZeroCounters);
+        assert_eq!(
+            zero(&["-Z", "-u", "10.0.0.1:53"]),
+            Request::ZeroService {
+                service: ServiceRef {
+                    udp: true,
+                    vip: ip("10.0.0.1"),
+                    port: 53,
+                }
+            }
+        );
     }
 
     #[test]

@@ -644,6 +644,7 @@ impl State {
                 .maps
                 .zero_counters()
                 .map(|()| done("counters zeroed".into())),
+            Request::ZeroService { service } => self.zero_service(&service).map(done),
             Request::Timeouts => self.maps.config().map(|c| Response::Timeouts {
                 tcp: c.timeout_s(lb_common::PROTO_TCP, false),
                 tcpfin: c.timeout_s(lb_common::PROTO_TCP, true),
@@ -774,6 +775,23 @@ impl State {
             age_ms: millis(s.started.elapsed()),
             took_ms: millis(s.took),
         })
+    }
+
+    /// `adm -Z -t SERVICE`: its counters and its reals', the others kept.
+    fn zero_service(&mut self, service: &ServiceRef) -> Result<String> {
+        let id = service_id(service);
+        let index =
+            self.reconciler
+                .service_index(&id)
+                .ok_or(crate::services::TableError::NoService(SocketAddr::new(
+                    id.0, id.1,
+                )))?;
+        let reals: Vec<u32> = index.reals.iter().map(|(_, i)| *i).collect();
+        self.maps.zero_service_counters(index.id, &reals)?;
+        Ok(format!(
+            "counters of {} zeroed",
+            SocketAddr::new(id.0, id.1)
+        ))
     }
 
     fn services(&self) -> Result<Vec<ServiceStatus>> {

@@ -252,19 +252,21 @@ impl Maps {
 
     /// `adm -Z`: every counter back to zero.
     pub fn zero_counters(&mut self) -> Result<()> {
-        let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow!("{what}: {e}"))?;
         for map in [
             &mut self.service_stats,
             &mut self.real_stats,
             &mut self.reason_stats,
         ] {
-            for i in 0..map.len() {
-                let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])?;
-                map.set(i, zeros, 0)
-                    .with_context(|| format!("zeroing counters[{i}]"))?;
-            }
+            let all = 0..map.len();
+            zero(map, all)?;
         }
         Ok(())
+    }
+
+    /// `adm -Z -t SERVICE`: service `id`'s counters and its `reals'`.
+    pub fn zero_service_counters(&mut self, id: u32, reals: &[u32]) -> Result<()> {
+        zero(&mut self.service_stats, [id])?;
+        zero(&mut self.real_stats, reals.iter().copied())
     }
 
     pub fn flow(&self, key: &FlowKey) -> Option<Binding> {
@@ -316,4 +318,18 @@ fn sum(map: &PerCpuArray<MapData, Counters>, index: u32) -> Result<Counters> {
         bytes: a.bytes + c.bytes,
         new_flows: a.new_flows + c.new_flows,
     }))
+}
+
+/// Entries `indices` of a per-CPU counter map back to zero on every CPU.
+fn zero(
+    map: &mut PerCpuArray<MapData, Counters>,
+    indices: impl IntoIterator<Item = u32>,
+) -> Result<()> {
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow!("{what}: {e}"))?;
+    for i in indices {
+        let zeros = PerCpuValues::try_from(vec![Counters::default(); cpus])?;
+        map.set(i, zeros, 0)
+            .with_context(|| format!("zeroing counters[{i}]"))?;
+    }
+    Ok(())
 }
