@@ -19,7 +19,8 @@ use super::{
 };
 
 // keepalived's defaults as keepalived.conf(5) (2.x) gives them: delay_loop
-// 60 s, connect_timeout 5 s, retry 1, delay_before_retry 1 s; an absent
+// 60 s, connect_timeout 5 s, retry 1, delay_before_retry 1 s (3 s for
+// HTTP_GET and SSL_GET, see `http_defaults`); an absent
 // lb_algo leaves IPVS's default scheduler, wlc.
 const DELAY_LOOP: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -464,11 +465,13 @@ fn real_server(
                 r.checks.push(HealthCheck::TcpCheck(c));
             }
             "HTTP_GET" => {
+                let defaults = http_defaults(vs_blocks, blocks);
                 let (c, _) = http_check(k, &defaults, virtualhost, d);
                 needs_port(k, &r, &c.connect, d);
                 r.checks.push(HealthCheck::HttpGet(c));
             }
             "SSL_GET" => {
+                let defaults = http_defaults(vs_blocks, blocks);
                 let (http, enable_sni) = http_check(k, &defaults, virtualhost, d);
                 needs_port(k, &r, &http.connect, d);
                 r.checks
@@ -659,11 +662,7 @@ fn interface_name(k: &Node, d: &mut Diagnostics) -> Option<String> {
 fn misc_defaults(vs_blocks: &[Node], rs_blocks: &[Node]) -> Timing {
     let mut base = Connect::new();
     base.timing.retry = 0;
-    // Both blocks were read once already, with their diagnostics.
-    let mut quiet = Diagnostics::default();
-    base.settings(vs_blocks, &mut quiet)
-        .settings(rs_blocks, &mut quiet)
-        .timing
+    base.inherited(vs_blocks, rs_blocks).timing
 }
 
 /// The settings of every checker, MISC_CHECK's too.
@@ -724,6 +723,14 @@ impl Connect {
         "delay_before_retry",
         "warmup",
     ];
+
+    /// A checker's own defaults (`self`) under what the virtual_server and
+    /// real_server set, both read once already with their diagnostics.
+    fn inherited(self, vs_blocks: &[Node], rs_blocks: &[Node]) -> Self {
+        let mut quiet = Diagnostics::default();
+        self.settings(vs_blocks, &mut quiet)
+            .settings(rs_blocks, &mut quiet)
+    }
 
     fn settings(mut self, block: &[Node], d: &mut Diagnostics) -> Self {
         for k in block {
@@ -1244,11 +1251,19 @@ fn dns_defaults(vs_blocks: &[Node], rs_blocks: &[Node], delay_loop: Duration) ->
     let mut base = Connect::new();
     base.timing.retry = DNS_RETRY;
     base.timing.delay_before_retry = delay_loop;
-    // Both blocks were read once already, with their diagnostics.
-    let mut quiet = Diagnostics::default();
-    base.settings(vs_blocks, &mut quiet)
-        .settings(rs_blocks, &mut quiet)
+    base.inherited(vs_blocks, rs_blocks)
 }
+
+/// HTTP_GET's and SSL_GET's own default (keepalived's http_get_handler:
+/// delay_before_retry 3 s), then whatever the virtual_server and
+/// real_server set.
+fn http_defaults(vs_blocks: &[Node], rs_blocks: &[Node]) -> Connect {
+    let mut base = Connect::new();
+    base.timing.delay_before_retry = HTTP_DELAY_BEFORE_RETRY;
+    base.inherited(vs_blocks, rs_blocks)
+}
+
+const HTTP_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(3);
 
 const DNS_RETRY: u32 = 3;
 const DNS_TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];

@@ -210,7 +210,8 @@ fn service_real_and_check_defaults() {
             h.connect.timing.delay_before_retry,
             h.connect.connect_port
         ),
-        (five, 1, one, None)
+        (five, 1, Duration::from_secs(3), None),
+        "keepalived's http_get_handler: delay_before_retry 3 s"
     );
     assert_eq!(
         h.urls,
