@@ -56,12 +56,13 @@ pub struct Verdict {
 
 /// A service can serve while it has its quorum (keepalived's `quorum` and
 /// `hysteresis`: by default, while its healthy reals' weights add up to at
-/// least one).
+/// least one), or its `sorry_server` stands in: withdrawing the VIP then
+/// would take away the very answer the sorry server is there to give.
 pub fn service_view(s: &Service) -> ServiceView {
     ServiceView {
         vip: s.vip,
         name: format!("{} {}", s.proto, std::net::SocketAddr::new(s.vip, s.port)),
-        down_because: (!s.quorum_up).then(|| {
+        down_because: (!s.quorum_up && s.sorry().is_none()).then(|| {
             if s.reals.is_empty() {
                 "no real server".to_string()
             } else {
@@ -170,6 +171,18 @@ mod tests {
             v[1].reason,
             "TCP 10.0.0.2:80: no healthy real server with weight"
         );
+    }
+
+    #[test]
+    fn a_service_below_quorum_serves_by_its_sorry_server() {
+        let id = (vip(1), 80, crate::dataplane::keys::Proto::Tcp);
+        let mut table = Table::default();
+        table.add_service(id, "wlc".into(), 0).unwrap();
+        let view = |t: &Table| service_view(&t.services[&id]).down_because;
+        assert_eq!(view(&table).as_deref(), Some("no real server"));
+        let s = table.services.get_mut(&id).unwrap();
+        s.sorry_server = Some("10.0.0.9:80".parse().unwrap());
+        assert_eq!(view(&table), None, "the sorry server answers");
     }
 
     #[test]
