@@ -6,7 +6,8 @@
 //!
 //! hyper speaks HTTP (framing, chunked bodies, keep-alive servers: the check
 //! ends as soon as the body is complete) over a socket connected here, so
-//! `bindto`, `connect_ip`/`connect_port` and the timeout apply as for TCP_CHECK.
+//! `bindto`, `connect_ip`/`connect_port` and the timeout apply as for TCP_CHECK
+//! (the timeout to each url's request).
 
 use std::{io, net::SocketAddr, time::Duration};
 
@@ -216,15 +217,17 @@ fn body_failure(e: Box<dyn std::error::Error + Send + Sync>) -> Failure {
 
 impl Probe for HttpProbe {
     fn run(&self) -> Attempt<'_> {
-        Box::pin(bounded(self.timeout, async {
+        // The timeout bounds each url's request, as keepalived arms its
+        // timer per connection: a check of several urls may take longer.
+        Box::pin(async {
             for url in &self.urls {
-                let outcome = self.get(url).await;
+                let outcome = bounded(self.timeout, self.get(url)).await;
                 if outcome != Outcome::Up {
                     return outcome;
                 }
             }
             Outcome::Up
-        }))
+        })
     }
 
     fn describe(&self) -> String {

@@ -253,6 +253,19 @@ async fn every_url_must_pass() {
 }
 
 #[tokio::test]
+async fn the_timeout_bounds_each_url_not_the_whole_check() {
+    // Each answer within the timeout, the three of them beyond it.
+    let (addr, _) = server(
+        &[("/a", OK), ("/b", OK), ("/c", OK)],
+        Duration::from_millis(150),
+    )
+    .await;
+    let mut p = probe(addr, vec![], None);
+    p.urls = ["/a", "/b", "/c"].map(|u| url(u, vec![], None)).to_vec();
+    assert_eq!(p.run().await, Outcome::Up);
+}
+
+#[tokio::test]
 async fn hanging_closing_garbage_and_refusing_servers_are_down() {
     // Accepts, reads the request and never answers within the timeout.
     let (slow, _) = server(&[("/health", OK)], Duration::from_secs(5)).await;
