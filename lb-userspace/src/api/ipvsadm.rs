@@ -14,9 +14,23 @@ fn listed(r: &RealStatus) -> bool {
     r.healthy || r.inhibit_on_failure
 }
 
+/// The version line for a listing of the whole table (`table_size`:
+/// `Some`); ipvsadm prints none for one service (`-L -t VIP:PORT`).
+fn version_line(table_size: Option<u32>) -> String {
+    table_size
+        .map(|size| format!("{HEADER} (size={size})\n"))
+        .unwrap_or_default()
+}
+
+/// In ipvsadm's order: by protocol number (TCP before UDP), then address
+/// (IPv4 before IPv6), then port.
+pub fn sort(services: &mut [ServiceStatus]) {
+    services.sort_by_key(|s| (s.protocol != "TCP", s.vip, s.port));
+}
+
 /// `ipvsadm -L -n`.
-pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
-    let mut out = format!("{HEADER} (size={table_size})\n");
+pub fn list(services: &[ServiceStatus], table_size: Option<u32>) -> String {
+    let mut out = version_line(table_size);
     out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
     out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     for s in services {
@@ -49,8 +63,8 @@ pub fn list(services: &[ServiceStatus], table_size: u32) -> String {
 
 /// `ipvsadm -L -n --stats`. Out* columns are 0: in direct routing the replies
 /// never cross the balancer.
-pub fn stats(services: &[ServiceStatus], table_size: u32) -> String {
-    let mut out = format!("{HEADER} (size={table_size})\n");
+pub fn stats(services: &[ServiceStatus], table_size: Option<u32>) -> String {
+    let mut out = version_line(table_size);
     out.push_str(
         "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
     );
@@ -84,9 +98,9 @@ pub fn rate(
     before: &[ServiceStatus],
     after: &[ServiceStatus],
     interval: Duration,
-    table_size: u32,
+    table_size: Option<u32>,
 ) -> String {
-    let mut out = format!("{HEADER} (size={table_size})\n");
+    let mut out = version_line(table_size);
     out.push_str(
         "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n",
     );
@@ -207,7 +221,7 @@ mod tests {
 
     #[test]
     fn list_matches_ipvsadm_columns() {
-        let text = list(&sample(), 4096);
+        let text = list(&sample(), Some(4096));
         let expected = concat!(
             "IP Virtual Server version 1.2.1 (size=4096)\n",
             "Prot LocalAddress:Port Scheduler Flags\n",
@@ -220,8 +234,40 @@ mod tests {
     }
 
     #[test]
+    fn one_service_is_listed_without_the_version_line_and_all_in_ipvsadm_order() {
+        let text = list(&sample(), None);
+        assert!(
+            text.starts_with("Prot LocalAddress:Port Scheduler Flags\n"),
+            "{text}"
+        );
+        let mut services = sample();
+        let mut udp = services[0].clone();
+        udp.protocol = "UDP".into();
+        udp.vip = "10.0.0.1".parse().unwrap();
+        let mut v6 = services[0].clone();
+        v6.vip = "2001:db8::1".parse().unwrap();
+        let mut low_port = services[0].clone();
+        low_port.port = 53;
+        services.extend([udp, v6, low_port]);
+        sort(&mut services);
+        let order: Vec<String> = services
+            .iter()
+            .map(|s| format!("{} {}", s.protocol, SocketAddr::new(s.vip, s.port)))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "TCP 10.95.84.63:53",
+                "TCP 10.95.84.63:80",
+                "TCP [2001:db8::1]:80",
+                "UDP 10.0.0.1:80"
+            ]
+        );
+    }
+
+    #[test]
     fn stats_matches_ipvsadm_columns() {
-        let text = stats(&sample(), 4096);
+        let text = stats(&sample(), Some(4096));
         let expected = concat!(
             "IP Virtual Server version 1.2.1 (size=4096)\n",
             "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
@@ -242,7 +288,7 @@ mod tests {
             bytes: 2464 + 30_000,
             new_flows: 6 + 10,
         };
-        let text = rate(&before, &after, Duration::from_secs(2), 4096);
+        let text = rate(&before, &after, Duration::from_secs(2), Some(4096));
         assert!(text.contains(
             "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n"
         ));
@@ -273,6 +319,6 @@ mod tests {
         let mut s = sample();
         s[0].persistence_timeout = 300;
         s[0].vip = "2001:db8::1".parse().unwrap();
-        assert!(list(&s, 4096).contains("TCP  [2001:db8::1]:80 wlc persistent 300\n"));
+        assert!(list(&s, Some(4096)).contains("TCP  [2001:db8::1]:80 wlc persistent 300\n"));
     }
 }

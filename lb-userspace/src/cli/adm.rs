@@ -257,6 +257,9 @@ pub fn run(a: Adm) -> Result<ExitCode> {
     }
     if a.list {
         let (mut services, size) = list(&a.socket)?;
+        ipvsadm::sort(&mut services);
+        // ipvsadm prints its version line only for the whole table.
+        let mut size = Some(size);
         if a.tcp_service.is_some() || a.udp_service.is_some() {
             let s = a.service()?;
             let proto = if s.udp { "UDP" } else { "TCP" };
@@ -264,6 +267,7 @@ pub fn run(a: Adm) -> Result<ExitCode> {
             if services.is_empty() {
                 bail!("no such service");
             }
+            size = None;
         }
         let text = if a.stats {
             ipvsadm::stats(&services, size)
