@@ -2302,6 +2302,24 @@ fn write_in_two(tap: &std::fs::File, frame: &[u8]) {
     );
 }
 
+/// The loaded tc program on `interface`'s tcx ingress, in the calling
+/// thread's namespace.
+fn attach_tc(lb: &mut Lb, interface: &str) {
+    use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
+    let prog: &mut SchedClassifier = lb
+        .ebpf
+        .program_mut(Hook::Tc.program())
+        .expect("the tc program")
+        .try_into()
+        .expect("a classifier");
+    prog.attach_with_options(
+        interface,
+        TcAttachType::Ingress,
+        TcAttachOptions::TcxOrder(LinkOrder::default()),
+    )
+    .expect("tcx attach");
+}
+
 /// The next frame the tap sends whose destination MAC is `dst`, within 2 s.
 fn read_to(tap: &std::fs::File, dst: [u8; 6]) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd as _;
@@ -2333,7 +2351,6 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
     // (here: a tap that hands the stack only the Ethernet header linear);
     // the tc program pulls them in and forwards the frame as from a linear
     // one, and leaves node traffic untouched.
-    use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
     let mut lab = tests::netns::Lab::new("kt").expect("lab");
     let ns = lab.netns("n").expect("namespace");
     let lb = table_world(Hook::Tc);
@@ -2365,18 +2382,7 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
                 .expect(args[0]);
             assert!(st.success(), "{args:?}");
         }
-        let prog: &mut SchedClassifier = lb
-            .ebpf
-            .program_mut(Hook::Tc.program())
-            .expect("the tc program")
-            .try_into()
-            .expect("a classifier");
-        prog.attach_with_options(
-            "tp0",
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .expect("tcx attach");
+        attach_tc(&mut lb, "tp0");
         write_in_two(&tap, &node);
         write_in_two(&tap, &sent);
         let out = read_to(&tap, real_mac(R1));
@@ -2398,7 +2404,6 @@ fn tc_reads_headers_beyond_the_linear_part_root() {
 /// another namespace, sent from that peer: where the program sends it back
 /// (`TC_REDIRECT_PEER`), and how many frames `l0` transmitted meanwhile.
 fn through_veth(redirect_peer: bool, input: Vec<u8>, dst: [u8; 6]) -> (Option<Vec<u8>>, u64) {
-    use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
     let mut lab = tests::netns::Lab::new("kp").expect("lab");
     let (lb_ns, peer_ns) = (
         lab.netns("a").expect("netns"),
@@ -2429,18 +2434,7 @@ fn through_veth(redirect_peer: bool, input: Vec<u8>, dst: [u8; 6]) -> (Option<Ve
     ));
     let link = tests::netns::in_netns(&lb_ns, move || {
         let mut lb = lb;
-        let prog: &mut SchedClassifier = lb
-            .ebpf
-            .program_mut(Hook::Tc.program())
-            .expect("the tc program")
-            .try_into()
-            .expect("a classifier");
-        prog.attach_with_options(
-            "l0",
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
-        .expect("tcx attach");
+        attach_tc(&mut lb, "l0");
         lb
     })
     .expect("in the namespace");
