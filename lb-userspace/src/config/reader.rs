@@ -353,11 +353,39 @@ impl<'a> Reader<'a> {
         while full.contains("**") {
             full = full.replace("**", "*");
         }
-        let wildcard = glob::Pattern::escape(&full) != full;
-        let mut dirs = 0;
-        let mut matched: Vec<PathBuf> = match glob::glob(&full) {
+        // GLOB_BRACE, as keepalived asks glob(3): each alternative in turn,
+        // its own matches sorted.
+        let Some(alternatives) = expand_braces(&full, MAX_FILES) else {
+            self.diags.error(
+                &pattern.at,
+                format!(
+                    "include {:?}: more than {MAX_FILES} patterns once its braces are expanded; not read",
+                    pattern.text
+                ),
+            );
+            return;
+        };
+        // glob(3)'s rule: a wildcard does not match a leading `.`.
+        let options = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        let (mut dirs, mut matched) = (0, Vec::<PathBuf>::new());
+        for alternative in alternatives {
+            let wildcard = glob::Pattern::escape(&alternative) != alternative;
+            let paths = match glob::glob_with(&alternative, options) {
+                Ok(paths) => paths,
+                Err(e) => {
+                    self.diags.error(
+                        &pattern.at,
+                        format!("include {:?}: bad pattern: {e}", pattern.text),
+                    );
+                    return;
+                }
+            };
             // One past the limit is enough to know it is passed.
-            Ok(paths) => paths
+            let room = (MAX_FILES - self.files.min(MAX_FILES) + 1).saturating_sub(matched.len());
+            let mut these: Vec<PathBuf> = paths
                 .filter_map(Result::ok)
                 .filter(|p| {
                     // A directory a wildcard matched is not meant; one named is refused on reading.
@@ -375,17 +403,11 @@ impl<'a> Reader<'a> {
                     }
                     !skip
                 })
-                .take(MAX_FILES - self.files.min(MAX_FILES) + 1)
-                .collect(),
-            Err(e) => {
-                self.diags.error(
-                    &pattern.at,
-                    format!("include {:?}: bad pattern: {e}", pattern.text),
-                );
-                return;
-            }
-        };
-        matched.sort();
+                .take(room)
+                .collect();
+            these.sort();
+            matched.extend(these);
+        }
         if matched.is_empty() && dirs == 0 {
             // keepalived carries on too.
             self.diags.warn(
@@ -399,10 +421,69 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// glob(3)'s `GLOB_BRACE`, which keepalived passes: `a{b,c}d` is `abd`
+/// then `acd`, nested groups too; a `{` without its `}`, and `{}`, stay as
+/// they are. `None` past `limit` patterns (each group multiplies them).
+fn expand_braces(pattern: &str, limit: usize) -> Option<Vec<String>> {
+    let bytes = pattern.as_bytes();
+    let mut from = 0;
+    while let Some(open) = pattern[from..].find('{').map(|i| from + i) {
+        if bytes.get(open + 1) == Some(&b'}') {
+            from = open + 2;
+            continue;
+        }
+        // The matching `}`, and the commas between at the group's own level.
+        let (mut depth, mut cuts, mut close) = (0usize, vec![open], None);
+        for (i, b) in bytes.iter().enumerate().skip(open) {
+            match b {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(i);
+                        break;
+                    }
+                }
+                b',' if depth == 1 => cuts.push(i),
+                _ => {}
+            }
+        }
+        let Some(close) = close else {
+            break;
+        };
+        cuts.push(close);
+        let (head, tail) = (&pattern[..open], &pattern[close + 1..]);
+        let mut out = Vec::new();
+        for cut in cuts.windows(2) {
+            let one = format!("{head}{}{tail}", &pattern[cut[0] + 1..cut[1]]);
+            out.extend(expand_braces(&one, limit - out.len())?);
+            if out.len() > limit {
+                return None;
+            }
+        }
+        return Some(out);
+    }
+    (limit > 0).then(|| vec![pattern.to_string()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::diag::Severity;
+
+    #[test]
+    fn braces_expand_as_glob_3_expands_them() {
+        let all = |p: &str| expand_braces(p, 100).unwrap();
+        assert_eq!(all("a/{b,c}.conf"), ["a/b.conf", "a/c.conf"]);
+        assert_eq!(all("{x,y{1,2}}z"), ["xz", "y1z", "y2z"]);
+        assert_eq!(all("{a,b}{1,2}"), ["a1", "a2", "b1", "b2"]);
+        assert_eq!(all("{only}"), ["only"]);
+        assert_eq!(all("a{}b{c,d}"), ["a{}bc", "a{}bd"]);
+        assert_eq!(all("open{a,b"), ["open{a,b"]);
+        assert_eq!(all("plain.conf"), ["plain.conf"]);
+        // Twenty groups of two would be a million patterns.
+        assert_eq!(expand_braces(&"{a,b}".repeat(20), 1024), None);
+    }
 
     #[test]
     fn text_with_a_relative_name_does_not_follow_includes() {

@@ -45,6 +45,32 @@ fn globs_expand_in_sorted_order_relative_to_the_including_file() {
 }
 
 #[test]
+fn braces_are_read_in_turn_and_wildcards_skip_dotfiles_as_glob_3() {
+    let t = TempDir::new("braces");
+    // Quoted: unquoted, `{` and `}` are words of their own (keepalived's
+    // lexer too).
+    let main = t.write("k.conf", "include \"{vs,extra}/*.conf\"\n");
+    t.write("vs/b.conf", &service("10.0.0.3"));
+    t.write("vs/a.conf", &service("10.0.0.2"));
+    t.write("extra/a.conf", &service("10.0.0.1"));
+    // An editor's swap or backup file: glob(3)'s `*` does not match it.
+    t.write("vs/.a.conf", "garbage {\n");
+    let l = load_ok(&main);
+    let addrs: Vec<String> = l
+        .config
+        .virtual_servers
+        .iter()
+        .map(|v| v.addr.to_string())
+        .collect();
+    assert_eq!(
+        addrs,
+        ["10.0.0.2", "10.0.0.3", "10.0.0.1"],
+        "vs/ first, then extra/"
+    );
+    assert!(warnings(&l).is_empty(), "{:?}", warnings(&l));
+}
+
+#[test]
 fn include_inside_a_block() {
     let t = TempDir::new("inblock");
     let main = t.write(
