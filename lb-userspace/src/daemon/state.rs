@@ -35,7 +35,7 @@ use crate::{
     },
     metrics,
     script_runner::{Kind, Preparer, RealFs, Script},
-    services::{QuorumChange, Table},
+    services::{QuorumChange, Table, TableError},
 };
 
 /// What an `omega` script may take at shutdown (keepalived: one second).
@@ -780,18 +780,14 @@ impl State {
     /// `adm -Z -t SERVICE`: its counters and its reals', the others kept.
     fn zero_service(&mut self, service: &ServiceRef) -> Result<String> {
         let id = service_id(service);
-        let index =
-            self.reconciler
-                .service_index(&id)
-                .ok_or(crate::services::TableError::NoService(SocketAddr::new(
-                    id.0, id.1,
-                )))?;
+        let addr = SocketAddr::new(id.0, id.1);
+        let index = self
+            .reconciler
+            .service_index(&id)
+            .ok_or(TableError::NoService(addr))?;
         let reals: Vec<u32> = index.reals.iter().map(|(_, i)| *i).collect();
         self.maps.zero_service_counters(index.id, &reals)?;
-        Ok(format!(
-            "counters of {} zeroed",
-            SocketAddr::new(id.0, id.1)
-        ))
+        Ok(format!("counters of {addr} zeroed"))
     }
 
     fn services(&self) -> Result<Vec<ServiceStatus>> {

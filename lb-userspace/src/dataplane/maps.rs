@@ -263,7 +263,7 @@ impl Maps {
         Ok(())
     }
 
-    /// `adm -Z -t SERVICE`: service `id`'s counters and its `reals'`.
+    /// `adm -Z -t SERVICE`: service `id`'s counters and those of `reals`.
     pub fn zero_service_counters(&mut self, id: u32, reals: &[u32]) -> Result<()> {
         zero(&mut self.service_stats, [id])?;
         zero(&mut self.real_stats, reals.iter().copied())
