@@ -15,7 +15,7 @@ use super::{
         Timing, UdpCheck, Url, VirtualServer,
     },
     tree::Node,
-    values::{command, flag, int, ip, ip_text, one, port_text, secs, switch},
+    values::{command, flag, int, ip, ip_text, notify_command, one, port_text, secs, switch},
 };
 
 // keepalived's defaults as keepalived.conf(5) (2.x) gives them: delay_loop
@@ -336,8 +336,8 @@ fn service(
             ),
             "quorum" => vs.quorum.quorum = int(k, 1, u32::MAX, d).unwrap_or(1),
             "hysteresis" => vs.quorum.hysteresis = int(k, 0, u32::MAX, d).unwrap_or(0),
-            "quorum_up" => vs.quorum.up_script = command(k, d),
-            "quorum_down" => vs.quorum.down_script = command(k, d),
+            "quorum_up" => vs.quorum.up_script = notify_command(k, d),
+            "quorum_down" => vs.quorum.down_script = notify_command(k, d),
             // Read above, wherever it stands: the default of every url below.
             "virtualhost" => {}
             "real_server" => {
@@ -455,8 +455,8 @@ fn real_server(
             "smtp_alert" => r.smtp_alert = switch(k, d),
             "delay_loop" => r.delay_loop = secs(k, 1, d).or(r.delay_loop),
             "alpha" => r.alpha = switch(k, d).or(r.alpha),
-            "notify_up" => r.notify_up = command(k, d),
-            "notify_down" => r.notify_down = command(k, d),
+            "notify_up" => r.notify_up = notify_command(k, d),
+            "notify_down" => r.notify_down = notify_command(k, d),
             "uthreshold" | "lthreshold" => threshold(k, d),
             "BFD_CHECK" => refuse_bfd(k, d),
             "TCP_CHECK" => {

@@ -100,6 +100,37 @@ pub fn command(n: &Node, d: &mut Diagnostics) -> Option<String> {
     )
 }
 
+/// The script of a `notify*` or `quorum_*` keyword: one word, or one quoted
+/// string holding the command and its arguments. keepalived
+/// (`notify_script_init`) reads the words after it as the user and group to
+/// run the script as, which xdpvs does not do yet: refused, rather than run
+/// the script as `script_user` with more rights than asked, or with the user
+/// as an argument.
+pub fn notify_command(n: &Node, d: &mut Diagnostics) -> Option<String> {
+    let script = command(n, d)?;
+    match &n.args[..] {
+        [_] => Some(script),
+        [cmd, rest @ ..] => {
+            let who: Vec<&str> = rest.iter().map(|t| t.text.as_str()).collect();
+            d.error(
+                &n.at,
+                format!(
+                    "{}: keepalived runs {:?} as user/group `{}`, which xdpvs does not support \
+                     yet; remove `{}` to run it as script_user, or put arguments inside the \
+                     quotes: \"{} ARGS\"",
+                    n.keyword,
+                    cmd.text,
+                    who.join(" "),
+                    who.join(" "),
+                    cmd.text
+                ),
+            );
+            None
+        }
+        [] => None,
+    }
+}
+
 /// A flag keyword takes no value.
 pub fn flag(n: &Node, d: &mut Diagnostics) -> bool {
     if !n.args.is_empty() {

@@ -20,7 +20,7 @@ use super::{
         VrrpScript,
     },
     tree::Node,
-    values::{command, flag, int, ip, ip_text, one, scope, secs, switch},
+    values::{command, flag, int, ip, ip_text, notify_command, one, scope, secs, switch},
 };
 
 /// Reads one `global_defs` block into `g` (a file may have several).
@@ -825,7 +825,7 @@ fn notify(notify: &mut Notify, k: &Node, d: &mut Diagnostics) -> bool {
         "notify" => &mut notify.any,
         _ => return false,
     };
-    *slot = command(k, d);
+    *slot = notify_command(k, d);
     true
 }
 
@@ -996,7 +996,7 @@ pub fn vrrp_instance(
             "lower_prio_no_advert" => no_advert = switch(k, d).or(no_advert),
             "higher_prio_send_advert" => send_advert = switch(k, d).or(send_advert),
             "dont_track_primary" => i.dont_track_primary = flag(k, d),
-            "notify_master_rx_lower_pri" => i.notify_master_rx_lower_pri = command(k, d),
+            "notify_master_rx_lower_pri" => i.notify_master_rx_lower_pri = notify_command(k, d),
             "track_file" => {
                 let from = format!("vrrp_instance {}", i.name);
                 i.track_files.extend(track_file_refs(k, &from, refs, d));

@@ -310,7 +310,7 @@ fn warnings_about_values_read_differently() {
 
 #[test]
 fn notify_scripts_quoted_or_not() {
-    let c = ok(&instance(" notify_master \"/bin/n.sh master now\"\n notify_backup /bin/n.sh backup\n notify_fault '/bin/f.sh'\n notify_stop /bin/s.sh\n notify /bin/any.sh\n")).config;
+    let c = ok(&instance(" notify_master \"/bin/n.sh master now\"\n notify_backup \"/bin/n.sh backup\"\n notify_fault '/bin/f.sh'\n notify_stop /bin/s.sh\n notify /bin/any.sh\n")).config;
     let n = &c.vrrp_instances[0].notify;
     assert_eq!(
         *n,
@@ -322,6 +322,26 @@ fn notify_scripts_quoted_or_not() {
             any: Some("/bin/any.sh".into()),
         }
     );
+}
+
+/// keepalived reads the words after a notify script as the user and group
+/// to run it as (`notify_backup /bin/n.sh backup` runs as user `backup`):
+/// refused until xdpvs does the same, never run as script_user or with the
+/// user as an argument.
+#[test]
+fn words_after_a_notify_script_are_a_user_and_refused() {
+    for line in [
+        " notify_backup /bin/n.sh backup\n",
+        " notify_master \"/bin/n.sh master\" nobody nogroup\n",
+    ] {
+        let e = errors(&instance(line));
+        assert_eq!(e.len(), 1, "{line}: {e:?}");
+        assert!(e[0].contains("as user/group"), "{}", e[0]);
+    }
+    let e = errors(&format!(
+        "virtual_server 10.0.0.1 80 {{\n quorum_up /bin/q.sh nobody\n real_server 10.0.0.2 80 {{\n  notify_down /bin/d.sh nobody\n }}\n}}\n"
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
 }
 
 #[test]
