@@ -338,9 +338,9 @@ fn words_after_a_notify_script_are_a_user_and_refused() {
         assert_eq!(e.len(), 1, "{line}: {e:?}");
         assert!(e[0].contains("as user/group"), "{}", e[0]);
     }
-    let e = errors(&format!(
-        "virtual_server 10.0.0.1 80 {{\n quorum_up /bin/q.sh nobody\n real_server 10.0.0.2 80 {{\n  notify_down /bin/d.sh nobody\n }}\n}}\n"
-    ));
+    let e = errors(
+        "virtual_server 10.0.0.1 80 {\n quorum_up /bin/q.sh nobody\n real_server 10.0.0.2 80 {\n  notify_down /bin/d.sh nobody\n }\n}\n",
+    );
     assert_eq!(e.len(), 2, "{e:?}");
 }
 
