@@ -8,6 +8,15 @@ fn service(addr: &str) -> String {
     format!("virtual_server {addr} 80 {{\n real_server 10.9.0.1 80 {{\n }}\n}}\n")
 }
 
+/// The virtual servers' addresses, in the order they were read.
+fn service_addrs(l: &Loaded) -> Vec<String> {
+    l.config
+        .virtual_servers
+        .iter()
+        .map(|v| v.addr.to_string())
+        .collect()
+}
+
 #[test]
 fn globs_expand_in_sorted_order_relative_to_the_including_file() {
     let t = TempDir::new("globs");
@@ -23,12 +32,7 @@ fn globs_expand_in_sorted_order_relative_to_the_including_file() {
     t.write("etc/conf.d/notes.txt", "garbage {\n");
     t.write("etc/more/x.conf", VRRP);
     let l = load_ok(&main);
-    let addrs: Vec<String> = l
-        .config
-        .virtual_servers
-        .iter()
-        .map(|v| v.addr.to_string())
-        .collect();
+    let addrs = service_addrs(&l);
     assert_eq!(addrs, ["10.0.0.1", "10.0.0.2"]);
     assert_eq!(
         &*l.config.vrrp_instances[0].location.file,
@@ -56,12 +60,7 @@ fn braces_are_read_in_turn_and_wildcards_skip_dotfiles_as_glob_3() {
     // An editor's swap or backup file: glob(3)'s `*` does not match it.
     t.write("vs/.a.conf", "garbage {\n");
     let l = load_ok(&main);
-    let addrs: Vec<String> = l
-        .config
-        .virtual_servers
-        .iter()
-        .map(|v| v.addr.to_string())
-        .collect();
+    let addrs = service_addrs(&l);
     assert_eq!(
         addrs,
         ["10.0.0.2", "10.0.0.3", "10.0.0.1"],
