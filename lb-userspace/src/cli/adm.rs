@@ -120,6 +120,15 @@ impl Adm {
         }
     }
 
+    /// `-t`/`-u` when given, for a command that otherwise takes the whole
+    /// table.
+    fn service_if_given(&self) -> Result<Option<ServiceRef>> {
+        if self.tcp_service.is_none() && self.udp_service.is_none() {
+            return Ok(None);
+        }
+        self.service().map(Some)
+    }
+
     /// The real server of `-r`, on the service's port (ipvsadm's rule for
     /// direct routing: the real answers on the port the client asked for).
     fn real(&self) -> Result<RealRef> {
@@ -156,12 +165,9 @@ fn request(a: &Adm) -> Result<Request> {
         };
         Request::SetTimeouts { tcp, tcpfin, udp }
     } else if a.zero {
-        if a.tcp_service.is_some() || a.udp_service.is_some() {
-            Request::ZeroService {
-                service: a.service()?,
-            }
-        } else {
-            Request::ZeroCounters
+        match a.service_if_given()? {
+            Some(service) => Request::ZeroService { service },
+            None => Request::ZeroCounters,
         }
     } else if a.clear {
         Request::Clear
@@ -260,8 +266,7 @@ pub fn run(a: Adm) -> Result<ExitCode> {
         ipvsadm::sort(&mut services);
         // ipvsadm prints its version line only for the whole table.
         let mut size = Some(size);
-        if a.tcp_service.is_some() || a.udp_service.is_some() {
-            let s = a.service()?;
+        if let Some(s) = a.service_if_given()? {
             let proto = if s.udp { "UDP" } else { "TCP" };
             services.retain(|x| x.protocol == proto && x.vip == s.vip && x.port == s.port);
             if services.is_empty() {

@@ -18,7 +18,7 @@ use super::{
     announce::Announcer,
     persist::{BootTime, Saved, Store},
     routes::VirtualRoutes,
-    scripts::{Notifier, NotifyScripts, notify_args, state_word},
+    scripts::{Notifier, NotifyScripts},
     socket::{Received, VrrpSocket},
 };
 use crate::alert::VrrpState;
@@ -427,9 +427,9 @@ impl Instance {
     }
 
     fn notify(&self, event: NotifyEvent) {
-        if let Some(script) = self.notify.specific(event) {
-            self.notifier.run(script.clone());
-        }
+        let priority = self.fsm.priority();
+        self.notifier
+            .event(&self.notify, event, "INSTANCE", &self.name, priority);
         let mailed = match event {
             NotifyEvent::Master => Some(VrrpState::Master),
             NotifyEvent::Backup => Some(VrrpState::Backup),
@@ -438,11 +438,7 @@ impl Instance {
             NotifyEvent::MasterRxLowerPri => None,
         };
         if let Some(state) = mailed {
-            self.alerts.instance(&self.name, state, self.fsm.priority());
-        }
-        if let (Some(script), Some(word)) = (&self.notify.any, state_word(event)) {
-            let args = notify_args("INSTANCE", &self.name, word, self.fsm.priority());
-            self.notifier.run(script.with_args(args));
+            self.alerts.instance(&self.name, state, priority);
         }
     }
 
@@ -464,13 +460,8 @@ impl Instance {
         };
         info!("vrrp_sync_group {}: {now}", group.name);
         let event = NotifyEvent::entering(state);
-        if let Some(script) = group.scripts.specific(event) {
-            self.notifier.run(script.clone());
-        }
-        if let (Some(script), Some(word)) = (&group.scripts.any, state_word(event)) {
-            let args = notify_args("GROUP", &group.name, word, 0);
-            self.notifier.run(script.with_args(args));
-        }
+        self.notifier
+            .event(&group.scripts, event, "GROUP", &group.name, 0);
     }
 
     fn refresh_status(&self) {

@@ -379,6 +379,25 @@ impl Notifier {
             warn!("notify script dropped ({e})");
         }
     }
+
+    /// An instance's or group's (`kind`: INSTANCE or GROUP) `event`: its
+    /// `notify_*` script, then the generic `notify` with keepalived's
+    /// arguments.
+    pub fn event(
+        &self,
+        scripts: &NotifyScripts,
+        event: NotifyEvent,
+        kind: &str,
+        name: &str,
+        priority: u8,
+    ) {
+        if let Some(script) = scripts.specific(event) {
+            self.run(script.clone());
+        }
+        if let (Some(script), Some(word)) = (&scripts.any, state_word(event)) {
+            self.run(script.with_args(notify_args(kind, name, word, priority)));
+        }
+    }
 }
 
 #[cfg(test)]
