@@ -113,7 +113,7 @@ async fn verdict(port: u16, check: &str) -> Outcome {
     let mut scripts = Preparer::new(&loaded.config, &RealFs);
     let auth = xdpvs::health::tls::ClientAuth::None;
     let spec = spec_for(vs, &vs.reals[0], Proto::Tcp, &mut scripts, &auth).expect("a check");
-    spec.probes[0].run().await
+    spec.checkers[0].probe.run().await
 }
 
 #[tokio::test]

@@ -21,8 +21,17 @@ pub mod udp;
 use std::{net::SocketAddr, time::Duration};
 
 use self::{
-    dns::DnsProbe, http::HttpProbe, hysteresis::Policy, misc::MiscProbe, ping::PingProbe,
-    probe::Probe, runner::CheckSpec, smtp::SmtpProbe, source::Source, tcp::TcpProbe, udp::UdpProbe,
+    dns::DnsProbe,
+    http::HttpProbe,
+    hysteresis::Policy,
+    misc::MiscProbe,
+    ping::PingProbe,
+    probe::Probe,
+    runner::{CheckSpec, Checker},
+    smtp::SmtpProbe,
+    source::Source,
+    tcp::TcpProbe,
+    udp::UdpProbe,
 };
 use crate::{
     config::{Connect, HealthCheck, RealServer, VirtualServer},
@@ -42,104 +51,18 @@ pub fn spec_for(
     if real.checks.is_empty() {
         return None;
     }
-    let timing = Fold::of(vs, real);
-    // Where the checks connect, from where.
-    let connect = |c: &Connect| {
-        let target = SocketAddr::new(
-            c.connect_ip.unwrap_or(real.addr),
-            c.connect_port.unwrap_or(real.port),
-        );
-        (target, Source::from(c), c.connect_timeout)
-    };
-    let mut probes: Vec<Box<dyn Probe>> = Vec::new();
+    let mut checkers = Vec::new();
     for check in &real.checks {
-        match check {
-            HealthCheck::TcpCheck(c) => {
-                let (target, source, timeout) = connect(&c.connect);
-                probes.push(Box::new(TcpProbe {
-                    target,
-                    source,
-                    timeout,
-                }));
-            }
-            HealthCheck::HttpGet(c) => {
-                let (target, source, timeout) = connect(&c.connect);
-                probes.push(Box::new(HttpProbe {
-                    target,
-                    source,
-                    urls: c.urls.clone(),
-                    timeout,
-                    tls: None,
-                }));
-            }
-            HealthCheck::SslGet(c) => {
-                let (target, source, timeout) = connect(&c.http.connect);
-                match auth.connector(c.enable_sni) {
-                    Ok(connector) => probes.push(Box::new(HttpProbe {
-                        target,
-                        source,
-                        urls: c.http.urls.clone(),
-                        timeout,
-                        tls: Some(connector),
-                    })),
-                    Err(e) => probes.push(Box::new(Broken(format!("SSL_GET {target}: {e}")))),
-                }
-            }
-            HealthCheck::MiscCheck(c) => {
-                let at = &real.location;
-                if let Some(script) = scripts.prepare(Kind::Misc, &c.misc_path, c.user.as_ref(), at)
-                {
-                    probes.push(Box::new(MiscProbe {
-                        script,
-                        timeout: c.misc_timeout,
-                        dynamic: c.misc_dynamic,
-                    }));
-                }
-            }
-            HealthCheck::UdpCheck(c) => {
-                let (target, source, timeout) = connect(&c.connect);
-                probes.push(Box::new(UdpProbe {
-                    target,
-                    source,
-                    timeout,
-                    payload: c.payload.clone(),
-                    require_reply: c.require_reply,
-                    reply_pattern: c.reply_pattern.clone(),
-                    reply_length: c.min_reply_length..=c.max_reply_length,
-                }));
-            }
-            HealthCheck::PingCheck(c) => {
-                let (target, source, timeout) = connect(&c.connect);
-                probes.push(Box::new(PingProbe::new(target.ip(), source, timeout)));
-            }
-            HealthCheck::DnsCheck(c) => {
-                let (target, source, timeout) = connect(&c.connect);
-                match DnsProbe::new(target, source, timeout, &c.record_type, &c.name) {
-                    Ok(p) => probes.push(Box::new(p)),
-                    // The parser accepted both: a mismatch is a bug, and the
-                    // real must not pass for want of its check.
-                    Err(e) => probes.push(Box::new(Broken(format!("DNS_CHECK {target}: {e}")))),
-                }
-            }
-            HealthCheck::SmtpCheck(c) => {
-                let (target, source, timeout) = connect(&c.connect);
-                probes.push(Box::new(SmtpProbe {
-                    target,
-                    source,
-                    timeout,
-                    helo_name: c.helo_name.clone(),
-                }));
-            }
-            HealthCheck::FileCheck(c) => probes.push(Box::new(file::FileProbe {
-                name: c.track_file.clone(),
-                path: c.path.clone().into(),
-                weight: c.weight.unwrap_or(1),
-                reverse: c.reverse.unwrap_or(false),
-                base: real.weight,
-            })),
+        if let Some(probe) = probe(check, real, scripts, auth) {
+            let (policy, warmup) = timing(vs, real, check);
+            checkers.push(Checker {
+                probe,
+                policy,
+                warmup,
+            });
         }
     }
-    if probes.is_empty() {
+    if checkers.is_empty() {
         return None;
     }
     Some(CheckSpec {
@@ -159,15 +82,9 @@ pub fn spec_for(
         ),
         service: (vs.addr, vs.port, proto),
         real: (real.addr, real.port),
-        probes,
-        policy: Policy {
-            delay_loop: timing.delay_loop,
-            retry: timing.retry,
-            delay_before_retry: timing.delay_before_retry,
-        },
-        start_up: !timing.alpha,
+        checkers,
+        start_up: !real.starts_down(vs.alpha),
         unjudged: false,
-        warmup: timing.warmup,
         ha_suspend: if vs.ha_suspend {
             vec![vs.addr]
         } else {
@@ -176,39 +93,130 @@ pub fn spec_for(
     })
 }
 
-/// The timing of a real's checks, which run together: keepalived's
-/// defaults (checker, else real, else virtual server) per check, then the
-/// strictest of them decides (the most retries, the shortest delays);
-/// `alpha` as `RealServer::starts_down` resolves it.
-#[derive(Debug, PartialEq)]
-struct Fold {
-    retry: u32,
-    delay_before_retry: Duration,
-    delay_loop: Duration,
-    warmup: Duration,
-    alpha: bool,
+/// What runs `check` of `real`, or `None` for a MISC_CHECK whose script
+/// `scripts` refuses.
+fn probe(
+    check: &HealthCheck,
+    real: &RealServer,
+    scripts: &mut Preparer<'_>,
+    auth: &tls::ClientAuth,
+) -> Option<Box<dyn Probe>> {
+    // Where the check connects, from where.
+    let connect = |c: &Connect| {
+        let target = SocketAddr::new(
+            c.connect_ip.unwrap_or(real.addr),
+            c.connect_port.unwrap_or(real.port),
+        );
+        (target, Source::from(c), c.connect_timeout)
+    };
+    match check {
+        HealthCheck::TcpCheck(c) => {
+            let (target, source, timeout) = connect(&c.connect);
+            Some(Box::new(TcpProbe {
+                target,
+                source,
+                timeout,
+            }))
+        }
+        HealthCheck::HttpGet(c) => {
+            let (target, source, timeout) = connect(&c.connect);
+            Some(Box::new(HttpProbe {
+                target,
+                source,
+                urls: c.urls.clone(),
+                timeout,
+                tls: None,
+            }))
+        }
+        HealthCheck::SslGet(c) => {
+            let (target, source, timeout) = connect(&c.http.connect);
+            match auth.connector(c.enable_sni) {
+                Ok(connector) => Some(Box::new(HttpProbe {
+                    target,
+                    source,
+                    urls: c.http.urls.clone(),
+                    timeout,
+                    tls: Some(connector),
+                })),
+                Err(e) => Some(Box::new(Broken(format!("SSL_GET {target}: {e}")))),
+            }
+        }
+        HealthCheck::MiscCheck(c) => {
+            let script =
+                scripts.prepare(Kind::Misc, &c.misc_path, c.user.as_ref(), &real.location)?;
+            Some(Box::new(MiscProbe {
+                script,
+                timeout: c.misc_timeout,
+                dynamic: c.misc_dynamic,
+            }))
+        }
+        HealthCheck::UdpCheck(c) => {
+            let (target, source, timeout) = connect(&c.connect);
+            Some(Box::new(UdpProbe {
+                target,
+                source,
+                timeout,
+                payload: c.payload.clone(),
+                require_reply: c.require_reply,
+                reply_pattern: c.reply_pattern.clone(),
+                reply_length: c.min_reply_length..=c.max_reply_length,
+            }))
+        }
+        HealthCheck::PingCheck(c) => {
+            let (target, source, timeout) = connect(&c.connect);
+            Some(Box::new(PingProbe::new(target.ip(), source, timeout)))
+        }
+        HealthCheck::DnsCheck(c) => {
+            let (target, source, timeout) = connect(&c.connect);
+            match DnsProbe::new(target, source, timeout, &c.record_type, &c.name) {
+                Ok(p) => Some(Box::new(p)),
+                // The parser accepted both: a mismatch is a bug, and the
+                // real must not pass for want of its check.
+                Err(e) => Some(Box::new(Broken(format!("DNS_CHECK {target}: {e}")))),
+            }
+        }
+        HealthCheck::SmtpCheck(c) => {
+            let (target, source, timeout) = connect(&c.connect);
+            Some(Box::new(SmtpProbe {
+                target,
+                source,
+                timeout,
+                helo_name: c.helo_name.clone(),
+            }))
+        }
+        HealthCheck::FileCheck(c) => Some(Box::new(file::FileProbe {
+            name: c.track_file.clone(),
+            path: c.path.clone().into(),
+            weight: c.weight.unwrap_or(1),
+            reverse: c.reverse.unwrap_or(false),
+            base: real.weight,
+        })),
+    }
 }
 
-impl Fold {
-    fn of(vs: &VirtualServer, real: &RealServer) -> Self {
-        let delay_loop = real.delay_loop.unwrap_or(vs.delay_loop);
-        let mut fold = Fold {
-            retry: 0,
-            delay_before_retry: delay_loop,
-            delay_loop,
-            warmup: Duration::MAX,
-            alpha: real.starts_down(vs.alpha),
-        };
-        for t in real.checks.iter().filter_map(HealthCheck::timing) {
-            fold.retry = fold.retry.max(t.retry);
-            fold.delay_before_retry = fold.delay_before_retry.min(t.delay_before_retry);
-            fold.delay_loop = fold.delay_loop.min(t.delay_loop.unwrap_or(delay_loop));
-            fold.warmup = fold.warmup.min(t.warmup.unwrap_or_default());
-        }
-        if fold.warmup == Duration::MAX {
-            fold.warmup = Duration::ZERO;
-        }
-        fold
+/// A checker's timing, keepalived's: its own settings (their defaults
+/// already resolved by the parser), its `delay_loop` else its real's else
+/// its virtual server's. A FILE_CHECK, which has none, reads its file every
+/// `delay_loop` and is not retried.
+fn timing(vs: &VirtualServer, real: &RealServer, check: &HealthCheck) -> (Policy, Duration) {
+    let delay_loop = real.delay_loop.unwrap_or(vs.delay_loop);
+    match check.timing() {
+        Some(t) => (
+            Policy {
+                delay_loop: t.delay_loop.unwrap_or(delay_loop),
+                retry: t.retry,
+                delay_before_retry: t.delay_before_retry,
+            },
+            t.warmup.unwrap_or_default(),
+        ),
+        None => (
+            Policy {
+                delay_loop,
+                retry: 0,
+                delay_before_retry: delay_loop,
+            },
+            Duration::ZERO,
+        ),
     }
 }
 
@@ -243,7 +251,8 @@ pub fn unavailable(config: &crate::config::Config) -> Vec<String> {
         for real in &vs.reals {
             for p in spec_for(vs, real, proto, &mut scripts, &auth)
                 .iter()
-                .flat_map(|s| &s.probes)
+                .flat_map(|s| &s.checkers)
+                .map(|c| &c.probe)
             {
                 if let Some(why) = p.unavailable() {
                     out.push(format!(
@@ -266,60 +275,76 @@ mod tests {
 
     use super::*;
 
-    fn fold(text: &str) -> Fold {
+    /// The checkers' timings of the first real of `text`, and whether it
+    /// starts up.
+    fn timings(text: &str) -> (Vec<(Policy, Duration)>, bool) {
         let c = crate::config::parse_str(text, Path::new("t.conf"))
             .unwrap_or_else(|e| panic!("{e}"))
             .config;
         let vs = &c.virtual_servers[0];
-        Fold::of(vs, &vs.reals[0])
+        let real = &vs.reals[0];
+        let timings = real.checks.iter().map(|c| timing(vs, real, c)).collect();
+        (timings, !real.starts_down(vs.alpha))
     }
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
 
+    fn policy(delay_loop: u64, retry: u32, delay_before_retry: u64) -> Policy {
+        Policy {
+            delay_loop: secs(delay_loop),
+            retry,
+            delay_before_retry: secs(delay_before_retry),
+        }
+    }
+
     #[test]
-    fn a_reals_checks_run_on_the_strictest_timing_of_them() {
-        let f = fold(
+    fn each_checker_keeps_its_own_timing() {
+        let (t, _) = timings(
             "virtual_server 10.0.0.1 80 {\n delay_loop 10\n real_server 10.0.0.2 80 {\n  \
              TCP_CHECK {\n   retry 3\n   warmup 8\n   delay_loop 4\n  }\n  \
-             MISC_CHECK {\n   misc_path /bin/true\n   warmup 5\n   delay_before_retry 2\n  }\n }\n}\n",
+             MISC_CHECK {\n   misc_path /bin/true\n   warmup 5\n   delay_before_retry 2\n  }\n  \
+             HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n",
         );
         assert_eq!(
-            f,
-            Fold {
-                retry: 3,
-                delay_before_retry: secs(1),
-                delay_loop: secs(4),
-                warmup: secs(5),
-                alpha: false,
-            }
+            t,
+            [
+                (policy(4, 3, 1), secs(8)),
+                (policy(10, 0, 2), secs(5)),
+                // HTTP_GET's own default: 3 s between retries.
+                (policy(10, 1, 3), Duration::ZERO),
+            ]
         );
     }
 
     #[test]
     fn the_reals_delay_loop_and_alpha_stand_for_the_virtual_servers() {
-        let f = fold(
-            "virtual_server 10.0.0.1 80 {\n delay_loop 10\n alpha\n real_server 10.0.0.2 80 {\n  \
-             delay_loop 3\n  alpha no\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n}\n",
+        let (t, up) = timings(
+            "track_file f {\n file /run/f\n}\n\
+             virtual_server 10.0.0.1 80 {\n delay_loop 10\n alpha\n real_server 10.0.0.2 80 {\n  \
+             delay_loop 3\n  alpha no\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n  \
+             FILE_CHECK {\n   track_file f\n  }\n }\n}\n",
         );
-        assert_eq!((f.delay_loop, f.alpha, f.retry), (secs(3), false, 0));
+        assert_eq!(
+            t,
+            [
+                (policy(3, 0, 1), Duration::ZERO),
+                (policy(3, 0, 3), Duration::ZERO)
+            ]
+        );
+        assert!(up);
         // One alpha check starts the real down.
-        let f = fold(
+        let (_, up) = timings(
             "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  \
              TCP_CHECK {\n  }\n  TCP_CHECK {\n   alpha\n  }\n }\n}\n",
         );
-        assert!(f.alpha);
+        assert!(!up);
         // A checker's own `alpha no` outweighs its real's alpha.
-        let f = fold(
+        let (_, up) = timings(
             "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  alpha\n  \
              TCP_CHECK {\n   alpha no\n  }\n }\n}\n",
         );
-        assert!(!f.alpha);
-        assert_eq!(
-            f.warmup,
-            Duration::ZERO,
-            "no warmup unless every check has one"
-        );
+        assert!(up);
     }
 }

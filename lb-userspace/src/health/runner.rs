@@ -1,7 +1,9 @@
 //! Runs every real's checks concurrently, one task per real: a hung real or
 //! script holds only its own task (every attempt is bounded by its timeout),
 //! and nothing here can delay the daemon's main loop, which only receives
-//! the events. Specs with the same `shared_key` (one real under several
+//! the events. Within a real, each checker runs on its own timing with its
+//! own retries (keepalived's checkers), and the real is up while every one
+//! of them is. Specs with the same `shared_key` (one real under several
 //! services of a virtual_server_group) run as one check whose verdicts go
 //! to every one of those services.
 
@@ -11,7 +13,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -29,21 +31,28 @@ use super::{
 };
 use crate::dataplane::reconcile::{RealId, ServiceId};
 
+/// One checker of a real: its probe and keepalived's timing of its own.
+pub struct Checker {
+    pub probe: Box<dyn Probe>,
+    pub policy: Policy,
+    /// `warmup`: its first attempt waits a random time up to this.
+    pub warmup: Duration,
+}
+
 pub struct CheckSpec {
     /// Equal for specs that check the same real the same way.
     pub shared_key: String,
     pub service: ServiceId,
     pub real: RealId,
-    pub probes: Vec<Box<dyn Probe>>,
-    pub policy: Policy,
-    /// State before the first result (false with `alpha`).
+    pub checkers: Vec<Checker>,
+    /// The real's state, and each checker's, before the first result (false
+    /// with `alpha`): a real that starts down comes up once every checker
+    /// has passed.
     pub start_up: bool,
     /// The daemon is starting: no check has judged the real yet, and the
     /// first failure takes it down (`Tracker::unjudged`); false on reload,
     /// whose checks go on from the state the last ones left.
     pub unjudged: bool,
-    /// `warmup`: the first attempt waits a random time up to this.
-    pub warmup: Duration,
     /// `ha_suspend`: attempts run only while one of these VIPs is on this
     /// host (empty: always).
     pub ha_suspend: Vec<IpAddr>,
@@ -69,38 +78,8 @@ pub struct HealthEvent {
     pub generation: u64,
 }
 
-/// What one attempt of every check of a real found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Verdict {
-    /// Every check passed (with MISC_CHECK `misc_dynamic`'s weight).
-    Up(Option<u32>),
-    Down(String),
-    /// No check failed, but one could not run (the daemon's own resources).
-    Local(String),
-}
-
-/// Combines one attempt of every check of a real: up only if all are; a
-/// real failure outweighs a check that could not run.
-fn combine(probes: &[Box<dyn Probe>], outcomes: Vec<Outcome>) -> Verdict {
-    let mut weight = None;
-    let mut local = None;
-    for (p, o) in probes.iter().zip(outcomes) {
-        match o {
-            Outcome::Up => {}
-            Outcome::UpWithWeight(w) => weight = Some(w),
-            Outcome::Down(f) if f.is_local() => {
-                local.get_or_insert_with(|| format!("{}: {f}", p.describe()));
-            }
-            Outcome::Down(f) => return Verdict::Down(format!("{}: {f}", p.describe())),
-        }
-    }
-    match local {
-        Some(reason) => Verdict::Local(reason),
-        None => Verdict::Up(weight),
-    }
-}
-
-/// How long each real's last attempt took, for metrics and status.
+/// How long each real's last attempt (of any of its checkers) took, for
+/// metrics and status.
 pub type Latencies = Arc<Mutex<HashMap<(ServiceId, RealId), Duration>>>;
 
 /// Attempts that could not run, per real: counted, never held against it.
@@ -145,9 +124,10 @@ fn dedupe(specs: Vec<CheckSpec>) -> Vec<(CheckSpec, Vec<ServiceId>)> {
 
 /// The first reason a check of `spec` cannot run on this host.
 fn unavailable(spec: &CheckSpec) -> Option<String> {
-    spec.probes.iter().find_map(|p| {
-        p.unavailable()
-            .map(|why| format!("{}: cannot run: {why}", p.describe()))
+    spec.checkers.iter().find_map(|c| {
+        c.probe
+            .unavailable()
+            .map(|why| format!("{}: cannot run: {why}", c.probe.describe()))
     })
 }
 
@@ -197,9 +177,26 @@ async fn until_present(vips: &[IpAddr], addresses: &mut Addresses, real: RealId)
     );
 }
 
+/// What a checker tells its real: a change of its state, or of the weight
+/// it reads (MISC_CHECK `misc_dynamic`, FILE_CHECK).
+struct Report {
+    checker: usize,
+    up: bool,
+    weight: Option<u32>,
+    reason: String,
+    detected_in: Option<Duration>,
+    at: Instant,
+}
+
+/// The real's side of its checkers: where they report, and its state,
+/// which the checkers read for their logs.
+struct RealState {
+    reports: mpsc::UnboundedSender<Report>,
+    up: AtomicBool,
+}
+
 async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
     let mut start_up = spec.start_up;
-    let mut addresses = shared.addresses.clone();
     if let Some(why) = unavailable(&spec) {
         // Never counted healthy by a check that did not run.
         warn!(
@@ -224,42 +221,104 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
         }
         start_up = false;
     }
+    let (reports, mut received) = mpsc::unbounded_channel();
+    let real = RealState {
+        reports,
+        up: AtomicBool::new(start_up),
+    };
+    let keys: Vec<_> = services.iter().map(|&s| (s, spec.real)).collect();
+    let checks = join_all(
+        spec.checkers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| check(i, c, &spec, start_up, &keys, &real, &shared)),
+    );
+    let verdicts = async {
+        let mut ups = vec![start_up; spec.checkers.len()];
+        let (mut up, mut weight) = (start_up, None);
+        while let Some(r) = received.recv().await {
+            ups[r.checker] = r.up;
+            let was = up;
+            up = ups.iter().all(|&u| u);
+            real.up.store(up, Ordering::Relaxed);
+            let weight_changed = r.weight.is_some() && r.weight != weight;
+            if r.weight.is_some() {
+                weight = r.weight;
+            }
+            // A checker's change that leaves the real as it was is not one
+            // of the real's; a new weight is, while the real is up.
+            if (up != was || (up && weight_changed))
+                && !send_all(&shared, &services, |service| HealthEvent {
+                    service,
+                    real: spec.real,
+                    up,
+                    weight,
+                    reason: r.reason.clone(),
+                    detected_in: r.detected_in,
+                    decided_at: r.at,
+                    generation: shared.generation,
+                })
+                .await
+            {
+                return;
+            }
+        }
+    };
+    // The checkers never end; the real's side ends when the daemon stops
+    // listening.
+    tokio::select! {
+        _ = checks => {}
+        () = verdicts => {}
+    }
+}
+
+/// Runs checker `index` of `spec` for good: keepalived's retries on its own
+/// policy, its changes reported to `real`.
+async fn check(
+    index: usize,
+    checker: &Checker,
+    spec: &CheckSpec,
+    start_up: bool,
+    keys: &[(ServiceId, RealId)],
+    real: &RealState,
+    shared: &Shared,
+) {
+    let mut addresses = shared.addresses.clone();
     let mut tracker = if spec.unjudged {
-        Tracker::unjudged(spec.policy, start_up)
+        Tracker::unjudged(checker.policy, start_up)
     } else {
-        Tracker::new(spec.policy, start_up)
+        Tracker::new(checker.policy, start_up)
     };
     let mut weight = None;
-    let keys: Vec<_> = services.iter().map(|&s| (s, spec.real)).collect();
-    if !spec.warmup.is_zero() {
-        tokio::time::sleep(jitter(spec.warmup)).await;
+    if !checker.warmup.is_zero() {
+        tokio::time::sleep(jitter(checker.warmup)).await;
     }
     loop {
         until_present(&spec.ha_suspend, &mut addresses, spec.real).await;
         let started = Instant::now();
-        let outcomes = join_all(spec.probes.iter().map(|p| p.run())).await;
-        let verdict = combine(&spec.probes, outcomes);
+        let outcome = checker.probe.run().await;
         let now = Instant::now();
         {
             let mut latencies = shared
                 .latencies
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for &key in &keys {
+            for &key in keys {
                 latencies.insert(key, now - started);
             }
         }
-        let (ok, w, reason) = match verdict {
-            Verdict::Up(w) => (true, w, "ok".to_string()),
-            Verdict::Down(reason) => (false, None, reason),
-            Verdict::Local(reason) => {
+        let (ok, w, reason) = match outcome {
+            Outcome::Up => (true, None, "ok".to_string()),
+            Outcome::UpWithWeight(w) => (true, Some(w), "ok".to_string()),
+            Outcome::Down(f) if f.is_local() => {
+                let reason = format!("{}: {f}", checker.probe.describe());
                 let mut count = 0;
                 {
                     let mut all = shared
                         .local_errors
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    for &key in &keys {
+                    for &key in keys {
                         let entry = all.entry(key).or_default();
                         entry.count += 1;
                         entry.last = reason.clone();
@@ -271,31 +330,36 @@ async fn watch(spec: CheckSpec, services: Vec<ServiceId>, shared: Arc<Shared>) {
                     "real {} of {}: {reason}; local error {count}, the real stays {}, \
                      next try in {:?}",
                     SocketAddr::from(spec.real),
-                    SocketAddr::from((services[0].0, services[0].1)),
-                    if tracker.is_up() { "UP" } else { "DOWN" },
+                    SocketAddr::from((keys[0].0.0, keys[0].0.1)),
+                    if real.up.load(Ordering::Relaxed) {
+                        "UP"
+                    } else {
+                        "DOWN"
+                    },
                     step.next_in
                 );
                 tokio::time::sleep(step.next_in).await;
                 continue;
             }
+            Outcome::Down(f) => (false, None, format!("{}: {f}", checker.probe.describe())),
         };
         let step = tracker.observe(ok, now);
-        let weight_changed = ok && w != weight;
-        if ok {
+        let weight_changed = w.is_some() && w != weight;
+        if w.is_some() {
             weight = w;
         }
         if (step.transition.is_some() || weight_changed)
-            && !send_all(&shared, &services, |service| HealthEvent {
-                service,
-                real: spec.real,
-                up: tracker.is_up(),
-                weight,
-                reason: reason.clone(),
-                detected_in: step.detected_in,
-                decided_at: now,
-                generation: shared.generation,
-            })
-            .await
+            && real
+                .reports
+                .send(Report {
+                    checker: index,
+                    up: tracker.is_up(),
+                    weight: w,
+                    reason,
+                    detected_in: step.detected_in,
+                    at: now,
+                })
+                .is_err()
         {
             return;
         }
@@ -396,23 +460,34 @@ mod tests {
             shared_key: format!("{real} {command}"),
             service: (ip, 80, Proto::Tcp),
             real: (ip, 80),
-            probes: vec![Box::new(MiscProbe {
-                script: Script::new(
-                    vec!["/bin/sh".into(), "-c".into(), command.into()],
-                    Identity::current(),
-                ),
-                timeout: Duration::from_millis(timeout_ms),
-                dynamic,
-            })],
+            checkers: vec![checker(script(command, timeout_ms, dynamic), retry)],
+            start_up: true,
+            unjudged: false,
+            ha_suspend: Vec::new(),
+        }
+    }
+
+    fn script(command: &str, timeout_ms: u64, dynamic: bool) -> Box<dyn Probe> {
+        Box::new(MiscProbe {
+            script: Script::new(
+                vec!["/bin/sh".into(), "-c".into(), command.into()],
+                Identity::current(),
+            ),
+            timeout: Duration::from_millis(timeout_ms),
+            dynamic,
+        })
+    }
+
+    /// `probe` checked every 100 ms, a failure retried `retry` times 50 ms apart.
+    fn checker(probe: Box<dyn Probe>, retry: u32) -> Checker {
+        Checker {
+            probe,
             policy: Policy {
                 delay_loop: Duration::from_millis(100),
                 retry,
                 delay_before_retry: Duration::from_millis(50),
             },
-            start_up: true,
-            unjudged: false,
             warmup: Duration::ZERO,
-            ha_suspend: Vec::new(),
         }
     }
 
@@ -561,9 +636,9 @@ mod tests {
     async fn a_check_that_cannot_run_is_counted_and_retried_never_down() {
         let fail_for_real = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut s = spec_with(9, "unused", 500, false, 0);
-        s.probes = vec![Box::new(Starved {
+        s.checkers[0].probe = Box::new(Starved {
             fail_for_real: fail_for_real.clone(),
-        })];
+        });
         let (tx, mut rx) = mpsc::channel(8);
         let runner = Runner::spawn(vec![s], tx, nowhere());
         // retry 0: one real failure would be DOWN at once.
@@ -644,7 +719,7 @@ mod tests {
                 let mut s = spec(10, "unused", 500);
                 s.shared_key = "the same real, the same checks".into();
                 s.service.1 = 80 + i;
-                s.probes = vec![Box::new(Counted(attempts.clone()))];
+                s.checkers[0].probe = Box::new(Counted(attempts.clone()));
                 s
             })
             .collect();
@@ -689,7 +764,7 @@ mod tests {
     #[tokio::test]
     async fn a_check_that_cannot_run_keeps_its_real_down() {
         let mut s = spec(11, "unused", 500);
-        s.probes = vec![Box::new(CannotRun)];
+        s.checkers[0].probe = Box::new(CannotRun);
         assert!(s.start_up);
         let (tx, mut rx) = mpsc::channel(8);
         let _runner = Runner::spawn(vec![s], tx, nowhere());
@@ -704,6 +779,129 @@ mod tests {
         );
     }
 
+    /// Passes while its flag is set, after `delay`; named `name`.
+    struct Switch {
+        name: &'static str,
+        up: Arc<AtomicBool>,
+        delay: Duration,
+    }
+
+    impl Switch {
+        fn new(name: &'static str, up: bool, delay_ms: u64) -> (Self, Arc<AtomicBool>) {
+            let flag = Arc::new(AtomicBool::new(up));
+            let probe = Switch {
+                name,
+                up: flag.clone(),
+                delay: Duration::from_millis(delay_ms),
+            };
+            (probe, flag)
+        }
+    }
+
+    impl Probe for Switch {
+        fn run(&self) -> crate::health::probe::Attempt<'_> {
+            Box::pin(async {
+                tokio::time::sleep(self.delay).await;
+                if self.up.load(Ordering::SeqCst) {
+                    Outcome::Up
+                } else {
+                    Outcome::Down(crate::health::probe::Failure::Refused)
+                }
+            })
+        }
+
+        fn describe(&self) -> String {
+            self.name.into()
+        }
+    }
+
+    /// A real of two checkers, `a` and `b`, with their retries.
+    fn two_checkers(a: (Switch, u32), b: (Switch, u32)) -> CheckSpec {
+        let mut s = spec(14, "unused", 500);
+        s.checkers = vec![checker(Box::new(a.0), a.1), checker(Box::new(b.0), b.1)];
+        s
+    }
+
+    #[tokio::test]
+    async fn each_checker_retries_on_its_own() {
+        // keepalived counts retries per checker: the failing one, retry 0,
+        // takes the real down at its first failure; the passing one's
+        // retry 5 is its own (one tracker for both waited for 6 failures,
+        // 50 ms apart).
+        let (passing, _) = Switch::new("TCP_CHECK a", true, 0);
+        let (failing, _) = Switch::new("TCP_CHECK b", false, 0);
+        let started = Instant::now();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _runner = Runner::spawn(
+            vec![two_checkers((passing, 5), (failing, 0))],
+            tx,
+            nowhere(),
+        );
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        assert_eq!(down.reason, "TCP_CHECK b: connection refused");
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_checker_does_not_hold_another() {
+        // Each attempt of `a` takes 2 s; `b` fails at once and is down
+        // without waiting for `a` (one round of both waited for it).
+        let (slow, _) = Switch::new("HTTP_GET a", true, 2_000);
+        let (failing, _) = Switch::new("TCP_CHECK b", false, 0);
+        let started = Instant::now();
+        let (tx, mut rx) = mpsc::channel(8);
+        let _runner = Runner::spawn(vec![two_checkers((slow, 0), (failing, 0))], tx, nowhere());
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_real_is_up_while_every_checker_is() {
+        let (a, a_up) = Switch::new("TCP_CHECK a", true, 0);
+        let (b, b_up) = Switch::new("TCP_CHECK b", false, 0);
+        let mut s = two_checkers((a, 0), (b, 0));
+        // alpha: down until every checker has passed.
+        s.start_up = false;
+        let (tx, mut rx) = mpsc::channel(8);
+        let _runner = Runner::spawn(vec![s], tx, nowhere());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "up with one checker failing"
+        );
+        b_up.store(true, Ordering::SeqCst);
+        let up = next(&mut rx).await;
+        assert!(up.up);
+        assert_eq!(up.reason, "ok");
+        // One checker down takes the real down; its reason is the real's.
+        a_up.store(false, Ordering::SeqCst);
+        let down = next(&mut rx).await;
+        assert!(!down.up);
+        assert_eq!(down.reason, "TCP_CHECK a: connection refused");
+        // The other one failing too changes nothing; both back is up.
+        b_up.store(false, Ordering::SeqCst);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "a second checker down is not a change of the real's"
+        );
+        a_up.store(true, Ordering::SeqCst);
+        b_up.store(true, Ordering::SeqCst);
+        assert!(next(&mut rx).await.up);
+    }
+
     #[test]
     fn jitter_stays_within_the_warmup_and_varies() {
         let up_to = Duration::from_secs(10);
@@ -716,7 +914,7 @@ mod tests {
     async fn warmup_delays_only_the_first_attempt() {
         let (tx, mut rx) = mpsc::channel(8);
         let mut s = spec(12, "exit 1", 500);
-        s.warmup = Duration::from_millis(400);
+        s.checkers[0].warmup = Duration::from_millis(400);
         let start = Instant::now();
         let _runner = Runner::spawn(vec![s], tx, nowhere());
         let down = next(&mut rx).await;
