@@ -451,7 +451,46 @@ fn upgrade_without_a_gap_root() {
     std::fs::write(&conf, format!("{good}\nvrrp_instance {{\n")).expect("bad config");
     let stderr = refused("bad configuration");
     assert!(stderr.contains("configuration refused"), "{stderr}");
-    std::fs::write(&conf, good).expect("restoring the config");
+    // A configuration the new process applies before it fails (its flow
+    // sync on an interface that does not exist, after the tables are
+    // written): rs2 left out of the service by it is put back by the old
+    // daemon, which runs on with its own configuration.
+    let second = good
+        .match_indices("    real_server ")
+        .nth(1)
+        .map(|(at, _)| at)
+        .expect("two reals");
+    let end = second + good[second..].find("    }\n").expect("end of real_server") + 6;
+    let edited = format!("{}{}", &good[..second], &good[end..]).replacen(
+        "lvs_sync_daemon eth0",
+        "lvs_sync_daemon nosuch0",
+        1,
+    );
+    std::fs::write(&conf, edited).expect("edited config");
+    let stderr = refused("fails after writing its tables");
+    assert!(stderr.contains("nosuch0"), "{stderr}");
+    std::fs::write(&conf, &good).expect("restoring the config");
+    // Logged once the refusal is answered.
+    wait_for(Duration::from_secs(5), || {
+        let log = rig.lab.lab.log("xdpvs-lb1");
+        if !log.contains("map writes put this daemon's tables back") {
+            bail!("the old daemon did not take its tables back:\n{log}");
+        }
+        Ok(())
+    })
+    .expect("tables taken back");
+    let answers = rig
+        .lab
+        .answers(SocketAddr::from((VIP, 80)), 40)
+        .expect("client");
+    assert!(
+        answers.contains_key("rs1") && answers.contains_key("rs2"),
+        "both reals serve again: {answers:?}"
+    );
+    assert!(
+        has_vip(&rig.lab.lbs[0]),
+        "still master after the failed upgrade"
+    );
     // A broken binary, then none at all.
     let broken = rig.lab.lab.dir.join("broken");
     std::fs::write(&broken, "#!/bin/sh\necho 'not xdpvs' >&2\nexit 1\n").expect("script");

@@ -286,7 +286,7 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
             }
             Some((request, reply)) = api.recv() => {
                 if request == Request::Upgrade {
-                    upgrades.begin(Some(reply));
+                    begin_upgrade(&mut upgrades, &mut state, Some(reply));
                     continue;
                 }
                 if frozen && request.writes() {
@@ -300,8 +300,11 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
                 scale_out.annotate(&mut response);
                 let _ = reply.send(upgrades.origin().stamp(response));
             }
-            _ = sigusr2.recv() => upgrades.begin(None),
-            Some(pid) = upgrades.finished() => break Some(pid),
+            _ = sigusr2.recv() => begin_upgrade(&mut upgrades, &mut state, None),
+            ended = upgrades.finished() => match ended {
+                Some(pid) => break Some(pid),
+                None => state.take_back_after_upgrade(),
+            },
             _ = watchdog.tick() => {}
             _ = scale_out_tick.tick(), if scale_out.is_on() => scale_out.tick(&state, &ha, ready),
             _ = sighup.recv(), if !frozen => {
@@ -345,6 +348,19 @@ async fn serve(args: RunArgs, inherited: &mut upgrade::Inherited) -> Result<()> 
     };
     host_scripts::shutdown(&config).await;
     result
+}
+
+/// Starts an upgrade (or joins the one running), keeping what a failed
+/// one must put back.
+fn begin_upgrade(
+    upgrades: &mut upgrade::Upgrades,
+    state: &mut State,
+    answer: Option<tokio::sync::oneshot::Sender<Response>>,
+) {
+    if !upgrades.in_progress() {
+        state.hold_for_upgrade();
+    }
+    upgrades.begin(answer);
 }
 
 /// Tells systemd the daemon is ready, once: when every real's MAC is known,

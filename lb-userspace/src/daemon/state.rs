@@ -62,6 +62,9 @@ pub struct State {
     /// The configuration's `lvs_timeouts`: a reload that changes them
     /// writes them (over `adm --set`).
     lvs_timeouts: crate::config::LvsTimeouts,
+    /// The data plane's settings when an upgrade began (see
+    /// [`State::take_back_after_upgrade`]).
+    held_settings: Option<lb_common::DataplaneConfig>,
     /// Runs `quorum_up` / `quorum_down` and the reals' `notify_up` / `notify_down`.
     scripts: Notifier,
     /// Those scripts as the configuration in force has them.
@@ -181,6 +184,7 @@ impl State {
             flows,
             reloaded_at: Instant::now(),
             lvs_timeouts: config.global.lvs_timeouts,
+            held_settings: None,
             scripts: Notifier::spawn().0,
             notifies: Notifies::default(),
             addresses: addresses.clone(),
@@ -227,6 +231,42 @@ impl State {
             changed
         });
         Ok(writes.len())
+    }
+
+    /// An upgrade begins: the settings are kept for
+    /// [`State::take_back_after_upgrade`] (nothing writes them meanwhile:
+    /// run-time changes are refused until the upgrade ends).
+    pub fn hold_for_upgrade(&mut self) {
+        self.held_settings = self
+            .maps
+            .config()
+            .inspect_err(|e| warn!("upgrade: reading the data plane's settings: {e:#}"))
+            .ok();
+    }
+
+    /// An upgrade failed and this daemon runs on. The new process ran the
+    /// normal start, which may have written its configuration (the file as
+    /// it is now, perhaps edited since this daemon read it) into the maps
+    /// before it failed: the maps are read back and brought to this
+    /// daemon's table again, and the settings written back as they were.
+    pub fn take_back_after_upgrade(&mut self) {
+        if let Some(settings) = self.held_settings.take()
+            && let Err(e) = self.maps.write_config(&settings)
+        {
+            error!("upgrade: writing the data plane's settings back: {e:#}");
+        }
+        if let Err(e) = self.maps.reread_services() {
+            error!("upgrade: {e:#}");
+        }
+        self.resync();
+        match self.apply() {
+            Ok(0) => info!("upgrade: the data plane is as this daemon left it"),
+            Ok(writes) => warn!(
+                "upgrade: the new process had changed the data plane before it failed: \
+                 {writes} map writes put this daemon's tables back"
+            ),
+            Err(e) => error!("upgrade: putting this daemon's tables back: {e:#}"),
+        }
     }
 
     /// After a write the kernel refused: the reconciler takes the maps'

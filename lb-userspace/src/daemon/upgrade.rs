@@ -7,7 +7,8 @@
 //! stop, without a priority-0 advert and with the VIPs left in place, so the
 //! peers never see a change. A new process that cannot take over (missing,
 //! not executable, bad config, crashes, says no, or is silent for
-//! `READY_TIMEOUT`) is stopped and the old one runs on.
+//! `READY_TIMEOUT`) is stopped and the old one runs on, putting back what
+//! the new one wrote into the maps (`State::take_back_after_upgrade`).
 //!
 //! The hand-over is one environment variable, `XDPVS_UPGRADE=PPID;admin=FD,
 //! metrics=FD,ready=FD`, naming inherited descriptors (close-on-exec cleared

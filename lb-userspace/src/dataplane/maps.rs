@@ -29,7 +29,7 @@ use super::{
 pub struct Maps {
     /// `SERVICES` (see `lb_common::service_table`) and a copy of it: the
     /// daemon is its only writer, so it places services without reading the
-    /// kernel's.
+    /// kernel's (but see [`Maps::reread_services`]).
     services: Array<MapData, ServiceSlot>,
     service_slots: Vec<ServiceSlot>,
     rings: Array<MapData, u32>,
@@ -193,6 +193,17 @@ impl Maps {
                     .with_context(|| format!("RINGS[{k}]"))?;
             }
         }
+        Ok(())
+    }
+
+    /// Reads `SERVICES` back into the copy: after an upgrade's new process,
+    /// which writes them too, failed and left this daemon to run on.
+    pub fn reread_services(&mut self) -> Result<()> {
+        self.service_slots = self
+            .services
+            .iter()
+            .collect::<Result<_, _>>()
+            .context("reading SERVICES")?;
         Ok(())
     }
 

@@ -703,3 +703,21 @@ fn the_vip_filter_holds_exactly_the_vips() {
     let (word, bit) = lb_common::vip_filter_bit(&key().addr);
     assert_eq!(k.vip_filter.get(&word).copied().unwrap_or(0) & bit, 0);
 }
+
+#[test]
+fn a_resync_takes_back_what_another_process_wrote() {
+    // An upgrade's new process adopts the maps, writes its own
+    // configuration (one real, not two) and fails: the running daemon
+    // reads the maps back and writes its own table again.
+    let (mut rec, mut k) = two_reals_known();
+    let reference = k.live_ring(&key());
+    let mut other = Reconciler::adopt(4, 16, &k.snapshot());
+    k.apply(&other.set_services(vec![spec(&[(1, true)])]).unwrap());
+    assert_ne!(k.live_ring(&key()), reference, "the other process wrote");
+    rec.resync(&k.snapshot());
+    k.apply(
+        &rec.set_services(vec![spec(&[(1, true), (1, true)])])
+            .unwrap(),
+    );
+    assert_eq!(k.live_ring(&key()), reference);
+}
