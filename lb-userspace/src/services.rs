@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use self::quorum::Quorum;
 use crate::{
-    config::{Config, VirtualServer},
+    config::{Config, NotifyScript, VirtualServer},
     dataplane::{
         keys::Proto,
         reconcile::{RealId, RealSpec, ServiceId, ServiceSpec},
@@ -92,7 +92,7 @@ pub struct Service {
     pub edited: bool,
     pub quorum: Quorum,
     /// `quorum_up` and `quorum_down`.
-    pub quorum_scripts: (Option<String>, Option<String>),
+    pub quorum_scripts: (Option<NotifyScript>, Option<NotifyScript>),
     /// Whether the service has its quorum now.
     pub quorum_up: bool,
 }
@@ -106,7 +106,7 @@ pub struct QuorumChange {
     /// The weight the transition was decided against.
     pub threshold: u64,
     /// The script to run for it, if one is configured.
-    pub script: Option<String>,
+    pub script: Option<NotifyScript>,
 }
 
 impl Service {
@@ -754,7 +754,10 @@ mod tests {
         let changes = t.take_quorum_changes();
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert!(changes[0].up && changes[0].live_weight == 5 && changes[0].threshold == 5);
-        assert_eq!(changes[0].script.as_deref(), Some("/bin/up 'a b'"));
+        assert_eq!(
+            changes[0].script.as_ref().map(|s| s.command.as_str()),
+            Some("/bin/up 'a b'")
+        );
         assert_eq!(weights(&t), [(2, true), (3, true)]);
         // An operator's weight counts: 2 + 0 < 3 loses it.
         t.set_weight(&id(), &r2, 0).unwrap();
@@ -781,7 +784,9 @@ mod tests {
         t.reload(&config("virtual_server 10.0.0.1 81 {\n}\n"));
         let gone = t.take_quorum_changes();
         assert_eq!(gone.len(), 1);
-        assert!(!gone[0].up && gone[0].script.as_deref() == Some("/bin/down"));
+        assert!(
+            !gone[0].up && gone[0].script.as_ref().map(|s| s.command.as_str()) == Some("/bin/down")
+        );
         t.clear();
         assert!(
             t.take_quorum_changes().is_empty(),

@@ -46,7 +46,8 @@
 //!                                   "broadcast", "scope", "home", "noprefixroute",
 //!                                   "no_track", "preferred_lft" } ],
 //!                         "track_scripts" / "track_interfaces": [ { "name", "weight" } ],
-//!                         "notify": { "master", "backup", "fault", "stop", "any" },
+//!                         "notify": { "master", "backup", "fault", "stop", "any" }
+//!                                   (each { "command", "user" } | null),
 //!                         "garp": { "master_delay", "master_repeat",
 //!                                   "master_refresh", "master_refresh_repeat",
 //!                                   "lower_prio_delay", "lower_prio_repeat" },

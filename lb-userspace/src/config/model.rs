@@ -369,7 +369,7 @@ pub enum AnnounceRequire {
 
 /// `USER [GROUP]` of `script_user` and a script's `user`; the group
 /// defaults to the user's own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ScriptUser {
     pub user: String,
     pub group: Option<String>,
@@ -422,15 +422,50 @@ pub struct VirtualServer {
 
 /// `quorum`, `hysteresis`, `quorum_up` and `quorum_down` of a virtual server
 /// (`services::quorum` says what they do).
+/// A `notify*` or `quorum_*` script: `SCRIPT [USER [GROUP]]`, the command
+/// one word or a quoted string with its arguments; run as `user` if given,
+/// else as `script_user`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct NotifyScript {
+    pub command: String,
+    pub user: Option<ScriptUser>,
+}
+
+/// The command quoted, and the user it runs as when it names one: what the
+/// daemon's log says it runs.
+impl fmt::Display for NotifyScript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.command)?;
+        match &self.user {
+            Some(ScriptUser { user, group: None }) => write!(f, " as {user}"),
+            Some(ScriptUser {
+                user,
+                group: Some(group),
+            }) => write!(f, " as {user}:{group}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A script run as `script_user`.
+impl From<&str> for NotifyScript {
+    fn from(command: &str) -> Self {
+        Self {
+            command: command.into(),
+            user: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuorumConfig {
     /// The weight of healthy reals the service needs; keepalived's default 1.
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the service gains its quorum.
-    pub up_script: Option<String>,
+    pub up_script: Option<NotifyScript>,
     /// Run when it loses it.
-    pub down_script: Option<String>,
+    pub down_script: Option<NotifyScript>,
 }
 
 impl Default for QuorumConfig {
@@ -458,8 +493,8 @@ pub struct RealServer {
     /// `alpha` for this real's checks; unset: the virtual server's.
     pub alpha: Option<bool>,
     /// Run when the real goes up (all its checks pass) / down.
-    pub notify_up: Option<String>,
-    pub notify_down: Option<String>,
+    pub notify_up: Option<NotifyScript>,
+    pub notify_down: Option<NotifyScript>,
     pub checks: Vec<HealthCheck>,
     pub location: Location,
 }
@@ -815,17 +850,17 @@ pub struct TrackInterface {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Notify {
-    pub master: Option<String>,
-    pub backup: Option<String>,
-    pub fault: Option<String>,
-    pub stop: Option<String>,
+    pub master: Option<NotifyScript>,
+    pub backup: Option<NotifyScript>,
+    pub fault: Option<NotifyScript>,
+    pub stop: Option<NotifyScript>,
     /// `notify`: called with `INSTANCE name state priority`.
-    pub any: Option<String>,
+    pub any: Option<NotifyScript>,
 }
 
 impl Notify {
     /// Every configured script.
-    pub fn scripts(&self) -> impl Iterator<Item = &String> {
+    pub fn scripts(&self) -> impl Iterator<Item = &NotifyScript> {
         [
             &self.master,
             &self.backup,
@@ -903,7 +938,7 @@ pub struct VrrpInstance {
     pub dont_track_primary: bool,
     /// `notify_master_rx_lower_pri`: run when, as master, a lower priority
     /// advert is received.
-    pub notify_master_rx_lower_pri: Option<String>,
+    pub notify_master_rx_lower_pri: Option<NotifyScript>,
     /// `track_file { NAME ... }`, with the sync group's added.
     pub track_files: Vec<TrackFileRef>,
     /// `track_process { NAME [weight N [reverse]] }`, with the sync group's

@@ -2,7 +2,12 @@
 
 use std::{net::IpAddr, str::FromStr, time::Duration};
 
-use super::{diag::Diagnostics, tree::Node};
+use super::{
+    diag::Diagnostics,
+    lexer::Token,
+    model::{NotifyScript, ScriptUser},
+    tree::Node,
+};
 
 /// The statement's single argument; an error names the keyword when missing.
 pub fn one<'n>(n: &'n Node, d: &mut Diagnostics) -> Option<&'n str> {
@@ -100,35 +105,39 @@ pub fn command(n: &Node, d: &mut Diagnostics) -> Option<String> {
     )
 }
 
-/// The script of a `notify*` or `quorum_*` keyword: one word, or one quoted
-/// string holding the command and its arguments. keepalived
-/// (`notify_script_init`) reads the words after it as the user and group to
-/// run the script as, which xdpvs does not do yet: refused, rather than run
-/// the script as `script_user` with more rights than asked, or with the user
-/// as an argument.
-pub fn notify_command(n: &Node, d: &mut Diagnostics) -> Option<String> {
-    let script = command(n, d)?;
-    match &n.args[..] {
-        [_] => Some(script),
-        [cmd, rest @ ..] => {
-            let who: Vec<&str> = rest.iter().map(|t| t.text.as_str()).collect();
+/// A `notify*` or `quorum_*` keyword: `SCRIPT [USER [GROUP]]`, as
+/// keepalived's `notify_script_init` reads it: the script one word, or one
+/// quoted string holding the command and its arguments, then the user and
+/// group to run it as.
+pub fn notify_command(n: &Node, d: &mut Diagnostics) -> Option<NotifyScript> {
+    let user = |u: &Token, g: Option<&Token>| ScriptUser {
+        user: u.text.clone(),
+        group: g.map(|g| g.text.clone()),
+    };
+    let (command, user) = match &n.args[..] {
+        [] => {
+            d.error(&n.at, format!("{} needs a command", n.keyword));
+            return None;
+        }
+        [cmd] => (cmd, None),
+        [cmd, u] => (cmd, Some(user(u, None))),
+        [cmd, u, g] => (cmd, Some(user(u, Some(g)))),
+        [cmd, ..] => {
             d.error(
                 &n.at,
                 format!(
-                    "{}: keepalived runs {:?} as user/group `{}`, which xdpvs does not support \
-                     yet; remove `{}` to run it as script_user, or put arguments inside the \
-                     quotes: \"{} ARGS\"",
-                    n.keyword,
-                    cmd.text,
-                    who.join(" "),
-                    who.join(" "),
-                    cmd.text
+                    "{} needs SCRIPT [USER [GROUP]]: put the arguments inside the quotes: \
+                     \"{} ARGS\"",
+                    n.keyword, cmd.text
                 ),
             );
-            None
+            return None;
         }
-        [] => None,
-    }
+    };
+    Some(NotifyScript {
+        command: command.text.clone(),
+        user,
+    })
 }
 
 /// A flag keyword takes no value.

@@ -20,7 +20,7 @@ use crate::{
         FlowScanStatus, QuorumStatus, RealRef, RealStatus, ReasonCount, Request, Response,
         ServiceRef, ServiceStatus, TableSizes, Traffic,
     },
-    config::{Config, Location, Severity},
+    config::{Config, Location, NotifyScript, Severity},
     dataplane::{
         flow_scan::{self, Scanner},
         keys::{Mac, Proto, format_mac},
@@ -34,7 +34,7 @@ use crate::{
         runner::{Addresses, CheckSpec, HealthEvent, Runner},
     },
     metrics,
-    script_runner::{Kind, Preparer, RealFs, Script},
+    script_runner::{Preparer, RealFs, Script},
     services::{QuorumChange, Table, TableError},
 };
 
@@ -80,11 +80,11 @@ pub struct State {
 struct Notifies {
     /// Every line below, checked and resolved by the script runner (a
     /// refused one is absent).
-    scripts: HashMap<String, Script>,
+    scripts: HashMap<NotifyScript, Script>,
     /// Each real's `notify_up` and `notify_down` lines.
-    reals: HashMap<(ServiceId, RealId), (Option<String>, Option<String>)>,
+    reals: HashMap<(ServiceId, RealId), (Option<NotifyScript>, Option<NotifyScript>)>,
     /// The `omega` services' `quorum_down` lines, run at shutdown.
-    omega: Vec<(ServiceId, Option<String>)>,
+    omega: Vec<(ServiceId, Option<NotifyScript>)>,
 }
 
 impl Notifies {
@@ -114,7 +114,7 @@ impl Notifies {
             for (at, pair) in lines {
                 for line in pair.into_iter().flatten() {
                     if !notifies.scripts.contains_key(line)
-                        && let Some(script) = preparer.prepare(Kind::Notify, line, None, at)
+                        && let Some(script) = preparer.prepare_notify(line, at)
                     {
                         notifies.scripts.insert(line.clone(), script);
                     }
@@ -131,7 +131,7 @@ impl Notifies {
         &'a self,
         next: &Notifies,
         table: &Table,
-    ) -> Vec<((ServiceId, RealId), &'a str)> {
+    ) -> Vec<((ServiceId, RealId), &'a NotifyScript)> {
         let live = |(sid, rid): &(ServiceId, RealId)| {
             table
                 .services
@@ -142,7 +142,7 @@ impl Notifies {
         self.reals
             .iter()
             .filter(|(key, _)| !next.reals.contains_key(key) && live(key))
-            .filter_map(|(key, (_, down))| Some((*key, down.as_deref()?)))
+            .filter_map(|(key, (_, down))| Some((*key, down.as_ref()?)))
             .collect()
     }
 }
@@ -302,10 +302,10 @@ impl State {
         if let Some(line) = c.script {
             match self.notifies.scripts.get(&line) {
                 Some(script) => {
-                    info!("{service}: running {line:?}");
+                    info!("{service}: running {line}");
                     self.scripts.run(script.clone());
                 }
-                None => warn!("{service}: {line:?} not run: the script was refused at load"),
+                None => warn!("{service}: {line} not run: the script was refused at load"),
             }
         }
     }
@@ -322,11 +322,11 @@ impl State {
         let real = SocketAddr::new(rid.0, rid.1);
         match self.notifies.scripts.get(line) {
             Some(script) => {
-                info!("real {real} of {service}: running {line:?}");
+                info!("real {real} of {service}: running {line}");
                 self.scripts.run(script.clone());
             }
             None => {
-                warn!("real {real} of {service}: {line:?} not run: the script was refused at load")
+                warn!("real {real} of {service}: {line} not run: the script was refused at load")
             }
         }
     }
@@ -360,7 +360,7 @@ impl State {
             for line in downs.chain(quorum_down) {
                 if let Some(script) = self.notifies.scripts.get(line) {
                     info!(
-                        "{} {}: shutting down (omega): running {line:?}",
+                        "{} {}: shutting down (omega): running {line}",
                         sid.2,
                         SocketAddr::new(sid.0, sid.1)
                     );
@@ -542,7 +542,7 @@ impl State {
         for (key, line) in old.removed_downs(&self.notifies, old_table) {
             if let Some(script) = old.scripts.get(line) {
                 info!(
-                    "real {} of {} {}: removed by the reload: running {line:?}",
+                    "real {} of {} {}: removed by the reload: running {line}",
                     SocketAddr::new(key.1.0, key.1.1),
                     key.0.2,
                     SocketAddr::new(key.0.0, key.0.1),
@@ -947,7 +947,7 @@ mod tests {
             let mut downs: Vec<_> = notifies(&before)
                 .removed_downs(&notifies(&after), table)
                 .into_iter()
-                .map(|((_, rid), line)| (rid.0, line.to_string()))
+                .map(|((_, rid), line)| (rid.0, line.command.clone()))
                 .collect();
             downs.sort();
             downs

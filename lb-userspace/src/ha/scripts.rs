@@ -15,7 +15,7 @@ use tokio::{
 };
 
 use crate::{
-    config::{Config, Location, Notify, Severity, VrrpScript},
+    config::{Config, Location, Notify, NotifyScript, Severity, VrrpScript},
     script_runner::{Kind, Preparer, RealFs, Script},
     vrrp::{
         fsm::NotifyEvent,
@@ -310,7 +310,7 @@ pub fn prepare(config: &Config) -> Prepared<'_> {
             n.master_rx_lower_pri = i
                 .notify_master_rx_lower_pri
                 .as_ref()
-                .and_then(|s| p.prepare(Kind::Notify, s, None, &i.location));
+                .and_then(|s| p.prepare_notify(s, &i.location));
             n
         })
         .collect();
@@ -335,7 +335,7 @@ pub fn prepare(config: &Config) -> Prepared<'_> {
 
 /// The checked `notify_master` ... `notify` of one instance or sync group.
 fn notify_scripts(p: &mut Preparer<'_>, n: &Notify, at: &Location) -> NotifyScripts {
-    let mut one = |s: &Option<String>| p.prepare(Kind::Notify, s.as_ref()?, None, at);
+    let mut one = |s: &Option<NotifyScript>| p.prepare_notify(s.as_ref()?, at);
     NotifyScripts {
         master: one(&n.master),
         backup: one(&n.backup),
@@ -403,6 +403,27 @@ impl Notifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notify_script_runs_as_the_user_it_names() {
+        let config = crate::config::parse_str(
+            "vrrp_instance V {\n interface eth0\n virtual_router_id 7\n \
+             virtual_ipaddress {\n  10.0.0.100/32\n }\n notify_backup /bin/true nobody\n notify_master /bin/true\n}\n",
+            std::path::Path::new("k.conf"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+        let prepared = prepare(&config);
+        let n = &prepared.notify[0];
+        let who = |s: &Option<Script>| s.as_ref().expect("prepared").identity().user.clone();
+        assert_eq!(who(&n.backup), "nobody");
+        // The others run as script_user (here, as no one else was named,
+        // the user the daemon runs as).
+        assert_eq!(
+            who(&n.master),
+            crate::script_runner::Identity::current().user
+        );
+    }
 
     #[test]
     fn generic_notify_arguments() {

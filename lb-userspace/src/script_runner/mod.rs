@@ -31,7 +31,7 @@ use thiserror::Error;
 use tokio::process::Command;
 
 use self::security::{Meta, PathVerdict, check_path};
-use crate::config::{Config, Diagnostic, Location, ScriptUser, Severity};
+use crate::config::{Config, Diagnostic, Location, NotifyScript, ScriptUser, Severity};
 
 /// The whole environment a script gets.
 pub const SCRIPT_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -482,6 +482,12 @@ impl<'f> Preparer<'f> {
         resolved
     }
 
+    /// [`Preparer::prepare`] for a `notify*` or `quorum_*` script, run as
+    /// its own user if it names one.
+    pub fn prepare_notify(&mut self, script: &NotifyScript, at: &Location) -> Option<Script> {
+        self.prepare(Kind::Notify, &script.command, script.user.as_ref(), at)
+    }
+
     /// Checks one script; `None` when it must not run (the reasons are in
     /// the diagnostics). `at` is where the script is configured.
     pub fn prepare(
@@ -687,12 +693,12 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
     }
     for i in &config.vrrp_instances {
         for script in i.notify.scripts() {
-            p.prepare(Kind::Notify, script, None, &i.location);
+            p.prepare_notify(script, &i.location);
         }
     }
     for g in &config.sync_groups {
         for script in g.notify.scripts() {
-            p.prepare(Kind::Notify, script, None, &g.location);
+            p.prepare_notify(script, &g.location);
         }
     }
     for s in [
@@ -707,7 +713,7 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
     for vs in &config.virtual_servers {
         for real in &vs.reals {
             for script in [&real.notify_up, &real.notify_down].into_iter().flatten() {
-                p.prepare(Kind::Notify, script, None, &real.location);
+                p.prepare_notify(script, &real.location);
             }
             for check in &real.checks {
                 if let crate::config::HealthCheck::MiscCheck(m) = check {

@@ -67,7 +67,7 @@ fn parameters_are_substituted_when_used() {
     assert_eq!(i.vips[0].addr, ip("10.2.0.100"));
     // `_PWD` is the file's directory: none for a relative name.
     assert_eq!(
-        i.notify.master.as_deref(),
+        i.notify.master.as_ref().map(|s| s.command.as_str()),
         Some("/bin/echo $1 ${UNDEFINED} ")
     );
     let c = ok_with(

@@ -233,8 +233,14 @@ fn real_notify_scripts() {
         "",
         "  notify_up \"/usr/local/bin/up.sh arg\"\n  notify_down /usr/local/bin/down.sh\n  TCP_CHECK {\n  }\n",
     ));
-    assert_eq!(r.notify_up.as_deref(), Some("/usr/local/bin/up.sh arg"));
-    assert_eq!(r.notify_down.as_deref(), Some("/usr/local/bin/down.sh"));
+    assert_eq!(
+        r.notify_up.as_ref().map(|s| s.command.as_str()),
+        Some("/usr/local/bin/up.sh arg")
+    );
+    assert_eq!(
+        r.notify_down.as_ref().map(|s| s.command.as_str()),
+        Some("/usr/local/bin/down.sh")
+    );
     let e = errors(&vs(" notify_up /bin/true\n", ""));
     assert_eq!(
         e,

@@ -45,19 +45,22 @@ fn classic_nginx_pair() {
         }]
     );
     assert_eq!(
-        i.notify.master.as_deref(),
+        i.notify.master.as_ref().map(|s| s.command.as_str()),
         Some("/etc/keepalived/notify.sh master")
     );
     assert_eq!(
-        i.notify.backup.as_deref(),
+        i.notify.backup.as_ref().map(|s| s.command.as_str()),
         Some("/etc/keepalived/notify.sh backup")
     );
     assert_eq!(
-        i.notify.any.as_deref(),
+        i.notify.any.as_ref().map(|s| s.command.as_str()),
         Some("/etc/keepalived/notify-all.sh")
     );
     assert_eq!(
-        (i.notify.fault.as_deref(), i.notify.stop.as_deref()),
+        (
+            i.notify.fault.as_ref().map(|s| s.command.as_str()),
+            i.notify.stop.as_ref().map(|s| s.command.as_str())
+        ),
         (None, None)
     );
     assert_eq!(
@@ -123,7 +126,11 @@ fn lvs_dr_services_and_checks() {
     );
     assert_eq!(c.sync_groups[0].members, ["VI_WEB", "VI_WEB6"]);
     assert_eq!(
-        c.sync_groups[0].notify.master.as_deref(),
+        c.sync_groups[0]
+            .notify
+            .master
+            .as_ref()
+            .map(|s| s.command.as_str()),
         Some("/etc/keepalived/edge.sh master")
     );
 
@@ -288,7 +295,7 @@ fn pasted_file_reads_as_meant() {
     assert_eq!((i.vips[0].addr, i.vips[0].prefix), (ip("10.0.0.100"), 24));
     assert_eq!(i.track_scripts[0].weight, Some(5));
     assert_eq!(
-        i.notify.master.as_deref(),
+        i.notify.master.as_ref().map(|s| s.command.as_str()),
         Some("/etc/keepalived/master.sh")
     );
     let vs = &c.virtual_servers[0];

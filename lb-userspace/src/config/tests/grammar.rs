@@ -329,19 +329,57 @@ fn notify_scripts_quoted_or_not() {
 /// refused until xdpvs does the same, never run as script_user or with the
 /// user as an argument.
 #[test]
-fn words_after_a_notify_script_are_a_user_and_refused() {
-    for line in [
-        " notify_backup /bin/n.sh backup\n",
-        " notify_master \"/bin/n.sh master\" nobody nogroup\n",
-    ] {
-        let e = errors(&instance(line));
-        assert_eq!(e.len(), 1, "{line}: {e:?}");
-        assert!(e[0].contains("as user/group"), "{}", e[0]);
-    }
-    let e = errors(
-        "virtual_server 10.0.0.1 80 {\n quorum_up /bin/q.sh nobody\n real_server 10.0.0.2 80 {\n  notify_down /bin/d.sh nobody\n }\n}\n",
+fn words_after_a_notify_script_are_its_user_and_group() {
+    // keepalived's `notify_script_init`: SCRIPT [USER [GROUP]], the script
+    // one word or a quoted command with its arguments.
+    let run_as = |user: &str, group: Option<&str>| {
+        Some(ScriptUser {
+            user: user.into(),
+            group: group.map(Into::into),
+        })
+    };
+    let l = ok(&instance(
+        " notify_backup /bin/n.sh backup\n notify_master \"/bin/n.sh master\" nobody nogroup\n \
+         notify /bin/all.sh\n",
+    ));
+    let n = &l.config.vrrp_instances[0].notify;
+    assert_eq!(
+        n.backup,
+        Some(NotifyScript {
+            command: "/bin/n.sh".into(),
+            user: run_as("backup", None),
+        })
     );
-    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(
+        n.master,
+        Some(NotifyScript {
+            command: "/bin/n.sh master".into(),
+            user: run_as("nobody", Some("nogroup")),
+        })
+    );
+    assert_eq!(n.any, Some("/bin/all.sh".into()));
+    let l = ok(
+        "virtual_server 10.0.0.1 80 {\n quorum_up /bin/q.sh nobody\n real_server 10.0.0.2 80 {\n  \
+         notify_down /bin/d.sh nobody nogroup\n }\n}\n",
+    );
+    let vs = &l.config.virtual_servers[0];
+    assert_eq!(
+        vs.quorum.up_script.as_ref().unwrap().user,
+        run_as("nobody", None)
+    );
+    assert_eq!(
+        vs.reals[0].notify_down.as_ref().unwrap().user,
+        run_as("nobody", Some("nogroup"))
+    );
+    // More words than a user and a group: arguments left outside the quotes.
+    let e = errors(&instance(" notify_fault /bin/n.sh fault now please\n"));
+    assert_eq!(
+        e,
+        [
+            "k.conf:7: error: notify_fault needs SCRIPT [USER [GROUP]]: put the arguments inside \
+          the quotes: \"/bin/n.sh ARGS\""
+        ]
+    );
 }
 
 #[test]
@@ -356,7 +394,11 @@ fn sync_group_members_on_one_line_and_listed_twice() {
     let l = ok(&text);
     assert_eq!(l.config.sync_groups[0].members, ["V", "W"]);
     assert_eq!(
-        l.config.sync_groups[0].notify.backup.as_deref(),
+        l.config.sync_groups[0]
+            .notify
+            .backup
+            .as_ref()
+            .map(|s| s.command.as_str()),
         Some("/bin/b")
     );
     assert_eq!(

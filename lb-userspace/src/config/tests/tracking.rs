@@ -474,7 +474,9 @@ fn instance_switches() {
     let i = &c.vrrp_instances[0];
     assert!(i.dont_track_primary && i.higher_prio_send_advert);
     assert_eq!(
-        i.notify_master_rx_lower_pri.as_deref(),
+        i.notify_master_rx_lower_pri
+            .as_ref()
+            .map(|s| s.command.as_str()),
         Some("/bin/echo lower")
     );
     let c = ok("vrrp_script s {\n script /bin/true\n init_fail\n}\n").config;
