@@ -830,21 +830,23 @@ mod tests {
         // 50 ms apart).
         let (passing, _) = Switch::new("TCP_CHECK a", true, 0);
         let (failing, _) = Switch::new("TCP_CHECK b", false, 0);
+        let down = down_within(two_checkers((passing, 5), (failing, 0)), 200).await;
+        assert_eq!(down.reason, "TCP_CHECK b: connection refused");
+    }
+
+    /// The first event of `spec`'s checks, which must be a DOWN within `ms`.
+    async fn down_within(spec: CheckSpec, ms: u64) -> HealthEvent {
         let started = Instant::now();
         let (tx, mut rx) = mpsc::channel(8);
-        let _runner = Runner::spawn(
-            vec![two_checkers((passing, 5), (failing, 0))],
-            tx,
-            nowhere(),
-        );
+        let _runner = Runner::spawn(vec![spec], tx, nowhere());
         let down = next(&mut rx).await;
         assert!(!down.up);
-        assert_eq!(down.reason, "TCP_CHECK b: connection refused");
         assert!(
-            started.elapsed() < Duration::from_millis(200),
+            started.elapsed() < Duration::from_millis(ms),
             "{:?}",
             started.elapsed()
         );
+        down
     }
 
     #[tokio::test]
@@ -853,16 +855,7 @@ mod tests {
         // without waiting for `a` (one round of both waited for it).
         let (slow, _) = Switch::new("HTTP_GET a", true, 2_000);
         let (failing, _) = Switch::new("TCP_CHECK b", false, 0);
-        let started = Instant::now();
-        let (tx, mut rx) = mpsc::channel(8);
-        let _runner = Runner::spawn(vec![two_checkers((slow, 0), (failing, 0))], tx, nowhere());
-        let down = next(&mut rx).await;
-        assert!(!down.up);
-        assert!(
-            started.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            started.elapsed()
-        );
+        down_within(two_checkers((slow, 0), (failing, 0)), 500).await;
     }
 
     #[tokio::test]
