@@ -420,8 +420,6 @@ pub struct VirtualServer {
     pub location: Location,
 }
 
-/// `quorum`, `hysteresis`, `quorum_up` and `quorum_down` of a virtual server
-/// (`services::quorum` says what they do).
 /// A `notify*` or `quorum_*` script: `SCRIPT [USER [GROUP]]`, the command
 /// one word or a quoted string with its arguments; run as `user` if given,
 /// else as `script_user`.
@@ -457,6 +455,8 @@ impl From<&str> for NotifyScript {
     }
 }
 
+/// `quorum`, `hysteresis`, `quorum_up` and `quorum_down` of a virtual server
+/// (`services::quorum` says what they do).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuorumConfig {
     /// The weight of healthy reals the service needs; keepalived's default 1.

@@ -692,7 +692,7 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
         );
     }
     for i in &config.vrrp_instances {
-        for script in i.notify.scripts() {
+        for script in i.notify.scripts().chain(&i.notify_master_rx_lower_pri) {
             p.prepare_notify(script, &i.location);
         }
     }
@@ -711,6 +711,12 @@ pub fn audit(config: &Config, config_at: &Location, fs: &dyn Fs) -> Vec<Diagnost
         p.prepare(Kind::Notify, &s.command, s.user.as_ref(), &s.location);
     }
     for vs in &config.virtual_servers {
+        for script in [&vs.quorum.up_script, &vs.quorum.down_script]
+            .into_iter()
+            .flatten()
+        {
+            p.prepare_notify(script, &vs.location);
+        }
         for real in &vs.reals {
             for script in [&real.notify_up, &real.notify_down].into_iter().flatten() {
                 p.prepare_notify(script, &real.location);

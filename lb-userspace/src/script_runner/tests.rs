@@ -348,3 +348,23 @@ fn check_audits_sync_group_notify_scripts() {
         ]
     );
 }
+
+#[test]
+fn check_audits_quorum_and_lower_priority_scripts() {
+    // `xdpvs check` reads every script the daemon would run, these too.
+    let cfg = config(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n \
+         notify_master_rx_lower_pri /etc/none.sh\n}\n\
+         virtual_server 10.0.0.1 80 {\n quorum_up /etc/gone.sh\n real_server 10.0.0.2 80 {\n }\n}\n",
+    );
+    let notes = rendered(&audit(&cfg, &at(), &machine()));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("/etc/none.sh cannot be accessed"))
+            && notes
+                .iter()
+                .any(|n| n.contains("/etc/gone.sh cannot be accessed")),
+        "{notes:#?}"
+    );
+}
