@@ -467,6 +467,7 @@ fn upgrade_without_a_gap_root() {
         1,
     );
     std::fs::write(&conf, edited).expect("edited config");
+    let keepalived_before = rig.lab.lab.log("keepalived").len();
     let stderr = refused("fails after writing its tables");
     assert!(stderr.contains("nosuch0"), "{stderr}");
     std::fs::write(&conf, &good).expect("restoring the config");
@@ -490,6 +491,14 @@ fn upgrade_without_a_gap_root() {
     assert!(
         has_vip(&rig.lab.lbs[0]),
         "still master after the failed upgrade"
+    );
+    // The new process resumed the master before it failed: it leaves
+    // without a priority-0 advert, so the backup never took over.
+    let since = rig.lab.lab.log("keepalived");
+    let since = since.get(keepalived_before..).unwrap_or_default();
+    assert!(
+        !since.contains("MASTER"),
+        "keepalived changed state:\n{since}"
     );
     // A broken binary, then none at all.
     let broken = rig.lab.lab.dir.join("broken");
