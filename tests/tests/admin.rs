@@ -69,9 +69,12 @@ fn ipvsadm_commands_change_the_running_table_root() {
     lab.ctl(0, &["drain", &vip, &rs2]).expect("ctl drain");
     assert_eq!(spread(&lab, 40), [40, 0]);
 
-    // explain: a flow not seen yet goes by the ring, to the only real with weight.
+    // explain: a flow not seen yet goes by the ring, to the only real with
+    // weight. Its port lies above the ephemeral range (32768-60999), which
+    // the requests above drew theirs from: 40000 was one of them once, and
+    // the table held its closed flow.
     let explained = lab
-        .ctl(0, &["explain", "tcp", &format!("{CLIENT}:40000"), &vip])
+        .ctl(0, &["explain", "tcp", &format!("{CLIENT}:61000"), &vip])
         .expect("explain");
     assert!(
         explained.contains("Maglev ring") && explained.contains(&format!("→ {rs1}")),
