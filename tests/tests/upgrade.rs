@@ -369,12 +369,7 @@ impl Rig {
             has_vip(&lab.lbs[0]) && !has_vip(&lab.lbs[1]),
             "{what}: the VIP moved"
         );
-        let keepalived_log = lab.lab.log("keepalived");
-        let since = keepalived_log.get(keepalived_before..).unwrap_or_default();
-        assert!(
-            !since.contains("MASTER"),
-            "{what}: keepalived changed state:\n{since}"
-        );
+        keepalived_stayed(lab, keepalived_before, what);
         // The data plane across the upgrade.
         assert_eq!(sent, received, "{what}: pings lost");
         assert!(lost.is_empty(), "{what}: connections lost: {lost:#?}");
@@ -394,6 +389,17 @@ impl Rig {
         );
         Ok(new)
     }
+}
+
+/// Panics if keepalived (the backup) changed state after the first
+/// `before` bytes of its log.
+fn keepalived_stayed(lab: &DrLab, before: usize, what: &str) {
+    let log = lab.lab.log("keepalived");
+    let since = log.get(before..).unwrap_or_default();
+    assert!(
+        !since.contains("MASTER"),
+        "{what}: keepalived changed state:\n{since}"
+    );
 }
 
 #[test]
@@ -494,12 +500,7 @@ fn upgrade_without_a_gap_root() {
     );
     // The new process resumed the master before it failed: it leaves
     // without a priority-0 advert, so the backup never took over.
-    let since = rig.lab.lab.log("keepalived");
-    let since = since.get(keepalived_before..).unwrap_or_default();
-    assert!(
-        !since.contains("MASTER"),
-        "keepalived changed state:\n{since}"
-    );
+    keepalived_stayed(&rig.lab, keepalived_before, "failed upgrade");
     // A broken binary, then none at all.
     let broken = rig.lab.lab.dir.join("broken");
     std::fs::write(&broken, "#!/bin/sh\necho 'not xdpvs' >&2\nexit 1\n").expect("script");
@@ -587,12 +588,7 @@ fn restart_after_crash_resumes_master_root() {
         !adverts.iter().any(|a| a.from == lb_addr(1)),
         "keepalived advertised: it became master"
     );
-    let since = rig.lab.lab.log("keepalived");
-    let since = since.get(keepalived_before..).unwrap_or_default();
-    assert!(
-        !since.contains("MASTER"),
-        "keepalived changed state:\n{since}"
-    );
+    keepalived_stayed(&rig.lab, keepalived_before, "kill -9 + restart");
     assert!(gap < master_down_interval(3, 99), "advert gap {gap:?}");
 
     // Later than Master_Down_Interval: the normal rules.
