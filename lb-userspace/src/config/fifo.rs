@@ -9,6 +9,7 @@ use super::{
     diag::{Diagnostics, Location},
     model::ScriptUser,
     tree::Node,
+    values::word_and_user,
 };
 
 /// The three FIFOs.
@@ -69,23 +70,6 @@ pub fn finish(fifos: &mut NotifyFifos, d: &mut Diagnostics) {
     }
 }
 
-/// `WORD [USER [GROUP]]`.
-fn with_user(k: &Node, d: &mut Diagnostics) -> Option<(String, Option<ScriptUser>)> {
-    let user = |i: usize| {
-        k.args.get(i).map(|u| ScriptUser {
-            user: u.text.clone(),
-            group: k.args.get(i + 1).map(|g| g.text.clone()),
-        })
-    };
-    match k.args.len() {
-        1..=3 => Some((k.args[0].text.clone(), user(1))),
-        _ => {
-            d.error(&k.at, format!("{} needs NAME [USER [GROUP]]", k.keyword));
-            None
-        }
-    }
-}
-
 /// Reads the FIFO keywords of one global_defs; false when `k` is none.
 pub fn read(k: &Node, fifos: &mut NotifyFifos, d: &mut Diagnostics) -> bool {
     let name = k.keyword.as_str();
@@ -96,7 +80,8 @@ pub fn read(k: &Node, fifos: &mut NotifyFifos, d: &mut Diagnostics) -> bool {
     let Some(prefix) = PREFIXES.iter().copied().find(|p| *p == prefix) else {
         return false;
     };
-    let Some((word, user)) = with_user(k, d) else {
+    let Ok((word, user)) = word_and_user(k) else {
+        d.error(&k.at, format!("{name} needs NAME [USER [GROUP]]"));
         return true;
     };
     if script {

@@ -105,39 +105,46 @@ pub fn command(n: &Node, d: &mut Diagnostics) -> Option<String> {
     )
 }
 
-/// A `notify*` or `quorum_*` keyword: `SCRIPT [USER [GROUP]]`, as
-/// keepalived's `notify_script_init` reads it: the script one word, or one
-/// quoted string holding the command and its arguments, then the user and
-/// group to run it as.
-pub fn notify_command(n: &Node, d: &mut Diagnostics) -> Option<NotifyScript> {
+/// The words of `WORD [USER [GROUP]]`, keepalived's form for a script to
+/// run as a user of its own (`notify_script_init`) and for a FIFO's owner:
+/// the first, and the user and group after it. `Err` holds how many words
+/// there were when that is not one to three, for the caller to say what
+/// its keyword needs.
+pub fn word_and_user(n: &Node) -> Result<(String, Option<ScriptUser>), usize> {
     let user = |u: &Token, g: Option<&Token>| ScriptUser {
         user: u.text.clone(),
         group: g.map(|g| g.text.clone()),
     };
-    let (command, user) = match &n.args[..] {
-        [] => {
+    let (word, user) = match &n.args[..] {
+        [word] => (word, None),
+        [word, u] => (word, Some(user(u, None))),
+        [word, u, g] => (word, Some(user(u, Some(g)))),
+        args => return Err(args.len()),
+    };
+    Ok((word.text.clone(), user))
+}
+
+/// A `notify*` or `quorum_*` keyword: `SCRIPT [USER [GROUP]]`, the script
+/// one word or one quoted string holding the command and its arguments.
+pub fn notify_command(n: &Node, d: &mut Diagnostics) -> Option<NotifyScript> {
+    match word_and_user(n) {
+        Ok((command, user)) => Some(NotifyScript { command, user }),
+        Err(0) => {
             d.error(&n.at, format!("{} needs a command", n.keyword));
-            return None;
+            None
         }
-        [cmd] => (cmd, None),
-        [cmd, u] => (cmd, Some(user(u, None))),
-        [cmd, u, g] => (cmd, Some(user(u, Some(g)))),
-        [cmd, ..] => {
+        Err(_) => {
             d.error(
                 &n.at,
                 format!(
                     "{} needs SCRIPT [USER [GROUP]]: put the arguments inside the quotes: \
                      \"{} ARGS\"",
-                    n.keyword, cmd.text
+                    n.keyword, n.args[0].text
                 ),
             );
-            return None;
+            None
         }
-    };
-    Some(NotifyScript {
-        command: command.text.clone(),
-        user,
-    })
+    }
 }
 
 /// A flag keyword takes no value.

@@ -20,7 +20,9 @@ use super::{
         VrrpScript,
     },
     tree::Node,
-    values::{command, flag, int, ip, ip_text, notify_command, one, scope, secs, switch},
+    values::{
+        command, flag, int, ip, ip_text, notify_command, one, scope, secs, switch, word_and_user,
+    },
 };
 
 /// Reads one `global_defs` block into `g` (a file may have several).
@@ -135,23 +137,19 @@ pub fn global_defs(n: &Node, g: &mut GlobalDefs, d: &mut Diagnostics) {
 /// `startup_script` / `shutdown_script SCRIPT [USER [GROUP]]`; the timeout
 /// is set by [`host_script_timeouts`].
 fn host_script(k: &Node, d: &mut Diagnostics) -> Option<HostScript> {
-    let Some(command) = k.arg(0) else {
-        d.error(&k.at, format!("{} needs a script", k.keyword));
-        return None;
-    };
-    let user = match k.args.len() {
-        1 => None,
-        2 | 3 => Some(ScriptUser {
-            user: k.args[1].text.clone(),
-            group: k.args.get(2).map(|g| g.text.clone()),
-        }),
-        _ => {
+    let (command, user) = match word_and_user(k) {
+        Ok(words) => words,
+        Err(0) => {
+            d.error(&k.at, format!("{} needs a script", k.keyword));
+            return None;
+        }
+        Err(_) => {
             d.error(&k.at, format!("{} needs SCRIPT [USER [GROUP]]", k.keyword));
             return None;
         }
     };
     Some(HostScript {
-        command: command.to_string(),
+        command,
         user,
         timeout: HOST_SCRIPT_TIMEOUT,
         location: k.at.clone(),

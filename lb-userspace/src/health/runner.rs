@@ -177,8 +177,8 @@ async fn until_present(vips: &[IpAddr], addresses: &mut Addresses, real: RealId)
     );
 }
 
-/// What a checker tells its real: a change of its state, or of the weight
-/// it reads (MISC_CHECK `misc_dynamic`, FILE_CHECK).
+/// What a checker tells its real: a change of its state, or the weight it
+/// read (MISC_CHECK `misc_dynamic`, FILE_CHECK), at every attempt.
 struct Report {
     checker: usize,
     up: bool,
@@ -289,7 +289,6 @@ async fn check(
     } else {
         Tracker::new(checker.policy, start_up)
     };
-    let mut weight = None;
     if !checker.warmup.is_zero() {
         tokio::time::sleep(jitter(checker.warmup)).await;
     }
@@ -344,11 +343,8 @@ async fn check(
             Outcome::Down(f) => (false, None, format!("{}: {f}", checker.probe.describe())),
         };
         let step = tracker.observe(ok, now);
-        let weight_changed = w.is_some() && w != weight;
-        if w.is_some() {
-            weight = w;
-        }
-        if (step.transition.is_some() || weight_changed)
+        // Every weight read goes to the real's side, which tells a new one.
+        if (step.transition.is_some() || w.is_some())
             && real
                 .reports
                 .send(Report {
