@@ -149,14 +149,27 @@ pub fn remove(dir: &Path) -> Result<usize> {
             warn!("detaching the XDP link in {}: {e}", dir.display());
         }
     }
-    let mut removed = 0;
-    for entry in entries {
-        let path = entry.path();
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-        removed += 1;
+    unpin(dir, entries.iter().map(|e| e.path()))
+}
+
+/// Removes `pins` and then `dir`. Once detached, a link reports ifindex 0,
+/// so another daemon's orphan sweep may be removing the same pins: one
+/// already gone counts as removed by the other.
+fn unpin(dir: &Path, pins: impl Iterator<Item = PathBuf>) -> Result<usize> {
+    let removed = |r: io::Result<()>| match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        r => r.map(|()| true),
+    };
+    let mut count = 0;
+    for path in pins {
+        if removed(std::fs::remove_file(&path))
+            .with_context(|| format!("removing {}", path.display()))?
+        {
+            count += 1;
+        }
     }
-    std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))?;
-    Ok(removed)
+    removed(std::fs::remove_dir(dir)).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(count)
 }
 
 /// Removes the data planes under `root` whose interface is gone (for
@@ -343,5 +356,20 @@ mod tests {
             meta.object, "a8cfde6331bd59eb2ac96f8911c4b666",
             "MD5 in hex"
         );
+    }
+
+    #[test]
+    fn pins_another_process_removed_first_are_not_an_error() {
+        let dir = std::env::temp_dir().join(format!("xdpvs-unpin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [LINK, MODE, LAYOUT] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        let listed: Vec<_> = [LINK, MODE, LAYOUT].map(|n| dir.join(n)).into();
+        std::fs::remove_file(dir.join(MODE)).unwrap();
+        assert_eq!(unpin(&dir, listed.clone().into_iter()).unwrap(), 2);
+        assert!(!dir.exists());
+        assert_eq!(unpin(&dir, listed.into_iter()).unwrap(), 0, "all gone already");
     }
 }
