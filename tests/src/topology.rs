@@ -310,6 +310,12 @@ impl DrLab {
         wait_for(Duration::from_secs(15), || {
             self.lab.alive(&name)?;
             let log = self.lab.log(&name);
+            // Running, not just spawned: a lab without reals would otherwise
+            // start its timers during the daemon's start (attaching native
+            // XDP to a veth alone has taken 2 s).
+            if !log.contains("xdpvs running on ") {
+                bail!("not running yet");
+            }
             let resolved = log.matches(" is at ").count();
             if resolved < self.reals.len() {
                 bail!("{resolved} of {} reals resolved", self.reals.len());
