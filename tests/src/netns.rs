@@ -18,6 +18,22 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Mounts the bpffs xdpvs prefers, /run/xdpvs/bpf, unless it is there:
+/// `ip netns exec` gives each daemon its own /sys, so a bpffs there would
+/// end with the daemon (and mounting it needs CAP_SYS_ADMIN); /run is the
+/// host's. It stands for the /sys/fs/bpf systemd mounts on a host.
+pub fn host_bpffs() {
+    let dir = "/run/xdpvs/bpf";
+    std::fs::create_dir_all(dir).expect("creating /run/xdpvs/bpf");
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(dir));
+    if !mounted {
+        sh("mount", &["-t", "bpf", "bpf", dir]).expect("mounting bpffs on /run/xdpvs/bpf");
+    }
+}
+
 /// Runs a command to completion; fails with its stderr.
 pub fn sh(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)

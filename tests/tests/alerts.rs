@@ -235,8 +235,8 @@ fn a_mail_server_that_never_answers_delays_nothing_root() {
     // for its Stopping mail, waited for a bounded time (2 s), then left.
     lab.start_xdpvs(0, &conf("lb1", 100, server, None, false), XDP_MODE)
         .expect("restarting lb1");
-    let preempted = wait_vip(&lb2, false, master_down_interval(2, 100) + SLACK)
-        .expect("lb1 preempts lb2");
+    let preempted =
+        wait_vip(&lb2, false, master_down_interval(2, 100) + SLACK).expect("lb1 preempts lb2");
     println!(
         "lb1 restarted and preempted lb2 in {:.2} s (RFC Master_Down_Interval(100) {:.2} s)",
         preempted.as_secs_f64(),

@@ -140,7 +140,7 @@ fn the_daemon_runs_with_only_the_units_capabilities_root() {
     use std::{net::SocketAddr, time::Duration};
 
     use tests::{
-        netns::wait_for,
+        netns::{host_bpffs, wait_for},
         topology::{DrLab, VIP, real_addr},
     };
 
@@ -152,6 +152,9 @@ fn the_daemon_runs_with_only_the_units_capabilities_root() {
         .split_whitespace()
         .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
         .collect();
+    // The unit has systemd mount the bpffs (RequiresMountsFor): without
+    // CAP_SYS_ADMIN the daemon cannot mount one in `ip netns exec`'s /sys.
+    host_bpffs();
     let mut lab = DrLab::build("cp", 1, 2).expect("building the lab");
     let config = format!(
         "vrrp_instance VI_1 {{\n  state MASTER\n  interface eth0\n  virtual_router_id 90\n  \

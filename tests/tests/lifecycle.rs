@@ -16,7 +16,7 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use tests::{
     keepalived::{Vrrp, has_vip, master_down_interval, wait_vip},
     load::Load,
-    netns::{in_netns, sh},
+    netns::{host_bpffs, in_netns, sh},
     ping::Ping,
     topology::{DrLab, Launch, VIP, exchange, real_addr},
 };
@@ -30,20 +30,6 @@ fn extra<'a>(options: &'a [&'a str]) -> Launch<'a> {
 }
 
 const DAEMON: &str = "xdpvs-lb1";
-
-/// The bpffs xdpvs prefers: `ip netns exec` gives each daemon its own /sys,
-/// so a bpffs there would end with the daemon; /run is the host's.
-fn host_bpffs() {
-    let dir = "/run/xdpvs/bpf";
-    std::fs::create_dir_all(dir).expect("creating /run/xdpvs/bpf");
-    let mounted = std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(dir));
-    if !mounted {
-        sh("mount", &["-t", "bpf", "bpf", dir]).expect("mounting bpffs on /run/xdpvs/bpf");
-    }
-}
 
 fn config(check: bool) -> String {
     let checker = if check {

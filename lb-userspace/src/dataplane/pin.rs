@@ -274,8 +274,18 @@ fn mount_bpffs(target: &Path) -> Result<()> {
         )
     };
     if ret != 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("mounting a BPF file system on {}", target.display()));
+        let e = io::Error::last_os_error();
+        let hint = if e.raw_os_error() == Some(libc::EPERM) {
+            format!(
+                " (needs CAP_SYS_ADMIN: mount one first, `mount -t bpf bpf {}`, or on the host \
+                 `mkdir -p {RUN_BPFFS} && mount -t bpf bpf {RUN_BPFFS}`)",
+                target.display()
+            )
+        } else {
+            String::new()
+        };
+        return Err(e)
+            .with_context(|| format!("mounting a BPF file system on {}{hint}", target.display()));
     }
     Ok(())
 }
@@ -370,6 +380,10 @@ mod tests {
         std::fs::remove_file(dir.join(MODE)).unwrap();
         assert_eq!(unpin(&dir, listed.clone().into_iter()).unwrap(), 2);
         assert!(!dir.exists());
-        assert_eq!(unpin(&dir, listed.into_iter()).unwrap(), 0, "all gone already");
+        assert_eq!(
+            unpin(&dir, listed.into_iter()).unwrap(),
+            0,
+            "all gone already"
+        );
     }
 }
