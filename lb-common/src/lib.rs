@@ -110,7 +110,8 @@ pub mod maps {
 
 /// Words of `VIP_FILTER`, a bitmap of 65536 bits indexed by [`vip_filter_bit`]:
 /// a packet whose destination's bit is clear is for no service, which costs
-/// one array read instead of the cache probe and two service lookups.
+/// one array read (after the per-CPU cache's probe) instead of two service
+/// lookups.
 pub const VIP_FILTER_WORDS: u32 = 1024;
 
 /// The `VIP_FILTER` word and bit of address `addr` (as keys hold it). The

@@ -59,8 +59,9 @@ fn now_ns() -> u64 {
 }
 
 /// Balances a parsed packet of any frame but the common one (which `main`
-/// takes through [`cached`] and [`refill`] itself): the flow cache for data
-/// packets of a known flow, the slow path ([`decide`]) for everything else.
+/// takes through [`cached`], [`maybe_vip`] and [`refill`] itself): the flow
+/// cache for data packets of a known flow, the slow path ([`decide`]) for
+/// everything else that may be for a VIP.
 #[inline(always)]
 pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // What the fast path reads of the packet, copied before the first map
@@ -71,16 +72,25 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     let cacheable =
         pkt.fragment.kind == FragmentKind::No && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     let key = pkt.key.words();
+    // The cache first, the VIP check after a miss: an established flow's
+    // packet ends at the cache, and only a packet the slow path would see
+    // pays for the VIP check. Node traffic pays a cache probe, which never
+    // writes the cache. Measured (alternated, three runs of three
+    // placements): an established flow +17.1 to +17.5 with the VIP check
+    // first, +13.3 to +13.9 after; a packet for no service +2.8 to +3.7
+    // first, +7.9 to +8.2 after.
+    let miss = if cacheable {
+        match cached(&key) {
+            Ok(hit) => return Ok(hit.decision()),
+            Err(miss) => miss,
+        }
+    } else {
+        None
+    };
     if !maybe_vip(&pkt.key.dst) {
         return Err(Reason::PassNotService);
     }
-    if !cacheable {
-        return decide(pkt);
-    }
-    match cached(&key) {
-        Ok(hit) => Ok(hit.decision()),
-        Err(miss) => refill(pkt, miss.as_ref()),
-    }
+    refill(pkt, miss.as_ref())
 }
 
 /// A flow cache hit: the entry (its real and service) and the real's MAC.

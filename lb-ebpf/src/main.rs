@@ -118,8 +118,8 @@ fn try_balance<C: Frame>(ctx: &C) -> Result<Verdict, ()> {
 
 /// Rewrites the frame for its real server; `Err` carries the pass reason.
 ///
-/// Only the common frame's fast path is inlined here: the check for a VIP
-/// and the flow cache (see `parse::plain_ipv4`), on the loaded words kept in
+/// Only the common frame's fast path is inlined here: the flow cache and
+/// the check for a VIP (see `parse::plain_ipv4`), on the loaded words kept in
 /// registers; its `Packet` is built only for the slow path. Everything else
 /// is in two BPF functions of their own (bpf-to-bpf calls),
 /// [`forward_plain_slow`] and [`forward_any`], each with the slow path
@@ -134,9 +134,7 @@ fn forward<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
     let Some(frame) = parse::plain_ipv4(ctx) else {
         return verdict_of(forward_any(ctx));
     };
-    if !balance::maybe_vip(&[frame.dst, 0, 0, 0]) {
-        return Err(Reason::PassNotService);
-    }
+    // The cache before the VIP check (see `balance::balance`).
     let miss = if frame.cacheable() {
         match balance::cached(&frame.key().words()) {
             Ok(hit) => return send_cached(ctx, &hit),
@@ -147,6 +145,9 @@ fn forward<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
         // `memset`, whose returned stack pointer the verifier refuses.
         None
     };
+    if !balance::maybe_vip(&[frame.dst, 0, 0, 0]) {
+        return Err(Reason::PassNotService);
+    }
     verdict_of(forward_plain_slow(ctx, &frame, miss.as_ref()))
 }
 

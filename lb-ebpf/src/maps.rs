@@ -77,7 +77,8 @@ pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
 pub static FLOOD_GUARD: PerCpuArray<FloodBucket> = PerCpuArray::with_max_entries(1, 0);
 
 /// Bitmap of the VIPs' addresses (see `lb_common::vip_filter_bit`): checked
-/// before anything else, so node traffic costs almost nothing. Written only
+/// before the slow path (after the per-CPU cache, where an established
+/// flow's packet ends), so node traffic costs almost nothing. Written only
 /// by the daemon.
 #[map]
 pub static VIP_FILTER: Array<u64> = Array::with_max_entries(VIP_FILTER_WORDS, 0);
