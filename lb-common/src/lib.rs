@@ -53,8 +53,10 @@ pub const PROTO_UDP: u8 = 17;
 /// Version of everything the XDP program and the daemon share through pinned
 /// maps: the types below, the maps' names, kinds and sizes, and `RealIdent`.
 /// A daemon adopts a pinned data plane only when its version is this one.
-/// Bump it whenever a shared type or map changes.
-pub const LAYOUT_VERSION: u32 = 5;
+/// Bump it whenever a shared type or map changes, or what a map holds
+/// (6: `SERVICE_STATS` holds the counters of the reals a service lost, and
+/// the program counts a packet in its real's alone).
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Program names, as the XDP object declares them (each is its function's
 /// name in `lb-ebpf`).
@@ -78,6 +80,10 @@ pub mod maps {
     pub const FLOWS: &str = "FLOWS";
     pub const PERSIST: &str = "PERSIST";
     pub const FRAGMENTS: &str = "FRAGMENTS";
+    /// Per-service counters of the reals each service has lost (folded in
+    /// by the daemon as it frees a real's number); a service's counters are
+    /// these plus its current reals' `REAL_STATS`, in which the program
+    /// counts every packet it forwards.
     pub const SERVICE_STATS: &str = "SERVICE_STATS";
     pub const REAL_STATS: &str = "REAL_STATS";
     pub const REASON_STATS: &str = "REASON_STATS";

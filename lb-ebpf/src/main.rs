@@ -6,7 +6,9 @@
 //! the interface it came in on. A packet for a service none of whose reals
 //! can take it is dropped (or passed, if the daemon says so); everything else
 //! goes on to the kernel stack. Every verdict is counted in `REASON_STATS`
-//! under its `Reason`.
+//! under its `Reason`, and a forwarded packet once more, in its real's
+//! `REAL_STATS` (the daemon adds a service's up from its reals': see
+//! `lb_common::maps::SERVICE_STATS`).
 //!
 //! One program, two hooks (see `frame`): `xdpvs` for XDP (sent with
 //! `XDP_TX`) and `xdpvs_tc` for tcx ingress (sent with `bpf_redirect` to the
@@ -41,7 +43,7 @@ use lb_common::{CONFIG_PASS_NO_REAL, Counters, Reason};
 
 use crate::{
     frame::Frame,
-    maps::{REAL_STATS, REASON_STATS, SERVICE_STATS},
+    maps::{REAL_STATS, REASON_STATS},
 };
 
 #[xdp]
@@ -220,24 +222,20 @@ fn forwarded(d: &balance::Decision) -> Reason {
 #[inline(always)]
 fn send<C: Frame>(ctx: &C, d: &balance::Decision, reason: Reason) -> Result<Reason, Reason> {
     ctx.readdress(d.mac)?;
-    let len = ctx.len() as u64;
-    // A service id or real number beyond the stats maps is a daemon bug that
-    // must not stop traffic: those packets just go uncounted.
-    count_at(&SERVICE_STATS, d.service_id, len, d.new_flow);
-    count_at(&REAL_STATS, d.real, len, d.new_flow);
+    // A real number beyond the stats map is a daemon bug that must not stop
+    // traffic: those packets just go uncounted.
+    count_at(&REAL_STATS, d.real, ctx.len() as u64, d.new_flow);
     Ok(reason)
 }
 
-/// [`send`] for a flow cache hit, reading the real and service in the cache
-/// entry: no `Decision` is built, and no new flow is counted.
+/// [`send`] for a flow cache hit, reading the real in the cache entry: no
+/// `Decision` is built, and no new flow is counted.
 #[inline(always)]
 fn send_cached<C: Frame>(ctx: &C, hit: &balance::Hit) -> Result<Reason, Reason> {
     ctx.readdress(hit.mac)?;
-    let len = ctx.len() as u64;
     // SAFETY: a `FLOW_CACHE` entry (see `balance::cached`).
     let entry = unsafe { &*hit.entry };
-    count_at(&SERVICE_STATS, entry.service, len, false);
-    count_at(&REAL_STATS, entry.real, len, false);
+    count_at(&REAL_STATS, entry.real, ctx.len() as u64, false);
     Ok(Reason::Forwarded)
 }
 

@@ -49,7 +49,10 @@ pub static PERSIST: LruHashMap<PersistKey, Binding> = LruHashMap::with_max_entri
 pub static FRAGMENTS: LruHashMap<FragmentKey, FragmentPorts> =
     LruHashMap::with_max_entries(MAX_FRAGMENTS, 0);
 
-/// Per-service counters, indexed by `Service::id`.
+/// Per-service counters of the reals each service has lost, indexed by
+/// `Service::id`: written only by the daemon, which adds a service's
+/// current reals' `REAL_STATS` to them (one counter update per packet, not
+/// two).
 #[map]
 pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
 

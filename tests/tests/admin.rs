@@ -81,6 +81,26 @@ fn ipvsadm_commands_change_the_running_table_root() {
         "{explained}"
     );
 
+    // A real that leaves takes nothing from its service's counters: the
+    // program counts a packet in its real's alone, and the daemon keeps
+    // the counters of the reals a service lost.
+    let tcp_row = || {
+        let stats = adm(&["-L", "-n", "--stats"]);
+        let row: Vec<String> = stats
+            .lines()
+            .find(|l| l.starts_with(&format!("TCP  {vip} ")))
+            .map(|l| l.split_whitespace().skip(2).map(String::from).collect())
+            .unwrap_or_default();
+        (row, stats)
+    };
+    let (before, stats) = tcp_row();
+    adm(&["-d", "-t", &vip, "-r", &rs2]);
+    let (after, stats_after) = tcp_row();
+    assert!(
+        before.len() == 5 && before[1] != "0" && after == before,
+        "{stats}\nafter -d of {rs2}:\n{stats_after}"
+    );
+
     // -A / -E / -D of a UDP service; -m is refused.
     adm(&["-A", "-u", &format!("{VIP}:53"), "-s", "rr"]);
     adm(&["-E", "-u", &format!("{VIP}:53"), "-s", "sh", "-p", "60"]);
@@ -102,15 +122,6 @@ fn ipvsadm_commands_change_the_running_table_root() {
     assert_eq!(timeouts(&lab), "Timeout (tcp tcpfin udp): 60 120 10\n");
 
     // -Z -u zeroes one service's counters and keeps the others'; -Z all.
-    let tcp_row = || {
-        let stats = adm(&["-L", "-n", "--stats"]);
-        let row: Vec<String> = stats
-            .lines()
-            .find(|l| l.starts_with(&format!("TCP  {vip} ")))
-            .map(|l| l.split_whitespace().skip(2).map(String::from).collect())
-            .unwrap_or_default();
-        (row, stats)
-    };
     adm(&["-A", "-u", &format!("{VIP}:53")]);
     adm(&["-Z", "-u", &format!("{VIP}:53")]);
     let (row, stats) = tcp_row();

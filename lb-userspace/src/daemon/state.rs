@@ -838,6 +838,7 @@ impl State {
             let Some(index) = self.reconciler.service_index(&s.id()) else {
                 continue;
             };
+            let numbers: Vec<u32> = index.reals.iter().map(|(_, i)| *i).collect();
             let mut reals = Vec::new();
             for r in s.reals.values() {
                 let number = index
@@ -885,7 +886,7 @@ impl State {
                 port: s.port,
                 scheduler: s.scheduler.clone(),
                 persistence_timeout: s.persistence_timeout,
-                traffic: traffic(self.maps.service_counters(index.id)?),
+                traffic: traffic(self.maps.service_counters(index.id, &numbers)?),
                 quorum: QuorumStatus {
                     up: s.quorum_up,
                     live_weight: s.live_weight(),

@@ -125,10 +125,12 @@ impl Maps {
                     .reals
                     .set(*index, real, 0)
                     .with_context(|| format!("REALS[{index}]"))?,
-                Write::Ident { index, ident } => self
-                    .idents
-                    .set(*index, ident, 0)
-                    .with_context(|| format!("IDENTS[{index}]"))?,
+                Write::Ident { index, ident } => {
+                    self.hand_over_counters(*index, ident)?;
+                    self.idents
+                        .set(*index, ident, 0)
+                        .with_context(|| format!("IDENTS[{index}]"))?
+                }
                 Write::RingSlots { ring, slots } => self.write_ring(*ring, slots)?,
                 Write::Service { key, service } => self.write_service(key, service)?,
                 Write::DeleteService { key } => self.delete_service(key)?,
@@ -164,11 +166,46 @@ impl Maps {
             service: *service,
         };
         if self.service_slots[slot as usize].key != *key {
+            // A new service: counters from zero, whoever held its id before.
+            zero(&mut self.service_stats, [service.id])?;
             let mut hidden = value;
             hidden.key.family = FAMILY_TOMBSTONE;
             self.set_service_slot(slot, hidden)?;
         }
         self.set_service_slot(slot, value)
+    }
+
+    /// Before real number `index` changes hands (`next`, from `IDENTS`'
+    /// current holder): what its real was counted goes to the counters its
+    /// service keeps for the reals it lost, and the next holder starts from
+    /// zero. A change of health flags alone keeps them where they are.
+    fn hand_over_counters(&mut self, index: u32, next: &RealIdent) -> Result<()> {
+        let held = self
+            .idents
+            .get(&index, 0)
+            .with_context(|| format!("IDENTS[{index}]"))?;
+        if same_holder(&held, next) {
+            return Ok(());
+        }
+        if held.family != 0 {
+            let lost = self
+                .real_stats
+                .get(&index, 0)
+                .with_context(|| format!("REAL_STATS[{index}]"))?;
+            let kept = self
+                .service_stats
+                .get(&held.service, 0)
+                .with_context(|| format!("SERVICE_STATS[{}]", held.service))?;
+            let both: Vec<Counters> = kept
+                .iter()
+                .zip(lost.iter())
+                .map(|(k, l)| add(k, l))
+                .collect();
+            self.service_stats
+                .set(held.service, PerCpuValues::try_from(both)?, 0)
+                .with_context(|| format!("SERVICE_STATS[{}]", held.service))?;
+        }
+        zero(&mut self.real_stats, [index])
     }
 
     /// Removes a service, leaving a tombstone that lookups probe past.
@@ -246,8 +283,14 @@ impl Maps {
         Ok(snap)
     }
 
-    pub fn service_counters(&self, id: u32) -> Result<Counters> {
-        sum(&self.service_stats, id)
+    /// Service `id`'s counters: its current reals' (numbers `reals`), where
+    /// the program counts every packet, and those of the reals it lost.
+    pub fn service_counters(&self, id: u32, reals: &[u32]) -> Result<Counters> {
+        reals
+            .iter()
+            .try_fold(sum(&self.service_stats, id)?, |total, r| {
+                Ok(add(&total, &self.real_counters(*r)?))
+            })
     }
 
     pub fn real_counters(&self, index: u32) -> Result<Counters> {
@@ -324,11 +367,20 @@ fn sum(map: &PerCpuArray<MapData, Counters>, index: u32) -> Result<Counters> {
     let values = map
         .get(&index, 0)
         .with_context(|| format!("counters[{index}]"))?;
-    Ok(values.iter().fold(Counters::default(), |a, c| Counters {
-        packets: a.packets + c.packets,
-        bytes: a.bytes + c.bytes,
-        new_flows: a.new_flows + c.new_flows,
-    }))
+    Ok(values.iter().fold(Counters::default(), |a, c| add(&a, c)))
+}
+
+fn add(a: &Counters, b: &Counters) -> Counters {
+    Counters {
+        packets: a.packets + b.packets,
+        bytes: a.bytes + b.bytes,
+        new_flows: a.new_flows + b.new_flows,
+    }
+}
+
+/// Whether two `IDENTS` entries name the same real (their health aside).
+fn same_holder(a: &RealIdent, b: &RealIdent) -> bool {
+    (a.addr, a.port, a.family, a.service) == (b.addr, b.port, b.family, b.service)
 }
 
 /// Entries `indices` of a per-CPU counter map back to zero on every CPU.
@@ -343,4 +395,28 @@ fn zero(
             .with_context(|| format!("zeroing counters[{i}]"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_common::{IDENT_HEALTHY, IDENT_INHIBITED};
+
+    use super::*;
+
+    #[test]
+    fn health_alone_does_not_hand_a_number_over() {
+        let held = RealIdent {
+            addr: [0x0a64_000b, 0, 0, 0],
+            port: 80,
+            family: 4,
+            flags: IDENT_HEALTHY,
+            service: 3,
+        };
+        for flags in [0, IDENT_HEALTHY | IDENT_INHIBITED] {
+            assert!(same_holder(&held, &RealIdent { flags, ..held }));
+        }
+        assert!(!same_holder(&held, &RealIdent { service: 4, ..held }));
+        assert!(!same_holder(&held, &RealIdent { port: 81, ..held }));
+        assert!(!same_holder(&held, &RealIdent::default()), "freed");
+    }
 }
