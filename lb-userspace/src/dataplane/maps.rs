@@ -18,7 +18,7 @@ use lb_common::{
     service_table::{FAMILY_TOMBSTONE, SERVICE_PROBES, find, place},
 };
 
-use log::debug;
+use log::{debug, warn};
 
 use super::{
     batch,
@@ -126,7 +126,10 @@ impl Maps {
                     .set(*index, real, 0)
                     .with_context(|| format!("REALS[{index}]"))?,
                 Write::Ident { index, ident } => {
-                    self.hand_over_counters(*index, ident)?;
+                    // Counters never stop a change to what is forwarded.
+                    if let Err(e) = self.hand_over_counters(*index, ident) {
+                        warn!("real number {index}'s counters: {e:#}");
+                    }
                     self.idents
                         .set(*index, ident, 0)
                         .with_context(|| format!("IDENTS[{index}]"))?
@@ -167,7 +170,9 @@ impl Maps {
         };
         if self.service_slots[slot as usize].key != *key {
             // A new service: counters from zero, whoever held its id before.
-            zero(&mut self.service_stats, [service.id])?;
+            if let Err(e) = zero(&mut self.service_stats, [service.id]) {
+                warn!("service {}'s counters: {e:#}", service.id);
+            }
             let mut hidden = value;
             hidden.key.family = FAMILY_TOMBSTONE;
             self.set_service_slot(slot, hidden)?;
