@@ -440,6 +440,19 @@ pub struct Counters {
 }
 const _: () = assert!(size_of::<Counters>() == 24);
 
+/// Field by field: per-CPU values summed, a service's reals added up.
+impl core::ops::Add for Counters {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            packets: self.packets + other.packets,
+            bytes: self.bytes + other.bytes,
+            new_flows: self.new_flows + other.new_flows,
+        }
+    }
+}
+
 /// Why the XDP program returned what it did: the index into `REASON_STATS`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

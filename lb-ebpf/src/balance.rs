@@ -72,7 +72,7 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     let cacheable =
         pkt.fragment.kind == FragmentKind::No && !pkt.icmp_error && !pkt.closing && !pkt.syn;
     let key = pkt.key.words();
-    // The cache first, the VIP check after a miss: an established flow's
+    // The cache first, the VIP check after it: an established flow's
     // packet ends at the cache, and only a packet the slow path would see
     // pays for the VIP check. Node traffic pays a cache probe, which never
     // writes the cache. Measured (alternated, three runs of three

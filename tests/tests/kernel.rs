@@ -408,11 +408,7 @@ impl Lb {
         let per_cpu = m
             .get(&index, 0)
             .unwrap_or_else(|e| panic!("{map}[{index}]: {e}"));
-        per_cpu.iter().fold(Counters::default(), |a, c| Counters {
-            packets: a.packets + c.packets,
-            bytes: a.bytes + c.bytes,
-            new_flows: a.new_flows + c.new_flows,
-        })
+        per_cpu.iter().fold(Counters::default(), |a, c| a + *c)
     }
 
     fn reason(&self, reason: Reason) -> Counters {

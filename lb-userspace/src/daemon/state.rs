@@ -825,8 +825,7 @@ impl State {
             .reconciler
             .service_index(&id)
             .ok_or(TableError::NoService(addr))?;
-        let reals: Vec<u32> = index.reals.iter().map(|(_, i)| *i).collect();
-        self.maps.zero_service_counters(index.id, &reals)?;
+        self.maps.zero_service_counters(&index)?;
         Ok(format!("counters of {addr} zeroed"))
     }
 
@@ -838,7 +837,6 @@ impl State {
             let Some(index) = self.reconciler.service_index(&s.id()) else {
                 continue;
             };
-            let numbers: Vec<u32> = index.reals.iter().map(|(_, i)| *i).collect();
             let mut reals = Vec::new();
             for r in s.reals.values() {
                 let number = index
@@ -886,7 +884,7 @@ impl State {
                 port: s.port,
                 scheduler: s.scheduler.clone(),
                 persistence_timeout: s.persistence_timeout,
-                traffic: traffic(self.maps.service_counters(index.id, &numbers)?),
+                traffic: traffic(self.maps.service_counters(&index)?),
                 quorum: QuorumStatus {
                     up: s.quorum_up,
                     live_weight: s.live_weight(),

@@ -23,7 +23,7 @@ use log::{debug, warn};
 use super::{
     batch,
     flow_table::FlowTable,
-    reconcile::{Snapshot, SnapshotReal, Write},
+    reconcile::{ServiceIndex, Snapshot, SnapshotReal, Write},
 };
 
 pub struct Maps {
@@ -201,11 +201,7 @@ impl Maps {
                 .service_stats
                 .get(&held.service, 0)
                 .with_context(|| format!("SERVICE_STATS[{}]", held.service))?;
-            let both: Vec<Counters> = kept
-                .iter()
-                .zip(lost.iter())
-                .map(|(k, l)| add(k, l))
-                .collect();
+            let both: Vec<Counters> = kept.iter().zip(lost.iter()).map(|(k, l)| *k + *l).collect();
             self.service_stats
                 .set(held.service, PerCpuValues::try_from(both)?, 0)
                 .with_context(|| format!("SERVICE_STATS[{}]", held.service))?;
@@ -288,13 +284,14 @@ impl Maps {
         Ok(snap)
     }
 
-    /// Service `id`'s counters: its current reals' (numbers `reals`), where
-    /// the program counts every packet, and those of the reals it lost.
-    pub fn service_counters(&self, id: u32, reals: &[u32]) -> Result<Counters> {
-        reals
+    /// A service's counters: its current reals', where the program counts
+    /// every packet, and those of the reals it lost.
+    pub fn service_counters(&self, index: &ServiceIndex) -> Result<Counters> {
+        index
+            .reals
             .iter()
-            .try_fold(sum(&self.service_stats, id)?, |total, r| {
-                Ok(add(&total, &self.real_counters(*r)?))
+            .try_fold(sum(&self.service_stats, index.id)?, |total, (_, r)| {
+                Ok(total + self.real_counters(*r)?)
             })
     }
 
@@ -322,10 +319,10 @@ impl Maps {
         Ok(())
     }
 
-    /// `adm -Z -t SERVICE`: service `id`'s counters and those of `reals`.
-    pub fn zero_service_counters(&mut self, id: u32, reals: &[u32]) -> Result<()> {
-        zero(&mut self.service_stats, [id])?;
-        zero(&mut self.real_stats, reals.iter().copied())
+    /// `adm -Z -t SERVICE`: the service's counters and its reals'.
+    pub fn zero_service_counters(&mut self, index: &ServiceIndex) -> Result<()> {
+        zero(&mut self.service_stats, [index.id])?;
+        zero(&mut self.real_stats, index.reals.iter().map(|(_, r)| *r))
     }
 
     pub fn flow(&self, key: &FlowKey) -> Option<Binding> {
@@ -372,20 +369,12 @@ fn sum(map: &PerCpuArray<MapData, Counters>, index: u32) -> Result<Counters> {
     let values = map
         .get(&index, 0)
         .with_context(|| format!("counters[{index}]"))?;
-    Ok(values.iter().fold(Counters::default(), |a, c| add(&a, c)))
-}
-
-fn add(a: &Counters, b: &Counters) -> Counters {
-    Counters {
-        packets: a.packets + b.packets,
-        bytes: a.bytes + b.bytes,
-        new_flows: a.new_flows + b.new_flows,
-    }
+    Ok(values.iter().fold(Counters::default(), |a, c| a + *c))
 }
 
 /// Whether two `IDENTS` entries name the same real (their health aside).
 fn same_holder(a: &RealIdent, b: &RealIdent) -> bool {
-    (a.addr, a.port, a.family, a.service) == (b.addr, b.port, b.family, b.service)
+    RealIdent { flags: 0, ..*a } == RealIdent { flags: 0, ..*b }
 }
 
 /// Entries `indices` of a per-CPU counter map back to zero on every CPU.
