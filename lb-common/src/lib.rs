@@ -54,9 +54,8 @@ pub const PROTO_UDP: u8 = 17;
 /// maps: the types below, the maps' names, kinds and sizes, and `RealIdent`.
 /// A daemon adopts a pinned data plane only when its version is this one.
 /// Bump it whenever a shared type or map changes, or what a map holds
-/// (6: `SERVICE_STATS` holds the counters of the reals a service lost, and
-/// the program counts a packet in its real's alone).
-pub const LAYOUT_VERSION: u32 = 6;
+/// (7: a `FlowCacheEntry` holds its flow's `FLOWS` line).
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Program names, as the XDP object declares them (each is its function's
 /// name in `lb-ebpf`).
@@ -387,8 +386,13 @@ pub struct FlowCacheEntry {
     /// daemon has moved the epoch on (every second, and after every change
     /// it makes to the maps) the next packet takes the slow path again.
     pub epoch: u64,
+    /// The entry of `FLOWS` holding the flow's slot when it was decided: a
+    /// FIN or RST served from the cache marks the flow closing there, once
+    /// it has checked that the slot still holds this key.
+    pub line: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<FlowCacheEntry>() == 56);
+const _: () = assert!(size_of::<FlowCacheEntry>() == 64);
 
 /// Key of `PERSIST`: one client of one service.
 #[repr(C)]

@@ -48,6 +48,9 @@ pub struct Decision {
     /// A new flow kept out of the tables: by the flood guard, or its `FLOWS`
     /// bucket full.
     pub untracked: bool,
+    /// The `FLOWS` line of the flow's slot; meaningless for an untracked
+    /// flow and for packets that only follow state (never cached).
+    pub line: u32,
 }
 
 /// CLOCK_MONOTONIC_COARSE, as `Binding::last_seen_ns` documents: a tick's
@@ -69,9 +72,8 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // verifier inlines it) for one that may write the packet, whose address
     // the slow path hands to helpers, and would read it all again from the
     // stack, losing what the parser's constants told it.
-    let cacheable =
-        pkt.fragment.kind == FragmentKind::No && !pkt.icmp_error && !pkt.closing && !pkt.syn;
-    let key = pkt.key.words();
+    let whole = pkt.fragment.kind == FragmentKind::No && !pkt.icmp_error;
+    let (key, closing, syn) = (pkt.key.words(), pkt.closing, pkt.syn);
     // The cache first, the VIP check after it: an established flow's
     // packet ends at the cache, and only a packet the slow path would see
     // pays for the VIP check. Node traffic pays a cache probe, which never
@@ -79,8 +81,8 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     // placements): an established flow +17.1 to +17.5 with the VIP check
     // first, +13.3 to +13.9 after; a packet for no service +2.8 to +3.7
     // first, +7.9 to +8.2 after.
-    let miss = if cacheable {
-        match cached(&key) {
+    let miss = if whole && !syn {
+        match cached(&key, closing) {
             Ok(hit) => return Ok(hit.decision()),
             Err(miss) => miss,
         }
@@ -90,6 +92,8 @@ pub fn balance(pkt: &mut Packet) -> Result<Decision, Reason> {
     if !maybe_vip(&pkt.key.dst) {
         return Err(Reason::PassNotService);
     }
+    // A SYN's decision fills its slot (see `cache`).
+    let miss = if whole && syn { to_fill(&key) } else { miss };
     refill(pkt, miss.as_ref())
 }
 
@@ -110,6 +114,7 @@ impl Hit {
             service_id: e.service,
             new_flow: false,
             untracked: false,
+            line: e.line,
         }
     }
 }
@@ -125,9 +130,10 @@ pub struct Miss {
 
 /// The fast path: the decision `FLOW_CACHE` holds for the flow of key `w`
 /// (see `FlowKey::words`), if it is still good; else the slot to refill,
-/// if there is one.
+/// if there is one. A `closing` packet (FIN, RST) is served from the cache
+/// only once it has marked its flow closing in `FLOWS` (see [`close`]).
 #[inline(always)]
-pub fn cached(w: &[u64; 5]) -> Result<Hit, Option<Miss>> {
+pub fn cached(w: &[u64; 5], closing: bool) -> Result<Hit, Option<Miss>> {
     let Some(entry) = cache::slot(w) else {
         return Err(None);
     };
@@ -141,6 +147,7 @@ pub fn cached(w: &[u64; 5]) -> Result<Hit, Option<Miss>> {
     if cached
         && e.epoch == epoch
         && let Some(mac) = up_real(e.real, e.service)
+        && (!closing || close(e))
     {
         return Ok(Hit { entry, mac });
     }
@@ -151,8 +158,34 @@ pub fn cached(w: &[u64; 5]) -> Result<Hit, Option<Miss>> {
     }))
 }
 
+/// A FIN or RST of the cached flow of `e`: marks it closing in the `FLOWS`
+/// slot the entry recorded, as the slow path would (see [`touch`]; the
+/// client's persistence is refreshed by the once-per-epoch trip through the
+/// slow path, as for every cached packet). `false`: the slot no longer
+/// holds the flow, and the slow path decides it.
+#[inline(always)]
+fn close(e: &FlowCacheEntry) -> bool {
+    let Some(flow) = flows::at_line(e.line, &e.key, e.real) else {
+        return false;
+    };
+    refresh(&flow, flow.flags(), flow.last_seen_ns(), now_ns(), true);
+    true
+}
+
+/// The slot a SYN's decision fills, not read (see `cache`: a SYN never uses
+/// the cache, and the line need not be waited for).
+#[inline(always)]
+pub fn to_fill(w: &[u64; 5]) -> Option<Miss> {
+    Some(Miss {
+        entry: cache::slot(w)?,
+        cached: false,
+        epoch: cache::epoch(),
+    })
+}
+
 /// The slow path, keeping the cache in step with its decision after a probe
-/// that missed (`miss`; `None` for a packet that may not use the cache).
+/// that missed or for a SYN (`miss`; `None` for a packet whose decision is
+/// not cached).
 #[inline(always)]
 pub fn refill(pkt: &mut Packet, miss: Option<&Miss>) -> Result<Decision, Reason> {
     let Some(miss) = miss else {
@@ -326,21 +359,26 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
     }
     let flags = if pkt.closing { FLOW_CLOSING } else { 0 };
     // Not recorded when the bucket is full (see `lb_common::flow_table`).
-    let new_flow = record && probe.insert(key, hash, real, flags, now);
+    let line = if record {
+        probe.insert(key, hash, real, flags, now)
+    } else {
+        None
+    };
+    let new_flow = line.is_some();
     Ok(Decision {
         real,
         mac,
         service_id: svc.id,
         new_flow,
         untracked: !follows && !new_flow,
+        line: line.unwrap_or(0),
     })
 }
 
 /// Drops what still holds a flow's old decision when it is decided anew.
-/// The cache: a SYN, FIN or RST neither reads nor fills it (see `cache`),
-/// so a cached ACK of the old connection would send the new one's next
-/// packets to the old real (the refill of a packet that may use the cache
-/// overwrites its slot anyway). The way: when the new flow is not recorded
+/// The cache: an untracked SYN does not fill it (see `cache`), so a cached
+/// ACK of the old connection would send the new one's next packets to the
+/// old real (any other decision overwrites the slot anyway). The way: when the new flow is not recorded
 /// (the flood guard), its later packets must follow the ring as the first
 /// did, not the old way; clearing the tuple's own way evicts nobody.
 #[inline(always)]
@@ -379,6 +417,7 @@ fn established(
         service_id: svc.id,
         new_flow: false,
         untracked: false,
+        line: flow.line,
     })
 }
 
@@ -394,18 +433,27 @@ fn touch(
     now: u64,
     closing: bool,
 ) {
-    if now.wrapping_sub(last_seen_ns) > TOUCH_INTERVAL_NS {
+    if refresh(flow, flags, last_seen_ns, now, closing)
+        && svc.persist_timeout_s != 0
+        && let Some(p) = PERSIST.get_ptr_mut(persist_key(key, svc))
+    {
+        // SAFETY: a pointer to a live map value; one u64 store.
+        unsafe { (*p).last_seen_ns = now };
+    }
+}
+
+/// [`touch`] of the flow's own slot; `true` when it refreshed its
+/// `last_seen_ns`.
+#[inline(always)]
+fn refresh(flow: &flows::Found, flags: u32, last_seen_ns: u64, now: u64, closing: bool) -> bool {
+    let stale = now.wrapping_sub(last_seen_ns) > TOUCH_INTERVAL_NS;
+    if stale {
         flow.set_last_seen_ns(now);
-        if svc.persist_timeout_s != 0
-            && let Some(p) = PERSIST.get_ptr_mut(persist_key(key, svc))
-        {
-            // SAFETY: a pointer to a live map value; one u64 store.
-            unsafe { (*p).last_seen_ns = now };
-        }
     }
     if closing && flags & FLOW_CLOSING == 0 {
         flow.mark_closing();
     }
+    stale
 }
 
 #[inline(always)]

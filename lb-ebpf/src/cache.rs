@@ -3,10 +3,11 @@
 //!
 //! `FLOW_CACHE` holds, per CPU, `FLOW_CACHE_SIZE` entries indexed by the flow
 //! key (see [`slot`]). An entry is the whole `FlowKey`, the real and the
-//! service the slow path chose, and when. A packet that may use the cache (not
-//! a fragment, not an ICMP error, not a TCP SYN, FIN or RST) and whose key
-//! equals its slot's key word for word is forwarded to the cached real with no
-//! `SERVICES` and no `FLOWS` lookup, provided that:
+//! service the slow path chose, the `FLOWS` line of its slot, and when. A
+//! packet that may use the cache (not a fragment, not an ICMP error, not a
+//! TCP SYN) and whose key equals its slot's key word for word is forwarded to
+//! the cached real with no `SERVICES` lookup and no `FLOWS` probe, provided
+//! that:
 //! - `REALS[real]` is up and still belongs to the cached service. A real that
 //!   goes down, the reals of a deleted service (the daemon zeroes them) and a
 //!   real number reused by another service all fail this at once, and the
@@ -25,17 +26,26 @@
 //!   trusted until the real changes.)
 //!
 //! The slow path refills the slot after every decision for a packet that could
-//! have used it (the newer flow wins a collision), and invalidates it when it
+//! have used it or a SYN (the newer flow wins a collision), and invalidates it
+//! when it
 //! passes such a packet of the cached flow, so a real the slow path refused is
-//! never used from here. FIN and RST take the slow path so that
-//! `FLOW_CLOSING` reaches `FLOWS`; ICMP errors are counted apart, and
-//! fragments need `FRAGMENTS`. A SYN opens a flow, so it neither reads nor
-//! fills the cache: the slow path must record it anyway, a flow is cached from
-//! its second packet on, and a SYN flood cannot evict established flows.
-//! A packet whose tuple's recorded flow no longer decides (a closed tuple
+//! never used from here. A FIN or RST must reach `FLOWS` (`FLOW_CLOSING`:
+//! the shorter timeout, and a SYN on the tuple opening a new flow): served
+//! from here, it marks the slot at the entry's line itself, once it has
+//! checked that the slot still holds its key, else it takes the slow path.
+//! ICMP errors are counted apart, and fragments need `FRAGMENTS`.
+//!
+//! A SYN opens a flow (or reopens a tuple), so it never reads the cache, but
+//! its decision fills the slot, written without reading the line first
+//! (`balance::to_fill`): the handshake's ACK is a hit, and a connection per
+//! request takes the slow path once, for its SYN, where it took it three
+//! times (SYN, ACK, FIN). An untracked new flow fills nothing, so a SYN
+//! flood above the flood guard's rate cannot push established flows out of
+//! the cache (below it, a new flow takes its slot as any refill does). A
+//! packet whose tuple's recorded flow no longer decides (a closed tuple
 //! reopened, an idle flow, a real gone) clears the tuple's entry
-//! (`balance::forget_stale`): a SYN, FIN or RST, which does not refill it,
-//! would otherwise leave the old connection's real there for the new one.
+//! (`balance::forget_stale`): an untracked SYN, which fills nothing, would
+//! otherwise leave the old connection's real there for the new one.
 
 use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey};
 
@@ -106,6 +116,7 @@ pub fn fill(entry: &mut FlowCacheEntry, pkt: &Packet, d: &Decision, epoch: u64) 
     entry.real = d.real;
     entry.service = d.service_id;
     entry.epoch = epoch;
+    entry.line = d.line;
 }
 
 /// Makes `entry` match no packet: the slow path refused its flow.

@@ -178,10 +178,12 @@ unsafe fn idle(slot: *const FlowSlot, cfg: &DataplaneConfig, now: u64) -> bool {
     cfg.idle_out(proto, flags, last_seen_ns, now)
 }
 
-/// The recorded flow of a probe: its slot, to read and refresh.
+/// A recorded flow: its slot, to read and refresh.
 pub struct Found {
     slot: *mut FlowSlot,
     pub real: u32,
+    /// The entry of `FLOWS` holding the slot.
+    pub line: u32,
 }
 
 impl Found {
@@ -222,6 +224,7 @@ impl Probe {
         Some(Found {
             slot: self.slot,
             real: self.tag as u32,
+            line: self.bucket.first_slot + self.found as u32,
         })
     }
 
@@ -235,18 +238,22 @@ impl Probe {
     }
 
     /// Records `key`'s flow on `real`: in its own slot (expired, closed, or
-    /// its real gone), else in the first free one. `false`: the bucket is
-    /// full, and the flow goes unrecorded.
+    /// its real gone), else in the first free one, and returns the slot's
+    /// line. `None`: the bucket is full, and the flow goes unrecorded.
     #[inline(always)]
-    pub fn insert(&self, key: &FlowKey, hash: u32, real: u32, flags: u32, now: u64) -> bool {
-        let (way, slot) = if self.found < FLOW_WAYS {
-            (self.found, self.slot)
-        } else if self.free < FLOW_WAYS
-            && let Some(slot) = slot(self.bucket.first_slot + self.free as u32)
-        {
-            (self.free, slot)
+    pub fn insert(&self, key: &FlowKey, hash: u32, real: u32, flags: u32, now: u64) -> Option<u32> {
+        let way = if self.found < FLOW_WAYS {
+            self.found
+        } else if self.free < FLOW_WAYS {
+            self.free
         } else {
-            return false;
+            return None;
+        };
+        let line = self.bucket.first_slot + way as u32;
+        let slot = if self.found < FLOW_WAYS {
+            self.slot
+        } else {
+            slot(line)?
         };
         let w = words(key);
         // SAFETY: `way` < FLOW_WAYS, inside the tag line (a way is found or
@@ -266,6 +273,22 @@ impl Probe {
             write_volatile(&mut (*slot).flags, flags);
             write_volatile(tag, tag_of(hash, real));
         }
-        true
+        Some(line)
     }
+}
+
+/// The flow of key `key` in the slot at `line`, if that slot still holds
+/// it: what a flow cache entry recorded (`FlowCacheEntry::line`). Its tag
+/// is not read: a way emptied since holds its key until it is rewritten,
+/// and marking it closing or fresh changes nothing for a free way.
+#[inline(always)]
+pub fn at_line(line: u32, key: &FlowKey, real: u32) -> Option<Found> {
+    let s = slot(line)?;
+    // SAFETY: `s` is a line of `FLOWS`; the key's words are aligned (see
+    // `Bucket::probe`).
+    unsafe { same_key(words(key), s) }.then_some(Found {
+        slot: s,
+        real,
+        line,
+    })
 }

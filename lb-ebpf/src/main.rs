@@ -138,7 +138,7 @@ fn forward<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
     };
     // The cache before the VIP check (see `balance::balance`).
     let miss = if frame.cacheable() {
-        match balance::cached(&frame.key().words()) {
+        match balance::cached(&frame.key().words(), frame.closing()) {
             Ok(hit) => return send_cached(ctx, &hit),
             Err(miss) => miss,
         }
@@ -150,6 +150,12 @@ fn forward<C: Frame>(ctx: &C) -> Result<Reason, Reason> {
     if !balance::maybe_vip(&[frame.dst, 0, 0, 0]) {
         return Err(Reason::PassNotService);
     }
+    // A SYN's decision fills its slot (see `cache`).
+    let miss = if frame.cacheable() {
+        miss
+    } else {
+        balance::to_fill(&frame.key().words())
+    };
     verdict_of(forward_plain_slow(ctx, &frame, miss.as_ref()))
 }
 

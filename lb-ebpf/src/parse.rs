@@ -238,10 +238,16 @@ pub struct Plain {
 }
 
 impl Plain {
-    /// Not a SYN, FIN or RST: a packet that may use the flow cache.
+    /// Not a SYN: a packet that may use the flow cache.
     #[inline(always)]
     pub fn cacheable(&self) -> bool {
-        self.flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
+        self.flags & TCP_SYN == 0
+    }
+
+    /// A TCP FIN or RST.
+    #[inline(always)]
+    pub fn closing(&self) -> bool {
+        self.flags & (TCP_FIN | TCP_RST) != 0
     }
 
     #[inline(always)]
@@ -263,7 +269,7 @@ impl Plain {
         Packet {
             key: self.key(),
             icmp_error: false,
-            closing: self.flags & (TCP_FIN | TCP_RST) != 0,
+            closing: self.closing(),
             syn: self.flags & TCP_SYN != 0,
             fragment: Fragment::NO,
         }

@@ -1610,17 +1610,103 @@ fn flow_cache_root() {
         "refreshed: recorded again"
     );
 
-    // A FIN is not served from the cache: it reaches FLOWS.
+    // A FIN or RST of a cached flow is served from the cache and marks the
+    // flow closing in its FLOWS slot: with the slot re-pointed to real 3 and
+    // the TCP service's ring to real 2 behind the cache's back, the packet
+    // still goes to real 1, and the closed tuple's next SYN is a new flow.
+    let tcp_ring2 = rings_of(2)[1];
+    let tcp_to_real2 = |lb: &mut Lb| {
+        lb.ring(tcp_ring2, |_| R2);
+        lb.service(
+            service_key(vip4, 80, PROTO_TCP),
+            Service {
+                id: 2,
+                ring: tcp_ring2,
+                persist_timeout_s: 0,
+            },
+        );
+    };
+    for (port, closing) in [(7001, TCP_FIN | TCP_ACK), (7002, TCP_RST)] {
+        let mut lb = stateful_world(2, 0, |_| R1);
+        let tkey = flow_key(c4, port, vip4, 80, PROTO_TCP);
+        let ack = tcp_frame(c4, port, vip4, 80, TCP_ACK);
+        assert_eq!(lb.forwarded_to(&ack), R1);
+        tcp_to_real2(&mut lb);
+        let old = coarse_now_ns().wrapping_sub(2 * lb_common::TOUCH_INTERVAL_NS);
+        lb.set_flow(tkey, binding(R3, old));
+        let fin = tcp_frame(c4, port, vip4, 80, closing);
+        assert_eq!(lb.forwarded_to(&fin), R1, "{closing:#x}: from the cache");
+        let flow = lb.flow(&tkey).expect("still recorded");
+        assert_eq!(
+            (flow.real, flow.flags),
+            (R3, FLOW_CLOSING),
+            "{closing:#x} of a cached flow marks FLOWS"
+        );
+        assert!(flow.last_seen_ns > old, "and refreshes it: {flow:?}");
+        assert_eq!(
+            lb.counters(maps::REAL_STATS, R1).new_flows,
+            1,
+            "{closing:#x}: no new flow"
+        );
+        let syn = tcp_frame(c4, port, vip4, 80, TCP_SYN);
+        assert_eq!(lb.forwarded_to(&syn), R2, "the closed tuple reopened");
+    }
+
+    // A SYN's decision fills the cache: the handshake's ACK is served from
+    // it, with the flow gone from FLOWS and the ring moved on. A SYN above
+    // the flood guard's rate (untracked) fills nothing: its ACK follows the
+    // ring, as the SYN did.
     let mut lb = stateful_world(2, 0, |_| R1);
-    let tkey = flow_key(c4, 7001, vip4, 80, PROTO_TCP);
-    let ack = tcp_frame(c4, 7001, vip4, 80, TCP_ACK);
-    assert_eq!(lb.forwarded_to(&ack), R1);
-    assert_eq!(lb.forwarded_to(&ack), R1, "cached");
-    lb.forwarded_to(&tcp_frame(c4, 7001, vip4, 80, TCP_FIN | TCP_ACK));
+    lb.set_config(flood_guard(1, 1));
+    let (tracked, untracked) = (
+        flow_key(c4, 7005, vip4, 80, PROTO_TCP),
+        flow_key(c4, 7006, vip4, 80, PROTO_TCP),
+    );
+    assert_eq!(lb.forwarded_to(&tcp_frame(c4, 7005, vip4, 80, TCP_SYN)), R1);
+    let syn = tcp_frame(c4, 7006, vip4, 80, TCP_SYN);
+    lb.check_all(&[case("SYN above the rate", syn, Expect::UntrackedTx(R1))]);
+    lb.remove_flow(&tracked);
+    tcp_to_real2(&mut lb);
     assert_eq!(
-        lb.flow(&tkey).map(|b| b.flags),
-        Some(FLOW_CLOSING),
-        "FIN of a cached flow marks FLOWS"
+        lb.forwarded_to(&tcp_frame(c4, 7005, vip4, 80, TCP_ACK)),
+        R1,
+        "the SYN's decision, from the cache"
+    );
+    assert_eq!(lb.flow(&tracked), None, "cached: FLOWS not written");
+    lb.check_all(&[case(
+        "ACK of the untracked SYN",
+        tcp_frame(c4, 7006, vip4, 80, TCP_ACK),
+        Expect::UntrackedTx(R2),
+    )]);
+    assert_eq!(lb.flow(&untracked), None);
+
+    // A FIN whose cached slot now holds another flow is decided by the slow
+    // path, and the other flow is left alone.
+    let mut lb = stateful_world(2, 0, |_| R1);
+    let tkey = flow_key(c4, 7003, vip4, 80, PROTO_TCP);
+    assert_eq!(lb.forwarded_to(&tcp_frame(c4, 7003, vip4, 80, TCP_ACK)), R1);
+    tcp_to_real2(&mut lb);
+    let (index, mut bucket) = lb.flow_bucket(&tkey);
+    let way = bucket.find(&tkey).expect("recorded");
+    let other = FlowKey {
+        sport: 7004u16.to_be(),
+        ..tkey
+    };
+    bucket.set(way, other, &binding(R1, coarse_now_ns()));
+    lb.set_flow_bucket(index, bucket);
+    let fin = tcp_frame(c4, 7003, vip4, 80, TCP_FIN | TCP_ACK);
+    assert_eq!(lb.forwarded_to(&fin), R2, "the slow path decided the FIN");
+    assert_eq!(
+        lb.flow(&tkey).map(|b| (b.real, b.flags)),
+        Some((R2, FLOW_CLOSING)),
+        "recorded again, closing"
+    );
+    let (_, bucket) = lb.flow_bucket(&tkey);
+    let kept = bucket.slots[way];
+    assert_eq!(
+        (kept.key, kept.flags),
+        (other, 0),
+        "the other flow unmarked"
     );
 
     // The cached real goes down: re-picked at once.

@@ -41,7 +41,7 @@ use lb_common::{
 };
 use tests::{
     hook::{Hook, XDP_PASS, XDP_TX},
-    packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_SYN, frame, tcp},
+    packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_FIN, TCP_SYN, frame, tcp},
     report::{Report, loadavg, median},
 };
 
@@ -320,6 +320,9 @@ struct Figures {
     /// An established flow's packet that misses the flow cache: a lookup
     /// in the flow table that finds the flow (no goal: the issue sets none).
     uncached: Figure,
+    /// The client's FIN of a cached flow, which marks the flow closing in
+    /// the flow table (no goal).
+    fin: Figure,
     other: Figure,
     /// By fill, in percent.
     new_flows: Vec<(u32, Figure)>,
@@ -389,6 +392,9 @@ fn measure(
     // Established flow and node traffic: the same frame on every call.
     let established = packet(CLIENT, VIP, TCP_ACK);
     let not_service = packet(CLIENT, OTHER, TCP_ACK);
+    // The same flow's FIN: the first call marks it closing, the others find
+    // it so (one connection's FIN and its retransmissions).
+    let fin = packet(CLIENT, VIP, TCP_FIN | TCP_ACK);
     let mut out = vec![0u8; established.len() + 256];
     // The first packet records the flow, the second fills the cache.
     run_once(lb, &established, &mut out, XDP_TX)?;
@@ -397,6 +403,10 @@ fn measure(
         figures.est.push(
             mean_same(base, &established, s.calls, XDP_TX)?,
             mean_same(lb, &established, s.calls, XDP_TX)?,
+        );
+        figures.fin.push(
+            mean_same(base, &fin, s.calls, XDP_TX)?,
+            mean_same(lb, &fin, s.calls, XDP_TX)?,
         );
         figures.other.push(
             mean_same(&pass, &not_service, s.calls, p.pass.1)?,
@@ -430,8 +440,9 @@ fn measure(
     }
 
     // Established flows the cache does not hold: the ACKs of the first new
-    // flows, recorded at the emptiest fill and never cached (a SYN is not),
-    // now among the fullest table's lines.
+    // flows, recorded at the emptiest fill, whose cache slots the hundreds
+    // of thousands of SYNs since have taken, now among the fullest table's
+    // lines.
     let acks = Frames {
         template: packet(CLIENT, VIP, TCP_ACK),
     };
@@ -476,6 +487,7 @@ fn table(report: &mut Report, program: &str, baseline: &str, figures: &Figures, 
         &figures.uncached,
         None,
     );
+    row(report, "FIN of a cached flow", &figures.fin, None);
     row(
         report,
         "packet for no service",
@@ -560,7 +572,7 @@ fn main() -> Result<()> {
     let spread = [&xdp, &tc]
         .into_iter()
         .flat_map(|f| {
-            [&f.est, &f.uncached, &f.other]
+            [&f.est, &f.uncached, &f.fin, &f.other]
                 .into_iter()
                 .chain(f.new_flows.iter().map(|(_, f)| f))
         })
