@@ -378,9 +378,10 @@ fn decide(pkt: &mut Packet) -> Result<Decision, Reason> {
 /// Drops what still holds a flow's old decision when it is decided anew.
 /// The cache: an untracked SYN does not fill it (see `cache`), so a cached
 /// ACK of the old connection would send the new one's next packets to the
-/// old real (any other decision overwrites the slot anyway). The way: when the new flow is not recorded
-/// (the flood guard), its later packets must follow the ring as the first
-/// did, not the old way; clearing the tuple's own way evicts nobody.
+/// old real (any other decision overwrites the slot anyway). The way: when
+/// the new flow is not recorded (the flood guard), its later packets must
+/// follow the ring as the first did, not the old way; clearing the tuple's
+/// own way evicts nobody.
 #[inline(always)]
 fn forget_stale(pkt: &Packet, probe: &flows::Probe, record: bool) {
     cache::forget(&pkt.key.words());
