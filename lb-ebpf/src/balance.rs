@@ -173,7 +173,11 @@ fn close(e: &FlowCacheEntry) -> bool {
 }
 
 /// The slot a SYN's decision fills, not read (see `cache`: a SYN never uses
-/// the cache, and the line need not be waited for).
+/// the cache, and the line need not be waited for). Its own function, called
+/// after the VIP check, rather than a `syn` case of [`cached`]: folded in,
+/// LLVM copied the undefined payload of `cached`'s `Err(None)` into the
+/// `Option` handed to the slow path, and the verifier refused the program
+/// (`R2 !read_ok`).
 #[inline(always)]
 pub fn to_fill(w: &[u64; 5]) -> Option<Miss> {
     Some(Miss {

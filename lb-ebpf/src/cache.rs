@@ -28,10 +28,11 @@
 //! The slow path refills the slot after every decision for a packet that could
 //! have used it or a SYN (the newer flow wins a collision), and invalidates it
 //! when it passes such a packet of the cached flow, so a real the slow path
-//! refused is never used from here. A FIN or RST must reach `FLOWS` (`FLOW_CLOSING`:
-//! the shorter timeout, and a SYN on the tuple opening a new flow): served
-//! from here, it marks the slot at the entry's line itself, once it has
-//! checked that the slot still holds its key, else it takes the slow path.
+//! refused is never used from here. A FIN or RST must reach `FLOWS`
+//! (`FLOW_CLOSING`: the shorter timeout, and a SYN on the tuple opening a new
+//! flow): served from here, it marks the slot at the entry's line itself,
+//! once it has checked that the slot still holds its key, else it takes the
+//! slow path.
 //! ICMP errors are counted apart, and fragments need `FRAGMENTS`.
 //!
 //! A SYN opens a flow (or reopens a tuple), so it never reads the cache, but
