@@ -47,7 +47,8 @@
 //! (`balance::forget_stale`): an untracked SYN, which fills nothing, would
 //! otherwise leave the old connection's real there for the new one.
 
-use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey};
+use aya_ebpf::helpers::bpf_get_smp_processor_id;
+use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey, flow_cache_slot};
 
 use crate::{
     balance::Decision,
@@ -55,21 +56,13 @@ use crate::{
     parse::Packet,
 };
 
-/// This CPU's slot for the flow of key `w` (see `FlowKey::words`).
-///
-/// The index is a multiplicative hash of the key's five words folded into
-/// one, not `FlowKey::hash`: the ring needs that hash only for new flows, and
-/// its ten rounds cost more than the rest of the fast path's arithmetic.
-/// Colliding flows only cost each other trips through the slow path. The
-/// ports word is folded in as it is: the multiply carries every bit into the
-/// top ones the index takes, and rotating it as well cost an established
-/// flow about 1 ns (measured).
+/// This CPU's slot for the flow of key `w` (see `FlowKey::words`):
+/// `lb_common::flow_cache_slot` in this CPU's part of the map.
 #[inline(always)]
 pub fn slot(w: &[u64; 5]) -> Option<*mut FlowCacheEntry> {
-    let folded = w[0] ^ w[1].rotate_left(17) ^ w[2] ^ w[3].rotate_left(17) ^ w[4];
-    let index =
-        folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FLOW_CACHE_SIZE.trailing_zeros());
-    FLOW_CACHE.get_ptr_mut(index as u32)
+    // SAFETY: a helper without arguments (the verifier inlines it).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    FLOW_CACHE.get_ptr_mut(cpu << FLOW_CACHE_SIZE.trailing_zeros() | flow_cache_slot(w))
 }
 
 /// The 40-byte key as five words, in place.

@@ -64,11 +64,14 @@ pub static REAL_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX
 #[map]
 pub static REASON_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
 
-/// Per-CPU cache of `FLOWS` decisions, slot `FlowKey::hash() & (FLOW_CACHE_SIZE
-/// - 1)`: the established-flow fast path (see `cache`).
+/// The cache of `FLOWS` decisions, a part per CPU (see
+/// `lb_common::flow_cache_entries`): the established-flow fast path (see
+/// `cache`). Sized here for one CPU; the loader gives it every possible
+/// CPU's part. Memory-mappable for its page-aligned values: every entry in
+/// a line of its own.
 #[map]
-pub static FLOW_CACHE: PerCpuArray<FlowCacheEntry> =
-    PerCpuArray::with_max_entries(FLOW_CACHE_SIZE, 0);
+pub static FLOW_CACHE: Array<FlowCacheEntry> =
+    Array::with_max_entries(FLOW_CACHE_SIZE, BPF_F_MMAPABLE);
 
 /// The daemon's settings for the program: flood guard, idle timeouts,
 /// pass-through (see `DataplaneConfig`). One entry.

@@ -14,14 +14,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, MapData, PerCpuArray},
     programs::ProgramError,
 };
 use lb_common::{
     Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
     FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowCacheEntry, FlowKey, FlowLine, NO_REAL, PROTO_TCP,
     PROTO_UDP, PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey,
-    flow_buckets,
+    flow_buckets, flow_cache_entries_here, flow_cache_slot,
     flow_table::{FLOW_BUCKETS, bucket_of, flow_lines, tag_of},
     maps, rings_of, vip_filter_bit,
 };
@@ -207,6 +207,11 @@ impl Lb {
     fn load_with(loader: &mut EbpfLoader, hook: Hook) -> Self {
         pin_to_current_cpu();
         let path = object_path();
+        // As the daemon's loader sizes it: a part for each CPU.
+        loader.map_max_entries(
+            maps::FLOW_CACHE,
+            flow_cache_entries_here().expect("number of CPUs"),
+        );
         let mut ebpf = loader.load_file(&path).unwrap_or_else(|e| {
             panic!("loading {path} (build it first: `cargo xtask build-ebpf`): {e}")
         });
@@ -363,14 +368,11 @@ impl Lb {
     /// Empties every CPU's flow cache, so the next packet of any flow takes
     /// the slow path.
     fn clear_flow_cache(&mut self) {
-        let cpus = aya::util::nr_cpus().expect("number of CPUs");
-        let mut cache: PerCpuArray<&mut MapData, FlowCacheEntry> =
-            PerCpuArray::try_from(self.ebpf.map_mut(maps::FLOW_CACHE).expect("map FLOW_CACHE"))
-                .expect("FLOW_CACHE is a per-CPU array");
-        for i in 0..FLOW_CACHE_SIZE {
-            let empty = PerCpuValues::try_from(vec![FlowCacheEntry::default(); cpus])
-                .expect("per-CPU values");
-            cache.set(i, empty, 0).expect("FLOW_CACHE set");
+        let mut cache = self.array::<FlowCacheEntry>(maps::FLOW_CACHE);
+        for i in 0..cache.len() {
+            cache
+                .set(i, FlowCacheEntry::default(), 0)
+                .expect("FLOW_CACHE set");
         }
     }
 
@@ -1591,6 +1593,23 @@ fn flow_cache_root() {
     to_real2(&mut lb);
     assert_eq!(lb.forwarded_to(&f), R1, "cached: still real 1");
     assert_eq!(lb.flow(&key), None, "cached: FLOWS not written");
+    // The entry is in this CPU's part of the cache, at the slot
+    // `lb_common::flow_cache_slot` gives (the bench picks its flows by it),
+    // and in no other CPU's.
+    // SAFETY: sched_getcpu has no preconditions (the test is pinned).
+    let cpu = u32::try_from(unsafe { libc::sched_getcpu() }).expect("sched_getcpu");
+    let slot = flow_cache_slot(&key.words());
+    let cache = lb.array::<FlowCacheEntry>(maps::FLOW_CACHE);
+    for c in 0..cache.len() / FLOW_CACHE_SIZE {
+        let e = cache
+            .get(&(c * FLOW_CACHE_SIZE + slot), 0)
+            .expect("FLOW_CACHE get");
+        assert_eq!(
+            e.key == key && e.real == R1,
+            c == cpu,
+            "CPU {c}'s part of the cache, slot {slot} (the test runs on CPU {cpu})"
+        );
+    }
     assert_eq!(
         lb.counters(maps::REAL_STATS, R1),
         Counters {

@@ -16,6 +16,7 @@ use aya::{
 };
 use lb_common::{
     MAX_FLOWS, MAX_FRAGMENTS, MAX_PERSIST, MAX_REALS, MAX_SERVICES, RING_SIZE, flow_buckets,
+    flow_cache_entries_here,
     flow_table::{FLOW_BUCKETS, flow_lines},
     maps, programs, service_slots,
     service_table::SERVICE_SLOT_MASK,
@@ -142,6 +143,8 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path, tc_send: TcSend) -> Result
     let service_slots = service_slots(sizes.services);
     let service_mask = service_slots - 1;
     let peer = u32::from(tc_send == TcSend::Peer);
+    let cache =
+        flow_cache_entries_here().context("sizing the flow cache for this machine's CPUs")?;
     let mut loader = EbpfLoader::new();
     loader
         .override_global(FLOW_BUCKETS, &buckets, true)
@@ -154,7 +157,8 @@ pub fn load(object: &[u8], sizes: Sizes, pins: &Path, tc_send: TcSend) -> Result
         .map_max_entries(maps::REAL_STATS, sizes.reals)
         .map_max_entries(maps::FLOWS, flow_lines(buckets))
         .map_max_entries(maps::PERSIST, sizes.persist)
-        .map_max_entries(maps::FRAGMENTS, sizes.fragments);
+        .map_max_entries(maps::FRAGMENTS, sizes.fragments)
+        .map_max_entries(maps::FLOW_CACHE, cache);
     for name in maps::OBJECT {
         loader.map_pin_path(name, pins.join(name));
     }

@@ -35,7 +35,8 @@ use std::{net::Ipv4Addr, time::Instant};
 use anyhow::{Context as _, Result, bail};
 use aya::{Ebpf, EbpfLoader, maps::Array};
 use lb_common::{
-    FAMILY_V4, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service, ServiceKey, flow_buckets,
+    FAMILY_V4, FLOW_CACHE_SIZE, FlowKey, MAX_FLOWS, PROTO_TCP, REAL_UP, RING_SIZE, Real, Service,
+    ServiceKey, flow_buckets, flow_cache_entries_here, flow_cache_slot,
     flow_table::{FLOW_BUCKETS, flow_lines},
     maps, rings_of, vip_filter_bit,
 };
@@ -44,6 +45,12 @@ use tests::{
     packet::{IPPROTO_TCP, Ipv4, TCP_ACK, TCP_FIN, TCP_SYN, frame, tcp},
     report::{Report, loadavg, median},
 };
+
+/// Flows of the "cached flows in turn" case: half the flow cache's slots,
+/// lines (cache and `FLOWS`) far beyond what this CPU's caches keep between
+/// two packets of one flow; measured over `COLD_PASSES` passes.
+const COLD_FLOWS: usize = FLOW_CACHE_SIZE as usize / 2;
+const COLD_PASSES: u32 = 4;
 
 /// Frames of the mutation run (the kernel test runs 200,000).
 const MUTATED_FRAMES: u64 = 1_000_000;
@@ -114,6 +121,7 @@ fn object(var: &str, name: &str) -> String {
 
 fn load(path: &str, hook: Hook, program: &str, flows: Option<u32>) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
+    loader.map_max_entries(maps::FLOW_CACHE, flow_cache_entries_here()?);
     let buckets;
     if let Some(flows) = flows {
         buckets = flow_buckets(flows);
@@ -173,6 +181,50 @@ fn mean_distinct(prog: &Prog, frames: &Frames, first: u32, count: u32, want: u32
         total += run_once(prog, &buf, &mut out, want)?;
     }
     Ok(total as f64 / f64::from(count))
+}
+
+/// Mean ns per call of `prog` over frames `list`, in turn, `passes` times.
+fn mean_listed(prog: &Prog, frames: &Frames, list: &[u32], passes: u32, want: u32) -> Result<f64> {
+    let (mut buf, mut out) = (Vec::new(), vec![0u8; frames.template.len() + 256]);
+    let mut total = 0u64;
+    for _ in 0..passes {
+        for &n in list {
+            frames.nth(n, &mut buf);
+            total += run_once(prog, &buf, &mut out, want)?;
+        }
+    }
+    Ok(total as f64 / (f64::from(passes) * list.len() as f64))
+}
+
+/// The first `count` frames from `first` on (see [`Frames::nth`]) whose
+/// flows take distinct flow cache slots, so that each stays cached.
+fn distinct_slots(first: u32, count: usize) -> Vec<u32> {
+    let mut taken = vec![false; FLOW_CACHE_SIZE as usize];
+    let mut list = Vec::with_capacity(count);
+    let mut n = first;
+    while list.len() < count {
+        let key = FlowKey {
+            src: [
+                u32::from_ne_bytes((u32::from(CLIENT) + (n >> 16)).to_be_bytes()),
+                0,
+                0,
+                0,
+            ],
+            dst: [u32::from_ne_bytes(VIP.octets()), 0, 0, 0],
+            sport: (n as u16).to_be(),
+            dport: 80u16.to_be(),
+            proto: PROTO_TCP,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        };
+        let slot = &mut taken[flow_cache_slot(&key.words()) as usize];
+        if !*slot {
+            *slot = true;
+            list.push(n);
+        }
+        n += 1;
+    }
+    list
 }
 
 /// Mean ns per call of `prog` over `count` calls with the same frame.
@@ -320,6 +372,9 @@ struct Figures {
     /// An established flow's packet that misses the flow cache: a lookup
     /// in the flow table that finds the flow (no goal: the issue sets none).
     uncached: Figure,
+    /// Packets of cached flows in turn, `COLD_FLOWS` of them: each finds
+    /// its lines as the lab's short connections do, evicted since (no goal).
+    cached_cold: Figure,
     /// The client's FIN of a cached flow, which marks the flow closing in
     /// the flow table (no goal).
     fin: Figure,
@@ -452,6 +507,16 @@ fn measure(
         let l = mean_distinct(lb, &acks, first, s.new_calls, XDP_TX)?;
         figures.uncached.push(b, l);
     }
+
+    // Cached flows in turn: new tuples' SYNs record them and fill their
+    // slots, then their ACKs are measured round robin.
+    let cold = distinct_slots(cursor, COLD_FLOWS);
+    mean_listed(lb, &frames, &cold, 1, XDP_TX)?;
+    for _ in 0..s.rounds {
+        let b = mean_listed(base, &acks, &cold, COLD_PASSES, XDP_TX)?;
+        let l = mean_listed(lb, &acks, &cold, COLD_PASSES, XDP_TX)?;
+        figures.cached_cold.push(b, l);
+    }
     Ok(())
 }
 
@@ -485,6 +550,12 @@ fn table(report: &mut Report, program: &str, baseline: &str, figures: &Figures, 
         report,
         "established flow, not cached",
         &figures.uncached,
+        None,
+    );
+    row(
+        report,
+        "established flows in turn (cold)",
+        &figures.cached_cold,
         None,
     );
     row(report, "FIN of a cached flow", &figures.fin, None);
@@ -572,7 +643,7 @@ fn main() -> Result<()> {
     let spread = [&xdp, &tc]
         .into_iter()
         .flat_map(|f| {
-            [&f.est, &f.uncached, &f.fin, &f.other]
+            [&f.est, &f.uncached, &f.cached_cold, &f.fin, &f.other]
                 .into_iter()
                 .chain(f.new_flows.iter().map(|(_, f)| f))
         })
