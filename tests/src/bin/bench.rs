@@ -89,6 +89,10 @@ struct Settings {
     /// Flow table size the object is loaded with.
     flows: u32,
     /// Fills of the flow table at which new flows are measured, in percent.
+    /// The emptiest is 2%, not 0: the first tens of thousands of SYNs after
+    /// a load pay a cold start a running balancer does not (measured: +256
+    /// and +278 ns at 0%, +226 after 20,000 SYNs, as at 10%; not isolated,
+    /// likely the table's page-table lines), and 2% is that many SYNs.
     fills: &'static [u32],
 }
 
@@ -106,7 +110,7 @@ fn settings() -> Settings {
         calls: 100_000,
         new_calls: 10_000,
         flows: MAX_FLOWS,
-        fills: &[0, 10, 50, 80],
+        fills: &[2, 10, 50, 80],
     }
 }
 
