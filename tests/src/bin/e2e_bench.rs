@@ -675,7 +675,8 @@ fn report(opts: &Options, results: &BTreeMap<(Load, Path), Vec<Wrk>>) -> Report 
             {
                 let paired = Paired::of(runs, nft_runs);
                 let what = format!(
-                    "{}, {}: req/s >= nftables DR's: {:.3}x, the median of each round's ratio \
+                    // Four places: a median just under 1 must not print as 1.000x.
+                    "{}, {}: req/s >= nftables DR's: {:.4}x, the median of each round's ratio \
                      (rounds {:.3}x to {:.3}x; medians {rps:.0} vs {:.0})",
                     path.label(),
                     load.label(),
