@@ -46,7 +46,7 @@ use tests::{
     report::{Report, loadavg, median},
 };
 
-/// Flows of the "cached flows in turn" case: half the flow cache's slots,
+/// Flows of the "established flows in turn (cold)" case: half the flow cache's slots,
 /// lines (cache and `FLOWS`) far beyond what this CPU's caches keep between
 /// two packets of one flow; measured over `COLD_PASSES` passes.
 const COLD_FLOWS: usize = FLOW_CACHE_SIZE as usize / 2;
@@ -167,12 +167,32 @@ struct Frames {
 }
 
 impl Frames {
+    /// The source address and port of frame `n`.
+    fn source(n: u32) -> (Ipv4Addr, u16) {
+        (Ipv4Addr::from(u32::from(CLIENT) + (n >> 16)), n as u16)
+    }
+
     fn nth(&self, n: u32, buf: &mut Vec<u8>) {
         buf.clear();
         buf.extend_from_slice(&self.template);
-        let addr = u32::from(CLIENT) + (n >> 16);
-        buf[SRC_ADDR_AT..SRC_ADDR_AT + 4].copy_from_slice(&addr.to_be_bytes());
-        buf[SRC_PORT_AT..SRC_PORT_AT + 2].copy_from_slice(&(n as u16).to_be_bytes());
+        let (addr, port) = Self::source(n);
+        buf[SRC_ADDR_AT..SRC_ADDR_AT + 4].copy_from_slice(&addr.octets());
+        buf[SRC_PORT_AT..SRC_PORT_AT + 2].copy_from_slice(&port.to_be_bytes());
+    }
+
+    /// The flow key of frame `n` of a template to VIP:80/TCP, as the
+    /// program builds it.
+    fn key(n: u32) -> FlowKey {
+        let (addr, port) = Self::source(n);
+        FlowKey {
+            src: [u32::from_ne_bytes(addr.octets()), 0, 0, 0],
+            dst: [u32::from_ne_bytes(VIP.octets()), 0, 0, 0],
+            sport: port.to_be(),
+            dport: 80u16.to_be(),
+            proto: PROTO_TCP,
+            family: FAMILY_V4,
+            _pad: [0; 2],
+        }
     }
 }
 
@@ -207,20 +227,7 @@ fn distinct_slots(first: u32, count: usize) -> Vec<u32> {
     let mut list = Vec::with_capacity(count);
     let mut n = first;
     while list.len() < count {
-        let key = FlowKey {
-            src: [
-                u32::from_ne_bytes((u32::from(CLIENT) + (n >> 16)).to_be_bytes()),
-                0,
-                0,
-                0,
-            ],
-            dst: [u32::from_ne_bytes(VIP.octets()), 0, 0, 0],
-            sport: (n as u16).to_be(),
-            dport: 80u16.to_be(),
-            proto: PROTO_TCP,
-            family: FAMILY_V4,
-            _pad: [0; 2],
-        };
+        let key = Frames::key(n);
         let slot = &mut taken[flow_cache_slot(&key.words()) as usize];
         if !*slot {
             *slot = true;
