@@ -36,8 +36,9 @@ pub const MAX_PERSIST: u32 = 1 << 18;
 pub const MAX_FRAGMENTS: u32 = 1 << 14;
 
 /// Slots per CPU of `FLOW_CACHE`. A power of two: the slot is
-/// [`flow_cache_slot`]. Fixed at build time (the XDP program shifts by it),
-/// unlike the other sizes; the map has this many entries per possible CPU.
+/// [`flow_cache_slot`]. Fixed at build time (the XDP program indexes by it,
+/// see [`flow_cache_index`]), unlike the other sizes; the map has this many
+/// entries per possible CPU.
 pub const FLOW_CACHE_SIZE: u32 = 1 << 14;
 const _: () = assert!(FLOW_CACHE_SIZE.is_power_of_two());
 
@@ -55,9 +56,17 @@ pub const fn flow_cache_slot(w: &[u64; 5]) -> u32 {
     (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FLOW_CACHE_SIZE.trailing_zeros())) as u32
 }
 
+/// The entry of `FLOW_CACHE` CPU `cpu` holds the flow of key words `w` in:
+/// its [`flow_cache_slot`] in that CPU's part (see [`flow_cache_entries`]).
+#[inline(always)]
+pub const fn flow_cache_index(cpu: u32, w: &[u64; 5]) -> u32 {
+    cpu.wrapping_mul(FLOW_CACHE_SIZE) | flow_cache_slot(w)
+}
+
 /// Entries of `FLOW_CACHE` for `cpus` possible CPUs: one plain array with
 /// [`FLOW_CACHE_SIZE`] slots for each CPU, CPU `c`'s from `c *
-/// FLOW_CACHE_SIZE`, which the program finds by `bpf_get_smp_processor_id`.
+/// FLOW_CACHE_SIZE` ([`flow_cache_index`]), the program's CPU read with
+/// `bpf_get_smp_processor_id`.
 /// Not a per-CPU array, whose lookup first reads the value's address from
 /// an array of pointers as long as the slots: a flow whose lines are cold
 /// waited on two misses, one after the other (measured: a cached flow's

@@ -48,7 +48,7 @@
 //! otherwise leave the old connection's real there for the new one.
 
 use aya_ebpf::helpers::bpf_get_smp_processor_id;
-use lb_common::{FLOW_CACHE_SIZE, FlowCacheEntry, FlowKey, flow_cache_slot};
+use lb_common::{FlowCacheEntry, FlowKey, flow_cache_index};
 
 use crate::{
     balance::Decision,
@@ -56,13 +56,13 @@ use crate::{
     parse::Packet,
 };
 
-/// This CPU's slot for the flow of key `w` (see `FlowKey::words`):
-/// `lb_common::flow_cache_slot` in this CPU's part of the map.
+/// This CPU's slot for the flow of key `w` (see `FlowKey::words` and
+/// `lb_common::flow_cache_index`).
 #[inline(always)]
 pub fn slot(w: &[u64; 5]) -> Option<*mut FlowCacheEntry> {
     // SAFETY: a helper without arguments (the verifier inlines it).
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    FLOW_CACHE.get_ptr_mut(cpu << FLOW_CACHE_SIZE.trailing_zeros() | flow_cache_slot(w))
+    FLOW_CACHE.get_ptr_mut(flow_cache_index(cpu, w))
 }
 
 /// The 40-byte key as five words, in place.

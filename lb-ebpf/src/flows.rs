@@ -242,18 +242,14 @@ impl Probe {
     /// line. `None`: the bucket is full, and the flow goes unrecorded.
     #[inline(always)]
     pub fn insert(&self, key: &FlowKey, hash: u32, real: u32, flags: u32, now: u64) -> Option<u32> {
-        let way = if self.found < FLOW_WAYS {
-            self.found
-        } else if self.free < FLOW_WAYS {
-            self.free
+        let (way, slot) = if self.found < FLOW_WAYS {
+            (self.found, self.slot)
+        } else if self.free < FLOW_WAYS
+            && let Some(slot) = slot(self.bucket.first_slot + self.free as u32)
+        {
+            (self.free, slot)
         } else {
             return None;
-        };
-        let line = self.bucket.first_slot + way as u32;
-        let slot = if self.found < FLOW_WAYS {
-            self.slot
-        } else {
-            slot(line)?
         };
         let w = words(key);
         // SAFETY: `way` < FLOW_WAYS, inside the tag line (a way is found or
@@ -273,7 +269,7 @@ impl Probe {
             write_volatile(&mut (*slot).flags, flags);
             write_volatile(tag, tag_of(hash, real));
         }
-        Some(line)
+        Some(self.bucket.first_slot + way as u32)
     }
 }
 

@@ -21,7 +21,7 @@ use lb_common::{
     Binding, CONFIG_PASS_NO_REAL, Counters, DataplaneConfig, FAMILY_V4, FAMILY_V6, FLOW_CACHE_SIZE,
     FLOW_CLOSING, FLOW_WAYS, FlowBucket, FlowCacheEntry, FlowKey, FlowLine, NO_REAL, PROTO_TCP,
     PROTO_UDP, PersistKey, REAL_NO_NEW, REAL_UP, RING_SIZE, Real, Reason, Service, ServiceKey,
-    flow_buckets, flow_cache_entries_here, flow_cache_slot,
+    flow_buckets, flow_cache_entries_here, flow_cache_index,
     flow_table::{FLOW_BUCKETS, bucket_of, flow_lines, tag_of},
     maps, rings_of, vip_filter_bit,
 };
@@ -1593,21 +1593,19 @@ fn flow_cache_root() {
     to_real2(&mut lb);
     assert_eq!(lb.forwarded_to(&f), R1, "cached: still real 1");
     assert_eq!(lb.flow(&key), None, "cached: FLOWS not written");
-    // The entry is in this CPU's part of the cache, at the slot
-    // `lb_common::flow_cache_slot` gives (the bench picks its flows by it),
-    // and in no other CPU's.
+    // The entry is in this CPU's part of the cache, where
+    // `lb_common::flow_cache_index` says (the bench picks its flows by its
+    // slot), and in no other CPU's.
     // SAFETY: sched_getcpu has no preconditions (the test is pinned).
     let cpu = u32::try_from(unsafe { libc::sched_getcpu() }).expect("sched_getcpu");
-    let slot = flow_cache_slot(&key.words());
     let cache = lb.array::<FlowCacheEntry>(maps::FLOW_CACHE);
     for c in 0..cache.len() / FLOW_CACHE_SIZE {
-        let e = cache
-            .get(&(c * FLOW_CACHE_SIZE + slot), 0)
-            .expect("FLOW_CACHE get");
+        let index = flow_cache_index(c, &key.words());
+        let e = cache.get(&index, 0).expect("FLOW_CACHE get");
         assert_eq!(
             e.key == key && e.real == R1,
             c == cpu,
-            "CPU {c}'s part of the cache, slot {slot} (the test runs on CPU {cpu})"
+            "CPU {c}'s part of the cache, entry {index} (the test runs on CPU {cpu})"
         );
     }
     assert_eq!(
