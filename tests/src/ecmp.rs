@@ -198,8 +198,21 @@ impl EcmpLab {
             }
             Ok(())
         })
-        .with_context(|| format!("the router's route for {VIP}"))?;
+        .with_context(|| format!("the router's route for {VIP}; {}", self.bgp_states()))?;
         Ok(started.elapsed())
+    }
+
+    /// What the router's BIRD says of each node's session, for a failure's
+    /// message.
+    fn bgp_states(&self) -> String {
+        let socket = self.dr.lab.dir.join("bird-router.ctl");
+        let out = std::process::Command::new("birdc")
+            .args(["-s", &socket.to_string_lossy(), "show", "protocols"])
+            .output();
+        match out {
+            Ok(o) => format!("the router's BIRD:\n{}", String::from_utf8_lossy(&o.stdout)),
+            Err(e) => format!("birdc: {e}"),
+        }
     }
 
     /// Starts xdpvs (with `config`) and BIRD on every node; returns once
