@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::{
-    netns::{in_netns, wait_for},
+    netns::{in_netns, sh, wait_for},
     topology::{DrLab, VIP, exchange, lb_addr, real_addr},
 };
 
@@ -206,12 +206,12 @@ impl EcmpLab {
     /// message.
     fn bgp_states(&self) -> String {
         let socket = self.dr.lab.dir.join("bird-router.ctl");
-        let out = std::process::Command::new("birdc")
-            .args(["-s", &socket.to_string_lossy(), "show", "protocols"])
-            .output();
-        match out {
-            Ok(o) => format!("the router's BIRD:\n{}", String::from_utf8_lossy(&o.stdout)),
-            Err(e) => format!("birdc: {e}"),
+        match sh(
+            "birdc",
+            &["-s", &socket.to_string_lossy(), "show", "protocols"],
+        ) {
+            Ok(protocols) => format!("the router's BIRD:\n{protocols}"),
+            Err(e) => format!("{e:#}"),
         }
     }
 

@@ -46,9 +46,10 @@ use tests::{
     report::{Report, loadavg, median},
 };
 
-/// Flows of the "established flows in turn (cold)" case: half the flow cache's slots,
-/// lines (cache and `FLOWS`) far beyond what this CPU's caches keep between
-/// two packets of one flow; measured over `COLD_PASSES` passes.
+/// Flows of the "established flows in turn (cold)" case: half the flow
+/// cache's slots, lines (cache and `FLOWS`) far beyond what this CPU's
+/// caches keep between two packets of one flow; measured over
+/// `COLD_PASSES` passes.
 const COLD_FLOWS: usize = FLOW_CACHE_SIZE as usize / 2;
 const COLD_PASSES: u32 = 4;
 
